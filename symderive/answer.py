@@ -1,0 +1,92 @@
+"""What the engine hands back: a result, how it was established, and the steps.
+
+Every answer carries a ``Status`` so that a sheet never claims more than was
+done: a numeric spot check is never printed as a proof.
+"""
+import enum
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+
+class Status(str, enum.Enum):
+    DERIVED = "derived"                    # symbolic derivation or exact computation, all sizes given
+    PROVED = "proved"                      # an identity proved for all sizes
+    VERIFIED = "verified at sizes"         # an identity checked exactly at listed concrete sizes
+    NUMERIC = "numerically checked"        # agreement at random points only
+    FAILED = "failed"                      # could not be answered, or an identity is false
+    AUTHORED = "authored text"             # written by the problem's author, not derived
+
+    def sentence(self):
+        return {
+            Status.DERIVED: "Derived symbolically by the engine (exact).",
+            Status.PROVED: "Proved for all sizes.",
+            Status.VERIFIED: "Verified exactly at concrete sizes (not a proof for all sizes).",
+            Status.NUMERIC: "Checked numerically at random points (not a proof).",
+            Status.FAILED: "Failed.",
+            Status.AUTHORED: "Authored text from the problem file, not derived by the engine.",
+        }[self]
+
+
+@dataclass
+class Step:
+    """One line of a derivation: a LaTeX statement and why it holds."""
+    latex: str
+    why: str = ""
+
+
+@dataclass
+class Result:
+    """One boxed line of an answer: a label, the SymPy value and its LaTeX."""
+    label: str
+    value: object
+    latex: str
+
+
+@dataclass
+class Answer:
+    question_id: str
+    statement: str
+    status: Status
+    results: list = field(default_factory=list)       # [Result]
+    steps: list = field(default_factory=list)         # [Step]
+    notes: list = field(default_factory=list)         # author-written remarks, shown as authored
+    conventions: set = field(default_factory=set)     # keys of conventions the answer relies on
+    detail: str = ""                                  # e.g. "at sizes N = 2, 3"
+    error: str = ""
+    seconds: float = 0.0
+    problem: str = ""
+
+    @property
+    def ok(self):
+        return self.status is not Status.FAILED
+
+    @property
+    def latex(self):
+        return r" \\ ".join(r.latex for r in self.results)
+
+    def _repr_latex_(self):
+        if not self.results:
+            return None
+        body = r" \\ ".join((rf"\text{{{r.label}: }}" if r.label else "") + r.latex for r in self.results)
+        return r"$\displaystyle \begin{gathered}" + body + r"\end{gathered}$"
+
+    def to_json(self):
+        return {
+            "problem": self.problem,
+            "question": self.question_id,
+            "status": self.status.value,
+            "detail": self.detail,
+            "answers": [{"label": r.label, "latex": r.latex, "sympy": sympy_string(r.value)}
+                        for r in self.results],
+            "error": self.error,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def sympy_string(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(sympy_string(v) for v in value) + ")"
+    return sp.sstr(value)

@@ -1,0 +1,293 @@
+"""Contract Kronecker deltas inside sums, keeping every range condition explicit.
+
+    Σ_{k=lo}^{hi} f(k) · δ(a·k + r, j)  =  f((j − r)/a)   if lo ≤ (j − r)/a ≤ hi  (and a | j − r)
+                                          0              otherwise
+
+SymPy's ``deltasummation`` does the a = 1 case but drops the divisibility
+condition when a ≠ ±1 (a dilated kernel index d·k), so it is wrong there;
+this module does the general affine case, and then turns conditions on a
+remaining summation index into the sum's bounds, which is how a backward
+convolution is written by hand.
+
+Work is on a flat list of ``Term`` s (coefficient, conditions, sum limits):
+an expression is the sum of its terms, each term being
+Σ_limits [conditions] · coefficient.
+"""
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+
+@dataclass
+class Term:
+    coeff: sp.Expr
+    conds: list = field(default_factory=list)
+    limits: list = field(default_factory=list)
+
+    def to_expr(self):
+        body = self.coeff
+        if self.conds:
+            body = sp.Piecewise((body, sp.And(*self.conds)), (0, True))
+        return sp.Sum(body, *self.limits) if self.limits else body
+
+
+def contract(expr):
+    """Contract every Kronecker delta that a summation index can absorb.
+
+    >>> from symderive.indices import make_index
+    >>> w, x = sp.IndexedBase('w'), sp.IndexedBase('x')
+    >>> i, j, k = make_index('i', 2), make_index('j', 5), make_index('k', 3)
+    >>> contract(sp.Sum(w[k] * sp.KroneckerDelta(2*i + k, j), (k, 0, 2)))
+    Piecewise((w[-2*i + j], (2*i - j >= -2) & (2*i - j <= 0)), (0, True))
+
+    A dilated index keeps its divisibility condition (j/2 ≤ 2 is implied by
+    j's range 0..4, so it is dropped):
+
+    >>> contract(sp.Sum(w[k] * sp.KroneckerDelta(2*k, j), (k, 0, 2)))
+    Piecewise((w[j/2], Eq(Mod(j, 2), 0)), (0, True))
+    """
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return expr
+    if isinstance(expr, sp.Sum):
+        inner = sp.Sum(contract(expr.function), *expr.limits)
+        return rebuild([t for term in flatten(inner) for t in contract_term(term)])
+    return expr.func(*[contract(a) for a in expr.args])
+
+
+def flatten(expr):
+    """Split ``expr`` into terms Σ_limits [conds]·coeff (distributing over Add, Sum, Mul)."""
+    if isinstance(expr, sp.Add):
+        return [t for a in expr.args for t in flatten(a)]
+    if isinstance(expr, sp.Sum):
+        return [Term(t.coeff, t.conds, t.limits + [tuple(l) for l in expr.limits])
+                for t in flatten(expr.function)]
+    if _is_guard(expr):
+        (value, cond), _ = expr.args
+        conds = list(cond.args) if isinstance(cond, sp.And) else [cond]
+        return [Term(t.coeff, conds + t.conds, t.limits) for t in flatten(value)]
+    if isinstance(expr, sp.Mul):
+        terms = [Term(sp.S.One)]
+        for factor in expr.args:
+            parts = flatten(factor) if isinstance(factor, (sp.Add, sp.Sum, sp.Piecewise)) else [Term(factor)]
+            terms = [_product(a, b) for a in terms for b in parts]
+        return terms
+    return [Term(expr)]
+
+
+def _is_guard(expr):
+    """Piecewise((value, condition), (0, True)): a value under a condition."""
+    return (isinstance(expr, sp.Piecewise) and len(expr.args) == 2
+            and expr.args[1].cond == sp.true and expr.args[1].expr == 0)
+
+
+def _product(a, b):
+    taken = {l[0] for l in a.limits}
+    renames = {}
+    for var, *_ in b.limits:
+        if var in taken or var.name in {v.name for v in taken}:
+            renames[var] = sp.Idx(sp.Dummy(var.name, integer=True), (var.lower, var.upper)) \
+                if isinstance(var, sp.Idx) else sp.Dummy(var.name, integer=True)
+    if renames:
+        b = Term(b.coeff.xreplace(renames), [c.xreplace(renames) for c in b.conds],
+                 [(renames.get(v, v), lo, hi) for v, lo, hi in b.limits])
+    return Term(a.coeff * b.coeff, a.conds + b.conds, a.limits + b.limits)
+
+
+def contract_term(term):
+    """Absorb deltas into the term's summation indices; returns 0 or 1 terms."""
+    changed = True
+    while changed:
+        changed = False
+        for pos, (var, lo, hi) in enumerate(term.limits):
+            solved = _solve_delta(term.coeff, var)
+            if solved is None:
+                continue
+            delta, value, divisor, numerator = solved
+            coeff = (term.coeff / delta).xreplace({var: value})
+            conds = [c.xreplace({var: value}) for c in term.conds] + [lo <= value, value <= hi]
+            if divisor is not None:
+                conds.append(sp.Eq(sp.Mod(numerator, divisor), 0))
+            limits = [(v, l.xreplace({var: value}), h.xreplace({var: value}))
+                      for v, l, h in term.limits[:pos] + term.limits[pos + 1:]]
+            term = Term(coeff, conds, limits)
+            changed = True
+            break
+    conds = simplify_conditions(term.conds)
+    if conds is False or term.coeff == 0:
+        return []
+    return [Term(term.coeff, conds, term.limits)]
+
+
+def _solve_delta(coeff, var):
+    """Find a factor δ(u, v) with u − v = a·var + r; return (δ, −r/a, divisor or None, −r)."""
+    for factor in sp.Mul.make_args(coeff):
+        if not isinstance(factor, sp.KroneckerDelta):
+            continue
+        diff = sp.expand(factor.args[0] - factor.args[1])
+        if var not in diff.free_symbols:
+            continue
+        a = diff.coeff(var)
+        rest = sp.expand(diff - a * var)
+        if var in a.free_symbols or var in rest.free_symbols or not a.is_nonzero:
+            continue
+        divisor = None if a in (1, -1) else a
+        return factor, sp.expand(-rest / a) if divisor is None else -rest / a, divisor, sp.expand(-rest)
+    return None
+
+
+def simplify_conditions(conds):
+    """Drop conditions that always hold over the indices' ranges; False if one never holds."""
+    kept = []
+    for cond in conds:
+        parts = cond.args if isinstance(cond, sp.And) else (cond,)
+        for part in parts:
+            part = clear_denominators(part)
+            verdict = always(part)
+            if verdict is False:
+                return False
+            if verdict is None and part not in kept:
+                kept.append(part)
+    return kept
+
+
+def clear_denominators(cond):
+    """Write  e/D ≥ 0  as  e ≥ 0  when D is known positive (e.g. a dilation), keeping the sense.
+
+    >>> D = sp.Symbol('D', integer=True, positive=True); m = sp.Symbol('m', integer=True)
+    >>> clear_denominators((m + 1)/D >= 0)
+    m + 1 >= 0
+    """
+    if not isinstance(cond, sp.core.relational.Relational) or isinstance(cond, (sp.Eq, sp.Ne)):
+        return cond
+    num, den = sp.fraction(sp.together(cond.lhs - cond.rhs))
+    if den == 1 or not den.is_positive:
+        return cond
+    return cond.func(sp.expand(num), 0)
+
+
+def always(cond):
+    """True if ``cond`` holds for every value of its indices, False if for none, else None.
+
+    Decides linear inequalities by the extremes of each ``Idx`` over its range.
+
+    >>> from symderive.indices import make_index
+    >>> K = sp.Symbol('K', integer=True, positive=True)
+    >>> j = make_index('j', K)
+    >>> always(K >= j + 1), always(j >= K), always(j >= 1)
+    (True, False, None)
+    """
+    if cond in (sp.true, sp.false):
+        return bool(cond)
+    if not isinstance(cond, (sp.GreaterThan, sp.LessThan, sp.StrictGreaterThan, sp.StrictLessThan)):
+        return None
+    # Normalise to  e >= 0  (integers: e > 0  is  e - 1 >= 0).
+    if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)):
+        e = cond.lhs - cond.rhs
+    else:
+        e = cond.rhs - cond.lhs
+    if isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
+        e -= 1
+    e = sp.expand(e)
+    low, high = _extremes(e)
+    if low is not None and _nonneg(low):
+        return True
+    if high is not None and _nonneg(-high - 1):
+        return False
+    return None
+
+
+def _extremes(e):
+    """Lowest and highest value of an expression affine in its ``Idx`` symbols."""
+    idxs = [s for s in e.free_symbols if isinstance(s, sp.Idx)]
+    low, high = e, e
+    for idx in idxs:
+        a = e.coeff(idx)
+        if a.free_symbols & set(idxs) or idx.lower is None or idx.upper is None:
+            return None, None
+        if a.is_nonnegative:
+            low, high = low.xreplace({idx: idx.lower}), high.xreplace({idx: idx.upper})
+        elif a.is_nonpositive:
+            low, high = low.xreplace({idx: idx.upper}), high.xreplace({idx: idx.lower})
+        else:
+            return None, None
+    if not sp.expand(e - sum(e.coeff(i) * i for i in idxs)).free_symbols.isdisjoint(idxs):
+        return None, None
+    return sp.expand(low), sp.expand(high)
+
+
+def _nonneg(e):
+    if e.is_nonnegative:
+        return True
+    return sp.simplify(e).is_nonnegative is True
+
+
+def rebuild(terms):
+    return sp.Add(*[_drop_single_value_limits(t).to_expr() for t in terms]) if terms else sp.S.Zero
+
+
+def _drop_single_value_limits(term):
+    """Σ_{i=a}^{a} f(i) is f(a): substitute instead of keeping a one-term sum."""
+    for pos, (var, lo, hi) in enumerate(term.limits):
+        if sp.simplify(hi - lo) == 0:
+            rest = [(v, l.xreplace({var: lo}), h.xreplace({var: lo}))
+                    for v, l, h in term.limits[:pos] + term.limits[pos + 1:]]
+            conds = simplify_conditions([c.xreplace({var: lo}) for c in term.conds])
+            if conds is False:
+                return Term(sp.S.Zero)
+            return _drop_single_value_limits(Term(term.coeff.xreplace({var: lo}), conds, rest))
+    return term
+
+
+def conditions_to_bounds(expr):
+    """Move conditions that are linear in a summation index into that sum's bounds.
+
+    Σ_{i=0}^{n} [0 ≤ j − 2i ≤ 2] g_i  becomes  Σ_{i=max(0, ⌈(j−2)/2⌉)}^{min(n, ⌊j/2⌋)} g_i.
+
+    >>> from symderive.indices import make_index
+    >>> g, w = sp.IndexedBase('g'), sp.IndexedBase('w')
+    >>> i, j = make_index('i', 2), make_index('j', 5)
+    >>> body = sp.Piecewise((g[i] * w[j - 2*i], (j - 2*i >= 0) & (j - 2*i <= 2)), (0, True))
+    >>> conditions_to_bounds(sp.Sum(body, (i, 0, 1)))
+    Sum(g[i]*w[-2*i + j], (i, Max(0, ceiling(j/2) - 1), Min(1, floor(j/2))))
+    """
+    out = []
+    for term in flatten(expr) if isinstance(expr, (sp.Sum, sp.Add)) else [Term(expr)]:
+        limits = [list(l) for l in term.limits]
+        kept = []
+        for cond in term.conds:
+            bound = _as_bound(cond, [l[0] for l in limits])
+            if bound is None:
+                kept.append(cond)
+                continue
+            var, side, value = bound
+            entry = next(l for l in limits if l[0] == var)
+            if side == "lower":
+                entry[1] = sp.Max(entry[1], value)
+            else:
+                entry[2] = sp.Min(entry[2], value)
+        out.append(Term(term.coeff, kept, [tuple(l) for l in limits]))
+    return rebuild(out)
+
+
+def _as_bound(cond, variables):
+    """For  a·var + r ≥ 0  with a of known sign, give (var, 'lower'|'upper', bound)."""
+    if not isinstance(cond, (sp.GreaterThan, sp.LessThan, sp.StrictGreaterThan, sp.StrictLessThan)):
+        return None
+    e = cond.lhs - cond.rhs if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)) else cond.rhs - cond.lhs
+    if isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
+        e -= 1
+    num, den = sp.fraction(sp.together(e))
+    e = sp.expand(num) if den.is_positive else sp.expand(e)
+    present = [v for v in variables if v in e.free_symbols]
+    if len(present) != 1:
+        return None
+    var = present[0]
+    a = e.coeff(var)
+    r = sp.expand(e - a * var)
+    if var in a.free_symbols or var in r.free_symbols:
+        return None
+    if a.is_positive:
+        return var, "lower", sp.ceiling(sp.cancel(-r / a))
+    if a.is_negative:
+        return var, "upper", sp.floor(sp.cancel(r / -a))
+    return None

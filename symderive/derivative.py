@@ -1,0 +1,156 @@
+"""Element-wise derivatives, Jacobian dimensions, the chain rule and explicit arrays.
+
+dy[i…]/dx[j…] is obtained by differentiating the element expression of y
+(SymPy turns ∂x[a]/∂x[j] into δ(a, j)) and contracting the deltas with
+``contract``, which keeps every range condition. Explicit arrays at concrete
+sizes are then read off that closed form entry by entry (index arithmetic),
+never by differentiating each entry again.
+
+Conventions: numerator layout (the Jacobian of y with respect to x has the
+shape of y followed by the shape of x; flattened, numel(y) × numel(x)), and
+PyTorch's row-major order for vec(·).
+"""
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .contract import conditions_to_bounds, contract
+from .indices import indices_for, names_in
+from .layers import expand_layers
+from .tensors import Tensor, flat_positions, is_concrete, numel, zero_outside
+
+#: Letters for the indices of the variable we differentiate by, distinct from the output's.
+WRT_LETTERS = ("p", "q", "r", "u", "v", "a", "b", "j", "n", "m", "l")
+
+
+@dataclass
+class ElementDerivative:
+    """∂y[out]/∂x[wrt] in closed form, with the intermediate forms kept for the sheet."""
+    of: Tensor
+    wrt: Tensor
+    out_idx: tuple
+    wrt_idx: tuple
+    element: sp.Expr      # y[out] written down to the variables
+    raw: sp.Expr          # after differentiation, deltas not yet contracted
+    value: sp.Expr        # contracted closed form
+
+    @property
+    def tensor_shape(self):
+        return self.of.shape + self.wrt.shape
+
+    @property
+    def matrix_shape(self):
+        return (numel(self.of.shape), numel(self.wrt.shape))
+
+    def array(self):
+        """The Jacobian at concrete sizes as a numel(y) × numel(x) matrix (row-major vec)."""
+        return entries_matrix(self.value, self.out_idx, self.of.shape, self.wrt_idx, self.wrt.shape,
+                              _shapes_of(self.of, self.wrt))
+
+
+def _shapes_of(*nodes):
+    shapes = {}
+    for node in nodes:
+        for leaf in node.leaves().values():
+            if leaf.shape and is_concrete(leaf.shape):
+                shapes[leaf.name] = leaf.shape
+    return shapes
+
+
+def element_of(of, stop_at=None):
+    """y's element expression over fresh indices, expanded down to leaves (or to ``stop_at``)."""
+    out_idx = of.free_indices()
+    if not of.is_layer:
+        return out_idx, of.element(out_idx)
+    layers = {n: l for n, l in of.layer_inputs().items() if stop_at is None or n != stop_at.name}
+    expr = of.definition(out_idx, {i.name for i in out_idx})
+    return out_idx, expand_layers(expr, layers)
+
+
+def derivative(of, wrt):
+    """∂of[i…]/∂wrt[j…] element by element.
+
+    >>> from symderive.layers import conv1d
+    >>> x, w = Tensor('x', (5,)), Tensor('w', (3,))
+    >>> d = derivative(conv1d('y', x, w, stride=2), x)
+    >>> d.value
+    Piecewise((w[-2*i + p], (2*i - p >= -2) & (2*i - p <= 0)), (0, True))
+    >>> d.array()
+    Matrix([
+    [w[0], w[1], w[2],    0,    0],
+    [   0,    0, w[0], w[1], w[2]]])
+    """
+    out_idx, element = element_of(of, stop_at=wrt)
+    wrt_idx = indices_for(wrt.shape, names_in(element), WRT_LETTERS)
+    raw = sp.diff(element, wrt.element(wrt_idx))
+    value = tidy(contract(raw))
+    return ElementDerivative(of, wrt, out_idx, wrt_idx, element, raw, value)
+
+
+def tidy(expr):
+    """Light clean-up that never expands sums: combine like terms, drop zeros."""
+    return sp.factor_terms(expr) if expr.has(sp.Piecewise) else sp.simplify(expr) if expr.is_number else expr
+
+
+@dataclass
+class ChainRule:
+    """∂l/∂x[j…] = Σ_i ∂l/∂y[i…] · ∂y[i…]/∂x[j…], with the upstream gradient a symbol."""
+    local: ElementDerivative
+    upstream: Tensor
+    summed: sp.Expr       # Σ_i g[i] · (closed-form ∂y/∂x), before contraction
+    value: sp.Expr        # contracted, conditions moved into sum bounds
+
+    def array(self):
+        """∂l/∂x at concrete sizes, with the shape of x (entries in terms of g)."""
+        d = self.local
+        shapes = _shapes_of(d.of, d.wrt)
+        shapes[self.upstream.name] = self.upstream.shape
+        positions = flat_positions(d.wrt.shape)
+        values = [entry(self.value, d.wrt_idx, pos, shapes) for pos in positions]
+        rows, cols = _matrix_view(d.wrt.shape)
+        return sp.Matrix(rows, cols, values)
+
+
+def chain_rule(of, wrt, upstream_name="g"):
+    """Given the upstream gradient g = ∂l/∂y, derive ∂l/∂x in closed form.
+
+    >>> from symderive.layers import conv1d
+    >>> x, w = Tensor('x', (5,)), Tensor('w', (3,))
+    >>> c = chain_rule(conv1d('y', x, w, stride=2), w)
+    >>> c.value
+    Sum(g[i]*x[2*i + p], (i, 0, 1))
+    """
+    local = derivative(of, wrt)
+    g = Tensor(upstream_name, of.shape)
+    summed = sp.Sum(g.element(local.out_idx) * local.value,
+                    *[(i, 0, n - 1) for i, n in zip(local.out_idx, of.shape)]) if of.shape \
+        else g.base * local.value
+    value = conditions_to_bounds(contract(summed))
+    return ChainRule(local, g, summed, value)
+
+
+def entry(expr, idx, position, shapes):
+    """``expr`` at concrete index values, out-of-range tensor entries set to zero."""
+    value = expr.xreplace(dict(zip(idx, [sp.Integer(p) for p in position])))
+    if value.has(sp.Sum):
+        value = value.doit()
+    return zero_outside(value, shapes)
+
+
+def entries_matrix(expr, out_idx, out_shape, in_idx, in_shape, shapes):
+    """Matrix of ``expr`` over all (vec(out), vec(in)) index pairs, row-major."""
+    rows = flat_positions(out_shape)
+    cols = flat_positions(in_shape)
+    return sp.Matrix(len(rows), len(cols),
+                     lambda r, c: entry(expr, out_idx + in_idx, rows[r] + cols[c], shapes))
+
+
+def _matrix_view(shape):
+    """How to print a tensor of this shape as a matrix: rank 1 as a column, rank 2 as is,
+    higher ranks with the leading axes merged into rows (row-major)."""
+    shape = [int(s) for s in shape]
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], 1
+    return int(sp.Mul(*shape[:-1])), shape[-1]

@@ -1,0 +1,84 @@
+"""Index symbols: creation with ranges, and conversion to the printed index base.
+
+Internally every index is 0-based, as in PyTorch, and is a SymPy ``Idx`` that
+knows its range (so ``KroneckerDelta`` and range conditions can use it).
+``Idx`` prints its range in LaTeX, and a sheet may use 1-based indices, so
+``for_display`` turns each ``Idx`` into a plain integer symbol shifted to the
+requested base.
+"""
+import sympy as sp
+
+#: Preferred letters for free and summation indices, in order.
+INDEX_LETTERS = ("i", "j", "k", "l", "m", "n", "a", "b", "c", "d", "e", "r", "u", "v")
+
+
+def make_index(name, size):
+    """An index running over 0 .. size-1."""
+    return sp.Idx(sp.Symbol(name, integer=True), (0, sp.sympify(size) - 1))
+
+
+def fresh_index(size, avoid, preferred=INDEX_LETTERS):
+    """An index over 0..size-1 whose name is not in ``avoid`` (a set of names).
+
+    >>> fresh_index(3, {"i", "j"}).name
+    'k'
+    """
+    for name in list(preferred) + [f"{p}{n}" for n in range(2, 100) for p in INDEX_LETTERS]:
+        if name not in avoid:
+            return make_index(name, size)
+    raise ValueError("ran out of index names")
+
+
+def indices_for(shape, avoid, preferred=INDEX_LETTERS):
+    """One fresh index per dimension of ``shape``, none named in ``avoid``."""
+    chosen, taken = [], set(avoid)
+    for size in shape:
+        idx = fresh_index(size, taken, preferred)
+        taken.add(idx.name)
+        chosen.append(idx)
+    return tuple(chosen)
+
+
+def names_in(expr):
+    """All symbol names that occur in ``expr`` (free or bound), to avoid clashes."""
+    if not isinstance(expr, sp.Basic):
+        return set()
+    return {s.name for s in expr.atoms(sp.Symbol)} | {s.name for s in expr.atoms(sp.Idx)}
+
+
+def for_display(expr, base=0):
+    """Replace each ``Idx`` by a plain symbol and shift indices to ``base`` (0 or 1).
+
+    With base 1 an index value v is printed as v + 1: every ``Idx`` i becomes
+    i − 1 inside the expression, every subscript e becomes e + 1, and sum
+    limits move up by one.
+
+    >>> x = sp.IndexedBase('x'); i = make_index('i', 5)
+    >>> for_display(x[2*i], base=1)
+    x[2*i - 1]
+    """
+    if not isinstance(expr, sp.Basic):
+        return expr
+    shift = sp.Integer(base)
+    plain = {idx: sp.Symbol(idx.name, integer=True) - shift for idx in expr.atoms(sp.Idx)}
+
+    def rebuild(e):
+        if isinstance(e, sp.Indexed):
+            return e.base[tuple(sp.expand(rebuild(a) + shift) for a in e.indices)]
+        if isinstance(e, (sp.Sum, sp.Product)):
+            body = rebuild(e.function)
+            limits = []
+            for var, lo, hi in e.limits:
+                v = sp.Symbol(var.name, integer=True)
+                limits.append((v, sp.expand(rebuild(lo) + shift), sp.expand(rebuild(hi) + shift)))
+            return e.func(body, *limits)
+        if isinstance(e, sp.Idx):
+            return plain[e]
+        if not e.args:
+            return e
+        return e.func(*[rebuild(a) for a in e.args])
+
+    out = rebuild(expr)
+    # Tidy affine index arithmetic (e.g. 2*(i - 1) + 1 -> 2*i - 1) inside subscripts.
+    return out.replace(lambda e: isinstance(e, sp.Indexed),
+                       lambda e: e.base[tuple(sp.expand(a) for a in e.indices)])

@@ -1,0 +1,104 @@
+"""Declared tensors: a name, a shape of sizes, and the SymPy ``IndexedBase`` behind it.
+
+Sizes are positive integers or positive-integer symbols, so shapes such as
+C×H×W work the same as 2×5. Entries outside a tensor's range are zero: that
+is how zero padding enters every formula, and sheets that use padding say so.
+"""
+import math
+
+import sympy as sp
+
+from .indices import indices_for
+
+
+def size_symbol(name):
+    """A symbolic size: a positive integer."""
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def numel(shape):
+    return sp.Mul(*shape) if shape else sp.Integer(1)
+
+
+def is_concrete(shape):
+    return all(sp.sympify(s).is_Integer for s in shape)
+
+
+class Tensor:
+    """A leaf tensor (input, parameter or upstream gradient) with a shape.
+
+    A rank-0 tensor is a plain real symbol.
+
+    >>> x = Tensor('x', (2, 5))
+    >>> x.rank, x.numel
+    (2, 10)
+    """
+
+    is_layer = False
+
+    def __init__(self, name, shape=(), latex_name=None):
+        self.name = name
+        self.shape = tuple(sp.sympify(s) for s in shape)
+        self.latex_name = latex_name or name
+        if self.shape:
+            self.base = sp.IndexedBase(sp.Symbol(name, real=True), shape=self.shape)
+        else:
+            self.base = sp.Symbol(name, real=True)
+
+    @property
+    def rank(self):
+        return len(self.shape)
+
+    @property
+    def numel(self):
+        return numel(self.shape)
+
+    def element(self, idx, expand=True):
+        """The entry at ``idx`` (a tuple of index expressions)."""
+        if not self.shape:
+            return self.base
+        return self.base[tuple(idx)]
+
+    def free_indices(self, avoid=()):
+        return indices_for(self.shape, set(avoid))
+
+    def leaves(self):
+        return {self.name: self}
+
+    def __repr__(self):
+        return f"Tensor({self.name!r}, {self.shape})"
+
+
+def in_range(indices, shape):
+    """True when concrete ``indices`` lie inside ``shape`` (0-based)."""
+    return all(0 <= int(i) < int(n) for i, n in zip(indices, shape))
+
+
+def zero_outside(expr, shapes):
+    """Replace entries with concrete out-of-range subscripts by 0 (zero padding).
+
+    ``shapes`` maps an ``IndexedBase`` label name to a concrete shape.
+    """
+    def out_of_range(e):
+        if not isinstance(e, sp.Indexed):
+            return False
+        shape = shapes.get(e.base.label.name)
+        if shape is None or not all(a.is_Integer for a in e.indices):
+            return False
+        return not in_range(e.indices, shape)
+
+    return expr.replace(out_of_range, lambda e: sp.S.Zero)
+
+
+def flat_positions(shape):
+    """Row-major (PyTorch) enumeration of the multi-indices of a concrete shape."""
+    shape = tuple(int(s) for s in shape)
+    total = math.prod(shape)
+    out = []
+    for flat in range(total):
+        rest, idx = flat, []
+        for n in reversed(shape):
+            idx.append(rest % n)
+            rest //= n
+        out.append(tuple(reversed(idx)))
+    return out
