@@ -4,7 +4,7 @@
 class SymderiveError(Exception):
     """Base class; ``location`` is filled in as the error travels up."""
 
-    def __init__(self, message, *, file=None, question=None, line=None, column=None):
+    def __init__(self, message, line=None, column=None, *, file=None, question=None):
         super().__init__(message)
         self.message = message
         self.file, self.question, self.line, self.column = file, question, line, column
@@ -26,6 +26,8 @@ class SymderiveError(Exception):
                 if self.column is not None:
                     where += f":{self.column}"
             where += ": "
+        elif self.line is not None:
+            where = f"line {self.line}, column {self.column}: "
         if self.question:
             where += f"question {self.question}: "
         return where + self.message

@@ -65,6 +65,8 @@ def for_display(expr, base=0):
     def rebuild(e):
         if isinstance(e, sp.Indexed):
             return e.base[tuple(sp.expand(rebuild(a) + shift) for a in e.indices)]
+        if isinstance(e, sp.KroneckerDelta):  # compares index values: shift both sides
+            return sp.KroneckerDelta(*[sp.expand(rebuild(a) + shift) for a in e.args])
         if isinstance(e, (sp.Sum, sp.Product)):
             body = rebuild(e.function)
             limits = []

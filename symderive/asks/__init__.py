@@ -1,0 +1,18 @@
+"""Question kinds ("asks"): one module each, registered in ``ASKS``.
+
+A new kind of question is one new module with a ``solve(ctx) -> Answer``
+function and one line here.
+"""
+from . import chain_rule, derivative, element, shape, text, value
+from .context import Context
+
+ASKS = {
+    "shape": shape.solve,
+    "element": element.solve,
+    "derivative": derivative.solve,
+    "chain_rule": chain_rule.solve,
+    "value": value.solve,
+    "text": text.solve,
+}
+
+__all__ = ["ASKS", "Context"]

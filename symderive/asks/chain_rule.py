@@ -1,0 +1,46 @@
+"""ask: chain_rule — given the upstream gradient g = ∂l/∂y as a symbol, derive ∂l/∂x."""
+from ..answer import Result, Step
+from ..derivative import chain_rule
+from ..errors import ExpressionError
+from ..latex import dims, entry, matrix, partial, too_large
+from ..tensors import is_concrete
+from ..yaml_positions import position
+
+
+def solve(ctx):
+    of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
+    upstream = ctx.option("upstream", "g")
+    if not isinstance(upstream, str) or not upstream.isidentifier():
+        raise ExpressionError("'upstream' names the symbol for the gradient dl/dy, e.g. g",
+                              *position(upstream))
+    c = chain_rule(of, wrt, upstream)
+    d = c.local
+    loss = ctx.option("loss", "l")
+    g_entry = entry(upstream, d.out_idx, ctx.base)
+    lhs = partial(loss, (), wrt.name, d.wrt_idx, ctx.base)
+    sums = " ".join(rf"\sum_{{{i.name}={ctx.base}}}^{{{ctx.show(i.upper + ctx.base)}}}" for i in d.out_idx)
+    steps = [
+        Step(rf"{g_entry} = {partial(loss, (), of.name, d.out_idx, ctx.base)}",
+             f"the given upstream gradient, {upstream} " + rf"$\in {dims(of.shape)}$"),
+        Step(rf"{lhs} = {sums} {g_entry}\, {partial(of.name, d.out_idx, wrt.name, d.wrt_idx, ctx.base)}",
+             "chain rule"),
+        Step(rf"{partial(of.name, d.out_idx, wrt.name, d.wrt_idx, ctx.base)} = {ctx.show(d.value)}",
+             "local derivative (contracted)"),
+        Step(f"{lhs} = {ctx.show(c.summed)}", "substitute"),
+        Step(f"{lhs} = {ctx.show(c.value)}",
+             "contract the deltas; conditions on a summation index become its bounds"),
+    ]
+    results = [
+        Result("element", c.value, f"{lhs} = {ctx.show(c.value)}"),
+        Result("dimension", wrt.shape,
+               rf"\frac{{\partial {loss}}}{{\partial {wrt.name}}} \in {dims(wrt.shape)}"),
+    ]
+    conventions = {"gradient_shape", "zero_outside"}
+    if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
+        array = c.array()
+        label = rf"\frac{{\partial {loss}}}{{\partial {wrt.name}}}"
+        if not too_large(array):
+            steps.append(Step(f"{label} = {matrix(array, ctx.base)}",
+                              f"entries at the given sizes, in terms of {upstream}"))
+            results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
+    return ctx.answer(results, steps, conventions=conventions)

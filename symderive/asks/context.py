@@ -1,0 +1,68 @@
+"""What an ask sees of its question: typed access to options, located errors, LaTeX in the
+problem's index base, and the answer constructor."""
+from ..answer import Answer, Status
+from ..declarations import locate
+from ..errors import ExpressionError, SymderiveError
+from ..expressions import parse
+from ..latex import show
+from ..yaml_positions import position
+
+CONVENTIONS = {
+    "index_base": None,  # filled with the problem's base
+    "layout": r"Jacobians use numerator layout: $\partial y/\partial x$ has the shape of $y$ followed "
+              r"by the shape of $x$; flattened, it is $\mathrm{numel}(y) \times \mathrm{numel}(x)$.",
+    "flatten": r"$\mathrm{vec}(\cdot)$ flattens in row-major order (PyTorch's): the last index varies "
+               r"fastest.",
+    "zero_outside": r"Tensor entries outside their index range are zero (this is how zero padding "
+                    r"enters the formulas).",
+    "gradient_shape": r"A gradient $\partial l/\partial x$ of a scalar $l$ is shown with the shape of "
+                      r"$x$ (in numerator layout it is the row vector $\mathrm{vec}$ of that array, "
+                      r"transposed).",
+}
+
+
+class Context:
+    def __init__(self, problem, question, declarations):
+        self.problem, self.question, self.decls = problem, question, declarations
+        self.base = problem.index_base
+        self.allowed = None
+
+    def option(self, key, default=None):
+        return self.question.spec.get(key, default)
+
+    def require(self, key):
+        if key not in self.question.spec:
+            raise ExpressionError(f"ask '{self.question.ask}' needs '{key}'",
+                                  self.question.line, None)
+        return self.question.spec[key]
+
+    def tensor(self, key):
+        """The tensor or layer named by option ``key``."""
+        name = self.require(key)
+        if not isinstance(name, str):
+            raise ExpressionError(f"'{key}' must name a tensor or layer", *position(name))
+        found = self.decls.lookup(name.strip())
+        if found is None:
+            raise ExpressionError(f"'{name}' is not a declared tensor or layer", *position(name))
+        return found
+
+    def expression(self, key):
+        text = self.require(key)
+        try:
+            return parse(text, self.decls.scope())
+        except SymderiveError as exc:
+            raise locate(exc, text) from None
+
+    def flag(self, key, default=False):
+        value = self.option(key, default)
+        if not isinstance(value, bool):
+            raise ExpressionError(f"'{key}' must be true or false", *position(value))
+        return value
+
+    def show(self, expr):
+        return show(expr, self.base)
+
+    def answer(self, results, steps=(), status=Status.DERIVED, conventions=(), detail=""):
+        notes = self.option("note")
+        return Answer(self.question.id, self.question.statement, status, list(results), list(steps),
+                      [str(notes)] if notes else [], set(conventions) | {"index_base"}, detail)

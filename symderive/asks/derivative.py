@@ -1,0 +1,47 @@
+"""ask: derivative — ∂y/∂x element by element, its dimension, and (at concrete sizes) the array."""
+import sympy as sp
+
+from ..answer import Result, Step
+from ..derivative import derivative
+from ..latex import dims, matrix, partial, too_large
+from ..tensors import is_concrete, numel
+
+
+def solve(ctx):
+    of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
+    d = derivative(of, wrt)
+    lhs = partial(of.name, d.out_idx, wrt.name, d.wrt_idx, ctx.base)
+    y_entry = lhs.split("}{")[0][len(r"\frac{\partial "):]
+    steps = [
+        Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
+        Step(f"{lhs} = {ctx.show(d.raw)}",
+             rf"differentiate: $\partial {wrt.name}_{{a}} / \partial {wrt.name}_{{b}} = \delta_{{ab}}$ "
+             "per index"),
+        Step(f"{lhs} = {ctx.show(d.value)}",
+             "contract each $\\delta$ against its sum, keeping the range conditions"),
+    ]
+    rows, cols = d.matrix_shape
+    results = [
+        Result("element", d.value, f"{lhs} = {ctx.show(d.value)}"),
+        Result("dimension", d.tensor_shape,
+               rf"\frac{{\partial {of.name}}}{{\partial {wrt.name}}} \in {dims(d.tensor_shape)}"
+               + (rf" \;\cong\; \mathbb{{R}}^{{{sp.latex(rows)} \times {sp.latex(cols)}}}"
+                  if len(d.tensor_shape) != 2 else "")),
+    ]
+    conventions = {"layout", "zero_outside"}
+    if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
+        array = d.array()
+        conventions.add("flatten")
+        label = (rf"\frac{{\partial\, \mathrm{{vec}}({of.name})}}{{\partial\, \mathrm{{vec}}({wrt.name})}}"
+                 if len(of.shape) != 1 or len(wrt.shape) != 1 else
+                 rf"\frac{{\partial {of.name}}}{{\partial {wrt.name}}}")
+        if too_large(array):
+            steps.append(Step(rf"{label} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}",
+                              f"{sum(1 for v in array if v != 0)} nonzero entries; too large to print, "
+                              "given by the element formula above"))
+        else:
+            steps.append(Step(f"{label} = {matrix(array, ctx.base)}",
+                              "entries read off the element formula; rows vec(y), columns vec(x), "
+                              "row-major"))
+            results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
+    return ctx.answer(results, steps, conventions=conventions)

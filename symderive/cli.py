@@ -1,0 +1,146 @@
+"""Command line: ``python -m symderive [solve] PATH... | list PATH...``.
+
+Exit status: 0 when every question was answered, 1 when some failed (the
+rest are still solved and written), 2 for bad usage or an unreadable file.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .answer import Status, sympy_string
+from .indices import for_display
+from .errors import ProblemFileError
+from .pdf import PdfError, compile_pdf, tex_engine, INSTALL_HINT
+from .problem import DEFAULT_TIMEOUT, find_problem_files, load_problem
+
+DEFAULT_PROBLEMS = Path("problems")
+DEFAULT_OUTPUT = Path("output")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m symderive",
+        description="Solve deep-learning derivation problems and write LaTeX answer sheets.")
+    sub = parser.add_subparsers(dest="command")
+    solve = sub.add_parser("solve", help="solve problem files and write sheets (the default)")
+    solve.add_argument("paths", nargs="*", type=Path,
+                       help=f"problem files or folders (default: {DEFAULT_PROBLEMS}/)")
+    solve.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
+                       help=f"folder for the sheets (default: {DEFAULT_OUTPUT}/)")
+    solve.add_argument("--pdf", action="store_true", help="also compile each sheet to PDF")
+    solve.add_argument("--json", action="store_true", help="print answers as JSON instead of a table")
+    solve.add_argument("--only", action="append", metavar="ID", help="solve only this question id")
+    solve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                       help=f"seconds allowed per question (default {DEFAULT_TIMEOUT:g})")
+    lister = sub.add_parser("list", help="list problems and their question ids")
+    lister.add_argument("paths", nargs="*", type=Path)
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("solve", "list", "-h", "--help"):
+        argv.insert(0, "solve")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 2 if exc.code else 0
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    paths = args.paths or [DEFAULT_PROBLEMS]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        errors.print(f"error: {missing[0]}: no such file or folder", markup=False)
+        return 2
+    files = find_problem_files(paths)
+    if not files:
+        errors.print(f"error: no problem files (.yaml) in {', '.join(map(str, paths))}", markup=False)
+        return 2
+    if args.command == "list":
+        return list_problems(files, console, errors)
+    return solve_problems(files, args, console, errors)
+
+
+def list_problems(files, console, errors):
+    status = 0
+    for path in files:
+        try:
+            problem = load_problem(path)
+        except ProblemFileError as exc:
+            errors.print(f"error: {exc}", markup=False)
+            status = 2
+            continue
+        console.print(f"{path}: {problem.title}", markup=False)
+        for q in problem.questions:
+            console.print(f"  {q.id}  [{q.ask}]", markup=False)
+    return status
+
+
+def solve_problems(files, args, console, errors):
+    if args.pdf and tex_engine() is None:
+        errors.print(f"error: --pdf: {INSTALL_HINT}", markup=False)
+        return 2
+    status, records = 0, []
+    args.output.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        try:
+            problem = load_problem(path)
+        except ProblemFileError as exc:
+            errors.print(f"error: {exc}", markup=False)
+            status = 2
+            continue
+        answers = problem.solve(ids=set(args.only) if args.only else None, timeout=args.timeout)
+        for a in answers:
+            if a.status is Status.FAILED:
+                errors.print(f"error: {a.error}", markup=False)
+                status = max(status, 1)
+        tex = args.output / f"{problem.name}.tex"
+        tex.write_text(problem.sheet(answers))
+        written = [tex]
+        if args.pdf:
+            try:
+                written.append(compile_pdf(tex))
+            except PdfError as exc:
+                errors.print(f"error: {exc}", markup=False)
+                status = max(status, 1)
+        if args.json:
+            records += [a.to_json() for a in answers]
+        else:
+            print_answers(console, problem, answers, written)
+    if args.json:
+        console.print_json(json.dumps(records)) if console.is_terminal else print(json.dumps(records, indent=2))
+    return status
+
+
+def print_answers(console, problem, answers, written):
+    table = Table(title=f"{problem.title}  ({problem.path})", show_lines=True, title_justify="left")
+    table.add_column("question", no_wrap=True)
+    table.add_column("answer")
+    table.add_column("established", no_wrap=True)
+    table.add_column("s", justify="right")
+    for a in answers:
+        if a.status is Status.FAILED:
+            shown = a.error
+        elif a.status is Status.AUTHORED:
+            shown = a.results[0].latex if a.results else ""
+        else:
+            shown = "\n".join(_plain(r, problem.index_base) for r in a.results)
+        table.add_row(Text(a.question_id), Text(shown), a.status.value, f"{a.seconds:.2f}",
+                      style="red" if a.status is Status.FAILED else None)
+    console.print(table)
+    console.print("wrote " + ", ".join(map(str, written)), markup=False)
+
+
+def _plain(result, base):
+    """One line of an answer for the terminal, indices in the problem's base."""
+    value = result.value
+    if hasattr(value, "tolist"):
+        return f"{result.label}: {value.rows}×{value.cols} matrix (see the sheet)"
+    shown = sympy_string(for_display(value, base) if hasattr(value, "atoms") else value)
+    return f"{result.label}: {shown}" if result.label else shown

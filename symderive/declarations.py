@@ -1,0 +1,175 @@
+"""Declarations of a problem file (sizes, tensors, layers) as a lexical scope.
+
+Layers are built lazily, the first time a name is used, so that a broken
+layer fails only the questions that use it and the rest of the file still
+solves. A question's own declarations extend (and may shadow) the file's.
+"""
+import re
+
+import sympy as sp
+
+from .errors import ExpressionError, ShapeError, SymderiveError
+from .expressions import Scope, infer_index_ranges, parse
+from .indices import fresh_index, make_index, names_in
+from .layers import Layer
+from .tensors import Tensor, size_symbol
+from .yaml_positions import inner_position, position
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+CUSTOM_LAYER = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*\[([^\]]*)\]\s*\Z")
+RESERVED = {"Sum", "pi", "E", "oo", "exp", "log", "ln", "sqrt", "tanh", "sigmoid", "relu",
+            "floor", "ceiling", "Abs", "Max", "Min"}
+
+
+def locate(error, value):
+    """Translate an error's in-expression position into a file position."""
+    line, column = inner_position(value, error.line, error.column)
+    error.line, error.column = None, None
+    return error.located(line=line, column=column)
+
+
+def check_name(name, what):
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ExpressionError(f"{what} name {name!r} must start with a letter and use letters, "
+                              f"digits and _", line=position(name)[0], column=position(name)[1])
+    if name in RESERVED:
+        raise ExpressionError(f"{what} name '{name}' is reserved for a function or constant",
+                              line=position(name)[0], column=position(name)[1])
+
+
+class Declarations:
+    """One level of declarations: sizes, tensors and lazily built layers."""
+
+    def __init__(self, spec, parent=None, base=0):
+        self.parent, self.base = parent, base
+        self.sizes = dict(parent.sizes) if parent else {}
+        self.tensors = {}
+        self.layer_specs = {}
+        self.building = set()
+        spec = spec or {}
+        sizes = spec.get("sizes") or []
+        if isinstance(sizes, dict):
+            raise ExpressionError("sizes is a list of names, e.g. [C, H, W]", *_pos(spec, "sizes"))
+        if not isinstance(sizes, list):
+            raise ExpressionError("sizes must be a list of names", *_pos(spec, "sizes"))
+        for name in sizes:
+            check_name(name, "size")
+            self.sizes[str(name)] = size_symbol(str(name))
+        tensors = spec.get("tensors") or {}
+        layers = spec.get("layers") or {}
+        for section, value in (("tensors", tensors), ("layers", layers)):
+            if not isinstance(value, dict):
+                raise ExpressionError(f"{section} must be a mapping of names", *_pos(spec, section))
+        for name, shape_spec in tensors.items():
+            check_name(name, "tensor")
+            self.tensors[str(name)] = self._tensor(str(name), shape_spec)
+        for key, expr in layers.items():
+            match = CUSTOM_LAYER.match(str(key))
+            name = match.group(1) if match else key
+            check_name(name, "layer")
+            self.layer_specs[str(name)] = (key, expr, match)
+
+    def scope(self):
+        return Scope(self.sizes, {}, {}, self.lookup, self.base)
+
+    def lookup(self, name):
+        if name in self.tensors:
+            return self.tensors[name]
+        if name in self.layer_specs:
+            if name in self.building:
+                key = self.layer_specs[name][0]
+                raise ExpressionError(f"layer '{name}' is defined in terms of itself", *position(key))
+            self.building.add(name)
+            try:
+                self.tensors[name] = self._layer(name, *self.layer_specs[name])
+            finally:
+                self.building.discard(name)
+            return self.tensors[name]
+        return self.parent.lookup(name) if self.parent else None
+
+    # -------------------------------------------------------------------------
+    def _tensor(self, name, spec):
+        shape = spec.get("shape", []) if isinstance(spec, dict) else spec
+        if shape is None:
+            shape = []
+        if not isinstance(shape, list):
+            where = spec if isinstance(spec, str) else shape
+            raise ExpressionError(f"tensor '{name}': the shape is a list of sizes, e.g. [2, 5] or [C, L]",
+                                  *position(where))
+        dims = []
+        for size in shape:
+            if isinstance(size, bool):
+                raise ExpressionError(f"tensor '{name}': size {size} is not a number", *position(name))
+            try:
+                value = parse(size, self.scope()) if isinstance(size, str) else sp.Integer(size)
+            except SymderiveError as exc:
+                raise locate(exc, size) from None
+            except (TypeError, ValueError):
+                raise ExpressionError(f"tensor '{name}': size {size!r} is not a number or size name",
+                                      *position(name)) from None
+            if value.is_number and (not value.is_Integer or value < 1):
+                raise ShapeError(f"tensor '{name}': size {value} must be a positive integer",
+                                 *(position(size) if isinstance(size, str) else position(name)))
+            dims.append(value)
+        tensor = Tensor(name, dims)
+        tensor.value_spec = spec.get("value") if isinstance(spec, dict) else None
+        return tensor
+
+    def _layer(self, name, key, expr, custom):
+        if not isinstance(expr, str):
+            raise ExpressionError(f"layer '{name}' must be an expression string", *position(key))
+        try:
+            if custom is None:
+                layer = parse(expr, self.scope(), layer_name=name)
+                if not isinstance(layer, Layer):
+                    raise ExpressionError(
+                        f"layer '{name}' is not a layer-library call; write an element formula "
+                        f"with indices instead, e.g. '{name}[i]: ...'", line=1, column=1)
+                return layer
+            return self._element_layer(name, key, expr, custom)
+        except SymderiveError as exc:
+            raise locate(exc, expr) from None
+
+
+    def _element_layer(self, name, key, expr, match):
+        index_names = [s.strip() for s in match.group(2).split(",") if s.strip()]
+        for idx_name in index_names:
+            check_name(idx_name, "index")
+        sizes = infer_index_ranges(expr, index_names, self.scope())
+        missing = [n for n in index_names if n not in sizes]
+        if missing:
+            raise ExpressionError(f"cannot tell the range of index {', '.join(missing)}: use it alone as "
+                                  f"a subscript of a declared tensor, e.g. x[{missing[0]}]", line=1, column=1)
+        idx = tuple(make_index(n, sizes[n]) for n in index_names)
+        value = parse(expr, self.scope().child(**dict(zip(index_names, idx))))
+        inputs = [t for t in (self.lookup(n) for n in sorted(names_in(value))) if t is not None]
+        return ElementLayer(name, idx, value, inputs)
+
+
+def _pos(spec, key):
+    for k in spec:
+        if k == key:
+            return position(k)
+    return (None, None)
+
+
+class ElementLayer(Layer):
+    """A layer written directly as an index expression, e.g. ``z[i]: Sum(W[i, j]*x[j], (j, 0, n-1))``."""
+
+    kind = "element formula"
+
+    def __init__(self, name, idx, expr, inputs):
+        self.idx, self.expr = idx, expr
+        super().__init__(name, inputs, tuple(i.upper + 1 for i in idx))
+
+    def definition(self, idx, avoid=()):
+        taken = set(avoid) | {str(i) for i in idx}
+        expr = self.expr
+        # Rename summation indices that would capture the caller's names.
+        for bound in {l[0] for s in expr.atoms(sp.Sum) for l in s.limits}:
+            if bound.name in taken:
+                fresh = fresh_index(bound.upper - bound.lower + 1, taken | names_in(expr))
+                fresh = sp.Idx(fresh.label, (bound.lower, bound.upper))
+                taken.add(fresh.name)
+                expr = expr.xreplace({bound: fresh})
+        return expr.xreplace(dict(zip(self.idx, idx)))

@@ -1,0 +1,281 @@
+"""Read expressions from problem files without ``eval``: a whitelist over Python's ``ast``.
+
+Allowed: numbers (decimals become exact rationals), declared names, + − × ÷ and
+powers with small exponents, subscripts of declared tensors, calls of known
+functions, ``Sum(body, (j, lo, hi))``, and (where a layer is being declared)
+one call of the layer library. Everything else is refused with the column
+where it starts. Indices in the file are in the file's index base; they are
+converted to the engine's 0-based indices while reading.
+"""
+import ast
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .errors import ExpressionError, ShapeError
+from .functions import KNOWN_CONSTANTS, KNOWN_FUNCTIONS
+from .layers import LAYERS
+
+MAX_LENGTH = 2000          # characters in one expression
+MAX_DEPTH = 40             # nesting of the syntax tree
+MAX_EXPONENT = 1000        # |n| in x**n
+MAX_DIGITS = 60            # digits in one number literal
+
+
+@dataclass
+class Scope:
+    """Names visible to an expression: sizes, tensors (and built layers), indices.
+
+    ``resolve`` is called for a name not found here (lazy layers, outer scopes).
+    """
+    sizes: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)
+    indices: dict = field(default_factory=dict)
+    resolve: object = None
+    base: int = 0
+
+    def tensor(self, name):
+        if name in self.tensors:
+            return self.tensors[name]
+        return self.resolve(name) if self.resolve else None
+
+    def child(self, **indices):
+        return Scope(self.sizes, self.tensors, {**self.indices, **indices}, self.resolve, self.base)
+
+
+def parse(text, scope, *, layer_name=None):
+    """Parse ``text``; with ``layer_name``, a top-level layer-library call builds that layer.
+
+    >>> x = __import__('symderive.tensors', fromlist=['Tensor']).Tensor('x', (3,))
+    >>> parse("2*x[1] + 0.5", Scope(tensors={'x': x}))
+    2*x[1] + 1/2
+    >>> parse("__import__('os')", Scope())
+    Traceback (most recent call last):
+    ...
+    symderive.errors.ExpressionError: line 1, column 1: '__import__' is not a declared name or known function
+    """
+    if not isinstance(text, (str, int, float)):
+        raise ExpressionError(f"expected an expression, got {type(text).__name__}")
+    text = str(text)
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"syntax error: {exc.msg}", line=exc.lineno, column=exc.offset) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError("expression is nested too deeply") from None
+    return Reader(text.strip(), scope, layer_name).read(tree.body, depth=0)
+
+
+class Reader:
+    def __init__(self, text, scope, layer_name):
+        self.text, self.scope, self.layer_name = text, scope, layer_name
+
+    def fail(self, node, message, error=ExpressionError):
+        raise error(message, line=getattr(node, "lineno", None),
+                    column=getattr(node, "col_offset", -1) + 1)
+
+    def read(self, node, depth):
+        if depth > MAX_DEPTH:
+            self.fail(node, f"expression is nested deeper than {MAX_DEPTH} levels")
+        method = getattr(self, "read_" + type(node).__name__, None)
+        if method is None:
+            self.fail(node, f"{_describe(node)} is not allowed in an expression")
+        return method(node, depth + 1)
+
+    # Literals -----------------------------------------------------------------
+    def read_Constant(self, node, depth):
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(node, f"{value!r} is not a number")
+        literal = ast.get_source_segment(self.text, node) or repr(value)
+        if len(literal.replace("_", "")) > MAX_DIGITS:
+            self.fail(node, f"number literal longer than {MAX_DIGITS} digits")
+        if isinstance(value, int):
+            return sp.Integer(value)
+        try:
+            return sp.Rational(literal.replace("_", ""))   # 0.1 is exactly 1/10
+        except (TypeError, ValueError):
+            return sp.Rational(repr(value))
+
+    def read_UnaryOp(self, node, depth):
+        operand = self.read(node.operand, depth)
+        if isinstance(node.op, ast.USub):
+            return -operand
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        self.fail(node, f"operator {type(node.op).__name__} is not allowed")
+
+    def read_BinOp(self, node, depth):
+        left, right = self.read(node.left, depth), self.read(node.right, depth)
+        op = type(node.op)
+        if op is ast.Pow:
+            if right.is_number and (not right.is_finite or abs(right) > MAX_EXPONENT):
+                self.fail(node.right, f"exponent {right} is larger than {MAX_EXPONENT}")
+            return left ** right
+        ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+               ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+        if op not in ops:
+            self.fail(node, f"operator {op.__name__} is not allowed (use + - * / **)")
+        if op is ast.Div and right == 0:
+            self.fail(node.right, "division by zero")
+        return ops[op](left, right)
+
+    def read_Tuple(self, node, depth):
+        return tuple(self.read(e, depth) for e in node.elts)
+
+    read_List = read_Tuple
+
+    # Names --------------------------------------------------------------------
+    def read_Name(self, node, depth):
+        name = node.id
+        if name in self.scope.indices:
+            return self.scope.indices[name] + self.scope.base
+        if name in self.scope.sizes:
+            return self.scope.sizes[name]
+        tensor = self._tensor(node, name)
+        if tensor is not None:
+            if tensor.shape:
+                self.fail(node, f"'{name}' has shape {_shape(tensor.shape)}; index it, e.g. "
+                                f"{name}[{', '.join('i' * 1 for _ in tensor.shape)}]")
+            return tensor.base
+        if name in KNOWN_CONSTANTS:
+            return KNOWN_CONSTANTS[name]
+        if name in KNOWN_FUNCTIONS or name in LAYERS or name == "Sum":
+            self.fail(node, f"'{name}' is a function; call it")
+        self.fail(node, f"'{name}' is not declared (declare it under sizes, tensors or layers)")
+
+    def _tensor(self, node, name):
+        # An error inside a lazily built layer propagates with that layer's own position.
+        return self.scope.tensor(name)
+
+    def read_Subscript(self, node, depth):
+        if not isinstance(node.value, ast.Name):
+            self.fail(node, "only a declared tensor can be indexed")
+        name = node.value.id
+        tensor = self._tensor(node.value, name)
+        if tensor is None:
+            self.fail(node.value, f"'{name}' is not a declared tensor")
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if any(isinstance(p, ast.Slice) for p in parts):
+            self.fail(node, "slices are not supported; index every axis")
+        if len(parts) != tensor.rank:
+            self.fail(node, f"'{name}' has {tensor.rank} ax{'i' if tensor.rank == 1 else 'e'}s "
+                            f"(shape {_shape(tensor.shape)}) but {len(parts)} index(es) were given")
+        idx = tuple(self.read(p, depth) - self.scope.base for p in parts)
+        for part, value, size in zip(parts, idx, tensor.shape):
+            if value.is_Integer and size.is_Integer and not 0 <= value < size:
+                self.fail(part, f"index {value + self.scope.base} is outside {name}'s axis of "
+                                f"size {size} (index base {self.scope.base})")
+        return tensor.element(idx, expand=False) if tensor.is_layer else tensor.element(idx)
+
+    # Calls --------------------------------------------------------------------
+    def read_Call(self, node, depth):
+        if not isinstance(node.func, ast.Name):
+            self.fail(node, "only named functions can be called")
+        name = node.func.id
+        if name == "Sum":
+            return self._sum(node, depth)
+        if name in LAYERS:
+            return self._layer(node, depth)
+        if name not in KNOWN_FUNCTIONS:
+            self.fail(node, f"'{name}' is not a declared name or known function")
+        if node.keywords:
+            self.fail(node.keywords[0].value, f"{name}() takes no keyword arguments")
+        args = [self.read(a, depth) for a in node.args]
+        try:
+            return KNOWN_FUNCTIONS[name](*args)
+        except (TypeError, ValueError) as exc:
+            self.fail(node, f"{name}(): {exc}")
+
+    def _sum(self, node, depth):
+        """Sum(body, (j, lo, hi), ...): j is a new index, lo and hi in the file's index base."""
+        if len(node.args) < 2 or node.keywords:
+            self.fail(node, "Sum needs a body and at least one limit (j, lo, hi)")
+        scope, limits = self.scope, []
+        for lim in node.args[1:]:
+            if not (isinstance(lim, ast.Tuple) and len(lim.elts) == 3 and isinstance(lim.elts[0], ast.Name)):
+                self.fail(lim, "a Sum limit is (index, lower, upper)")
+            lo, hi = (Reader(self.text, scope, None).read(e, depth) for e in lim.elts[1:])
+            name = lim.elts[0].id
+            if name in scope.sizes or scope.tensor(name) is not None:
+                self.fail(lim.elts[0], f"'{name}' is already declared; pick another index name")
+            idx = sp.Idx(sp.Symbol(name, integer=True), (lo - scope.base, hi - scope.base))
+            scope = scope.child(**{name: idx})
+            limits.append((idx, lo - scope.base, hi - scope.base))
+        body = Reader(self.text, scope, None).read(node.args[0], depth)
+        return sp.Sum(body, *reversed(limits))
+
+    def _layer(self, node, depth):
+        name = node.func.id
+        if self.layer_name is None:
+            self.fail(node, f"layer {name}() can only be used to declare a layer under 'layers'")
+        builder, positional, keywords = LAYERS[name]
+        if len(node.args) > len(positional):
+            self.fail(node, f"{name}() takes at most {len(positional)} tensor argument(s): "
+                            f"{', '.join(positional)}")
+        tensors = []
+        for arg in node.args:
+            if not isinstance(arg, ast.Name):
+                self.fail(arg, f"{name}(): tensor arguments are names of declared tensors or layers")
+            tensor = self._tensor(arg, arg.id)
+            if tensor is None:
+                self.fail(arg, f"'{arg.id}' is not a declared tensor or layer")
+            tensors.append(tensor)
+        options = {}
+        for kw in node.keywords:
+            if kw.arg in positional and kw.arg != "input":
+                tensor = self._tensor(kw.value, kw.value.id) if isinstance(kw.value, ast.Name) else None
+                if tensor is None:
+                    self.fail(kw.value, f"{name}(): {kw.arg} must name a declared tensor")
+                tensors.append(tensor)
+                continue
+            if kw.arg not in keywords:
+                allowed = ", ".join(keywords) or "none"
+                self.fail(kw.value if kw.arg else node, f"{name}() has no argument '{kw.arg}' "
+                                                        f"(keyword arguments: {allowed})")
+            value = self.read(kw.value, depth)
+            for v in value if isinstance(value, tuple) else (value,):
+                if not (v.is_integer or (v.is_Symbol and v.is_integer)):
+                    self.fail(kw.value, f"{name}(): {kw.arg} must be an integer or a declared size, got {v}")
+            options[kw.arg] = value
+        try:
+            return builder(self.layer_name, *tensors, **options)
+        except ShapeError as exc:
+            self.fail(node, f"{name}(): {exc.message}", error=ShapeError)
+        except TypeError as exc:
+            self.fail(node, f"{name}(): {exc}")
+
+
+def _describe(node):
+    kinds = {"Attribute": "attribute access ('.')", "Lambda": "lambda", "Compare": "a comparison",
+             "BoolOp": "'and'/'or'", "IfExp": "'if'/'else'", "Dict": "a dict", "Set": "a set",
+             "ListComp": "a comprehension", "GeneratorExp": "a generator", "Starred": "'*'",
+             "JoinedStr": "an f-string", "NamedExpr": "':='", "Await": "'await'"}
+    return kinds.get(type(node).__name__, type(node).__name__)
+
+
+def _shape(shape):
+    return "×".join(str(s) for s in shape) or "scalar"
+
+
+def infer_index_ranges(text, index_names, scope):
+    """Ranges of the free indices of a custom layer, read off the tensors they index.
+
+    In ``W[i, j] * x[j]`` with W of shape m×n, i runs over m values. Returns
+    {name: size}; a name never used alone as a subscript is missing.
+    """
+    tree = ast.parse(str(text).strip(), mode="eval")
+    sizes = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            tensor = scope.tensor(node.value.id)
+            if tensor is None:
+                continue
+            parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            for part, size in zip(parts, tensor.shape):
+                if isinstance(part, ast.Name) and part.id in index_names:
+                    sizes.setdefault(part.id, size)
+    return sizes
+

@@ -1,0 +1,42 @@
+"""Compile a sheet to PDF with latexmk or pdflatex, whichever is installed."""
+import shutil
+import subprocess
+from pathlib import Path
+
+INSTALL_HINT = ("no TeX engine found: install one with "
+                "'apt-get install texlive-latex-base texlive-latex-recommended latexmk'")
+
+
+class PdfError(Exception):
+    pass
+
+
+def tex_engine():
+    """'latexmk' or 'pdflatex' if installed, else None."""
+    for name in ("latexmk", "pdflatex"):
+        if shutil.which(name):
+            return name
+    return None
+
+
+def compile_pdf(tex_path, timeout=120):
+    """Compile ``tex_path`` next to itself; returns the PDF path or raises PdfError with the log's first error."""
+    tex_path = Path(tex_path)
+    engine = tex_engine()
+    if engine is None:
+        raise PdfError(INSTALL_HINT)
+    if engine == "latexmk":
+        cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex_path.name]
+    else:
+        cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex_path.name]
+    try:
+        done = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise PdfError(f"{engine} took longer than {timeout} s on {tex_path}") from None
+    pdf = tex_path.with_suffix(".pdf")
+    if done.returncode != 0 or not pdf.exists():
+        log = tex_path.with_suffix(".log")
+        text = log.read_text(errors="replace") if log.exists() else done.stdout
+        first = next((line for line in text.splitlines() if line.startswith("!")), "see the log")
+        raise PdfError(f"{engine} failed on {tex_path}: {first}")
+    return pdf

@@ -1,0 +1,168 @@
+"""A problem file: title, conventions, declarations and questions; solving it.
+
+``load_problem(path)`` reads and checks the file's structure (errors here
+make the whole file unreadable); each question is then solved on its own,
+under a time limit, and any failure stays with that question.
+"""
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .answer import Answer, Status
+from .declarations import Declarations
+from .errors import ProblemFileError, SymderiveError
+from .timeouts import time_limit
+from .yaml_positions import LocatedDict, load, position
+
+MAX_FILE_BYTES = 1_000_000
+DEFAULT_TIMEOUT = 60.0
+TOP_LEVEL_KEYS = {"title", "source", "index_base", "sizes", "tensors", "layers", "questions", "notes"}
+QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers"}
+
+
+@dataclass
+class Question:
+    id: str
+    statement: str
+    ask: str
+    spec: dict
+    line: int = None
+
+    def option(self, key, default=None):
+        return self.spec.get(key, default)
+
+
+@dataclass
+class Problem:
+    path: Path
+    title: str
+    source: str
+    index_base: int
+    questions: list
+    spec: dict = field(repr=False, default_factory=dict)
+    notes: str = ""
+
+    @property
+    def name(self):
+        return self.path.stem
+
+    def question(self, qid):
+        for q in self.questions:
+            if q.id == qid:
+                return q
+        raise KeyError(f"{self.path}: no question {qid!r}; questions: "
+                       f"{', '.join(q.id for q in self.questions)}")
+
+    def declarations(self, question=None):
+        """The scope a question sees: the file's declarations, then its own."""
+        outer = Declarations(self.spec, base=self.index_base)
+        if question is None:
+            return outer
+        return Declarations(question.spec, parent=outer, base=self.index_base)
+
+    def solve(self, ids=None, timeout=DEFAULT_TIMEOUT):
+        """Solve every question (or those in ``ids``); never raises for one bad question."""
+        chosen = [q for q in self.questions if ids is None or q.id in ids]
+        return [self.solve_question(q, timeout) for q in chosen]
+
+    def solve_question(self, question, timeout=DEFAULT_TIMEOUT):
+        from .asks import ASKS, Context
+
+        start = time.perf_counter()
+        limit = question.option("timeout", timeout)
+        try:
+            with time_limit(limit):
+                ctx = Context(self, question, self.declarations(question))
+                answer = ASKS[question.ask](ctx)
+        except SymderiveError as exc:
+            exc.located(file=self.path, question=question.id, line=question.line)
+            answer = Answer(question.id, question.statement, Status.FAILED, error=str(exc))
+        except RecursionError:
+            answer = Answer(question.id, question.statement, Status.FAILED,
+                            error=f"{self.path}: question {question.id}: expression too deeply nested")
+        except Exception as exc:  # an engine bug must not take the rest of the run with it
+            answer = Answer(question.id, question.statement, Status.FAILED,
+                            error=f"{self.path}: question {question.id}: internal error: "
+                                  f"{type(exc).__name__}: {exc}")
+        answer.problem = self.name
+        answer.seconds = time.perf_counter() - start
+        return answer
+
+    def sheet(self, answers=None):
+        """The LaTeX answer sheet (solving first if no answers are given)."""
+        from .sheet import render_sheet
+        return render_sheet(self, answers if answers is not None else self.solve())
+
+    def _repr_markdown_(self):
+        return f"**{self.title}** ({len(self.questions)} questions: " \
+               f"{', '.join(q.id for q in self.questions)})"
+
+
+def load_problem(path):
+    """Read a problem file; raises ``ProblemFileError`` if it cannot be used at all."""
+    from .asks import ASKS
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProblemFileError(f"cannot read: {exc.strerror}", file=path) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProblemFileError(f"file is larger than {MAX_FILE_BYTES} bytes", file=path)
+    try:
+        spec = load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProblemFileError("file is not UTF-8 text", file=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProblemFileError(f"YAML syntax error: {problem}", file=path,
+                               line=mark.line + 1 if mark else None,
+                               column=mark.column + 1 if mark else None) from None
+    if not isinstance(spec, dict):
+        raise ProblemFileError("a problem file is a YAML mapping with title and questions", file=path)
+    unknown = [k for k in spec if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise ProblemFileError(f"unknown key '{unknown[0]}' (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})",
+                               *position(unknown[0]), file=path)
+    base = spec.get("index_base", 0)
+    if base not in (0, 1) or isinstance(base, bool):
+        raise ProblemFileError("index_base must be 0 or 1", *position(spec), file=path)
+    questions_spec = spec.get("questions")
+    if not isinstance(questions_spec, list) or not questions_spec:
+        raise ProblemFileError("'questions' must be a non-empty list", *position(spec), file=path)
+    questions, seen = [], set()
+    for entry in questions_spec:
+        if not isinstance(entry, LocatedDict):
+            raise ProblemFileError("each question is a mapping with id and ask", file=path)
+        qid = entry.get("id")
+        where = dict(file=path, line=entry.line, column=entry.column)
+        if not isinstance(qid, str) or not qid.strip():
+            raise ProblemFileError("a question needs an 'id' (text)", **where)
+        if qid in seen:
+            raise ProblemFileError(f"duplicate question id '{qid}'", *position(qid), file=path)
+        seen.add(qid)
+        ask = entry.get("ask")
+        if ask not in ASKS:
+            raise ProblemFileError(f"question {qid}: unknown ask {ask!r} (one of: {', '.join(ASKS)})",
+                                   *(position(ask) if isinstance(ask, str) else (entry.line, entry.column)),
+                                   file=path)
+        statement = entry.get("statement", "")
+        questions.append(Question(str(qid), str(statement), str(ask), entry, entry.line))
+    if "title" not in spec:
+        raise ProblemFileError("missing 'title'", 1, 1, file=path)
+    return Problem(path, str(spec["title"]), str(spec.get("source", "")), base, questions, spec,
+                   str(spec.get("notes", "")))
+
+
+def find_problem_files(paths):
+    """Expand files and folders into a sorted list of problem files (.yaml / .yml)."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml"))
+        else:
+            found.append(p)
+    return found
