@@ -32,7 +32,11 @@ def build_parser():
                        help=f"problem files or folders (default: {DEFAULT_PROBLEMS}/)")
     solve.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
                        help=f"folder for the sheets (default: {DEFAULT_OUTPUT}/)")
-    solve.add_argument("--pdf", action="store_true", help="also compile each sheet to PDF")
+    pdf = solve.add_mutually_exclusive_group()
+    pdf.add_argument("--pdf", dest="pdf", action="store_true", default=None,
+                     help="compile each sheet to PDF (an error if no TeX engine is installed); "
+                          "by default PDFs are made when pdflatex or latexmk is installed")
+    pdf.add_argument("--no-pdf", dest="pdf", action="store_false", help="write only the .tex sheets")
     solve.add_argument("--json", action="store_true", help="print answers as JSON instead of a table")
     solve.add_argument("--only", action="append", metavar="ID", help="solve only this question id")
     solve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
@@ -86,6 +90,8 @@ def solve_problems(files, args, console, errors):
     if args.pdf and tex_engine() is None:
         errors.print(f"error: --pdf: {INSTALL_HINT}", markup=False)
         return 2
+    if args.pdf is None:
+        args.pdf = tex_engine() is not None
     status, records = 0, []
     args.output.mkdir(parents=True, exist_ok=True)
     for path in files:

@@ -42,6 +42,11 @@ class ElementDerivative:
     def matrix_shape(self):
         return (numel(self.of.shape), numel(self.wrt.shape))
 
+    def _repr_latex_(self):
+        from .latex import partial, show
+        lhs = partial(self.of.name, self.out_idx, self.wrt.name, self.wrt_idx)
+        return f"$\\displaystyle {lhs} = {show(self.value)}$"
+
     def array(self):
         """The Jacobian at concrete sizes as a numel(y) × numel(x) matrix (row-major vec)."""
         return entries_matrix(self.value, self.out_idx, self.of.shape, self.wrt_idx, self.wrt.shape,
@@ -100,6 +105,11 @@ class ChainRule:
     summed: sp.Expr       # Σ_i g[i] · (closed-form ∂y/∂x), before contraction
     value: sp.Expr        # contracted, conditions moved into sum bounds
 
+    def _repr_latex_(self):
+        from .latex import partial, show
+        lhs = partial("l", (), self.local.wrt.name, self.local.wrt_idx)
+        return f"$\\displaystyle {lhs} = {show(self.value)}$"
+
     def array(self):
         """∂l/∂x at concrete sizes, with the shape of x (entries in terms of g)."""
         d = self.local
@@ -107,7 +117,7 @@ class ChainRule:
         shapes[self.upstream.name] = self.upstream.shape
         positions = flat_positions(d.wrt.shape)
         values = [entry(self.value, d.wrt_idx, pos, shapes) for pos in positions]
-        rows, cols = _matrix_view(d.wrt.shape)
+        rows, cols = matrix_view(d.wrt.shape)
         return sp.Matrix(rows, cols, values)
 
 
@@ -145,7 +155,7 @@ def entries_matrix(expr, out_idx, out_shape, in_idx, in_shape, shapes):
                      lambda r, c: entry(expr, out_idx + in_idx, rows[r] + cols[c], shapes))
 
 
-def _matrix_view(shape):
+def matrix_view(shape):
     """How to print a tensor of this shape as a matrix: rank 1 as a column, rank 2 as is,
     higher ranks with the leading axes merged into rows (row-major)."""
     shape = [int(s) for s in shape]

@@ -73,7 +73,8 @@ def _question(answer):
             out.append(r"\begin{enumerate}")
             for step in answer.steps:
                 out.append(rf"\item {text(step.why)}")
-                out.append(rf"\[ {step.latex} \]")
+                if step.latex:
+                    out.append(rf"\[ {step.latex} \]")
             out.append(r"\end{enumerate}")
         out.append(r"\textbf{Answer.}")
         for r in answer.results:

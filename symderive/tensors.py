@@ -66,7 +66,15 @@ class Tensor:
         return {self.name: self}
 
     def __repr__(self):
-        return f"Tensor({self.name!r}, {self.shape})"
+        return f"{type(self).__name__}({self.name!r}, {self.shape})"
+
+    def _repr_latex_(self):
+        from .latex import dims, entry, show
+        idx = self.free_indices()
+        head = rf"{self.name} \in {dims(self.shape)}"
+        if not getattr(self, "is_layer", False):
+            return f"${head}$"
+        return rf"$\displaystyle {head}, \quad {entry(self.name, idx)} = {show(self.element(idx, expand=False))}$"
 
 
 def in_range(indices, shape):

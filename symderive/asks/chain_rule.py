@@ -39,8 +39,10 @@ def solve(ctx):
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = c.array()
         label = rf"\frac{{\partial {loss}}}{{\partial {wrt.name}}}"
-        if not too_large(array):
-            steps.append(Step(f"{label} = {matrix(array, ctx.base)}",
-                              f"entries at the given sizes, in terms of {upstream}"))
-            results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
+        shown = (f"{label} = {matrix(array, ctx.base)}" if not too_large(array) else
+                 rf"{label} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}")
+        steps.append(Step("", f"entries at the given sizes, in terms of {upstream} (the array is in the answer)"
+                          if not too_large(array)
+                          else "too large to print; given by the element formula above"))
+        results.append(Result("array", array, shown))
     return ctx.answer(results, steps, conventions=conventions)

@@ -4,6 +4,7 @@ from ..answer import Answer, Status
 from ..declarations import locate
 from ..errors import ExpressionError, SymderiveError
 from ..expressions import parse
+from ..latex_input import is_latex, parse_latex
 from ..latex import show
 from ..yaml_positions import position
 
@@ -47,8 +48,11 @@ class Context:
         return found
 
     def expression(self, key):
+        """Option ``key`` read as an expression: SymPy syntax, or LaTeX between $...$."""
         text = self.require(key)
         try:
+            if is_latex(text):
+                return parse_latex(text, self.decls.scope())
             return parse(text, self.decls.scope())
         except SymderiveError as exc:
             raise locate(exc, text) from None

@@ -2,9 +2,9 @@
 import sympy as sp
 
 from ..answer import Result, Step
-from ..derivative import derivative
-from ..latex import dims, matrix, partial, too_large
-from ..tensors import is_concrete, numel
+from ..derivative import derivative, matrix_view
+from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
+from ..tensors import flat_positions, is_concrete
 
 
 def solve(ctx):
@@ -32,16 +32,29 @@ def solve(ctx):
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = d.array()
         conventions.add("flatten")
-        label = (rf"\frac{{\partial\, \mathrm{{vec}}({of.name})}}{{\partial\, \mathrm{{vec}}({wrt.name})}}"
-                 if len(of.shape) != 1 or len(wrt.shape) != 1 else
-                 rf"\frac{{\partial {of.name}}}{{\partial {wrt.name}}}")
-        if too_large(array):
-            steps.append(Step(rf"{label} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}",
-                              f"{sum(1 for v in array if v != 0)} nonzero entries; too large to print, "
-                              "given by the element formula above"))
-        else:
-            steps.append(Step(f"{label} = {matrix(array, ctx.base)}",
-                              "entries read off the element formula; rows vec(y), columns vec(x), "
-                              "row-major"))
-            results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
+        shown, why = array_latex(array, of, wrt, d, ctx)
+        steps.append(Step("", why + " (the array is in the answer)"))
+        results.append(Result("array", array, shown))
     return ctx.answer(results, steps, conventions=conventions)
+
+
+def array_latex(array, of, wrt, d, ctx):
+    """The Jacobian as one matrix, as one slice per output entry when it is too wide, or a summary."""
+    vec = (rf"\frac{{\partial\, \mathrm{{vec}}({of.name})}}{{\partial\, \mathrm{{vec}}({wrt.name})}}"
+           if len(of.shape) != 1 or len(wrt.shape) != 1 else
+           rf"\frac{{\partial {of.name}}}{{\partial {wrt.name}}}")
+    if not too_large(array):
+        return (f"{vec} = {matrix(array, ctx.base)}",
+                "entries read off the element formula; rows vec(y), columns vec(x), row-major")
+    rows, cols = matrix_view(wrt.shape)
+    if array.rows <= MAX_PRINTED and rows <= MAX_PRINTED and cols <= MAX_PRINTED:
+        slices = []
+        for r, pos in enumerate(flat_positions(of.shape)):
+            label = rf"\frac{{\partial {entry(of.name, pos, ctx.base)}}}{{\partial {wrt.name}}}"
+            slices.append(f"{label} = {matrix(array[r, :].reshape(rows, cols), ctx.base)}")
+        return (r"\begin{gathered}" + r" \\ ".join(slices) + r"\end{gathered}",
+                f"one slice per entry of {of.name}, each with the shape of {wrt.name}; "
+                "entries read off the element formula")
+    nonzero = sum(1 for v in array if v != 0)
+    return (rf"{vec} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}",
+            f"{nonzero} nonzero entries; too large to print, given by the element formula above")

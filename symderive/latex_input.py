@@ -1,0 +1,117 @@
+"""Read LaTeX expressions (``$...$`` in a problem file) through latex2sympy2, safely.
+
+latex2sympy2 parses with an ANTLR grammar (no ``eval``) into an unevaluated
+SymPy tree, but it reads ``p_i`` as one symbol and knows nothing of the
+problem's declarations. So its tree is rebuilt node by node through a
+whitelist: declared sizes and tensors (``x_{1,2}`` becomes x[1, 2] in the
+file's index base), numbers, arithmetic with bounded exponents, known
+functions, and sums; anything else is refused.
+"""
+import re
+
+import sympy as sp
+
+from .errors import ExpressionError
+from .expressions import MAX_DIGITS, MAX_EXPONENT, MAX_LENGTH, parse
+from .functions import relu, sigmoid
+
+SUBSCRIPTED = re.compile(r"([A-Za-z][A-Za-z0-9]*)_\{?(.+?)\}?\Z")
+LATEX_FUNCTIONS = {r"\sigma": sigmoid, "sigma": sigmoid, r"\operatorname{ReLU}": relu,
+                   r"\mathrm{ReLU}": relu, r"\operatorname{relu}": relu, "ReLU": relu}
+SYMPY_FUNCTIONS = (sp.exp, sp.log, sp.tanh, sp.sqrt, sp.floor, sp.ceiling, sp.Abs, sp.Max, sp.Min,
+                   sigmoid, relu)
+
+
+def is_latex(text):
+    text = str(text).strip()
+    return len(text) >= 2 and text.startswith("$") and text.endswith("$")
+
+
+def parse_latex(text, scope):
+    """``$...$`` to a SymPy expression over the scope's declarations.
+
+    >>> from symderive.expressions import Scope
+    >>> from symderive.tensors import Tensor
+    >>> parse_latex(r"$-\\ln \\frac{1}{4}$", Scope())
+    log(4)
+    >>> parse_latex(r"$2 z_{3}$", Scope(tensors={'z': Tensor('z', (4,))}, base=1))
+    2*z[2]
+    """
+    body = str(text).strip()[1:-1].strip()
+    if len(body) > MAX_LENGTH:
+        raise ExpressionError(f"LaTeX expression is longer than {MAX_LENGTH} characters")
+    if not body:
+        raise ExpressionError("empty LaTeX expression")
+    from latex2sympy2 import latex2sympy
+    try:
+        raw = latex2sympy(body)
+    except RecursionError:
+        raise ExpressionError("LaTeX expression is nested too deeply") from None
+    except Exception as exc:  # latex2sympy2 raises many kinds of errors for bad input
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExpressionError(f"cannot read the LaTeX: {first}") from None
+    return _rebuild(raw, scope, {})
+
+
+def _rebuild(e, scope, bound):
+    if isinstance(e, sp.Integer):
+        if len(str(abs(e))) > MAX_DIGITS:
+            raise ExpressionError(f"number longer than {MAX_DIGITS} digits")
+        return e
+    if isinstance(e, (sp.Rational, sp.Float)):
+        return sp.Rational(str(e)) if isinstance(e, sp.Float) else e
+    if e in (sp.pi, sp.E):
+        return e
+    if isinstance(e, sp.Symbol):
+        return _symbol(e.name, scope, bound)
+    if isinstance(e, sp.Pow):
+        base, exponent = (_rebuild(a, scope, bound) for a in e.args)
+        if exponent.is_number and (not exponent.is_finite or abs(exponent) > MAX_EXPONENT):
+            raise ExpressionError(f"exponent {exponent} is larger than {MAX_EXPONENT}")
+        return base ** exponent
+    if isinstance(e, (sp.Add, sp.Mul)):
+        return e.func(*[_rebuild(a, scope, bound) for a in e.args])
+    if isinstance(e, sp.log):
+        args = [_rebuild(a, scope, bound) for a in e.args]
+        return sp.log(*args) if len(args) == 1 or args[1] != sp.E else sp.log(args[0])
+    if isinstance(e, SYMPY_FUNCTIONS):
+        return e.func(*[_rebuild(a, scope, bound) for a in e.args])
+    if isinstance(e, sp.core.function.AppliedUndef):
+        name = type(e).__name__
+        if name in LATEX_FUNCTIONS:
+            return LATEX_FUNCTIONS[name](*[_rebuild(a, scope, bound) for a in e.args])
+        raise ExpressionError(f"unknown function {name}")
+    if isinstance(e, sp.Sum):
+        inner = dict(bound)
+        limits = []
+        for var, lo, hi in e.limits:
+            lo, hi = _rebuild(lo, scope, bound), _rebuild(hi, scope, bound)
+            idx = sp.Idx(sp.Symbol(var.name, integer=True), (lo - scope.base, hi - scope.base))
+            inner[var.name] = idx
+            limits.append((idx, lo - scope.base, hi - scope.base))
+        return sp.Sum(_rebuild(e.function, scope, inner), *limits)
+    raise ExpressionError(f"{type(e).__name__} is not supported in a LaTeX expression")
+
+
+def _symbol(name, scope, bound):
+    if name in bound:
+        return bound[name] + scope.base
+    if name in scope.indices:
+        return scope.indices[name] + scope.base
+    if name in scope.sizes:
+        return scope.sizes[name]
+    if name in ("e",):
+        return sp.E
+    tensor = scope.tensor(name) if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) else None
+    if tensor is not None and not tensor.shape:
+        return tensor.base
+    match = SUBSCRIPTED.match(name)
+    if match and scope.tensor(match.group(1)) is not None:
+        tensor = scope.tensor(match.group(1))
+        parts = [p.strip() for p in match.group(2).split(",")]
+        if len(parts) != tensor.rank:
+            raise ExpressionError(f"'{match.group(1)}' has {tensor.rank} axes but {name} gives {len(parts)}")
+        inner = scope.child(**{k: v for k, v in bound.items()})
+        idx = tuple(parse(p, inner) - scope.base for p in parts)
+        return tensor.element(idx, expand=False) if tensor.is_layer else tensor.element(idx)
+    raise ExpressionError(f"'{name}' is not declared")
