@@ -1,6 +1,7 @@
 """LaTeX for sheets and notebooks: expressions in the display index base, partials,
 dimensions, and matrices as ``bmatrix`` (or a summary when too large to read)."""
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from .indices import for_display
 
@@ -8,11 +9,92 @@ from .indices import for_display
 MAX_PRINTED = 12
 
 
+class SheetPrinter(LatexPrinter):
+    """SymPy's LaTeX, with range conditions printed as a course writes them."""
+
+    def _print_Piecewise(self, expr):
+        rows = []
+        for value, cond in expr.args:
+            shown = r"\text{otherwise}" if cond == sp.true else r"\text{if } " + condition(cond, self)
+            rows.append(f"{self._print(value)} & {shown}")
+        return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
+
+
+def condition(cond, printer=None):
+    r"""``0 ≤ q − 2j ≤ 2`` instead of ``2j − q ≥ −2 ∧ 2j − q ≤ 0``; ``D ∣ e`` for Mod(e, D) = 0.
+
+    >>> q, j = sp.symbols('q j', integer=True)
+    >>> print(condition(sp.And(2*j - q >= -2, 2*j - q <= 0)))
+    0 \leq q - 2 j \leq 2
+    """
+    printer = printer or SheetPrinter({"mul_symbol": None})
+    parts = cond.args if isinstance(cond, sp.And) else (cond,)
+    ranges, order, other = {}, [], []
+    for part in parts:
+        bound = _range_of(part)
+        if bound is None:
+            if isinstance(part, sp.Eq) and isinstance(part.lhs, sp.Mod) and part.rhs == 0:
+                other.append(rf"{printer._print(part.lhs.args[1])} \mid {printer._print(part.lhs.args[0])}")
+            else:
+                other.append(printer._print(part))
+            continue
+        e, side, value = bound
+        if e not in ranges:
+            ranges[e] = [None, None]
+            order.append(e)
+        ranges[e][0 if side == "lower" else 1] = value
+    shown = []
+    for e in order:
+        lo, hi = ranges[e]
+        middle = _positive_first(e)
+        if lo is not None and hi is not None:
+            shown.append(rf"{printer._print(lo)} \leq {middle} \leq {printer._print(hi)}")
+        elif lo is not None:
+            shown.append(rf"{middle} \geq {printer._print(lo)}")
+        else:
+            shown.append(rf"{middle} \leq {printer._print(hi)}")
+    return r",\ ".join(shown + other)
+
+
+def _positive_first(e):
+    """Print a sum with its positive terms first: q - 2 j rather than - 2 j + q."""
+    terms = sorted(sp.Add.make_args(e), key=lambda t: t.could_extract_minus_sign())
+    unordered = SheetPrinter({"mul_symbol": None, "order": "none"})
+    return unordered._print(sp.Add(*terms, evaluate=False))
+
+
+def _range_of(rel):
+    """(e, 'lower'|'upper', c) for a relation  e ≥ c  or  e ≤ c  between integers, e oriented
+    so that some index has coefficient +1 (the index the condition was solved for)."""
+    if not isinstance(rel, (sp.GreaterThan, sp.LessThan, sp.StrictGreaterThan, sp.StrictLessThan)):
+        return None
+    diff = sp.expand(rel.lhs - rel.rhs)
+    if not diff.free_symbols or not all(s.is_integer for s in diff.free_symbols):
+        return None
+    indices = [s for s in diff.free_symbols if s.is_positive is not True]
+    if not indices:
+        return None
+    const = sum((t for t in sp.Add.make_args(diff) if not t.free_symbols & set(indices)), sp.S.Zero)
+    e = diff - const
+    lower = isinstance(rel, (sp.GreaterThan, sp.StrictGreaterThan))
+    bound = -const + (1 if isinstance(rel, sp.StrictGreaterThan) else -1 if isinstance(rel, sp.StrictLessThan) else 0)
+    if not any(e.coeff(s) == 1 for s in indices) and any(e.coeff(s) == -1 for s in indices):
+        e, bound, lower = -e, -bound, not lower
+    return sp.expand(e), "lower" if lower else "upper", sp.expand(bound)
+
+
 def show(expr, base=0):
     """LaTeX of ``expr`` with indices printed in ``base``."""
     if isinstance(expr, sp.MatrixBase):
         return matrix(expr, base)
-    return sp.latex(for_display(sp.sympify(expr), base), mul_symbol=None)
+    shown = for_display(sp.sympify(expr), base)
+    # One fraction per subscript or floor: (q + P - S j)/D rather than q/D + P/D - S j/D.
+    shown = shown.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)) and e.args[0].is_Add,
+                          lambda e: e.func(sp.together(e.args[0])))
+    shown = shown.replace(lambda e: isinstance(e, sp.Indexed) and any(
+        sp.fraction(sp.together(a))[1] != 1 for a in e.indices),
+        lambda e: e.base[tuple(sp.together(a) for a in e.indices)])
+    return SheetPrinter({"mul_symbol": None}).doprint(shown)
 
 
 def entry(name, idx, base=0):

@@ -7,6 +7,10 @@ INSTALL_HINT = ("no TeX engine found: install one with "
                 "'apt-get install texlive-latex-base texlive-latex-recommended latexmk'")
 
 
+#: Files LaTeX leaves beside the sheet; removed after a successful build (kept on failure).
+AUXILIARY = (".aux", ".log", ".fls", ".fdb_latexmk", ".out")
+
+
 class PdfError(Exception):
     pass
 
@@ -39,4 +43,6 @@ def compile_pdf(tex_path, timeout=120):
         text = log.read_text(errors="replace") if log.exists() else done.stdout
         first = next((line for line in text.splitlines() if line.startswith("!")), "see the log")
         raise PdfError(f"{engine} failed on {tex_path}: {first}")
+    for suffix in AUXILIARY:
+        tex_path.with_suffix(suffix).unlink(missing_ok=True)
     return pdf
