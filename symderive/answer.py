@@ -56,6 +56,7 @@ class Answer:
     error: str = ""
     seconds: float = 0.0
     problem: str = ""
+    index_base: int = 0                               # indices in sympy strings are shown in this base
 
     @property
     def ok(self):
@@ -77,16 +78,20 @@ class Answer:
             "question": self.question_id,
             "status": self.status.value,
             "detail": self.detail,
-            "answers": [{"label": r.label, "latex": r.latex, "sympy": sympy_string(r.value)}
-                        for r in self.results],
+            "answers": [{"label": r.label, "latex": r.latex,
+                         "sympy": sympy_string(r.value, self.index_base)} for r in self.results],
             "error": self.error,
             "seconds": round(self.seconds, 4),
         }
 
 
-def sympy_string(value):
+def sympy_string(value, base=0):
+    """SymPy's string form, with indices shifted to ``base`` like the LaTeX."""
+    from .indices import for_display
     if isinstance(value, str):
         return value
     if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(sympy_string(v) for v in value) + ")"
-    return sp.sstr(value)
+        return "(" + ", ".join(sympy_string(v, base) for v in value) + ")"
+    if isinstance(value, sp.MatrixBase):
+        return sp.sstr(value.applyfunc(lambda v: for_display(v, base)))
+    return sp.sstr(for_display(value, base) if isinstance(value, sp.Basic) else value)

@@ -13,12 +13,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .answer import Status, sympy_string
-from .indices import for_display
 from .errors import ProblemFileError
 from .pdf import PdfError, compile_pdf, tex_engine, INSTALL_HINT
 from .problem import DEFAULT_TIMEOUT, find_problem_files, load_problem
 
 DEFAULT_PROBLEMS = Path("problems")
+#: The shipped problems beside the package (a source checkout or editable install).
+SHIPPED_PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 DEFAULT_OUTPUT = Path("output")
 
 
@@ -57,7 +58,8 @@ def main(argv=None):
         return 2 if exc.code else 0
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
-    paths = args.paths or [DEFAULT_PROBLEMS]
+    paths = args.paths or [DEFAULT_PROBLEMS if DEFAULT_PROBLEMS.is_dir() or not SHIPPED_PROBLEMS.is_dir()
+                           else SHIPPED_PROBLEMS]
     missing = [p for p in paths if not p.exists()]
     if missing:
         errors.print(f"error: {missing[0]}: no such file or folder", markup=False)
@@ -148,5 +150,5 @@ def _plain(result, base):
     value = result.value
     if hasattr(value, "tolist"):
         return f"{result.label}: {value.rows}×{value.cols} matrix (see the sheet)"
-    shown = sympy_string(for_display(value, base) if hasattr(value, "atoms") else value)
+    shown = sympy_string(value, base)
     return f"{result.label}: {shown}" if result.label else shown

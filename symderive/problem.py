@@ -87,6 +87,7 @@ class Problem:
                             error=f"{self.path}: question {question.id}: internal error: "
                                   f"{type(exc).__name__}: {exc}")
         answer.problem = self.name
+        answer.index_base = self.index_base
         answer.seconds = time.perf_counter() - start
         return answer
 
