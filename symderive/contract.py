@@ -291,3 +291,56 @@ def _as_bound(cond, variables):
     if a.is_negative:
         return var, "upper", sp.floor(sp.cancel(r / -a))
     return None
+
+
+def same_terms(a, b):
+    """True when ``a`` and ``b`` have the same terms in normal form: equal coefficients and
+    the same range conditions (after clearing positive denominators). A sufficient test
+    for equality for all values of the sizes; False means "not shown equal", not "different".
+    """
+    ta, tb = flatten(a), flatten(b)
+    if len(ta) != len(tb):
+        return False
+    unmatched = list(tb)
+    for t in ta:
+        match = next((u for u in unmatched if _same_term(t, u)), None)
+        if match is None:
+            return False
+        unmatched.remove(match)
+    return True
+
+
+def _same_term(t, u):
+    if len(t.limits) != len(u.limits):
+        return False
+    renames = {}
+    for (v1, lo1, hi1), (v2, lo2, hi2) in zip(t.limits, u.limits):
+        renames[v2] = v1
+        if sp.simplify(lo1 - lo2.xreplace(renames)) != 0 or sp.simplify(hi1 - hi2.xreplace(renames)) != 0:
+            return False
+    if sp.simplify(t.coeff - u.coeff.xreplace(renames)) != 0:
+        return False
+    return _condition_set(t.conds) == _condition_set([c.xreplace(renames) for c in u.conds])
+
+
+def _condition_set(conds):
+    """Conditions as a set of canonical SymPy objects: e >= 0 with e expanded, Mod(e, D) = 0."""
+    out = set()
+    for cond in conds:
+        cond = clear_denominators(cond)
+        if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
+            num, den = cond.lhs.args
+            out.add(("mod", sp.expand(num), den))
+            continue
+        if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)):
+            e = cond.lhs - cond.rhs
+        elif isinstance(cond, (sp.LessThan, sp.StrictLessThan)):
+            e = cond.rhs - cond.lhs
+        else:
+            out.add(("other", cond))
+            continue
+        if isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
+            e -= 1
+        num, den = sp.fraction(sp.together(e))
+        out.add(("ge", sp.expand(num if den.is_positive else e)))
+    return out
