@@ -220,3 +220,37 @@ def backward_as_convolution(layer):
     else:
         flipped = sp.Array([w[tuple(kk - 1 - a for kk, a in zip(K, pos))] for pos in flat_positions(K)]).reshape(*K)
     return BackwardConvolution(tuple(s), tuple(d), tuple(pad), tuple(p), flipped, matrix)
+
+
+def prove_backward_convolution(layer):
+    """∂L/∂x equals the full convolution at the index level, for the layer's sizes (symbolic or not).
+
+    The full convolution, written down and contracted:
+        z[c, i…] = Σ_o Σ_k' ĝ[o, i + p + d·k' − (K−1)·d …] · w[o, c, K−1−k' …],
+        ĝ[o, m…] = Σ_j g[o, j…] · δ(m, s·j) …   (g dilated by the stride)
+    Returns (z, ∂L/∂x, proved): both contracted, compared in normal form.
+    """
+    c = chain_rule(layer, layer.x, "g")
+    d = c.local
+    wrt_idx = d.wrt_idx
+    taken = names_in(c.summed) | {i.name for i in wrt_idx}
+    dims = layer.dims
+    kernel = layer.kernel
+    ks = indices_for(kernel, taken, ("kk", "kl", "km", "kn"))
+    taken |= {k.name for k in ks}
+    outs = indices_for(layer.shape, taken, ("a", "b", "e", "f", "h"))
+    spatial_x = wrt_idx[len(wrt_idx) - dims:]
+    spatial_g = outs[len(outs) - dims:]
+    deltas = sp.Mul(*[sp.KroneckerDelta(i + p + dd * k - (K - 1) * dd, s * j)
+                      for i, k, K, s, dd, p, j in zip(spatial_x, ks, kernel, layer.stride,
+                                                      layer.dilation, layer.padding, spatial_g)])
+    flipped = tuple(K - 1 - k for K, k in zip(kernel, ks))
+    if layer.channels:
+        weight = layer.weight.element((outs[0], wrt_idx[0]) + flipped)
+    else:
+        weight = layer.weight.element(flipped)
+    body = c.upstream.element(outs) * weight * deltas
+    limits = [(k, 0, K - 1) for k, K in zip(ks, kernel)] + [(j, 0, n - 1) for j, n in zip(outs, layer.shape)]
+    z = contract(sp.Sum(body, *limits))
+    chain = contract(c.summed).xreplace(dict(zip(d.out_idx, outs)))
+    return z, chain, same_terms(z, chain)

@@ -103,7 +103,7 @@ def contract_term(term):
             if solved is None:
                 continue
             delta, value, divisor, numerator = solved
-            coeff = (term.coeff / delta).xreplace({var: value})
+            coeff = tidy_subscripts((term.coeff / delta).xreplace({var: value}))
             conds = [c.xreplace({var: value}) for c in term.conds] + [lo <= value, value <= hi]
             if divisor is not None:
                 conds.append(sp.Eq(sp.Mod(numerator, divisor), 0))
@@ -118,6 +118,15 @@ def contract_term(term):
     return [Term(term.coeff, conds, term.limits)]
 
 
+def tidy_subscripts(expr):
+    """Write every subscript as one expanded fraction: K − 1 + (q − D·K + D)/D becomes q/D."""
+    def tidy(a):
+        num, den = sp.fraction(sp.together(a))
+        return sp.expand(num) / den if den != 1 else sp.expand(a)
+    return expr.replace(lambda e: isinstance(e, sp.Indexed),
+                        lambda e: e.base[tuple(tidy(a) for a in e.indices)])
+
+
 def _solve_delta(coeff, var):
     """Find a factor δ(u, v) with u − v = a·var + r; return (δ, −r/a, divisor or None, −r)."""
     for factor in sp.Mul.make_args(coeff):
@@ -130,7 +139,7 @@ def _solve_delta(coeff, var):
         rest = sp.expand(diff - a * var)
         if var in a.free_symbols or var in rest.free_symbols or not a.is_nonzero:
             continue
-        divisor = None if a in (1, -1) else a
+        divisor = None if a in (1, -1) else (-a if a.is_negative else a)
         return factor, sp.expand(-rest / a) if divisor is None else -rest / a, divisor, sp.expand(-rest)
     return None
 
@@ -328,9 +337,8 @@ def _condition_set(conds):
     out = set()
     for cond in conds:
         cond = clear_denominators(cond)
-        if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
-            num, den = cond.lhs.args
-            out.add(("mod", sp.expand(num), den))
+        if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod) and cond.rhs == 0:
+            out.add(("mod",) + _divisibility(*cond.lhs.args))
             continue
         if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)):
             e = cond.lhs - cond.rhs
@@ -344,3 +352,19 @@ def _condition_set(conds):
         num, den = sp.fraction(sp.together(e))
         out.add(("ge", sp.expand(num if den.is_positive else e)))
     return out
+
+
+def _divisibility(num, den):
+    """Canonical (e, den) for  den | num : drop multiples of den, fix the sign.
+
+    >>> D, S = sp.symbols('D S', integer=True, positive=True); i, j = sp.symbols('i j', integer=True)
+    >>> _divisibility(S*j - i + 3*D, D) == _divisibility(i - S*j, D)
+    True
+    """
+    kept = [t for t in sp.Add.make_args(sp.expand(num))
+            if not (t / den).is_integer or not (sp.fraction(sp.together(t / den))[1] == 1)]
+    e = sp.Add(*kept)
+    if den.is_Integer:
+        e = sp.Add(*[sp.Mod(c, den) * m if c.is_Integer else c * m
+                     for c, m in (t.as_coeff_Mul() for t in sp.Add.make_args(e))])
+    return min(e, sp.expand(-e), key=sp.default_sort_key), den
