@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import sympy as sp
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -148,7 +149,7 @@ def print_answers(console, problem, answers, written):
 def _plain(result, base):
     """One line of an answer for the terminal, indices in the problem's base."""
     value = result.value
-    if hasattr(value, "tolist"):
-        return f"{result.label}: {value.rows}×{value.cols} matrix (see the sheet)"
+    if isinstance(value, (sp.MatrixBase, sp.NDimArray)):
+        return f"{result.label}: {'×'.join(map(str, value.shape))} array (see the sheet)"
     shown = sympy_string(value, base)
     return f"{result.label}: {shown}" if result.label else shown

@@ -139,3 +139,48 @@ def im2col_matrix(layer):
 
 def is_conv(layer):
     return isinstance(layer, Conv) and is_concrete(layer.shape)
+
+
+def symbolic_twin(layer):
+    """The same convolution with every size and hyperparameter a symbol, for proofs.
+
+    Channels C (in) and O (out), lengths L (1-D) or H, W (2-D), kernel K (or KH, KW),
+    stride S, padding P, dilation D (per axis in 2-D).
+    """
+    from .layers import Conv
+    from .tensors import size_symbol
+    axes = [""] if layer.dims == 1 else ["_1", "_2"]
+    spatial = tuple(size_symbol(n) for n in (["L"] if layer.dims == 1 else ["H", "W"]))
+    kernel = tuple(size_symbol("K" + a) for a in axes)
+    stride = tuple(size_symbol("S" + a) for a in axes)
+    dilation = tuple(size_symbol("D" + a) for a in axes)
+    padding = tuple(sp.Symbol("P" + a, integer=True, nonnegative=True) for a in axes)
+    if layer.channels:
+        C, O = size_symbol("C"), size_symbol("O")
+        x = Tensor(layer.x.name, (C,) + spatial)
+        w = Tensor(layer.weight.name, (O, C) + kernel)
+    else:
+        x, w = Tensor(layer.x.name, spatial), Tensor(layer.weight.name, kernel)
+    return Conv(layer.name, x, w, None, stride, padding, dilation, layer.dims)
+
+
+def size_names(layer):
+    """Names of the symbolic sizes and hyperparameters of a (twin) layer, for sheets."""
+    values = list(layer.x.shape) + list(layer.weight.shape) + list(layer.stride) \
+        + list(layer.padding) + list(layer.dilation)
+    return ", ".join(sorted({s.name for v in values for s in sp.sympify(v).free_symbols}))
+
+
+def structure_latex(layer, matrix):
+    """How to read a convolution matrix that is too large to print: dimensions and blocks."""
+    dims = layer.dims
+    out_n = sp.Mul(*layer.shape[len(layer.shape) - dims:])
+    in_n = sp.Mul(*layer.x.shape[layer.x.rank - dims:])
+    lines = [rf"{matrix.shape[0]} \times {matrix.shape[1]},\ {matrix.nnz}\text{{ nonzeros}}"]
+    if layer.channels:
+        lines.append(rf"\text{{{layer.weight.shape[0]} \times {layer.x.shape[0]} blocks (output channel "
+                     rf"$\times$ input channel), each }} {sp.latex(out_n)} \times {sp.latex(in_n)}")
+    kind = "banded Toeplitz" if dims == 1 else "doubly block-Toeplitz"
+    lines.append(rf"\text{{each block is {kind}: row }} i \text{{ holds the kernel at columns }} "
+                 rf"s\,i + d\,k - p")
+    return lines

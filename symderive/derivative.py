@@ -164,3 +164,12 @@ def matrix_view(shape):
     if len(shape) == 1:
         return shape[0], 1
     return int(sp.Mul(*shape[:-1])), shape[-1]
+
+
+def apply_signs(expr, signs):
+    """Fix ReLU's step H(z) where the sign of z is given: ``signs`` maps an expanded entry
+    (as a SymPy expression) to +1 or -1."""
+    def known(e):
+        return isinstance(e, sp.Heaviside) and sp.expand(e.args[0]) in signs
+
+    return expr.replace(known, lambda e: sp.S.One if signs[sp.expand(e.args[0])] > 0 else sp.S.Zero)

@@ -168,7 +168,7 @@ class Reader:
             if value.is_Integer and size.is_Integer and not 0 <= value < size:
                 self.fail(part, f"index {value + self.scope.base} is outside {name}'s axis of "
                                 f"size {size} (index base {self.scope.base})")
-        return tensor.element(idx, expand=False) if tensor.is_layer else tensor.element(idx)
+        return tensor.base[idx]          # a layer's entry stays opaque: y[i], not its definition
 
     # Calls --------------------------------------------------------------------
     def read_Call(self, node, depth):
@@ -246,6 +246,28 @@ class Reader:
             self.fail(node, f"{name}(): {exc.message}", error=ShapeError)
         except TypeError as exc:
             self.fail(node, f"{name}(): {exc}")
+
+
+def parse_sign(text, scope):
+    """A sign condition on one entry, ``z[1] > 0`` or ``z[3] < 0``: returns (entry, +1 or -1).
+
+    >>> from symderive.tensors import Tensor
+    >>> parse_sign("z[2] < 0", Scope(tensors={'z': Tensor('z', (3,))}, base=1))
+    (z[1], -1)
+    """
+    text = str(text).strip()
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"syntax error: {exc.msg}", line=exc.lineno, column=exc.offset) from None
+    node = tree.body
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Subscript)
+            and isinstance(node.comparators[0], ast.Constant) and node.comparators[0].value == 0
+            and isinstance(node.ops[0], (ast.Gt, ast.Lt))):
+        raise ExpressionError("a given condition is a sign of one entry, e.g. z[1] > 0 or z[3] < 0",
+                              line=1, column=1)
+    entry = Reader(text, scope, None).read(node.left, depth=0)
+    return entry, 1 if isinstance(node.ops[0], ast.Gt) else -1
 
 
 def _describe(node):

@@ -20,6 +20,12 @@ class SheetPrinter(LatexPrinter):
         return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
 
 
+    def _print_Heaviside(self, expr, exp=None):
+        """ReLU's derivative, the unit step; written H(z) as courses do."""
+        tex = r"H\left(%s\right)" % self._print(expr.args[0])
+        return tex if exp is None else r"%s^{%s}" % (tex, exp)
+
+
 def condition(cond, printer=None):
     r"""``0 ≤ q − 2j ≤ 2`` instead of ``2j − q ≥ −2 ∧ 2j − q ≤ 0``; ``D ∣ e`` for Mod(e, D) = 0.
 

@@ -113,5 +113,5 @@ def _symbol(name, scope, bound):
             raise ExpressionError(f"'{match.group(1)}' has {tensor.rank} axes but {name} gives {len(parts)}")
         inner = scope.child(**{k: v for k, v in bound.items()})
         idx = tuple(parse(p, inner) - scope.base for p in parts)
-        return tensor.element(idx, expand=False) if tensor.is_layer else tensor.element(idx)
+        return tensor.base[idx]
     raise ExpressionError(f"'{name}' is not declared")

@@ -74,11 +74,11 @@ def _question(answer):
             for step in answer.steps:
                 out.append(rf"\item {text(step.why)}")
                 if step.latex:
-                    out.append(rf"\[ {step.latex} \]")
+                    out.append(_display(step.latex))
             out.append(r"\end{enumerate}")
         out.append(r"\textbf{Answer.}")
         for r in answer.results:
-            out.append(rf"\[ \boxed{{{r.latex}}} \]")
+            out.append(_display(rf"\boxed{{{r.latex}}}"))
     for note in answer.notes:
         out.append(r"\textbf{Remark (authored text).} " + text(note))
         out.append("")
@@ -86,3 +86,15 @@ def _question(answer):
     out.append(rf"\emph{{Established: {text(status)}}}")
     out.append("")
     return out
+
+
+#: Displays longer than this (in LaTeX source characters) are set smaller to fit the page.
+LONG_DISPLAY = 260
+
+
+def _display(latex):
+    if len(latex) > 2 * LONG_DISPLAY:
+        return rf"{{\scriptsize \[ {latex} \]}}"
+    if len(latex) > LONG_DISPLAY:
+        return rf"{{\footnotesize \[ {latex} \]}}"
+    return rf"\[ {latex} \]"

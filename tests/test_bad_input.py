@@ -54,14 +54,22 @@ def write(directory, name, text):
     return path
 
 
-def position(text, token, after=None, nth=1):
-    """1-based (line, column) of the nth occurrence of ``token`` in ``text`` (after ``after``)."""
+def offset_of(text, token, after=None, nth=1):
+    """Offset of the nth occurrence of ``token`` in ``text`` (after the text ``after``)."""
     offset = text.index(after) if after else 0
     for _ in range(nth):
-        offset = text.index(token, offset) + (0 if _ == nth - 1 else 1)
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, column
+        offset = text.index(token, offset) + 1
+    return offset - 1
+
+
+def line_col(text, offset):
+    """1-based (line, column) of ``offset`` in ``text``."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def position(text, token, after=None, nth=1):
+    """1-based (line, column) of the nth occurrence of ``token`` in ``text`` (after ``after``)."""
+    return line_col(text, offset_of(text, token, after, nth))
 
 
 def error_lines(stderr, qid):
@@ -144,7 +152,7 @@ def test_yaml_syntax_error_api(tmp_path):
 
 
 UNREADABLE = {
-    # name: (text, token giving the expected position or None, allowed columns offsets, qid)
+    # name: (text, (key, value) whose position is right, or None; question id named, or None)
     "not-a-mapping": ("- a\n- b\n", None, None),
     "unknown-top-level-key": ("title: t\nquestion:\n  - id: q1\n    ask: value\n    expr: '1'\n",
                               ("question", None), None),
@@ -163,19 +171,15 @@ UNREADABLE = {
 }
 
 
-def _expected_columns(text, spec, name):
-    """Line and acceptable columns (the key or its value) for an UNREADABLE entry."""
+def _expected_position(text, spec, name):
+    """Line and acceptable columns (the key, or its value) for an UNREADABLE entry."""
     key, value = spec
-    nth = 2 if name == "duplicate-id" else 1
-    key_line, key_col = position(text, key, nth=nth)
-    columns = {key_col}
+    key_offset = offset_of(text, key, nth=2 if name == "duplicate-id" else 1)
+    line, key_column = line_col(text, key_offset)
+    columns = {key_column}
     if value is not None:
-        _, value_col = position(text, value, after=None, nth=nth) if name == "duplicate-id" else \
-            position(text, value, after=key)
-        columns.add(value_col)
-        if name == "duplicate-id":
-            columns.add(key_col + len("id: "))
-    return key_line, columns
+        columns.add(line_col(text, text.index(value, key_offset))[1])
+    return line, columns
 
 
 @pytest.mark.parametrize("name", list(UNREADABLE))
@@ -191,7 +195,7 @@ def test_unreadable_file_exit_2(tmp_path, name):
     if qid:
         assert qid in lines[0]
     if spec:
-        line, columns = _expected_columns(text, spec, name)
+        line, columns = _expected_position(text, spec, name)
         assert_at(lines[0], "bad.yaml", line, columns)
     assert not (tmp_path / "out" / "bad.tex").exists()
 

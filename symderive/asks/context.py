@@ -3,7 +3,8 @@ problem's index base, and the answer constructor."""
 from ..answer import Answer, Status
 from ..declarations import locate
 from ..errors import ExpressionError, SymderiveError
-from ..expressions import parse
+from ..expressions import parse, parse_sign
+import sympy as sp
 from ..latex_input import is_latex, parse_latex
 from ..latex import show
 from ..yaml_positions import position
@@ -46,6 +47,40 @@ class Context:
         if found is None:
             raise ExpressionError(f"'{name}' is not a declared tensor or layer", *position(name))
         return found
+
+    def tensor_or_entry(self, key):
+        """Option ``key`` names a tensor (``f``) or one entry (``f[1]``): (tensor, 0-based index or None)."""
+        text = self.require(key)
+        if isinstance(text, str) and "[" in text:
+            value = self.expression(key)
+            if not isinstance(value, sp.Indexed) or not all(a.is_Integer for a in value.indices):
+                raise ExpressionError(f"'{key}' must be a tensor name or one entry such as f[1]",
+                                      *position(text))
+            return self.decls.lookup(value.base.label.name), tuple(value.indices)
+        return self.tensor(key), None
+
+    def signs(self):
+        """The question's ``given`` sign conditions: {entry: +1 or -1}, entries as written (opaque)."""
+        given = self.option("given", [])
+        if not isinstance(given, list):
+            raise ExpressionError("'given' is a list of sign conditions such as 'z[1] > 0'", *position(given))
+        out = {}
+        for text in given:
+            try:
+                entry, sign = parse_sign(text, self.decls.scope())
+            except SymderiveError as exc:
+                raise locate(exc, text) from None
+            out[entry] = sign
+        return out
+
+    def expanded_signs(self):
+        """The sign conditions keyed by each entry written down to the leaves (to match H(...))."""
+        out = {}
+        for entry, sign in self.signs().items():
+            layer = self.decls.lookup(entry.base.label.name)
+            expanded = layer.element(entry.indices, expand=True).doit() if layer.is_layer else entry
+            out[sp.expand(expanded)] = sign
+        return out
 
     def expression(self, key):
         """Option ``key`` read as an expression: SymPy syntax, or LaTeX between $...$."""

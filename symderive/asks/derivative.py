@@ -2,14 +2,17 @@
 import sympy as sp
 
 from ..answer import Result, Step
-from ..derivative import derivative, matrix_view
+from ..derivative import apply_signs, derivative, matrix_view
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
 from ..tensors import flat_positions, is_concrete
 
 
 def solve(ctx):
-    of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
+    of = ctx.tensor("of")
+    wrt, at = ctx.tensor_or_entry("wrt")
     d = derivative(of, wrt)
+    if at is not None:
+        return _one_entry(ctx, of, wrt, at, d)
     lhs = partial(of.name, d.out_idx, wrt.name, d.wrt_idx, ctx.base)
     y_entry = lhs.split("}{")[0][len(r"\frac{\partial "):]
     steps = [
@@ -58,3 +61,31 @@ def array_latex(array, of, wrt, d, ctx):
     nonzero = sum(1 for v in array if v != 0)
     return (rf"{vec} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}",
             f"{nonzero} nonzero entries; too large to print, given by the element formula above")
+
+
+def _one_entry(ctx, of, wrt, at, d):
+    """∂y/∂x[at] for one entry of x: a tensor shaped like y, with given signs applied."""
+    lhs_entry = partial(of.name, d.out_idx, wrt.name, at, ctx.base)
+    value = d.value.xreplace(dict(zip(d.wrt_idx, at)))
+    y_entry = entry(of.name, d.out_idx, ctx.base)
+    steps = [
+        Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
+        Step(f"{lhs_entry} = {ctx.show(value)}", "differentiate and contract the deltas"
+             + ("; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)" if value.has(sp.Heaviside) else "")),
+    ]
+    results = [Result("element", value, f"{lhs_entry} = {ctx.show(value)}")]
+    if is_concrete(of.shape) and is_concrete(wrt.shape):
+        column = flat_positions(wrt.shape).index(tuple(int(a) for a in at))
+        values = d.array()[:, column]
+        signs = ctx.signs()
+        if signs:
+            shown_signs = ", ".join(ctx.show(e) + (" > 0" if v > 0 else " < 0") for e, v in signs.items())
+            values = values.applyfunc(lambda v: apply_signs(v, ctx.expanded_signs()))
+            steps.append(Step("", f"given ${shown_signs}$: the ReLU step $H(z)$ is 1 where $z > 0$ "
+                                  "and 0 where $z < 0$"))
+        rows, cols = matrix_view(of.shape)
+        array = values.reshape(rows, cols)
+        label = rf"\frac{{\partial {of.name}}}{{\partial {entry(wrt.name, at, ctx.base)}}}"
+        steps.append(Step(f"{label} = {matrix(array, ctx.base)}", "at each entry of " + of.name))
+        results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
+    return ctx.answer(results, steps, conventions={"zero_outside"})

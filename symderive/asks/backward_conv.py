@@ -1,0 +1,70 @@
+"""ask: backward_conv — ∂L/∂x as a convolution of the upstream gradient: which padding, which
+dilation, which flipped kernels; verified exactly at the given sizes, proved for all sizes."""
+import sympy as sp
+
+from ..answer import Result, Status, Step
+from ..backward import backward_as_convolution, backward_matrix, prove_backward_convolution
+from ..conv_matrix import size_names, symbolic_twin
+from ..latex import matrix
+
+
+def _kernels_latex(bc, layer, ctx):
+    """The flipped kernels, one row per (input channel, output channel) pair."""
+    arr = bc.flipped
+    if layer.channels and layer.dims == 1:
+        m = sp.Matrix([[arr[c, o, k] for k in range(arr.shape[2])]
+                       for c in range(arr.shape[0]) for o in range(arr.shape[1])])
+        return (matrix(m, ctx.base), "row (c, o): the kernel that carries output channel o back to "
+                "input channel c, rows ordered c then o")
+    if not layer.channels and layer.dims == 1:
+        return matrix(sp.Matrix([list(arr)]), ctx.base), "the kernel reversed"
+    if not layer.channels:
+        return matrix(sp.Matrix(arr.tolist()), ctx.base), "the kernel rotated by 180 degrees"
+    blocks = [f"({c + ctx.base},{o + ctx.base}):\\ {matrix(sp.Matrix(arr[c, o].tolist()), ctx.base)}"
+              for c in range(arr.shape[0]) for o in range(arr.shape[1])]
+    return r",\quad ".join(blocks), "kernel (c, o) rotated by 180 degrees, for input channel c, output channel o"
+
+
+def solve(ctx):
+    layer = ctx.tensor("of")
+    bc = backward_as_convolution(layer)
+    b = backward_matrix(layer)
+    equal = bc.matrix.equals(b.matrix)
+    axes = ["length"] if layer.dims == 1 else ["height", "width"]
+    recipe = []
+    for axis, s, d, pad, crop in zip(axes, bc.stride, bc.dilation, bc.padding_each_side, bc.crop):
+        parts = []
+        if s > 1:
+            parts.append(f"insert {s - 1} zero(s) between neighbouring entries (stride {s})")
+        parts.append(f"pad {pad} zero(s) on each side ((K-1)·d = {pad})")
+        if d > 1:
+            parts.append(f"convolve with dilation {d}")
+        if crop:
+            parts.append(f"drop the first and last {crop} result(s) (the forward padding)")
+        recipe.append(f"{axis}: " + ", ".join(parts))
+    kernels, kernels_why = _kernels_latex(bc, layer, ctx)
+    steps = [
+        Step("", "upstream gradient g = ∂L/∂y; " + "; ".join(recipe)),
+        Step(r"\tilde w = " + kernels, kernels_why),
+        Step("", "convolving the padded g with these kernels (stride 1) gives ∂L/∂x: "
+                 + ("the same matrix as the chain rule's B, checked exactly at the given sizes"
+                    if equal else "it does NOT match the chain rule's B at the given sizes")),
+    ]
+    results = [Result("padding", bc.padding_each_side,
+                      r"\text{zero padding on each side: } " + ", ".join(map(str, bc.padding_each_side))),
+               Result("kernels", bc.flipped, r"\tilde w = " + kernels)]
+    if not equal:
+        return ctx.answer(results, steps, status=Status.FAILED,
+                          detail="The convolution form disagrees with the chain rule at the given sizes.")
+    twin = symbolic_twin(layer)
+    z, chain, proved = prove_backward_convolution(twin)
+    if proved:
+        steps.append(Step(rf"z = {ctx.show(z)}", f"the full convolution for all sizes ({size_names(twin)}), "
+                          "written with indices and contracted"))
+        steps.append(Step(rf"\frac{{\partial L}}{{\partial x}} = {ctx.show(chain)}",
+                          "the chain rule, contracted: the same terms, so z = ∂L/∂x"))
+        status, detail = Status.PROVED, (f"At the index level, for all sizes ({size_names(twin)}); "
+                                         "also verified exactly at the given sizes.")
+    else:
+        status, detail = Status.VERIFIED, "Verified exactly at the given sizes only; the index-level proof did not close."
+    return ctx.answer(results, steps, status=status, detail=detail, conventions={"zero_outside"})
