@@ -396,7 +396,7 @@ def engine_forward(case):
     """y[idx] from the element formula at every concrete idx (zero padding applied here)."""
     y, _ = engine_conv(case)
     idx = y.free_indices()
-    expr = y.element(idx)
+    expr = y.element(idx).doit()   # SymPy expands the finite sums once; indices stay symbolic
     values = conv_values(case)
     out = np.zeros(tuple(int(s) for s in y.shape))
     for pos in flat_positions(y.shape):
