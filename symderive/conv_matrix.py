@@ -171,16 +171,39 @@ def size_names(layer):
     return ", ".join(sorted({s.name for v in values for s in sp.sympify(v).free_symbols}))
 
 
-def structure_latex(layer, matrix):
-    """How to read a convolution matrix that is too large to print: dimensions and blocks."""
-    dims = layer.dims
-    out_n = sp.Mul(*layer.shape[len(layer.shape) - dims:])
-    in_n = sp.Mul(*layer.x.shape[layer.x.rank - dims:])
-    lines = [rf"{matrix.shape[0]} \times {matrix.shape[1]},\ {matrix.nnz}\text{{ nonzeros}}"]
-    if layer.channels:
-        lines.append(rf"\text{{{layer.weight.shape[0]} \times {layer.x.shape[0]} blocks (output channel "
-                     rf"$\times$ input channel), each }} {sp.latex(out_n)} \times {sp.latex(in_n)}")
-    kind = "banded Toeplitz" if dims == 1 else "doubly block-Toeplitz"
-    lines.append(rf"\text{{each block is {kind}: row }} i \text{{ holds the kernel at columns }} "
-                 rf"s\,i + d\,k - p")
-    return lines
+def _split(shape, limit):
+    """How many leading axes to split off so that the rest has at most ``limit`` entries."""
+    for k in range(len(shape) + 1):
+        if int(sp.Mul(*shape[k:])) <= limit:
+            return k
+    return len(shape)
+
+
+def blocks(sparse, row_shape, col_shape, limit=12):
+    """The nonzero blocks of ``sparse`` when rows and columns are grouped by the leading axes
+    of the tensors they index: [(row label, col label, dense block)], and the block size."""
+    kr, kc = _split(row_shape, limit), _split(col_shape, limit)
+    rows_per = int(sp.Mul(*row_shape[kr:]))
+    cols_per = int(sp.Mul(*col_shape[kc:]))
+    row_groups = flat_positions(row_shape[:kr]) if kr else [()]
+    col_groups = flat_positions(col_shape[:kc]) if kc else [()]
+    dense = sparse.to_sympy()
+    found = []
+    for a, rlabel in enumerate(row_groups):
+        for b, clabel in enumerate(col_groups):
+            block = dense[a * rows_per:(a + 1) * rows_per, b * cols_per:(b + 1) * cols_per]
+            if any(v != 0 for v in block):
+                found.append((rlabel, clabel, block))
+    return found, (rows_per, cols_per), (len(row_groups), len(col_groups))
+
+
+def structure_latex(kind, layer, sparse):
+    """One sentence on how a convolution matrix is built, for sheets (kind: A, X or B)."""
+    if kind == "X":
+        return ("rows are the output positions, columns the weights; row (o, i) holds the input "
+                "patch x[c, s·i + d·k − p] under the weights of filter o (the im2col matrix)")
+    text = ("banded Toeplitz: row i holds the kernel at columns s·i + d·k − p"
+            if layer.dims == 1 else "doubly block-Toeplitz (Toeplitz blocks of Toeplitz rows)")
+    if kind == "B":
+        return "each block is the transpose of the matching block of A, itself " + text
+    return "each block is " + text

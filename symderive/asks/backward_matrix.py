@@ -20,7 +20,7 @@ def solve(ctx):
         Step(r"B[i, j] = \text{coefficient of } g_j \text{ in } \partial L/\partial x_i",
              "definition of B: ∂L/∂vec(x) = B · vec(g)"),
     ]
-    shown, why = matrix_result(b.matrix, layer, ctx, "B")
+    shown, why = matrix_result(b.matrix, layer, ctx, "B", "B", layer.x.shape, layer.shape)
     steps.append(Step("", why + f"; {b.matrix.nnz} nonzeros, read off the closed form above"))
     results = [Result("B", b.matrix.to_sympy(), shown)]
     if not equal:

@@ -1,20 +1,35 @@
 """ask: conv_matrix — the matrix A with vec(y) = A·vec(x), or X with vec(y) = X·vec(w) (im2col)."""
 from ..answer import Result, Step
-from ..conv_matrix import conv_matrix, im2col_matrix, structure_latex
+from ..conv_matrix import blocks, conv_matrix, im2col_matrix, structure_latex
 from ..derivative import derivative
 from ..errors import ExpressionError
 from ..latex import entry, matrix, too_large
 from ..yaml_positions import position
 
+#: At most this many blocks are printed; beyond it a matrix is described, not shown.
+MAX_BLOCKS = 16
 
-def matrix_result(sparse, layer, ctx, name):
-    """(latex, why) for a sparse symbol matrix: in full when small, else its structure."""
+
+def matrix_result(sparse, layer, ctx, name, kind, row_shape, col_shape):
+    """(latex, why) for a sparse symbol matrix: whole when small, else by blocks, else summarised."""
     dense = sparse.to_sympy()
+    size = rf"{name} \in \mathbb{{R}}^{{{sparse.shape[0]} \times {sparse.shape[1]}}}"
     if not too_large(dense):
         return f"{name} = {matrix(dense, ctx.base)}", "built entry by entry from the index arithmetic"
-    lines = structure_latex(layer, sparse)
-    return (f"{name} \\in \\mathbb{{R}}^{{{sparse.shape[0]} \\times {sparse.shape[1]}}}:\\ "
-            + r",\ ".join(lines), "too large to print in full; the element formula gives every entry")
+    found, (r, c), (nr, nc) = blocks(sparse, row_shape, col_shape)
+    if found and len(found) <= MAX_BLOCKS:
+        def label(rl, cl):
+            parts = [",".join(str(v + ctx.base) for v in rl), ",".join(str(v + ctx.base) for v in cl)]
+            return f"{name}^{{({';'.join(p for p in parts if p)})}}"
+        shown = [f"{label(rl, cl)} = {matrix(b, ctx.base)}" for rl, cl, b in found]
+        why = (f"{nr} × {nc} blocks of size {r} × {c}, grouped by the leading indices of the rows' and "
+               f"columns' tensors" + (f"; the {len(found)} nonzero ones are shown, the other "
+                                       f"{nr * nc - len(found)} are zero" if len(found) < nr * nc else "")
+               + "; "
+               + structure_latex(kind, layer, sparse))
+        return size + r",\quad \begin{gathered}" + r" \\ ".join(shown) + r"\end{gathered}", why
+    return size, (f"too large to print: {sparse.nnz} nonzeros in {nr} × {nc} blocks of size {r} × {c}; "
+                  + structure_latex(kind, layer, sparse) + "; the element formula gives every entry")
 
 
 def solve(ctx):
@@ -39,7 +54,8 @@ def solve(ctx):
              f"entry formula: the contracted derivative; row ({', '.join(i.name for i in d.out_idx)}) is "
              f"the position of {layer.name}'s entry in vec({layer.name}), column likewise in vec({wrt.name})"),
     ]
-    shown, why = matrix_result(sparse, layer, ctx, name)
+    shown, why = matrix_result(sparse, layer, ctx, name, "A" if which == "A" else "X",
+                               layer.shape, wrt.shape)
     steps.append(Step("", why + f"; {sparse.nnz} nonzero entries"))
     results = [Result("matrix", sparse.to_sympy(), shown),
                Result("element", d.value, f"{name}_{{{position}}} = {ctx.show(d.value)}")]
