@@ -44,12 +44,15 @@ def question_ids(path):
     return [str(q["id"]) for q in yaml.safe_load(Path(path).read_text())["questions"]]
 
 
-ALL_IDS = {p.stem: question_ids(p) for p in PROBLEM_FILES}
+@pytest.fixture(scope="module")
+def all_ids():
+    """{problem name: [question ids]} of the shipped problems."""
+    return {p.stem: question_ids(p) for p in PROBLEM_FILES}
 
 
-def test_shipped_problems_exist():
+def test_shipped_problems_exist(all_ids):
     assert PROBLEM_FILES, f"no problem files in {PROBLEMS}"
-    assert all(ALL_IDS.values())
+    assert all(all_ids.values())
 
 
 @pytest.fixture(scope="module")
@@ -60,33 +63,33 @@ def solved(tmp_path_factory):
     return out, result
 
 
-def test_solve_shipped_folder_exit_0_and_a_sheet_per_problem(solved):
+def test_solve_shipped_folder_exit_0_and_a_sheet_per_problem(solved, all_ids):
     out, result = solved
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
     written = sorted(p.stem for p in out.glob("*.tex"))
-    assert written == sorted(ALL_IDS)
+    assert written == sorted(all_ids)
     for tex in out.glob("*.tex"):
         text = tex.read_text()
         assert text.startswith(r"\documentclass") and r"\end{document}" in text
 
 
-def test_solve_table_output(tmp_path):
+def test_solve_table_output(tmp_path, all_ids):
     """The default (table) output names every question and where the sheet went."""
     result = run_cli([PROBLEM_FILES[0], "-o", tmp_path / "sheets", *NO_PDF], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for qid in ALL_IDS[PROBLEM_FILES[0].stem]:
+    for qid in all_ids[PROBLEM_FILES[0].stem]:
         assert qid in result.stdout
     assert f"{PROBLEM_FILES[0].stem}.tex" in result.stdout
     assert (tmp_path / "sheets" / f"{PROBLEM_FILES[0].stem}.tex").exists()
 
 
-def test_json_records(solved):
+def test_json_records(solved, all_ids):
     _, result = solved
     records = json.loads(result.stdout)
     assert isinstance(records, list)
     assert [(r["problem"], r["question"]) for r in records] == \
-        [(stem, qid) for stem, ids in ALL_IDS.items() for qid in ids]
+        [(stem, qid) for stem, ids in all_ids.items() for qid in ids]
     for r in records:
         assert set(r) == RECORD_FIELDS, r.keys()
         assert r["status"] in STATUSES
@@ -112,19 +115,19 @@ def test_json_known_answer(solved):
     assert shape["sympy"] == "(4, 5)"
 
 
-def test_list_shows_question_ids(tmp_path):
+def test_list_shows_question_ids(tmp_path, all_ids):
     result = run_cli(["list", PROBLEMS], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for path in PROBLEM_FILES:
         assert path.name in result.stdout
-        for qid in ALL_IDS[path.stem]:
+        for qid in all_ids[path.stem]:
             assert qid in result.stdout
     assert not list(tmp_path.iterdir()), "list must not write anything"
 
 
-def test_only(tmp_path):
+def test_only(tmp_path, all_ids):
     path = PROBLEM_FILES[0]
-    ids = ALL_IDS[path.stem]
+    ids = all_ids[path.stem]
     chosen = [ids[-1], ids[0]] if len(ids) > 1 else ids
     args = [path, "-o", tmp_path / "sheets", "--json", *NO_PDF]
     for qid in chosen:
@@ -140,13 +143,13 @@ def test_only(tmp_path):
         assert f"{{{qid}}}" not in sheet
 
 
-def test_no_arguments_solves_problems_in_cwd(tmp_path):
+def test_no_arguments_solves_problems_in_cwd(tmp_path, all_ids):
     shutil.copytree(PROBLEMS, tmp_path / "problems")
     result = run_cli([], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     written = sorted(p.stem for p in (tmp_path / "output").glob("*.tex"))
-    assert written == sorted(ALL_IDS)
-    for ids in ALL_IDS.values():
+    assert written == sorted(all_ids)
+    for ids in all_ids.values():
         for qid in ids:
             assert qid in result.stdout
 

@@ -640,12 +640,12 @@ def _max2d():
 
 
 def _conv_sigmoid_mse():
-    x, w, t = _t("x", (6,)), _t("w", (3,)), _t("t", (4,))
+    x, w, t = _t("x", (5,)), _t("w", (2,)), _t("t", (4,))
     return _built(Loss("E", "mse", Elementwise("s", conv1d("y", x, w), "sigmoid"), t), x, w, t)
 
 
 def _linear_ce():
-    x, W, b, p = _t("x", (3,)), _t("W", (4, 3)), _t("b", (4,)), _t("p", (4,))
+    x, W, b, p = _t("x", (2,)), _t("W", (3, 2)), _t("b", (3,)), _t("p", (3,))
     return _built(Loss("E", "cross_entropy", Linear("z", x, W, b), p), x, W, b, p)
 
 
@@ -694,13 +694,13 @@ LAYER_CASES = [
     LayerCase("max_pool2d-single-k2-s1", _max2d, (("x", (3, 4)),),
               lambda v: np_pool(v["x"][None], "max", (2, 2), (1, 1), (0, 0))[0],
               lambda v: _F().max_pool2d(v["x"][None], 2, 1)[0], ("x",), kinks=True),
-    LayerCase("conv1d-sigmoid-mse", _conv_sigmoid_mse, (("x", (6,)), ("w", (3,)), ("t", (4,))),
+    LayerCase("conv1d-sigmoid-mse", _conv_sigmoid_mse, (("x", (5,)), ("w", (2,)), ("t", (4,))),
               lambda v: ((np_sigmoid(np_conv(v["x"][None], v["w"][None, None], None, (1,), (0,), (1,))[0])
                           - v["t"]) ** 2).mean(),
               lambda v: _F().mse_loss(_torch().sigmoid(_F().conv1d(v["x"][None, None], v["w"][None, None])
                                                       [0, 0]), v["t"]),
               ("x", "w", "t")),
-    LayerCase("linear-cross_entropy", _linear_ce, (("x", (3,)), ("W", (4, 3)), ("b", (4,)), ("p", (4,))),
+    LayerCase("linear-cross_entropy", _linear_ce, (("x", (2,)), ("W", (3, 2)), ("b", (3,)), ("p", (3,))),
               lambda v: -(v["p"] * np_log_softmax(v["W"] @ v["x"] + v["b"])).sum(),
               lambda v: _F().cross_entropy(_F().linear(v["x"], v["W"], v["b"]), v["p"]),
               ("x", "W", "b", "p"), positive=("p",)),
