@@ -91,7 +91,7 @@ def sympy_string(value, base=0):
     if isinstance(value, str):
         return value
     if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(sympy_string(v, base) for v in value) + ")"
+        return "(" + ", ".join(sympy_string(v, base) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, sp.MatrixBase):
         return sp.sstr(value.applyfunc(lambda v: for_display(v, base)))
     return sp.sstr(for_display(value, base) if isinstance(value, sp.Basic) else value)

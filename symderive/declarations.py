@@ -62,7 +62,7 @@ class Declarations:
                 raise ExpressionError(f"{section} must be a mapping of names", *_pos(spec, section))
         for name, shape_spec in tensors.items():
             check_name(name, "tensor")
-            self.tensors[str(name)] = self._tensor(str(name), shape_spec)
+            self.tensors[str(name)] = self._tensor(name, shape_spec)
         for key, expr in layers.items():
             match = CUSTOM_LAYER.match(str(key))
             name = match.group(1) if match else key
@@ -111,7 +111,7 @@ class Declarations:
                 raise ShapeError(f"tensor '{name}': size {value} must be a positive integer",
                                  *(position(size) if isinstance(size, str) else position(name)))
             dims.append(value)
-        tensor = Tensor(name, dims)
+        tensor = Tensor(str(name), dims)
         tensor.value_spec = spec.get("value") if isinstance(spec, dict) else None
         return tensor
 

@@ -20,6 +20,7 @@ MAX_LENGTH = 2000          # characters in one expression
 MAX_DEPTH = 40             # nesting of the syntax tree
 MAX_EXPONENT = 1000        # |n| in x**n
 MAX_DIGITS = 60            # digits in one number literal
+MAX_RESULT_DIGITS = 1000   # digits of a number computed from literals (e.g. (10**999)**999)
 
 
 @dataclass
@@ -113,6 +114,9 @@ class Reader:
         if op is ast.Pow:
             if right.is_number and (not right.is_finite or abs(right) > MAX_EXPONENT):
                 self.fail(node.right, f"exponent {right} is larger than {MAX_EXPONENT}")
+            if left.is_Rational and right.is_Rational and left != 0 \
+                    and float(abs(right)) * literal_digits(left) > MAX_RESULT_DIGITS:
+                self.fail(node, f"the result would have more than {MAX_RESULT_DIGITS} digits")
             return left ** right
         ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
                ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
@@ -268,6 +272,11 @@ def parse_sign(text, scope):
                               line=1, column=1)
     entry = Reader(text, scope, None).read(node.left, depth=0)
     return entry, 1 if isinstance(node.ops[0], ast.Gt) else -1
+
+
+def literal_digits(r):
+    """Decimal digits of the larger of numerator and denominator, without printing them."""
+    return max(abs(r.p).bit_length(), abs(r.q).bit_length()) * 0.30103 + 1
 
 
 def _describe(node):

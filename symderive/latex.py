@@ -4,6 +4,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .indices import for_display
+from .tensors import tex_name
 
 #: Matrices with more rows or columns than this are summarised, not printed in full.
 MAX_PRINTED = 12
@@ -106,6 +107,7 @@ def show(expr, base=0):
 def entry(name, idx, base=0):
     """``x_{i,j}`` for indices (Idx or numbers) shown in ``base``."""
     shown = [sp.latex(for_display(sp.sympify(i), base) + base) for i in idx]
+    name = tex_name(name)
     return f"{name}_{{{','.join(shown)}}}" if idx else name
 
 

@@ -14,11 +14,12 @@ from .answer import Answer, Status
 from .declarations import Declarations
 from .errors import ProblemFileError, SymderiveError
 from .timeouts import time_limit
-from .yaml_positions import LocatedDict, load, position
+from .yaml_positions import LocatedDict, key_position, load, position
 
 MAX_FILE_BYTES = 1_000_000
 DEFAULT_TIMEOUT = 60.0
 TOP_LEVEL_KEYS = {"title", "source", "index_base", "sizes", "tensors", "layers", "questions", "notes"}
+#: Keys every question may have; each ask adds its own (``Ask.keys``).
 QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers"}
 
 
@@ -75,7 +76,7 @@ class Problem:
         try:
             with time_limit(limit):
                 ctx = Context(self, question, self.declarations(question))
-                answer = ASKS[question.ask](ctx)
+                answer = ASKS[question.ask].solve(ctx)
         except SymderiveError as exc:
             exc.located(file=self.path, question=question.id, line=question.line)
             answer = Answer(question.id, question.statement, Status.FAILED, error=str(exc))
@@ -130,10 +131,11 @@ def load_problem(path):
                                *position(unknown[0]), file=path)
     base = spec.get("index_base", 0)
     if base not in (0, 1) or isinstance(base, bool):
-        raise ProblemFileError("index_base must be 0 or 1", *position(spec), file=path)
+        raise ProblemFileError("index_base must be 0 or 1", *key_position(spec, "index_base"), file=path)
     questions_spec = spec.get("questions")
     if not isinstance(questions_spec, list) or not questions_spec:
-        raise ProblemFileError("'questions' must be a non-empty list", *position(spec), file=path)
+        where = key_position(spec, "questions") if "questions" in spec else (1, 1)
+        raise ProblemFileError("'questions' must be a non-empty list", *where, file=path)
     questions, seen = [], set()
     for entry in questions_spec:
         if not isinstance(entry, LocatedDict):
@@ -146,10 +148,15 @@ def load_problem(path):
             raise ProblemFileError(f"duplicate question id '{qid}'", *position(qid), file=path)
         seen.add(qid)
         ask = entry.get("ask")
-        if ask not in ASKS:
+        if not isinstance(ask, str) or ask not in ASKS:
             raise ProblemFileError(f"question {qid}: unknown ask {ask!r} (one of: {', '.join(ASKS)})",
-                                   *(position(ask) if isinstance(ask, str) else (entry.line, entry.column)),
+                                   *(position(ask) if isinstance(ask, str) else key_position(entry, "ask")),
                                    file=path)
+        allowed = QUESTION_KEYS_COMMON | ASKS[ask].keys
+        unknown = [k for k in entry if k not in allowed]
+        if unknown:
+            raise ProblemFileError(f"question {qid}: unknown key '{unknown[0]}' for ask '{ask}' (allowed: "
+                                   f"{', '.join(sorted(allowed))})", *position(unknown[0]), file=path)
         statement = entry.get("statement", "")
         questions.append(Question(str(qid), str(statement), str(ask), entry, entry.line))
     if "title" not in spec:

@@ -46,6 +46,11 @@ class Tensor:
             self.base = sp.Symbol(name, real=True)
 
     @property
+    def tex(self):
+        """The name as LaTeX, braced when it has a subscript: x_in -> {x_{in}}."""
+        return tex_name(self.name)
+
+    @property
     def rank(self):
         return len(self.shape)
 
@@ -71,10 +76,20 @@ class Tensor:
     def _repr_latex_(self):
         from .latex import dims, entry, show
         idx = self.free_indices()
-        head = rf"{self.name} \in {dims(self.shape)}"
+        head = rf"{self.tex} \in {dims(self.shape)}"
         if not getattr(self, "is_layer", False):
             return f"${head}$"
         return rf"$\displaystyle {head}, \quad {entry(self.name, idx)} = {show(self.element(idx, expand=False))}$"
+
+
+def tex_name(name):
+    """LaTeX for a declared name, safe to subscript again.
+
+    >>> tex_name("x"), tex_name("w_k")
+    ('x', '{w_{k}}')
+    """
+    tex = sp.latex(sp.Symbol(name))
+    return "{" + tex + "}" if "_" in tex or "^" in tex else tex
 
 
 def in_range(indices, shape):

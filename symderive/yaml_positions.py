@@ -7,10 +7,12 @@ import yaml
 
 
 class Located(str):
-    """A str with the 1-based line and column where its YAML scalar starts."""
+    """A str with the 1-based line and column where its YAML scalar starts, and where each
+    of its source lines starts (``segments``: (offset in the value, file line, file column))."""
     line = None
     column = None
     quoted = False
+    segments = ()
 
 
 class LocatedDict(dict):
@@ -26,7 +28,41 @@ def _construct_str(loader, node):
     value = Located(loader.construct_scalar(node))
     value.line, value.column = node.start_mark.line + 1, node.start_mark.column + 1
     value.quoted = node.style in ("'", '"')
+    value.segments = _segments(node)
     return value
+
+
+def _segments(node):
+    """Where each source line of a scalar's content starts in the file.
+
+    Plain and quoted scalars start at the node (after the quote); block scalars
+    (``|``, ``>``) start on the line after the indicator, at their indentation;
+    continuation lines start at their first non-blank character. The value joins
+    the lines with one character (a space or a newline), so offsets advance by
+    each line's stripped length plus one.
+    """
+    mark, end = node.start_mark, node.end_mark
+    buffer = mark.buffer
+    if buffer is None:
+        return ((0, mark.line + 1, mark.column + 1),)
+    raw = buffer[mark.index:end.index]
+    lines = raw.split("\n")
+    segments, offset = [], 0
+    if node.style in ("|", ">"):
+        first_line, body = mark.line + 2, lines[1:]
+    else:
+        first_col = mark.column + 1 + (1 if node.style in ("'", '"') else 0)
+        head = lines[0][1:] if node.style in ("'", '"') else lines[0]
+        segments.append((0, mark.line + 1, first_col))
+        offset = len(head.rstrip()) + 1
+        first_line, body = mark.line + 2, lines[1:]
+    for n, text in enumerate(body):
+        stripped = text.lstrip(" \t")
+        if not stripped.strip():
+            continue
+        segments.append((offset, first_line + n, len(text) - len(stripped) + 1))
+        offset += len(stripped.rstrip()) + 1
+    return tuple(segments) or ((0, mark.line + 1, mark.column + 1),)
 
 
 def _construct_map(loader, node):
@@ -59,13 +95,26 @@ def position(value):
 
 
 def inner_position(value, line, column):
-    """File position of (line, column) inside a located expression string.
+    r"""File position of (line, column), 1-based, inside a located expression string.
 
-    Exact for strings on one line; for quoted strings it skips the quote.
+    >>> doc = load("a: >-\n  1 +\n  zz\nb: '2*y'\n")
+    >>> inner_position(doc["a"], 1, 5), inner_position(doc["b"], 1, 3)
+    ((3, 3), (4, 7))
     """
     start_line, start_col = position(value)
     if start_line is None or line is None:
         return start_line, start_col
-    if line > 1:
-        return start_line + line - 1, column
-    return start_line, start_col + (column or 1) - 1 + (1 if getattr(value, "quoted", False) else 0)
+    text = str(value).strip()
+    lead = len(str(value)) - len(str(value).lstrip())
+    offset = lead + sum(len(l) + 1 for l in text.split("\n")[:line - 1]) + (column or 1) - 1
+    segments = getattr(value, "segments", ()) or ((0, start_line, start_col),)
+    seg_offset, seg_line, seg_col = max((s for s in segments if s[0] <= offset), default=segments[0])
+    return seg_line, seg_col + offset - seg_offset
+
+
+def key_position(mapping, key):
+    """(line, column) of ``key`` in a loaded mapping (the key itself carries its position)."""
+    for k in mapping:
+        if k == key:
+            return position(k)
+    return getattr(mapping, "line", None), getattr(mapping, "column", None)

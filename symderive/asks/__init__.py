@@ -1,22 +1,35 @@
 """Question kinds ("asks"): one module each, registered in ``ASKS``.
 
 A new kind of question is one new module with a ``solve(ctx) -> Answer``
-function and one line here.
+function and a ``KEYS`` set of the question keys it reads, and one line here.
 """
+from dataclasses import dataclass
+
 from . import (backward_conv, backward_matrix, chain_rule, conv_matrix, derivative, element, shape, text,
                value)
 from .context import Context
 
+
+@dataclass(frozen=True)
+class Ask:
+    solve: object
+    keys: frozenset
+
+
+def _ask(module):
+    return Ask(module.solve, frozenset(module.KEYS))
+
+
 ASKS = {
-    "shape": shape.solve,
-    "element": element.solve,
-    "derivative": derivative.solve,
-    "chain_rule": chain_rule.solve,
-    "value": value.solve,
-    "text": text.solve,
-    "conv_matrix": conv_matrix.solve,
-    "backward_matrix": backward_matrix.solve,
-    "backward_conv": backward_conv.solve,
+    "shape": _ask(shape),
+    "element": _ask(element),
+    "derivative": _ask(derivative),
+    "chain_rule": _ask(chain_rule),
+    "value": _ask(value),
+    "text": _ask(text),
+    "conv_matrix": _ask(conv_matrix),
+    "backward_matrix": _ask(backward_matrix),
+    "backward_conv": _ask(backward_conv),
 }
 
-__all__ = ["ASKS", "Context"]
+__all__ = ["ASKS", "Ask", "Context"]

@@ -8,6 +8,8 @@ from ..conv_matrix import size_names, symbolic_twin
 from ..latex import matrix
 
 
+KEYS = {"of"}
+
 def _kernels_latex(bc, layer, ctx):
     """The flipped kernels, one row per (input channel, output channel) pair."""
     arr = bc.flipped

@@ -10,6 +10,8 @@ from ..latex import partial
 from .conv_matrix import matrix_result
 
 
+KEYS = {"of"}
+
 def solve(ctx):
     layer = ctx.tensor("of")
     c = chain_rule(layer, layer.x, "g")

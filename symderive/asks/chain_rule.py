@@ -7,6 +7,8 @@ from ..tensors import is_concrete
 from ..yaml_positions import position
 
 
+KEYS = {"of", "wrt", "upstream", "loss", "array"}
+
 def solve(ctx):
     of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
     upstream = ctx.option("upstream", "g")
@@ -33,12 +35,12 @@ def solve(ctx):
     results = [
         Result("element", c.value, f"{lhs} = {ctx.show(c.value)}"),
         Result("dimension", wrt.shape,
-               rf"\frac{{\partial {loss}}}{{\partial {wrt.name}}} \in {dims(wrt.shape)}"),
+               rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}"),
     ]
     conventions = {"gradient_shape", "zero_outside"}
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = c.array()
-        label = rf"\frac{{\partial {loss}}}{{\partial {wrt.name}}}"
+        label = rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}}"
         shown = (f"{label} = {matrix(array, ctx.base)}" if not too_large(array) else
                  rf"{label} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}")
         steps.append(Step("", f"entries at the given sizes, in terms of {upstream} (the array is in the answer)"

@@ -10,6 +10,8 @@ from ..yaml_positions import position
 MAX_BLOCKS = 16
 
 
+KEYS = {"of", "matrix", "name"}
+
 def matrix_result(sparse, layer, ctx, name, kind, row_shape, col_shape):
     """(latex, why) for a sparse symbol matrix: whole when small, else by blocks, else summarised."""
     dense = sparse.to_sympy()
@@ -47,7 +49,7 @@ def solve(ctx):
     position = f"({','.join(i.name for i in d.out_idx)}),({','.join(i.name for i in d.wrt_idx)})"
     steps = [
         Step(f"{entry(layer.name, d.out_idx, ctx.base)} = {ctx.show(d.element)}", "the convolution"),
-        Step(rf"{name} = \frac{{\partial\, \mathrm{{vec}}({layer.name})}}{{\partial\, \mathrm{{vec}}({wrt.name})}}",
+        Step(rf"{name} = \frac{{\partial\, \mathrm{{vec}}({layer.tex})}}{{\partial\, \mathrm{{vec}}({wrt.tex})}}",
              f"{layer.name} is linear in {wrt.name}" + (" (the bias does not depend on it)"
                                                        if layer.bias is not None else "")),
         Step(f"{name}_{{{position}}} = {ctx.show(d.value)}",

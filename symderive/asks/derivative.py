@@ -7,6 +7,8 @@ from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
 from ..tensors import flat_positions, is_concrete
 
 
+KEYS = {"of", "wrt", "array", "given"}
+
 def solve(ctx):
     of = ctx.tensor("of")
     wrt, at = ctx.tensor_or_entry("wrt")
@@ -18,7 +20,7 @@ def solve(ctx):
     steps = [
         Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
         Step(f"{lhs} = {ctx.show(d.raw)}",
-             rf"differentiate: $\partial {wrt.name}_{{a}} / \partial {wrt.name}_{{b}} = \delta_{{ab}}$ "
+             rf"differentiate: $\partial {wrt.tex}_{{a}} / \partial {wrt.tex}_{{b}} = \delta_{{ab}}$ "
              "per index"),
         Step(f"{lhs} = {ctx.show(d.value)}",
              "contract each $\\delta$ against its sum, keeping the range conditions"),
@@ -27,7 +29,7 @@ def solve(ctx):
     results = [
         Result("element", d.value, f"{lhs} = {ctx.show(d.value)}"),
         Result("dimension", d.tensor_shape,
-               rf"\frac{{\partial {of.name}}}{{\partial {wrt.name}}} \in {dims(d.tensor_shape)}"
+               rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}} \in {dims(d.tensor_shape)}"
                + (rf" \;\cong\; \mathbb{{R}}^{{{sp.latex(rows)} \times {sp.latex(cols)}}}"
                   if len(d.tensor_shape) != 2 else "")),
     ]
@@ -43,9 +45,9 @@ def solve(ctx):
 
 def array_latex(array, of, wrt, d, ctx):
     """The Jacobian as one matrix, as one slice per output entry when it is too wide, or a summary."""
-    vec = (rf"\frac{{\partial\, \mathrm{{vec}}({of.name})}}{{\partial\, \mathrm{{vec}}({wrt.name})}}"
+    vec = (rf"\frac{{\partial\, \mathrm{{vec}}({of.tex})}}{{\partial\, \mathrm{{vec}}({wrt.tex})}}"
            if len(of.shape) != 1 or len(wrt.shape) != 1 else
-           rf"\frac{{\partial {of.name}}}{{\partial {wrt.name}}}")
+           rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}")
     if not too_large(array):
         return (f"{vec} = {matrix(array, ctx.base)}",
                 "entries read off the element formula; rows vec(y), columns vec(x), row-major")
@@ -53,7 +55,7 @@ def array_latex(array, of, wrt, d, ctx):
     if array.rows <= MAX_PRINTED and rows <= MAX_PRINTED and cols <= MAX_PRINTED:
         slices = []
         for r, pos in enumerate(flat_positions(of.shape)):
-            label = rf"\frac{{\partial {entry(of.name, pos, ctx.base)}}}{{\partial {wrt.name}}}"
+            label = rf"\frac{{\partial {entry(of.name, pos, ctx.base)}}}{{\partial {wrt.tex}}}"
             slices.append(f"{label} = {matrix(array[r, :].reshape(rows, cols), ctx.base)}")
         return (r"\begin{gathered}" + r" \\ ".join(slices) + r"\end{gathered}",
                 f"one slice per entry of {of.name}, each with the shape of {wrt.name}; "
@@ -85,7 +87,7 @@ def _one_entry(ctx, of, wrt, at, d):
                                   "and 0 where $z < 0$"))
         rows, cols = matrix_view(of.shape)
         array = values.reshape(rows, cols)
-        label = rf"\frac{{\partial {of.name}}}{{\partial {entry(wrt.name, at, ctx.base)}}}"
+        label = rf"\frac{{\partial {of.tex}}}{{\partial {entry(wrt.name, at, ctx.base)}}}"
         steps.append(Step(f"{label} = {matrix(array, ctx.base)}", "at each entry of " + of.name))
         results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
     return ctx.answer(results, steps, conventions={"zero_outside"})

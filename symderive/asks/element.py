@@ -4,6 +4,8 @@ from ..latex import dims, entry
 from .shape import axis_steps
 
 
+KEYS = {"of"}
+
 def solve(ctx):
     layer = ctx.tensor("of")
     idx = layer.free_indices()
@@ -17,7 +19,7 @@ def solve(ctx):
         steps.append(Step(f"{lhs} = {ctx.show(expanded)}", "substituting the inner layers"))
     ranges = ", ".join(rf"{i.name} \in \{{{ctx.base}, \dots, {ctx.show(i.upper + ctx.base)}\}}"
                        for i in idx)
-    results = [Result("dimension", layer.shape, rf"{layer.name} \in {dims(layer.shape)}"),
+    results = [Result("dimension", layer.shape, rf"{layer.tex} \in {dims(layer.shape)}"),
                Result("element", expanded, rf"{lhs} = {ctx.show(expanded)}" +
                       (rf", \quad {ranges}" if ranges else ""))]
     conventions = {"zero_outside"} if getattr(layer, "padding", None) and any(

@@ -8,6 +8,8 @@ from ..layers import Conv, Pool
 FORMULA = (r"n_{\text{out}} = \left\lfloor \frac{n + 2P - D(K-1) - 1}{S} \right\rfloor + 1")
 
 
+KEYS = {"of"}
+
 def axis_steps(layer):
     """One step per spatial axis of a convolution or pooling layer."""
     if not isinstance(layer, (Conv, Pool)):
@@ -31,5 +33,5 @@ def axis_steps(layer):
 
 def solve(ctx):
     layer = ctx.tensor("of")
-    results = [Result("shape", tuple(layer.shape), rf"{layer.name} \in {dims(layer.shape)}")]
+    results = [Result("shape", tuple(layer.shape), rf"{layer.tex} \in {dims(layer.shape)}")]
     return ctx.answer(results, axis_steps(layer))

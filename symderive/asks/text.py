@@ -5,6 +5,8 @@ from ..answer import Result, Status
 from ..errors import ExpressionError
 
 
+KEYS = {"answer"}
+
 def solve(ctx):
     answer = ctx.option("answer")
     if not isinstance(answer, str) or not answer.strip():
