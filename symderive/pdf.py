@@ -1,4 +1,5 @@
 """Compile a sheet to PDF with latexmk or pdflatex, whichever is installed."""
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +10,11 @@ INSTALL_HINT = ("no TeX engine found: install one with "
 
 #: Files LaTeX leaves beside the sheet; removed after a successful build (kept on failure).
 AUXILIARY = (".aux", ".log", ".fls", ".fdb_latexmk", ".out")
+
+
+#: pdfTeX writes this fixed date (and a matching ID) instead of the build time, so that
+#: regenerating a sheet gives the same PDF bytes.
+REPRODUCIBLE = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600", "FORCE_SOURCE_DATE": "1"}
 
 
 class PdfError(Exception):
@@ -34,7 +40,8 @@ def compile_pdf(tex_path, timeout=120):
     else:
         cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex_path.name]
     try:
-        done = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout,
+                              env=REPRODUCIBLE)
     except subprocess.TimeoutExpired:
         raise PdfError(f"{engine} took longer than {timeout} s on {tex_path}") from None
     pdf = tex_path.with_suffix(".pdf")
