@@ -14,7 +14,7 @@ AUXILIARY = (".aux", ".log", ".fls", ".fdb_latexmk", ".out")
 
 #: pdfTeX writes this fixed date (and a matching ID) instead of the build time, so that
 #: regenerating a sheet gives the same PDF bytes.
-REPRODUCIBLE = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600", "FORCE_SOURCE_DATE": "1"}
+FIXED_DATE = {"SOURCE_DATE_EPOCH": "1767225600", "FORCE_SOURCE_DATE": "1"}
 
 
 class PdfError(Exception):
@@ -41,7 +41,7 @@ def compile_pdf(tex_path, timeout=120):
         cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex_path.name]
     try:
         done = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout,
-                              env=REPRODUCIBLE)
+                              env={**os.environ, **FIXED_DATE})
     except subprocess.TimeoutExpired:
         raise PdfError(f"{engine} took longer than {timeout} s on {tex_path}") from None
     pdf = tex_path.with_suffix(".pdf")
