@@ -110,6 +110,8 @@ def matrix_from_chain_rule(closed_form, wrt, wrt_idx, upstream, weight):
     terms are Σ … g[…] · weight[…] (entries of M are entries of ``weight``)."""
     rows, cols, entries = [], [], []
     for term in flatten(closed_form):
+        if term.coeff == 0:          # y identically zero (every window in the padding)
+            continue
         factors = sp.Mul.make_args(term.coeff)
         g = [f for f in factors if isinstance(f, sp.Indexed) and f.base == upstream.base]
         w = [f for f in factors if isinstance(f, sp.Indexed) and f.base == weight.base]
