@@ -74,15 +74,23 @@ def main(argv=None):
     return solve_problems(files, args, console, errors)
 
 
-def list_problems(files, console, errors):
-    status = 0
+def readable_problems(files, errors):
+    """Yield (problem or None) per file; an unreadable file is reported and yields None."""
     for path in files:
         try:
-            problem = load_problem(path)
+            yield load_problem(path)
         except ProblemFileError as exc:
             errors.print(f"error: {exc}", markup=False)
+            yield None
+
+
+def list_problems(files, console, errors):
+    status = 0
+    for problem in readable_problems(files, errors):
+        if problem is None:
             status = 2
             continue
+        path = problem.path
         console.print(f"{path}: {problem.title}", markup=False)
         for q in problem.questions:
             console.print(f"  {q.id}  [{q.ask}]", markup=False)
@@ -97,11 +105,8 @@ def solve_problems(files, args, console, errors):
         args.pdf = tex_engine() is not None
     status, records = 0, []
     args.output.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        try:
-            problem = load_problem(path)
-        except ProblemFileError as exc:
-            errors.print(f"error: {exc}", markup=False)
+    for problem in readable_problems(files, errors):
+        if problem is None:
             status = 2
             continue
         answers = problem.solve(ids=set(args.only) if args.only else None, timeout=args.timeout)

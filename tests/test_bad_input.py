@@ -8,39 +8,20 @@ each test (the offset of the bad token), not copied from the engine's output.
 """
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from symderive.answer import Status
 from symderive.problem import load_problem
+from helpers import NO_PDF, run_cli  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------
 # helpers
 
-def _supports_no_pdf():
-    """Newer CLIs compile PDFs by default when TeX is installed; ask them not to (speed)."""
-    import contextlib
-    import io
-
-    from symderive import cli
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            cli.build_parser().parse_args(["solve", "--no-pdf"])
-    except SystemExit:
-        return False
-    return True
 
 
-NO_PDF = ["--no-pdf"] if _supports_no_pdf() else []
-
-
-def run_cli(args, cwd, timeout=120):
-    return subprocess.run([sys.executable, "-m", "symderive", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def solve(paths, cwd, *extra, timeout=120):
@@ -612,3 +593,15 @@ def test_list_with_unreadable_file(tmp_path):
     assert result.returncode == 2
     assert "g1" in result.stdout
     assert "a_broken.yaml" in result.stderr
+
+
+def test_bad_option_value_is_located(tmp_path):
+    """An option with a wrong value fails that question with the option's position (exit 1)."""
+    text = ("title: t\ntensors: {x: [5], w: [3]}\nlayers: {y: \"conv1d(x, w)\"}\nquestions:\n"
+            "  - id: q\n    ask: conv_matrix\n    of: y\n    matrix: B\n"
+            "  - id: ok\n    ask: shape\n    of: y\n")
+    (tmp_path / "bad.yaml").write_text(text)
+    done = run_cli(["solve", "bad.yaml", "-o", "out", *NO_PDF], tmp_path)
+    assert done.returncode == 1
+    assert "bad.yaml:8:13: question q: 'matrix' is A" in done.stderr
+    assert "question ok" not in done.stderr

@@ -2,13 +2,12 @@
 problems/ folder, a missing path, and per-question time limits."""
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import NO_PDF, run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROBLEMS = REPO / "problems"
@@ -17,26 +16,8 @@ STATUSES = {"derived", "proved", "verified at sizes", "numerically checked", "fa
 RECORD_FIELDS = {"problem", "question", "status", "detail", "answers", "error", "seconds"}
 
 
-def _supports_no_pdf():
-    """Newer CLIs compile PDFs by default when TeX is installed; ask them not to (speed)."""
-    import contextlib
-    import io
-
-    from symderive import cli
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            cli.build_parser().parse_args(["solve", "--no-pdf"])
-    except SystemExit:
-        return False
-    return True
 
 
-NO_PDF = ["--no-pdf"] if _supports_no_pdf() else []
-
-
-def run_cli(args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "symderive", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def question_ids(path):

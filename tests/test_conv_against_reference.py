@@ -18,7 +18,6 @@ only the forward element formula is evaluated with zero padding applied here.
 import functools
 import itertools
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from symderive.errors import ShapeError
 from symderive.layers import Conv, Elementwise, Linear, Loss, Pool, Softmax, conv1d, conv2d
 from symderive.shapes import conv_output_size
 from symderive.tensors import Tensor, flat_positions
+from helpers import assert_close, rng_for  # noqa: E402
 
 TOL = 1e-9
 H_STEP = 1e-30  # complex-step size
@@ -38,14 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = ROOT / "problems"
 
 
-def assert_close(actual, expected, what=""):
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != reference {expected.shape}"
-    np.testing.assert_allclose(actual, expected, rtol=TOL, atol=TOL, err_msg=what)
 
 
-def rng_for(name):
-    return np.random.default_rng(zlib.crc32(name.encode()))
 
 
 def away_from_zero(rng, shape):

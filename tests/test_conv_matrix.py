@@ -17,7 +17,6 @@ random float64 values for their ``Indexed`` entries.
 """
 import functools
 import itertools
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from symderive.contract import same_terms
 from symderive.conv_matrix import SparseSymbolMatrix, conv_matrix, im2col_matrix, symbolic_twin
 from symderive.errors import ShapeError
 from symderive.problem import load_problem
+from helpers import assert_close, rng_for  # noqa: E402
 
 try:  # the torch path is optional; the NumPy path always runs
     import torch
@@ -49,14 +49,8 @@ BACKENDS = ["numpy", pytest.param("torch", marks=pytest.mark.skipif(torch is Non
                                                                      reason="torch not installed"))]
 
 
-def assert_close(actual, expected, what=""):
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != reference {expected.shape}"
-    np.testing.assert_allclose(actual, expected, rtol=TOL, atol=TOL, err_msg=what)
 
 
-def rng_for(name):
-    return np.random.default_rng(zlib.crc32(name.encode()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import NO_PDF  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p for p in (REPO / "problems").iterdir() if p.suffix in (".yaml", ".yml"))
@@ -27,21 +28,6 @@ needs_pdflatex = pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not in
                                     "(apt-get install texlive-latex-base texlive-latex-recommended)")
 
 
-def _supports_no_pdf():
-    """Newer CLIs compile PDFs by default when TeX is installed; this test compiles itself."""
-    import contextlib
-    import io
-
-    from symderive import cli
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            cli.build_parser().parse_args(["solve", "--no-pdf"])
-    except SystemExit:
-        return False
-    return True
-
-
-NO_PDF = ["--no-pdf"] if _supports_no_pdf() else []
 
 
 def _id(path):

@@ -46,13 +46,13 @@ def solve(ctx):
         raise ExpressionError("'name' is the matrix's name, e.g. F", *position(name))
     sparse = conv_matrix(layer) if which == "A" else im2col_matrix(layer)
     d = derivative(layer, wrt)
-    position = f"({','.join(i.name for i in d.out_idx)}),({','.join(i.name for i in d.wrt_idx)})"
+    at = f"({','.join(i.name for i in d.out_idx)}),({','.join(i.name for i in d.wrt_idx)})"
     steps = [
         Step(f"{entry(layer.name, d.out_idx, ctx.base)} = {ctx.show(d.element)}", "the convolution"),
         Step(rf"{name} = \frac{{\partial\, \mathrm{{vec}}({layer.tex})}}{{\partial\, \mathrm{{vec}}({wrt.tex})}}",
              f"{layer.name} is linear in {wrt.name}" + (" (the bias does not depend on it)"
                                                        if layer.bias is not None else "")),
-        Step(f"{name}_{{{position}}} = {ctx.show(d.value)}",
+        Step(f"{name}_{{{at}}} = {ctx.show(d.value)}",
              f"entry formula: the contracted derivative; row ({', '.join(i.name for i in d.out_idx)}) is "
              f"the position of {layer.name}'s entry in vec({layer.name}), column likewise in vec({wrt.name})"),
     ]
@@ -60,5 +60,5 @@ def solve(ctx):
                                layer.shape, wrt.shape)
     steps.append(Step("", why + f"; {sparse.nnz} nonzero entries"))
     results = [Result("matrix", sparse.to_sympy(), shown),
-               Result("element", d.value, f"{name}_{{{position}}} = {ctx.show(d.value)}")]
+               Result("element", d.value, f"{name}_{{{at}}} = {ctx.show(d.value)}")]
     return ctx.answer(results, steps, conventions={"flatten", "zero_outside", "layout"})

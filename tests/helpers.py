@@ -1,0 +1,26 @@
+"""Shared by the test modules: running the CLI, and comparing arrays with a reference."""
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+
+#: The CLI makes PDFs by default when TeX is installed; tests that only need .tex skip it.
+NO_PDF = ["--no-pdf"]
+
+
+def run_cli(args, cwd, timeout=300):
+    """``python -m symderive ARGS`` in ``cwd``, output captured."""
+    return subprocess.run([sys.executable, "-m", "symderive", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_close(actual, expected, what="", tol=1e-9):
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != reference {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, err_msg=what)
+
+
+def rng_for(name):
+    """A generator seeded from a test's name: reproducible and different per test."""
+    return np.random.default_rng(zlib.crc32(name.encode()))
