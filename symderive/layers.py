@@ -313,6 +313,7 @@ LAYERS = {
     "max_pool2d": (lambda n, x, **kw: Pool(n, x, mode="max", dims=2, **kw), ("input",),
                    ("kernel_size", "stride", "padding")),
     "linear": (lambda n, x, w, b=None: Linear(n, x, w, b), ("input", "weight", "bias"), ()),
+    "affine": (lambda n, x, w, b=None: Linear(n, x, w, b), ("input", "weight", "bias"), ()),
     "sigmoid": (lambda n, x: Elementwise(n, x, "sigmoid"), ("input",), ()),
     "tanh": (lambda n, x: Elementwise(n, x, "tanh"), ("input",), ()),
     "relu": (lambda n, x: Elementwise(n, x, "relu"), ("input",), ()),
