@@ -17,7 +17,7 @@ from .yaml_positions import inner_position, position
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 CUSTOM_LAYER = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*\[([^\]]*)\]\s*\Z")
-RESERVED = {"Sum", "pi", "E", "oo", "exp", "log", "ln", "sqrt", "tanh", "sigmoid", "relu",
+RESERVED = {"Sum", "diff", "exp", "log", "ln", "sqrt", "tanh", "sigmoid", "relu",
             "floor", "ceiling", "Abs", "Max", "Min"}
 
 
@@ -121,11 +121,11 @@ class Declarations:
         try:
             if custom is None:
                 layer = parse(expr, self.scope(), layer_name=name)
-                if not isinstance(layer, Layer):
-                    raise ExpressionError(
-                        f"layer '{name}' is not a layer-library call; write an element formula "
-                        f"with indices instead, e.g. '{name}[i]: ...'", line=1, column=1)
-                return layer
+                if isinstance(layer, Layer):
+                    return layer
+                # A plain expression is a scalar layer, e.g. E: -Sum(p[i]*log(q[i]), (i, 1, N)).
+                inputs = [t for t in (self.lookup(n) for n in sorted(names_in(layer))) if t is not None]
+                return ElementLayer(name, (), layer, inputs)
             return self._element_layer(name, key, expr, custom)
         except SymderiveError as exc:
             raise locate(exc, expr) from None

@@ -146,7 +146,7 @@ class Reader:
             return tensor.base
         if name in KNOWN_CONSTANTS:
             return KNOWN_CONSTANTS[name]
-        if name in KNOWN_FUNCTIONS or name in LAYERS or name == "Sum":
+        if name in KNOWN_FUNCTIONS or name in LAYERS or name in ("Sum", "diff"):
             self.fail(node, f"'{name}' is a function; call it")
         self.fail(node, f"'{name}' is not declared (declare it under sizes, tensors or layers)")
 
@@ -181,7 +181,9 @@ class Reader:
         name = node.func.id
         if name == "Sum":
             return self._sum(node, depth)
-        if name in LAYERS:
+        if name == "diff":
+            return self._diff(node, depth)
+        if name in LAYERS and (self.layer_name is not None or name not in KNOWN_FUNCTIONS):
             return self._layer(node, depth)
         if name not in KNOWN_FUNCTIONS:
             self.fail(node, f"'{name}' is not a declared name or known function")
@@ -210,6 +212,15 @@ class Reader:
             limits.append((idx, lo - scope.base, hi - scope.base))
         body = Reader(self.text, scope, None).read(node.args[0], depth)
         return sp.Sum(body, *reversed(limits))
+
+    def _diff(self, node, depth):
+        """diff(f, x[i]): the derivative of f by one entry, kept unevaluated for the proof steps."""
+        if len(node.args) != 2 or node.keywords:
+            self.fail(node, "diff takes two arguments: diff(expression, x[i])")
+        f, target = (self.read(a, depth) for a in node.args)
+        if not isinstance(target, (sp.Indexed, sp.Symbol)):
+            self.fail(node.args[1], "diff differentiates by one entry of a tensor, e.g. z[x]")
+        return sp.Derivative(f, target, evaluate=False)
 
     def _layer(self, node, depth):
         name = node.func.id
@@ -250,6 +261,53 @@ class Reader:
             self.fail(node, f"{name}(): {exc.message}", error=ShapeError)
         except TypeError as exc:
             self.fail(node, f"{name}(): {exc}")
+
+
+def free_index_names(text, scope):
+    """Names used as subscripts that are not declared and not bound by a Sum: the free indices.
+
+    >>> from symderive.tensors import Tensor
+    >>> sorted(free_index_names("q[x] - Sum(p[i], (i, 1, 3)) + diff(E, z[x])", Scope()))
+    ['x']
+    """
+    tree = ast.parse(str(text).strip(), mode="eval")
+    bound = {lim.elts[0].id for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Sum"
+             for lim in node.args[1:] if isinstance(lim, ast.Tuple) and lim.elts
+             and isinstance(lim.elts[0], ast.Name)}
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript):
+            parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            for part in parts:
+                for sub in ast.walk(part):
+                    if isinstance(sub, ast.Name) and sub.id not in bound and sub.id not in scope.sizes \
+                            and sub.id not in scope.indices and scope.tensor(sub.id) is None:
+                        names.add(sub.id)
+    return names
+
+
+def parse_equation(text, scope):
+    """``lhs == rhs`` (one equation) into two expressions.
+
+    >>> from symderive.tensors import Tensor
+    >>> parse_equation("p[1] + p[2] == 1", Scope(tensors={'p': Tensor('p', (2,))}, base=1))
+    (p[0] + p[1], 1)
+    """
+    text = str(text).strip()
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"syntax error: {exc.msg}", line=exc.lineno, column=exc.offset) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError("expression is nested too deeply") from None
+    node = tree.body
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
+        raise ExpressionError("expected an equation 'left == right'", line=1, column=1)
+    reader = Reader(text, scope, None)
+    return reader.read(node.left, 0), reader.read(node.comparators[0], 0)
 
 
 def parse_sign(text, scope):

@@ -21,6 +21,14 @@ class SheetPrinter(LatexPrinter):
         return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
 
 
+    def _print_Derivative(self, expr):
+        """Always ∂: the derivatives on a sheet are by one entry of a tensor."""
+        tops = "".join(rf"\partial {self._print(v)}" for v in expr.variables)
+        inner = self._print(expr.expr)
+        if not isinstance(expr.expr, (sp.Symbol, sp.Indexed)):
+            inner = rf"\left({inner}\right)"
+        return rf"\frac{{\partial}}{{{tops}}} {inner}"
+
     def _print_Heaviside(self, expr, exp=None):
         """ReLU's derivative, the unit step; written H(z) as courses do."""
         tex = r"H\left(%s\right)" % self._print(expr.args[0])

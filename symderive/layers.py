@@ -68,7 +68,8 @@ def expand_layers(expr, layers, avoid=()):
     def is_layer_entry(e):
         if isinstance(e, sp.Indexed):
             return e.base.label in by_label
-        return isinstance(e, sp.Symbol) and e in by_label
+        # A bare symbol is a scalar layer; the label inside an entry q[i] is not.
+        return isinstance(e, sp.Symbol) and e in by_label and not by_label[e].shape
 
     def substitute(e):
         if isinstance(e, sp.Indexed):

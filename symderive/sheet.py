@@ -60,7 +60,7 @@ def _question(answer):
     if answer.statement:
         out.append(text(answer.statement))
         out.append("")
-    if answer.status is Status.FAILED:
+    if answer.status is Status.FAILED and not answer.steps:
         out.append(rf"\textbf{{Failed.}} {text(answer.error)}")
         return out
     if answer.status is Status.AUTHORED:

@@ -5,8 +5,8 @@ function and a ``KEYS`` set of the question keys it reads, and one line here.
 """
 from dataclasses import dataclass
 
-from . import (backward_conv, backward_matrix, chain_rule, conv_matrix, derivative, element, shape, text,
-               value)
+from . import (backward_conv, backward_matrix, chain_rule, conv_matrix, derivative, element, prove, shape,
+               text, value)
 from .context import Context
 
 
@@ -30,6 +30,7 @@ ASKS = {
     "conv_matrix": _ask(conv_matrix),
     "backward_matrix": _ask(backward_matrix),
     "backward_conv": _ask(backward_conv),
+    "prove": _ask(prove),
 }
 
 __all__ = ["ASKS", "Ask", "Context"]

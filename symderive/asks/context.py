@@ -103,5 +103,8 @@ class Context:
 
     def answer(self, results, steps=(), status=Status.DERIVED, conventions=(), detail=""):
         notes = self.option("note")
-        return Answer(self.question.id, self.question.statement, status, list(results), list(steps),
-                      [str(notes)] if notes else [], set(conventions) | {"index_base"}, detail)
+        answer = Answer(self.question.id, self.question.statement, status, list(results), list(steps),
+                        [str(notes)] if notes else [], set(conventions) | {"index_base"}, detail)
+        if status is Status.FAILED:   # e.g. a disproved identity: say why wherever errors are shown
+            answer.error = f"{self.problem.path}: question {self.question.id}: {detail}"
+        return answer

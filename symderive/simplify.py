@@ -1,0 +1,208 @@
+"""Simplification of index expressions, one justified rewrite at a time.
+
+SymPy's ``simplify`` does not know that a summation index is bound, so it
+cannot pull a factor out of a sum, use a constraint such as Σᵢ pᵢ = 1, or
+recognise e^{z_x}/Σⱼ e^{z_j} as the softmax q_x (and on nested sums of
+Kronecker deltas it can even raise). The pipeline here does exactly those
+steps and records each one, so a proof can be printed line by line:
+
+1. ``contract``: Kronecker deltas against their sums (``contract.py``);
+2. ``pull_out_of_sums``: Σᵢ c·f(i) = c·Σᵢ f(i) when c does not involve i;
+3. ``apply_constraints``: replace Σᵢ pᵢ by its declared value;
+4. ``fold``: write definitions of named layers back as their entries (q_x).
+
+Bound indices are renamed canonically (by nesting depth) so that two sums that
+differ only in the name of their index compare equal.
+"""
+from collections import Counter
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .contract import contract
+from .indices import INDEX_LETTERS
+
+
+@dataclass
+class Rewrite:
+    """One step of a derivation: the expression after it, and the rule that gave it."""
+    expr: sp.Expr
+    why: str
+
+
+# Canonical bound indices ---------------------------------------------------------
+
+def canonical_sums(expr, avoid=()):
+    """Rename every summation index by its nesting depth, with letters not in ``avoid``.
+
+    >>> from symderive.indices import make_index
+    >>> p = sp.IndexedBase('p'); i, k = make_index('i', 3), make_index('k', 3)
+    >>> canonical_sums(sp.Sum(p[i], (i, 0, 2))) == canonical_sums(sp.Sum(p[k], (k, 0, 2)))
+    True
+    """
+    if not isinstance(expr, sp.Basic):
+        return expr
+    taken = set(avoid) | {s.name for s in expr.free_symbols}
+    letters = [name for name in ("j", "k", "l", "m", "n", "r", "u", "v") + INDEX_LETTERS if name not in taken]
+
+    def walk(e, depth):
+        if isinstance(e, sp.Sum):
+            body, limits = e.function, []
+            for var, lo, hi in e.limits:
+                name = letters[depth % len(letters)] + ("" if depth < len(letters) else str(depth))
+                new = sp.Idx(sp.Symbol(name, integer=True), (lo, hi)) if isinstance(var, sp.Idx) \
+                    else sp.Symbol(name, integer=True)
+                body = body.xreplace({var: new})
+                limits.append((new, lo, hi))
+                depth += 1
+            return sp.Sum(walk(body, depth), *limits)
+        if not e.args:
+            return e
+        return e.func(*[walk(a, depth) for a in e.args])
+
+    return walk(expr, 0)
+
+
+# 2. Factors out of sums --------------------------------------------------------------
+
+def pull_out_of_sums(expr):
+    """Σᵢ (a + b) = Σᵢ a + Σᵢ b, and Σᵢ c·f(i) = c·Σᵢ f(i) when c does not involve i.
+
+    >>> from symderive.indices import make_index
+    >>> p, z = sp.IndexedBase('p'), sp.IndexedBase('z'); i = make_index('i', 3)
+    >>> x = sp.Symbol('x')
+    >>> pull_out_of_sums(sp.Sum(-sp.exp(z[0]) * p[i] / x, (i, 0, 2)))
+    -exp(z[0])*Sum(p[i], (i, 0, 2))/x
+    """
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return expr
+    if isinstance(expr, sp.Sum):
+        body = pull_out_of_sums(expr.function)
+        for var, lo, hi in reversed(expr.limits):
+            body = _pull(body, var, lo, hi)
+        return body
+    return expr.func(*[pull_out_of_sums(a) for a in expr.args])
+
+
+def _pull(body, var, lo, hi):
+    terms = sp.Add.make_args(sp.expand(body, deep=False, mul=True, multinomial=False, power_exp=False,
+                                       power_base=False, log=False))
+    out = []
+    for term in terms:
+        inside, outside = [], []
+        for factor in sp.Mul.make_args(term):
+            (inside if var in factor.free_symbols else outside).append(factor)
+        if not inside:
+            out.append(sp.Mul(*outside) * (hi - lo + 1))
+        else:
+            out.append(sp.Mul(*outside) * sp.Sum(sp.Mul(*inside), (var, lo, hi)))
+    return sp.Add(*out)
+
+
+# 3. Constraints -----------------------------------------------------------------------
+
+def apply_constraints(expr, constraints):
+    """Replace each constrained sum (e.g. Σᵢ pᵢ) by its value. ``constraints``: [(lhs, rhs)]."""
+    if not constraints:
+        return expr
+    avoid = {str(s) for s in expr.free_symbols}
+    table = {canonical_sums(lhs, avoid): rhs for lhs, rhs in constraints}
+    return canonical_sums(expr, avoid).xreplace(table)
+
+
+# 4. Folding definitions back into names -----------------------------------------------
+
+def fold(expr, definitions):
+    """Write each occurrence of a named definition back as the name's entry.
+
+    ``definitions``: [(name entry with a Wild index, definition with the same Wild)],
+    e.g. (q[a], exp(z[a]) / Σⱼ exp(z[j])). A definition that is a product is found
+    inside any product that contains all of its factors (powers count as repeats),
+    so e^{z_i} e^{z_p}/S² folds to q_i q_p.
+    """
+    if not definitions:
+        return expr
+    avoid = {str(s) for s in expr.free_symbols}
+    prepared = [(name, canonical_sums(defn, avoid)) for name, defn in definitions]
+    expr = canonical_sums(expr, avoid)
+    for name, defn in prepared:
+        expr = _fold_one(expr, name, defn)
+    return expr
+
+
+def _factor_counts(expr):
+    """A product as a multiset of factors, integer powers expanded into repeats."""
+    counts = Counter()
+    for factor in sp.Mul.make_args(expr):
+        base, exp = factor.as_base_exp()
+        if exp.is_Integer and exp != 0 and not base.is_Number:
+            counts[base if exp > 0 else 1 / base] += abs(int(exp))
+        else:
+            counts[factor] += 1
+    return counts
+
+
+def _fold_one(expr, name, defn):
+    wilds = [w for w in defn.atoms(sp.Wild)]
+    needed = _factor_counts(defn)
+    anchor = max(needed, key=lambda f: (bool(f.atoms(sp.Wild)), sp.count_ops(f)))
+
+    def rewrite(term):
+        have = _factor_counts(term)
+        changed = True
+        while changed:
+            changed = False
+            for candidate in list(have):
+                match = candidate.match(anchor) if anchor.atoms(sp.Wild) else ({} if candidate == anchor else None)
+                if match is None or any(w not in match for w in wilds):
+                    continue
+                concrete = Counter({f.xreplace(match): n for f, n in needed.items()})
+                if all(have[f] >= n for f, n in concrete.items()):
+                    have = have - concrete
+                    have[name.xreplace(match)] += 1
+                    changed = True
+                    break
+        return sp.Mul(*[f ** n for f, n in have.items()])
+
+    def walk(e):
+        if isinstance(e, sp.Add):
+            return sp.Add(*[walk(t) for t in e.args])
+        if isinstance(e, sp.Sum):
+            return sp.Sum(walk(e.function), *e.limits)
+        if isinstance(e, (sp.Mul, sp.Pow, sp.Function)) or e == defn.xreplace({}):
+            inner = e.func(*[walk(a) for a in e.args]) if not isinstance(e, sp.Mul) else e
+            return rewrite(inner) if isinstance(inner, (sp.Mul, sp.Pow, sp.Function)) else inner
+        return e
+
+    return walk(expr)
+
+
+# The pipeline ---------------------------------------------------------------------------
+
+def simplify_steps(expr, constraints=(), definitions=(), constraint_names=()):
+    """Run the pipeline; returns the list of ``Rewrite`` s that changed something.
+
+    ``constraint_names`` labels each constraint for the sheet (e.g. "Σp = 1").
+    """
+    steps = []
+
+    def record(new, why):
+        nonlocal expr
+        if new != expr:
+            steps.append(Rewrite(new, why))
+            expr = new
+
+    record(contract(expr), "contract each Kronecker delta against its sum")
+    record(pull_out_of_sums(expr), "pull factors that do not depend on the summation index out of the sum")
+    for (lhs, rhs), label in zip(constraints, constraint_names or [None] * len(constraints)):
+        record(apply_constraints(expr, [(lhs, rhs)]), f"use the constraint {label}" if label else
+               "use the declared constraint")
+    record(fold(expr, definitions), "recognise the named sub-expressions")
+    record(tidy(expr), "collect terms")
+    return steps
+
+
+def tidy(expr):
+    """Collect like terms without touching sums or functions."""
+    return sp.expand(expr, deep=False, mul=True, multinomial=False, power_exp=False, power_base=False,
+                     log=False)
