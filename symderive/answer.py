@@ -57,6 +57,7 @@ class Answer:
     seconds: float = 0.0
     problem: str = ""
     index_base: int = 0                               # indices in sympy strings are shown in this base
+    cross_check: object = None                        # verify.CrossCheck: numerical agreement, not a status
 
     @property
     def ok(self):
@@ -73,7 +74,7 @@ class Answer:
         return r"$\displaystyle \begin{gathered}" + body + r"\end{gathered}$"
 
     def to_json(self):
-        return {
+        record = {
             "problem": self.problem,
             "question": self.question_id,
             "status": self.status.value,
@@ -83,6 +84,9 @@ class Answer:
             "error": self.error,
             "seconds": round(self.seconds, 4),
         }
+        if self.cross_check is not None:
+            record["cross_check"] = self.cross_check.to_json()
+        return record
 
 
 def sympy_string(value, base=0):

@@ -43,6 +43,10 @@ def build_parser():
     solve.add_argument("--only", action="append", metavar="ID", help="solve only this question id")
     solve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"seconds allowed per question (default {DEFAULT_TIMEOUT:g})")
+    solve.add_argument("--verify", action="store_true",
+                       help="cross-check every derived answer with PyTorch autograd at random float64 "
+                            "inputs (needs torch: pip install 'symderive[verify]'); exit status 1 on a "
+                            "disagreement")
     lister = sub.add_parser("list", help="list problems and their question ids")
     lister.add_argument("paths", nargs="*", type=Path)
     return parser
@@ -103,6 +107,13 @@ def solve_problems(files, args, console, errors):
         return 2
     if args.pdf is None:
         args.pdf = tex_engine() is not None
+    if args.verify:
+        from . import verify
+        try:
+            verify.require_torch()
+        except verify.TorchMissing as exc:
+            errors.print(f"error: {exc}", markup=False)
+            return 2
     status, records = 0, []
     args.output.mkdir(parents=True, exist_ok=True)
     for problem in readable_problems(files, errors):
@@ -113,6 +124,11 @@ def solve_problems(files, args, console, errors):
         for a in answers:
             if a.status is Status.FAILED:
                 errors.print(f"error: {a.error}", markup=False)
+                status = max(status, 1)
+        reports = verify.cross_check(problem, answers, timeout=args.timeout) if args.verify else []
+        for r in reports:
+            if not r.ok:
+                errors.print(f"error: {problem.path}: question {r.question}: {r.sentence()}", markup=False)
                 status = max(status, 1)
         tex = args.output / f"{problem.name}.tex"
         tex.write_text(problem.sheet(answers))
@@ -127,6 +143,8 @@ def solve_problems(files, args, console, errors):
             records += [a.to_json() for a in answers]
         else:
             print_answers(console, problem, answers, written)
+            for line in verify.report_lines(problem, reports) if reports else []:
+                console.print(line, markup=False)
     if args.json:
         console.print_json(json.dumps(records)) if console.is_terminal else print(json.dumps(records, indent=2))
     return status

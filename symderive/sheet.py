@@ -85,6 +85,8 @@ def _question(answer):
     status = answer.status.sentence() + (f" {answer.detail}" if answer.detail else "")
     out.append(rf"\emph{{Established: {text(status)}}}")
     out.append("")
+    if answer.cross_check is not None:     # numerical agreement with PyTorch; never changes the status
+        out += [rf"\emph{{{text(answer.cross_check.sentence())}}}", ""]
     return out
 
 

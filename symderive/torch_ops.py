@@ -1,0 +1,260 @@
+"""The PyTorch counterpart of every layer kind, for cross-checking derived results.
+
+``TORCH_OPS`` maps a layer's ``kind`` (``conv1d``, ``avg_pool2d``, ``softmax``,
+``element formula``, ...) to a ``TorchOp``: how to compute that layer's output
+with ``torch`` from its inputs' outputs. A new layer kind is one new entry.
+
+An entry with ``counterpart=False`` has no PyTorch operation: the layer is then
+computed from its own SymPy formula (written out with torch arithmetic, so that
+autograd still runs through it), and every report that used it says so. A
+layer kind with no entry at all is treated the same way, and named.
+
+torch is imported lazily, inside the functions: importing this module never
+needs it.
+
+Each op is called as ``op.compute(layer, get, num)``: ``get(node)`` is the torch
+tensor of an input node (a declared tensor or another layer), ``num(v)`` turns a
+size or hyperparameter (a number or a size symbol) into a Python ``int``.
+"""
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .tensors import flat_positions
+
+
+@dataclass(frozen=True)
+class TorchOp:
+    torch_name: str           # the PyTorch operation, as a report names it
+    compute: object           # (layer, get, num) -> torch tensor
+    counterpart: bool = True  # False: computed from the layer's SymPy formula, no PyTorch op
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _F():
+    import torch.nn.functional as F
+    return F
+
+
+def _conv(layer, get, num):
+    F = _F()
+    fn = F.conv1d if layer.dims == 1 else F.conv2d
+    x, w = get(layer.x), get(layer.weight)
+    b = get(layer.bias) if layer.bias is not None else None
+    options = dict(stride=tuple(num(v) for v in layer.stride), padding=tuple(num(v) for v in layer.padding),
+                   dilation=tuple(num(v) for v in layer.dilation))
+    if not layer.channels:       # one channel: x (L,) or (H, W), kernel (K,) or (KH, KW)
+        return fn(x.unsqueeze(0), w[None, None], None, **options)[0]
+    return fn(x, w, b, **options)
+
+
+def _pool(layer, get, num):
+    F = _F()
+    x = get(layer.x)
+    single = x.dim() == layer.dims           # no channel axis: add one for torch
+    if single:
+        x = x.unsqueeze(0)
+    kernel, stride = tuple(num(v) for v in layer.kernel), tuple(num(v) for v in layer.stride)
+    padding = tuple(num(v) for v in layer.padding)
+    if layer.mode == "avg":
+        fn = F.avg_pool1d if layer.dims == 1 else F.avg_pool2d
+        y = fn(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True)
+    else:
+        fn = F.max_pool1d if layer.dims == 1 else F.max_pool2d
+        y = fn(x, kernel, stride, padding)
+    return y[0] if single else y
+
+
+def _elementwise(function):
+    def compute(layer, get, num):
+        return getattr(_torch(), function)(get(layer.x))
+    return compute
+
+
+def _softmax(layer, get, num):
+    return _torch().softmax(get(layer.z), dim=-1)
+
+
+def _linear(layer, get, num):
+    return _F().linear(get(layer.x), get(layer.weight),
+                       get(layer.bias) if layer.bias is not None else None)
+
+
+def _cross_entropy(layer, get, num):
+    # Soft targets: F.cross_entropy with a probability target of the input's shape,
+    # -sum_i p[i] log_softmax(z)[i] (targets need not sum to 1).
+    return _F().cross_entropy(get(layer.prediction), get(layer.target))
+
+
+def _mse(layer, get, num):
+    return _F().mse_loss(get(layer.prediction), get(layer.target), reduction="mean")
+
+
+def _sum_of_squares(layer, get, num):
+    y = get(layer.prediction)
+    t = get(layer.target) if layer.target is not None else _torch().zeros_like(y)
+    return _F().mse_loss(y, t, reduction="sum")
+
+
+def from_formula(layer, get, num):
+    """A layer with no PyTorch counterpart, from its SymPy definition entry by entry.
+
+    Sizes are replaced by the numbers ``num`` gives, sums are written out, and
+    entries of the inputs are read from ``get`` (zero outside their range).
+    """
+    torch = _torch()
+    inputs = {node.name: node for node in layer.inputs}
+    shape = tuple(num(n) for n in layer.shape)
+    sizes = {s: sp.Integer(num(s)) for n in _size_values(layer) for s in sp.sympify(n).free_symbols}
+
+    def lookup(atom):
+        if isinstance(atom, sp.Indexed):
+            node = inputs.get(atom.base.label.name)
+            if node is None:
+                raise VerifyError(f"layer '{layer.name}': its formula names '{atom.base.label}', "
+                                  "which is not one of its inputs")
+            value = get(node)
+            idx = tuple(int(i) for i in atom.indices)
+            if not all(0 <= i < n for i, n in zip(idx, value.shape)):
+                return torch.zeros((), dtype=torch.float64)
+            return value[idx]
+        node = inputs.get(atom.name)
+        if node is None:
+            raise VerifyError(f"layer '{layer.name}': cannot evaluate the symbol '{atom}'")
+        return get(node)
+
+    entries = [to_torch(layer.definition(tuple(sp.Integer(i) for i in pos)).xreplace(sizes), lookup)
+               for pos in flat_positions(shape)]
+    if not shape:
+        return entries[0]
+    return torch.stack(entries).reshape(shape)
+
+
+def _size_values(layer):
+    values = list(layer.shape)
+    for node in layer.inputs:
+        values += list(node.shape)
+    for attr in ("stride", "padding", "dilation", "kernel"):
+        values += list(getattr(layer, attr, ()))
+    return values
+
+
+#: layer kind -> its PyTorch counterpart. One entry per layer kind.
+TORCH_OPS = {
+    "conv1d": TorchOp("torch.nn.functional.conv1d", _conv),
+    "conv2d": TorchOp("torch.nn.functional.conv2d", _conv),
+    "avg_pool1d": TorchOp("torch.nn.functional.avg_pool1d", _pool),
+    "avg_pool2d": TorchOp("torch.nn.functional.avg_pool2d", _pool),
+    "max_pool1d": TorchOp("torch.nn.functional.max_pool1d", _pool),
+    "max_pool2d": TorchOp("torch.nn.functional.max_pool2d", _pool),
+    "sigmoid": TorchOp("torch.sigmoid", _elementwise("sigmoid")),
+    "tanh": TorchOp("torch.tanh", _elementwise("tanh")),
+    "relu": TorchOp("torch.relu", _elementwise("relu")),
+    "softmax": TorchOp("torch.softmax", _softmax),
+    "linear": TorchOp("torch.nn.functional.linear", _linear),
+    "cross_entropy": TorchOp("torch.nn.functional.cross_entropy (probability targets)", _cross_entropy),
+    "mse": TorchOp("torch.nn.functional.mse_loss", _mse),
+    "sum_of_squares": TorchOp("torch.nn.functional.mse_loss(reduction='sum')", _sum_of_squares),
+    # Written in the problem file as an index formula: PyTorch has nothing to compare it with.
+    "element formula": TorchOp("its SymPy formula", from_formula, counterpart=False),
+}
+
+#: Used for a layer kind that has no entry above (named in the report).
+FORMULA_FALLBACK = TorchOp("its SymPy formula", from_formula, counterpart=False)
+
+
+def op_for(layer):
+    """The ``TorchOp`` of a layer, and whether it came from ``TORCH_OPS`` (else the fallback)."""
+    op = TORCH_OPS.get(layer.kind)
+    return (op, True) if op is not None else (FORMULA_FALLBACK, False)
+
+
+class VerifyError(Exception):
+    """A cross-check could not be carried out (not a disagreement)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# SymPy expressions with numeric indices, evaluated with torch operations (autograd-friendly)
+# ---------------------------------------------------------------------------------------------
+def to_torch(expr, lookup):
+    """Evaluate a SymPy expression whose subscripts and sizes are numbers, in float64 torch.
+
+    ``lookup(atom)`` gives the torch value of a tensor entry (``Indexed``) or of a
+    scalar tensor (``Symbol``). Finite sums are written out term by term.
+
+    >>> import sympy as sp
+    >>> x = sp.IndexedBase('x')
+    >>> float(to_torch(sp.exp(x[0]) + 2 * x[1], lambda a: {'x[0]': 0.0, 'x[1]': 1.5}[str(a)]))
+    4.0
+    """
+    torch = _torch()
+
+    def const(v):
+        return torch.tensor(float(v), dtype=torch.float64)
+
+    def ev(e):
+        from .functions import relu, sigmoid
+        if isinstance(e, (sp.Indexed, sp.Symbol)):
+            v = lookup(e)
+            return v if isinstance(v, torch.Tensor) else const(v)
+        if e.is_Number or isinstance(e, sp.NumberSymbol):
+            return const(e)
+        if isinstance(e, sp.Add):
+            return sum((ev(a) for a in e.args[1:]), ev(e.args[0]))
+        if isinstance(e, sp.Mul):
+            out = ev(e.args[0])
+            for a in e.args[1:]:
+                out = out * ev(a)
+            return out
+        if isinstance(e, sp.Pow):
+            base, exponent = e.args
+            if exponent.is_Number:
+                return ev(base) ** float(exponent)
+            return torch.pow(ev(base), ev(exponent))
+        if isinstance(e, sp.Sum):
+            return _sum(e, ev)
+        unary = {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sigmoid: torch.sigmoid,
+                 relu: torch.relu, sp.Abs: torch.abs, sp.floor: torch.floor, sp.ceiling: torch.ceil}
+        if type(e) in unary and len(e.args) == 1:
+            return unary[type(e)](ev(e.args[0]))
+        if isinstance(e, (sp.Max, sp.Min)):
+            fn = torch.maximum if isinstance(e, sp.Max) else torch.minimum
+            out = ev(e.args[0])
+            for a in e.args[1:]:
+                out = fn(out, ev(a))
+            return out
+        if isinstance(e, sp.Heaviside):
+            at_zero = e.args[1] if len(e.args) > 1 else sp.S.Half
+            return torch.heaviside(ev(e.args[0]), const(at_zero))
+        if isinstance(e, sp.Piecewise):
+            for value, cond in e.args:
+                if cond == sp.true:
+                    return ev(value)
+                if cond == sp.false:
+                    continue
+                raise VerifyError(f"cannot decide the condition {cond} numerically")
+        if isinstance(e, sp.KroneckerDelta):
+            diff = sp.simplify(e.args[0] - e.args[1])
+            if diff.is_number:
+                return const(1 if diff == 0 else 0)
+        raise VerifyError(f"cannot evaluate {type(e).__name__} ({e}) with torch")
+
+    return ev(sp.sympify(expr))
+
+
+def _sum(e, ev):
+    # Outermost sum first: the bounds of an inner sum may name an outer index.
+    body, (var, lo, hi), rest = e.function, e.limits[-1], e.limits[:-1]
+    inner = sp.Sum(body, *rest) if rest else body
+    lo, hi = sp.sympify(lo), sp.sympify(hi)
+    if not (lo.is_Integer and hi.is_Integer):
+        raise VerifyError(f"a sum over {var} from {lo} to {hi} needs numeric bounds")
+    terms = [ev(inner.xreplace({var: sp.Integer(v)})) for v in range(int(lo), int(hi) + 1)]
+    if not terms:
+        import torch
+        return torch.zeros((), dtype=torch.float64)
+    return sum(terms[1:], terms[0])
