@@ -10,7 +10,7 @@ import sympy as sp
 
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, infer_index_ranges, parse
-from .indices import fresh_index, make_index, names_in
+from .indices import INDEX_LETTERS, fresh_index, indices_for, make_index, names_in
 from .layers import Layer
 from .tensors import Tensor, size_symbol
 from .yaml_positions import inner_position, position
@@ -161,6 +161,12 @@ class ElementLayer(Layer):
     def __init__(self, name, idx, expr, inputs):
         self.idx, self.expr = idx, expr
         super().__init__(name, inputs, tuple(i.upper + 1 for i in idx))
+
+    def free_indices(self, avoid=()):
+        """The index names the formula was written with (t, i, ...), unless taken."""
+        preferred = tuple(i.name for i in self.idx)
+        return indices_for(self.shape, set(avoid), preferred + tuple(n for n in INDEX_LETTERS
+                                                                     if n not in preferred))
 
     def definition(self, idx, avoid=()):
         taken = set(avoid) | {str(i) for i in idx}

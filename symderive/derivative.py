@@ -173,3 +173,15 @@ def apply_signs(expr, signs):
         return isinstance(e, sp.Heaviside) and sp.expand(e.args[0]) in signs
 
     return expr.replace(known, lambda e: sp.S.One if signs[sp.expand(e.args[0])] > 0 else sp.S.Zero)
+
+
+def intermediate_definitions(of, wrt):
+    """(entry with Wild indices, definition written down to the leaves) for each layer between
+    ``wrt`` and ``of``: what ``simplify.fold`` needs to write σ(…) back as c_i."""
+    out = []
+    for name, layer in of.layer_inputs().items():
+        if name == wrt.name or not layer.shape:
+            continue
+        wilds = tuple(sp.Wild(f"w{n}") for n in range(layer.rank))
+        out.append((layer.base[wilds], layer.element(wilds, expand=True)))
+    return out

@@ -63,6 +63,28 @@ def canonical_sums(expr, avoid=()):
     return walk(expr, 0)
 
 
+def alpha_normal(expr):
+    """Bound indices renamed _b0, _b1, … from the outside in, whatever the context: two
+    expressions that differ only in bound names get the same normal form (for matching)."""
+    if not isinstance(expr, sp.Basic):
+        return expr
+
+    def walk(e, depth):
+        if isinstance(e, sp.Sum):
+            body, limits = e.function, []
+            for var, lo, hi in e.limits:
+                new = sp.Symbol(f"_b{depth}", integer=True)
+                body = body.xreplace({var: new})
+                limits.append((new, lo, hi))
+                depth += 1
+            return sp.Sum(walk(body, depth), *limits)
+        if not e.args:
+            return e
+        return e.func(*[walk(a, depth) for a in e.args])
+
+    return walk(expr, 0)
+
+
 # 2. Factors out of sums --------------------------------------------------------------
 
 def pull_out_of_sums(expr):
@@ -105,9 +127,9 @@ def apply_constraints(expr, constraints):
     """Replace each constrained sum (e.g. Σᵢ pᵢ) by its value. ``constraints``: [(lhs, rhs)]."""
     if not constraints:
         return expr
-    avoid = {str(s) for s in expr.free_symbols}
-    table = {canonical_sums(lhs, avoid): rhs for lhs, rhs in constraints}
-    return canonical_sums(expr, avoid).xreplace(table)
+    table = {alpha_normal(lhs): rhs for lhs, rhs in constraints}
+    return expr.replace(lambda e: isinstance(e, sp.Sum) and alpha_normal(e) in table,
+                                        lambda e: table[alpha_normal(e)])
 
 
 # 4. Folding definitions back into names -----------------------------------------------
@@ -122,10 +144,7 @@ def fold(expr, definitions):
     """
     if not definitions:
         return expr
-    avoid = {str(s) for s in expr.free_symbols}
-    prepared = [(name, canonical_sums(defn, avoid)) for name, defn in definitions]
-    expr = canonical_sums(expr, avoid)
-    for name, defn in prepared:
+    for name, defn in definitions:
         expr = _fold_one(expr, name, defn)
     return expr
 
@@ -144,22 +163,34 @@ def _factor_counts(expr):
 
 def _fold_one(expr, name, defn):
     wilds = [w for w in defn.atoms(sp.Wild)]
-    needed = _factor_counts(defn)
+    needed = Counter({alpha_normal(f): n for f, n in _factor_counts(defn).items()})
     anchor = max(needed, key=lambda f: (bool(f.atoms(sp.Wild)), sp.count_ops(f)))
 
     def rewrite(term):
-        have = _factor_counts(term)
+        have = _factor_counts(term)                       # original factors
+        normal = {f: alpha_normal(f) for f in have}       # compared in alpha-normal form
         changed = True
         while changed:
             changed = False
             for candidate in list(have):
-                match = candidate.match(anchor) if anchor.atoms(sp.Wild) else ({} if candidate == anchor else None)
+                form = normal.get(candidate, alpha_normal(candidate))
+                match = form.match(anchor) if anchor.atoms(sp.Wild) else ({} if form == anchor else None)
                 if match is None or any(w not in match for w in wilds):
                     continue
                 concrete = Counter({f.xreplace(match): n for f, n in needed.items()})
-                if all(have[f] >= n for f, n in concrete.items()):
-                    have = have - concrete
-                    have[name.xreplace(match)] += 1
+                by_form = Counter()
+                for f, n in have.items():
+                    by_form[normal.get(f, alpha_normal(f))] += n
+                if all(by_form[f] >= n for f, n in concrete.items()):
+                    for f, n in concrete.items():
+                        for original in [g for g in have if normal.get(g, alpha_normal(g)) == f]:
+                            take = min(n, have[original])
+                            have[original] -= take
+                            n -= take
+                    have = +have
+                    entry = name.xreplace(match)
+                    have[entry] += 1
+                    normal[entry] = entry
                     changed = True
                     break
         return sp.Mul(*[f ** n for f, n in have.items()])
@@ -169,8 +200,11 @@ def _fold_one(expr, name, defn):
             return sp.Add(*[walk(t) for t in e.args])
         if isinstance(e, sp.Sum):
             return sp.Sum(walk(e.function), *e.limits)
-        if isinstance(e, (sp.Mul, sp.Pow, sp.Function)) or e == defn.xreplace({}):
-            inner = e.func(*[walk(a) for a in e.args]) if not isinstance(e, sp.Mul) else e
+        if isinstance(e, (sp.Mul, sp.Pow, sp.Function)):
+            whole = rewrite(e)                      # the definition may span several factors
+            if whole != e:
+                return walk(whole)
+            inner = e.func(*[walk(a) for a in e.args])
             return rewrite(inner) if isinstance(inner, (sp.Mul, sp.Pow, sp.Function)) else inner
         return e
 
@@ -200,6 +234,39 @@ def simplify_steps(expr, constraints=(), definitions=(), constraint_names=()):
     record(fold(expr, definitions), "recognise the named sub-expressions")
     record(tidy(expr), "collect terms")
     return steps
+
+
+def combine_sums(expr):
+    """Σ_j a + Σ_j b = Σ_j (a + b) for sums over the same range (after canonical renaming).
+
+    >>> from symderive.indices import make_index
+    >>> g = sp.IndexedBase('g'); j, k = make_index('j', 3), make_index('k', 3)
+    >>> combine_sums(sp.Sum(g[j], (j, 0, 2)) - sp.Sum(g[k]**2, (k, 0, 2)))
+    Sum((1 - g[k])*g[k], (k, 0, 2))
+    """
+    groups, rest = {}, []
+    for term in sp.Add.make_args(expr):
+        coeff, sums = sp.S.One, []
+        for factor in sp.Mul.make_args(term):
+            (sums if isinstance(factor, sp.Sum) else [None]).append(factor) if isinstance(factor, sp.Sum) \
+                else None
+            if not isinstance(factor, sp.Sum):
+                coeff *= factor
+        if len(sums) == 1 and not coeff.atoms(sp.Sum):
+            (var, lo, hi), = sums[0].limits[:1] if len(sums[0].limits) == 1 else ((None, None, None),)
+            if var is None:
+                rest.append(term)
+                continue
+            # Same range: rename this sum's index to the first one's of the group.
+            key = (lo, hi)
+            first = groups.get(key, [(None, None, var)])[0][2]
+            groups.setdefault(key, []).append((term, coeff * sums[0].function.xreplace({var: first}), first))
+        else:
+            rest.append(term)
+    merged = [sp.Sum(sp.factor_terms(sp.Add(*[b for _, b, _ in members])), (members[0][2], lo, hi))
+              if len(members) > 1
+              else members[0][0] for (lo, hi), members in groups.items()]
+    return sp.Add(*(merged + rest))
 
 
 def tidy(expr):

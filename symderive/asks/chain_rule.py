@@ -5,6 +5,7 @@ from ..errors import ExpressionError
 from ..latex import dims, entry, matrix, partial, too_large
 from ..tensors import is_concrete
 from ..yaml_positions import position
+from .matrix_view import folded, matrix_result
 
 
 KEYS = {"of", "wrt", "upstream", "loss", "array"}
@@ -32,12 +33,19 @@ def solve(ctx):
         Step(f"{lhs} = {ctx.show(c.value)}",
              "contract the deltas; conditions on a summation index become its bounds"),
     ]
+    value = folded(c.value, of, wrt, steps, lhs, ctx)
     results = [
-        Result("element", c.value, f"{lhs} = {ctx.show(c.value)}"),
+        Result("element", value, f"{lhs} = {ctx.show(value)}"),
         Result("dimension", wrt.shape,
                rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}"),
     ]
     conventions = {"gradient_shape", "zero_outside"}
+    if 1 <= wrt.rank <= 2:
+        step, result = matrix_result(value, d.wrt_idx, rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}}",
+                                     of, wrt, ctx, extra={upstream: of.shape})
+        if step:
+            steps.append(step)
+            results.append(result)
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = c.array()
         label = rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}}"

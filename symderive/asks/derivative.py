@@ -5,6 +5,7 @@ from ..answer import Result, Step
 from ..derivative import apply_signs, derivative, matrix_view
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
 from ..tensors import flat_positions, is_concrete
+from .matrix_view import folded, matrix_result
 
 
 KEYS = {"of", "wrt", "array", "given"}
@@ -25,15 +26,22 @@ def solve(ctx):
         Step(f"{lhs} = {ctx.show(d.value)}",
              "contract each $\\delta$ against its sum, keeping the range conditions"),
     ]
+    value = folded(d.value, of, wrt, steps, lhs, ctx)
     rows, cols = d.matrix_shape
     results = [
-        Result("element", d.value, f"{lhs} = {ctx.show(d.value)}"),
+        Result("element", value, f"{lhs} = {ctx.show(value)}"),
         Result("dimension", d.tensor_shape,
                rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}} \in {dims(d.tensor_shape)}"
                + (rf" \;\cong\; \mathbb{{R}}^{{{sp.latex(rows)} \times {sp.latex(cols)}}}"
                   if len(d.tensor_shape) != 2 else "")),
     ]
     conventions = {"layout", "zero_outside"}
+    if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1:
+        step, result = matrix_result(value, d.out_idx + d.wrt_idx,
+                                     rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}", of, wrt, ctx)
+        if step:
+            steps.append(step)
+            results.append(result)
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = d.array()
         conventions.add("flatten")

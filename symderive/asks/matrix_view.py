@@ -1,0 +1,68 @@
+"""Shared by the derivative asks: fold intermediate layers back into their names, and give
+the matrix form of a result (checked numerically against the element formula)."""
+import sympy as sp
+
+from ..answer import Result, Step
+from ..derivative import intermediate_definitions
+from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
+from ..simplify import combine_sums, fold
+
+#: A matrix form must agree with the element formula to this absolute error.
+MATRIX_FORM_TOLERANCE = 1e-9
+
+
+def folded(value, of, wrt, steps, lhs, ctx):
+    """``value`` with intermediate layers recognised; adds a step when that changed something."""
+    definitions = intermediate_definitions(of, wrt)
+    if not definitions:
+        return value
+    new = combine_sums(fold(value, definitions))
+    if new != value:
+        names = ", ".join(str(d[0].base.label) for d in definitions)
+        steps.append(Step(f"{lhs} = {ctx.show(new)}", f"recognise the intermediate layer(s) {names}"))
+    return new
+
+
+def matrix_result(value, free, label, of, wrt, ctx, extra=None):
+    """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None)."""
+    try:
+        node = to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0])
+    except NotConvertible:
+        return None, None
+    tensors = {}
+    for node_ in [of, wrt] + list(of.layer_inputs().values()) + list(of.leaves().values()):
+        if node_.shape:
+            tensors[node_.name] = node_.shape
+    tensors.update(extra or {})
+    sizes = sorted({s for shape in tensors.values() for n in shape for s in sp.sympify(n).free_symbols},
+                   key=str)
+    derived = []
+    for name, layer in of.layer_inputs().items():
+        if name != wrt.name and layer.shape:
+            idx = layer.free_indices()
+            derived.append((name, layer.shape, layer.element(idx, expand=True), idx))
+    try:
+        error = check(node, _opaque(value, of, wrt), free, {**_leaf_shapes(of, wrt), **(extra or {})}, sizes,
+                      derived[::-1])
+    except Exception:  # a form we cannot evaluate is not shown: never print an unchecked form
+        return None, None
+    if error > MATRIX_FORM_TOLERANCE:
+        return None, None
+    latex = f"{label} = {latex_in_base(node, ctx.base)}"
+    why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
+           f"and values, max error {error:.1e}")
+    return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex)
+
+
+def _opaque(value, of, wrt):
+    """The element formula with intermediate layers written out, for the numerical check."""
+    from ..layers import expand_layers
+    layers = {n: l for n, l in of.layer_inputs().items() if n != wrt.name}
+    return expand_layers(value, layers)
+
+
+def _leaf_shapes(of, wrt):
+    shapes = {name: leaf.shape for name, leaf in of.leaves().items() if leaf.shape}
+    if wrt.is_layer and wrt.shape:
+        shapes[wrt.name] = wrt.shape
+    return shapes
