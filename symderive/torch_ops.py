@@ -109,7 +109,7 @@ def from_formula(layer, get, num):
     torch = _torch()
     inputs = {node.name: node for node in layer.inputs}
     shape = tuple(num(n) for n in layer.shape)
-    sizes = {s: sp.Integer(num(s)) for n in _size_values(layer) for s in sp.sympify(n).free_symbols}
+    sizes = {s.name: num(s) for n in _size_values(layer) for s in sp.sympify(n).free_symbols}
 
     def lookup(atom):
         if isinstance(atom, sp.Indexed):
@@ -127,7 +127,7 @@ def from_formula(layer, get, num):
             raise VerifyError(f"layer '{layer.name}': cannot evaluate the symbol '{atom}'")
         return get(node)
 
-    entries = [to_torch(layer.definition(tuple(sp.Integer(i) for i in pos)).xreplace(sizes), lookup)
+    entries = [to_torch(layer.definition(tuple(sp.Integer(i) for i in pos)), lookup, sizes)
                for pos in flat_positions(shape)]
     if not shape:
         return entries[0]
@@ -178,33 +178,117 @@ class VerifyError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# SymPy expressions with numeric indices, evaluated with torch operations (autograd-friendly)
+# SymPy expressions evaluated numerically: with torch ops (autograd runs through them) for the
+# torch side, with NumPy float64 for the engine's side. Sums are iterated, never rewritten.
 # ---------------------------------------------------------------------------------------------
-def to_torch(expr, lookup):
-    """Evaluate a SymPy expression whose subscripts and sizes are numbers, in float64 torch.
+class _Numbers:
+    """The operations ``evaluate`` needs, on one kind of number."""
 
-    ``lookup(atom)`` gives the torch value of a tensor entry (``Indexed``) or of a
-    scalar tensor (``Symbol``). Finite sums are written out term by term.
+    def __init__(self, const, functions, heaviside, maximum, minimum, power):
+        self.const, self.functions, self.heaviside = const, functions, heaviside
+        self.maximum, self.minimum, self.power = maximum, minimum, power
+
+
+def _float_numbers():
+    import numpy as np
+    from .functions import relu, sigmoid
+    return _Numbers(
+        np.float64,
+        {sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh, sigmoid: lambda v: 1 / (1 + np.exp(-v)),
+         relu: lambda v: np.maximum(v, 0.0), sp.Abs: np.abs, sp.floor: np.floor, sp.ceiling: np.ceil},
+        lambda v, at_zero: np.heaviside(v, at_zero), np.maximum, np.minimum, np.power)
+
+
+def _torch_numbers():
+    torch = _torch()
+    from .functions import relu, sigmoid
+
+    def const(v):
+        return torch.tensor(float(v), dtype=torch.float64)
+    return _Numbers(
+        const,
+        {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sigmoid: torch.sigmoid, relu: torch.relu,
+         sp.Abs: torch.abs, sp.floor: torch.floor, sp.ceiling: torch.ceil},
+        lambda v, at_zero: torch.heaviside(v, const(at_zero)), torch.maximum, torch.minimum,
+        lambda b, e: b ** e if not isinstance(e, torch.Tensor) else torch.pow(b, e))
+
+
+def to_torch(expr, lookup, env=None):
+    """Evaluate a SymPy expression in float64 torch (see ``evaluate``).
 
     >>> import sympy as sp
     >>> x = sp.IndexedBase('x')
     >>> float(to_torch(sp.exp(x[0]) + 2 * x[1], lambda a: {'x[0]': 0.0, 'x[1]': 1.5}[str(a)]))
     4.0
     """
-    torch = _torch()
+    return evaluate(expr, lookup, env, _torch_numbers())
 
-    def const(v):
-        return torch.tensor(float(v), dtype=torch.float64)
+
+def to_float(expr, lookup, env=None):
+    """Evaluate a SymPy expression in NumPy float64 (see ``evaluate``); no torch involved.
+
+    >>> import sympy as sp
+    >>> from symderive.indices import make_index
+    >>> x, j = sp.IndexedBase('x'), make_index('j', 3)
+    >>> float(to_float(sp.Sum(x[j] ** 2, (j, 0, 2)), lambda a: float(a.indices[0])))
+    5.0
+    """
+    return evaluate(expr, lookup, env, _float_numbers())
+
+
+def evaluate(expr, lookup, env, numbers):
+    """The value of ``expr`` with index symbols and sizes from ``env`` (name -> int).
+
+    ``lookup(atom)`` gives the value of a tensor entry (an ``Indexed`` whose subscripts are
+    already numbers) or of a scalar tensor (a ``Symbol``). Finite sums are iterated with their
+    index bound in ``env``; range conditions (``Piecewise``, ``KroneckerDelta``) are decided on
+    the index values.
+    """
+    env = dict(env or {})
+
+    def integer(e):
+        e = sp.sympify(e)
+        if e.is_Integer:
+            return int(e)
+        subs = {a: sp.Integer(env[a.name]) for a in e.atoms(sp.Idx, sp.Symbol)
+                if a.name in env and (isinstance(a, sp.Idx) or a.is_integer)}
+        value = e.xreplace(subs)
+        if not value.is_Integer:
+            raise VerifyError(f"the index expression {e} is not a whole number here ({value})")
+        return int(value)
+
+    def decide(cond):
+        if cond in (sp.true, sp.false):
+            return bool(cond)
+        if isinstance(cond, sp.And):
+            return all(decide(c) for c in cond.args)
+        if isinstance(cond, sp.Or):
+            return any(decide(c) for c in cond.args)
+        if isinstance(cond, sp.Not):
+            return not decide(cond.args[0])
+        if isinstance(cond, sp.core.relational.Relational):
+            left, right = ev(cond.lhs), ev(cond.rhs)
+            return bool({"==": left == right, "!=": left != right, ">=": left >= right, ">": left > right,
+                         "<=": left <= right, "<": left < right}[cond.rel_op])
+        raise VerifyError(f"cannot decide the condition {cond}")
 
     def ev(e):
-        from .functions import relu, sigmoid
-        if isinstance(e, (sp.Indexed, sp.Symbol)):
-            v = lookup(e)
-            return v if isinstance(v, torch.Tensor) else const(v)
+        if isinstance(e, sp.Indexed):
+            atom = e.base[tuple(sp.Integer(integer(i)) for i in e.indices)]
+            return _number(lookup(atom), numbers)
+        if isinstance(e, sp.Idx) or (isinstance(e, sp.Symbol) and e.name in env and e.is_integer):
+            if e.name not in env:
+                raise VerifyError(f"the index {e} has no value here")
+            return numbers.const(env[e.name])
+        if isinstance(e, sp.Symbol):
+            return _number(lookup(e), numbers)
         if e.is_Number or isinstance(e, sp.NumberSymbol):
-            return const(e)
+            return numbers.const(float(e))
         if isinstance(e, sp.Add):
-            return sum((ev(a) for a in e.args[1:]), ev(e.args[0]))
+            out = ev(e.args[0])
+            for a in e.args[1:]:
+                out = out + ev(a)
+            return out
         if isinstance(e, sp.Mul):
             out = ev(e.args[0])
             for a in e.args[1:]:
@@ -212,49 +296,45 @@ def to_torch(expr, lookup):
             return out
         if isinstance(e, sp.Pow):
             base, exponent = e.args
-            if exponent.is_Number:
-                return ev(base) ** float(exponent)
-            return torch.pow(ev(base), ev(exponent))
+            return numbers.power(ev(base), float(exponent) if exponent.is_Number else ev(exponent))
         if isinstance(e, sp.Sum):
-            return _sum(e, ev)
-        unary = {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sigmoid: torch.sigmoid,
-                 relu: torch.relu, sp.Abs: torch.abs, sp.floor: torch.floor, sp.ceiling: torch.ceil}
-        if type(e) in unary and len(e.args) == 1:
-            return unary[type(e)](ev(e.args[0]))
+            return _iterate(e)
+        if type(e) in numbers.functions and len(e.args) == 1:
+            return numbers.functions[type(e)](ev(e.args[0]))
         if isinstance(e, (sp.Max, sp.Min)):
-            fn = torch.maximum if isinstance(e, sp.Max) else torch.minimum
+            fn = numbers.maximum if isinstance(e, sp.Max) else numbers.minimum
             out = ev(e.args[0])
             for a in e.args[1:]:
                 out = fn(out, ev(a))
             return out
         if isinstance(e, sp.Heaviside):
-            at_zero = e.args[1] if len(e.args) > 1 else sp.S.Half
-            return torch.heaviside(ev(e.args[0]), const(at_zero))
+            return numbers.heaviside(ev(e.args[0]), float(e.args[1]) if len(e.args) > 1 else 0.5)
         if isinstance(e, sp.Piecewise):
             for value, cond in e.args:
-                if cond == sp.true:
+                if decide(cond):
                     return ev(value)
-                if cond == sp.false:
-                    continue
-                raise VerifyError(f"cannot decide the condition {cond} numerically")
+            return numbers.const(0.0)
         if isinstance(e, sp.KroneckerDelta):
-            diff = sp.simplify(e.args[0] - e.args[1])
-            if diff.is_number:
-                return const(1 if diff == 0 else 0)
-        raise VerifyError(f"cannot evaluate {type(e).__name__} ({e}) with torch")
+            return numbers.const(1.0 if integer(e.args[0]) == integer(e.args[1]) else 0.0)
+        raise VerifyError(f"cannot evaluate {type(e).__name__} ({e}) numerically")
+
+    def _iterate(e):
+        # Outermost sum first: the bounds of an inner sum may name an outer index.
+        body, (var, lo, hi), rest = e.function, e.limits[-1], e.limits[:-1]
+        inner = sp.Sum(body, *rest) if rest else body
+        saved = env.get(var.name)
+        out = numbers.const(0.0)
+        for v in range(integer(lo), integer(hi) + 1):
+            env[var.name] = v
+            out = out + ev(inner)
+        if saved is None:
+            env.pop(var.name, None)
+        else:
+            env[var.name] = saved
+        return out
 
     return ev(sp.sympify(expr))
 
 
-def _sum(e, ev):
-    # Outermost sum first: the bounds of an inner sum may name an outer index.
-    body, (var, lo, hi), rest = e.function, e.limits[-1], e.limits[:-1]
-    inner = sp.Sum(body, *rest) if rest else body
-    lo, hi = sp.sympify(lo), sp.sympify(hi)
-    if not (lo.is_Integer and hi.is_Integer):
-        raise VerifyError(f"a sum over {var} from {lo} to {hi} needs numeric bounds")
-    terms = [ev(inner.xreplace({var: sp.Integer(v)})) for v in range(int(lo), int(hi) + 1)]
-    if not terms:
-        import torch
-        return torch.zeros((), dtype=torch.float64)
-    return sum(terms[1:], terms[0])
+def _number(value, numbers):
+    return numbers.const(value) if isinstance(value, (int, float)) else value

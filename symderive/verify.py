@@ -34,8 +34,9 @@ import sympy as sp
 from .answer import Status
 from .derivative import derivative
 from .errors import SymderiveError
+from .indices import indices_for, names_in
 from .tensors import flat_positions
-from .torch_ops import VerifyError, op_for, to_torch
+from .torch_ops import VerifyError, op_for, to_float, to_torch
 
 #: Entries agree when |engine - torch| <= TOLERANCE * max(|torch|, 1):
 #: relative error for values of magnitude 1 or more, absolute error below.
@@ -430,31 +431,21 @@ def _graph_nodes(nodes):
 def engine_value(expr, values, sizes=None, indices=None):
     """A float for an engine expression: ``indices`` maps index names to numbers, ``sizes`` size
     symbols to numbers, ``values`` tensor names to NumPy arrays. Entries outside a tensor's
-    range are zero (the engine's convention for zero padding)."""
+    range are zero (the engine's convention for zero padding). NumPy float64 only, no torch."""
     if isinstance(expr, sp.Indexed) and all(i.is_Integer for i in expr.indices):
         return _entry(expr, values)
-    e = sp.sympify(expr)
-    if indices:
-        e = e.xreplace({a: sp.Integer(indices[a.name]) for a in e.atoms(sp.Idx) if a.name in indices})
-        e = e.xreplace({s: sp.Integer(indices[s.name]) for s in e.atoms(sp.Symbol)
-                        if s.name in indices and s.is_integer})
-    if sizes:
-        e = e.xreplace(sizes)
-    e = _write_out_sums(e)
-    e = e.xreplace({a: sp.Float(_entry(a, values), 30) for a in e.atoms(sp.Indexed)})
-    subs = {}
-    for s in e.free_symbols:          # scalar tensors and layers; integer symbols are indices or sizes
-        if isinstance(s, sp.Symbol) and not s.is_integer:
-            value = values[s.name]
-            if np.ndim(value) != 0:
-                raise VerifyError(f"the answer uses '{s.name}' without subscripts")
-            subs[s] = sp.Float(float(value), 30)
-    e = e.xreplace(subs)
-    v = sp.N(e, 30)
-    try:
-        return float(v)
-    except TypeError:
-        raise VerifyError(f"could not evaluate the engine's expression numerically (left with {v})") from None
+    env = {s.name: int(v) for s, v in (sizes or {}).items()}
+    env.update(indices or {})
+
+    def lookup(atom):
+        if isinstance(atom, sp.Indexed):
+            return _entry(atom, values)
+        value = values[atom.name]
+        if np.ndim(value) != 0:
+            raise VerifyError(f"the answer uses '{atom.name}' without subscripts")
+        return float(value)
+
+    return float(to_float(expr, lookup, env))
 
 
 class EngineValues(dict):
@@ -491,18 +482,6 @@ def _entry(atom, values):
     if not all(0 <= i < n for i, n in zip(idx, arr.shape)):
         return 0.0
     return float(arr[idx])
-
-
-def _write_out_sums(e):
-    """Replace every finite sum with numeric bounds by its terms (outermost sum first)."""
-    def expand(s):
-        body, (var, lo, hi), rest = s.function, s.limits[-1], s.limits[:-1]
-        inner = sp.Sum(body, *rest) if rest else body
-        if not (lo.is_Integer and hi.is_Integer):
-            raise VerifyError(f"a sum over {var} from {lo} to {hi} needs numeric bounds")
-        return sp.Add(*[_write_out_sums(inner.xreplace({var: sp.Integer(v)}))
-                        for v in range(int(lo), int(hi) + 1)])
-    return e.replace(lambda a: isinstance(a, sp.Sum), expand) if e.has(sp.Sum) else e
 
 
 def sparse_values(matrix, values, rows=None):
@@ -543,6 +522,8 @@ def jacobian_rows(output_fn, variable, rows):
     import torch
     y = output_fn(variable).reshape(-1)
     out = np.zeros((len(rows), variable.numel()))
+    if not y.requires_grad:           # the output does not depend on the variable at all
+        return out
     for k, r in enumerate(rows):
         (g,) = torch.autograd.grad(y[r], variable, retain_graph=True, allow_unused=True)
         if g is not None:
@@ -554,6 +535,8 @@ def vjp(output_fn, variable, upstream):
     """∂L/∂variable for L with ∂L/∂output = upstream, by autograd."""
     import torch
     y = output_fn(variable)
+    if not y.requires_grad:           # the output does not depend on the variable at all
+        return np.zeros(tuple(variable.shape))
     g = torch.tensor(upstream, dtype=torch.float64).reshape(y.shape)
     (grad,) = torch.autograd.grad(y, variable, grad_outputs=g, allow_unused=True)
     return np.zeros(tuple(variable.shape)) if grad is None else grad.detach().numpy()
@@ -566,6 +549,27 @@ def _sampled_rows(n, rng):
 # ---------------------------------------------------------------------------------------------
 # One checker per ask
 # ---------------------------------------------------------------------------------------------
+def _derivative_indices(of, wrt, formula):
+    """The index symbols of ∂of/∂wrt as the engine names them: (output indices, wrt indices).
+
+    Read off the element expression the derivative starts from (cheap); the full derivative is
+    recomputed only if the answer's formula uses other free indices."""
+    from .derivative import WRT_LETTERS, element_of
+    try:
+        out_idx, element = element_of(of, stop_at=wrt)
+        wrt_idx = indices_for(wrt.shape, names_in(element), WRT_LETTERS)
+        if _free_indices(formula) <= {i.name for i in out_idx + wrt_idx}:
+            return out_idx, wrt_idx
+    except Exception:      # the engine's internals changed: ask it the slow way
+        pass
+    d = derivative(of, wrt)
+    return d.out_idx, d.wrt_idx
+
+
+def _free_indices(expr):
+    return {s.name for s in sp.sympify(expr).free_symbols if isinstance(s, sp.Idx)} if expr is not None else set()
+
+
 def _compare_pairs(job, what, formula, values, sizes, names, out_positions, J, of, wrt):
     """An element formula at (output, input) index pairs against rows of the autograd Jacobian:
     row k of ``J`` belongs to the output position ``out_positions[k]``."""
@@ -669,10 +673,10 @@ def _differentiable_setup(job, of, wrt, sizes, extra=(), signs=None):
 def check_derivative(job):
     of = job.ctx.tensor("of")
     wrt, at = job.ctx.tensor_or_entry("wrt")
-    d = derivative(of, wrt)
-    out_names, wrt_names = [i.name for i in d.out_idx], [i.name for i in d.wrt_idx]
     signs = job.ctx.signs() if job.question.option("given") else {}
     formula, array, dimension = job.result("element"), job.result("array"), job.result("dimension")
+    out_idx, wrt_idx = _derivative_indices(of, wrt, formula)
+    out_names, wrt_names = [i.name for i in out_idx], [i.name for i in wrt_idx]
     base = job.problem.index_base
     job.autograd = True
     for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
@@ -714,9 +718,8 @@ def check_derivative(job):
 def check_chain_rule(job):
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
     upstream = job.question.option("upstream", "g")
-    d = derivative(of, wrt)
-    wrt_names = [i.name for i in d.wrt_idx]
     formula, array, dimension = job.result("element"), job.result("array"), job.result("dimension")
+    wrt_names = [i.name for i in _derivative_indices(of, wrt, formula)[1]]
     base = job.problem.index_base
     job.autograd = True
     for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
@@ -771,8 +774,7 @@ def check_conv_matrix(job):
     wrt = layer.x if which == "A" else layer.weight
     name = job.question.option("name", "A" if which == "A" else "X")
     matrix, formula = job.result("matrix"), job.result("element")
-    d = derivative(layer, wrt)
-    names = [i.name for i in d.out_idx] + [i.name for i in d.wrt_idx]
+    names = [i.name for idx in _derivative_indices(layer, wrt, formula) for i in idx]
     base = job.problem.index_base
     job.autograd = True
     (sizes,) = job.draw_sizes([layer], 1)

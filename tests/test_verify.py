@@ -1,0 +1,443 @@
+"""--verify: every derived answer cross-checked with PyTorch autograd.
+
+* every shipped problem (the folder is read at test time, so new problem files
+  and questions are covered as they land) agrees with PyTorch to 1e-9, and a
+  question whose ask has no cross-check entry fails this test instead of
+  passing unchecked;
+* a deliberately wrong answer (one entry of an array, the closed form, a
+  matrix entry, unflipped kernels, a shape formula, a value) is reported as a
+  disagreement with exit status 1;
+* every layer of the library maps to a torch op; element formulas say
+  "no PyTorch counterpart";
+* without torch, --verify prints how to install it and exits 2, and importing
+  symderive never imports torch.
+"""
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import sympy as sp
+from helpers import NO_PDF, run_cli  # noqa: E402
+
+from symderive import cli, load_problem, verify
+from symderive.answer import Result
+from symderive.asks import ASKS, Ask
+from symderive.problem import find_problem_files
+
+torch = pytest.importorskip("torch")
+
+REPO = Path(__file__).resolve().parents[1]
+PROBLEMS = REPO / "problems"
+DATA = Path(__file__).resolve().parent / "data"
+TOL = 1e-9
+
+
+def within_tolerance(check):
+    """Relative error within TOL, or absolute where the value is near zero."""
+    return check["max_abs_error"] is not None and (
+        check["max_abs_error"] <= TOL or (check["max_rel_error"] is not None and check["max_rel_error"] <= TOL))
+
+
+def asks_of(path):
+    return {q.id: q.ask for q in load_problem(path).questions}
+
+
+# ---------------------------------------------------------------------------------------------
+# Every shipped question
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def verified(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verified")
+    result = run_cli(["solve", PROBLEMS, "--verify", "--json", "-o", out / "sheets", *NO_PDF], cwd=out)
+    return out / "sheets", result
+
+
+def test_verify_shipped_problems_exit_0(verified):
+    _, result = verified
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_shipped_question_is_cross_checked(verified):
+    """Each question of each shipped problem: a registered ask agrees with torch within 1e-9;
+    an ask with nothing numerical says so; an ask the verifier does not know fails here."""
+    _, result = verified
+    records = {(r["problem"], r["question"]): r for r in json.loads(result.stdout)}
+    files = find_problem_files([PROBLEMS])
+    assert files
+    unknown, problems = set(), []
+    for path in files:
+        for qid, ask in asks_of(path).items():
+            record = records[(path.stem, qid)]
+            check = record.get("cross_check")
+            where = f"{path.name}: {qid} (ask {ask})"
+            if check is None:
+                problems.append(f"{where}: no cross-check report")
+                continue
+            if ask in verify.NOTHING_TO_CHECK:
+                if check["outcome"] != verify.NOTHING:
+                    problems.append(f"{where}: expected 'nothing to check', got {check['outcome']}")
+                continue
+            if ask not in verify.CHECKS:
+                unknown.add(ask)
+                continue
+            if record["status"] == "failed":
+                problems.append(f"{where}: the question failed, so it was not cross-checked")
+            elif check["outcome"] == verify.NO_COUNTERPART:
+                # Allowed only when a layer really has no torch op, and the report names it.
+                if not check["no_counterpart"] or not within_tolerance(check):
+                    problems.append(f"{where}: {check['text']}")
+            elif check["outcome"] != verify.AGREE or not within_tolerance(check) or not check["entries"]:
+                problems.append(f"{where}: {check['outcome']}: {check['text']}")
+            elif not check["compared"]:
+                problems.append(f"{where}: agreement claimed but nothing named as compared")
+    assert not unknown, (f"ask(s) {sorted(unknown)} have no cross-check: add a checker to "
+                         "symderive.verify.CHECKS, or a reason to NOTHING_TO_CHECK")
+    assert not problems, "\n".join(problems)
+
+
+def test_sheets_carry_the_cross_check_line(verified):
+    out, result = verified
+    records = json.loads(result.stdout)
+    for tex in out.glob("*.tex"):
+        text = tex.read_text()
+        mine = [r for r in records if r["problem"] == tex.stem]
+        assert text.count("with PyTorch") >= len(mine), tex.name
+        # Under the status line of each question, never replacing it.
+        assert text.count(r"\emph{Established:") == len(mine)
+    agree = next(r for r in records if r["cross_check"]["outcome"] == verify.AGREE)
+    assert "does not change how the answer was established" in agree["cross_check"]["text"]
+    assert agree["cross_check"]["tool"].startswith("PyTorch ")
+
+
+def test_json_cross_check_record(verified):
+    _, result = verified
+    for r in json.loads(result.stdout):
+        check = r["cross_check"]
+        assert {"outcome", "tool", "max_abs_error", "max_rel_error", "tolerance", "compared", "entries",
+                "no_counterpart", "sizes", "seed", "worst", "reason", "text", "seconds"} <= set(check)
+        assert isinstance(check["seed"], int)
+        if check["outcome"] == verify.AGREE:
+            assert check["max_abs_error"] <= TOL and check["entries"] > 0
+
+
+def test_status_is_not_changed_by_the_cross_check(tmp_path):
+    problem = load_problem(PROBLEMS / "nyu-dl-2021-hw3.yaml")
+    answers = problem.solve()
+    before = [(a.status, a.detail) for a in answers]
+    reports = verify.cross_check(problem, answers)
+    assert [(a.status, a.detail) for a in answers] == before
+    assert [a.cross_check for a in answers] == reports
+    assert all(r.outcome in (verify.AGREE, verify.NO_COUNTERPART) for r in reports)
+
+
+def test_cross_check_is_reproducible():
+    problem = load_problem(PROBLEMS / "nyu-dl-2021-hw3.yaml")
+    first = [r.to_json() for r in verify.cross_check(problem, problem.solve())]
+    second = [r.to_json() for r in verify.cross_check(problem, problem.solve())]
+    for a, b in zip(first, second):
+        a.pop("seconds"), b.pop("seconds")
+    assert first == second
+
+
+def test_symbolic_shape_compared_at_random_sizes():
+    problem = load_problem(PROBLEMS / "nyu-dl-2021-hw3.yaml")
+    (answer,) = problem.solve(ids={"nyu21-1.1b"})
+    (report,) = verify.cross_check(problem, [answer])
+    assert report.outcome == verify.AGREE
+    assert len(report.sizes) == verify.SHAPE_DRAWS
+    assert set(report.sizes[0]) == {"C", "H", "W", "F", "K", "P", "S", "D"}
+    assert "random sizes" in report.sentence()
+
+
+# ---------------------------------------------------------------------------------------------
+# Every layer kind, in one problem written here
+# ---------------------------------------------------------------------------------------------
+LAYERS_PROBLEM = """
+title: "verify: every layer kind"
+index_base: 1
+questions:
+  - id: conv2d-bias
+    tensors: {x: [2, 6, 5], w: [3, 2, 3, 2], b: [3]}
+    layers: {y: "conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2))"}
+    ask: derivative
+    of: y
+    wrt: w
+  - id: conv1d-bias
+    tensors: {x: [2, 7], w: [3, 2, 3], b: [3]}
+    layers: {y: "conv1d(x, w, bias=b, stride=2, padding=1, dilation=2)", a: "tanh(y)"}
+    ask: chain_rule
+    of: a
+    wrt: b
+  - id: avg1d
+    tensors: {x: [2, 7]}
+    layers: {y: "avg_pool1d(x, kernel_size=3, stride=2, padding=1)"}
+    ask: derivative
+    of: y
+    wrt: x
+  - id: avg2d
+    tensors: {x: [5, 6]}
+    layers: {y: "avg_pool2d(x, kernel_size=2)"}
+    ask: chain_rule
+    of: y
+    wrt: x
+  - id: max1d
+    tensors: {x: [2, 6]}
+    layers: {y: "max_pool1d(x, kernel_size=2)"}
+    ask: derivative
+    of: y
+    wrt: x
+  - id: max2d
+    tensors: {x: [1, 3, 4]}
+    layers: {y: "max_pool2d(x, kernel_size=2, stride=1)"}
+    ask: chain_rule
+    of: y
+    wrt: x
+  - id: softmax
+    tensors: {z: [2, 3]}
+    layers: {q: "softmax(z)"}
+    ask: derivative
+    of: q
+    wrt: z
+  - id: linear-ce
+    tensors: {x: [3], W: [4, 3], b: [4], p: [4]}
+    layers: {z: "linear(x, W, b)", E: "cross_entropy(z, p)"}
+    ask: chain_rule
+    of: E
+    wrt: W
+  - id: mse
+    tensors: {x: [2, 3], t: [2, 3]}
+    layers: {s: "sigmoid(x)", L: "mse(s, t)"}
+    ask: derivative
+    of: L
+    wrt: x
+  - id: sum-of-squares
+    tensors: {y: [4]}
+    layers: {a: "relu(y)", L: "sum_of_squares(a)"}
+    ask: chain_rule
+    of: L
+    wrt: y
+  - id: custom
+    tensors: {x: [3], W: [2, 3]}
+    layers:
+      "z[i]": "Sum(W[i, j]*x[j]**2, (j, 1, 3))"
+      s: "sigmoid(z)"
+    ask: derivative
+    of: s
+    wrt: x
+  - id: symbolic-conv
+    sizes: [C, L, K, S]
+    tensors: {x: [C, L], w: [2, C, K]}
+    layers: {y: "conv1d(x, w, stride=S)"}
+    ask: derivative
+    of: y
+    wrt: x
+  - id: symbolic-pool-shape
+    sizes: [N, K, S]
+    tensors: {x: [3, N]}
+    layers: {y: "avg_pool1d(x, kernel_size=K, stride=S)"}
+    ask: shape
+    of: y
+  - id: symbolic-mse
+    sizes: [N]
+    tensors: {x: [N], t: [N]}
+    layers: {L: "mse(x, t)"}
+    ask: element
+    of: L
+  - id: value-sum
+    ask: value
+    expr: "Sum(exp(-j)/j, (j, 1, 5)) + sqrt(2)"
+  - id: conv2d-backward
+    tensors: {x: [2, 5, 6], w: [3, 2, 2, 3]}
+    layers: {y: "conv2d(x, w, stride=(2, 1), padding=(1, 0), dilation=(1, 2))"}
+    ask: backward_conv
+    of: y
+  - id: conv2d-im2col
+    tensors: {x: [6, 6], w: [3, 3]}
+    layers: {y: "conv2d(x, w, stride=2, padding=1, dilation=2)"}
+    ask: conv_matrix
+    of: y
+    matrix: im2col
+"""
+
+
+@pytest.fixture(scope="module")
+def layer_reports(tmp_path_factory):
+    path = tmp_path_factory.mktemp("layers") / "layers.yaml"
+    path.write_text(textwrap.dedent(LAYERS_PROBLEM))
+    problem = load_problem(path)
+    answers = problem.solve()
+    return {a.question_id: a for a in answers}, verify.cross_check(problem, answers)
+
+
+def test_every_layer_kind_agrees(layer_reports):
+    answers, reports = layer_reports
+    for r in reports:
+        assert answers[r.question].ok, answers[r.question].error
+        expected = verify.NO_COUNTERPART if r.question == "custom" else verify.AGREE
+        assert r.outcome == expected, f"{r.question}: {r.sentence()}"
+        assert r.entries > 0 and r.max_abs <= TOL, f"{r.question}: {r.sentence()}"
+
+
+def test_element_formula_layer_has_no_counterpart(layer_reports):
+    _, reports = layer_reports
+    custom = next(r for r in reports if r.question == "custom")
+    assert custom.formula_layers == [("z", "element formula", True)]
+    assert "no PyTorch counterpart" in custom.sentence()
+    assert "own SymPy formula" in custom.sentence()
+    assert not custom.sentence().startswith("Cross-checked")
+
+
+def test_every_library_layer_has_a_torch_op():
+    """A layer added to the library without a torch entry fails here."""
+    import symderive as sd
+    from symderive.layers import LAYERS
+    from symderive.torch_ops import TORCH_OPS
+    x, w, b = sd.tensor("x", 2, 6), sd.tensor("w", 3, 2, 3), sd.tensor("b", 3)
+    x2, w2 = sd.tensor("x2", 2, 6, 6), sd.tensor("w2", 3, 2, 3, 3)
+    v, W = sd.tensor("v", 3), sd.tensor("W", 4, 3)
+    args = {"conv1d": ((x, w, b), {}), "conv2d": ((x2, w2), {}), "avg_pool1d": ((x,), {"kernel_size": 2}),
+            "avg_pool2d": ((x2,), {"kernel_size": 2}), "max_pool1d": ((x,), {"kernel_size": 2}),
+            "max_pool2d": ((x2,), {"kernel_size": 2}), "linear": ((v, W), {}), "affine": ((v, W), {}),
+            "cross_entropy": ((v, v), {}), "mse": ((x, x), {}), "sum_of_squares": ((x,), {})}
+    for name, (builder, _, _) in LAYERS.items():
+        positional, keywords = args.get(name, ((x,), {}))
+        layer = builder("y", *positional, **keywords)
+        assert layer.kind in TORCH_OPS, f"layer '{name}' (kind {layer.kind}) has no entry in TORCH_OPS"
+        assert TORCH_OPS[layer.kind].counterpart, name
+    assert not TORCH_OPS["element formula"].counterpart
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong answers are caught
+# ---------------------------------------------------------------------------------------------
+def _bump_entry(value):
+    """The same matrix with one entry off by 1e-6 (relative)."""
+    m = sp.Matrix(value)
+    r, c = next((r, c) for r in range(m.rows) for c in range(m.cols) if m[r, c] != 0)
+    m[r, c] = m[r, c] * (1 + sp.Rational(1, 10**6))
+    return type(value)(m) if isinstance(value, sp.SparseMatrix) else m
+
+
+def _swap_first_two_nonzeros(value):
+    """An index slip: two entries of one row of a matrix trade places."""
+    m = sp.Matrix(value)
+    for r in range(m.rows):
+        cols = [c for c in range(m.cols) if m[r, c] != 0]
+        if len(cols) >= 2:
+            m[r, cols[0]], m[r, cols[1]] = m[r, cols[1]], m[r, cols[0]]
+            return sp.SparseMatrix(m)
+    raise AssertionError("no row with two nonzeros")
+
+
+def _unflip(value):
+    """The kernels without the flip (a classic backward-pass mistake)."""
+    a = sp.Array(value)
+    flat = sp.flatten(a.tolist())
+    k = a.shape[-1]
+    rows = [flat[i:i + k][::-1] for i in range(0, len(flat), k)]
+    return sp.Array(sp.flatten(rows)).reshape(*a.shape)
+
+
+def _shape_plus_one(value):
+    return (value[0] + 1,) + tuple(value[1:])
+
+
+MUTATIONS = [
+    # (problem, question, result label, how to break it)
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-iii", "array", _bump_entry),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-iii", "element", lambda v: v * (1 + sp.Rational(1, 10**6))),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-iv", "array", _bump_entry),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-iv", "element", lambda v: v.xreplace({sp.Integer(2): sp.Integer(3)})),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-matrix", "matrix", _swap_first_two_nonzeros),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-backward", "B", _bump_entry),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1b", "shape", _shape_plus_one),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1a", "shape", _shape_plus_one),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-i", "element", lambda v: v + sp.Rational(1, 10**6)),
+    ("csce636-hw2.yaml", "csce636-q5c", "kernels", _unflip),
+    ("hw5-written.yaml", "hw5-p3b", "array", _bump_entry),
+    ("nyu-dl-2024-hw2.yaml", "nyu24-1.3d", "exact", lambda v: v + sp.Rational(1, 10**6)),
+]
+
+
+@pytest.mark.parametrize("problem, qid, label, mutate", MUTATIONS,
+                         ids=[f"{m[1]}-{m[2]}" for m in MUTATIONS])
+def test_a_wrong_answer_is_a_disagreement(problem, qid, label, mutate, monkeypatch, tmp_path, capsys):
+    ask = load_problem(PROBLEMS / problem).question(qid).ask
+    original = ASKS[ask]
+
+    def wrong(ctx):
+        answer = original.solve(ctx)
+        if ctx.question.id == qid:
+            for k, r in enumerate(answer.results):
+                if r.label == label:
+                    answer.results[k] = Result(r.label, mutate(r.value), r.latex)
+                    break
+            else:
+                raise AssertionError(f"{qid} has no result {label!r}")
+        return answer
+
+    monkeypatch.setitem(ASKS, ask, Ask(wrong, original.keys))
+    status = cli.main(["solve", str(PROBLEMS / problem), "--only", qid, "--verify", "--json",
+                       "-o", str(tmp_path), *NO_PDF])
+    out, err = capsys.readouterr()
+    (record,) = json.loads(out)
+    assert status == 1, err
+    assert record["cross_check"]["outcome"] == verify.DISAGREE, record["cross_check"]
+    assert "DISAGREES" in err and qid in err
+    assert record["status"] != "failed"          # the engine's status is left as it was
+    assert "DISAGREES" in (tmp_path / f"{Path(problem).stem}.tex").read_text()
+
+
+def test_the_unmodified_answers_pass_the_same_route(tmp_path, capsys):
+    status = cli.main(["solve", str(PROBLEMS / "nyu-dl-2021-hw3.yaml"), "--only", "nyu21-1.1c-iii",
+                       "--verify", "-o", str(tmp_path), *NO_PDF])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "cross-check with PyTorch" in out and "agree: max abs. error" in out
+
+
+def test_an_unknown_ask_is_reported_not_passed(monkeypatch, tmp_path):
+    monkeypatch.setitem(ASKS, "mystery", ASKS["shape"])
+    path = tmp_path / "mystery.yaml"
+    path.write_text("title: t\ntensors: {x: [4]}\nlayers: {y: 'relu(x)'}\n"
+                    "questions:\n  - {id: q, ask: mystery, of: y}\n")
+    problem = load_problem(path)
+    (report,) = verify.cross_check(problem, problem.solve())
+    assert report.outcome == verify.NOT_CHECKED
+    assert "mystery" in report.reason and "Not cross-checked" in report.sentence()
+
+
+# ---------------------------------------------------------------------------------------------
+# torch stays optional
+# ---------------------------------------------------------------------------------------------
+def test_without_torch_verify_explains_and_exits_2(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)        # `import torch` now raises ImportError
+    status = cli.main(["solve", str(PROBLEMS / "hw5-written.yaml"), "--verify", "-o", str(tmp_path), *NO_PDF])
+    _, err = capsys.readouterr()
+    assert status == 2
+    assert "pip install 'symderive[verify]'" in err and "pip install torch==2.13.0" in err
+    assert not list(tmp_path.glob("*.tex"))                 # nothing solved half-way
+    with pytest.raises(verify.TorchMissing):
+        verify.cross_check(load_problem(PROBLEMS / "hw5-written.yaml"), [])
+
+
+def test_without_torch_the_rest_still_works(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert cli.main(["solve", str(PROBLEMS / "hw5-written.yaml"), "-o", str(tmp_path), *NO_PDF]) == 0
+
+
+def test_importing_symderive_does_not_import_torch():
+    code = ("import sys, symderive, symderive.cli, symderive.verify, symderive.torch_ops; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_tolerance_helper():
+    assert within_tolerance({"max_abs_error": 1e-12, "max_rel_error": 1e-3})
+    assert within_tolerance({"max_abs_error": 5.0, "max_rel_error": 1e-10})
+    assert not within_tolerance({"max_abs_error": 1e-3, "max_rel_error": 1e-3})
+    assert math.isclose(verify.TOLERANCE, TOL)
