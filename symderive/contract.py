@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .indices import INDEX_LETTERS, names_in
+
 
 @dataclass
 class Term:
@@ -48,28 +50,38 @@ def contract(expr):
     """
     if not isinstance(expr, sp.Basic) or not expr.args:
         return expr
+    return _contract(expr, frozenset(names_in(expr)))
+
+
+def _contract(expr, avoid):
+    if not expr.args:
+        return expr
     if isinstance(expr, sp.Sum):
-        inner = sp.Sum(contract(expr.function), *expr.limits)
-        return rebuild([t for term in flatten(inner) for t in contract_term(term)])
-    return expr.func(*[contract(a) for a in expr.args])
+        inner = sp.Sum(_contract(expr.function, avoid), *expr.limits)
+        return rebuild([t for term in flatten(inner, avoid) for t in contract_term(term)])
+    return expr.func(*[_contract(a, avoid) for a in expr.args])
 
 
-def flatten(expr):
-    """Split ``expr`` into terms Σ_limits [conds]·coeff (distributing over Add, Sum, Mul)."""
+def flatten(expr, avoid=frozenset()):
+    """Split ``expr`` into terms Σ_limits [conds]·coeff (distributing over Add, Sum, Mul).
+
+    Summation indices renamed to keep two sums apart get names not in ``avoid``.
+    """
     if isinstance(expr, sp.Add):
-        return [t for a in expr.args for t in flatten(a)]
+        return [t for a in expr.args for t in flatten(a, avoid)]
     if isinstance(expr, sp.Sum):
         return [Term(t.coeff, t.conds, t.limits + [tuple(l) for l in expr.limits])
-                for t in flatten(expr.function)]
+                for t in flatten(expr.function, avoid)]
     if _is_guard(expr):
         (value, cond), _ = expr.args
         conds = list(cond.args) if isinstance(cond, sp.And) else [cond]
-        return [Term(t.coeff, conds + t.conds, t.limits) for t in flatten(value)]
+        return [Term(t.coeff, conds + t.conds, t.limits) for t in flatten(value, avoid)]
     if isinstance(expr, sp.Mul):
         terms = [Term(sp.S.One)]
         for factor in expr.args:
-            parts = flatten(factor) if isinstance(factor, (sp.Add, sp.Sum, sp.Piecewise)) else [Term(factor)]
-            terms = [_product(a, b) for a in terms for b in parts]
+            parts = flatten(factor, avoid) if isinstance(factor, (sp.Add, sp.Sum, sp.Piecewise)) \
+                else [Term(factor)]
+            terms = [_product(a, b, avoid) for a in terms for b in parts]
         return terms
     return [Term(expr)]
 
@@ -80,13 +92,18 @@ def _is_guard(expr):
             and expr.args[1].cond == sp.true and expr.args[1].expr == 0)
 
 
-def _product(a, b):
-    taken = {l[0] for l in a.limits}
+def _product(a, b, avoid=frozenset()):
+    """The product of two terms; b's summation indices are renamed if a uses their names."""
+    taken = {l[0].name for l in a.limits}
+    used = set(avoid) | taken | names_in(a.coeff) | names_in(b.coeff) | {l[0].name for l in b.limits}
     renames = {}
     for var, *_ in b.limits:
-        if var in taken or var.name in {v.name for v in taken}:
-            renames[var] = sp.Idx(sp.Dummy(var.name, integer=True), (var.lower, var.upper)) \
-                if isinstance(var, sp.Idx) else sp.Dummy(var.name, integer=True)
+        if var.name in taken:
+            name = next(n for n in INDEX_LETTERS + tuple(f"{var.name}{k}" for k in range(2, 99))
+                        if n not in used)
+            used.add(name)
+            renames[var] = sp.Idx(sp.Symbol(name, integer=True), (var.lower, var.upper)) \
+                if isinstance(var, sp.Idx) else sp.Symbol(name, integer=True)
     if renames:
         b = Term(b.coeff.xreplace(renames), [c.xreplace(renames) for c in b.conds],
                  [(renames.get(v, v), lo, hi) for v, lo, hi in b.limits])

@@ -132,10 +132,14 @@ class Declarations:
 
 
     def _element_layer(self, name, key, expr, match):
-        index_names = [s.strip() for s in match.group(2).split(",") if s.strip()]
+        specs = [s.strip() for s in match.group(2).split(",") if s.strip()]
+        index_names = [spec.split(":")[0].strip() for spec in specs]
         for idx_name in index_names:
             check_name(idx_name, "index")
         sizes = infer_index_ranges(expr, index_names, self.scope())
+        for spec, idx_name in zip(specs, index_names):   # an explicit range: "w[t:K]" (t takes K values)
+            if ":" in spec:
+                sizes[idx_name] = parse(spec.split(":", 1)[1].strip(), self.scope())
         missing = [n for n in index_names if n not in sizes]
         if missing:
             raise ExpressionError(f"cannot tell the range of index {', '.join(missing)}: use it alone as "

@@ -180,8 +180,10 @@ def intermediate_definitions(of, wrt):
     ``wrt`` and ``of``: what ``simplify.fold`` needs to write σ(…) back as c_i."""
     out = []
     for name, layer in of.layer_inputs().items():
-        if name == wrt.name or not layer.shape:
+        if name == wrt.name:
             continue
         wilds = tuple(sp.Wild(f"w{n}") for n in range(layer.rank))
-        out.append((layer.base[wilds], layer.element(wilds, expand=True)))
+        entry = layer.base[wilds] if wilds else layer.base
+        # Contracted like the results it is matched against (products of sums flattened).
+        out.append((entry, contract(layer.element(wilds, expand=True))))
     return out

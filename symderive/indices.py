@@ -60,7 +60,14 @@ def for_display(expr, base=0):
     if not isinstance(expr, sp.Basic):
         return expr
     shift = sp.Integer(base)
-    plain = {idx: sp.Symbol(idx.name, integer=True) - shift for idx in expr.atoms(sp.Idx)}
+    plain, names = {}, {}
+    for idx in sorted(expr.atoms(sp.Idx), key=sp.default_sort_key):
+        # Two different indices that share a name must not print as one: prime the second.
+        name = idx.name
+        while name in names and names[name] != idx:
+            name += "'"
+        names[name] = idx
+        plain[idx] = sp.Symbol(name, integer=True) - shift
 
     def rebuild(e):
         if isinstance(e, sp.Indexed):
@@ -71,7 +78,7 @@ def for_display(expr, base=0):
             body = rebuild(e.function)
             limits = []
             for var, lo, hi in e.limits:
-                v = sp.Symbol(var.name, integer=True)
+                v = plain[var] + shift if var in plain else sp.Symbol(var.name, integer=True)
                 limits.append((v, sp.expand(rebuild(lo) + shift), sp.expand(rebuild(hi) + shift)))
             return e.func(body, *limits)
         if isinstance(e, sp.Idx):

@@ -231,6 +231,15 @@ def to_vector(e, i):
         return Apply(type(e), to_vector(e.args[0], i))
     if isinstance(e, sp.Sum) and len(e.limits) == 1:
         return _matvec(e, i)
+    if isinstance(e, sp.Sum):
+        # Σ_{j,r} f = Σ_r (Σ_j f) with factors free of j pulled out; try each index outermost.
+        from .simplify import pull_out_of_sums
+        for n, outer in enumerate(e.limits):
+            rest = e.limits[:n] + e.limits[n + 1:]
+            try:
+                return to_vector(pull_out_of_sums(sp.Sum(sp.Sum(e.function, *rest), outer)), i)
+            except NotConvertible:
+                continue
     raise NotConvertible(f"no vector form for {e}")
 
 
@@ -317,11 +326,15 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0):
         scalars = {s: sp.Integer(v) for s, v in values.items()}
         arrays = {name: rng.uniform(-1, 1, size=[int(sp.sympify(n).xreplace(scalars)) for n in shape])
                   for name, shape in tensors.items()}
+        layer_scalars = {}
         for name, shape, element, idx in derived:
+            if not shape:      # a scalar layer: its value is a scalar of the form
+                layer_scalars[sp.Symbol(name, real=True)] = sp.Float(_number(element, (), (), scalars, arrays))
+                continue
             dims = [int(sp.sympify(n).xreplace(scalars)) for n in shape]
             arrays[name] = np.array([_number(element, idx, pos, scalars, arrays)
                                      for pos in np.ndindex(*dims)]).reshape(dims)
-        env = {"tensors": arrays, "scalars": scalars, "indices": {}}
+        env = {"tensors": arrays, "scalars": {**scalars, **layer_scalars}, "indices": {}}
         got = np.atleast_1d(node.value(env))
         expected = np.zeros(got.shape)
         for pos in np.ndindex(got.shape):
@@ -332,13 +345,5 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0):
 
 def _number(expr, idx, pos, scalars, arrays):
     """``expr`` at index values ``pos``, sizes ``scalars`` and tensor values ``arrays``."""
-    def value(e):
-        array = arrays[e.base.label.name]
-        at = tuple(int(a) for a in e.indices)
-        inside = all(0 <= a < n for a, n in zip(at, array.shape))
-        return sp.Float(array[at]) if inside else sp.S.Zero          # zero outside the range
-
-    # Indices first: substituting a size rebuilds each Idx.
-    entry = sp.sympify(expr).xreplace(dict(zip(idx, [sp.Integer(v) for v in pos]))).xreplace(scalars).doit()
-    entry = entry.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in arrays, value)
-    return float(sp.N(entry))
+    from .evaluate import evaluate
+    return evaluate(expr, arrays, scalars, dict(zip(idx, pos)))

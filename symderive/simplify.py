@@ -144,7 +144,8 @@ def fold(expr, definitions):
     """
     if not definitions:
         return expr
-    for name, defn in definitions:
+    # Largest definitions first: a = e^{w}/Σ e^{w} must be found before w itself is folded.
+    for name, defn in sorted(definitions, key=lambda d: -sp.count_ops(d[1])):
         expr = _fold_one(expr, name, defn)
     return expr
 
@@ -153,6 +154,10 @@ def _factor_counts(expr):
     """A product as a multiset of factors, integer powers expanded into repeats."""
     counts = Counter()
     for factor in sp.Mul.make_args(expr):
+        if isinstance(factor, sp.exp) and factor.args[0].is_Mul and factor.args[0].args[0].is_Integer:
+            k, rest = factor.args[0].as_coeff_Mul()          # e^{2w} is e^w · e^w
+            counts[sp.exp(rest) if k > 0 else 1 / sp.exp(rest)] += abs(int(k))
+            continue
         base, exp = factor.as_base_exp()
         if exp.is_Integer and exp != 0 and not base.is_Number:
             counts[base if exp > 0 else 1 / base] += abs(int(exp))
@@ -199,7 +204,10 @@ def _fold_one(expr, name, defn):
         if isinstance(e, sp.Add):
             return sp.Add(*[walk(t) for t in e.args])
         if isinstance(e, sp.Sum):
-            return sp.Sum(walk(e.function), *e.limits)
+            whole = rewrite(e)                      # the sum itself may be the definition
+            return whole if whole != e else sp.Sum(walk(e.function), *e.limits)
+        if isinstance(e, sp.Piecewise):
+            return sp.Piecewise(*[(walk(value), cond) for value, cond in e.args])
         if isinstance(e, (sp.Mul, sp.Pow, sp.Function)):
             whole = rewrite(e)                      # the definition may span several factors
             if whole != e:

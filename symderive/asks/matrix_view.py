@@ -18,7 +18,8 @@ def folded(value, of, wrt, steps, lhs, ctx):
         return value
     new = combine_sums(fold(value, definitions))
     if new != value:
-        names = ", ".join(str(d[0].base.label) for d in definitions)
+        names = ", ".join(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0]) for d in definitions
+                          if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0]))
         steps.append(Step(f"{lhs} = {ctx.show(new)}", f"recognise the intermediate layer(s) {names}"))
     return new
 
@@ -38,7 +39,7 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None):
                    key=str)
     derived = []
     for name, layer in of.layer_inputs().items():
-        if name != wrt.name and layer.shape:
+        if name != wrt.name:
             idx = layer.free_indices()
             derived.append((name, layer.shape, layer.element(idx, expand=True), idx))
     try:
