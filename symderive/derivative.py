@@ -68,7 +68,7 @@ def element_of(of, stop_at=None):
     if not of.is_layer:
         return out_idx, of.element(out_idx)
     layers = {n: l for n, l in of.layer_inputs().items() if stop_at is None or n != stop_at.name}
-    expr = of.definition(out_idx, {i.name for i in out_idx})
+    expr = of.definition(out_idx, {i.name for i in out_idx} | of.size_names())
     return out_idx, expand_layers(expr, layers)
 
 
@@ -87,7 +87,8 @@ def derivative(of, wrt):
     """
     out_idx, element = element_of(of, stop_at=wrt)
     wrt_idx = indices_for(wrt.shape, names_in(element), WRT_LETTERS)
-    raw = sp.diff(element, wrt.element(wrt_idx))
+    variable = wrt.base[wrt_idx] if wrt.shape else wrt.base     # a layer's entry, not its definition
+    raw = sp.diff(element, variable)
     value = tidy(contract(raw))
     return ElementDerivative(of, wrt, out_idx, wrt_idx, element, raw, value)
 
@@ -179,11 +180,16 @@ def intermediate_definitions(of, wrt):
     """(entry with Wild indices, definition written down to the leaves) for each layer between
     ``wrt`` and ``of``: what ``simplify.fold`` needs to write σ(…) back as c_i."""
     out = []
-    for name, layer in of.layer_inputs().items():
+    layers = dict(of.layer_inputs())
+    if of.is_layer:
+        layers[of.name] = of          # σ'(z) = σ(z)(1 − σ(z)) reads h(1 − h) when h = σ(z)
+    for name, layer in layers.items():
         if name == wrt.name:
             continue
         wilds = tuple(sp.Wild(f"w{n}") for n in range(layer.rank))
         entry = layer.base[wilds] if wilds else layer.base
-        # Contracted like the results it is matched against (products of sums flattened).
-        out.append((entry, contract(layer.element(wilds, expand=True))))
+        # Written down as far as the result is (not past wrt), and contracted like it.
+        written = expand_layers(layer.element(wilds, expand=False),
+                                {n: l for n, l in layers.items() if n not in (wrt.name, name)})
+        out.append((entry, contract(written)))
     return out

@@ -35,8 +35,14 @@ class Layer(Tensor):
     def element(self, idx, expand=True, avoid=()):
         idx = tuple(idx)
         avoid = set(avoid) | set().union(*[names_in(sp.sympify(i)) for i in idx]) if idx else set(avoid)
+        avoid |= self.size_names()           # a summation index must not look like a size (k vs k)
         expr = self.definition(idx, avoid)
         return expand_layers(expr, self.layer_inputs(), avoid) if expand else expr
+
+    def size_names(self):
+        """Names of the size symbols in the shapes of this layer and everything it depends on."""
+        nodes = [self] + list(self.layer_inputs().values()) + list(self.leaves().values())
+        return {s.name for node in nodes for n in node.shape for s in sp.sympify(n).free_symbols}
 
     def layer_inputs(self):
         """Every layer this one depends on, by name (transitively)."""
@@ -58,6 +64,15 @@ class Layer(Tensor):
         return self.kind
 
 
+def entry(node, idx):
+    """The entry of ``node`` at ``idx`` as a symbol: x[i] for a tensor, y[i] (opaque) for a layer.
+
+    Definitions refer to their inputs this way; ``expand_layers`` substitutes a layer's own
+    definition only when asked, so a derivative can be taken by an intermediate layer.
+    """
+    return node.base[tuple(idx)] if node.shape else node.base
+
+
 def expand_layers(expr, layers, avoid=()):
     """Replace every entry of a layer in ``layers`` by that layer's definition, recursively."""
     if not layers:
@@ -76,7 +91,8 @@ def expand_layers(expr, layers, avoid=()):
             layer, idx = by_label[e.base.label], e.indices
         else:
             layer, idx = by_label[e], ()
-        return layer.element(idx, expand=True, avoid=avoid)
+        # Expand only the layers we were given (a derivative by C must stop at C).
+        return expand_layers(layer.element(idx, expand=False, avoid=avoid), layers, avoid)
 
     return expr.replace(is_layer_entry, substitute)
 
@@ -148,15 +164,15 @@ class Conv(Layer):
         x_pos = tuple(s * p + d * k - pad for p, k, s, d, pad in
                       zip(pos, ks, self.stride, self.dilation, self.padding))
         if self.channels:
-            body = self.weight.element((o, c) + ks, False) * self.x.element((c,) + x_pos, False)
+            body = entry(self.weight, (o, c) + ks) * entry(self.x, (c,) + x_pos)
             limits = [(c, 0, self.x.shape[0] - 1)]
         else:
-            body = self.weight.element(ks, False) * self.x.element(x_pos, False)
+            body = entry(self.weight, ks) * entry(self.x, x_pos)
             limits = []
         limits += [(k, 0, n - 1) for k, n in zip(ks, self.kernel)]
         expr = sp.Sum(body, *reversed(limits))
         if self.bias is not None:
-            expr = self.bias.element((o,), False) + expr
+            expr = entry(self.bias, (o,)) + expr
         return expr
 
 
@@ -193,11 +209,11 @@ class Pool(Layer):
         lead, pos = idx[: len(idx) - self.dims], idx[len(idx) - self.dims:]
         ks = indices_for(self.kernel, set(avoid) | {str(i) for i in idx}, ("k", "l", "r", "u"))
         x_pos = tuple(s * p + k - pad for p, k, s, pad in zip(pos, ks, self.stride, self.padding))
-        entry = self.x.element(tuple(lead) + x_pos, False)
+        value = entry(self.x, tuple(lead) + x_pos)
         if self.mode == "avg":
-            return sp.Sum(entry, *[(k, 0, n - 1) for k, n in zip(ks, self.kernel)]) / sp.Mul(*self.kernel)
+            return sp.Sum(value, *[(k, 0, n - 1) for k, n in zip(ks, self.kernel)]) / sp.Mul(*self.kernel)
         offsets = _window(self.kernel)
-        return sp.Max(*[entry.xreplace(dict(zip(ks, off))) for off in offsets])
+        return sp.Max(*[value.xreplace(dict(zip(ks, off))) for off in offsets])
 
 
 def _window(kernel):
@@ -215,7 +231,7 @@ class Elementwise(Layer):
         super().__init__(name, [x], x.shape)
 
     def definition(self, idx, avoid=()):
-        return self.function(self.x.element(idx, False))
+        return self.function(entry(self.x, idx))
 
 
 class Softmax(Layer):
@@ -232,8 +248,8 @@ class Softmax(Layer):
     def definition(self, idx, avoid=()):
         j = fresh_index(self.z.shape[-1], set(avoid) | {str(i) for i in idx}, ("j", "k", "l", "m"))
         lead = tuple(idx[:-1])
-        return sp.exp(self.z.element(idx, False)) / sp.Sum(
-            sp.exp(self.z.element(lead + (j,), False)), (j, 0, self.z.shape[-1] - 1))
+        return sp.exp(entry(self.z, idx)) / sp.Sum(
+            sp.exp(entry(self.z, lead + (j,))), (j, 0, self.z.shape[-1] - 1))
 
 
 class Linear(Layer):
@@ -256,9 +272,9 @@ class Linear(Layer):
     def definition(self, idx, avoid=()):
         (i,) = idx
         j = fresh_index(self.x.shape[0], set(avoid) | {str(i)}, ("j", "k", "l", "m"))
-        expr = sp.Sum(self.weight.element((i, j), False) * self.x.element((j,), False),
+        expr = sp.Sum(entry(self.weight, (i, j)) * entry(self.x, (j,)),
                       (j, 0, self.x.shape[0] - 1))
-        return expr + self.bias.element((i,), False) if self.bias is not None else expr
+        return expr + entry(self.bias, (i,)) if self.bias is not None else expr
 
 
 def _same_shape(kind, a, b):
@@ -282,13 +298,13 @@ class Loss(Layer):
     def definition(self, idx=(), avoid=()):
         ix = indices_for(self.prediction.shape, set(avoid))
         limits = [(i, 0, n - 1) for i, n in zip(ix, self.prediction.shape)]
-        y = self.prediction.element(ix, False)
+        y = entry(self.prediction, ix)
         if self.kind == "cross_entropy":
             j = fresh_index(self.prediction.shape[0], set(avoid) | {ix[0].name}, ("j", "k", "l"))
-            log_q = y - sp.log(sp.Sum(sp.exp(self.prediction.element((j,), False)),
+            log_q = y - sp.log(sp.Sum(sp.exp(entry(self.prediction, (j,))),
                                       (j, 0, self.prediction.shape[0] - 1)))
-            return -sp.Sum(self.target.element(ix, False) * log_q, *limits)
-        t = self.target.element(ix, False) if self.target is not None else 0
+            return -sp.Sum(entry(self.target, ix) * log_q, *limits)
+        t = entry(self.target, ix) if self.target is not None else 0
         total = sp.Sum((y - t) ** 2, *limits)
         return total / numel(self.prediction.shape) if self.kind == "mse" else total
 

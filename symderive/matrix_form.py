@@ -142,7 +142,8 @@ class Product(Node):
 
     def latex(self):
         join = r" \odot " if self.op == "hadamard" else " "
-        parts = [f"\\left({f.latex()}\\right)" if isinstance(f, Sum) else f.latex() for f in self.factors]
+        parts = [f"\\left({f.latex()}\\right)" if isinstance(f, Sum) or (
+            isinstance(f, Product) and (f.scalar != 1 or f.op != self.op)) else f.latex() for f in self.factors]
         body = join.join(parts)
         if self.scalar == 1:
             return body

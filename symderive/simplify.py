@@ -252,6 +252,10 @@ def combine_sums(expr):
     >>> combine_sums(sp.Sum(g[j], (j, 0, 2)) - sp.Sum(g[k]**2, (k, 0, 2)))
     Sum((1 - g[k])*g[k], (k, 0, 2))
     """
+    return expr.replace(lambda e: isinstance(e, sp.Add), _combine_add) if isinstance(expr, sp.Basic) else expr
+
+
+def _combine_add(expr):
     groups, rest = {}, []
     for term in sp.Add.make_args(expr):
         coeff, sums = sp.S.One, []
@@ -261,20 +265,32 @@ def combine_sums(expr):
             if not isinstance(factor, sp.Sum):
                 coeff *= factor
         if len(sums) == 1 and not coeff.atoms(sp.Sum):
-            (var, lo, hi), = sums[0].limits[:1] if len(sums[0].limits) == 1 else ((None, None, None),)
-            if var is None:
-                rest.append(term)
-                continue
-            # Same range: rename this sum's index to the first one's of the group.
-            key = (lo, hi)
-            first = groups.get(key, [(None, None, var)])[0][2]
-            groups.setdefault(key, []).append((term, coeff * sums[0].function.xreplace({var: first}), first))
+            limits = sums[0].limits
+            # Same ranges: rename this sum's indices to those of the group's first sum.
+            key = tuple((lo, hi) for _, lo, hi in limits)
+            first = groups.get(key, [(None, None, tuple(v for v, _, _ in limits))])[0][2]
+            body = sums[0].function.xreplace(dict(zip([v for v, _, _ in limits], first)))
+            groups.setdefault(key, []).append((term, coeff * body, first))
         else:
             rest.append(term)
-    merged = [sp.Sum(sp.factor_terms(sp.Add(*[b for _, b, _ in members])), (members[0][2], lo, hi))
-              if len(members) > 1
-              else members[0][0] for (lo, hi), members in groups.items()]
+    merged = [sp.Sum(sp.factor_terms(sp.Add(*[b for _, b, _ in members])),
+                     *[(v, lo, hi) for v, (lo, hi) in zip(members[0][2], key)])
+              if len(members) > 1 else members[0][0] for key, members in groups.items()]
     return sp.Add(*(merged + rest))
+
+
+def factor_sum_bodies(expr):
+    """Factor the body of each sum when that makes it shorter: contraction distributes products
+    over sums, and this puts (tanh − y)(1 − tanh²) back together."""
+    def better(e):
+        body = e.function
+        try:
+            factored = sp.factor(body)
+        except (sp.PolynomialError, NotImplementedError, ValueError):
+            return e
+        return sp.Sum(factored, *e.limits) if sp.count_ops(factored) < sp.count_ops(body) else e
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), better)
 
 
 def tidy(expr):

@@ -5,7 +5,7 @@ import sympy as sp
 from ..answer import Result, Step
 from ..derivative import intermediate_definitions
 from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
-from ..simplify import combine_sums, fold
+from ..simplify import combine_sums, factor_sum_bodies, fold
 
 #: A matrix form must agree with the element formula to this absolute error.
 MATRIX_FORM_TOLERANCE = 1e-9
@@ -14,13 +14,12 @@ MATRIX_FORM_TOLERANCE = 1e-9
 def folded(value, of, wrt, steps, lhs, ctx):
     """``value`` with intermediate layers recognised; adds a step when that changed something."""
     definitions = intermediate_definitions(of, wrt)
-    if not definitions:
-        return value
-    new = combine_sums(fold(value, definitions))
+    new = factor_sum_bodies(combine_sums(fold(value, definitions) if definitions else value))
     if new != value:
         names = ", ".join(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0]) for d in definitions
                           if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0]))
-        steps.append(Step(f"{lhs} = {ctx.show(new)}", f"recognise the intermediate layer(s) {names}"))
+        steps.append(Step(f"{lhs} = {ctx.show(new)}", f"recognise the layer(s) {names}" if names else
+                          "collect the sums and factor their terms"))
     return new
 
 
@@ -38,7 +37,10 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None):
     sizes = sorted({s for shape in tensors.values() for n in shape for s in sp.sympify(n).free_symbols},
                    key=str)
     derived = []
-    for name, layer in of.layer_inputs().items():
+    layers = dict(of.layer_inputs())
+    if of.is_layer:
+        layers[of.name] = of                     # the form may name the output itself (h ⊙ (1 − h))
+    for name, layer in layers.items():
         if name != wrt.name:
             idx = layer.free_indices()
             derived.append((name, layer.shape, layer.element(idx, expand=True), idx))
