@@ -178,6 +178,105 @@ class VerifyError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
+# Layer stacks (``network:`` of a question, network.py): PyTorch's own modules
+# ---------------------------------------------------------------------------------------------
+def _net_conv(layer, num, bias):
+    nn = _torch().nn
+    cls = nn.Conv1d if layer.dims == 1 else nn.Conv2d
+    return cls(num(layer.in_channels), num(layer.out_channels), tuple(num(k) for k in layer.kernel),
+               stride=tuple(num(v) for v in layer.stride), padding=tuple(num(v) for v in layer.padding),
+               dilation=tuple(num(v) for v in layer.dilation), bias=layer.bias if bias is None else bias,
+               dtype=_torch().float64)
+
+
+def _net_pool(layer, num, bias):
+    nn = _torch().nn
+    cls = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d,
+           ("avg", 2): nn.AvgPool2d}[(layer.mode, layer.dims)]
+    return cls(tuple(num(k) for k in layer.kernel), stride=tuple(num(v) for v in layer.stride),
+               padding=tuple(num(v) for v in layer.padding))
+
+
+def _net_linear(layer, num, bias):
+    return _torch().nn.Linear(num(layer.in_features), num(layer.out_features),
+                              bias=layer.bias if bias is None else bias, dtype=_torch().float64)
+
+
+def _net_batchnorm(layer, num, bias):
+    nn = _torch().nn
+    cls = nn.BatchNorm2d if layer.dims == 2 else nn.BatchNorm1d
+    return cls(num(layer.num_features), affine=layer.affine, dtype=_torch().float64)
+
+
+def _net_module(name):
+    def build(layer, num, bias):
+        nn = _torch().nn
+        return nn.Softmax(dim=1) if name == "Softmax" else getattr(nn, name)()
+    return build
+
+
+def _net_residual(layer, num, bias):
+    torch = _torch()
+
+    class Residual(torch.nn.Module):
+        """y = F(x) + x: the block's layers, and an identity skip."""
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = torch.nn.Sequential(*inner)
+
+        def forward(self, x):
+            return self.inner(x) + x
+
+    return Residual([network_module(inner, num, bias) for inner in layer.layers])
+
+
+#: network layer kind (PyTorch's class names, network.py) -> the torch.nn module. One entry per kind.
+NETWORK_OPS = {
+    "Conv1d": TorchOp("torch.nn.Conv1d", _net_conv),
+    "Conv2d": TorchOp("torch.nn.Conv2d", _net_conv),
+    "MaxPool1d": TorchOp("torch.nn.MaxPool1d", _net_pool),
+    "MaxPool2d": TorchOp("torch.nn.MaxPool2d", _net_pool),
+    "AvgPool1d": TorchOp("torch.nn.AvgPool1d", _net_pool),
+    "AvgPool2d": TorchOp("torch.nn.AvgPool2d", _net_pool),
+    "Linear": TorchOp("torch.nn.Linear", _net_linear),
+    "BatchNorm1d": TorchOp("torch.nn.BatchNorm1d", _net_batchnorm),
+    "BatchNorm2d": TorchOp("torch.nn.BatchNorm2d", _net_batchnorm),
+    "ReLU": TorchOp("torch.nn.ReLU", _net_module("ReLU")),
+    "Tanh": TorchOp("torch.nn.Tanh", _net_module("Tanh")),
+    "Sigmoid": TorchOp("torch.nn.Sigmoid", _net_module("Sigmoid")),
+    "Identity": TorchOp("torch.nn.Identity", _net_module("Identity")),
+    "Softmax": TorchOp("torch.nn.Softmax(dim=1)", _net_module("Softmax")),
+    "Flatten": TorchOp("torch.nn.Flatten", _net_module("Flatten")),
+    "Residual": TorchOp("an identity skip around torch.nn.Sequential", _net_residual),
+}
+
+
+def network_module(layer, num, bias=None, found=None):
+    """The torch.nn module of one network layer (batch-first, channels-first input). ``bias``
+    overrides the layer's own bias flag (for counting with or without biases); ``found``
+    collects name -> module for the layer and the layers inside it."""
+    op = NETWORK_OPS.get(layer.kind)
+    if op is None:
+        raise VerifyError(f"network layer kind '{layer.kind}' has no entry in symderive/torch_ops.py "
+                          "(NETWORK_OPS)")
+    module = op.compute(layer, num, bias)
+    if found is not None:
+        found[layer.name] = module
+        for inner, sub in zip(getattr(layer, "layers", ()), getattr(module, "inner", ())):
+            found[inner.name] = sub
+    return module
+
+
+def linear_with_weights(x, W, B=None, bias_node=False):
+    """A numeric network's Linear layer with given weights: W x + B (PyTorch's layout), or with
+    ``bias_node`` (W is (1 + in) × out, biases in its first row) Wᵀ [1; x]."""
+    F = _F()
+    if bias_node:
+        return F.linear(x, W[1:].T, W[0])
+    return F.linear(x, W, B)
+
+
+# ---------------------------------------------------------------------------------------------
 # SymPy expressions evaluated numerically: with torch ops (autograd runs through them) for the
 # torch side, with NumPy float64 for the engine's side. Sums are iterated, never rewritten.
 # ---------------------------------------------------------------------------------------------

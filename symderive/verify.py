@@ -256,25 +256,10 @@ class Job:
         """Size assignments for the symbolic sizes of ``nodes``: [{}] when all are numbers, else
         up to ``count`` random ones (1..4) for which every shape is positive and torch accepts
         the layers."""
-        symbols = self.size_symbols(nodes)
-        if not symbols:
-            return [{}]
-        found, seen = [], set()
-        for _ in range(200 * count):
-            values = tuple(int(v) for v in self.rng.integers(1, 5, size=len(symbols)))
-            if values in seen:
-                continue
-            seen.add(values)
-            sizes = dict(zip(symbols, map(sp.Integer, values)))
+        def valid(sizes):
             if not self._valid(nodes if torch_nodes is None else torch_nodes, sizes):
-                continue
-            found.append(sizes)
-            if len(found) == count:
-                break
-        if not found:
-            raise VerifyError("found no small sizes (1 to 4) for which PyTorch accepts these layers")
-        self.sizes += [{s.name: int(v) for s, v in sizes.items()} for sizes in found]
-        return found
+                raise VerifyError("PyTorch refuses these sizes")
+        return _random_sizes(self, self.size_symbols(nodes), count, valid)
 
     def _valid(self, nodes, sizes):
         for node in _graph_nodes(nodes):
@@ -871,6 +856,405 @@ def check_backward_conv(job):
                  for k, c in enumerate(columns + [None]) for i in range(result.shape[1])])
 
 
+# ---------------------------------------------------------------------------------------------
+# Layer stacks (network.py): torch.nn modules from torch_ops.NETWORK_OPS
+# ---------------------------------------------------------------------------------------------
+def _net_symbols(network):
+    found = set()
+    values = list(network.shape.dims()) if network.shape is not None and network.shape.known else []
+    for top in network.layers:
+        for layer in top.flatten():
+            for v in vars(layer).values():
+                for item in (v if isinstance(v, tuple) else (v,)):
+                    if isinstance(item, sp.Basic):
+                        values.append(item)
+    for v in values:
+        found |= {s for s in sp.sympify(v).free_symbols if s.is_integer}
+    return sorted(found, key=lambda s: s.name)
+
+
+def _net_input_shape(shape, sizes):
+    """The torch shape of a network input: batch first (1 when the layout has no N), channels next."""
+    batch = _int(shape.batch, sizes) if shape.batch is not None else 1
+    spatial = tuple(_int(n, sizes) for n in shape.spatial or ())
+    return (batch, _int(shape.channels, sizes)) + spatial
+
+
+def _in_layout(torch_shape, layout):
+    """A batch-first, channels-first torch shape written in the engine's layout letters."""
+    spatial = dict(zip("HW" if len(torch_shape) == 4 else "L", torch_shape[2:]))
+    values = {"N": torch_shape[0], "C": torch_shape[1], **spatial}
+    return tuple(values[letter] for letter in layout)
+
+
+def _random_sizes(job, symbols, count, valid):
+    """[{}] without symbols, else up to ``count`` random assignments (1..4) that ``valid`` accepts."""
+    if not symbols:
+        return [{}]
+    found, seen = [], set()
+    for _ in range(200 * count):
+        values = tuple(int(v) for v in job.rng.integers(1, 5, size=len(symbols)))
+        if values in seen:
+            continue
+        seen.add(values)
+        sizes = dict(zip(symbols, map(sp.Integer, values)))
+        try:
+            valid(sizes)
+        except (RuntimeError, ValueError, VerifyError):
+            continue
+        found.append(sizes)
+        if len(found) == count:
+            break
+    if not found:
+        raise VerifyError("found no small sizes (1 to 4) that PyTorch accepts here")
+    job.sizes += [{s.name: int(v) for s, v in sizes.items()} for sizes in found]
+    return found
+
+
+def _run_network(job, network, sizes):
+    """The torch output of each top-level layer (eval mode, no grad) at the given sizes."""
+    import torch
+    from .torch_ops import network_module
+    num = lambda v: _int(v, sizes)  # noqa: E731
+    x = torch.tensor(job.random(_net_input_shape(network.shape, sizes)), dtype=torch.float64)
+    outputs = []
+    with torch.no_grad():
+        for layer in network.layers:
+            x = network_module(layer, num).eval()(x)
+            outputs.append(x)
+    return outputs
+
+
+def _question_network(job, key="network", spec=None):
+    from .network import question_network
+    return question_network(job.ctx, key, spec=spec)
+
+
+def check_shape_table(job):
+    network = _question_network(job)
+    rows = network.rows()
+    for sizes in _random_sizes(job, _net_symbols(network), FORMULA_DRAWS, lambda z: _run_network(job, network, z)):
+        for row, out in zip(rows, _run_network(job, network, sizes)):
+            engine = job.result(row.layer.name)
+            if engine is None:
+                continue
+            engine = tuple(_int(v, sizes) for v in engine)
+            reference = _in_layout(tuple(out.shape), row.shape_out.layout)
+            if len(engine) != len(reference):
+                job.shape_mismatch(f"the shape after {row.layer.name}", engine, reference)
+                return
+            job.compare("the shape after each layer with torch.nn's output shape", engine, reference,
+                        [f"{row.layer.name}, axis {a}" for a in row.shape_out.layout])
+
+
+def _count_parameters(network, sizes, mode):
+    """name -> parameters of each layer (and of each layer inside a block), and 'total'."""
+    from .torch_ops import network_module
+    num = lambda v: _int(v, sizes)  # noqa: E731
+    found = {}
+    for layer in network.layers:
+        network_module(layer, num, {"with": True, "without": False, "declared": None}[mode], found)
+    counts = {name: sum(p.numel() for p in module.parameters()) for name, module in found.items()}
+    counts["total"] = sum(counts[layer.name] for layer in network.layers)
+    return counts
+
+
+def _multiply_adds(network, sizes):
+    """Multiply-adds of one example, from torch's FLOP counter (2 FLOPs per multiply-add)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from .torch_ops import network_module
+    num = lambda v: _int(v, sizes)  # noqa: E731
+    x = torch.zeros((1,) + _net_input_shape(network.shape, sizes)[1:], dtype=torch.float64)
+    modules = torch.nn.Sequential(*[network_module(layer, num) for layer in network.layers]).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        modules(x)
+    return counter.get_total_flops() / 2
+
+
+def check_parameter_count(job):
+    from .asks.parameter_count import modes
+    chosen = modes(job.ctx)
+    spec = job.question.spec
+    networks = ({str(name): _question_network(job, "networks", value) for name, value in spec["networks"].items()}
+                if "networks" in spec else {None: _question_network(job)})
+    first = None
+    for name, network in networks.items():
+        draws = _random_sizes(job, _net_symbols(network), 1,
+                              lambda z: [_count_parameters(network, z, m) for m in chosen])
+        for sizes in draws:
+            counts = {m: _count_parameters(network, sizes, m) for m in chosen}
+            labels = [n for n in counts[chosen[0]]] if name is None else [name]
+            for label in labels:
+                engine = job.result(label)
+                if engine is None:
+                    continue
+                engine = engine if isinstance(engine, tuple) else (engine,)
+                key = label if name is None else "total"
+                job.compare("the parameters per layer and in total with torch.nn's parameters()",
+                            [_int(v, sizes) for v in engine], [counts[m][key] for m in chosen],
+                            [f"{label} ({m})" for m in chosen])
+            if name is None:
+                continue
+            macs = job.result(f"{name} multiply-adds")
+            if macs is not None and network.shape is not None:
+                job.compare("the multiply-adds per example with torch's FLOP counter (FLOPs / 2)",
+                            [_int(macs, sizes)], [_multiply_adds(network, sizes)], [f"{name} multiply-adds"])
+            total = counts[chosen[0]]["total"]
+            if first is None:
+                first = (name, total)
+            elif job.result(f"{name} / {first[0]}") is not None:
+                job.compare("the ratio of the totals", [float(sp.N(job.result(f"{name} / {first[0]}"), 30))],
+                            [total / first[1]], [f"{name} / {first[0]}"])
+
+
+def check_batchnorm_shapes(job):
+    import torch
+    from .network import input_shape
+    shape = input_shape(job.ctx.option("input"), job.ctx.decls.scope(), job.question.spec)
+    channels_first = "".join(["N", "C"] + [a for a in shape.layout if a not in "NC"])
+    symbols = sorted({s for d in shape.dims() for s in sp.sympify(d).free_symbols}, key=lambda s: s.name)
+
+    def run(sizes):
+        dims = dict(zip(shape.layout, (_int(d, sizes) for d in shape.dims())))
+        x = torch.tensor(job.random([dims[a] for a in channels_first]), dtype=torch.float64)
+        cls = torch.nn.BatchNorm2d if len(shape.spatial or ()) == 2 else torch.nn.BatchNorm1d
+        bn = cls(dims["C"], dtype=torch.float64).train()
+        return bn, bn(x)
+
+    for sizes in _random_sizes(job, symbols, FORMULA_DRAWS, run):
+        bn, y = run(sizes)
+        for label, tensor in (("mean", bn.running_mean), ("variance", bn.running_var),
+                              ("gamma, beta", bn.weight), ("gamma, beta", bn.bias)):
+            engine = tuple(_int(v, sizes) for v in job.result(label))
+            job.compare("the shapes of the statistics and of gamma, beta with torch.nn.BatchNorm's",
+                        engine, tuple(tensor.shape), [f"{label}, axis {k + 1}" for k in range(len(engine))])
+        axes = [channels_first.index(a) for a in job.result("averaged over")]
+        means = y.detach().mean(dim=axes).reshape(-1).numpy()
+        job.compare("the axes averaged over (torch's normalised output has mean 0 over them, per channel)",
+                    np.zeros_like(means), means, [f"channel {c + 1}" for c in range(len(means))])
+
+
+def check_same_padding(job):
+    import copy
+    import torch
+    from .network import Conv, Pool
+    from .torch_ops import network_module
+    network = _question_network(job)
+    of = job.question.option("of")
+    row = next(r for r in network.rows() if (r.layer.name == str(of).strip() if of is not None
+                                             else isinstance(r.layer, (Conv, Pool))))
+    padding = job.result("padding")
+    layer = copy.copy(row.layer)
+    layer.padding = tuple(padding) if isinstance(padding, tuple) else (padding,) * row.layer.dims
+    for sizes in _random_sizes(job, _net_symbols(network), FORMULA_DRAWS, lambda z: _run_network(job, network, z)):
+        num = lambda v: _int(v, sizes)  # noqa: E731
+        if any(num(p) is None for p in layer.padding):
+            job.mismatch = f"the padding {padding} is not a whole number"
+            return
+        shape = _net_input_shape(row.shape_in, sizes)
+        with torch.no_grad():
+            out = network_module(layer, num).eval()(torch.zeros(shape, dtype=torch.float64))
+        engine = tuple(_int(v, sizes) for v in job.result("output shape"))
+        job.compare(f"the output shape with padding {padding} with torch's", engine,
+                    _in_layout(tuple(out.shape), row.shape_out.layout), [f"axis {a}" for a in row.shape_out.layout])
+        job.compare("the input's spatial size with torch's output size (same padding)",
+                    list(shape[2:]), list(out.shape[2:]), [f"spatial axis {k + 1}" for k in range(len(shape) - 2)])
+
+
+def check_receptive_field(job):
+    """The receptive field by autograd: the input positions where one output unit's gradient is
+    nonzero, with positive weights, max pooling replaced by average pooling and ReLU by the
+    identity (the same windows, and no path that can cancel or switch off)."""
+    import torch
+    from .torch_ops import network_module
+    network = _question_network(job)
+    rows = network.rows()
+    of = job.question.option("of")
+    target = next(r for r in rows if r.layer.name == str(of).strip()) if of is not None else rows[-1]
+    engine = job.result("receptive field")
+    job.autograd = True
+    for sizes in _random_sizes(job, _net_symbols(network), 1, lambda z: [_int(v, z) for v in engine]):
+        r, num = [_int(v, sizes) for v in engine], (lambda v, z=sizes: _int(v, z))
+        jump = 1                      # the distance between neighbouring units of the target, in inputs
+        for row in rows:
+            jump *= max([num(v) for v in getattr(row.layer, "stride", ())] or [1])
+            if row is target:
+                break
+        channels = num(network.shape.channels) if network.shape is not None and network.shape.channels \
+            is not None else num(next(x.layer.in_channels for x in rows if hasattr(x.layer, "in_channels")))
+        n = 2 * max(r) + 4 * jump + 16
+        x = (torch.rand((1, channels) + (n,) * len(r), dtype=torch.float64) + 0.5).requires_grad_(True)
+        y = x
+        for row in rows:
+            module = _stand_ins(network_module(row.layer, num).eval())
+            with torch.no_grad():
+                for p in module.parameters():
+                    p.uniform_(0.5, 1.5)
+            y = module(y)
+            if row is target:
+                break
+        (grad,) = torch.autograd.grad(y[(0, 0) + tuple(k // 2 for k in y.shape[2:])], x)
+        support = grad[0].abs().sum(dim=0) > 0
+        widths = []
+        for axis in range(len(r)):
+            others = tuple(a for a in range(len(r)) if a != axis)
+            where = torch.nonzero(support.any(dim=others) if others else support).reshape(-1)
+            widths.append(int(where.max() - where.min() + 1) if len(where) else 0)
+        job.compare("the receptive field with the input positions autograd finds for one output unit",
+                    r, widths, [f"spatial axis {k + 1}" for k in range(len(r))])
+
+
+def _stand_ins(module):
+    """The same windows without switching: average for max pooling, identity for ReLU."""
+    import torch
+    nn = torch.nn
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
+        cls = nn.AvgPool1d if isinstance(module, nn.MaxPool1d) else nn.AvgPool2d
+        return cls(module.kernel_size, module.stride, module.padding)
+    if isinstance(module, nn.ReLU):
+        return nn.Identity()
+    for name, child in module.named_children():
+        setattr(module, name, _stand_ins(child))
+    return module
+
+
+# ---------------------------------------------------------------------------------------------
+# Numeric networks (numeric_network.py): autograd through the same layers with the given values
+# ---------------------------------------------------------------------------------------------
+def _numeric_pass(job):
+    """(NumericNetwork, torch output of each layer, the loss, the weights by name) after backward()."""
+    import torch
+    from .numeric_network import NumericNetwork
+    from .torch_ops import linear_with_weights, network_module
+    network = NumericNetwork(job.ctx)
+
+    def leaf(value, vector):
+        if isinstance(value, sp.MatrixBase):
+            array = np.array([[float(sp.N(v, 30)) for v in value.row(r)] for r in range(value.rows)])
+            array = array.reshape(-1) if vector else array
+        else:
+            array = np.array(float(sp.N(value, 30)))
+        return torch.tensor(array, dtype=torch.float64, requires_grad=True)
+
+    biases = {layer.bias_tensor.name for layer in network.linear_layers() if layer.bias_tensor is not None}
+    params = {name: leaf(v, name in biases) for name, v in network.weights.items()}
+    x = leaf(network.x0, True).detach()
+    outputs = {}
+    for layer in network.net.layers:
+        if layer.kind == "Linear":
+            bias = params[layer.bias_tensor.name] if layer.bias_tensor is not None else None
+            x = linear_with_weights(x, params[layer.weight.name], bias, network.bias_node)
+        else:
+            x = network_module(layer, int)(x.unsqueeze(0))[0]
+        x.retain_grad()
+        outputs[layer.name] = x
+    last = network.net.layers[-1].name
+
+    def lookup(atom):
+        if isinstance(atom, sp.Indexed) and atom.base.label.name == last:
+            return outputs[last][tuple(int(i) for i in atom.indices)]
+        raise VerifyError(f"the loss names {atom}, which has no value")
+
+    loss = to_torch(network.loss_expr, lookup)
+    loss.backward()
+    return network, outputs, loss, params
+
+
+def _floats(value):
+    """Floats of an exact answer (a number or a matrix, row-major)."""
+    if isinstance(value, sp.MatrixBase):
+        return [float(sp.N(v, 30)) for v in value]
+    return [float(sp.N(value, 30))]
+
+
+def check_forward_backward(job):
+    network, outputs, loss, params = _numeric_pass(job)
+    job.autograd, job.random_inputs = True, False
+    base = job.problem.index_base
+    for name, out in outputs.items():
+        engine, reference = _floats(job.result(name)), out.detach().reshape(-1).tolist()
+        if network.bias_node and len(engine) == len(reference) + 1:
+            reference = [1.0] + reference            # shown with the bias node 1 in front
+        job.compare("every layer's output with torch's forward pass", engine, reference,
+                    [f"{name}[{k + base}]" for k in range(len(engine))])
+    job.compare("the loss", _floats(job.result(network.loss_name)), [float(loss.detach())], [network.loss_name])
+    for name, out in list(outputs.items()) + list(params.items()):
+        engine = job.result(f"d{network.loss_name}/d{name}")
+        if engine is not None:
+            job.compare("the gradients by every layer's output and every weight with autograd's", _floats(engine),
+                        out.grad.reshape(-1).tolist(),
+                        [f"d{network.loss_name}/d{name}, entry {k + base}" for k in range(out.numel())])
+
+
+def check_gradient_step(job):
+    import torch
+    from .expressions import parse
+    network, outputs, loss, params = _numeric_pass(job)
+    job.autograd, job.random_inputs = True, False
+    rate = float(parse(job.question.option("learning_rate"), job.ctx.decls.scope()))
+    update = job.question.option("update", list(params))
+    torch.optim.SGD([params[name] for name in update], lr=rate).step()
+    for name in update:
+        job.compare("W - rate dE/dW with one step of torch.optim.SGD", _floats(job.result(f"{name}'")),
+                    params[name].detach().reshape(-1).tolist(),
+                    [f"{name}', entry {k + job.problem.index_base}" for k in range(params[name].numel())])
+
+
+def check_rnn_recurrence(job):
+    import torch
+    from .asks.rnn_recurrence import integer_option, number_option
+    from .numeric_network import tensor_value
+    ctx = job.ctx
+    state = ctx.tensor("state")
+    update = ctx.expression("update")
+    job.autograd = True
+    values = {}
+    for symbol in update.free_symbols - {state.base}:
+        tensor = ctx.decls.lookup(str(symbol))
+        if tensor is not None and not tensor.is_layer and tensor.value_spec is not None:
+            values[str(symbol)] = float(sp.N(tensor_value(ctx, tensor), 30))
+        else:
+            values[str(symbol)] = float(job.random(()))
+
+    def g(a):
+        return to_torch(update, lambda atom: a if atom.name == state.name else values[atom.name])
+
+    def slope(a):
+        a = torch.tensor(float(a), dtype=torch.float64, requires_grad=True)
+        (d,) = torch.autograd.grad(g(a), a)
+        return float(d)
+
+    points = [float(v) for v in job.random((3,))]
+    engine = [engine_value(job.result("derivative"),
+                           EngineValues({**values, state.name: np.array(p)}, ctx.decls.lookup, {})) for p in points]
+    job.compare("the derivative with autograd's at random states", engine, [slope(p) for p in points],
+                [f"{state.name} = {p:.3g}" for p in points])
+    a = torch.tensor(float(sp.N(number_option(ctx, "initial", 0), 30)), dtype=torch.float64)
+    trajectory = []
+    for _ in range(integer_option(ctx, "steps", 5, 1, 50)):
+        a = g(a)
+        trajectory.append(float(a))
+    job.compare("the trajectory with the recurrence iterated in torch",
+                [float(sp.N(v, 30)) for v in job.result("trajectory")], trajectory,
+                [f"step {t + 1}" for t in range(len(trajectory))])
+    fixed = job.result("fixed point")
+    if fixed is None:
+        return
+    star = float(sp.N(fixed, 30))
+    if not isinstance(sp.sympify(fixed), sp.Float):       # exact: it must be a fixed point to 1e-9
+        job.compare("the fixed point a* with g(a*) in torch", [star],
+                    [float(g(torch.tensor(star, dtype=torch.float64)))], ["a*"])
+        d = job.result("derivative at the fixed point")
+        if d is not None:
+            job.compare("the derivative at the fixed point with autograd's", [float(sp.N(d, 30))], [slope(star)], ["d"])
+    size = abs(slope(star))
+    expected = "neither" if abs(size - 1) <= 1e-9 else "vanishing" if size < 1 else "exploding"
+    if job.result("verdict") is not None and job.result("verdict") != expected:
+        job.mismatch = f"the verdict '{job.result('verdict')}', but autograd's |d| = {size:.6g} means '{expected}'"
+
+
 #: ask -> its cross-check. A new ask that derives something numerical gets one entry here.
 CHECKS = {
     "shape": check_shape,
@@ -881,6 +1265,14 @@ CHECKS = {
     "conv_matrix": check_conv_matrix,
     "backward_matrix": check_backward_matrix,
     "backward_conv": check_backward_conv,
+    "shape_table": check_shape_table,
+    "parameter_count": check_parameter_count,
+    "batchnorm_shapes": check_batchnorm_shapes,
+    "same_padding": check_same_padding,
+    "receptive_field": check_receptive_field,
+    "forward_backward": check_forward_backward,
+    "gradient_step": check_gradient_step,
+    "rnn_recurrence": check_rnn_recurrence,
 }
 
 #: ask -> why it has nothing to compare numerically.
