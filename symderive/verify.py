@@ -618,6 +618,10 @@ def check_element(job):
         except Mismatch:
             return
         shape = tuple(_int(n, sizes) for n in layer.shape)
+        dimension = job.result("dimension")
+        if dimension is not None and tuple(_int(n, sizes) for n in dimension) != tuple(out.shape):
+            job.shape_mismatch(f"the dimension of {layer.name}", [_int(n, sizes) for n in dimension], out.shape)
+            return
         positions = _positions(shape, MAX_ENTRIES, job.rng)
         engine = [engine_value(formula, values, sizes, dict(zip((i.name for i in idx), pos)))
                   for pos in positions]

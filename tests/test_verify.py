@@ -125,17 +125,17 @@ def test_json_cross_check_record(verified):
 
 
 def test_status_is_not_changed_by_the_cross_check(tmp_path):
-    problem = load_problem(PROBLEMS / "nyu-dl-2021-hw3.yaml")
+    problem = load_problem(DATA / "all_asks.yaml")
     answers = problem.solve()
     before = [(a.status, a.detail) for a in answers]
     reports = verify.cross_check(problem, answers)
     assert [(a.status, a.detail) for a in answers] == before
     assert [a.cross_check for a in answers] == reports
-    assert all(r.outcome in (verify.AGREE, verify.NO_COUNTERPART) for r in reports)
+    assert all(r.outcome in (verify.AGREE, verify.NO_COUNTERPART, verify.NOTHING) for r in reports)
 
 
 def test_cross_check_is_reproducible():
-    problem = load_problem(PROBLEMS / "nyu-dl-2021-hw3.yaml")
+    problem = load_problem(DATA / "all_asks.yaml")
     first = [r.to_json() for r in verify.cross_check(problem, problem.solve())]
     second = [r.to_json() for r in verify.cross_check(problem, problem.solve())]
     for a, b in zip(first, second):
@@ -208,6 +208,12 @@ questions:
     ask: chain_rule
     of: E
     wrt: W
+  - id: ce-wrt-layer
+    tensors: {x: [3], W: [4, 3], p: [4]}
+    layers: {z: "affine(x, W)", E: "cross_entropy(z, p)"}
+    ask: derivative
+    of: E
+    wrt: z
   - id: mse
     tensors: {x: [2, 3], t: [2, 3]}
     layers: {s: "sigmoid(x)", L: "mse(s, t)"}
@@ -390,6 +396,56 @@ def test_a_wrong_answer_is_a_disagreement(problem, qid, label, mutate, monkeypat
     assert "DISAGREES" in err and qid in err
     assert record["status"] != "failed"          # the engine's status is left as it was
     assert "DISAGREES" in (tmp_path / f"{Path(problem).stem}.tex").read_text()
+
+
+def _first_question_of_each_ask():
+    """(file, question id, ask) for the first shipped question of every ask that has a cross-check."""
+    seen = {}
+    for path in find_problem_files([PROBLEMS]):
+        for q in load_problem(path).questions:
+            if q.ask in verify.CHECKS and q.ask not in seen:
+                seen[q.ask] = (path.name, q.id, q.ask)
+    return sorted(seen.values(), key=lambda v: v[2])
+
+
+def _spoil(value):
+    """The first number in a result, changed a little (an index or count by one)."""
+    if isinstance(value, sp.MatrixBase):
+        return _bump_entry(value)
+    if isinstance(value, tuple):
+        if value and all(isinstance(v, str) for v in value):
+            return value[:-1]                           # e.g. one axis fewer averaged over
+        return (value[0] + 1,) + value[1:]
+    if isinstance(value, sp.Array):
+        return _unflip(value)
+    value = sp.sympify(value)
+    if value.is_Integer:
+        return value + 1
+    return value * (1 + sp.Rational(1, 10**6))
+
+
+@pytest.mark.parametrize("problem, qid, ask", _first_question_of_each_ask(),
+                         ids=[v[2] for v in _first_question_of_each_ask()])
+def test_every_ask_catches_a_wrong_number(problem, qid, ask, monkeypatch, tmp_path, capsys):
+    """For each ask with a cross-check, on a shipped question: spoil the first result that holds a
+    number, and the cross-check must disagree (exit 1)."""
+    original = ASKS[ask]
+
+    def wrong(ctx):
+        answer = original.solve(ctx)
+        for k, r in enumerate(answer.results):
+            if not isinstance(r.value, (str, bool)) and r.value is not None:
+                answer.results[k] = Result(r.label, _spoil(r.value), r.latex)
+                break
+        return answer
+
+    monkeypatch.setitem(ASKS, ask, Ask(wrong, original.keys))
+    status = cli.main(["solve", str(PROBLEMS / problem), "--only", qid, "--verify", "--json",
+                       "-o", str(tmp_path), *NO_PDF])
+    out, err = capsys.readouterr()
+    (record,) = json.loads(out)
+    assert record["cross_check"]["outcome"] == verify.DISAGREE, record["cross_check"]
+    assert status == 1, err
 
 
 def test_the_unmodified_answers_pass_the_same_route(tmp_path, capsys):
