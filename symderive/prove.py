@@ -31,6 +31,7 @@ class Claim:
     constraints: list = field(default_factory=list)   # [(lhs, rhs, label)]
     fold_names: tuple = ()           # layers whose definitions are written back as names
     sizes: tuple = ()                # size symbols
+    shapes: tuple = ()               # shapes of the tensors the claim names directly
 
 
 @dataclass
@@ -101,7 +102,7 @@ def prove_claim(claim, check_sizes=(2, 3, 4), samples=4, seed=0):
 
 def _sizes_used(claim):
     """The size symbols the claim depends on (through its tensors' shapes or its indices)."""
-    used = set()
+    used = {s for shape in claim.shapes for n in shape for s in sp.sympify(n).free_symbols}
     for layer in claim.layers.values():
         for leaf in list(layer.leaves().values()) + [layer]:
             for n in leaf.shape:
@@ -203,9 +204,10 @@ def _counterexample(claim, size, values, left, right, fixed, rng, samples):
     """(counterexample or None, number of random points where both sides evaluated and agreed).
 
     Inputs are random rationals; constrained entries take the values the constraints fix."""
-    inputs = sorted((left - right).free_symbols | set((left - right).atoms(sp.Indexed)),
-                    key=sp.default_sort_key)
-    labels = {e.base.label for e in (left - right).atoms(sp.Indexed)}
+    # Entries of both sides: ones that cancel in left − right still need values.
+    both = sp.Tuple(left, right)
+    inputs = sorted(both.free_symbols | set(both.atoms(sp.Indexed)), key=sp.default_sort_key)
+    labels = {e.base.label for e in both.atoms(sp.Indexed)}
     inputs = [v for v in inputs if isinstance(v, sp.Indexed)
               or (isinstance(v, sp.Symbol) and not v.is_integer and v not in labels)]
     agreed = 0

@@ -8,7 +8,7 @@ from ..errors import ExpressionError, SymderiveError
 from ..expressions import free_index_names, infer_index_ranges, parse, parse_equation
 from ..indices import for_display, make_index
 from ..prove import Claim, prove_claim
-from ..yaml_positions import position
+from ..yaml_positions import key_position, position
 
 KEYS = {"lhs", "rhs", "constraints", "fold", "check_sizes"}
 
@@ -46,9 +46,14 @@ def solve(ctx):
         if name not in layers:
             raise ExpressionError(f"fold: '{name}' is not a layer used in the claim", *position(name))
     check_sizes = ctx.option("check_sizes", [2, 3, 4])
-    if not isinstance(check_sizes, list) or not all(isinstance(n, int) and 1 <= n <= 8 for n in check_sizes):
-        raise ExpressionError("check_sizes is a list of sizes from 1 to 8", *position(check_sizes))
-    claim = Claim(lhs, rhs, free, layers, constraints, tuple(fold_names), tuple(ctx.decls.sizes.values()))
+    if not isinstance(check_sizes, list) or not check_sizes or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 8 for n in check_sizes):
+        raise ExpressionError("check_sizes is a non-empty list of sizes from 1 to 8",
+                              *key_position(ctx.question.spec, "check_sizes"))
+    shapes = tuple(node.shape for node in (ctx.decls.lookup(n) for n in _names_in(lhs) + _names_in(rhs))
+                   if node is not None)
+    claim = Claim(lhs, rhs, free, layers, constraints, tuple(fold_names), tuple(ctx.decls.sizes.values()),
+                  shapes)
     outcome = prove_claim(claim, check_sizes=tuple(check_sizes))
     steps = [Step(_show_step(ctx, r.expr, n), r.why) for n, r in enumerate(outcome.steps)]
     statement = rf"{ctx.show(lhs)} = {ctx.show(rhs)}"
