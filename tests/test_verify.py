@@ -352,6 +352,25 @@ def _shape_plus_one(value):
     return (value[0] + 1,) + tuple(value[1:])
 
 
+def solve_changed(path, qid, change, monkeypatch, tmp_path, capsys):
+    """``--verify --json`` on one question whose answer's results ``change`` alters in place:
+    (exit status, its JSON record, stderr)."""
+    ask = load_problem(path).question(qid).ask
+    original = ASKS[ask]
+
+    def wrong(ctx):
+        answer = original.solve(ctx)
+        if ctx.question.id == qid:
+            change(answer.results)
+        return answer
+
+    monkeypatch.setitem(ASKS, ask, Ask(wrong, original.keys))
+    status = cli.main(["solve", str(path), "--only", qid, "--verify", "--json", "-o", str(tmp_path), *NO_PDF])
+    out, err = capsys.readouterr()
+    (record,) = json.loads(out)
+    return status, record, err
+
+
 MUTATIONS = [
     # (problem, question, result label, how to break it)
     ("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-iii", "array", _bump_entry),
@@ -372,25 +391,14 @@ MUTATIONS = [
 @pytest.mark.parametrize("problem, qid, label, mutate", MUTATIONS,
                          ids=[f"{m[1]}-{m[2]}" for m in MUTATIONS])
 def test_a_wrong_answer_is_a_disagreement(problem, qid, label, mutate, monkeypatch, tmp_path, capsys):
-    ask = load_problem(PROBLEMS / problem).question(qid).ask
-    original = ASKS[ask]
+    def change(results):
+        for k, r in enumerate(results):
+            if r.label == label:
+                results[k] = Result(r.label, mutate(r.value), r.latex)
+                return
+        raise AssertionError(f"{qid} has no result {label!r}")
 
-    def wrong(ctx):
-        answer = original.solve(ctx)
-        if ctx.question.id == qid:
-            for k, r in enumerate(answer.results):
-                if r.label == label:
-                    answer.results[k] = Result(r.label, mutate(r.value), r.latex)
-                    break
-            else:
-                raise AssertionError(f"{qid} has no result {label!r}")
-        return answer
-
-    monkeypatch.setitem(ASKS, ask, Ask(wrong, original.keys))
-    status = cli.main(["solve", str(PROBLEMS / problem), "--only", qid, "--verify", "--json",
-                       "-o", str(tmp_path), *NO_PDF])
-    out, err = capsys.readouterr()
-    (record,) = json.loads(out)
+    status, record, err = solve_changed(PROBLEMS / problem, qid, change, monkeypatch, tmp_path, capsys)
     assert status == 1, err
     assert record["cross_check"]["outcome"] == verify.DISAGREE, record["cross_check"]
     assert "DISAGREES" in err and qid in err
@@ -429,23 +437,58 @@ def _spoil(value):
 def test_every_ask_catches_a_wrong_number(problem, qid, ask, monkeypatch, tmp_path, capsys):
     """For each ask with a cross-check, on a shipped question: spoil the first result that holds a
     number, and the cross-check must disagree (exit 1)."""
-    original = ASKS[ask]
+    def change(results):
+        k, r = next((k, r) for k, r in enumerate(results) if not isinstance(r.value, (str, bool, type(None))))
+        results[k] = Result(r.label, _spoil(r.value), r.latex)
 
-    def wrong(ctx):
-        answer = original.solve(ctx)
-        for k, r in enumerate(answer.results):
-            if not isinstance(r.value, (str, bool)) and r.value is not None:
-                answer.results[k] = Result(r.label, _spoil(r.value), r.latex)
-                break
-        return answer
-
-    monkeypatch.setitem(ASKS, ask, Ask(wrong, original.keys))
-    status = cli.main(["solve", str(PROBLEMS / problem), "--only", qid, "--verify", "--json",
-                       "-o", str(tmp_path), *NO_PDF])
-    out, err = capsys.readouterr()
-    (record,) = json.loads(out)
+    status, record, err = solve_changed(PROBLEMS / problem, qid, change, monkeypatch, tmp_path, capsys)
     assert record["cross_check"]["outcome"] == verify.DISAGREE, record["cross_check"]
     assert status == 1, err
+
+
+CLAIMS = """\
+title: claims
+index_base: 1
+sizes: [N]
+tensors: {z: [N], p: [N], u: [3], W: [2, 3]}
+layers:
+  q: softmax(z)
+  E: cross_entropy(z, p)
+  h: linear(u, W)
+  L: sum_of_squares(h)
+questions:
+  - id: softmax-ce
+    ask: prove
+    lhs: diff(E, z[x])
+    rhs: q[x] - p[x]
+    constraints: ["Sum(p[i], (i, 1, N)) == 1"]
+  - id: linear-sos
+    ask: prove
+    lhs: diff(L, W[a, b])
+    rhs: 2*h[a]*u[b]
+"""
+
+
+def test_proved_claims_hold_in_torch(tmp_path):
+    (tmp_path / "claims.yaml").write_text(CLAIMS)
+    problem = load_problem(tmp_path / "claims.yaml")
+    answers = problem.solve()
+    assert all(a.status.value == "proved" for a in answers), [a.error for a in answers]
+    for r in verify.cross_check(problem, answers):
+        assert r.outcome == verify.AGREE and r.autograd and r.max_abs <= TOL, r.sentence()
+
+
+def test_a_wrong_claim_is_a_disagreement(monkeypatch, tmp_path, capsys):
+    (tmp_path / "claims.yaml").write_text(CLAIMS)
+
+    def change(results):
+        claim = results[0].value
+        results[0] = Result("claim", sp.Eq(claim.lhs, 2 * claim.rhs, evaluate=False), results[0].latex)
+
+    status, record, err = solve_changed(tmp_path / "claims.yaml", "softmax-ce", change, monkeypatch, tmp_path,
+                                        capsys)
+    assert status == 1 and record["cross_check"]["outcome"] == verify.DISAGREE, record["cross_check"]
+    assert "lhs" in record["cross_check"]["worst"] and "rhs" in record["cross_check"]["worst"]
 
 
 def test_the_unmodified_answers_pass_the_same_route(tmp_path, capsys):
