@@ -14,6 +14,7 @@ steps and records each one, so a proof can be printed line by line:
 Bound indices are renamed canonically (by nesting depth) so that two sums that
 differ only in the name of their index compare equal.
 """
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -63,10 +64,11 @@ def canonical_sums(expr, avoid=()):
     return walk(expr, 0)
 
 
+@functools.lru_cache(maxsize=65536)
 def alpha_normal(expr):
     """Bound indices renamed _b0, _b1, … from the outside in, whatever the context: two
     expressions that differ only in bound names get the same normal form (for matching)."""
-    if not isinstance(expr, sp.Basic):
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.Sum):
         return expr
 
     def walk(e, depth):
@@ -171,31 +173,34 @@ def _fold_one(expr, name, defn):
     needed = Counter({alpha_normal(f): n for f, n in _factor_counts(defn).items()})
     anchor = max(needed, key=lambda f: (bool(f.atoms(sp.Wild)), sp.count_ops(f)))
 
+    anchor_has_wilds = bool(anchor.atoms(sp.Wild))
+
     def rewrite(term):
         have = _factor_counts(term)                       # original factors
-        normal = {f: alpha_normal(f) for f in have}       # compared in alpha-normal form
+        if not any(type(f) is type(anchor) for f in have):
+            return term                                   # cheap rejection: no factor of the right kind
         changed = True
         while changed:
             changed = False
+            by_form = Counter()
+            for f, n in have.items():
+                by_form[alpha_normal(f)] += n
             for candidate in list(have):
-                form = normal.get(candidate, alpha_normal(candidate))
-                match = form.match(anchor) if anchor.atoms(sp.Wild) else ({} if form == anchor else None)
+                if type(candidate) is not type(anchor):
+                    continue
+                form = alpha_normal(candidate)
+                match = form.match(anchor) if anchor_has_wilds else ({} if form == anchor else None)
                 if match is None or any(w not in match for w in wilds):
                     continue
                 concrete = Counter({f.xreplace(match): n for f, n in needed.items()})
-                by_form = Counter()
-                for f, n in have.items():
-                    by_form[normal.get(f, alpha_normal(f))] += n
                 if all(by_form[f] >= n for f, n in concrete.items()):
                     for f, n in concrete.items():
-                        for original in [g for g in have if normal.get(g, alpha_normal(g)) == f]:
+                        for original in [g for g in have if alpha_normal(g) == f]:
                             take = min(n, have[original])
                             have[original] -= take
                             n -= take
                     have = +have
-                    entry = name.xreplace(match)
-                    have[entry] += 1
-                    normal[entry] = entry
+                    have[name.xreplace(match)] += 1
                     changed = True
                     break
         return sp.Mul(*[f ** n for f, n in have.items()])
