@@ -1,4 +1,4 @@
-"""Command line: ``python -m symderive [solve] PATH... | list PATH...``.
+"""Command line: ``python -m symderive [solve] PATH... | list PATH... | check PROBLEM ANSWERS``.
 
 Exit status: 0 when every question was answered, 1 when some failed (the
 rest are still solved and written), 2 for bad usage or an unreadable file.
@@ -49,12 +49,14 @@ def build_parser():
                             "disagreement")
     lister = sub.add_parser("list", help="list problems and their question ids")
     lister.add_argument("paths", nargs="*", type=Path)
+    from .checking.command import add_parser as add_check_parser
+    add_check_parser(sub)
     return parser
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("solve", "list", "-h", "--help"):
+    if not argv or argv[0] not in ("solve", "list", "check", "-h", "--help"):
         argv.insert(0, "solve")
     parser = build_parser()
     try:
@@ -63,6 +65,9 @@ def main(argv=None):
         return 2 if exc.code else 0
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.command == "check":
+        from .checking.command import run as check_answers
+        return check_answers(args, console, errors)
     paths = args.paths or [DEFAULT_PROBLEMS if DEFAULT_PROBLEMS.is_dir() or not SHIPPED_PROBLEMS.is_dir()
                            else SHIPPED_PROBLEMS]
     missing = [p for p in paths if not p.exists()]

@@ -20,7 +20,7 @@ MAX_FILE_BYTES = 1_000_000
 DEFAULT_TIMEOUT = 60.0
 TOP_LEVEL_KEYS = {"title", "source", "index_base", "sizes", "tensors", "layers", "questions", "notes"}
 #: Keys every question may have; each ask adds its own (``Ask.keys``).
-QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers"}
+QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers", "tolerance"}
 
 
 @dataclass
@@ -91,6 +91,13 @@ class Problem:
         answer.index_base = self.index_base
         answer.seconds = time.perf_counter() - start
         return answer
+
+    def check(self, answers, timeout=None, workers=2, isolate=True):
+        """Check students' LaTeX answers ({question id: LaTeX}) against the engine's: a report of
+        verdicts (correct, incorrect, unparseable, missing, timeout) that renders in notebooks.
+        See docs/checking.md."""
+        from .checking.grade import DEFAULT_TIMEOUT as CHECK_TIMEOUT, check
+        return check(self, answers, timeout or CHECK_TIMEOUT, workers, isolate)
 
     def sheet(self, answers=None):
         """The LaTeX answer sheet (solving first if no answers are given)."""

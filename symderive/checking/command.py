@@ -1,0 +1,166 @@
+"""``python -m symderive check PROBLEM ANSWERS`` and ``check PROBLEM FOLDER --report report.csv``.
+
+Exit status: 0 when every answer is correct (or unchecked: an authored-text question),
+1 when any is not, 2 when the problem file or an answers file cannot be used.
+"""
+import csv
+import json
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import ProblemFileError
+from ..problem import load_problem
+from .answers import AnswersFileError, read_answers_file, submission_files
+from .grade import DEFAULT_TIMEOUT, grade, unknown_ids
+from .targets import question_info  # noqa: F401  (re-exported for callers)
+from .tolerance import read_tolerance
+
+CSV_FIELDS = ["submission", "question", "verdict", "decided_by", "evidence"]
+STYLES = {"correct": "green", "incorrect": "red", "unparseable": "yellow", "missing": "magenta",
+          "timeout": "yellow", "unchecked": "dim", "error": "red"}
+
+
+def add_parser(sub):
+    check = sub.add_parser("check", help="check students' LaTeX answers against the engine's")
+    check.add_argument("problem", type=Path, help="the problem file (.yaml)")
+    check.add_argument("answers", type=Path,
+                       help="an answers file (.yaml mapping id: LaTeX, or .tex with \\answer{ID}{...}), "
+                            "or a folder with one answers file per student")
+    check.add_argument("--json", action="store_true", help="print verdicts as JSON instead of a table")
+    check.add_argument("--report", type=Path, metavar="CSV",
+                       help="write one CSV row per submission and question")
+    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                       help=f"seconds allowed per answer (default {DEFAULT_TIMEOUT:g})")
+    check.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    return check
+
+
+def run(args, console, errors):
+    if args.timeout <= 0 or args.workers < 1:
+        errors.print("error: --timeout must be positive and --workers at least 1", markup=False)
+        return 2
+    try:
+        problem = load_problem(args.problem)
+        for q in problem.questions:
+            read_tolerance(q)
+    except ProblemFileError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        return 2
+    if not args.answers.exists():
+        errors.print(f"error: {args.answers}: no such file or folder", markup=False)
+        return 2
+    if args.answers.is_dir():
+        return _folder(problem, args, console, errors)
+    try:
+        answers = read_answers_file(args.answers)
+    except AnswersFileError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        return 2
+    bad = unknown_ids(problem, answers)
+    if bad:
+        errors.print(f"error: {args.answers}: no question {bad[0]!r} in {problem.path} (questions: "
+                     f"{', '.join(q.id for q in problem.questions)})", markup=False)
+        return 2
+    name = args.answers.stem
+    report = grade(problem, {name: answers}, args.timeout, args.workers)[name]
+    if args.report:
+        _write_csv(args.report, [report])
+    if args.json:
+        _print_json(console, report.to_json())
+    else:
+        _print_report(console, problem, report, args.answers)
+    return 0 if report.ok else 1
+
+
+def _folder(problem, args, console, errors):
+    files = submission_files(args.answers)
+    if not files:
+        errors.print(f"error: {args.answers}: no answers files (.yaml, .yml, .tex)", markup=False)
+        return 2
+    submissions, unusable = {}, {}
+    for path in files:
+        try:
+            answers = read_answers_file(path)
+            bad = unknown_ids(problem, answers)
+            if bad:
+                raise AnswersFileError(f"no question {bad[0]!r} in {problem.path}", path)
+            submissions[path.stem] = answers
+        except AnswersFileError as exc:
+            unusable[path.stem] = str(exc)
+            errors.print(f"error: {exc}", markup=False)
+    total = sum(1 for answers in submissions.values() for q in problem.questions
+                if q.id in answers and str(answers[q.id]).strip())
+    with Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=errors, transient=True, disable=args.json and not errors.is_terminal) as progress:
+        task = progress.add_task("answers", total=total)
+        reports = grade(problem, submissions, args.timeout, args.workers,
+                        on_done=lambda key, verdict: progress.advance(task))
+    ordered = [reports[p.stem] for p in files if p.stem in reports]
+    if args.report:
+        _write_csv(args.report, ordered, unusable)
+    if args.json:
+        _print_json(console, {"problem": problem.name,
+                              "submissions": [r.to_json() for r in ordered],
+                              "unusable": [{"submission": k, "error": v} for k, v in unusable.items()]})
+    else:
+        _print_summary(console, problem, ordered, unusable, args.report)
+    if unusable:
+        return 2
+    return 0 if all(r.ok for r in ordered) else 1
+
+
+def _write_csv(path, reports, unusable=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for report in reports:
+            for v in report.verdicts:
+                writer.writerow({"submission": report.submission, "question": v.question, "verdict": v.verdict,
+                                 "decided_by": v.decided_by, "evidence": v.evidence})
+        for name, error in (unusable or {}).items():
+            writer.writerow({"submission": name, "question": "", "verdict": "unreadable", "decided_by": "",
+                             "evidence": error})
+
+
+def _print_json(console, record):
+    text = json.dumps(record, indent=2, ensure_ascii=False)
+    if console.is_terminal:
+        console.print_json(text)
+    else:
+        print(text)
+
+
+def _print_report(console, problem, report, path):
+    table = Table(title=f"{problem.title}  ({path})", show_lines=True, title_justify="left")
+    table.add_column("question", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("decided by")
+    table.add_column("evidence")
+    for v in report.verdicts:
+        table.add_row(Text(v.question), Text(v.verdict, style=STYLES.get(v.verdict)), Text(v.decided_by),
+                      Text(v.evidence))
+    console.print(table)
+    console.print(", ".join(f"{n} {k}" for k, n in report.counts().items()), markup=False)
+
+
+def _print_summary(console, problem, reports, unusable, csv_path):
+    table = Table(title=f"{problem.title}  ({problem.path})", title_justify="left")
+    table.add_column("submission", no_wrap=True)
+    for k in ("correct", "incorrect", "unparseable", "missing", "timeout", "other"):
+        table.add_column(k, justify="right")
+    for r in reports:
+        counts = r.counts()
+        other = sum(n for k, n in counts.items() if k not in ("correct", "incorrect", "unparseable", "missing",
+                                                              "timeout"))
+        table.add_row(Text(r.submission), *[str(counts.get(k, 0)) for k in
+                                            ("correct", "incorrect", "unparseable", "missing", "timeout")],
+                      str(other))
+    for name in unusable:
+        table.add_row(Text(name), Text("unreadable", style="red"), "", "", "", "", "")
+    console.print(table)
+    if csv_path:
+        console.print(f"wrote {csv_path}", markup=False)

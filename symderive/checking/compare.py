@@ -1,0 +1,893 @@
+"""Is a student's answer equivalent to the engine's? Symbolic first, then numbers.
+
+An answer is split into parts (``\\\\``, ``;``, ``\\quad``); each part is a chain of
+sides joined by ``=`` or ``\\approx``, of which a first side naming the question's own
+left side (``\\frac{\\partial l}{\\partial W_{p,q,r}}``, ``f_{i,j}``, ``F``) is stripped and
+read for the answer's index letters. Every remaining side must equal its target:
+
+* an element formula (or a matrix expression, lowered to index form): the simplified
+  difference is zero under the problem's constraints ("symbolic"), else random seeded
+  points over the declared sizes, index ranges and tensor values ("numeric at N points");
+* a dimension: sizes compared one by one ("shape");
+* an explicit matrix: entry by entry, the first differing entry as evidence ("entries");
+* a number: exact, or within the question's tolerance ("value").
+"""
+import itertools
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from ..evaluate import CannotEvaluate, evaluate
+from ..indices import for_display
+from ..layers import expand_layers
+from ..simplify import alpha_normal, apply_constraints, combine_sums
+from ..tensors import zero_outside
+from . import meaning as M
+from . import reader as R
+from .tolerance import DEFAULT_RELATIVE
+
+NUMERIC_RTOL = 1e-7
+MAX_INDEX_POINTS = 48
+
+
+@dataclass
+class Outcome:
+    verdict: str                 # correct, incorrect, unparseable
+    decided_by: str = ""
+    evidence: str = ""
+    position: int = None
+
+
+class Incorrect(Exception):
+    def __init__(self, decided_by, evidence):
+        super().__init__(evidence)
+        self.decided_by, self.evidence = decided_by, evidence
+
+
+# The whole answer -----------------------------------------------------------------
+
+def check_latex(info, latex, deadline, seed=0):
+    """The outcome of one answer to one question (``info``: targets.QuestionInfo)."""
+    try:
+        parts = R.read(latex)
+    except R.ReadError as exc:
+        return Outcome("unparseable", "parse", _at(latex, exc.pos, exc.message), exc.pos)
+    checker = _Checker(info, latex, deadline, seed)
+    try:
+        return checker.run(parts)
+    except M.ShapeMismatch as exc:
+        return Outcome("incorrect", "shape", _at(latex, exc.pos, exc.message), exc.pos)
+    except M.MeaningError as exc:
+        return Outcome("unparseable", "parse", _at(latex, exc.pos, exc.message), exc.pos)
+    except Incorrect as exc:
+        return Outcome("incorrect", exc.decided_by, exc.evidence)
+
+
+def _at(latex, pos, message):
+    if pos is None:
+        return message
+    body, offset = R.strip_math(latex)
+    column = pos + 1 + (len(latex) - len(latex.lstrip()))
+    text = latex.strip()
+    snippet = text[max(0, pos - 10):pos + 10].replace("\n", " ")
+    return f"column {column}: {message} (near “{snippet}”)" if snippet else f"column {column}: {message}"
+
+
+class _Checker:
+    def __init__(self, info, latex, deadline, seed):
+        self.info, self.latex, self.deadline, self.seed = info, latex, deadline, seed
+        self.used = set()
+        self.decided = []
+
+    def run(self, parts):
+        checked = 0
+        for part in parts:
+            for side, target, ctx, lhs in self.sides(part):
+                self.compare(side, target, ctx, lhs)
+                checked += 1
+        if not checked:
+            raise M.MeaningError("the answer has nothing to compare (only a left side?)", 0)
+        how = "; ".join(dict.fromkeys(self.decided))
+        return Outcome("correct", how)
+
+    # Parts and targets -----------------------------------------------------------
+    def sides(self, part):
+        items, ops = list(part.items), list(part.ops)
+        if ops and ops[0] == "in":
+            if _is_range_statement(part):
+                return []
+            lhs, rest = items[0], items[1:]
+            if not isinstance(rest[0], R.Reals):
+                raise M.MeaningError("after \\in, write the dimension as \\mathbb{R}^{a \\times b}", rest[0].pos)
+            target = self.choose(_label(lhs), "shape", part)
+            return [(rest[0], target, None, lhs)]
+        lhs = None
+        if len(items) >= 2 and _is_lhs(items[0]):
+            lhs, items = items[0], items[1:]
+        if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=") for op in ops):
+            raise M.MeaningError("an inequality is not an answer", part.pos)
+        out = []
+        for side in items:
+            kind = _kind(side, self.info)
+            target = self.choose(_label(lhs) if lhs is not None else None, kind, side)
+            out.append((side, target, None, lhs))
+        return out
+
+    def choose(self, label, kind, node):
+        targets = self.info.targets
+        if label:
+            named = [t for t in targets if _same_label(label, t.label)]
+            if named:
+                return named[0]
+        compatible = {
+            "shape": ("shape", "tuple"), "tuple": ("tuple", "shape"), "entries": ("entries", "element"),
+            "word": ("word",), "expr": ("element", "entries", "value"), "number": ("value", "element", "entries"),
+        }[kind]
+        for wanted in compatible:
+            for t in targets:
+                if t.kind == wanted and id(t) not in self.used:
+                    if kind != "number" or t.kind != "element" or not t.axes:
+                        self.used.add(id(t)) if t.kind in ("value", "tuple", "word") and len(
+                            [u for u in targets if u.kind == t.kind]) > 1 else None
+                        return t
+        for wanted in compatible:
+            for t in targets:
+                if t.kind == wanted:
+                    return t
+        what = {"shape": "a dimension", "tuple": "a list", "entries": "an explicit matrix", "word": "a word",
+                "expr": "an expression", "number": "a number"}[kind]
+        asked = ", ".join(dict.fromkeys(t.label or t.kind for t in targets))
+        raise Incorrect("kind", f"the answer is {what}, but the question asks for: {asked}")
+
+    # One side --------------------------------------------------------------------
+    def compare(self, side, target, ctx, lhs):
+        ctx = self.info.context()
+        mapping = _lhs_mapping(lhs, target, ctx, self.info)
+        if target.kind == "shape" or (target.kind == "tuple" and _kind(side, self.info) in ("shape", "tuple")):
+            dims = _dims_of(side, ctx)
+            self.decided.append(compare_shape(dims, target, self.info, self.seed))
+            return
+        if target.kind == "word":
+            self.decided.append(compare_word(side, target))
+            return
+        value = M.resolve(side, ctx)
+        if target.kind == "entries":
+            self.decided.append(self.compare_entries(value, target, ctx, side))
+            return
+        if target.kind == "value":
+            if not value.is_scalar:
+                raise Incorrect("shape", f"the answer is a {_shape_text(value)} matrix, the question asks for "
+                                         f"a number")
+            self.decided.append(self.compare_value(value.expr, target, ctx, side))
+            return
+        self.decided.append(self.compare_element(value, target, ctx, mapping))
+
+    # Element formulas ------------------------------------------------------------
+    def compare_element(self, value, target, ctx, mapping):
+        info = self.info
+        axes = list(target.axes)
+        base = info.problem.index_base
+        fixed, by_name = mapping
+        engine = target.value
+        if fixed:
+            engine = engine.xreplace({idx: sp.Integer(v - base) for idx, v in fixed.items()})
+        free_axes = [(g, i) for g, i in axes if i not in fixed]
+        if not value.is_scalar:
+            student = self.lower_matrix(value, free_axes, target)
+            extra = [n for n in ctx.free_order]
+            if extra:
+                raise Incorrect("symbolic", f"index {extra[0]} is neither a free index of the question nor "
+                                            f"summed over")
+        else:
+            student = value.expr
+            names = [n for n in ctx.free_order]
+            assign = dict(by_name)
+            remaining = [i for _, i in free_axes if i not in assign.values()]
+            unassigned = [n for n in names if n not in assign]
+            engine_names = {i.name: i for i in remaining}
+            note = ""
+            if unassigned and all(n in engine_names for n in unassigned):
+                for n in unassigned:
+                    assign[n] = engine_names[n]
+            elif unassigned:
+                if len(unassigned) > len(remaining):
+                    extra = unassigned[len(remaining):]
+                    raise Incorrect("symbolic", f"index {extra[0]} is neither a free index of the question "
+                                                f"({', '.join(i.name for _, i in axes) or 'none'}) nor summed "
+                                                f"over")
+                for n, i in zip(unassigned, remaining):
+                    assign[n] = i
+                note = " (indices matched by first appearance: " + ", ".join(
+                    f"your {n} = {i.name}" for n, i in zip(unassigned, remaining)) + ")"
+            self.note = note
+            student = student.xreplace({ctx.free[n]: i + base for n, i in assign.items()})
+        student = student.xreplace(info.values)
+        engine = engine.xreplace(info.values)
+        if _symbolic_equal(student, engine, info.constraints, self.deadline):
+            return "symbolic"
+        points, counter = numeric_equal(student, engine, [i for _, i in free_axes], info, self.seed,
+                                        self.deadline)
+        if counter is None:
+            return _points(points)
+        raise Incorrect(_points(points), counter + self._difference(student, engine))
+
+    def _difference(self, student, engine):
+        try:
+            d = sp.expand(alpha_normal(student) - alpha_normal(engine))
+        except Exception:
+            return ""
+        if d.has(sp.Sum, sp.Piecewise):        # bound-index names would only confuse
+            return ""
+        text = sp.sstr(for_display(d, self.info.problem.index_base))
+        return f"; the simplified difference is {text}" if len(text) <= 160 else ""
+
+    def lower_matrix(self, value, free_axes, target):
+        """A matrix-valued answer in the target's index form (ROW, COL → the free indices)."""
+        value = M._symbolic(value)
+        rows, cols = value.shape
+        sizes = [i.upper + 1 for _, i in free_axes]
+        if len(free_axes) == 1:
+            (n,) = sizes
+            if M._equal_size(rows, n) and M._equal_size(cols, 1):
+                return value.expr.xreplace({ROW_: free_axes[0][1] for ROW_ in [M.ROW]}).xreplace({M.COL: 0})
+            if M._equal_size(cols, n) and M._equal_size(rows, 1):
+                return value.expr.xreplace({M.COL: free_axes[0][1], M.ROW: 0})
+        elif len(free_axes) == 2:
+            if M._equal_size(rows, sizes[0]) and M._equal_size(cols, sizes[1]):
+                return value.expr.xreplace({M.ROW: free_axes[0][1], M.COL: free_axes[1][1]})
+        expected = " × ".join(_show(s, self.info) for s in sizes) or "a number"
+        hint = ""
+        if len(free_axes) == 2 and M._equal_size(rows, sizes[1]) and M._equal_size(cols, sizes[0]):
+            hint = " (its transpose has the right shape)"
+        raise Incorrect("shape", f"the answer is {_show(rows, self.info)} × {_show(cols, self.info)}, "
+                                 f"the question's is {expected}{hint}")
+
+    # Entries -----------------------------------------------------------------------
+    def compare_entries(self, value, target, ctx, node):
+        info = self.info
+        base = info.problem.index_base
+        expected = target.value
+        if value.is_scalar:
+            if expected.shape == (1, 1):
+                return self.compare_value(value.expr, _target_value(expected[0, 0], target), ctx, node)
+            raise Incorrect("shape", f"the answer is one number, the question's is a "
+                                     f"{expected.rows} × {expected.cols} matrix")
+        if not M._literal(value):
+            # A matrix expression against explicit entries: evaluate it at each entry.
+            value = M._symbolic(value)
+            rows, cols = value.shape
+            if not (rows.is_Integer and cols.is_Integer):
+                raise Incorrect("shape", "the answer's shape depends on sizes, the question's matrix is explicit")
+            matrix = sp.Matrix(int(rows), int(cols), lambda r, c: value.at(r, c))
+        else:
+            matrix = value.expr
+        if ctx.free_order:
+            raise Incorrect("entries", f"the matrix uses the index {ctx.free_order[0]}, which is not defined")
+        if matrix.shape != expected.shape:
+            if 1 in matrix.shape and 1 in expected.shape and len(matrix) == len(expected):
+                matrix = matrix.reshape(*expected.shape)
+            else:
+                raise Incorrect("shape", f"the answer is {matrix.rows} × {matrix.cols}, the question's matrix is "
+                                         f"{expected.rows} × {expected.cols}")
+        matrix = matrix.xreplace(info.values)
+        shapes = _concrete_shapes(info)
+        literal_entries = _entry_literals(node)
+        pending = []
+        for r in range(expected.rows):
+            for c in range(expected.cols):
+                a, b = zero_outside(sp.sympify(matrix[r, c]), shapes), zero_outside(sp.sympify(expected[r, c]),
+                                                                                     shapes)
+                if sp.expand(a - b) == 0:
+                    continue
+                if b.is_number and a.is_number:
+                    lit = literal_entries.get((r, c)) if literal_entries else None
+                    ok, why = number_agrees(a, b, lit, info.tolerance)
+                    if not ok:
+                        raise Incorrect("entries", f"entry ({r + base}, {c + base}): {why}")
+                    continue
+                pending.append((r, c, a, b))
+        if pending:
+            points, bad = _numeric_entries(pending, info, self.seed, self.deadline)
+            if bad is not None:
+                r, c, a, b = bad
+                raise Incorrect("entries", f"entry ({r + base}, {c + base}): the answer has "
+                                           f"{_plain(a, info)}, the expected entry is {_plain(b, info)}")
+        return "entries"
+
+    # Numbers -----------------------------------------------------------------------
+    def compare_value(self, expr, target, ctx, node):
+        info = self.info
+        if ctx.free_order:
+            raise Incorrect("value", f"the answer uses the index {ctx.free_order[0]}, the question asks for a "
+                                     f"number")
+        expr = expr.xreplace(info.values)
+        expected = target.value if not isinstance(target, sp.Basic) else target
+        if expr.free_symbols - set(info.values):
+            if expected.is_number:
+                raise Incorrect("value", f"the answer depends on {sorted(map(str, expr.free_symbols))[0]}; the "
+                                         f"question asks for a number")
+        if _symbolic_equal(expr, expected, (), self.deadline):
+            return "symbolic"
+        literal = _single_literal(node)
+        ok, why = number_agrees(expr, expected, literal, info.tolerance)
+        if not ok:
+            raise Incorrect("value", why)
+        return "value"
+
+
+# Comparisons ------------------------------------------------------------------------
+
+def _symbolic_equal(a, b, constraints, deadline):
+    """True when a − b simplifies to zero (under the constraints); False when not shown."""
+    try:
+        d = _delta_normal(alpha_normal(a)) - _delta_normal(alpha_normal(b))
+        if d == 0:
+            return True
+        d = sp.expand(d)
+        if d == 0:
+            return True
+        if constraints:
+            d = sp.expand(apply_constraints(combine_sums(d), constraints))
+            if d == 0:
+                return True
+        d = combine_sums(d)
+        if d == 0:
+            return True
+        if d.has(sp.Sum):
+            d = d.replace(lambda e: isinstance(e, sp.Sum), lambda e: sp.Sum(sp.expand(e.function), *e.limits))
+            if d == 0 or sp.expand(d) == 0:
+                return True
+            concrete = all(lo.is_Integer and hi.is_Integer for s in d.atoms(sp.Sum) for _, lo, hi in s.limits)
+            if concrete and _time_left(deadline) > 1:
+                d = sp.expand(d.doit())
+                if d == 0:
+                    return True
+        if d.has(sp.Piecewise, sp.Sum, sp.Indexed) or sp.count_ops(d) > 120 or _time_left(deadline) < 2:
+            return False
+        return sp.simplify(d) == 0
+    except Exception:          # SymPy gives up on some index expressions: the numbers decide
+        return False
+
+
+def _delta_normal(expr):
+    """δ(i + 1, p + 1) is δ(i, p): compare deltas by the difference of their arguments."""
+    return expr.replace(lambda e: isinstance(e, sp.KroneckerDelta),
+                        lambda e: sp.KroneckerDelta(sp.expand(e.args[0] - e.args[1]), 0))
+
+
+def _time_left(deadline):
+    return deadline - time.monotonic() if deadline else math.inf
+
+
+def compare_shape(dims, target, info, seed):
+    expected = list(target.value)
+    candidates = [expected] + [list(s) for s in target.alt_shapes]
+    best = None
+    for cand in candidates:
+        if len(cand) != len(dims):
+            continue
+        bad = _first_differing_size(dims, cand, info, seed)
+        if bad is None:
+            return "shape"
+        best = best or bad
+    if best is None:
+        shown = " × ".join(_show(s, info) for s in expected)
+        raise Incorrect("shape", f"the answer has {len(dims)} ax{'i' if len(dims) == 1 else 'e'}s, the expected "
+                                 f"dimension is {shown} ({len(expected)} axes)")
+    k, a, b, point = best
+    where = f" at {point}" if point else ""
+    raise Incorrect("shape", f"axis {k + 1}: the answer has {_show(a, info)}, expected {_show(b, info)}{where}")
+
+
+def _first_differing_size(dims, expected, info, seed):
+    rng = np.random.default_rng(seed)
+    for k, (a, b) in enumerate(zip(dims, expected)):
+        a, b = sp.sympify(a), sp.sympify(b)
+        if sp.simplify(a - b) == 0:
+            continue
+        symbols = sorted((a.free_symbols | b.free_symbols), key=str)
+        if not symbols:
+            return k, a, b, ""
+        for _ in range(60):
+            point = {s: int(rng.integers(1, 10)) for s in symbols}
+            try:
+                va, vb = a.xreplace(point), b.xreplace(point)
+                if sp.simplify(va - vb) != 0:
+                    return k, a, b, ", ".join(f"{s} = {v}" for s, v in point.items())
+            except Exception:
+                continue
+    return None
+
+
+def compare_word(side, target):
+    words = _words(side)
+    expected = str(target.value).lower()
+    if any(w.startswith(expected[:6]) or expected.startswith(w[:6]) for w in words if len(w) >= 4):
+        return "value"
+    raise Incorrect("value", f"the answer says {' '.join(words) or '?'}, expected {target.value}")
+
+
+def _words(node):
+    if isinstance(node, R.Word):
+        return [w.lower().strip(".,") for w in node.text.split()]
+    if isinstance(node, R.Name):
+        return ["".join(node.letters).lower()]
+    if isinstance(node, R.Bin):
+        return _words(node.left) + _words(node.right)
+    return []
+
+
+def number_agrees(value, expected, literal, tolerance):
+    """(ok, why) for a numeric answer against an exact value."""
+    try:
+        a, b = float(sp.N(value, 30)), float(sp.N(expected, 30))
+    except (TypeError, ValueError):
+        return False, f"the answer {sp.sstr(value)} is not a number"
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b, f"the answer is {a}, expected {b}"
+    diff = abs(a - b)
+    if tolerance is not None:
+        ok = (tolerance.absolute is None or diff <= float(tolerance.absolute) * (1 + 1e-12)) and \
+             (tolerance.relative is None or diff <= float(tolerance.relative) * abs(b) * (1 + 1e-12))
+        why = f"the answer is {a:.6g}, expected {b:.6g} (tolerance {tolerance.describe()})"
+        return ok, why
+    if literal is not None:
+        unit = float(literal.unit)
+        ok = diff <= unit * (1 + 1e-9) and (b == 0 or diff <= float(DEFAULT_RELATIVE) * abs(b) * (1 + 1e-12))
+        why = (f"the answer is {literal.text}, expected {b:.6g}: off by {diff:.3g}, more than "
+               + (f"one unit in the last written digit ({unit:g})" if diff > unit * (1 + 1e-9) else "1%"))
+        return ok, why
+    ok = diff <= max(1e-9, 1e-9 * abs(b)) or (diff <= float(DEFAULT_RELATIVE) * abs(b) and _has_decimal(value))
+    return ok, f"the answer is {a:.6g}, expected {b:.6g}"
+
+
+def _has_decimal(value):
+    return any(not r.q == 1 and (r.q % 2 == 0 or r.q % 5 == 0) for r in sp.sympify(value).atoms(sp.Rational))
+
+
+# Numeric testing ---------------------------------------------------------------------
+
+def numeric_equal(a, b, free, info, seed, deadline):
+    """(points compared, None) when a and b agree at every point, else (points, evidence)."""
+    layers = _layers_in(a, info) | _layers_in(b, info)
+    a, b = _expand(a, layers), _expand(b, layers)
+    a, b = _rewrite(a), _rewrite(b)
+    rng = np.random.default_rng(seed)
+    sizes = sorted(_size_symbols(info, a, b, free), key=str)
+    size_draws = 3 if sizes else 1
+    points, errors = 0, []
+    for draw in range(size_draws * 6):
+        if points and draw >= size_draws * 2 and _time_left(deadline) < 0.5:
+            break
+        if _time_left(deadline) < 0.2:
+            break
+        concrete = _draw_sizes(sizes, info, a, b, free, rng)
+        if concrete is None:
+            continue
+        try:
+            arrays, scalars = _draw_values(info, a, b, concrete, rng)
+        except CannotEvaluate as exc:
+            errors.append(str(exc))
+            continue
+        ranges = [range(int(sp.sympify(i.upper).xreplace(concrete)) + 1) for i in free]
+        tuples = list(itertools.islice(itertools.product(*ranges), 100_000))
+        if len(tuples) > MAX_INDEX_POINTS:
+            picks = rng.choice(len(tuples), MAX_INDEX_POINTS, replace=False)
+            tuples = [tuples[k] for k in sorted(picks)]
+        for at in tuples:
+            env = dict(zip(free, at))
+            try:
+                vb = evaluate(b, arrays, scalars, env)
+            except (CannotEvaluate, ArithmeticError, ValueError, TypeError) as exc:
+                errors.append(f"expected side: {exc}")
+                continue
+            try:
+                va = evaluate(a, arrays, scalars, env)
+            except (CannotEvaluate, ArithmeticError, ValueError, TypeError) as exc:
+                errors.append(f"answer: {exc}")
+                va = math.nan
+            if not (math.isfinite(vb)):
+                continue
+            points += 1
+            if not (math.isfinite(va) and abs(va - vb) <= NUMERIC_RTOL * max(1.0, abs(va), abs(vb))):
+                return points, _point_text(info, concrete, free, at, va, vb)
+        if points >= 400:
+            break
+    if points == 0:
+        why = errors[0] if errors else "no test point could be evaluated"
+        raise Incorrect("numeric", f"could not be compared numerically: {why}")
+    return points, None
+
+
+def _point_text(info, sizes, free, at, va, vb):
+    base = info.problem.index_base
+    parts = [f"{s} = {v}" for s, v in sizes.items()]
+    parts += [f"{i.name} = {v + base}" for i, v in zip(free, at)]
+    where = ", ".join(parts)
+    shown = "undefined" if not math.isfinite(va) else f"{va:.6g}"
+    return (f"differs at {where} (random tensor values): the answer gives {shown}, expected {vb:.6g}" if where
+            else f"differs at random tensor values: the answer gives {shown}, expected {vb:.6g}")
+
+
+def _layers_in(expr, info):
+    out = {}
+    decls = info.context_args["scope"]
+    for name in {e.base.label.name for e in expr.atoms(sp.Indexed)} | {s.name for s in expr.free_symbols}:
+        try:
+            node = decls.lookup(name)
+        except Exception:
+            node = None
+        if node is not None and node.is_layer:
+            out[name] = node
+            out.update(node.layer_inputs())
+    return set(out.items())
+
+
+def _expand(expr, layers):
+    if not layers:
+        return expr
+    return expand_layers(expr, dict(layers))
+
+
+def _rewrite(expr):
+    """Functions symderive.evaluate does not know, in ones it does."""
+    return expr.replace(lambda e: isinstance(e, (sp.sign, sp.cosh, sp.sinh, sp.sech)),
+                        lambda e: e.rewrite(sp.exp) if not isinstance(e, sp.sign) else
+                        sp.Piecewise((1, e.args[0] > 0), (-1, e.args[0] < 0), (0, True)))
+
+
+def _size_symbols(info, *exprs_and_free):
+    *exprs, free = exprs_and_free
+    sizes = set(info.context_args["scope"].sizes.values())
+    found = set()
+    for e in exprs:
+        found |= e.free_symbols & sizes
+        for ind in e.atoms(sp.Indexed):
+            for n in getattr(ind.base, "shape", None) or ():
+                found |= sp.sympify(n).free_symbols & sizes
+    for i in free:
+        found |= sp.sympify(i.upper).free_symbols & sizes
+    for t in _tensors_in(info, *exprs):
+        for n in t.shape:
+            found |= sp.sympify(n).free_symbols & sizes
+    return found
+
+
+def _tensors_in(info, *exprs):
+    decls = info.context_args["scope"]
+    upstream = info.context_args.get("upstream")
+    out = {}
+    for e in exprs:
+        for ind in e.atoms(sp.Indexed):
+            name = ind.base.label.name
+            t = upstream if upstream is not None and name == upstream.name else decls.lookup(name)
+            if t is not None:
+                out[name] = t
+    return list(out.values())
+
+
+def _draw_sizes(sizes, info, a, b, free, rng):
+    tensors = _tensors_in(info, a, b)
+    for _ in range(50):
+        point = {s: sp.Integer(int(rng.integers(1, 5))) for s in sizes}
+        ok = True
+        for t in tensors:
+            for n in t.shape:
+                v = sp.sympify(n).xreplace(point)
+                if not (v.is_Integer and v >= 1):
+                    ok = False
+        for i in free:
+            v = sp.sympify(i.upper).xreplace(point)
+            if not (v.is_Integer and v >= 0):
+                ok = False
+        if ok:
+            return point
+    return None
+
+
+def _draw_values(info, a, b, sizes, rng):
+    arrays = {}
+    for t in _tensors_in(info, a, b):
+        shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in t.shape)
+        if np.prod(shape) > 1_000_000:
+            raise CannotEvaluate("the sizes are too large to test")
+        arrays[t.name] = rng.normal(size=shape) * 0.8
+    scalars = dict(sizes)
+    index_like = set()
+    for e in (a, b):
+        for s in e.atoms(sp.Sum):
+            index_like |= {lim[0] for lim in s.limits}
+    for e in (a, b):
+        for s in e.free_symbols:
+            if s in scalars or s in index_like or isinstance(s, sp.Idx) or isinstance(s, sp.Dummy):
+                continue
+            if s.is_integer:
+                continue
+            scalars[s] = float(rng.normal() * 0.8)
+    _enforce_constraints(info, arrays, scalars, sizes)
+    return arrays, scalars
+
+
+def _enforce_constraints(info, arrays, scalars, sizes):
+    """Make random values satisfy the declared linear constraints (Σ p = 1) by solving for one entry."""
+    for left, right in info.constraints:
+        f = (left - right).xreplace(sizes)
+        entries = sorted(f.atoms(sp.Indexed), key=str)
+        names = [e.base.label.name for e in entries] or [
+            ind.base.label.name for s in f.atoms(sp.Sum) for ind in s.function.atoms(sp.Indexed)]
+        if not names or names[0] not in arrays:
+            continue
+        array = arrays[names[0]]
+        flat = array.reshape(-1)
+        try:
+            flat[-1] = 0.0
+            f0 = evaluate(f, arrays, scalars)
+            flat[-1] = 1.0
+            f1 = evaluate(f, arrays, scalars)
+        except Exception:
+            continue
+        if abs(f1 - f0) > 1e-12:
+            flat[-1] = -f0 / (f1 - f0)
+
+
+def _numeric_entries(pending, info, seed, deadline):
+    rng = np.random.default_rng(seed)
+    everything = sp.Add(*[a for _, _, a, _ in pending]) + sp.Add(*[b for _, _, _, b in pending])
+    points = 0
+    for _ in range(4):
+        arrays, scalars = _draw_values(info, everything, sp.Integer(0), {}, rng)
+        for r, c, a, b in pending:
+            try:
+                vb = evaluate(_rewrite(b), arrays, scalars)
+                va = evaluate(_rewrite(a), arrays, scalars)
+            except (CannotEvaluate, ArithmeticError, ValueError, TypeError):
+                return points, (r, c, a, b)
+            points += 1
+            if abs(va - vb) > NUMERIC_RTOL * max(1.0, abs(va), abs(vb)):
+                return points, (r, c, a, b)
+    return points, None
+
+
+# Reading parts -------------------------------------------------------------------------
+
+def _is_range_statement(part):
+    return isinstance(part.items[0], R.Name) and len(part.items) == 2 and isinstance(part.items[1], R.SetNode)
+
+
+def _is_lhs(node):
+    if isinstance(node, R.Frac) and M._is_partial(node.num) and M._is_partial(node.den):
+        return True
+    if isinstance(node, R.Bin) and node.op == "/" and M._is_partial(node.left) and M._is_partial(node.right):
+        return True
+    if isinstance(node, (R.Nabla, R.Word)):
+        return True
+    if isinstance(node, R.Name):
+        return True
+    if isinstance(node, R.Group) and node.paren == "{" and isinstance(node.body, R.Name):
+        return True
+    return False
+
+
+def _kind(side, info):
+    if isinstance(side, R.Reals):
+        return "shape"
+    if M.times_chain(side) and any(t.kind in ("shape", "tuple") for t in info.targets):
+        return "shape"
+    if isinstance(side, R.Tuple):
+        return "tuple"
+    if isinstance(side, R.Word) and not side.scripts:
+        return "word"
+    if isinstance(side, R.Group) and isinstance(side.body, R.MatrixNode):
+        return "entries"
+    if _is_number_node(side):
+        return "number"
+    return "expr"
+
+
+def _is_number_node(node):
+    if isinstance(node, R.Num):
+        return True
+    if isinstance(node, R.Neg):
+        return _is_number_node(node.arg)
+    if isinstance(node, R.Bin):
+        return node.op != "odot" and _is_number_node(node.left) and _is_number_node(node.right)
+    if isinstance(node, R.Frac):
+        return _is_number_node(node.num) and _is_number_node(node.den)
+    if isinstance(node, R.Group):
+        return node.body is not None and not isinstance(node.body, R.MatrixNode) and _is_number_node(node.body)
+    if isinstance(node, R.Call):
+        return all(_is_number_node(a) for a in node.args)
+    return False
+
+
+def _single_literal(node):
+    """The Literal when the side is one number as written (for the precision rule)."""
+    sign = 1
+    while isinstance(node, (R.Neg, R.Group)) and not (isinstance(node, R.Group) and node.scripts):
+        if isinstance(node, R.Neg):
+            sign = -sign
+            node = node.arg
+        else:
+            node = node.body
+    if isinstance(node, R.Num):
+        value = sp.Rational(node.text) * sign
+        unit = sp.Rational(1, 10 ** len(node.text.split(".")[1])) if "." in node.text else sp.Integer(1)
+        return M.Literal(value, unit, ("-" if sign < 0 else "") + node.text)
+    if isinstance(node, R.Bin) and node.op in ("times", "cdot", "*", "implicit") and isinstance(node.left, R.Num) \
+            and "." in node.left.text:
+        return None
+    return None
+
+
+def _entry_literals(node):
+    while isinstance(node, R.Group) and not isinstance(node.body, R.MatrixNode):
+        node = node.body
+    if not (isinstance(node, R.Group) and isinstance(node.body, R.MatrixNode)) or node.scripts:
+        return {}
+    return {(r, c): _single_literal(e) for r, row in enumerate(node.body.rows) for c, e in enumerate(row)}
+
+
+def _dims_of(side, ctx):
+    if isinstance(side, R.Reals):
+        return M.resolve_dims(side.dims, ctx)
+    chain = M.times_chain(side)
+    if chain:
+        return M.resolve_dims(chain, ctx)
+    if isinstance(side, R.Tuple):
+        return M.resolve_dims(side.items, ctx)
+    v = M.resolve(side, ctx)
+    if not v.is_scalar:
+        raise Incorrect("shape", "expected a dimension")
+    return [v.expr]
+
+
+def _label(node):
+    """A canonical key for a left side: 'W1', "W'", 'de/dW1', 'total', 'delta3'."""
+    if node is None:
+        return None
+    if isinstance(node, R.Frac) and M._is_partial(node.num) and M._is_partial(node.den):
+        return "d" + (_label(M._partial_arg(node.num)) or "") + "/d" + (_label(M._partial_arg(node.den)) or "")
+    if isinstance(node, R.Bin) and node.op == "/" and M._is_partial(node.left):
+        return "d" + (_label(M._partial_arg(node.left)) or "") + "/d" + (_label(M._partial_arg(node.right)) or "")
+    if isinstance(node, R.Word):
+        return node.text
+    if isinstance(node, R.Group) and isinstance(node.body, R.Name):
+        return _label(R.Name(node.pos, node.body.letters, node.body.scripts + node.scripts))
+    if isinstance(node, R.Name):
+        key = "".join(node.letters)
+        for kind, arg in node.scripts:
+            if kind == "'" or (kind == "^" and isinstance(arg, R.Word) and arg.text == "'"):
+                key += "'"
+            elif isinstance(arg, R.Num):
+                key += arg.text
+            elif isinstance(arg, R.Group) and isinstance(arg.body, R.Num):
+                key += arg.body.text
+        return key
+    if isinstance(node, R.Bin) and node.op == "implicit":
+        return (_label(node.left) or "") + (_label(node.right) or "")
+    return None
+
+
+def _same_label(key, label):
+    def norm(s):
+        return "".join(ch for ch in str(s) if ch.isalnum() or ch in "/'").lower()
+    k, l = norm(key), norm(label)
+    if not k:
+        return False
+    if k == l:
+        return True
+    if k.startswith("delta") and k[5:].isdigit():          # δ^{(3)} = ∂e/∂s^{(3)}
+        return l.startswith("d") and l.endswith("/ds" + k[5:])
+    return False
+
+
+def _lhs_mapping(lhs, target, ctx, info):
+    """({engine Idx: display value} fixed by the left side, {student name: engine Idx})."""
+    if lhs is None or target.kind != "element" or not target.axes:
+        return {}, {}
+    groups = _lhs_groups(lhs, ctx)
+    if groups is None:
+        return {}, {}
+    axes = list(target.axes)
+    if all(g is None for g, _ in axes):
+        pairs = list(zip(groups.get("of", []) + groups.get("wrt", []), [i for _, i in axes]))
+        if len(groups.get("of", []) + groups.get("wrt", [])) != len(axes):
+            return {}, {}
+    else:
+        pairs = []
+        for group in ("of", "wrt"):
+            mine = [i for g, i in axes if g == group]
+            written = groups.get(group, [])
+            if group == "of" and not written and "entry" in groups and all(g == "wrt" for g, _ in axes):
+                written = groups["entry"]
+            if written and len(written) != len(mine):
+                if len(written) == 1 and isinstance(written[0], R.Name) and len(written[0].letters) == len(mine):
+                    written = [R.Name(written[0].pos, [c]) for c in written[0].letters]
+                else:
+                    return {}, {}
+            pairs += list(zip(written, mine))
+        if "entry" in groups and not pairs:
+            mine = [i for _, i in axes]
+            written = groups["entry"]
+            if len(written) == 1 and isinstance(written[0], R.Name) and len(written[0].letters) == len(mine) > 1:
+                written = [R.Name(written[0].pos, [c]) for c in written[0].letters]
+            if len(written) == len(mine):
+                pairs = list(zip(written, mine))
+    fixed, by_name = {}, {}
+    for node, idx in pairs:
+        if isinstance(node, R.Name) and len(node.letters) == 1 and not node.scripts:
+            name = node.letters[0]
+            by_name[name] = idx
+            ctx.index_symbol(name, node.pos, register=True)
+        elif isinstance(node, R.Num) and "." not in node.text:
+            fixed[idx] = int(node.text)
+    return fixed, by_name
+
+
+def _lhs_groups(lhs, ctx):
+    if isinstance(lhs, R.Frac) and M._is_partial(lhs.num):
+        return {"of": _index_items(M._partial_arg(lhs.num), ctx),
+                "wrt": _index_items(M._partial_arg(lhs.den), ctx)}
+    if isinstance(lhs, R.Bin) and lhs.op == "/" and M._is_partial(lhs.left):
+        return {"of": _index_items(M._partial_arg(lhs.left), ctx),
+                "wrt": _index_items(M._partial_arg(lhs.right), ctx)}
+    if isinstance(lhs, (R.Name, R.Group)):
+        return {"entry": _index_items(lhs, ctx), "of": _index_items(lhs, ctx)}
+    return None
+
+
+def _index_items(node, ctx):
+    if isinstance(node, R.Group) and isinstance(node.body, R.Name):
+        node = R.Name(node.pos, node.body.letters, node.body.scripts + node.scripts)
+    if not isinstance(node, R.Name):
+        return []
+    items = []
+    _, scripts = M.split_name("".join(node.letters), node.scripts, ctx)
+    if any(M._time_offset(i) is not None for k, a in scripts if k in "_[" for i in (M._items(a) if k == "_"
+                                                                                     else a)):
+        return []            # h_{t-1}: a time step, not the answer's indices
+    for kind, arg in scripts:
+        if kind == "_":
+            items += M._items(arg)
+        elif kind == "[":
+            items += list(arg)
+        elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "<"):
+            items.append(arg.body)
+    return items
+
+
+def _target_value(v, target):
+    from .targets import Target
+    return Target(target.label, "value", v)
+
+
+def _concrete_shapes(info):
+    from .targets import _all_tensors
+    shapes = {}
+    for name, t in _all_tensors(info.context_args["scope"]).items():
+        if t.shape and all(sp.sympify(n).is_Integer for n in t.shape):
+            shapes[name] = t.shape
+    up = info.context_args.get("upstream")
+    if up is not None and all(sp.sympify(n).is_Integer for n in up.shape):
+        shapes[up.name] = up.shape
+    return shapes
+
+
+def _points(n):
+    return f"numeric at {n} point{'s' if n != 1 else ''}"
+
+
+def _show(size, info):
+    return sp.sstr(sp.sympify(size))
+
+
+def _shape_text(value):
+    return " × ".join(str(s) for s in value.shape[-2:])
+
+
+def _plain(expr, info):
+    from ..answer import sympy_string
+    return sympy_string(expr, info.problem.index_base)

@@ -1,0 +1,903 @@
+"""Give a parsed answer its meaning in a question's scope: names, indices, matrices.
+
+Names resolve against the question's declarations (``problem.declarations(question)``):
+
+* a subscript or ``x[i, j]`` indexes a declared tensor (``W_{ij}`` splits into two indices
+  when W has two axes); numbers in it are in the problem's index base;
+* a subscript or superscript that completes a declared name is part of it
+  (``W_x``/``W_{x}`` is ``Wx``, ``W^{(1)}``/``W^{[1]}``/``W_1`` is ``W1``, ``x_t`` is ``x_t``);
+* time steps: ``c_t``, ``c[t]``, ``c^{(t)}``, ``c^{\\langle t\\rangle}`` index the sequence
+  ``cs`` when the problem declares the plural; otherwise ``h_{t-1}`` is ``hp`` and ``h_{t-2}``
+  ``hpp`` (the problems' names for earlier steps) and ``x_t`` is ``x`` (the current step);
+* ``^T``, ``^\\top``, ``^{\\mathsf T}`` transpose; ``\\odot``/``\\circ`` multiply entry by entry;
+  a product of matrices sums over the shared axis.
+
+A matrix-valued answer is lowered to index form: a value carries its shape and an
+expression in two placeholder indices (row, column), so ``W^T x`` becomes
+``Σ_k W[k, row] x[k]``, and is then compared entry by entry in index form. Letters
+used as indices that are neither declared nor bound by a sum are the answer's free
+indices. Errors are ``MeaningError`` with the column of the offending node.
+"""
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..expressions import MAX_EXPONENT, MAX_RESULT_DIGITS, literal_digits
+from ..functions import relu, sigmoid
+from . import reader as R
+
+ROW = sp.Symbol("_row", integer=True)
+COL = sp.Symbol("_col", integer=True)
+MAX_SUM_TERMS = 10_000
+
+
+class MeaningError(Exception):
+    def __init__(self, message, pos=None):
+        super().__init__(message)
+        self.message, self.pos = message, pos
+
+
+class ShapeMismatch(MeaningError):
+    """Shapes that cannot be combined (a dropped transpose, typically): a wrong answer, not an
+    unreadable one."""
+
+
+@dataclass
+class Val:
+    """A scalar (``shape`` None) or a rows × cols matrix whose entry is ``expr`` at (ROW, COL)."""
+    expr: object
+    shape: tuple = None
+
+    @property
+    def is_scalar(self):
+        return self.shape is None
+
+    def at(self, r, c):
+        if self.shape is None:
+            return self.expr
+        return self.expr.xreplace({ROW: r, COL: c})
+
+
+@dataclass
+class Literal:
+    """A number as written (for tolerances): its value and the unit of its last digit."""
+    value: object
+    unit: object
+    text: str
+
+
+@dataclass
+class Context:
+    scope: object                 # Declarations (lookup, sizes)
+    base: int = 0
+    upstream: object = None       # Tensor for ∂l/∂y in a chain-rule question
+    upstream_of: tuple = ()       # names that mean y in ∂l/∂y
+    losses: tuple = ("l", "L", "ell", "E", "J", "e")
+    state: object = None          # (symbol, update expression) of a recurrence question
+    free: dict = field(default_factory=dict)        # student index name -> Dummy
+    free_order: list = field(default_factory=list)
+    free_pos: dict = field(default_factory=dict)
+    bound: dict = field(default_factory=dict)       # name -> Dummy (display value = dummy + base)
+    inferred: dict = field(default_factory=dict)    # Dummy -> size, from its use as an index
+    index_context: int = 0
+    literals: list = field(default_factory=list)    # Literal, for tolerances
+
+    # Lookups -------------------------------------------------------------------------
+    def tensor(self, name):
+        if self.upstream is not None and name == self.upstream.name:
+            return self.upstream
+        try:
+            return self.scope.lookup(name)
+        except Exception:
+            return None
+
+    def size(self, name):
+        return self.scope.sizes.get(name)
+
+    def declared(self, name):
+        return self.size(name) is not None or self.tensor(name) is not None
+
+    def index_symbol(self, name, pos, register=None):
+        """A letter used as an index: bound by a sum, a known free index, or a new free index."""
+        if name in self.bound:
+            return self.bound[name] + self.base
+        if name in self.free:
+            return self.free[name]
+        if register or (register is None and self.index_context):
+            d = sp.Dummy(name, integer=True)
+            self.free[name] = d
+            self.free_order.append(name)
+            self.free_pos[name] = pos
+            return d
+        return None
+
+
+# Entry points ------------------------------------------------------------------------
+
+def resolve(node, ctx):
+    """The meaning of an expression node: a Val (or a list of Vals for a tuple)."""
+    try:
+        return _Resolver(ctx).value(node)
+    except RecursionError:
+        raise MeaningError("the expression is nested too deeply", getattr(node, "pos", None)) from None
+
+
+def resolve_dims(nodes, ctx):
+    """Sizes in \\mathbb{R}^{a \\times b}: SymPy expressions."""
+    r = _Resolver(ctx)
+    out = []
+    for n in nodes:
+        v = r.value(n)
+        if not v.is_scalar:
+            raise MeaningError("a dimension is a number or a size", n.pos)
+        out.append(v.expr)
+    return out
+
+
+def times_chain(node):
+    """``4 \\times 5 \\times 2`` as its factors (for shape answers), or None."""
+    if isinstance(node, R.Bin) and node.op == "times":
+        left = times_chain(node.left) or [node.left]
+        return left + [node.right]
+    return None
+
+
+# The resolver ------------------------------------------------------------------------
+
+class _Resolver:
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def fail(self, message, node, error=MeaningError):
+        raise error(message, getattr(node, "pos", None))
+
+    def value(self, node):
+        method = getattr(self, "v_" + type(node).__name__, None)
+        if method is None:
+            self.fail(f"{_describe(node)} cannot stand here", node)
+        return method(node)
+
+    def scalar(self, node, what="a number"):
+        v = self.value(node)
+        if not isinstance(v, Val) or not v.is_scalar:
+            self.fail(f"expected {what}, not a matrix or vector", node, ShapeMismatch)
+        return v.expr
+
+    def index_value(self, node):
+        """An index expression (display base), resolved with undeclared letters as indices."""
+        self.ctx.index_context += 1
+        try:
+            return self.scalar(node, "an index")
+        finally:
+            self.ctx.index_context -= 1
+
+    # Leaves ------------------------------------------------------------------------
+    def v_Num(self, node):
+        text = node.text
+        value = sp.Rational(text)
+        unit = sp.Rational(1, 10 ** len(text.split(".")[1])) if "." in text else sp.Integer(1)
+        self.ctx.literals.append(Literal(value, unit, text))
+        return Val(value)
+
+    def v_Dots(self, node):
+        self.fail("'\\dots' cannot be compared; write the expression out", node)
+
+    def v_Word(self, node):
+        text = node.text.strip()
+        if text in ("infty",):
+            self.fail("infinity is not a value", node)
+        name = text.replace(" ", "")
+        if self.ctx.declared(name) or name in self.ctx.bound or name in self.ctx.free:
+            return self.v_Name(R.Name(node.pos, [name], node.scripts))
+        self.fail(f"'{text}' is not declared in this problem", node)
+
+    def v_Group(self, node):
+        if node.body is None:
+            self.fail("empty braces", node)
+        if isinstance(node.body, R.MatrixNode):
+            inner = self.matrix_literal(node.body)
+        elif isinstance(node.body, R.Name) and node.paren == "{" and node.scripts:
+            # {W_x}_{i,j}: the outer scripts belong to the name inside.
+            return self.v_Name(R.Name(node.body.pos, node.body.letters, node.body.scripts + node.scripts))
+        elif isinstance(node.body, (R.Relation, R.Tuple)):
+            self.fail("a list or relation in parentheses is not a value", node)
+        else:
+            inner = self.value(node.body)
+        return self.apply_scripts(inner, node.scripts, node)
+
+    def matrix_literal(self, m):
+        rows = [[self.scalar(e, "a number or expression as a matrix entry") for e in row] for row in m.rows]
+        return Val(sp.Matrix(rows), ("literal", len(rows), len(rows[0])))
+
+    def v_MatrixNode(self, node):
+        return self.matrix_literal(node)
+
+    # Arithmetic --------------------------------------------------------------------
+    def v_Neg(self, node):
+        v = self.value(node.arg)
+        return Val(-v.expr, v.shape)
+
+    def v_Bin(self, node):
+        op = node.op
+        if op == "implicit" and isinstance(node.left, R.Name) and node.left.letters == ["H"] \
+                and not node.left.scripts and not self.ctx.declared("H") and isinstance(node.right, R.Group) \
+                and node.right.paren == "(":
+            return Val(sp.Heaviside(self.scalar(node.right.body), 0))
+        if op == "implicit" and isinstance(node.right, R.Group) and node.right.paren == "(" \
+                and isinstance(node.left, R.Name) and self._is_function_name(node.left):
+            return self.apply_function(self.function_of(node.left), [node.right.body], node)
+        left, right = self.value(node.left), self.value(node.right)
+        if op in ("+", "-"):
+            return self.add(left, right if op == "+" else Val(-right.expr, right.shape), node)
+        if op in ("*", "cdot", "implicit", "times"):
+            return self.matmul(left, right, node)
+        if op == "odot":
+            return self.hadamard(left, right, node)
+        if op == "/":
+            if not right.is_scalar:
+                self.fail("division by a matrix or vector", node, ShapeMismatch)
+            if right.expr == 0:
+                self.fail("division by zero", node.right)
+            return Val(left.expr / right.expr, left.shape)
+        self.fail(f"the operation {op} is not supported", node)
+
+    def add(self, a, b, node):
+        if a.is_scalar and b.is_scalar:
+            return Val(a.expr + b.expr)
+        if a.is_scalar or b.is_scalar:             # 1 - c: the scalar stands for a constant vector
+            m = b if a.is_scalar else a
+            if _literal(m):
+                self.fail("a number plus a matrix", node, ShapeMismatch)
+            return Val(a.expr + b.expr, m.shape)
+        a, b = _symbolic(a), _symbolic(b)
+        if not _same_shape(a.shape, b.shape):
+            self.fail(f"cannot add a {_shape(a.shape)} and a {_shape(b.shape)} matrix", node, ShapeMismatch)
+        return Val(a.expr + b.expr, a.shape)
+
+    def matmul(self, a, b, node):
+        if a.is_scalar or b.is_scalar:
+            m = b if a.is_scalar else a
+            s = a if a.is_scalar else b
+            if _literal(m):
+                return Val(m.expr * s.expr, m.shape)
+            return Val(s.expr * m.expr, m.shape)
+        a, b = _symbolic(a), _symbolic(b)
+        (r, k), (k2, c) = a.shape, b.shape
+        if not _equal_size(k, k2):
+            self.fail(f"cannot multiply a {_shape(a.shape)} by a {_shape(b.shape)} matrix "
+                      f"(a transpose missing?)", node, ShapeMismatch)
+        if k == 1:
+            expr = a.expr.xreplace({COL: 0}) * b.expr.xreplace({ROW: 0})
+        else:
+            kd = sp.Dummy("k", integer=True)
+            expr = sp.Sum(a.expr.xreplace({COL: kd}) * b.expr.xreplace({ROW: kd}), (kd, 0, k - 1))
+        return _collapse(Val(expr, (r, c)))
+
+    def hadamard(self, a, b, node):
+        if a.is_scalar or b.is_scalar:
+            return self.matmul(a, b, node)
+        a, b = _symbolic(a), _symbolic(b)
+        if not _same_shape(a.shape, b.shape):
+            self.fail(f"⊙ needs equal shapes: {_shape(a.shape)} and {_shape(b.shape)}", node, ShapeMismatch)
+        return Val(a.expr * b.expr, a.shape)
+
+    def v_Frac(self, node):
+        if _is_partial(node.num) and _is_partial(node.den):
+            return self.derivative(node.num, node.den, node)
+        num, den = self.value(node.num), self.value(node.den)
+        if not den.is_scalar:
+            self.fail("division by a matrix or vector", node, ShapeMismatch)
+        if den.expr == 0:
+            self.fail("division by zero", node.den)
+        return Val(num.expr / den.expr, num.shape)
+
+    def v_Sqrt(self, node):
+        arg = self.scalar(node.arg)
+        if node.index is not None:
+            n = self.scalar(node.index)
+            if not (n.is_Integer and 1 <= n <= MAX_EXPONENT):
+                self.fail("the root's index must be a whole number", node.index)
+            return Val(arg ** sp.Rational(1, n))
+        return Val(sp.sqrt(arg))
+
+    def v_Delim(self, node):
+        v = self.value(node.body)
+        if node.kind == "norm":
+            if v.is_scalar:
+                inner = sp.Abs(v.expr)
+            else:
+                v = _symbolic(v)
+                rows, cols = v.shape
+                r, c = sp.Dummy("r", integer=True), sp.Dummy("c", integer=True)
+                inner = sp.sqrt(sp.Sum(v.at(r, c) ** 2, (r, 0, rows - 1), (c, 0, cols - 1)))
+            return self.apply_scripts(Val(inner), node.scripts, node)
+        if not v.is_scalar:
+            self.fail(f"{node.kind} of a matrix", node, ShapeMismatch)
+        f = {"floor": sp.floor, "ceiling": sp.ceiling, "abs": sp.Abs}[node.kind]
+        return self.apply_scripts(Val(f(v.expr)), node.scripts, node)
+
+    def v_Cases(self, node):
+        pieces = []
+        for value, cond in node.branches:
+            v = self.scalar(value, "a number or expression in each case")
+            pieces.append((v, sp.true if cond is None else self.condition(cond)))
+        if pieces[-1][1] is not sp.true:
+            pieces.append((sp.Integer(0), sp.true))
+        return Val(sp.Piecewise(*pieces))
+
+    def condition(self, node):
+        self.ctx.index_context += 1
+        try:
+            if isinstance(node, R.Conj):
+                return sp.And(*[self.condition(c) for c in node.items])
+            if isinstance(node, R.Relation) and node.ops:
+                parts = []
+                values = [self.scalar(i) for i in node.items]
+                for op, a, b in zip(node.ops, values, values[1:]):
+                    rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt, "=": sp.Eq, "!=": sp.Ne}.get(op)
+                    if rel is None:
+                        self.fail(f"'{op}' is not a condition", node)
+                    parts.append(rel(a, b))
+                return sp.And(*parts)
+            self.fail("expected a condition such as 0 \\le i \\le 2", node)
+        finally:
+            self.ctx.index_context -= 1
+
+    def v_Indicator(self, node):
+        return Val(sp.Piecewise((1, self.condition(node.cond)), (0, True)))
+
+    def v_Relation(self, node):
+        self.fail("a relation cannot stand inside an expression", node)
+
+    def v_Tuple(self, node):
+        self.fail("a list cannot stand inside an expression", node)
+
+    def v_SetNode(self, node):
+        self.fail("a set cannot stand inside an expression", node)
+
+    def v_Reals(self, node):
+        self.fail("a dimension cannot stand inside an expression", node)
+
+    def v_Partial(self, node):
+        self.fail("'\\partial' outside a derivative fraction", node)
+
+    def v_Nabla(self, node):
+        return self.derivative(R.Partial(node.pos, node.arg), R.Partial(node.pos, node.sub), node)
+
+    # Sums -------------------------------------------------------------------------
+    def v_BigOp(self, node):
+        limits = self.sum_limits(node)
+        saved = dict(self.ctx.bound)
+        dummies = []
+        for name, lo, hi, pos in limits:
+            d = sp.Dummy(name, integer=True)
+            self.ctx.bound[name] = d
+            dummies.append((d, lo, hi, name, pos))
+        try:
+            body = self.value(node.body)
+        finally:
+            self.ctx.bound = saved
+        out = []
+        for d, lo, hi, name, pos in dummies:
+            if lo is None:
+                size = self.ctx.inferred.get(d)
+                if size is None:
+                    self.fail(f"the range of {name} is not given, and {name} is never used alone as an "
+                              f"index of a declared tensor", R.Node(pos))
+                lo, hi = sp.Integer(0), size - 1
+            else:
+                lo, hi = lo - self.ctx.base, hi - self.ctx.base
+            if lo.is_Integer and hi.is_Integer and hi - lo > MAX_SUM_TERMS:
+                self.fail(f"a sum of more than {MAX_SUM_TERMS} terms", node)
+            out.append((d, lo, hi))
+        expr = body.expr
+        func = sp.Sum if node.op == "sum" else sp.Product
+        return Val(func(expr, *reversed(out)), body.shape) if not _literal(body) else \
+            self.fail("a sum of explicit matrices", node)
+
+    def sum_limits(self, node):
+        """[(name, lo or None, hi or None, pos)] from \\sum_{j=1}^{n}, \\sum_j, \\sum_{i,j}."""
+        sub, sup = node.sub, node.sup
+        if sub is None:
+            self.fail("a sum needs its index, e.g. \\sum_{j=1}^{n}", node)
+        if isinstance(sub, R.Relation) and len(sub.ops) == 1 and sub.ops[0] == "=":
+            names = [sub.items[0]]
+            lo = self.limit(sub.items[1])
+        elif isinstance(sub, R.Relation) and sub.ops and all(o in ("<=", "<") for o in sub.ops) \
+                and len(sub.items) == 3:                     # \sum_{1 \le j \le n}
+            names = [sub.items[1]]
+            lo = self.limit(sub.items[0]) + (1 if sub.ops[0] == "<" else 0)
+            sup_value = self.limit(sub.items[2]) - (1 if sub.ops[1] == "<" else 0)
+            return [(self.index_name(names[0]), lo, sup_value, sub.pos)]
+        elif isinstance(sub, R.Tuple):
+            names, lo = sub.items, None
+        else:
+            names, lo = [sub], None
+        if isinstance(sub, R.Relation) and sub.ops and sub.ops[0] == "in":
+            self.fail("write the sum's range as \\sum_{j=1}^{n}", sub)
+        names = [self.index_name(n) for n in names]
+        if len(names) == 1 and isinstance(sub, R.Name) and len(sub.letters) > 1 and not sub.scripts:
+            names = list(sub.letters)                   # \sum_{ij}
+        hi = self.limit(sup) if sup is not None else None
+        if (lo is None) != (hi is None):
+            if lo is not None and hi is None:
+                self.fail("a sum with a lower limit needs an upper limit", node)
+            lo = sp.Integer(self.ctx.base)              # \sum^{n}_{j}: from the first index
+        return [(n, lo, hi, node.pos) for n in names]
+
+    def index_name(self, node):
+        if isinstance(node, R.Name) and not node.scripts:
+            return "".join(node.letters)
+        self.fail("a summation index is a letter", node)
+
+    def limit(self, node):
+        self.ctx.index_context += 1
+        try:
+            v = self.scalar(node, "a sum limit")
+        finally:
+            self.ctx.index_context -= 1
+        return v
+
+    # Functions --------------------------------------------------------------------
+    def _is_function_name(self, name):
+        return False
+
+    def v_Call(self, node):
+        if node.sub is not None and node.func not in ("log", "max", "min", "softmax"):
+            self.fail(f"a subscript on {node.func} is not understood", node)
+        result = self.apply_function(node.func, node.args, node, primes=node.primes, sub=node.sub)
+        if node.power is not None:
+            result = self.power(result, node.power, node)
+        return self.apply_scripts(result, node.scripts, node)
+
+    def apply_function(self, func, args, node, primes=0, sub=None):
+        if func in ("max", "min"):
+            values = [self.scalar(a) for a in args] if len(args) > 1 else None
+            if values is None:
+                v = self.value(args[0])
+                if v.is_scalar:
+                    self.fail(f"\\{func} of one value", node)
+                self.fail(f"\\{func} over a vector is not supported", node)
+            return Val((sp.Max if func == "max" else sp.Min)(*values))
+        if len(args) != 1:
+            self.fail(f"{func} takes one argument", node)
+        v = self.value(args[0])
+        if func == "diag":
+            v = _symbolic(v)
+            if v.is_scalar or 1 not in v.shape:
+                self.fail("diag needs a vector", node, ShapeMismatch)
+            n = v.shape[0] if v.shape[1] == 1 else v.shape[1]
+            entry = v.expr if v.shape[1] == 1 else v.expr.xreplace({COL: ROW})
+            return Val(sp.KroneckerDelta(ROW, COL) * entry, (n, n))
+        if func == "softmax":
+            v = _symbolic(v)
+            if v.is_scalar or 1 not in v.shape:
+                self.fail("softmax needs a vector", node, ShapeMismatch)
+            column = v.shape[1] == 1
+            n = v.shape[0] if column else v.shape[1]
+            entry = v.expr if column else v.expr.xreplace({COL: ROW})
+            k = sp.Dummy("k", integer=True)
+            out = sp.exp(entry) / sp.Sum(sp.exp(entry.xreplace({ROW: k})), (k, 0, n - 1))
+            return Val(out if column else out.xreplace({ROW: COL}), v.shape)
+        if func == "trace":
+            v = _symbolic(v)
+            if v.is_scalar:
+                return v
+            k = sp.Dummy("k", integer=True)
+            return Val(sp.Sum(v.expr.xreplace({ROW: k, COL: k}), (k, 0, v.shape[0] - 1)))
+        if func == "vec":
+            self.fail("vec(...) is not supported in answers", node)
+        f = FUNCTIONS.get(func)
+        if f is None:
+            self.fail(f"the function {func} is not supported", node)
+        if func == "log" and sub is not None:
+            b = self.scalar(sub)
+            f = lambda a, b=b: sp.log(a) / sp.log(b)  # noqa: E731
+        derivative = DERIVATIVES.get(func) if primes else None
+        if primes > 1 or (primes and derivative is None):
+            self.fail(f"{func}{chr(39) * primes} is not supported", node)
+        g = derivative or f
+        if v.is_scalar:
+            return Val(g(v.expr))
+        if _literal(v):
+            return Val(v.expr.applyfunc(g), v.shape)
+        return Val(g(v.expr), v.shape)
+
+    def power(self, v, exponent_node, node):
+        if isinstance(exponent_node, R.Word) and exponent_node.text == "T":
+            return _transpose(v)
+        e = self.scalar(exponent_node, "an exponent")
+        if e.is_number:
+            if not e.is_finite or abs(e) > MAX_EXPONENT:
+                self.fail(f"exponent larger than {MAX_EXPONENT}", exponent_node)
+            if v.is_scalar and v.expr.is_Rational and v.expr != 0 \
+                    and float(abs(e)) * literal_digits(v.expr) > MAX_RESULT_DIGITS:
+                self.fail(f"the result would have more than {MAX_RESULT_DIGITS} digits", node)
+            if v.is_scalar and v.expr == 0 and e.is_negative:
+                self.fail("division by zero", node)
+        if not v.is_scalar:
+            self.fail("a power of a matrix or vector (write ^{\\circ 2} for entries)", node, ShapeMismatch)
+        return Val(v.expr ** e)
+
+    # Derivative fractions -----------------------------------------------------------
+    def derivative(self, num, den, node):
+        """∂l/∂y on the right side of a chain-rule answer is the given upstream gradient."""
+        top, bottom = _partial_arg(num), _partial_arg(den)
+        ctx = self.ctx
+        if ctx.upstream is not None and isinstance(top, R.Name) and _plain_name(top) in ctx.losses \
+                and isinstance(bottom, R.Name):
+            name = _plain_name(bottom)
+            if name in ctx.upstream_of or _stem(name, ctx):
+                return self.v_Name(R.Name(bottom.pos, [ctx.upstream.name], bottom.scripts))
+        self.fail("a derivative on the right side is not understood (write it out)", node)
+
+    # Names ------------------------------------------------------------------------
+    def v_Name(self, node):
+        segments = self.segments(node.letters)
+        vals = []
+        for k, seg in enumerate(segments):
+            scripts = node.scripts if k == len(segments) - 1 else []
+            vals.append(self.name(seg, scripts, node))
+        out = vals[0]
+        for v in vals[1:]:
+            out = self.matmul(out, v, node)
+        return out
+
+    def segments(self, letters):
+        """Split a run of letters into declared names (longest first) and single letters."""
+        if len(letters) == 1:
+            return letters
+        out, k = [], 0
+        while k < len(letters):
+            for m in range(len(letters), k, -1):
+                cand = "".join(letters[k:m])
+                if m - k == 1 or self.ctx.declared(cand) or cand in self.ctx.bound or cand in self.ctx.free:
+                    out.append(cand)
+                    k = m
+                    break
+        return out
+
+    def name(self, name, scripts, node):
+        ctx = self.ctx
+        scripts = list(scripts)
+        # A script that completes a declared name: W_x -> Wx, W^{(1)} -> W1, x_t -> x_t.
+        name, scripts = split_name(name, scripts, ctx)
+        transpose = primes = 0
+        power = None
+        groups, time_groups = [], []
+        for kind, arg in scripts:
+            if kind == "'":
+                primes += 1
+            elif kind == "^" and isinstance(arg, R.Word) and arg.text == "T":
+                transpose += 1
+            elif kind == "^" and isinstance(arg, R.Word) and arg.text == "'":
+                primes += 1
+            elif kind == "^" and isinstance(arg, R.Tuple) and arg.paren == "script":
+                time_groups += [g.body for g in arg.items if isinstance(g, R.Group)]
+            elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "<", "["):
+                time_groups.append(arg.body)
+            elif kind == "^":
+                if power is not None or groups:
+                    self.fail("a second superscript here is not understood", arg)
+                power = arg
+            elif kind == "_":
+                groups.append(_items(arg))
+            elif kind == "[":
+                groups.append(list(arg))
+        if primes:
+            self.fail(f"{name}{chr(39) * primes} is not declared", node)
+        value = self.entry(name, time_groups, groups, node)
+        if transpose % 2:
+            value = _transpose(value)
+        if power is not None:
+            if isinstance(power, R.Word) and power.text == "circ":
+                self.fail("write an entrywise power as ^{\\circ 2}", power)
+            if isinstance(power, R.Bin) and power.op == "implicit" and isinstance(power.left, R.Word) \
+                    and power.left.text == "circ":
+                e = self.scalar(power.right)
+                value = Val(value.expr ** e, value.shape)
+            else:
+                value = self.power(value, power, node)
+        return value
+
+    def entry(self, name, time_groups, groups, node):
+        ctx = self.ctx
+        flat = [i for g in groups for i in g]
+        # Sizes, bound and free indices, constants.
+        if not time_groups and not flat:
+            if name in ctx.bound or name in ctx.free:
+                return Val(ctx.index_symbol(name, node.pos))
+            if ctx.size(name) is not None:
+                return Val(ctx.size(name))
+        tensor = ctx.tensor(name)
+        if tensor is None:
+            plural = ctx.tensor(name + "s")
+            if plural is not None and plural.shape:
+                return self.indexed(plural, time_groups + flat, node, sequence=True)
+            if time_groups or (flat and len(flat) >= 1 and _is_time(flat[0])):
+                resolved = self.time_step(name, time_groups, flat, node)
+                if resolved is not None:
+                    return resolved
+            if name == "delta" and flat:
+                return self.kronecker(flat, node)
+            if name in ("e",) and not flat and not time_groups:
+                return Val(sp.E)
+            if name == "pi" and not flat:
+                return Val(sp.pi)
+            if not flat and not time_groups and len(name) == 1 or name in ("ell",):
+                sym = ctx.index_symbol(name, node.pos)
+                if sym is not None:
+                    return Val(sym)
+            self.fail(f"'{_display(name)}' is not declared in this problem{_declared_hint(ctx)}", node)
+        indices = time_groups + flat
+        if not tensor.shape:
+            if indices:
+                resolved = self.time_step(name, time_groups, flat, node)
+                if resolved is not None:
+                    return resolved
+                self.fail(f"'{name}' is a scalar; it takes no index", node)
+            return Val(tensor.base)
+        if (time_groups and len(indices) > tensor.rank) or self._unbound_time(time_groups + flat[:1]):
+            resolved = self.time_step(name, time_groups, flat, node)
+            if resolved is not None:
+                return resolved
+        return self.indexed(tensor, indices, node)
+
+    def _unbound_time(self, groups):
+        """A time index t (t - 1, ...) where t is not summed over nor an index of the answer."""
+        return any(_time_offset(g) is not None and "t" not in self.ctx.bound and "t" not in self.ctx.free
+                   and "T" not in self.ctx.bound for g in groups)
+
+    def time_step(self, name, time_groups, flat, node):
+        """h_{t-1} -> hp, h_{t-2} -> hpp, x_t -> x, a^{<t>} -> the state's update."""
+        ctx = self.ctx
+        groups = list(time_groups) or flat[:1]
+        rest = flat if time_groups else flat[1:]
+        if len(groups) != 1:
+            return None
+        offset = _time_offset(groups[0])
+        if offset is None:
+            return None
+        if ctx.state is not None and name == ctx.state[0].name:
+            if rest:
+                return None
+            if offset == -1:
+                return Val(ctx.state[0])
+            if offset == 0:
+                return Val(ctx.state[1])
+            return None
+        target = {0: name, -1: name + "p", -2: name + "pp"}.get(offset)
+        tensor = ctx.tensor(target) if target else None
+        if tensor is None:
+            return None
+        if not tensor.shape:
+            return Val(tensor.base) if not rest else None
+        return self.indexed(tensor, rest, node)
+
+    def kronecker(self, flat, node):
+        if len(flat) == 1 and isinstance(flat[0], R.Name) and len(flat[0].letters) == 2:
+            flat = [R.Name(flat[0].pos, [c]) for c in flat[0].letters]
+        if len(flat) != 2:
+            self.fail("\\delta takes two indices, e.g. \\delta_{ij}", node)
+        a, b = (self.index_value(i) for i in flat)
+        return Val(sp.KroneckerDelta(a, b))
+
+    def indexed(self, tensor, indices, node, sequence=False):
+        rank = tensor.rank
+        if len(indices) == 1 and rank > 1 and isinstance(indices[0], (R.Name, R.Num)) \
+                and not getattr(indices[0], "scripts", None):
+            # W_{ij}: one index per letter (or digit).
+            chars = indices[0].letters if isinstance(indices[0], R.Name) else list(indices[0].text)
+            if len(chars) == rank and "." not in chars:
+                indices = [R.Name(indices[0].pos, [c]) if c.isalpha() else R.Num(indices[0].pos, c)
+                           for c in chars]
+        if len(indices) > rank:
+            self.fail(f"'{tensor.name}' has {rank} ax{'i' if rank == 1 else 'e'}s but {len(indices)} "
+                      f"indices are given", node)
+        values = []
+        for i, size in zip(indices, tensor.shape):
+            v = self.index_value(i) - self.ctx.base
+            values.append(v)
+            if v in self.ctx.bound.values():
+                self.ctx.inferred.setdefault(v, size)
+        rest = tensor.shape[len(values):]
+        if len(rest) > 2:
+            self.fail(f"'{tensor.name}' has {rank} axes: give its indices", node)
+        if not rest:
+            return Val(tensor.base[tuple(values)])
+        if len(rest) == 1:
+            return Val(tensor.base[tuple(values) + (ROW,)], (rest[0], sp.Integer(1)))
+        return Val(tensor.base[tuple(values) + (ROW, COL)], tuple(rest))
+
+    # Scripts on groups and calls ----------------------------------------------------
+    def apply_scripts(self, v, scripts, node):
+        for kind, arg in scripts:
+            if kind == "^":
+                v = self.power(v, arg, node)
+            elif kind == "'":
+                self.fail("a prime here is not understood", node)
+            else:
+                items = _items(arg) if kind == "_" else list(arg)
+                v = self.index_into(v, items, node)
+        return v
+
+    def index_into(self, v, items, node):
+        """(W x)_i, \\operatorname{softmax}(z)_i: an entry of a vector or matrix value."""
+        if v.is_scalar:
+            self.fail("a subscript on a number", node)
+        v = _symbolic(v)
+        values = [self.index_value(i) - self.ctx.base for i in items]
+        rows, cols = v.shape
+        if len(values) == 2:
+            return Val(v.at(values[0], values[1]))
+        if len(values) == 1 and (cols == 1 or rows == 1):
+            return Val(v.at(values[0], 0) if cols == 1 else v.at(0, values[0]))
+        self.fail("give one index for a vector, two for a matrix", node)
+
+
+def join_name(name, script, ctx):
+    """The declared name that ``name`` and a first script make together (W_x -> Wx, W^{(1)} -> W1)."""
+    kind, arg = script
+    text = None
+    if kind == "_" and isinstance(arg, (R.Name, R.Num)) and not getattr(arg, "scripts", None):
+        text = "".join(arg.letters) if isinstance(arg, R.Name) else arg.text
+    elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "[") and isinstance(arg.body, R.Num):
+        text = arg.body.text
+    elif kind == "^" and isinstance(arg, R.Num) and not ctx.declared(name):
+        text = arg.text
+    if text is None:
+        return None
+    for cand in (f"{name}_{text}", f"{name}{text}"):
+        if ctx.tensor(cand) is not None:
+            return cand
+    return None
+
+
+def split_name(name, scripts, ctx):
+    """(declared name, remaining scripts): W_x, W_{x}, W^{(1)}, and W_{c,ij} (name part, then indices)."""
+    scripts = list(scripts)
+    own = ctx.tensor(name)
+    if not scripts or (own is not None and own.shape):
+        return name, scripts
+    joined = join_name(name, scripts[0], ctx)
+    if joined is not None:
+        return joined, scripts[1:]
+    kind, arg = scripts[0]
+    if kind == "_" and isinstance(arg, R.Tuple) and arg.paren == "," and len(arg.items) >= 2:
+        joined = join_name(name, ("_", arg.items[0]), ctx)
+        if joined is not None:
+            rest = arg.items[1:]
+            return joined, [("_", rest[0] if len(rest) == 1 else R.Tuple(arg.pos, rest, ","))] + scripts[1:]
+    return name, scripts
+
+
+def _literal(v):
+    return isinstance(v.shape, tuple) and len(v.shape) == 3 and v.shape[0] == "literal"
+
+
+def _symbolic(v):
+    """A literal matrix as an expression in (ROW, COL)."""
+    if not _literal(v):
+        return v
+    _, rows, cols = v.shape
+    m = v.expr
+    pieces = [(m[r, c], sp.And(sp.Eq(ROW, r), sp.Eq(COL, c))) for r in range(rows) for c in range(cols)]
+    return Val(sp.Piecewise(*pieces, (0, True)), (sp.Integer(rows), sp.Integer(cols)))
+
+
+def _collapse(v):
+    if v.shape is not None and v.shape[0] == 1 and v.shape[1] == 1:
+        return Val(v.expr.xreplace({ROW: 0, COL: 0}))
+    return v
+
+
+def _transpose(v):
+    if v.is_scalar:
+        return v
+    if _literal(v):
+        return Val(v.expr.T, ("literal", v.shape[2], v.shape[1]))
+    return Val(v.expr.xreplace({ROW: COL, COL: ROW}), (v.shape[1], v.shape[0]))
+
+
+def _equal_size(a, b):
+    d = sp.simplify(sp.sympify(a) - sp.sympify(b))
+    return d == 0
+
+
+def _same_shape(a, b):
+    return _equal_size(a[0], b[0]) and _equal_size(a[1], b[1])
+
+
+def _shape(shape):
+    return " × ".join(str(s) for s in shape[-2:])
+
+
+def _items(arg):
+    if isinstance(arg, R.Tuple) and arg.paren in (",", "script"):
+        return [i.body if isinstance(i, R.Group) and i.paren in ("(", "<") and arg.paren == "script" else i
+                for i in arg.items]
+    return [arg]
+
+
+def _is_partial(node):
+    if isinstance(node, R.Partial):
+        return True
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Partial):
+        return True
+    if isinstance(node, R.Name) and node.letters[0] == "d" and len(node.letters) > 1:
+        return True
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Word) \
+            and node.left.text == "d":
+        return True
+    return False
+
+
+def _partial_arg(node):
+    if isinstance(node, R.Partial):
+        return node.arg
+    if isinstance(node, R.Bin) and isinstance(node.left, R.Partial):
+        return R.Bin(node.pos, "implicit", node.left.arg, node.right)
+    if isinstance(node, R.Name):
+        return R.Name(node.pos, node.letters[1:], node.scripts)
+    if isinstance(node, R.Bin):
+        return node.right
+    return node
+
+
+def _plain_name(node):
+    return "".join(node.letters)
+
+
+def _stem(name, ctx):
+    """y, h: a name whose plural or whose self is the question's output."""
+    return any(name == n or name + "s" == n for n in ctx.upstream_of)
+
+
+def _is_time(node):
+    return _time_offset(node) is not None and isinstance(node, (R.Name, R.Bin)) and "t" in _letters(node)
+
+
+def _letters(node):
+    if isinstance(node, R.Name):
+        return "".join(node.letters)
+    if isinstance(node, R.Bin):
+        return _letters(node.left) + _letters(node.right)
+    return ""
+
+
+def _time_offset(node):
+    """0 for t, -1 for t-1, -2 for t-2; None otherwise."""
+    if isinstance(node, R.Name) and node.letters in (["t"], ["T"]) and not node.scripts:
+        return 0
+    if isinstance(node, R.Bin) and node.op in ("+", "-") and isinstance(node.left, R.Name) \
+            and node.left.letters in (["t"], ["T"]) and isinstance(node.right, R.Num) and "." not in node.right.text:
+        k = int(node.right.text)
+        return -k if node.op == "-" else k
+    return None
+
+
+def _display(name):
+    return name
+
+
+def _declared_hint(ctx):
+    names = sorted(set(ctx.scope.sizes) | set(getattr(ctx.scope, "tensors", {}))
+                   | set(getattr(ctx.scope, "layer_specs", {})))
+    parent = getattr(ctx.scope, "parent", None)
+    while parent is not None:
+        names = sorted(set(names) | set(parent.tensors) | set(parent.layer_specs))
+        parent = parent.parent
+    if ctx.upstream is not None:
+        names.append(ctx.upstream.name)
+    return f" (declared: {', '.join(names)})" if names else ""
+
+
+def _describe(node):
+    return type(node).__name__.lower()
+
+
+FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "relu": relu,
+             "step": lambda a: sp.Heaviside(a, 0), "sign": sp.sign, "floor": sp.floor, "ceiling": sp.ceiling,
+             "sech": sp.sech, "cosh": sp.cosh, "sinh": sp.sinh}
+DERIVATIVES = {"sigmoid": lambda a: sigmoid(a) * (1 - sigmoid(a)), "tanh": lambda a: 1 - sp.tanh(a) ** 2,
+               "relu": lambda a: sp.Heaviside(a, 0), "exp": sp.exp, "log": lambda a: 1 / a}
