@@ -113,6 +113,16 @@ def test_sheets_carry_the_cross_check_line(verified):
     assert agree["cross_check"]["tool"].startswith("PyTorch ")
 
 
+def test_verified_sheets_compile(verified):
+    """The cross-check lines are plain text for LaTeX: every verified sheet still compiles."""
+    from symderive.pdf import compile_pdf, tex_engine
+    if tex_engine() is None:
+        pytest.skip("no TeX engine installed")
+    out, _ = verified
+    for tex in sorted(out.glob("*.tex")):
+        assert compile_pdf(tex).exists()
+
+
 def test_json_cross_check_record(verified):
     _, result = verified
     for r in json.loads(result.stdout):
