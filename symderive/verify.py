@@ -33,7 +33,7 @@ import sympy as sp
 
 from .answer import Status
 from .derivative import derivative
-from .errors import SymderiveError
+from .errors import QuestionTimeout, SymderiveError
 from .indices import indices_for, names_in
 from .tensors import flat_positions
 from .torch_ops import VerifyError, op_for, to_float, to_torch
@@ -146,6 +146,9 @@ class CrossCheck:
             return f"Not cross-checked with PyTorch: {self.reason}."
         return f"Nothing to cross-check with PyTorch: {self.reason}."
 
+    def _repr_markdown_(self):
+        return self.sentence()
+
     def to_json(self):
         return {
             "outcome": self.outcome,
@@ -189,6 +192,9 @@ def cross_check(problem, answers, seed=SEED, timeout=None):
                 report = _check(problem, question, answer, question_seed)
         except VerifyError as exc:
             report = CrossCheck(answer.question_id, NOT_CHECKED, reason=str(exc))
+        except QuestionTimeout:
+            report = CrossCheck(answer.question_id, NOT_CHECKED,
+                                reason=f"the cross-check took longer than the time limit of {timeout:g} s")
         except SymderiveError as exc:
             report = CrossCheck(answer.question_id, NOT_CHECKED, reason=f"could not rebuild the question: {exc}")
         except Exception as exc:     # a bug in the verifier must not stop the run
