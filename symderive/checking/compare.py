@@ -117,6 +117,8 @@ class _Checker:
         return out
 
     def choose(self, label, kind, node):
+        """The result a side is compared with: by its left side's label, else the next unused result
+        of a compatible kind (a result labelled 'total' first)."""
         targets = self.info.targets
         if label:
             named = [t for t in targets if _same_label(label, t.label)]
@@ -124,19 +126,19 @@ class _Checker:
                 return named[0]
         compatible = {
             "shape": ("shape", "tuple"), "tuple": ("tuple", "shape"), "entries": ("entries", "element"),
-            "word": ("word",), "expr": ("element", "entries", "value"), "number": ("value", "element", "entries"),
+            "word": ("word",), "expr": ("element", "entries", "value"),
+            "number": ("value", "tuple", "element", "entries"),
         }[kind]
-        for wanted in compatible:
-            for t in targets:
-                if t.kind == wanted and id(t) not in self.used:
-                    if kind != "number" or t.kind != "element" or not t.axes:
-                        self.used.add(id(t)) if t.kind in ("value", "tuple", "word") and len(
-                            [u for u in targets if u.kind == t.kind]) > 1 else None
-                        return t
-        for wanted in compatible:
-            for t in targets:
-                if t.kind == wanted:
-                    return t
+        ranked = sorted((t for t in targets if t.kind in compatible),
+                        key=lambda t: (t.label != "total", compatible.index(t.kind)))
+        if kind == "number":
+            ranked = [t for t in ranked if not (t.kind == "element" and t.axes)] or ranked
+        for t in ranked:
+            if id(t) not in self.used:
+                self.used.add(id(t))
+                return t
+        if ranked:
+            return ranked[0]
         what = {"shape": "a dimension", "tuple": "a list", "entries": "an explicit matrix", "word": "a word",
                 "expr": "an expression", "number": "a number"}[kind]
         asked = ", ".join(dict.fromkeys(t.label or t.kind for t in targets))
@@ -156,6 +158,11 @@ class _Checker:
         value = M.resolve(side, ctx)
         if target.kind == "entries":
             self.decided.append(self.compare_entries(value, target, ctx, side))
+            return
+        if target.kind == "tuple":
+            if not value.is_scalar:
+                raise Incorrect("shape", "expected a number or a list of numbers")
+            self.decided.append(self.compare_component(value.expr, target, ctx, side))
             return
         if target.kind == "value":
             if not value.is_scalar:
@@ -298,6 +305,19 @@ class _Checker:
         return "entries"
 
     # Numbers -----------------------------------------------------------------------
+    def compare_component(self, expr, target, ctx, node):
+        """One number against a pair such as (with bias, without bias): either may be meant."""
+        from .targets import Target
+        first = None
+        for k, v in enumerate(target.value):
+            try:
+                return self.compare_value(expr, Target(target.label, "value", v), ctx, node)
+            except Incorrect as exc:
+                first = first or exc
+        shown = ", ".join(sp.sstr(v) for v in target.value)
+        raise Incorrect("value", f"the answer {sp.sstr(expr)} is none of {shown}" + (
+            f" ({target.label})" if target.label else ""))
+
     def compare_value(self, expr, target, ctx, node):
         info = self.info
         if ctx.free_order:
@@ -435,10 +455,12 @@ def number_agrees(value, expected, literal, tolerance):
         why = f"the answer is {a:.6g}, expected {b:.6g} (tolerance {tolerance.describe()})"
         return ok, why
     if literal is not None:
-        unit = float(literal.unit)
-        ok = diff <= unit * (1 + 1e-9) and (b == 0 or diff <= float(DEFAULT_RELATIVE) * abs(b) * (1 + 1e-12))
-        why = (f"the answer is {literal.text}, expected {b:.6g}: off by {diff:.3g}, more than "
-               + (f"one unit in the last written digit ({unit:g})" if diff > unit * (1 + 1e-9) else "1%"))
+        # Agreement to the precision written: the exact value rounds to the digits written.
+        half = float(literal.unit) / 2
+        ok = diff <= half * (1 + 1e-9) and (b == 0 or diff <= float(DEFAULT_RELATIVE) * abs(b) * (1 + 1e-12))
+        why = (f"the answer is {literal.text}, expected {b:.6g}: off by {diff:.3g}, "
+               + (f"so it is not {b:.6g} rounded to the digits written (±{half:g})" if diff > half * (1 + 1e-9)
+                  else "more than 1%"))
         return ok, why
     ok = diff <= max(1e-9, 1e-9 * abs(b)) or (diff <= float(DEFAULT_RELATIVE) * abs(b) and _has_decimal(value))
     return ok, f"the answer is {a:.6g}, expected {b:.6g}"

@@ -103,7 +103,7 @@ class Context:
             return self.bound[name] + self.base
         if name in self.free:
             return self.free[name]
-        if register or (register is None and self.index_context):
+        if register or (register is None and self.index_context and name.islower()):
             d = sp.Dummy(name, integer=True)
             self.free[name] = d
             self.free_order.append(name)
@@ -219,13 +219,19 @@ class _Resolver:
 
     def v_Bin(self, node):
         op = node.op
-        if op == "implicit" and isinstance(node.left, R.Name) and node.left.letters == ["H"] \
-                and not node.left.scripts and not self.ctx.declared("H") and isinstance(node.right, R.Group) \
-                and node.right.paren == "(":
-            return Val(sp.Heaviside(self.scalar(node.right.body), 0))
         if op == "implicit" and isinstance(node.right, R.Group) and node.right.paren == "(" \
-                and isinstance(node.left, R.Name) and self._is_function_name(node.left):
-            return self.apply_function(self.function_of(node.left), [node.right.body], node)
+                and not node.right.scripts:
+            # H(z) is the unit step (when H is not declared), also inside a product: x_i H(z).
+            head, last = (None, node.left) if not isinstance(node.left, R.Bin) or node.left.op != "implicit" \
+                else (node.left.left, node.left.right)
+            if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts \
+                    and not self.ctx.declared("H"):
+                step = Val(sp.Heaviside(self.scalar(node.right.body), 0))
+                rest = [R.Name(last.pos, last.letters[:-1])] if len(last.letters) > 1 else []
+                out = step
+                for other in ([head] if head is not None else []) + rest:
+                    out = self.matmul(self.value(other), out, node)
+                return out
         left, right = self.value(node.left), self.value(node.right)
         if op in ("+", "-"):
             return self.add(left, right if op == "+" else Val(-right.expr, right.shape), node)
@@ -439,9 +445,6 @@ class _Resolver:
         return v
 
     # Functions --------------------------------------------------------------------
-    def _is_function_name(self, name):
-        return False
-
     def v_Call(self, node):
         if node.sub is not None and node.func not in ("log", "max", "min", "softmax"):
             self.fail(f"a subscript on {node.func} is not understood", node)
@@ -503,8 +506,14 @@ class _Resolver:
             return Val(v.expr.applyfunc(g), v.shape)
         return Val(g(v.expr), v.shape)
 
+    def _is_transpose(self, arg):
+        r"""^T, ^\top, ^{\mathsf T}: T when no size or tensor is called T."""
+        if isinstance(arg, R.Word) and arg.text == "T":
+            return True
+        return isinstance(arg, R.Name) and arg.letters == ["T"] and not arg.scripts and not self.ctx.declared("T")
+
     def power(self, v, exponent_node, node):
-        if isinstance(exponent_node, R.Word) and exponent_node.text == "T":
+        if self._is_transpose(exponent_node):
             return _transpose(v)
         e = self.scalar(exponent_node, "an exponent")
         if e.is_number:
@@ -568,7 +577,7 @@ class _Resolver:
         for kind, arg in scripts:
             if kind == "'":
                 primes += 1
-            elif kind == "^" and isinstance(arg, R.Word) and arg.text == "T":
+            elif kind == "^" and self._is_transpose(arg):
                 transpose += 1
             elif kind == "^" and isinstance(arg, R.Word) and arg.text == "'":
                 primes += 1
@@ -577,7 +586,7 @@ class _Resolver:
             elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "<", "["):
                 time_groups.append(arg.body)
             elif kind == "^":
-                if power is not None or groups:
+                if power is not None:
                     self.fail("a second superscript here is not understood", arg)
                 power = arg
             elif kind == "_":

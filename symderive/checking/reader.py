@@ -95,6 +95,12 @@ def tokenize(text):
         if c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
             m = re.compile(r"\d*(?:\.\d+)?|\d+\.?").match(text, i)
             number = m.group(0)
+            # 513{,}466 and 513\,466: thousands separators inside one number
+            sep = re.compile(r"(?:\{,\}|\\,)(\d{3})(?!\d)").match(text, i + len(number))
+            while sep and "." not in number:
+                number += sep.group(1)
+                i += len(sep.group(0)) - 3
+                sep = re.compile(r"(?:\{,\}|\\,)(\d{3})(?!\d)").match(text, i + len(number))
             if number.endswith("."):
                 number = number[:-1]
             digits = len(number.replace(".", ""))
