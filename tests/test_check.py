@@ -16,23 +16,6 @@ from symderive.checking.reader import ReadError, read
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS = ROOT / "problems"
 
-CQ_34 = """\
-title: prove
-index_base: 1
-sizes: [N]
-tensors: {z: [N], p: [N], c: []}
-layers:
-  q: softmax(z)
-  E: -Sum(p[i] * log(q[i]), (i, 1, N))
-questions:
-  - id: cq-3.4
-    ask: prove
-    lhs: diff(E, z[x])
-    rhs: q[x] - p[x]
-    constraints: ["Sum(p[i], (i, 1, N)) == 1"]
-    check_sizes: [2, 3, 4]
-"""
-
 _CACHE = {}
 
 
@@ -43,15 +26,12 @@ def infos_for(path, qids):
     return _CACHE[key]
 
 
-def cq34_path(tmp_path_factory):
+def cq34_path():
     """cq-3.4 from the shipped file when it is there, else the question as the seed states it."""
     shipped = PROBLEMS / "conceptual-cnn-rnn.yaml"
     if "id: cq-3.4" in shipped.read_text():
         return shipped
-    folder = tmp_path_factory.mktemp("cq34")
-    path = folder / "claims.yaml"
-    path.write_text(CQ_34)
-    return path
+    return Path(__file__).resolve().parent / "data" / "checking" / "cq34.yaml"
 
 
 def verdict(path, qid, latex, timeout=20):
@@ -248,8 +228,8 @@ def test_simplified_difference_is_evidence():
     assert v.verdict == "incorrect" and "expected 1.38629" in v.evidence, v.evidence
 
 
-def test_proof_answers(tmp_path_factory):
-    path = cq34_path(tmp_path_factory)
+def test_proof_answers():
+    path = cq34_path()
     right = [r"\frac{\partial E}{\partial z_x} = q_x - p_x",
              r"\frac{\partial E}{\partial z_k} = \frac{e^{z_k}}{\sum_{j=1}^{N} e^{z_j}} - p_k",
              r"\frac{\partial E}{\partial z_x} = -\sum_{i=1}^{N} p_i (\delta_{ix} - q_x) = q_x \sum_{i=1}^{N} p_i - p_x"
