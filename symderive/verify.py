@@ -90,6 +90,7 @@ class CrossCheck:
     worst: str = ""                                      # where the largest difference is
     autograd: bool = False                               # whether derivatives were compared
     random_inputs: bool = True                           # False: a constant expression, no inputs
+    also: list = field(default_factory=list)            # agreements not within the tolerance (decimals, words)
     seed: int = None
     entries: int = 0                                     # numbers compared
     seconds: float = 0.0
@@ -131,9 +132,10 @@ class CrossCheck:
         tool = "PyTorch autograd" if self.autograd else "PyTorch"
         points = "at random points" if self.random_inputs else "in floating point"
         if self.outcome == AGREE:
-            return (f"Cross-checked with {tool} ({self._where()}): compared {self._compared()}; all agree "
-                    f"within {self.tolerance:g} ({self._errors()}). This is numerical agreement {points}; "
-                    "it does not change how the answer was established.")
+            parts = [f"compared {self._compared()}; all agree within {self.tolerance:g} ({self._errors()})"
+                     ] if self.max_abs is not None else []
+            return (f"Cross-checked with {tool} ({self._where()}): " + "; ".join(parts + self.also)
+                    + f". This is numerical agreement {points}; it does not change how the answer was established.")
         if self.outcome == NO_COUNTERPART:
             if self.max_abs is None:
                 return f"Not cross-checked with PyTorch: {self.reason or self.formula_note()}."
@@ -157,6 +159,7 @@ class CrossCheck:
             "max_rel_error": self.max_rel,
             "tolerance": self.tolerance,
             "compared": list(self.compared),
+            "also_agree": list(self.also),
             "entries": self.entries,
             "no_counterpart": [{"layer": n, "kind": k} for n, k, _ in self.formula_layers],
             "sizes": [dict(s) for s in self.sizes],
@@ -242,6 +245,7 @@ class Job:
         self.worst, self.entries, self.compared = "", 0, []
         self.formula_layers, self.sizes = {}, []
         self.autograd, self.mismatch, self.reason, self.random_inputs = False, None, "", True
+        self.also = []                         # agreements that are not within TOLERANCE, in words
 
     # results of the answer -------------------------------------------------------------
     def result(self, label):
@@ -334,10 +338,12 @@ class Job:
         r = CrossCheck(self.answer.question_id, AGREE, compared=list(self.compared),
                        formula_layers=sorted((n, k, reg) for n, (k, reg) in self.formula_layers.items()),
                        sizes=self.sizes, autograd=self.autograd, entries=self.entries,
-                       random_inputs=self.random_inputs)
+                       random_inputs=self.random_inputs, also=list(self.also))
         if self.mismatch:
             r.outcome, r.worst = DISAGREE, self.mismatch
             r.max_abs, r.max_rel = (self.max_abs, self.max_rel) if self.entries else (math.inf, math.inf)
+            return r
+        if not self.entries and self.also:
             return r
         if not self.entries:
             r.outcome = NO_COUNTERPART if self.formula_layers else NOT_CHECKED
@@ -755,8 +761,8 @@ def check_value(job):
                                                              - digits + 1) * (1 + 1e-6)
         if not ok:
             job.mismatch = f"the {digits}-digit decimal {decimal} does not round torch's value {reference!r}"
-        job.reason = f"only a {digits}-digit decimal is given; it rounds torch's value" if ok else ""
-        job.compared.append(f"the {digits}-digit decimal with the expression evaluated in torch")
+        job.also.append(f"the {digits}-digit decimal (the only form given) agrees with the expression evaluated "
+                        "in torch to those digits")
 
 
 def _no_lookup(atom):
@@ -1253,16 +1259,28 @@ def check_rnn_recurrence(job):
     if fixed is None:
         return
     star = float(sp.N(fixed, 30))
+    d = job.result("derivative at the fixed point")
     if not isinstance(sp.sympify(fixed), sp.Float):       # exact: it must be a fixed point to 1e-9
         job.compare("the fixed point a* with g(a*) in torch", [star],
                     [float(g(torch.tensor(star, dtype=torch.float64)))], ["a*"])
-        d = job.result("derivative at the fixed point")
         if d is not None:
             job.compare("the derivative at the fixed point with autograd's", [float(sp.N(d, 30))], [slope(star)], ["d"])
+    else:                                                 # a rounded decimal: agreement to its digits only
+        digits = job.question.option("digits", 4)
+        rounding = 10.0 ** (1 - digits)
+        pairs = [("a*", star, float(g(torch.tensor(star, dtype=torch.float64))))]
+        pairs += [("d", float(sp.N(d, 30)), slope(star))] if d is not None else []
+        for name, mine, theirs in pairs:
+            if abs(mine - theirs) > rounding * max(1.0, abs(theirs)):
+                job.mismatch = f"{name} = {mine:.10g}, but torch gives {theirs:.10g} (beyond its {digits} digits)"
+        job.also.append(f"the fixed point and the derivative there, given as {digits}-digit decimals, "
+                           "agree with torch to those digits")
     size = abs(slope(star))
     expected = "neither" if abs(size - 1) <= 1e-9 else "vanishing" if size < 1 else "exploding"
-    if job.result("verdict") is not None and job.result("verdict") != expected:
-        job.mismatch = f"the verdict '{job.result('verdict')}', but autograd's |d| = {size:.6g} means '{expected}'"
+    if job.result("verdict") is not None:
+        job.also.append("the verdict matches autograd's |d| at the fixed point")
+        if job.result("verdict") != expected:
+            job.mismatch = f"the verdict '{job.result('verdict')}', but autograd's |d| = {size:.6g} means '{expected}'"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1414,7 +1432,7 @@ def report_lines(problem, reports):
             numbers = f"max abs. error {r.max_abs:.1e}, max rel. error {rel}, {r.entries} numbers, {r.seconds:.2f} s: "
         else:
             numbers = ""
-        what = "; ".join(r.compared) if r.compared else r.reason
+        what = "; ".join(r.compared + r.also) or r.reason
         if r.formula_layers:
             what += "; " + r.formula_note()
         lines.append(f"  {r.question:<{width}}  {r.outcome}: {numbers}{what}")

@@ -90,8 +90,12 @@ def test_every_shipped_question_is_cross_checked(verified):
                 # Allowed only when a layer really has no torch op, and the report names it.
                 if not check["no_counterpart"] or not within_tolerance(check):
                     problems.append(f"{where}: {check['text']}")
-            elif check["outcome"] != verify.AGREE or not within_tolerance(check) or not check["entries"]:
+            elif check["outcome"] != verify.AGREE:
                 problems.append(f"{where}: {check['outcome']}: {check['text']}")
+            elif not check["entries"] and not check["also_agree"]:
+                problems.append(f"{where}: agreement claimed but no number compared")
+            elif check["entries"] and not within_tolerance(check):
+                problems.append(f"{where}: beyond {TOL}: {check['text']}")
             elif not check["compared"]:
                 problems.append(f"{where}: agreement claimed but nothing named as compared")
     assert not unknown, (f"ask(s) {sorted(unknown)} have no cross-check: add a checker to "
