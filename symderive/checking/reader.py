@@ -565,6 +565,9 @@ class Parser:
             elif t.kind == "op" and t.text == "'":
                 self.take()
                 node = self.attach(node, ("'", None), t)
+            elif t.kind == "op" and t.text == "%" and isinstance(node, Num):
+                self.take()
+                node = Bin(t.pos, "/", node, Num(t.pos, "100"))
             elif t.kind == "[" and not t.space and isinstance(node, (Name, Word, Group)):
                 self.take()
                 items = self.parse_list("]")
