@@ -58,15 +58,21 @@ def parse(text, scope, *, layer_name=None):
     if not isinstance(text, (str, int, float)):
         raise ExpressionError(f"expected an expression, got {type(text).__name__}")
     text = str(text)
+    tree = syntax_tree(text)
+    return Reader(text.strip(), scope, layer_name).read(tree.body, depth=0)
+
+
+def syntax_tree(text, what="expression"):
+    """Python's syntax tree of ``text`` (stripped), refused beyond MAX_LENGTH characters; syntax
+    errors carry their line and column. (Reading the tree is the whitelist's job.)"""
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+        raise ExpressionError(f"{what} is {len(text)} characters long; the limit is {MAX_LENGTH}")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        return ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.msg}", line=exc.lineno, column=exc.offset) from None
     except (RecursionError, MemoryError, ValueError):
-        raise ExpressionError("expression is nested too deeply") from None
-    return Reader(text.strip(), scope, layer_name).read(tree.body, depth=0)
+        raise ExpressionError(f"{what} is nested too deeply") from None
 
 
 class Reader:
@@ -295,15 +301,7 @@ def parse_equation(text, scope):
     (p[0] + p[1], 1)
     """
     text = str(text).strip()
-    if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"syntax error: {exc.msg}", line=exc.lineno, column=exc.offset) from None
-    except (RecursionError, MemoryError, ValueError):
-        raise ExpressionError("expression is nested too deeply") from None
-    node = tree.body
+    node = syntax_tree(text).body
     if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
         raise ExpressionError("expected an equation 'left == right'", line=1, column=1)
     reader = Reader(text, scope, None)
