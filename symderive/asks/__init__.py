@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from . import (backward_conv, backward_matrix, chain_rule, conv_matrix, derivative, element, prove, shape,
                text, value)
+from . import (batchnorm_shapes, forward_backward, gradient_step, parameter_count, receptive_field,
+               rnn_recurrence, same_padding, shape_table)
 from .context import Context
 
 
@@ -31,6 +33,14 @@ ASKS = {
     "backward_matrix": _ask(backward_matrix),
     "backward_conv": _ask(backward_conv),
     "prove": _ask(prove),
+    "parameter_count": _ask(parameter_count),
+    "shape_table": _ask(shape_table),
+    "same_padding": _ask(same_padding),
+    "receptive_field": _ask(receptive_field),
+    "batchnorm_shapes": _ask(batchnorm_shapes),
+    "forward_backward": _ask(forward_backward),
+    "gradient_step": _ask(gradient_step),
+    "rnn_recurrence": _ask(rnn_recurrence),
 }
 
 __all__ = ["ASKS", "Ask", "Context"]

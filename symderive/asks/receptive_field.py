@@ -1,0 +1,67 @@
+"""ask: receptive_field — how many input positions (per spatial axis) one unit of a layer sees,
+by the recurrence r_out = r_in + D·(K − 1)·j_in, j_out = j_in·S, starting from r = j = 1 at the
+input (j is the distance, in input positions, between neighbouring units of a layer)."""
+import sympy as sp
+
+from ..answer import Result, Step
+from ..errors import ExpressionError
+from ..network import Conv, Pool, Residual, question_network
+from ..yaml_positions import key_position
+from .parameter_count import name_tex
+
+KEYS = {"network", "of"}
+RECURRENCE = r"r_{\text{out}} = r_{\text{in}} + D\,(K - 1)\, j_{\text{in}}, \qquad j_{\text{out}} = j_{\text{in}}\, S"
+
+
+def _pair(values):
+    return r" \times ".join(sp.latex(v) for v in values)
+
+
+def layer_steps(layer, r, j, names):
+    """Steps for one layer (a residual block: along its layers; the skip path sees less)."""
+    steps = []
+    if isinstance(layer, Residual):
+        for inner in layer.layers:
+            more, r, j = layer_steps(inner, r, j, names)
+            steps += more
+        steps.append(Step(rf"{name_tex(layer.name)}:\quad r = {_pair(r)}",
+                          f"{layer.name}: the identity skip sees only the block's input window, which the "
+                          f"path through the block contains"))
+        return steps, r, j
+    r_new, j_new = layer.receptive(r, j)
+    if isinstance(layer, (Conv, Pool)):
+        axes = list(zip(r, j, layer.kernel, layer.dilation, layer.stride, r_new, j_new, names))
+        alike = len({a[:5] for a in axes}) == 1
+        rows = [rf"r = {sp.latex(ri)} + {sp.latex(d)} \cdot ({sp.latex(k)} - 1) \cdot {sp.latex(ji)} = "
+                rf"{sp.latex(rn)},\ j = {sp.latex(ji)} \cdot {sp.latex(s)} = {sp.latex(jn)}"
+                + ("" if alike else rf"\ \text{{({name})}}")
+                for ri, ji, k, d, s, rn, jn, name in (axes[:1] if alike else axes)]
+        steps.append(Step(r",\qquad ".join(rows), f"{layer.name}: {layer.describe()}"
+                          + (" (the same along every axis)" if alike and len(axes) > 1 else "")))
+    else:
+        steps.append(Step("", f"{layer.name}: {layer.describe()} acts position by position: r and j do not change"))
+    return steps, r_new, j_new
+
+
+def solve(ctx):
+    network = question_network(ctx)
+    rows = network.rows()
+    of = ctx.option("of")
+    target = network.find(str(of).strip(), of) if of is not None else rows[-1]
+    dims = len(network.shape.spatial) if network.shape is not None and network.shape.spatial is not None else None
+    if dims is None:
+        dims = next((r.layer.dims for r in rows if isinstance(r.layer, (Conv, Pool))), None)
+    if not dims:
+        raise ExpressionError("the network has no spatial axes (no convolution or pooling): no receptive field",
+                              *key_position(ctx.question.spec, "network"))
+    names = ["length"] if dims == 1 else ["height", "width"]
+    r, j = (sp.Integer(1),) * dims, (sp.Integer(1),) * dims
+    steps = [Step(RECURRENCE, "receptive field r and jump j, per axis, from r = j = 1 at the input")]
+    for row in rows:
+        more, r, j = layer_steps(row.layer, r, j, names)
+        steps += more
+        if row is target:
+            break
+    shown = _pair(r) + (r"\ (\text{height} \times \text{width})" if dims == 2 else "")
+    results = [Result("receptive field", tuple(r), rf"{name_tex(target.layer.name)}:\ r = {shown}")]
+    return ctx.answer(results, steps)

@@ -1,0 +1,80 @@
+"""ask: same_padding — the padding P that keeps a convolution's (or pooling's) output the size of
+its input: the equation (n + 2P − D(K − 1) − 1)/S + 1 = n solved for P with SymPy, per axis,
+then checked with PyTorch's size formula (with the floor)."""
+import sympy as sp
+
+from ..answer import Result, Step
+from ..errors import ExpressionError, ShapeError
+from ..network import Conv, Pool, question_network
+from ..shapes import conv_output_size
+from ..yaml_positions import key_position, position
+from .parameter_count import name_tex
+
+KEYS = {"network", "of"}
+
+n, K, S, P, D = sp.symbols("n K S P D")
+EQUATION = sp.Eq((n + 2 * P - D * (K - 1) - 1) / S + 1, n)
+
+
+def solve(ctx):
+    network = question_network(ctx)
+    if network.shape is None:
+        raise ExpressionError("ask 'same_padding' needs the network's 'input' shape",
+                              *key_position(ctx.question.spec, "network"))
+    of = ctx.option("of")
+    if of is None:
+        row = next((r for r in network.rows() if isinstance(r.layer, (Conv, Pool))), None)
+        if row is None:
+            raise ExpressionError("the network has no convolution or pooling layer",
+                                  *key_position(ctx.question.spec, "network"))
+    else:
+        row = network.find(str(of).strip(), of)
+        if not isinstance(row.layer, (Conv, Pool)):
+            raise ExpressionError(f"layer '{of}' is a {row.layer.describe()}: 'same' padding is for a "
+                                  f"convolution or pooling layer", *position(of))
+    layer, shape = row.layer, row.shape_in
+    general = sp.solve(EQUATION, P)
+    if len(general) != 1:
+        raise ShapeError("the size equation has no unique solution for P")
+    general = sp.factor(general[0])
+    steps = [
+        Step(sp.latex(EQUATION), "“same”: the output size equals the input size n along each axis "
+                                 "(the floor is dropped: the division must be exact)"),
+        Step(rf"P = {sp.latex(general)}", "solved for P (SymPy)"),
+    ]
+    names = ["length"] if layer.dims == 1 else ["height", "width"]
+    values, sides = [], []
+    for name, size, k, s, d in zip(names, shape.spatial, layer.kernel, layer.stride, layer.dilation):
+        value = sp.simplify(general.subs({n: size, K: k, S: s, D: d}))
+        steps.append(Step(rf"P_{{\text{{{name}}}}} = {sp.latex(general.subs({K: k, S: s, D: d}))}"
+                          + ("" if value == general.subs({K: k, S: s, D: d}) else f" = {sp.latex(value)}"),
+                          f"{name}: n = {size}, K = {k}, S = {s}, D = {d}"
+                          + (" (with stride 1, P = D(K − 1)/2 does not depend on n)" if s == 1 else "")))
+        values.append(value)
+        if value.is_number and (not value.is_integer or value < 0):
+            total = 2 * value
+            if total.is_integer and total >= 0:
+                sides.append(f"{name}: no equal padding on both sides works; pad {total} in all, "
+                             f"{sp.floor(total / 2)} on one side and {sp.ceiling(total / 2)} on the other")
+            else:
+                sides.append(f"{name}: no whole padding keeps the size {size}")
+    if sides:
+        raise ShapeError(f"layer '{layer.name}': " + "; ".join(sides),
+                         *key_position(ctx.question.spec, "of" if of is not None else "network"))
+    padded = tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in
+                   zip(shape.spatial, layer.kernel, layer.stride, values, layer.dilation))
+    out_shape = shape.with_(spatial=padded, channels=getattr(layer, "out_channels", shape.channels))
+    steps.append(Step(rf"{name_tex(layer.name)}:\quad {out_shape.latex()}",
+                      f"check with PyTorch's size formula (with the floor) and padding "
+                      f"{', '.join(map(str, values))}: the height and width are kept; the depth is the number "
+                      f"of filters" if isinstance(layer, Conv) else "check with the size formula"))
+    same = all(sp.simplify(a - b) == 0 for a, b in zip(padded, shape.spatial))
+    if not same:
+        raise ShapeError(f"layer '{layer.name}': with padding {values} the output is {out_shape.text()}, "
+                         f"not the input's size", *key_position(ctx.question.spec, "network"))
+    shown = sp.latex(values[0]) if len(set(values)) == 1 else ", ".join(
+        rf"{sp.latex(v)}\ \text{{({name})}}" for v, name in zip(values, names))
+    results = [Result("padding", values[0] if len(set(values)) == 1 else tuple(values),
+                      rf"P = {shown}\ \text{{on each side}}"),
+               Result("output shape", out_shape.dims(), rf"{name_tex(layer.name)}:\ {out_shape.latex()}")]
+    return ctx.answer(results, steps)

@@ -1,0 +1,44 @@
+"""ask: shape_table — the shape after each layer of a stack, worked out axis by axis, in the
+layout the input was given in (e.g. N×H×W×C)."""
+from ..answer import Result, Step
+from ..errors import ExpressionError
+from ..network import Residual, question_network
+from ..yaml_positions import key_position
+from .parameter_count import name_tex
+
+KEYS = {"network"}
+
+
+def layer_steps(layer, shape_in, shape_out):
+    """The axis formulas of one layer (a residual block: of each of its layers, then the skip)."""
+    steps = []
+    if isinstance(layer, Residual):
+        shape = shape_in
+        for inner in layer.layers:
+            after = inner.output(shape)
+            steps += layer_steps(inner, shape, after)
+            shape = after
+        steps.append(Step(rf"{name_tex(layer.name)}:\quad {shape_out.latex()}",
+                          f"{layer.name}: {layer.describe()}; the identity skip adds the input, so the "
+                          f"output has the input's shape"))
+        return steps
+    for latex, why in layer.axis_steps(shape_in):
+        steps.append(Step(latex, f"{layer.name}: {why}"))
+    steps.append(Step(rf"{name_tex(layer.name)}:\quad {shape_out.latex()}",
+                      f"{layer.name}: {layer.describe()}, output ({shape_out.layout})"))
+    return steps
+
+
+def solve(ctx):
+    network = question_network(ctx)
+    if network.shape is None:
+        raise ExpressionError("ask 'shape_table' needs the network's 'input' shape",
+                              *key_position(ctx.question.spec, "network"))
+    rows = network.rows()
+    steps = [Step(rf"\text{{input}}:\quad {network.shape.latex()}", f"layout {network.shape.layout}")]
+    results = []
+    for row in rows:
+        steps += layer_steps(row.layer, row.shape_in, row.shape_out)
+        results.append(Result(row.layer.name, row.shape_out.dims(),
+                              rf"{name_tex(row.layer.name)}:\ {row.shape_out.latex()}"))
+    return ctx.answer(results, steps)

@@ -1,0 +1,521 @@
+"""Exact forward and backward passes through a small fully connected network with given weights.
+
+The network is a ``network:`` (see ``network``) whose layers are ``Linear(W)`` / ``Linear(W, B)``
+with declared weight tensors that carry values, and activations (``Tanh()``, ``Sigmoid()``,
+``ReLU()``, ``Identity()``, ``Softmax()``); its ``input`` names a vector with a value and
+``loss`` is an expression in the last layer's output and declared tensors:
+
+    network:
+      input: x
+      convention: bias_node        # or pytorch (default): Linear(W, B) computes W x + B
+      layers:
+        - s1: Linear(W1)
+        - x1: Tanh()
+      loss: {e: "(x1[1] - y)**2"}
+
+Every value is exact (decimals in the file are rationals, tanh(7/10) stays tanh(7/10));
+decimals are printed next to them. ``convention: bias_node`` is the one of *Learning From
+Data*: each Linear layer's input gets a constant 1 in front, its weight matrix has the
+biases as its first row and one column per unit, and it computes s = Wᵀ[1; x].
+"""
+from dataclasses import dataclass, field
+
+import mpmath
+import sympy as sp
+
+from .declarations import locate
+from .errors import ExpressionError, ShapeError, SymderiveError
+from .expressions import Scope, parse
+from .functions import sigmoid
+from .latex import matrix, show
+from .network import Activation, Linear, question_network
+from .tensors import Tensor, tex_name
+from .yaml_positions import Located, key_position, position
+
+ACTIVATIONS = {"Tanh", "Sigmoid", "ReLU", "Identity", "Softmax"}
+#: Above this many operations an exact entry is left as computed instead of simplified.
+SIMPLIFY_OPS = 60
+SIGN_PRECISION = 60
+
+
+# --------------------------------------------------------------------------------------
+# Values
+
+
+def declared_at(ctx, name):
+    """(line, column) of the declaration of tensor ``name`` (the question's, else the file's)."""
+    for spec in (ctx.question.spec, ctx.problem.spec):
+        tensors = spec.get("tensors")
+        if isinstance(tensors, dict) and name in tensors:
+            return key_position(tensors, name)
+    return ctx.question.line, None
+
+
+def tensor_value(ctx, tensor):
+    """The declared ``value`` of a tensor, exact: a number, or a Matrix (a vector is a column)."""
+    where = declared_at(ctx, tensor.name)
+    spec = tensor.value_spec
+    if spec is None:
+        raise ExpressionError(f"tensor '{tensor.name}' has no value: declare it as "
+                              f"{tensor.name}: {{shape: [...], value: ...}}", *where)
+    if tensor.rank > 2:
+        raise ShapeError(f"tensor '{tensor.name}': values are for scalars, vectors and matrices", *where)
+    if not all(s.is_Integer for s in tensor.shape):
+        raise ShapeError(f"tensor '{tensor.name}': a tensor with a value needs numeric sizes", *where)
+    scope = ctx.decls.scope()
+    shape = tuple(int(s) for s in tensor.shape)
+
+    def entry(v):
+        at = position(v) if isinstance(v, Located) else where
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ExpressionError(f"tensor '{tensor.name}': value entry {v!r} is not a number", *at)
+        try:
+            value = parse(v, scope)
+        except SymderiveError as exc:
+            raise (locate(exc, v) if isinstance(v, Located) else exc.located(line=at[0], column=at[1])) \
+                from None
+        if value.free_symbols or not value.is_number:
+            raise ExpressionError(f"tensor '{tensor.name}': value entry {v} must be a number", *at)
+        return value
+
+    def nested(v, dims):
+        if not dims:
+            return entry(v)
+        if not isinstance(v, list) or len(v) != dims[0]:
+            wanted = "×".join(map(str, shape))
+            raise ShapeError(f"tensor '{tensor.name}': the value must have shape {wanted}"
+                             + (f" (a list of {shape[0]} lists of {shape[1]} numbers)" if len(shape) == 2
+                                else f" (a list of {shape[0]} numbers)"), *where)
+        return [nested(x, dims[1:]) for x in v]
+
+    value = nested(spec, shape)
+    if not shape:
+        return value
+    return sp.Matrix(value) if len(shape) == 2 else sp.Matrix(len(value), 1, value)
+
+
+def option_at(ctx, key):
+    """(line, column) of a question option: of its value when that is text, else of its key."""
+    value = ctx.option(key)
+    return position(value) if isinstance(value, Located) else key_position(ctx.question.spec, key)
+
+
+def integer_option(ctx, key, default, low, high):
+    value = ctx.option(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ExpressionError(f"'{key}' must be a whole number from {low} to {high}", *option_at(ctx, key))
+    return value
+
+
+def number_option(ctx, key, default=None):
+    """A numeric option (``0.02``, ``"1/50"``), exact."""
+    text = ctx.option(key, default) if default is not None else ctx.require(key)
+    try:
+        value = parse(text, ctx.decls.scope())
+    except SymderiveError as exc:
+        raise (locate(exc, text) if isinstance(text, Located) else
+               exc.located(line=option_at(ctx, key)[0], column=option_at(ctx, key)[1])) from None
+    if not value.is_number:
+        raise ExpressionError(f"'{key}' must be a number", *option_at(ctx, key))
+    return value
+
+
+def digits_option(ctx, default=4):
+    """The question's ``digits``: significant digits of the decimals shown next to exact values."""
+    return integer_option(ctx, "digits", default, 1, 50)
+
+
+def tidy(expr):
+    """A short exact form of a number: the shortest of the value as computed, its rational-function
+    form (``cancel``, which collects e.g. q₁ − p₁ from the softmax Jacobian) and its expansion.
+    (``simplify`` would try trigonometric rewrites of nested tanh, which take seconds.)"""
+    expr = sp.sympify(expr)
+    if expr.is_Rational or sp.count_ops(expr) > SIMPLIFY_OPS:
+        return expr
+    candidates = [expr, sp.factor(expr), sp.cancel(expr), sp.expand(expr)]
+    return min(candidates, key=sp.count_ops)      # the first of the shortest: as computed, if it is
+
+
+def sign(expr, what):
+    """−1, 0 or 1 for an exact number (decided exactly, or numerically at high precision)."""
+    expr = sp.sympify(expr)
+    if expr.is_zero:
+        return 0
+    if expr.is_positive:
+        return 1
+    if expr.is_negative:
+        return -1
+    value = sp.N(expr, SIGN_PRECISION)
+    if abs(value) > sp.Float(10) ** (-SIGN_PRECISION // 2):
+        return 1 if value > 0 else -1
+    if sp.simplify(expr) == 0:
+        return 0
+    raise ExpressionError(f"cannot decide the sign of {what} = {expr}")
+
+
+def expand_definitions(value, definitions):
+    """Replace abbreviations (τ₁ = tanh(7/10), ...) by what they stand for, latest first."""
+    for symbol, meaning in reversed(definitions):
+        value = value.xreplace({symbol: meaning})
+    return value
+
+
+def decimal(value, digits, definitions=()):
+    """The value with ``digits`` significant digits (integers stay as they are)."""
+    if isinstance(value, sp.MatrixBase):
+        return value.applyfunc(lambda v: decimal(v, digits, definitions))
+    value = expand_definitions(sp.sympify(value), definitions)
+    return value if value.is_Integer else sp.N(value, digits)
+
+
+def approx_latex(value, digits, definitions=()):
+    """The decimal value in LaTeX with exactly ``digits`` significant digits (0.6590, 3.282 · 10^{-7});
+    integers as they are."""
+    if isinstance(value, sp.MatrixBase):
+        rows = [" & ".join(approx_latex(value[r, c], digits, definitions) for c in range(value.cols))
+                for r in range(value.rows)]
+        return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+    value = expand_definitions(sp.sympify(value), definitions)
+    if value.is_Integer:
+        return sp.latex(value)
+    number = sp.N(value, digits + 10)
+    if not number.is_real:
+        return sp.latex(sp.N(value, digits))
+    with mpmath.workdps(digits + 10):
+        text = mpmath.nstr(mpmath.mpf(number._mpf_), digits, strip_zeros=False)
+    mantissa, _, exponent = text.partition("e")
+    return mantissa.rstrip(".") + (rf" \cdot 10^{{{int(exponent)}}}" if exponent else "")
+
+
+def exact_and_decimal(value, digits, definitions=()):
+    """'exact ≈ decimal' in LaTeX (only the exact value when every entry is an integer)."""
+    exact = matrix(value) if isinstance(value, sp.MatrixBase) else sp.latex(value)
+    entries = list(value) if isinstance(value, sp.MatrixBase) else [value]
+    if all(sp.sympify(v).is_Integer for v in entries):
+        return exact
+    return rf"{exact} \approx {approx_latex(value, digits, definitions)}"
+
+
+# --------------------------------------------------------------------------------------
+# Passes
+
+
+@dataclass
+class Pass:
+    """The result of the forward and backward passes."""
+    values: dict = field(default_factory=dict)        # name -> exact value of each vector
+    loss: object = None
+    grads: dict = field(default_factory=dict)         # layer name -> ∂E/∂(its output)
+    param_grads: dict = field(default_factory=dict)   # tensor name -> ∂E/∂tensor (shaped like it)
+    definitions: list = field(default_factory=list)   # (τ_k, what it stands for), in order
+    shown_values: dict = field(default_factory=dict)  # as the course writes them (bias node 1 first)
+    forward_steps: list = field(default_factory=list)  # (latex, why)
+    backward_steps: list = field(default_factory=list)
+
+
+class NumericNetwork:
+    def __init__(self, ctx, key="network"):
+        self.ctx = ctx
+        self.net = question_network(ctx, key, numeric=True)
+        spec = self.net.spec
+        if self.net.input_tensor is None:
+            raise ExpressionError("a numeric network needs 'input': the name of a vector with a value",
+                                  *key_position(spec, "input") if "input" in spec else
+                                  key_position(ctx.question.spec, key))
+        self.bias_node = self.net.convention == "bias_node"
+        self.input = self.net.input_tensor
+        self.x0 = tensor_value(ctx, self.input)
+        if self.x0.cols != 1:
+            raise ShapeError(f"input '{self.input.name}' must be a vector", *declared_at(ctx, self.input.name))
+        taken = {self.input.name}
+        for layer in self.net.layers:
+            if isinstance(layer, Linear):
+                if layer.weight is None:
+                    raise layer.error("a numeric pass needs the weights: Linear(W) or Linear(W, B) with "
+                                      "declared tensors that have values", ExpressionError)
+            elif not (isinstance(layer, Activation) and layer.kind in ACTIVATIONS):
+                raise layer.error(f"{layer.describe()} is not supported in a numeric pass (Linear and "
+                                  f"{', '.join(sorted(ACTIVATIONS))} are)", ExpressionError)
+            if layer.name in taken or ctx.decls.lookup(layer.name) is not None:
+                raise layer.error(f"the name '{layer.name}' is already used; name each layer's output "
+                                  f"differently from the tensors", ExpressionError)
+            taken.add(layer.name)
+        self.weights = {}
+        for layer in self.linear_layers():
+            for tensor in (layer.weight, layer.bias_tensor):
+                if tensor is not None and tensor.name not in self.weights:
+                    value = tensor_value(ctx, tensor)
+                    self.weights[tensor.name] = value.reshape(value.rows * value.cols, 1) \
+                        if tensor is layer.bias_tensor and isinstance(value, sp.MatrixBase) else value
+        self.loss_name, self.loss_raw, self.loss_text = self._loss()
+        self.loss_expr = self._substitute(self.loss_raw, self.loss_text)
+
+    def linear_layers(self):
+        return [layer for layer in self.net.layers if isinstance(layer, Linear)]
+
+    def delta_label(self, layer):
+        """δ^{(l)} for the l-th Linear layer in the bias-node convention, else None."""
+        if not (self.bias_node and isinstance(layer, Linear)):
+            return None
+        return rf"\delta^{{({self.linear_layers().index(layer) + 1})}}"
+
+    # The loss ----------------------------------------------------------------------------
+    def _loss(self):
+        spec = self.net.spec.get("loss")
+        where = key_position(self.net.spec, "loss")
+        if spec is None:
+            raise ExpressionError("a numeric network needs a 'loss', e.g. loss: {e: \"(x3[1] - y)**2\"}",
+                                  *key_position(self.ctx.question.spec, "network"))
+        if isinstance(spec, dict):
+            if len(spec) != 1:
+                raise ExpressionError("'loss' is one 'name: expression'", *where)
+            (name, text), = spec.items()
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ExpressionError("the loss's name must be a name such as E", *where)
+        elif isinstance(spec, str):
+            name, text = "E", spec
+        else:
+            raise ExpressionError("'loss' is an expression, or one 'name: expression'", *where)
+        last = self.net.layers[-1]
+        size = self.output_size(last)
+        output = Tensor(last.name, (size,))
+        scope = self.ctx.decls.scope()
+        scope = Scope(scope.sizes, {last.name: output}, {}, scope.resolve, scope.base)
+        if not isinstance(text, str):
+            raise ExpressionError("the loss must be an expression string", *where)
+        try:
+            expr = parse(text, scope)
+        except SymderiveError as exc:
+            raise locate(exc, text) from None
+        outputs = {layer.name for layer in self.net.layers[:-1]}
+        used = {str(e.base.label) for e in expr.atoms(sp.Indexed)} | {str(s) for s in expr.free_symbols}
+        if used & outputs:
+            raise ExpressionError(f"the loss may use the network's output '{last.name}' and declared tensors, "
+                                  f"not '{sorted(used & outputs)[0]}'", *position(text))
+        self.output = output
+        return str(name), expr, text
+
+    def _substitute(self, expr, text):
+        """Put the values of declared tensors into the loss; the output's entries stay symbols."""
+        values = {}
+        for atom in expr.atoms(sp.Indexed) | {s for s in expr.free_symbols if isinstance(s, sp.Symbol)}:
+            label = str(atom.base.label) if isinstance(atom, sp.Indexed) else str(atom)
+            if label == self.output.name:
+                continue
+            tensor = self.ctx.decls.lookup(label)
+            if tensor is None or tensor.is_layer:
+                raise ExpressionError(f"the loss uses '{label}', which has no value", *position(text))
+            value = tensor_value(self.ctx, tensor)
+            if isinstance(atom, sp.Indexed):
+                index = tuple(int(i) for i in atom.indices)
+                values[atom] = value[index[0], index[1] if len(index) > 1 else 0]
+            else:
+                values[atom] = value
+        return expr.xreplace(values)
+
+    def output_size(self, layer):
+        size = None
+        for item in self.net.layers:
+            if isinstance(item, Linear):
+                size = item.out_features
+            if item is layer:
+                break
+        return size if size is not None else self.x0.rows
+
+    # Forward -----------------------------------------------------------------------------
+    def with_one(self, x):
+        return sp.Matrix([[1]] + [[v] for v in x])
+
+    def shown_input(self, x, layer_index):
+        """The vector as the course writes it: with its leading 1 when the next layer is Linear."""
+        following = self.net.layers[layer_index + 1] if layer_index + 1 < len(self.net.layers) else None
+        return self.with_one(x) if self.bias_node and isinstance(following, Linear) else x
+
+    def shown(self, value):
+        """Exact (with abbreviations) ≈ decimal, in LaTeX."""
+        return exact_and_decimal(value, self.digits, self.result.definitions)
+
+    def full(self, value):
+        """The exact value with every abbreviation written out (for answers and signs)."""
+        if isinstance(value, sp.MatrixBase):
+            return value.applyfunc(self.full)
+        return expand_definitions(sp.sympify(value), self.result.definitions)
+
+    def abbreviate(self, value):
+        """A new abbreviation τ_k for an activation's value that is not a plain rational."""
+        if value.is_Rational:
+            return value
+        symbol = sp.Symbol(f"tau_{len(self.result.definitions) + 1}", real=True)
+        self.result.definitions.append((symbol, value))
+        return symbol
+
+    def run(self, digits):
+        self.digits = digits
+        self.result = result = Pass()
+        x, name = self.x0, self.input.name
+        result.values[name] = x
+        shown = self.shown_input(x, -1)
+        if shown is x:
+            result.forward_steps.append((rf"{tex_name(name)} = {matrix(x)}", "the input"))
+        else:
+            result.forward_steps.append((rf"\begin{{bmatrix}} 1 \\ {tex_name(name)} \end{{bmatrix}} = {matrix(shown)}",
+                                         "the input, with the bias node 1 in front"))
+        result.shown_values[name] = shown
+        inputs = []
+        for i, layer in enumerate(self.net.layers):
+            inputs.append((name, x))
+            known = len(result.definitions)
+            x, formula, why = self.forward(layer, name, x)
+            name = layer.name
+            if len(result.definitions) > known:
+                result.forward_steps.append((r",\quad ".join(
+                    rf"{sp.latex(symbol)} = {sp.latex(meaning)}" for symbol, meaning in result.definitions[known:]),
+                    "abbreviations for the exact values (each $\\tau$ stands for the value written after it)"))
+            result.values[name] = x
+            shown = self.shown_input(x, i)
+            if shown is not x:
+                formula = rf"\begin{{bmatrix}} 1 \\ {formula} \end{{bmatrix}}"
+                why += "; the bias node 1 goes in front for the next layer"
+            result.forward_steps.append((rf"{tex_name(name)} = {formula} = {self.shown(shown)}", why))
+            result.shown_values[name] = shown
+        out = {self.output.base[i]: x[i] for i in range(x.rows)}
+        symbols = {e: sp.Dummy(f"{self.output.name}{i}") for i, e in enumerate(out)}
+        loss_sym = self.loss_expr.xreplace(symbols)
+        result.loss = tidy(loss_sym.xreplace({symbols[e]: v for e, v in out.items()}))
+        loss_tex = tex_name(self.loss_name)
+        result.forward_steps.append(
+            (rf"{loss_tex} = {show(self.loss_raw, self.ctx.base)} = {self.shown(result.loss)}",
+             "the loss at the output"))
+        # Backward: ∂E/∂output from the loss, then layer by layer.
+        grad = sp.Matrix([tidy(sp.diff(loss_sym, symbols[self.output.base[i]]).xreplace(
+            {symbols[e]: v for e, v in out.items()})) for i in range(x.rows)])
+        formula = [show(sp.diff(self.loss_raw, self.output.base[i]), self.ctx.base) for i in range(x.rows)]
+        label = self.delta_label(self.net.layers[-1])
+        result.backward_steps.append(
+            ((f"{label} = " if label else "")
+             + rf"\frac{{\partial {loss_tex}}}{{\partial {tex_name(self.output.name)}}} = "
+             + r"\begin{bmatrix}" + r" \\ ".join(formula) + r"\end{bmatrix} = "
+             + self.shown(grad), "differentiate the loss by each output entry"))
+        for layer, (name_in, x_in) in zip(reversed(self.net.layers), reversed(inputs)):
+            result.grads[layer.name] = grad
+            grad = self.backward(layer, name_in, x_in, result.values[layer.name], grad, result)
+            if grad is None:
+                break
+        return result
+
+    def forward(self, layer, name_in, x):
+        """(exact output, LaTeX of how it is computed, why) for one layer."""
+        in_tex = tex_name(name_in)
+        if isinstance(layer, Linear):
+            W = self.weights[layer.weight.name]
+            w_tex = tex_name(layer.weight.name)
+            if self.bias_node:
+                if W.rows != x.rows + 1:
+                    raise layer.error(f"with bias nodes, {layer.weight.name} needs 1 + {x.rows} rows (the bias "
+                                      f"row first, then one per input) but has {W.rows}")
+                value = (W.T * self.with_one(x)).applyfunc(tidy)
+                latex = rf"{w_tex}^{{T}} {in_tex} = {matrix(W.T)} {matrix(self.with_one(x))}"
+                return value, latex, f"{layer.name} = {layer.weight.name}ᵀ {name_in}, {name_in} with the bias node 1 first"
+            if W.cols != x.rows:
+                raise layer.error(f"{layer.weight.name} has {W.cols} columns but its input has {x.rows} entries")
+            value = W * x
+            latex = rf"{w_tex} {in_tex}"
+            numbers = rf"{matrix(W)} {matrix(x)}"
+            if layer.bias_tensor is not None:
+                B = self.weights[layer.bias_tensor.name]
+                value = value + B
+                latex += f" + {tex_name(layer.bias_tensor.name)}"
+                numbers += f" + {matrix(B)}"
+            value = value.applyfunc(tidy)
+            return value, f"{latex} = {numbers}", f"{layer.name}: a linear layer (PyTorch: weight out × in)"
+        kind = layer.kind
+        if kind == "Softmax":
+            exps = x.applyfunc(sp.exp)
+            total = sum(exps)
+            value = (exps / total).applyfunc(tidy)
+            latex = rf"\operatorname{{softmax}}({in_tex})"
+            return value, latex, (f"{layer.name}: softmax, ${tex_name(layer.name)}_i = e^{{{in_tex}_i}} / "
+                                  f"\\sum_j e^{{{in_tex}_j}}$")
+        if kind == "ReLU":
+            signs = [sign(self.full(v), f"{name_in}[{i + 1}]") for i, v in enumerate(x)]
+            value = sp.Matrix([v if s > 0 else 0 for v, s in zip(x, signs)])
+            latex = rf"\operatorname{{ReLU}}({in_tex})"
+            return value, latex, f"{layer.name}: ReLU entry by entry (negative entries become 0)"
+        function = {"Tanh": sp.tanh, "Sigmoid": sigmoid, "Identity": lambda v: v}[kind]
+        value = x.applyfunc(lambda v: tidy(function(v)) if kind == "Identity" else self.abbreviate(function(v)))
+        name = {"Tanh": r"\tanh", "Sigmoid": r"\sigma", "Identity": r"\operatorname{id}"}[kind]
+        latex = rf"{name}({in_tex})"
+        return value, latex, f"{layer.name}: {kind.lower()} entry by entry"
+
+    def backward(self, layer, name_in, x_in, y, grad, result):
+        """Record ∂E/∂(parameters) of ``layer`` and return ∂E/∂(its input) (None when not needed)."""
+        loss = tex_name(self.loss_name)
+        d_out = rf"\frac{{\partial {loss}}}{{\partial {tex_name(layer.name)}}}"
+        d_in = rf"\frac{{\partial {loss}}}{{\partial {tex_name(name_in)}}}"
+        first = layer is self.net.layers[0]
+        steps = result.backward_steps
+        if isinstance(layer, Linear):
+            W = self.weights[layer.weight.name]
+            label = self.delta_label(layer)
+            w_tex = tex_name(layer.weight.name)
+            d_w = rf"\frac{{\partial {loss}}}{{\partial {w_tex}}}"
+            if self.bias_node:
+                x1 = self.with_one(x_in)
+                dW = (x1 * grad.T).applyfunc(tidy)
+                steps.append((rf"{d_w} = {tex_name(name_in)} \left({label}\right)^{{T}} = {self.shown(dW)}",
+                              f"∂{self.loss_name}/∂{layer.weight.name} = {name_in} (δ)ᵀ, {name_in} with its 1"))
+            else:
+                dW = (grad * x_in.T).applyfunc(tidy)
+                steps.append((rf"{d_w} = {d_out}\, {tex_name(name_in)}^{{T}} = {self.shown(dW)}", f"∂{self.loss_name}/∂{layer.weight.name} = "
+                                                                   f"(∂{self.loss_name}/∂{layer.name}) {name_in}ᵀ"))
+            result.param_grads[layer.weight.name] = dW
+            if layer.bias_tensor is not None:
+                b_tex = tex_name(layer.bias_tensor.name)
+                result.param_grads[layer.bias_tensor.name] = grad
+                steps.append((rf"\frac{{\partial {loss}}}{{\partial {b_tex}}} = {d_out} = "
+                              f"{self.shown(grad)}", f"the bias adds to {layer.name} directly"))
+            if first:
+                return None
+            if self.bias_node:
+                full = (W * grad).applyfunc(tidy)
+                below = full[1:, :]
+                steps.append((rf"{d_in} = \left[{w_tex}\, {label}\right]_{{\text{{without row 1}}}} = "
+                              rf"{matrix(W)} {matrix(grad)} \to {self.shown(below)}",
+                              "back through the weights; the bias node's row is dropped (the constant 1 has "
+                              "no input behind it)"))
+                return below
+            below = (W.T * grad).applyfunc(tidy)
+            steps.append((rf"{d_in} = {w_tex}^{{T}} {d_out} = {self.shown(below)}",
+                          "back through the weights"))
+            return below
+        kind = layer.kind
+        label = self.delta_label_of_input(layer)
+        target = f"{label} = {d_in}" if label else d_in
+        if kind == "Softmax":
+            jac = (sp.diag(*y) - y * y.T)
+            below = (jac * grad).applyfunc(tidy)
+            steps.append((rf"{target} = \left(\operatorname{{diag}}({tex_name(layer.name)}) - {tex_name(layer.name)}"
+                          rf"\,{tex_name(layer.name)}^{{T}}\right) {d_out} = {self.shown(below)}",
+                          f"the softmax Jacobian is diag({layer.name}) − {layer.name} {layer.name}ᵀ"))
+        elif kind == "ReLU":
+            mask = sp.Matrix([1 if sign(self.full(v), f"{name_in}[{i + 1}]") > 0 else 0 for i, v in enumerate(x_in)])
+            below = sp.matrix_multiply_elementwise(mask, grad)
+            steps.append((rf"{target} = H({tex_name(name_in)}) \odot {d_out} = {matrix(mask)} \odot "
+                          rf"{matrix(grad)} = {self.shown(below)}",
+                          f"ReLU's derivative is the step H: 1 where {name_in} > 0, else 0 (the mask)"))
+        else:
+            derivative, shown = {
+                "Tanh": (lambda v: 1 - v ** 2, rf"\left(1 - {tex_name(layer.name)}^{{2}}\right)"),
+                "Sigmoid": (lambda v: v * (1 - v), rf"{tex_name(layer.name)}\left(1 - {tex_name(layer.name)}\right)"),
+                "Identity": (lambda v: sp.Integer(1), "1"),
+            }[kind]
+            factor = y.applyfunc(derivative)
+            below = sp.matrix_multiply_elementwise(factor, grad).applyfunc(tidy)
+            steps.append((rf"{target} = {shown} \odot {d_out} = {self.shown(below)}",
+                          f"{kind.lower()}'s derivative, written with its output"))
+        return below if not first else None
+
+    def delta_label_of_input(self, layer):
+        """δ^{(l)} when the layer's input is the output of the l-th Linear layer (bias-node convention)."""
+        index = self.net.layers.index(layer)
+        return self.delta_label(self.net.layers[index - 1]) if index > 0 else None
