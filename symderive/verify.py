@@ -6,7 +6,11 @@ computation is built in PyTorch (the layer ops of ``torch_ops.TORCH_OPS``,
 differentiated with ``torch.autograd``), both sides are evaluated at the same
 random inputs (seeded per question, reproducible), and the largest absolute and
 relative differences are reported. Symbolic sizes are replaced by random small
-sizes for which PyTorch accepts the layers.
+sizes for which PyTorch accepts the layers. Layer stacks (``network:``) are
+built from the torch.nn modules of ``torch_ops.NETWORK_OPS``; numeric passes are
+redone by autograd and ``torch.optim.SGD``; a proved identity has both of its
+sides computed in torch. One checker per ask, in ``CHECKS``; an ask without one
+is reported as not checked, never passed.
 
 A cross-check is numerical agreement at random points: it never changes an
 answer's status. Its report (``CrossCheck``) is stored on the answer as
