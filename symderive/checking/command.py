@@ -15,7 +15,6 @@ from ..errors import ProblemFileError
 from ..problem import load_problem
 from .answers import AnswersFileError, read_answers_file, submission_files
 from .grade import DEFAULT_TIMEOUT, grade, unknown_ids
-from .targets import question_info  # noqa: F401  (re-exported for callers)
 from .tolerance import read_tolerance
 
 CSV_FIELDS = ["submission", "question", "verdict", "decided_by", "evidence"]

@@ -51,29 +51,35 @@ class Incorrect(Exception):
 
 def check_latex(info, latex, deadline, seed=0):
     """The outcome of one answer to one question (``info``: targets.QuestionInfo)."""
+    lead = len(latex) - len(latex.lstrip())
     try:
         parts = R.read(latex)
     except R.ReadError as exc:
-        return Outcome("unparseable", "parse", _at(latex, exc.pos, exc.message), exc.pos)
+        return _located("unparseable", "parse", latex, exc.pos, exc.message, lead)
+    _, offset = R.strip_math(latex)
     checker = _Checker(info, latex, deadline, seed)
     try:
         return checker.run(parts)
     except M.ShapeMismatch as exc:
-        return Outcome("incorrect", "shape", _at(latex, exc.pos, exc.message), exc.pos)
+        return _located("incorrect", "shape", latex, _shift(exc.pos, offset), exc.message, lead)
     except M.MeaningError as exc:
-        return Outcome("unparseable", "parse", _at(latex, exc.pos, exc.message), exc.pos)
+        return _located("unparseable", "parse", latex, _shift(exc.pos, offset), exc.message, lead)
     except Incorrect as exc:
         return Outcome("incorrect", exc.decided_by, exc.evidence)
 
 
-def _at(latex, pos, message):
+def _shift(pos, offset):
+    return None if pos is None else pos + offset
+
+
+def _located(verdict, decided_by, latex, pos, message, lead):
+    """An outcome whose evidence names the column (1-based, in the answer as written)."""
     if pos is None:
-        return message
-    body, offset = R.strip_math(latex)
-    column = pos + 1 + (len(latex) - len(latex.lstrip()))
+        return Outcome(verdict, decided_by, message)
     text = latex.strip()
     snippet = text[max(0, pos - 10):pos + 10].replace("\n", " ")
-    return f"column {column}: {message} (near “{snippet}”)" if snippet else f"column {column}: {message}"
+    evidence = f"column {pos + lead + 1}: {message}" + (f" (near “{snippet}”)" if snippet else "")
+    return Outcome(verdict, decided_by, evidence, pos + lead)
 
 
 class _Checker:
@@ -81,6 +87,7 @@ class _Checker:
         self.info, self.latex, self.deadline, self.seed = info, latex, deadline, seed
         self.used = set()
         self.decided = []
+        self.notes = []
 
     def run(self, parts):
         checked = 0
@@ -91,7 +98,7 @@ class _Checker:
         if not checked:
             raise M.MeaningError("the answer has nothing to compare (only a left side?)", 0)
         how = "; ".join(dict.fromkeys(self.decided))
-        return Outcome("correct", how)
+        return Outcome("correct", how, "; ".join(dict.fromkeys(self.notes)))
 
     # Parts and targets -----------------------------------------------------------
     def sides(self, part):
@@ -195,7 +202,6 @@ class _Checker:
             remaining = [i for _, i in free_axes if i not in assign.values()]
             unassigned = [n for n in names if n not in assign]
             engine_names = {i.name: i for i in remaining}
-            note = ""
             if unassigned and all(n in engine_names for n in unassigned):
                 for n in unassigned:
                     assign[n] = engine_names[n]
@@ -207,9 +213,8 @@ class _Checker:
                                                 f"over")
                 for n, i in zip(unassigned, remaining):
                     assign[n] = i
-                note = " (indices matched by first appearance: " + ", ".join(
-                    f"your {n} = {i.name}" for n, i in zip(unassigned, remaining)) + ")"
-            self.note = note
+                self.notes.append("indices matched by first appearance: " + ", ".join(
+                    f"your {n} = {i.name}" for n, i in zip(unassigned, remaining)))
             student = student.xreplace({ctx.free[n]: i + base for n, i in assign.items()})
         student = student.xreplace(info.values)
         engine = engine.xreplace(info.values)

@@ -17,7 +17,7 @@ from ..errors import QuestionTimeout
 from ..timeouts import time_limit
 from .compare import check_latex
 from .targets import question_info
-from .verdict import (CORRECT, ERROR, MISSING, TIMEOUT, UNCHECKED, CheckReport, Verdict)
+from .verdict import ERROR, MISSING, TIMEOUT, UNCHECKED, CheckReport, Verdict
 
 DEFAULT_TIMEOUT = 20.0
 #: Extra seconds past the soft limit before a worker is killed.
@@ -234,5 +234,3 @@ def check(problem, answers, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True):
         v.submission = ""
     return report
 
-
-__all__ = ["check", "grade", "check_one", "prepare", "run_tasks", "CORRECT"]
