@@ -385,3 +385,71 @@ def _divisibility(num, den):
         e = sp.Add(*[sp.Mod(c, den) * m if c.is_Integer else c * m
                      for c, m in (t.as_coeff_Mul() for t in sp.Add.make_args(e))])
     return min(e, sp.expand(-e), key=sp.default_sort_key), den
+
+
+def collapse_single_value_sums(expr):
+    """Σ_{i=lo}^{hi} f(i) = f(lo) when the range has exactly one value for every value of the
+    free indices, e.g. max(0, ⌈(p−1)/2⌉) ≤ i ≤ min(n−1, ⌊p/2⌋) with 0 ≤ p ≤ 2n−1 is i = ⌊p/2⌋.
+
+    Proved, not sampled: each free index is split into its residues modulo the denominators
+    under floor and ceiling (p = d·u + r), where floor and ceiling simplify exactly; the clipping
+    by max/min is dropped only when it is inactive at both ends of the index's range.
+    """
+    def collapse(e):
+        limits = list(e.limits)
+        body = e.function
+        changed = False
+        for pos, (var, lo, hi) in enumerate(limits):
+            value = _single_value(lo, hi)
+            if value is None:
+                continue
+            body = body.xreplace({var: value})
+            limits[pos] = None
+            changed = True
+        if not changed:
+            return e
+        rest = [l for l in limits if l is not None]
+        return sp.Sum(body, *rest) if rest else body
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), collapse)
+
+
+def _core(bound, kind):
+    """max(0, A) → (A, 0) for a lower bound; min(B, C) → (the part with floor/ceiling, other)."""
+    cls = sp.Max if kind == "lower" else sp.Min
+    if isinstance(bound, cls):
+        parts = list(bound.args)
+        rounded = [a for a in parts if a.has(sp.floor, sp.ceiling)]
+        if len(rounded) == 1 and len(parts) == 2:
+            return rounded[0], next(a for a in parts if a is not rounded[0])
+    return bound, None
+
+
+def _single_value(lo, hi):
+    lo_core, lo_clip = _core(lo, "lower")
+    hi_core, hi_clip = _core(hi, "upper")
+    free = [s for s in (lo_core - hi_core).free_symbols if isinstance(s, sp.Idx)]
+    if not free or not (lo_core.has(sp.floor, sp.ceiling) or hi_core.has(sp.floor, sp.ceiling)):
+        return None
+    denominators = {sp.fraction(sp.together(a.args[0]))[1] for a in (lo_core - hi_core).atoms(sp.floor, sp.ceiling)}
+    if not all(d.is_Integer and d > 0 for d in denominators):
+        return None
+    modulus = int(sp.lcm_list(list(denominators))) if denominators else 1
+    if len(free) != 1:
+        return None
+    idx = free[0]
+    u = sp.Symbol("_u", integer=True)
+    for r in range(modulus):
+        if sp.simplify((hi_core - lo_core).xreplace({idx: modulus * u + r})) != 0:
+            return None
+    # The clipping must be inactive over the index's whole range (the cores are monotone in it).
+    for clip, kind in ((lo_clip, "lower"), (hi_clip, "upper")):
+        if clip is None:
+            continue
+        for end in (idx.lower, idx.upper):
+            core = lo_core if kind == "lower" else hi_core
+            at = sp.simplify(core.xreplace({idx: end}))
+            ok = (at - clip).is_nonnegative if kind == "lower" else (clip - at).is_nonnegative
+            if ok is not True:
+                return None
+    return lo_core

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .contract import conditions_to_bounds, contract
+from .contract import collapse_single_value_sums, conditions_to_bounds, contract
 from .indices import indices_for, names_in
 from .layers import expand_layers
 from .tensors import Tensor, flat_positions, is_concrete, numel, zero_outside
@@ -136,7 +136,7 @@ def chain_rule(of, wrt, upstream_name="g"):
     summed = sp.Sum(g.element(local.out_idx) * local.value,
                     *[(i, 0, n - 1) for i, n in zip(local.out_idx, of.shape)]) if of.shape \
         else g.base * local.value
-    value = conditions_to_bounds(contract(summed))
+    value = collapse_single_value_sums(conditions_to_bounds(contract(summed)))
     return ChainRule(local, g, summed, value)
 
 

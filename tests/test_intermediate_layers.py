@@ -5,6 +5,7 @@ every such derivative 0; these tests pin the fix with an independent reference.
 """
 import numpy as np
 import pytest
+import sympy as sp
 
 import symderive as sd
 from symderive.derivative import chain_rule
@@ -61,3 +62,26 @@ def test_chain_rule_by_each_tensor_in_the_block(wrt, request):
     got = substitute(result, {k: v for k, v in values.items()})
     assert np.abs(expected).max() > 0          # the reference is not trivially zero
     assert_close(got.reshape(expected.shape), expected, f"dloss/d{wrt}")
+
+
+@pytest.mark.parametrize("n,m,k", [(1, 2, 1), (2, 3, 2), (3, 2, 3)])
+def test_symbolic_pooling_gradient_is_one_term_and_right(n, m, k, request):
+    """For general n, m, k the sum over the pooling window collapses (proved by residues) to
+    g[floor(p/2), floor(q/2)]/4; evaluated at concrete sizes it matches PyTorch."""
+    from symderive.evaluate import evaluate
+    N, M, Ksz = sd.sizes("n m k")
+    X = sd.tensor("X", 2 * N + Ksz - 1, 2 * M + Ksz - 1)
+    C = sd.conv2d(X, sd.tensor("K", Ksz, Ksz), name="C")
+    S = sd.sigmoid(C, name="S")
+    P = sd.avg_pool2d(S, kernel_size=2, name="P")
+    rule = chain_rule(P, S, "g")
+    assert not rule.value.has(sp.Sum), rule.value          # one term, no sum left
+
+    rng = rng_for(request.node.name)
+    s = torch.tensor(rng.normal(size=(2 * n, 2 * m)), requires_grad=True)
+    g = rng.normal(size=(n, m))
+    (torch.nn.functional.avg_pool2d(s[None, None], 2)[0, 0] * torch.tensor(g)).sum().backward()
+    sizes = {N: n, M: m, Ksz: k}
+    got = np.array([[evaluate(rule.value, {"g": g}, sizes, dict(zip(rule.local.wrt_idx, (a, b))))
+                     for b in range(2 * m)] for a in range(2 * n)])
+    assert_close(got, s.grad.numpy(), "dloss/dS")

@@ -15,6 +15,9 @@ def folded(value, of, wrt, steps, lhs, ctx):
     """``value`` with intermediate layers recognised; adds a step when that changed something."""
     definitions = intermediate_definitions(of, wrt)
     new = factor_sum_bodies(combine_sums(fold(value, definitions) if definitions else value))
+    factored = sp.factor_terms(new)
+    if sp.count_ops(factored) < sp.count_ops(new):
+        new = factored
     if new != value:
         names = ", ".join(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0]) for d in definitions
                           if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0]))
