@@ -138,9 +138,7 @@ def input_shape(spec, scope, where):
 def key_position_value(mapping, key):
     """The value under ``key`` when it carries a position, else a stand-in located at the key."""
     value = mapping.get(key)
-    if value is None or isinstance(value, (Located, LocatedDict)):
-        return value if value is not None else _at(key_position(mapping, key))
-    return _at(key_position(mapping, key))
+    return value if isinstance(value, (Located, LocatedDict)) else _at(key_position(mapping, key))
 
 
 def _at(pos):
