@@ -127,9 +127,12 @@ class CrossCheck:
         """Which layers had no PyTorch counterpart, and what that leaves checked."""
         names = ", ".join(f"{n} ({k}{'' if registered else ', no entry in symderive/torch_ops.py'})"
                           for n, k, registered in self.formula_layers)
-        checked = ("so only the differentiation through it is checked, not the formula itself" if self.autograd
+        many = len(self.formula_layers) > 1
+        it = "them" if many else "it"
+        checked = (f"so only the differentiation through {it} is checked, not the formula itself" if self.autograd
                    else "so the formula is compared with itself")
-        return f"layer {names} has no PyTorch counterpart and was computed from its own SymPy formula, {checked}"
+        return (f"layer{'s' if many else ''} {names} {'have' if many else 'has'} no PyTorch counterpart and "
+                f"{'were' if many else 'was'} computed from {'their own SymPy formulas' if many else 'its own SymPy formula'}, {checked}")
 
     def sentence(self):
         """One honest sentence for the sheet: what was compared, with what, and the errors."""
@@ -580,7 +583,7 @@ def _compare_pairs(job, what, formula, values, sizes, names, out_positions, J, o
         pairs = [pairs[i] for i in sorted(job.rng.choice(len(pairs), MAX_ENTRIES, replace=False))]
     engine = [engine_value(formula, values, sizes, dict(zip(names, p + q))) for _, p, q in pairs]
     base = job.problem.index_base
-    job.compare(f"{what} at {len(pairs)} index pairs", engine, [J[k, _flat(q, wrt_shape)] for k, _, q in pairs],
+    job.compare(f"{what} at (output, input) index pairs", engine, [J[k, _flat(q, wrt_shape)] for k, _, q in pairs],
                 [f"{_label(of.name, p, base)} by {_label(wrt.name, q, base)}" for _, p, q in pairs])
 
 
@@ -641,7 +644,7 @@ def check_element(job):
         positions = _positions(shape, MAX_ENTRIES, job.rng)
         engine = [engine_value(formula, values, sizes, dict(zip((i.name for i in idx), pos)))
                   for pos in positions]
-        job.compare(f"the element formula of {layer.name} at {len(positions)} positions with the "
+        job.compare(f"the element formula of {layer.name} with the "
                     "forward pass", engine, [out[pos] for pos in positions],
                     [_label(layer.name, pos, base) for pos in positions])
 
@@ -744,7 +747,7 @@ def check_chain_rule(job):
                         [_label(wrt.name, p, base) for p in flat_positions(wrt_shape)])
         positions = _positions(wrt_shape, MAX_ENTRIES, job.rng)
         engine = [engine_value(formula, values, sizes, dict(zip(wrt_names, p))) for p in positions]
-        job.compare(f"the element formula dl/d{wrt.name} at {len(positions)} positions", engine,
+        job.compare(f"the element formula dl/d{wrt.name}", engine,
                     [grad[p] for p in positions], [_label(wrt.name, p, base) for p in positions])
 
 
