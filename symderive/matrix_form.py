@@ -339,7 +339,7 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0):
         got = np.atleast_1d(node.value(env))
         expected = np.zeros(got.shape)
         for pos in np.ndindex(got.shape):
-            expected[pos] = _number(index_expr, free, pos, scalars, arrays)
+            expected[pos] = _number(index_expr, free, pos, env["scalars"], arrays)
         worst = max(worst, float(np.max(np.abs(got - expected))))
     return worst
 
