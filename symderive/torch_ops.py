@@ -109,7 +109,7 @@ def from_formula(layer, get, num):
     torch = _torch()
     inputs = {node.name: node for node in layer.inputs}
     shape = tuple(num(n) for n in layer.shape)
-    sizes = {s.name: num(s) for n in _size_values(layer) for s in sp.sympify(n).free_symbols}
+    sizes = {s: num(s) for n in _size_values(layer) for s in sp.sympify(n).free_symbols}
 
     def lookup(atom):
         if isinstance(atom, sp.Indexed):
@@ -329,8 +329,26 @@ def to_float(expr, lookup, env=None):
     return evaluate(expr, lookup, env, _float_numbers())
 
 
+def integer_value(expr, env):
+    """An integer index expression at ``env``: indices by name (str keys), sizes by their symbol
+    (``Symbol`` keys), so that a summation index k and a size k never mix."""
+    e = sp.sympify(expr)
+    if e.is_Integer:
+        return int(e)
+    subs = {a: sp.Integer(env[a.name]) for a in e.atoms(sp.Idx) if a.name in env}
+    for a in e.atoms(sp.Symbol):
+        if a in env:
+            subs[a] = sp.Integer(env[a])
+        elif a.is_integer and not a.is_positive and a.name in env:   # an index as a plain symbol; sizes
+            subs.setdefault(a, sp.Integer(env[a.name]))              # are positive and keyed by symbol
+    value = e.xreplace(subs)
+    if not value.is_Integer:
+        raise VerifyError(f"the index expression {e} is not a whole number here ({value})")
+    return int(value)
+
+
 def evaluate(expr, lookup, env, numbers):
-    """The value of ``expr`` with index symbols and sizes from ``env`` (name -> int).
+    """The value of ``expr`` with indices (by name) and sizes (by symbol) from ``env``.
 
     ``lookup(atom)`` gives the value of a tensor entry (an ``Indexed`` whose subscripts are
     already numbers) or of a scalar tensor (a ``Symbol``). Finite sums are iterated with their
@@ -340,15 +358,7 @@ def evaluate(expr, lookup, env, numbers):
     env = dict(env or {})
 
     def integer(e):
-        e = sp.sympify(e)
-        if e.is_Integer:
-            return int(e)
-        subs = {a: sp.Integer(env[a.name]) for a in e.atoms(sp.Idx, sp.Symbol)
-                if a.name in env and (isinstance(a, sp.Idx) or a.is_integer)}
-        value = e.xreplace(subs)
-        if not value.is_Integer:
-            raise VerifyError(f"the index expression {e} is not a whole number here ({value})")
-        return int(value)
+        return integer_value(e, env)
 
     def decide(cond):
         if cond in (sp.true, sp.false):
@@ -369,7 +379,10 @@ def evaluate(expr, lookup, env, numbers):
         if isinstance(e, sp.Indexed):
             atom = e.base[tuple(sp.Integer(integer(i)) for i in e.indices)]
             return _number(lookup(atom), numbers)
-        if isinstance(e, sp.Idx) or (isinstance(e, sp.Symbol) and e.name in env and e.is_integer):
+        if isinstance(e, sp.Symbol) and e in env:
+            return numbers.const(env[e])                       # a size
+        if isinstance(e, sp.Idx) or (isinstance(e, sp.Symbol) and e.name in env and e.is_integer
+                                     and not e.is_positive):
             if e.name not in env:
                 raise VerifyError(f"the index {e} has no value here")
             return numbers.const(env[e.name])

@@ -40,7 +40,7 @@ from .derivative import derivative
 from .errors import QuestionTimeout, SymderiveError
 from .indices import indices_for, names_in
 from .tensors import flat_positions
-from .torch_ops import VerifyError, op_for, to_float, to_torch
+from .torch_ops import VerifyError, integer_value, op_for, to_float, to_torch
 
 #: Entries agree when |engine - torch| <= TOLERANCE * max(|torch|, 1):
 #: relative error for values of magnitude 1 or more, absolute error below.
@@ -438,7 +438,7 @@ def engine_value(expr, values, sizes=None, indices=None):
     range are zero (the engine's convention for zero padding). NumPy float64 only, no torch."""
     if isinstance(expr, sp.Indexed) and all(i.is_Integer for i in expr.indices):
         return _entry(expr, values)
-    env = {s.name: int(v) for s, v in (sizes or {}).items()}
+    env = {s: int(v) for s, v in (sizes or {}).items()}           # sizes by symbol, indices by name
     env.update(indices or {})
 
     def lookup(atom):
@@ -1311,7 +1311,7 @@ def check_prove(job):
     job.autograd = bool(derivatives)
     for sizes in job.draw_sizes(nodes, FORMULA_DRAWS):
         values = job.values(nodes, sizes)
-        env = {s.name: int(v) for s, v in sizes.items()}
+        env = {s: int(v) for s, v in sizes.items()}
         _meet_constraints(job, constraints, values, env)
         graph = job.graph(sizes, values)
         shape = [_int(idx_of[n].upper, sizes) + 1 for n in free]
@@ -1369,9 +1369,7 @@ def _autograd_value(job, derivative, sizes, values, env):
         return 0.0
     if not isinstance(variable, sp.Indexed):
         return float(grad)
-    idx = tuple(int(sp.sympify(i).xreplace({a: sp.Integer(env[a.name]) for a in sp.sympify(i).atoms(sp.Idx, sp.Symbol)
-                                            if a.name in env})) for i in variable.indices)
-    return float(grad[idx])
+    return float(grad[tuple(integer_value(i, env) for i in variable.indices)])
 
 
 def _meet_constraints(job, constraints, values, env):

@@ -272,6 +272,13 @@ questions:
     ask: derivative
     of: y
     wrt: x
+  - id: size-named-like-an-index        # the convolution's sum runs over an index k; k is also a size
+    sizes: [n, k]
+    tensors: {X: ["n + k", "n + k"], K: [k, k]}
+    layers: {C: "conv2d(X, K)", S: "sigmoid(C)"}
+    ask: chain_rule
+    of: S
+    wrt: K
   - id: symbolic-pool-shape
     sizes: [N, K, S]
     tensors: {x: [3, N]}
@@ -460,6 +467,8 @@ def _spoil(value):
         return (value[0] + 1,) + value[1:]
     if isinstance(value, sp.Array):
         return _unflip(value)
+    if isinstance(value, sp.Eq):                        # a claim: its right-hand side a little off
+        return sp.Eq(value.lhs, value.rhs * (1 + sp.Rational(1, 10**6)), evaluate=False)
     value = sp.sympify(value)
     if value.is_Integer:
         return value + 1
