@@ -4,6 +4,8 @@ Exit status: 0 when every question was answered, 1 when some failed (the
 rest are still solved and written), 2 for bad usage or an unreadable file.
 """
 import argparse
+import os
+from concurrent.futures import ThreadPoolExecutor
 import json
 import sys
 from pathlib import Path
@@ -121,6 +123,7 @@ def solve_problems(files, args, console, errors):
             return 2
     status, records = 0, []
     args.output.mkdir(parents=True, exist_ok=True)
+    pdf_pool, pdf_jobs = ThreadPoolExecutor(max_workers=os.cpu_count() or 1), []
     for problem in readable_problems(files, errors):
         if problem is None:
             status = 2
@@ -138,18 +141,23 @@ def solve_problems(files, args, console, errors):
         tex = args.output / f"{problem.name}.tex"
         tex.write_text(problem.sheet(answers))
         written = [tex]
-        if args.pdf:
-            try:
-                written.append(compile_pdf(tex))
-            except PdfError as exc:
-                errors.print(f"error: {exc}", markup=False)
-                status = max(status, 1)
+        if args.pdf:   # TeX runs in the background while the next problem is solved
+            pdf_jobs.append(pdf_pool.submit(compile_pdf, tex))
         if args.json:
             records += [a.to_json() for a in answers]
         else:
             print_answers(console, problem, answers, written)
             for line in verify.report_lines(problem, reports) if reports else []:
                 console.print(line, markup=False)
+    for job in pdf_jobs:
+        try:
+            pdf = job.result()
+            if not args.json:
+                console.print(f"wrote {pdf}", markup=False)
+        except PdfError as exc:
+            errors.print(f"error: {exc}", markup=False)
+            status = max(status, 1)
+    pdf_pool.shutdown()
     if args.json:
         console.print_json(json.dumps(records)) if console.is_terminal else print(json.dumps(records, indent=2))
     return status

@@ -176,7 +176,8 @@ class ElementLayer(Layer):
         taken = set(avoid) | {str(i) for i in idx}
         expr = self.expr
         # Rename summation indices that would capture the caller's names.
-        for bound in {l[0] for s in expr.atoms(sp.Sum) for l in s.limits}:
+        bound_indices = {l[0] for s in expr.atoms(sp.Sum) for l in s.limits}
+        for bound in sorted(bound_indices, key=sp.default_sort_key):   # sorted: same names every run
             if bound.name in taken:
                 fresh = fresh_index(bound.upper - bound.lower + 1, taken | names_in(expr))
                 fresh = sp.Idx(fresh.label, (bound.lower, bound.upper))

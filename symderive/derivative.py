@@ -88,7 +88,8 @@ def derivative(of, wrt):
     out_idx, element = element_of(of, stop_at=wrt)
     wrt_idx = indices_for(wrt.shape, names_in(element), WRT_LETTERS)
     variable = wrt.base[wrt_idx] if wrt.shape else wrt.base     # a layer's entry, not its definition
-    raw = sp.diff(element, variable)
+    raw = sp.diff(element, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
+                                             lambda e: sp.S.Zero)     # diff leaves Σ 0 behind
     value = tidy(contract(raw))
     return ElementDerivative(of, wrt, out_idx, wrt_idx, element, raw, value)
 

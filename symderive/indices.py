@@ -61,7 +61,9 @@ def for_display(expr, base=0):
         return expr
     shift = sp.Integer(base)
     plain, names = {}, {}
-    for idx in sorted(expr.atoms(sp.Idx), key=sp.default_sort_key):
+    # SymPy's sort key for an Idx ignores its range: break ties by the range, or the order
+    # (and so which index gets the prime) would change from run to run.
+    for idx in sorted(expr.atoms(sp.Idx), key=lambda i: (sp.default_sort_key(i), str(i.lower), str(i.upper))):
         # Two different indices that share a name must not print as one: prime the second.
         name = idx.name
         while name in names and names[name] != idx:

@@ -22,8 +22,8 @@ class PdfError(Exception):
 
 
 def tex_engine():
-    """'latexmk' or 'pdflatex' if installed, else None."""
-    for name in ("latexmk", "pdflatex"):
+    """'pdflatex' (one pass is enough: sheets have no cross-references) or 'latexmk', else None."""
+    for name in ("pdflatex", "latexmk"):
         if shutil.which(name):
             return name
     return None

@@ -74,9 +74,9 @@ def prove_claim(claim, check_sizes=(2, 3, 4), samples=4, seed=0):
         steps.append(Rewrite(written, "write the function down to the declared tensors"))
         logs = written.replace(lambda e: isinstance(e, sp.log), lambda e: sp.expand_log(e, force=True))
         if logs != written:
-            steps.append(Rewrite(logs, "log of a quotient: log(a/b) = log a − log b, and log e^z = z"))
+            steps.append(Rewrite(logs, r"log of a quotient: $\log(a/b) = \log a - \log b$, and $\log e^{z} = z$"))
             written, lhs = logs, _doit(logs)
-        steps.append(Rewrite(lhs, "differentiate (chain rule; ∂x_a/∂x_b = δ_ab)"))
+        steps.append(Rewrite(lhs, r"differentiate (chain rule; $\partial x_a/\partial x_b = \delta_{ab}$)"))
     constraints = [(c[0], c[1]) for c in claim.constraints]
     labels = [c[2] for c in claim.constraints]
     pipeline = simplify_steps(lhs, constraints, definitions_of(claim), labels)

@@ -222,3 +222,22 @@ def test_timeout_api(tmp_path):
     assert answers["slow-sum"].seconds < 10
     for qid in ("fast-shape", "fast-value", "fast-derivative"):
         assert answers[qid].status is Status.DERIVED
+
+
+def test_sheets_are_the_same_bytes_whatever_the_hash_seed(tmp_path):
+    """Regenerating must reproduce every .tex byte for byte (issue 5), also across processes
+    whose string hashing differs: no answer may depend on the order of a set."""
+    import os
+    import subprocess
+    import sys
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-m", "symderive", "solve", str(PROBLEMS), "-o", str(out),
+                               "--no-pdf"], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.glob("*.tex"))})
+    assert outputs[0].keys() == outputs[1].keys() and outputs[0]
+    different = [name for name in outputs[0] if outputs[0][name] != outputs[1][name]]
+    assert not different, f"sheets differ between hash seeds: {different}"
