@@ -33,6 +33,25 @@ class Rewrite:
 
 # Canonical bound indices ---------------------------------------------------------
 
+def _rename_bound(expr, name_at, as_idx):
+    """Rename each summation index by its nesting depth: ``name_at(depth)`` gives the name."""
+    def walk(e, depth):
+        if isinstance(e, sp.Sum):
+            body, limits = e.function, []
+            for var, lo, hi in e.limits:
+                symbol = sp.Symbol(name_at(depth), integer=True)
+                new = sp.Idx(symbol, (lo, hi)) if as_idx and isinstance(var, sp.Idx) else symbol
+                body = body.xreplace({var: new})
+                limits.append((new, lo, hi))
+                depth += 1
+            return sp.Sum(walk(body, depth), *limits)
+        if not e.args:
+            return e
+        return e.func(*[walk(a, depth) for a in e.args])
+
+    return walk(expr, 0)
+
+
 def canonical_sums(expr, avoid=()):
     """Rename every summation index by its nesting depth, with letters not in ``avoid``.
 
@@ -45,23 +64,8 @@ def canonical_sums(expr, avoid=()):
         return expr
     taken = set(avoid) | {s.name for s in expr.free_symbols}
     letters = [name for name in ("j", "k", "l", "m", "n", "r", "u", "v") + INDEX_LETTERS if name not in taken]
-
-    def walk(e, depth):
-        if isinstance(e, sp.Sum):
-            body, limits = e.function, []
-            for var, lo, hi in e.limits:
-                name = letters[depth % len(letters)] + ("" if depth < len(letters) else str(depth))
-                new = sp.Idx(sp.Symbol(name, integer=True), (lo, hi)) if isinstance(var, sp.Idx) \
-                    else sp.Symbol(name, integer=True)
-                body = body.xreplace({var: new})
-                limits.append((new, lo, hi))
-                depth += 1
-            return sp.Sum(walk(body, depth), *limits)
-        if not e.args:
-            return e
-        return e.func(*[walk(a, depth) for a in e.args])
-
-    return walk(expr, 0)
+    return _rename_bound(expr, lambda d: letters[d % len(letters)] + ("" if d < len(letters) else str(d)),
+                         as_idx=True)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -70,21 +74,7 @@ def alpha_normal(expr):
     expressions that differ only in bound names get the same normal form (for matching)."""
     if not isinstance(expr, sp.Basic) or not expr.has(sp.Sum):
         return expr
-
-    def walk(e, depth):
-        if isinstance(e, sp.Sum):
-            body, limits = e.function, []
-            for var, lo, hi in e.limits:
-                new = sp.Symbol(f"_b{depth}", integer=True)
-                body = body.xreplace({var: new})
-                limits.append((new, lo, hi))
-                depth += 1
-            return sp.Sum(walk(body, depth), *limits)
-        if not e.args:
-            return e
-        return e.func(*[walk(a, depth) for a in e.args])
-
-    return walk(expr, 0)
+    return _rename_bound(expr, lambda d: f"_b{d}", as_idx=False)
 
 
 # 2. Factors out of sums --------------------------------------------------------------
