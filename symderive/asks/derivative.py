@@ -83,6 +83,7 @@ def _one_entry(ctx, of, wrt, at, d):
         Step(f"{lhs_entry} = {ctx.show(value)}", "differentiate and contract the deltas"
              + ("; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)" if value.has(sp.Heaviside) else "")),
     ]
+    value = folded(value, of, wrt, steps, lhs_entry, ctx)
     results = [Result("element", value, f"{lhs_entry} = {ctx.show(value)}")]
     if is_concrete(of.shape) and is_concrete(wrt.shape):
         column = flat_positions(wrt.shape).index(tuple(int(a) for a in at))
