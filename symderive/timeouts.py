@@ -1,13 +1,20 @@
 """A wall-clock limit for one question, so a pathological expression cannot hang a run.
 
-Uses SIGALRM, which interrupts pure-Python work such as SymPy's; outside the
-main thread (where signals cannot be set) the question runs without a limit.
+Uses SIGALRM, which interrupts pure-Python work such as SymPy's. The alarm raises
+``_Expired``, a ``BaseException``: SymPy has ``except Exception:`` blocks that would
+swallow an ordinary exception and carry on computing (seen: a 2 s limit that ran 124 s).
+The alarm also repeats every second until the block ends, in case one is swallowed
+anyway. Outside the main thread (where signals cannot be set) there is no limit.
 """
 import contextlib
 import signal
 import threading
 
 from .errors import QuestionTimeout
+
+
+class _Expired(BaseException):
+    """Raised by the alarm; turned into ``QuestionTimeout`` where the limit was set."""
 
 
 @contextlib.contextmanager
@@ -18,12 +25,14 @@ def time_limit(seconds):
         return
 
     def expire(signum, frame):
-        raise QuestionTimeout(f"no answer within the time limit of {seconds:g} s")
+        raise _Expired()
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
+    except _Expired:
+        raise QuestionTimeout(f"no answer within the time limit of {seconds:g} s") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
