@@ -38,7 +38,8 @@ class Tensor:
 
     def __init__(self, name, shape=(), latex_name=None):
         self.name = name
-        self.shape = tuple(sp.sympify(s) for s in shape)
+        # strict: a size is a number or a SymPy expression, never text to be parsed
+        self.shape = tuple(sp.sympify(s, strict=True) for s in shape)
         self.latex_name = latex_name or name
         if self.shape:
             self.base = sp.IndexedBase(sp.Symbol(name, real=True), shape=self.shape)
