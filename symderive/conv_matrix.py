@@ -18,7 +18,7 @@ import sympy as sp
 
 from .errors import ShapeError
 from .layers import Conv
-from .tensors import Tensor, flat_positions, is_concrete
+from .tensors import Tensor, flat_positions
 
 
 @dataclass
@@ -136,9 +136,6 @@ def im2col_matrix(layer):
     shape = (int(sp.Mul(*layer.shape)), int(layer.weight.numel))
     return SparseSymbolMatrix(shape, y_flat, w_flat, x_flat, layer.x)
 
-
-def is_conv(layer):
-    return isinstance(layer, Conv) and is_concrete(layer.shape)
 
 
 def symbolic_twin(layer):

@@ -11,7 +11,6 @@ class Located(str):
     of its source lines starts (``segments``: (offset in the value, file line, file column))."""
     line = None
     column = None
-    quoted = False
     segments = ()
 
 
@@ -27,7 +26,6 @@ class _Loader(yaml.SafeLoader):
 def _construct_str(loader, node):
     value = Located(loader.construct_scalar(node))
     value.line, value.column = node.start_mark.line + 1, node.start_mark.column + 1
-    value.quoted = node.style in ("'", '"')
     value.segments = _segments(node)
     return value
 
