@@ -1,5 +1,8 @@
 """The library API for notebooks and scripts: declare tensors, build layers, differentiate.
 
+Every layer kind registered under ``symderive/layers/`` with an index formula is a function
+here (``conv1d``, ``softmax``, ...), built from its registration.
+
 >>> import symderive as sd
 >>> x, W = sd.tensor('x', 2, 5), sd.tensor('W', 1, 2, 3)
 >>> y = sd.conv1d(x, W, stride=2, name='y')
@@ -8,7 +11,7 @@
 >>> sd.derivative(y, W).value
 KroneckerDelta(i, p)*x[q, 2*j + r]
 """
-from .layers import LAYERS
+from .layers import formula_kinds
 from .tensors import Tensor, size_symbol
 
 
@@ -24,28 +27,15 @@ def sizes(names):
 
 
 def _library_function(kind):
-    builder, positional, keywords = LAYERS[kind]
-
     def build(*tensors, name="y", **options):
-        return builder(name, *tensors, **options)
+        return kind.formula(name, *tensors, **options)
 
-    build.__name__ = kind
-    build.__doc__ = (f"{kind}({', '.join(positional)}, *, name='y'"
-                     + "".join(f", {k}=..." for k in keywords) + ") -> Layer")
+    build.__name__ = kind.name
+    build.__doc__ = (f"{kind.name}({', '.join(kind.inputs)}, *, name='y'"
+                     + "".join(f", {k}=..." for k in kind.options) + ") -> Layer")
     return build
 
 
-conv1d = _library_function("conv1d")
-conv2d = _library_function("conv2d")
-avg_pool1d = _library_function("avg_pool1d")
-avg_pool2d = _library_function("avg_pool2d")
-max_pool1d = _library_function("max_pool1d")
-max_pool2d = _library_function("max_pool2d")
-linear = _library_function("linear")
-sigmoid = _library_function("sigmoid")
-tanh = _library_function("tanh")
-relu = _library_function("relu")
-softmax = _library_function("softmax")
-cross_entropy = _library_function("cross_entropy")
-mse = _library_function("mse")
-sum_of_squares = _library_function("sum_of_squares")
+#: The layer functions, one per registered kind with an index formula (aliases left out).
+LAYER_FUNCTIONS = {name: _library_function(kind) for name, kind in formula_kinds().items() if kind.library}
+globals().update(LAYER_FUNCTIONS)

@@ -13,19 +13,12 @@ from .expressions import Scope, infer_index_ranges, parse
 from .indices import INDEX_LETTERS, fresh_index, indices_for, make_index, names_in
 from .layers import Layer
 from .tensors import Tensor, size_symbol
-from .yaml_positions import inner_position, position
+from .yaml_positions import locate, position
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 CUSTOM_LAYER = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*\[([^\]]*)\]\s*\Z")
 RESERVED = {"Sum", "diff", "exp", "log", "ln", "sqrt", "tanh", "sigmoid", "relu",
             "floor", "ceiling", "Abs", "Max", "Min"}
-
-
-def locate(error, value):
-    """Translate an error's in-expression position into a file position."""
-    line, column = inner_position(value, error.line, error.column)
-    error.line, error.column = None, None
-    return error.located(line=line, column=column)
 
 
 def check_name(name, what):

@@ -47,3 +47,7 @@ class ShapeError(SymderiveError):
 
 class QuestionTimeout(SymderiveError):
     """A question took longer than its time limit."""
+
+
+class VerifyError(Exception):
+    """A cross-check could not be carried out (not a disagreement)."""

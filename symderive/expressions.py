@@ -14,7 +14,7 @@ import sympy as sp
 
 from .errors import ExpressionError, ShapeError
 from .functions import KNOWN_CONSTANTS, KNOWN_FUNCTIONS
-from .layers import LAYERS
+from .layers import formula_kinds
 
 MAX_LENGTH = 2000          # characters in one expression
 MAX_DEPTH = 40             # nesting of the syntax tree
@@ -152,7 +152,7 @@ class Reader:
             return tensor.base
         if name in KNOWN_CONSTANTS:
             return KNOWN_CONSTANTS[name]
-        if name in KNOWN_FUNCTIONS or name in LAYERS or name in ("Sum", "diff"):
+        if name in KNOWN_FUNCTIONS or name in formula_kinds() or name in ("Sum", "diff"):
             self.fail(node, f"'{name}' is a function; call it")
         self.fail(node, f"'{name}' is not declared (declare it under sizes, tensors or layers)")
 
@@ -189,7 +189,7 @@ class Reader:
             return self._sum(node, depth)
         if name == "diff":
             return self._diff(node, depth)
-        if name in LAYERS and (self.layer_name is not None or name not in KNOWN_FUNCTIONS):
+        if name in formula_kinds() and (self.layer_name is not None or name not in KNOWN_FUNCTIONS):
             return self._layer(node, depth)
         if name not in KNOWN_FUNCTIONS:
             self.fail(node, f"'{name}' is not a declared name or known function")
@@ -232,7 +232,8 @@ class Reader:
         name = node.func.id
         if self.layer_name is None:
             self.fail(node, f"layer {name}() can only be used to declare a layer under 'layers'")
-        builder, positional, keywords = LAYERS[name]
+        kind = formula_kinds()[name]
+        builder, positional, keywords = kind.formula, kind.inputs, kind.options
         if len(node.args) > len(positional):
             self.fail(node, f"{name}() takes at most {len(positional)} tensor argument(s): "
                             f"{', '.join(positional)}")
@@ -257,6 +258,11 @@ class Reader:
                 self.fail(kw.value if kw.arg else node, f"{name}() has no argument '{kw.arg}' "
                                                         f"(keyword arguments: {allowed})")
             value = self.read(kw.value, depth)
+            if kw.arg in kind.numbers:           # a real number such as a slope
+                if isinstance(value, tuple) or not (value.is_real and value.is_number):
+                    self.fail(kw.value, f"{name}(): {kw.arg} must be a number, got {value}")
+                options[kw.arg] = value
+                continue
             for v in value if isinstance(value, tuple) else (value,):
                 if not (v.is_integer or (v.is_Symbol and v.is_integer)):
                     self.fail(kw.value, f"{name}(): {kw.arg} must be an integer or a declared size, got {v}")

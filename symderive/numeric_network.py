@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 import mpmath
 import sympy as sp
 
-from .declarations import locate
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, parse
 from .functions import sigmoid
 from .latex import matrix, show
-from .network import Activation, Linear, question_network
+from .layers.linear import NetLinear
+from .layers.stack import NetActivation
+from .network import question_network
 from .tensors import Tensor, tex_name
-from .yaml_positions import Located, key_position, position
+from .yaml_positions import Located, key_position, locate, position
 
 ACTIVATIONS = {"Tanh", "Sigmoid", "ReLU", "Identity", "Softmax"}
 #: Above this many operations an exact entry is left as computed instead of simplified.
@@ -229,11 +230,11 @@ class NumericNetwork:
             raise ShapeError(f"input '{self.input.name}' must be a vector", *declared_at(ctx, self.input.name))
         taken = {self.input.name}
         for layer in self.net.layers:
-            if isinstance(layer, Linear):
+            if isinstance(layer, NetLinear):
                 if layer.weight is None:
                     raise layer.error("a numeric pass needs the weights: Linear(W) or Linear(W, B) with "
                                       "declared tensors that have values", ExpressionError)
-            elif not (isinstance(layer, Activation) and layer.kind in ACTIVATIONS):
+            elif not (isinstance(layer, NetActivation) and layer.kind in ACTIVATIONS):
                 raise layer.error(f"{layer.describe()} is not supported in a numeric pass (Linear and "
                                   f"{', '.join(sorted(ACTIVATIONS))} are)", ExpressionError)
             if layer.name in taken or ctx.decls.lookup(layer.name) is not None:
@@ -251,11 +252,11 @@ class NumericNetwork:
         self.loss_expr = self._substitute(self.loss_raw, self.loss_text)
 
     def linear_layers(self):
-        return [layer for layer in self.net.layers if isinstance(layer, Linear)]
+        return [layer for layer in self.net.layers if isinstance(layer, NetLinear)]
 
     def delta_label(self, layer):
         """δ^{(l)} for the l-th Linear layer in the bias-node convention, else None."""
-        if not (self.bias_node and isinstance(layer, Linear)):
+        if not (self.bias_node and isinstance(layer, NetLinear)):
             return None
         return rf"\delta^{{({self.linear_layers().index(layer) + 1})}}"
 
@@ -316,7 +317,7 @@ class NumericNetwork:
     def output_size(self, layer):
         size = None
         for item in self.net.layers:
-            if isinstance(item, Linear):
+            if isinstance(item, NetLinear):
                 size = item.out_features
             if item is layer:
                 break
@@ -329,7 +330,7 @@ class NumericNetwork:
     def shown_input(self, x, layer_index):
         """The vector as the course writes it: with its leading 1 when the next layer is Linear."""
         following = self.net.layers[layer_index + 1] if layer_index + 1 < len(self.net.layers) else None
-        return self.with_one(x) if self.bias_node and isinstance(following, Linear) else x
+        return self.with_one(x) if self.bias_node and isinstance(following, NetLinear) else x
 
     def shown(self, value):
         """Exact (with abbreviations) ≈ decimal, in LaTeX."""
@@ -406,7 +407,7 @@ class NumericNetwork:
     def forward(self, layer, name_in, x):
         """(exact output, LaTeX of how it is computed, why) for one layer."""
         in_tex = tex_name(name_in)
-        if isinstance(layer, Linear):
+        if isinstance(layer, NetLinear):
             W = self.weights[layer.weight.name]
             w_tex = tex_name(layer.weight.name)
             if self.bias_node:
@@ -454,7 +455,7 @@ class NumericNetwork:
         d_in = rf"\frac{{\partial {loss}}}{{\partial {tex_name(name_in)}}}"
         first = layer is self.net.layers[0]
         steps = result.backward_steps
-        if isinstance(layer, Linear):
+        if isinstance(layer, NetLinear):
             W = self.weights[layer.weight.name]
             label = self.delta_label(layer)
             w_tex = tex_name(layer.weight.name)

@@ -2,12 +2,12 @@
 
 For every question whose answer is a number, a shape, an element formula, a
 Jacobian, a chain-rule gradient or a convolution / backward matrix, the same
-computation is built in PyTorch (the layer ops of ``torch_ops.TORCH_OPS``,
+computation is built in PyTorch (the torch op each layer kind registers under ``symderive/layers/``,
 differentiated with ``torch.autograd``), both sides are evaluated at the same
 random inputs (seeded per question, reproducible), and the largest absolute and
 relative differences are reported. Symbolic sizes are replaced by random small
 sizes for which PyTorch accepts the layers. Layer stacks (``network:``) are
-built from the torch.nn modules of ``torch_ops.NETWORK_OPS``; numeric passes are
+built from the torch.nn modules the kinds register; numeric passes are
 redone by autograd and ``torch.optim.SGD``; a proved identity has both of its
 sides computed in torch. One checker per ask, in ``CHECKS``; an ask without one
 is reported as not checked, never passed.
@@ -40,7 +40,8 @@ from .derivative import derivative
 from .errors import QuestionTimeout, SymderiveError
 from .indices import indices_for, names_in
 from .tensors import flat_positions
-from .torch_ops import VerifyError, integer_value, op_for, to_float, to_torch
+from .layers import op_for, torch_module
+from .torch_ops import VerifyError, integer_value, to_float, to_torch
 
 #: Entries agree when |engine - torch| <= TOLERANCE * max(|torch|, 1):
 #: relative error for values of magnitude 1 or more, absolute error below.
@@ -125,7 +126,7 @@ class CrossCheck:
 
     def formula_note(self):
         """Which layers had no PyTorch counterpart, and what that leaves checked."""
-        names = ", ".join(f"{n} ({k}{'' if registered else ', no entry in symderive/torch_ops.py'})"
+        names = ", ".join(f"{n} ({k}{'' if registered else ', no torch op registered under symderive/layers/'})"
                           for n, k, registered in self.formula_layers)
         many = len(self.formula_layers) > 1
         it = "them" if many else "it"
@@ -880,7 +881,7 @@ def check_backward_conv(job):
 
 
 # ---------------------------------------------------------------------------------------------
-# Layer stacks (network.py): torch.nn modules from torch_ops.NETWORK_OPS
+# Layer stacks (network.py): the torch.nn modules the layer kinds register
 # ---------------------------------------------------------------------------------------------
 def _net_symbols(network):
     found = set()
@@ -937,13 +938,12 @@ def _random_sizes(job, symbols, count, valid):
 def _run_network(job, network, sizes):
     """The torch output of each top-level layer (eval mode, no grad) at the given sizes."""
     import torch
-    from .torch_ops import network_module
     num = lambda v: _int(v, sizes)  # noqa: E731
     x = torch.tensor(job.random(_net_input_shape(network.shape, sizes)), dtype=torch.float64)
     outputs = []
     with torch.no_grad():
         for layer in network.layers:
-            x = network_module(layer, num).eval()(x)
+            x = torch_module(layer, num).eval()(x)
             outputs.append(x)
     return outputs
 
@@ -972,11 +972,10 @@ def check_shape_table(job):
 
 def _count_parameters(network, sizes, mode):
     """name -> parameters of each layer (and of each layer inside a block), and 'total'."""
-    from .torch_ops import network_module
     num = lambda v: _int(v, sizes)  # noqa: E731
     found = {}
     for layer in network.layers:
-        network_module(layer, num, {"with": True, "without": False, "declared": None}[mode], found)
+        torch_module(layer, num, {"with": True, "without": False, "declared": None}[mode], found)
     counts = {name: sum(p.numel() for p in module.parameters()) for name, module in found.items()}
     counts["total"] = sum(counts[layer.name] for layer in network.layers)
     return counts
@@ -986,10 +985,9 @@ def _multiply_adds(network, sizes):
     """Multiply-adds of one example, from torch's FLOP counter (2 FLOPs per multiply-add)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from .torch_ops import network_module
     num = lambda v: _int(v, sizes)  # noqa: E731
     x = torch.zeros((1,) + _net_input_shape(network.shape, sizes)[1:], dtype=torch.float64)
-    modules = torch.nn.Sequential(*[network_module(layer, num) for layer in network.layers]).eval()
+    modules = torch.nn.Sequential(*[torch_module(layer, num) for layer in network.layers]).eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         modules(x)
@@ -1062,12 +1060,12 @@ def check_batchnorm_shapes(job):
 def check_same_padding(job):
     import copy
     import torch
-    from .network import Conv, Pool
-    from .torch_ops import network_module
+    from .layers.conv import NetConv
+    from .layers.pool import NetPool
     network = _question_network(job)
     of = job.question.option("of")
     row = next(r for r in network.rows() if (r.layer.name == str(of).strip() if of is not None
-                                             else isinstance(r.layer, (Conv, Pool))))
+                                             else isinstance(r.layer, (NetConv, NetPool))))
     padding = job.result("padding")
     layer = copy.copy(row.layer)
     layer.padding = tuple(padding) if isinstance(padding, tuple) else (padding,) * row.layer.dims
@@ -1078,7 +1076,7 @@ def check_same_padding(job):
             return
         shape = _net_input_shape(row.shape_in, sizes)
         with torch.no_grad():
-            out = network_module(layer, num).eval()(torch.zeros(shape, dtype=torch.float64))
+            out = torch_module(layer, num).eval()(torch.zeros(shape, dtype=torch.float64))
         engine = tuple(_int(v, sizes) for v in job.result("output shape"))
         job.compare(f"the output shape with padding {padding} with torch's", engine,
                     _in_layout(tuple(out.shape), row.shape_out.layout), [f"axis {a}" for a in row.shape_out.layout])
@@ -1091,7 +1089,6 @@ def check_receptive_field(job):
     nonzero, with positive weights, max pooling replaced by average pooling and ReLU by the
     identity (the same windows, and no path that can cancel or switch off)."""
     import torch
-    from .torch_ops import network_module
     network = _question_network(job)
     rows = network.rows()
     of = job.question.option("of")
@@ -1111,7 +1108,7 @@ def check_receptive_field(job):
         x = (torch.rand((1, channels) + (n,) * len(r), dtype=torch.float64) + 0.5).requires_grad_(True)
         y = x
         for row in rows:
-            module = _stand_ins(network_module(row.layer, num).eval())
+            module = _stand_ins(torch_module(row.layer, num).eval())
             with torch.no_grad():
                 for p in module.parameters():
                     p.uniform_(0.5, 1.5)
@@ -1150,7 +1147,7 @@ def _numeric_pass(job):
     """(NumericNetwork, torch output of each layer, the loss, the weights by name) after backward()."""
     import torch
     from .numeric_network import NumericNetwork
-    from .torch_ops import linear_with_weights, network_module
+    from .layers.linear import linear_with_weights
     network = NumericNetwork(job.ctx)
 
     def leaf(value, vector):
@@ -1170,7 +1167,7 @@ def _numeric_pass(job):
             bias = params[layer.bias_tensor.name] if layer.bias_tensor is not None else None
             x = linear_with_weights(x, params[layer.weight.name], bias, network.bias_node)
         else:
-            x = network_module(layer, int)(x.unsqueeze(0))[0]
+            x = torch_module(layer, int)(x.unsqueeze(0))[0]
         x.retain_grad()
         outputs[layer.name] = x
     last = network.net.layers[-1].name

@@ -116,3 +116,10 @@ def key_position(mapping, key):
         if k == key:
             return position(k)
     return getattr(mapping, "line", None), getattr(mapping, "column", None)
+
+
+def locate(error, value):
+    """Translate an error's in-expression position into a file position."""
+    line, column = inner_position(value, error.line, error.column)
+    error.line, error.column = None, None
+    return error.located(line=line, column=column)

@@ -1,13 +1,12 @@
 """What an ask sees of its question: typed access to options, located errors, LaTeX in the
 problem's index base, and the answer constructor."""
 from ..answer import Answer, Status
-from ..declarations import locate
 from ..errors import ExpressionError, SymderiveError
 from ..expressions import parse, parse_sign
 import sympy as sp
 from ..latex_input import is_latex, parse_latex
 from ..latex import show
-from ..yaml_positions import position
+from ..yaml_positions import locate, position
 
 CONVENTIONS = {
     "index_base": None,  # filled with the problem's base

@@ -10,7 +10,8 @@ import sympy as sp
 from ..answer import Result, Step
 from ..errors import ExpressionError
 from ..latex import text
-from ..network import BIAS_MODES, Residual, question_network
+from ..layers.residual import NetResidual
+from ..network import BIAS_MODES, question_network
 from ..yaml_positions import LocatedDict, position
 
 KEYS = {"network", "networks", "bias"}
@@ -37,7 +38,7 @@ def counted(counts, chosen):
 def layer_steps(layer, chosen):
     """Steps for one layer (a residual block: its layers, then their sum); returns its counts."""
     steps = []
-    if isinstance(layer, Residual):
+    if isinstance(layer, NetResidual):
         for inner in layer.layers:
             steps += layer_steps(inner, chosen)[0]
     counts = {m: layer.count(m) for m in chosen}
@@ -58,7 +59,7 @@ def count_network(network, chosen):
     for row in network.rows():
         layer_steps_, counts = layer_steps(row.layer, chosen)
         steps += layer_steps_
-        if isinstance(row.layer, Residual):
+        if isinstance(row.layer, NetResidual):
             reported += [(inner.name, {m: inner.count(m).value for m in chosen}) for inner in row.layer.layers]
             if len(network.layers) > 1:
                 reported.append((row.layer.name, counts))
@@ -84,7 +85,7 @@ def count_network(network, chosen):
 def _leaves(network, chosen):
     """(name, counts) of every layer that is not a block, blocks opened."""
     return [(layer.name, {m: layer.count(m).value for m in chosen})
-            for top in network.layers for layer in top.flatten() if not isinstance(layer, Residual)]
+            for top in network.layers for layer in top.flatten() if not isinstance(layer, NetResidual)]
 
 
 def _top(network, chosen):

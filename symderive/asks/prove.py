@@ -3,12 +3,11 @@ numerically, or failed with a counterexample. Never claims more than was done.""
 import sympy as sp
 
 from ..answer import Result, Status, Step
-from ..declarations import locate
 from ..errors import ExpressionError, SymderiveError
 from ..expressions import free_index_names, infer_index_ranges, parse, parse_equation
 from ..indices import for_display, make_index
 from ..prove import Claim, prove_claim
-from ..yaml_positions import key_position, position
+from ..yaml_positions import key_position, locate, position
 
 KEYS = {"lhs", "rhs", "constraints", "fold", "check_sizes"}
 

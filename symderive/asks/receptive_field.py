@@ -5,7 +5,10 @@ import sympy as sp
 
 from ..answer import Result, Step
 from ..errors import ExpressionError
-from ..network import Conv, Pool, Residual, question_network
+from ..layers.conv import NetConv
+from ..layers.pool import NetPool
+from ..layers.residual import NetResidual
+from ..network import question_network
 from ..yaml_positions import key_position
 from .parameter_count import name_tex
 
@@ -20,7 +23,7 @@ def _pair(values):
 def layer_steps(layer, r, j, names):
     """Steps for one layer (a residual block: along its layers; the skip path sees less)."""
     steps = []
-    if isinstance(layer, Residual):
+    if isinstance(layer, NetResidual):
         for inner in layer.layers:
             more, r, j = layer_steps(inner, r, j, names)
             steps += more
@@ -29,7 +32,7 @@ def layer_steps(layer, r, j, names):
                           f"path through the block contains"))
         return steps, r, j
     r_new, j_new = layer.receptive(r, j)
-    if isinstance(layer, (Conv, Pool)):
+    if isinstance(layer, (NetConv, NetPool)):
         axes = list(zip(r, j, layer.kernel, layer.dilation, layer.stride, r_new, j_new, names))
         alike = len({a[:5] for a in axes}) == 1
         rows = [rf"r = {sp.latex(ri)} + {sp.latex(d)} \cdot ({sp.latex(k)} - 1) \cdot {sp.latex(ji)} = "
@@ -50,7 +53,7 @@ def solve(ctx):
     target = network.find(str(of).strip(), of) if of is not None else rows[-1]
     dims = len(network.shape.spatial) if network.shape is not None and network.shape.spatial is not None else None
     if dims is None:
-        dims = next((r.layer.dims for r in rows if isinstance(r.layer, (Conv, Pool))), None)
+        dims = next((r.layer.dims for r in rows if isinstance(r.layer, (NetConv, NetPool))), None)
     if not dims:
         raise ExpressionError("the network has no spatial axes (no convolution or pooling): no receptive field",
                               *key_position(ctx.question.spec, "network"))

@@ -5,7 +5,9 @@ import sympy as sp
 
 from ..answer import Result, Step
 from ..errors import ExpressionError, ShapeError
-from ..network import Conv, Pool, question_network
+from ..layers.conv import NetConv
+from ..layers.pool import NetPool
+from ..network import question_network
 from ..shapes import conv_output_size
 from ..yaml_positions import key_position, position
 from .parameter_count import name_tex
@@ -23,13 +25,13 @@ def solve(ctx):
                               *key_position(ctx.question.spec, "network"))
     of = ctx.option("of")
     if of is None:
-        row = next((r for r in network.rows() if isinstance(r.layer, (Conv, Pool))), None)
+        row = next((r for r in network.rows() if isinstance(r.layer, (NetConv, NetPool))), None)
         if row is None:
             raise ExpressionError("the network has no convolution or pooling layer",
                                   *key_position(ctx.question.spec, "network"))
     else:
         row = network.find(str(of).strip(), of)
-        if not isinstance(row.layer, (Conv, Pool)):
+        if not isinstance(row.layer, (NetConv, NetPool)):
             raise ExpressionError(f"layer '{of}' is a {row.layer.describe()}: 'same' padding is for a "
                                   f"convolution or pooling layer", *position(of))
     layer, shape = row.layer, row.shape_in
@@ -67,7 +69,7 @@ def solve(ctx):
     steps.append(Step(rf"{name_tex(layer.name)}:\quad {out_shape.latex()}",
                       f"check with PyTorch's size formula (with the floor) and padding "
                       f"{', '.join(map(str, values))}: the height and width are kept; the depth is the number "
-                      f"of filters" if isinstance(layer, Conv) else "check with the size formula"))
+                      f"of filters" if isinstance(layer, NetConv) else "check with the size formula"))
     same = all(sp.simplify(a - b) == 0 for a, b in zip(padded, shape.spatial))
     if not same:
         raise ShapeError(f"layer '{layer.name}': with padding {values} the output is {out_shape.text()}, "

@@ -2,7 +2,8 @@
 layout the input was given in (e.g. N×H×W×C)."""
 from ..answer import Result, Step
 from ..errors import ExpressionError
-from ..network import Residual, question_network
+from ..layers.residual import NetResidual
+from ..network import question_network
 from ..yaml_positions import key_position
 from .parameter_count import name_tex
 
@@ -12,7 +13,7 @@ KEYS = {"network"}
 def layer_steps(layer, shape_in, shape_out):
     """The axis formulas of one layer (a residual block: of each of its layers, then the skip)."""
     steps = []
-    if isinstance(layer, Residual):
+    if isinstance(layer, NetResidual):
         shape = shape_in
         for inner in layer.layers:
             after = inner.output(shape)

@@ -1,0 +1,105 @@
+"""What every layer is: a tensor whose entries are a SymPy index expression.
+
+The kinds themselves (convolution, pooling, ...) live in the other modules of
+this package, one per kind. Argument names follow PyTorch (``stride``,
+``padding``, ``dilation``, weight shape (out_channels, in_channels, *kernel)).
+All indices are 0-based internally.
+
+A layer's ``definition`` is written in terms of its inputs' entries (an input
+that is itself a layer appears as its own symbol, e.g. ``y[i]``); ``element``
+substitutes the inputs' definitions all the way down to the declared tensors,
+which is what derivatives need.
+"""
+import sympy as sp
+
+from ..errors import ShapeError
+from ..indices import names_in
+from ..tensors import Tensor
+
+
+class Layer(Tensor):
+    """A tensor defined by an index expression over other tensors."""
+
+    is_layer = True
+    kind = "layer"
+
+    def __init__(self, name, inputs, shape):
+        super().__init__(name, shape)
+        self.inputs = list(inputs)
+
+    # Subclasses implement: the entry at ``idx`` in terms of the inputs' entries.
+    def definition(self, idx, avoid=()):
+        raise NotImplementedError
+
+    def element(self, idx, expand=True, avoid=()):
+        idx = tuple(idx)
+        avoid = set(avoid) | set().union(*[names_in(sp.sympify(i)) for i in idx]) if idx else set(avoid)
+        avoid |= self.size_names()           # a summation index must not look like a size (k vs k)
+        expr = self.definition(idx, avoid)
+        return expand_layers(expr, self.layer_inputs(), avoid) if expand else expr
+
+    def size_names(self):
+        """Names of the size symbols in the shapes of this layer and everything it depends on."""
+        nodes = [self] + list(self.layer_inputs().values()) + list(self.leaves().values())
+        return {s.name for node in nodes for n in node.shape for s in sp.sympify(n).free_symbols}
+
+    def layer_inputs(self):
+        """Every layer this one depends on, by name (transitively)."""
+        found = {}
+        for node in self.inputs:
+            if node.is_layer:
+                found[node.name] = node
+                found.update(node.layer_inputs())
+        return found
+
+    def leaves(self):
+        found = {}
+        for node in self.inputs:
+            found.update(node.leaves())
+        return found
+
+    def describe(self):
+        """A short human description for sheets, e.g. 'conv1d, stride 2'."""
+        return self.kind
+
+
+def entry(node, idx):
+    """The entry of ``node`` at ``idx`` as a symbol: x[i] for a tensor, y[i] (opaque) for a layer.
+
+    Definitions refer to their inputs this way; ``expand_layers`` substitutes a layer's own
+    definition only when asked, so a derivative can be taken by an intermediate layer.
+    """
+    return node.base[tuple(idx)] if node.shape else node.base
+
+
+def expand_layers(expr, layers, avoid=()):
+    """Replace every entry of a layer in ``layers`` by that layer's definition, recursively."""
+    if not layers:
+        return expr
+    by_label = {layer.base if not layer.shape else layer.base.label: layer for layer in layers.values()}
+    avoid = set(avoid) | names_in(expr)
+
+    def is_layer_entry(e):
+        if isinstance(e, sp.Indexed):
+            return e.base.label in by_label
+        # A bare symbol is a scalar layer; the label inside an entry q[i] is not.
+        return isinstance(e, sp.Symbol) and e in by_label and not by_label[e].shape
+
+    def substitute(e):
+        if isinstance(e, sp.Indexed):
+            layer, idx = by_label[e.base.label], e.indices
+        else:
+            layer, idx = by_label[e], ()
+        # Expand only the layers we were given (a derivative by C must stop at C).
+        return expand_layers(layer.element(idx, expand=False, avoid=avoid), layers, avoid)
+
+    return expr.replace(is_layer_entry, substitute)
+
+
+def axis_values(value, dims, what):
+    """PyTorch accepts an int or a tuple per spatial axis."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != dims:
+            raise ShapeError(f"{what} needs {dims} value(s), got {len(value)}")
+        return tuple(sp.sympify(v) for v in value)
+    return (sp.sympify(value),) * dims

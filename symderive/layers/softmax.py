@@ -1,0 +1,36 @@
+"""Softmax along the last axis: the ``softmax`` index formula and the ``Softmax()`` stack entry
+(over the features, ``dim=1`` of a batch)."""
+import sympy as sp
+
+from ..errors import ShapeError
+from ..indices import fresh_index
+from .activations import stack_entry
+from .base import Layer, entry
+from .registry import LayerKind, TorchOp, register
+
+
+class Softmax(Layer):
+    """q[…, i] = exp(z[…, i]) / Σ_j exp(z[…, j]) along the last axis."""
+
+    kind = "softmax"
+
+    def __init__(self, name, z):
+        if z.rank < 1:
+            raise ShapeError(f"softmax: {z.name} must have at least one dimension")
+        self.z = z
+        super().__init__(name, [z], z.shape)
+
+    def definition(self, idx, avoid=()):
+        j = fresh_index(self.z.shape[-1], set(avoid) | {str(i) for i in idx}, ("j", "k", "l", "m"))
+        lead = tuple(idx[:-1])
+        return sp.exp(entry(self.z, idx)) / sp.Sum(
+            sp.exp(entry(self.z, lead + (j,))), (j, 0, self.z.shape[-1] - 1))
+
+
+def _torch_softmax(layer, get, num):
+    import torch
+    return torch.softmax(get(layer.z), dim=-1)
+
+
+register(LayerKind("softmax", lambda n, z: Softmax(n, z), torch=TorchOp("torch.softmax", _torch_softmax),
+                   **stack_entry("Softmax", dim=1)))
