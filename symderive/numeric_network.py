@@ -25,15 +25,16 @@ import sympy as sp
 
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, parse
-from .functions import sigmoid
 from .latex import matrix, show
+from .derivative import derivative
+from .indices import make_index
+from .layers import MODULES, MissingRule, NumericRule
 from .layers.linear import NetLinear
 from .layers.stack import NetActivation
 from .network import question_network
-from .tensors import Tensor, tex_name
+from .tensors import Tensor, flat_positions, tex_name
 from .yaml_positions import Located, key_position, locate, position
 
-ACTIVATIONS = {"Tanh", "Sigmoid", "ReLU", "Identity", "Softmax"}
 #: Above this many operations an exact entry is left as computed instead of simplified.
 SIMPLIFY_OPS = 60
 SIGN_PRECISION = 60
@@ -214,7 +215,31 @@ class Pass:
     backward_steps: list = field(default_factory=list)
 
 
+@dataclass
+class BackwardStep:
+    """What a layer's backward rule gets: its input (name, value), its output y, ∂E/∂y, and the LaTeX
+    of ∂E/∂y (``d_out``), of ∂E/∂input (``d_in``, with its δ label in ``target``)."""
+    name_in: str
+    x_in: object
+    y: object
+    grad: object
+    result: Pass
+    d_out: str
+    d_in: str
+    target: str
+    first: bool
+
+    def record(self, latex, why):
+        self.result.backward_steps.append((latex, why))
+
+
 class NumericNetwork:
+    """Exact forward and backward passes; each layer's step is its kind's ``NumericRule``
+    (``symderive/layers/``), which gets this object for the helpers below (``tidy``, ``sign``,
+    ``shown``, ``full``, ``abbreviate``)."""
+    tidy = staticmethod(tidy)
+    sign = staticmethod(sign)
+
     def __init__(self, ctx, key="network"):
         self.ctx = ctx
         self.net = question_network(ctx, key, numeric=True)
@@ -234,9 +259,9 @@ class NumericNetwork:
                 if layer.weight is None:
                     raise layer.error("a numeric pass needs the weights: Linear(W) or Linear(W, B) with "
                                       "declared tensors that have values", ExpressionError)
-            elif not (isinstance(layer, NetActivation) and layer.kind in ACTIVATIONS):
+            elif not self.has_rule(layer):
                 raise layer.error(f"{layer.describe()} is not supported in a numeric pass (Linear and "
-                                  f"{', '.join(sorted(ACTIVATIONS))} are)", ExpressionError)
+                                  f"{', '.join(self.supported())} are)", ExpressionError)
             if layer.name in taken or ctx.decls.lookup(layer.name) is not None:
                 raise layer.error(f"the name '{layer.name}' is already used; name each layer's output "
                                   f"differently from the tensors", ExpressionError)
@@ -250,6 +275,18 @@ class NumericNetwork:
                         if tensor is layer.bias_tensor and isinstance(value, sp.MatrixBase) else value
         self.loss_name, self.loss_raw, self.loss_text = self._loss()
         self.loss_expr = self._substitute(self.loss_raw, self.loss_text)
+
+    def has_rule(self, layer):
+        try:
+            return self.rule(layer) is not None
+        except MissingRule:
+            return False
+
+    @staticmethod
+    def supported():
+        """The activations a numeric pass computes: those with a rule or an index formula."""
+        return sorted(name for name, kind in MODULES.items() if name != "Linear" and (
+            kind.numeric is not None or (kind.formula is not None and kind.signature.build is not None)))
 
     def linear_layers(self):
         return [layer for layer in self.net.layers if isinstance(layer, NetLinear)]
@@ -406,117 +443,71 @@ class NumericNetwork:
 
     def forward(self, layer, name_in, x):
         """(exact output, LaTeX of how it is computed, why) for one layer."""
-        in_tex = tex_name(name_in)
-        if isinstance(layer, NetLinear):
-            W = self.weights[layer.weight.name]
-            w_tex = tex_name(layer.weight.name)
-            if self.bias_node:
-                if W.rows != x.rows + 1:
-                    raise layer.error(f"with bias nodes, {layer.weight.name} needs 1 + {x.rows} rows (the bias "
-                                      f"row first, then one per input) but has {W.rows}")
-                value = (W.T * self.with_one(x)).applyfunc(tidy)
-                latex = rf"{w_tex}^{{T}} {in_tex} = {matrix(W.T)} {matrix(self.with_one(x))}"
-                return value, latex, f"{layer.name} = {layer.weight.name}ᵀ {name_in}, {name_in} with the bias node 1 first"
-            if W.cols != x.rows:
-                raise layer.error(f"{layer.weight.name} has {W.cols} columns but its input has {x.rows} entries")
-            value = W * x
-            latex = rf"{w_tex} {in_tex}"
-            numbers = rf"{matrix(W)} {matrix(x)}"
-            if layer.bias_tensor is not None:
-                B = self.weights[layer.bias_tensor.name]
-                value = value + B
-                latex += f" + {tex_name(layer.bias_tensor.name)}"
-                numbers += f" + {matrix(B)}"
-            value = value.applyfunc(tidy)
-            return value, f"{latex} = {numbers}", f"{layer.name}: a linear layer (PyTorch: weight out × in)"
-        kind = layer.kind
-        if kind == "Softmax":
-            exps = x.applyfunc(sp.exp)
-            total = sum(exps)
-            value = (exps / total).applyfunc(tidy)
-            latex = rf"\operatorname{{softmax}}({in_tex})"
-            return value, latex, (f"{layer.name}: softmax, ${tex_name(layer.name)}_i = e^{{{in_tex}_i}} / "
-                                  f"\\sum_j e^{{{in_tex}_j}}$")
-        if kind == "ReLU":
-            signs = [sign(self.full(v), f"{name_in}[{i + 1}]") for i, v in enumerate(x)]
-            value = sp.Matrix([v if s > 0 else 0 for v, s in zip(x, signs)])
-            latex = rf"\operatorname{{ReLU}}({in_tex})"
-            return value, latex, f"{layer.name}: ReLU entry by entry (negative entries become 0)"
-        function = {"Tanh": sp.tanh, "Sigmoid": sigmoid, "Identity": lambda v: v}[kind]
-        value = x.applyfunc(lambda v: tidy(function(v)) if kind == "Identity" else self.abbreviate(function(v)))
-        name = {"Tanh": r"\tanh", "Sigmoid": r"\sigma", "Identity": r"\operatorname{id}"}[kind]
-        latex = rf"{name}({in_tex})"
-        return value, latex, f"{layer.name}: {kind.lower()} entry by entry"
+        return self.rule(layer).forward(self, layer, name_in, x)
 
     def backward(self, layer, name_in, x_in, y, grad, result):
         """Record ∂E/∂(parameters) of ``layer`` and return ∂E/∂(its input) (None when not needed)."""
         loss = tex_name(self.loss_name)
-        d_out = rf"\frac{{\partial {loss}}}{{\partial {tex_name(layer.name)}}}"
         d_in = rf"\frac{{\partial {loss}}}{{\partial {tex_name(name_in)}}}"
-        first = layer is self.net.layers[0]
-        steps = result.backward_steps
-        if isinstance(layer, NetLinear):
-            W = self.weights[layer.weight.name]
-            label = self.delta_label(layer)
-            w_tex = tex_name(layer.weight.name)
-            d_w = rf"\frac{{\partial {loss}}}{{\partial {w_tex}}}"
-            if self.bias_node:
-                x1 = self.with_one(x_in)
-                dW = (x1 * grad.T).applyfunc(tidy)
-                steps.append((rf"{d_w} = {tex_name(name_in)} \left({label}\right)^{{T}} = {self.shown(dW)}",
-                              f"∂{self.loss_name}/∂{layer.weight.name} = {name_in} (δ)ᵀ, {name_in} with its 1"))
-            else:
-                dW = (grad * x_in.T).applyfunc(tidy)
-                steps.append((rf"{d_w} = {d_out}\, {tex_name(name_in)}^{{T}} = {self.shown(dW)}", f"∂{self.loss_name}/∂{layer.weight.name} = "
-                                                                   f"(∂{self.loss_name}/∂{layer.name}) {name_in}ᵀ"))
-            result.param_grads[layer.weight.name] = dW
-            if layer.bias_tensor is not None:
-                b_tex = tex_name(layer.bias_tensor.name)
-                result.param_grads[layer.bias_tensor.name] = grad
-                steps.append((rf"\frac{{\partial {loss}}}{{\partial {b_tex}}} = {d_out} = "
-                              f"{self.shown(grad)}", f"the bias adds to {layer.name} directly"))
-            if first:
-                return None
-            if self.bias_node:
-                full = (W * grad).applyfunc(tidy)
-                below = full[1:, :]
-                steps.append((rf"{d_in} = \left[{w_tex}\, {label}\right]_{{\text{{without row 1}}}} = "
-                              rf"{matrix(W)} {matrix(grad)} \to {self.shown(below)}",
-                              "back through the weights; the bias node's row is dropped (the constant 1 has "
-                              "no input behind it)"))
-                return below
-            below = (W.T * grad).applyfunc(tidy)
-            steps.append((rf"{d_in} = {w_tex}^{{T}} {d_out} = {self.shown(below)}",
-                          "back through the weights"))
-            return below
-        kind = layer.kind
         label = self.delta_label_of_input(layer)
-        target = f"{label} = {d_in}" if label else d_in
-        if kind == "Softmax":
-            jac = (sp.diag(*y) - y * y.T)
-            below = (jac * grad).applyfunc(tidy)
-            steps.append((rf"{target} = \left(\operatorname{{diag}}({tex_name(layer.name)}) - {tex_name(layer.name)}"
-                          rf"\,{tex_name(layer.name)}^{{T}}\right) {d_out} = {self.shown(below)}",
-                          f"the softmax Jacobian is diag({layer.name}) − {layer.name} {layer.name}ᵀ"))
-        elif kind == "ReLU":
-            mask = sp.Matrix([1 if sign(self.full(v), f"{name_in}[{i + 1}]") > 0 else 0 for i, v in enumerate(x_in)])
-            below = sp.matrix_multiply_elementwise(mask, grad)
-            steps.append((rf"{target} = H({tex_name(name_in)}) \odot {d_out} = {matrix(mask)} \odot "
-                          rf"{matrix(grad)} = {self.shown(below)}",
-                          f"ReLU's derivative is the step H: 1 where {name_in} > 0, else 0 (the mask)"))
-        else:
-            derivative, shown = {
-                "Tanh": (lambda v: 1 - v ** 2, rf"\left(1 - {tex_name(layer.name)}^{{2}}\right)"),
-                "Sigmoid": (lambda v: v * (1 - v), rf"{tex_name(layer.name)}\left(1 - {tex_name(layer.name)}\right)"),
-                "Identity": (lambda v: sp.Integer(1), "1"),
-            }[kind]
-            factor = y.applyfunc(derivative)
-            below = sp.matrix_multiply_elementwise(factor, grad).applyfunc(tidy)
-            steps.append((rf"{target} = {shown} \odot {d_out} = {self.shown(below)}",
-                          f"{kind.lower()}'s derivative, written with its output"))
-        return below if not first else None
+        step = BackwardStep(name_in, x_in, y, grad, result, d_out=rf"\frac{{\partial {loss}}}{{\partial "
+                            rf"{tex_name(layer.name)}}}", d_in=d_in, target=f"{label} = {d_in}" if label else d_in,
+                            first=layer is self.net.layers[0])
+        below = self.rule(layer).backward(self, layer, step)
+        return below if not step.first else None
+
+    @staticmethod
+    def rule(layer):
+        """The kind's own numeric rule; else, for an activation with an index formula, the rule
+        that evaluates and differentiates that formula."""
+        kind = MODULES.get(layer.kind)
+        if kind is not None and kind.numeric is not None:
+            return kind.numeric
+        if kind is not None and kind.formula is not None and isinstance(layer, NetActivation):
+            return FROM_FORMULA
+        raise MissingRule(layer.kind, "a numeric pass")
 
     def delta_label_of_input(self, layer):
         """δ^{(l)} when the layer's input is the output of the l-th Linear layer (bias-node convention)."""
         index = self.net.layers.index(layer)
         return self.delta_label(self.net.layers[index - 1]) if index > 0 else None
+
+
+# --------------------------------------------------------------------------------------
+# The default rule: a kind's own index formula, evaluated and differentiated by the engine
+
+
+def _formula_layer(layer, name_in, size):
+    """The stack layer as its kind's index formula over a symbolic input vector named ``name_in``."""
+    symbolic = Tensor(name_in, (size,))
+    return MODULES[layer.kind].formula(layer.name, symbolic, **layer.options), symbolic
+
+
+def formula_forward(net, layer, name_in, x):
+    formula, symbolic = _formula_layer(layer, name_in, x.rows)
+    values = {symbolic.base[i]: net.full(v) for i, v in enumerate(x)}
+    named = {net.full(v): v for v in x}          # an output equal to an input entry keeps its name
+    entries = []
+    for position_ in flat_positions(formula.shape):
+        value = tidy(formula.element(position_).xreplace(values).doit())
+        entries.append(named[value] if value in named else net.abbreviate(value))
+    i = make_index("i", x.rows)
+    definition = show(formula.element((i,)), net.ctx.base)
+    return (sp.Matrix(entries), rf"\operatorname{{{layer.kind}}}({tex_name(name_in)})",
+            f"{layer.name}: {layer.kind} entry by entry, ${tex_name(layer.name)}_i = {definition}$ "
+            f"(its index formula)")
+
+
+def formula_backward(net, layer, step):
+    formula, symbolic = _formula_layer(layer, step.name_in, step.x_in.rows)
+    values = {symbolic.base[i]: net.full(v) for i, v in enumerate(step.x_in)}
+    jacobian = derivative(formula, symbolic).array().xreplace(values).applyfunc(lambda e: tidy(e.doit()))
+    below = (jacobian.T * step.grad).applyfunc(tidy)
+    step.record(rf"{step.target} = J^{{T}} {step.d_out} = {net.shown(jacobian.T)} {matrix(step.grad)} = "
+                rf"{net.shown(below)}",
+                f"J = ∂{layer.name}/∂{step.name_in}: the derivative of {layer.kind}'s index formula, "
+                f"at the input's values")
+    return below
+
+
+FROM_FORMULA = NumericRule(formula_forward, formula_backward)

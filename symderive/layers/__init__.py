@@ -9,8 +9,8 @@ import importlib
 import pkgutil
 
 from .base import Layer, entry, expand_layers
-from .registry import (KINDS, MODULES, LayerKind, MissingRule, Signature, TorchOp, formula_kind, formula_kinds,
-                       module_kind, op_for, register, torch_module)
+from .registry import (KINDS, MODULES, LayerKind, MissingRule, NumericRule, Signature, TorchOp, formula_kind,
+                       formula_kinds, module_kind, op_for, register, torch_module)
 
 _INFRASTRUCTURE = {"base", "registry", "stack"}
 for _module in pkgutil.iter_modules(__path__):
@@ -24,6 +24,6 @@ from .losses import Loss  # noqa: E402
 from .pool import Pool  # noqa: E402
 from .softmax import Softmax  # noqa: E402
 
-__all__ = ["Layer", "entry", "expand_layers", "LayerKind", "MissingRule", "Signature", "TorchOp", "KINDS",
+__all__ = ["Layer", "entry", "expand_layers", "LayerKind", "MissingRule", "NumericRule", "Signature", "TorchOp", "KINDS",
            "MODULES", "formula_kind", "formula_kinds", "module_kind", "op_for", "register", "torch_module",
            "Conv", "Pool", "Elementwise", "Softmax", "Linear", "Loss", "conv1d", "conv2d"]

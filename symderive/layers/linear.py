@@ -5,7 +5,9 @@ import sympy as sp
 from ..errors import ExpressionError, ShapeError
 from ..indices import fresh_index
 from .base import Layer, entry
-from .registry import LayerKind, Signature, TorchOp, register
+from ..latex import matrix
+from ..tensors import tex_name
+from .registry import LayerKind, NumericRule, Signature, TorchOp, register
 from .stack import Count, NetLayer, dot_latex
 
 
@@ -153,10 +155,78 @@ def linear_with_weights(x, W, B=None, bias_node=False):
     return F.linear(x, W, B)
 
 
+# ---------------------------------------------------------------------------------------------
+# Exact numeric passes with declared weights (numeric_network)
+
+
+def _numeric_forward(net, layer, name_in, x):
+    in_tex = tex_name(name_in)
+    W = net.weights[layer.weight.name]
+    w_tex = tex_name(layer.weight.name)
+    if net.bias_node:
+        if W.rows != x.rows + 1:
+            raise layer.error(f"with bias nodes, {layer.weight.name} needs 1 + {x.rows} rows (the bias "
+                              f"row first, then one per input) but has {W.rows}")
+        value = (W.T * net.with_one(x)).applyfunc(net.tidy)
+        latex = rf"{w_tex}^{{T}} {in_tex} = {matrix(W.T)} {matrix(net.with_one(x))}"
+        return value, latex, f"{layer.name} = {layer.weight.name}ᵀ {name_in}, {name_in} with the bias node 1 first"
+    if W.cols != x.rows:
+        raise layer.error(f"{layer.weight.name} has {W.cols} columns but its input has {x.rows} entries")
+    value = W * x
+    latex = rf"{w_tex} {in_tex}"
+    numbers = rf"{matrix(W)} {matrix(x)}"
+    if layer.bias_tensor is not None:
+        B = net.weights[layer.bias_tensor.name]
+        value = value + B
+        latex += f" + {tex_name(layer.bias_tensor.name)}"
+        numbers += f" + {matrix(B)}"
+    value = value.applyfunc(net.tidy)
+    return value, f"{latex} = {numbers}", f"{layer.name}: a linear layer (PyTorch: weight out × in)"
+
+
+def _numeric_backward(net, layer, step):
+    loss, name_in, x_in, grad = tex_name(net.loss_name), step.name_in, step.x_in, step.grad
+    d_out, d_in, steps = step.d_out, step.d_in, step.result.backward_steps
+    W = net.weights[layer.weight.name]
+    label = net.delta_label(layer)
+    w_tex = tex_name(layer.weight.name)
+    d_w = rf"\frac{{\partial {loss}}}{{\partial {w_tex}}}"
+    if net.bias_node:
+        x1 = net.with_one(x_in)
+        dW = (x1 * grad.T).applyfunc(net.tidy)
+        steps.append((rf"{d_w} = {tex_name(name_in)} \left({label}\right)^{{T}} = {net.shown(dW)}",
+                      f"∂{net.loss_name}/∂{layer.weight.name} = {name_in} (δ)ᵀ, {name_in} with its 1"))
+    else:
+        dW = (grad * x_in.T).applyfunc(net.tidy)
+        steps.append((rf"{d_w} = {d_out}\, {tex_name(name_in)}^{{T}} = {net.shown(dW)}", f"∂{net.loss_name}/∂{layer.weight.name} = "
+                                                           f"(∂{net.loss_name}/∂{layer.name}) {name_in}ᵀ"))
+    step.result.param_grads[layer.weight.name] = dW
+    if layer.bias_tensor is not None:
+        b_tex = tex_name(layer.bias_tensor.name)
+        step.result.param_grads[layer.bias_tensor.name] = grad
+        steps.append((rf"\frac{{\partial {loss}}}{{\partial {b_tex}}} = {d_out} = "
+                      f"{net.shown(grad)}", f"the bias adds to {layer.name} directly"))
+    if step.first:
+        return None
+    if net.bias_node:
+        full = (W * grad).applyfunc(net.tidy)
+        below = full[1:, :]
+        steps.append((rf"{d_in} = \left[{w_tex}\, {label}\right]_{{\text{{without row 1}}}} = "
+                      rf"{matrix(W)} {matrix(grad)} \to {net.shown(below)}",
+                      "back through the weights; the bias node's row is dropped (the constant 1 has "
+                      "no input behind it)"))
+        return below
+    below = (W.T * grad).applyfunc(net.tidy)
+    steps.append((rf"{d_in} = {w_tex}^{{T}} {d_out} = {net.shown(below)}",
+                  "back through the weights"))
+    return below
+
+
 SIGNATURE = Signature(None, ("in_features", "out_features"), 0, {"bias": True}, read=_read)
 _TORCH = TorchOp("torch.nn.functional.linear", _torch_linear)
 register(LayerKind("linear", lambda n, x, w, b=None: Linear(n, x, w, b), ("input", "weight", "bias"),
                    torch=_TORCH, module="Linear", signature=SIGNATURE, torch_module=_torch_module,
-                   torch_module_name="torch.nn.Linear", prefix="fc"))
+                   torch_module_name="torch.nn.Linear", prefix="fc",
+                   numeric=NumericRule(_numeric_forward, _numeric_backward)))
 register(LayerKind("affine", lambda n, x, w, b=None: Linear(n, x, w, b), ("input", "weight", "bias"),
                    torch=_TORCH, library=False))

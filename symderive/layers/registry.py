@@ -44,6 +44,14 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class NumericRule:
+    """A kind's exact step in numeric networks (``numeric_network``), in the form a course writes
+    it. An activation without one is computed from its index formula by the engine."""
+    forward: object    # (net, layer, name_in, x) -> (exact output, LaTeX, why)
+    backward: object   # (net, layer, BackwardStep) -> ∂E/∂(its input), recording its steps
+
+
+@dataclass(frozen=True)
 class LayerKind:
     """One layer kind. ``formula`` builds the index-formula layer; ``module`` names the PyTorch
     class that writes it in a ``network:`` stack. A kind may have either or both."""
@@ -60,7 +68,7 @@ class LayerKind:
     torch_module_name: str = ""            # as a report names it
     prefix: str = ""                       # automatic names in stacks: conv1, fc2 (default: module lowercased)
     library: bool = True                   # a function of the Python API (False for an alias)
-    numeric: object = None                 # exact forward/backward rule in numeric networks (numeric_network)
+    numeric: NumericRule = None            # exact forward/backward in numeric networks
     extra: dict = field(default_factory=dict)
 
 

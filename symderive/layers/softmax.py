@@ -5,8 +5,9 @@ import sympy as sp
 from ..errors import ShapeError
 from ..indices import fresh_index
 from .activations import stack_entry
+from ..tensors import tex_name
 from .base import Layer, entry
-from .registry import LayerKind, TorchOp, register
+from .registry import LayerKind, NumericRule, TorchOp, register
 
 
 class Softmax(Layer):
@@ -32,5 +33,25 @@ def _torch_softmax(layer, get, num):
     return torch.softmax(get(layer.z), dim=-1)
 
 
+def _numeric_forward(net, layer, name_in, x):
+    in_tex = tex_name(name_in)
+    exps = x.applyfunc(sp.exp)
+    total = sum(exps)
+    value = (exps / total).applyfunc(net.tidy)
+    latex = rf"\operatorname{{softmax}}({in_tex})"
+    return value, latex, (f"{layer.name}: softmax, ${tex_name(layer.name)}_i = e^{{{in_tex}_i}} / "
+                          f"\\sum_j e^{{{in_tex}_j}}$")
+
+
+def _numeric_backward(net, layer, step):
+    y = step.y
+    jac = (sp.diag(*y) - y * y.T)
+    below = (jac * step.grad).applyfunc(net.tidy)
+    step.record(rf"{step.target} = \left(\operatorname{{diag}}({tex_name(layer.name)}) - {tex_name(layer.name)}"
+                rf"\,{tex_name(layer.name)}^{{T}}\right) {step.d_out} = {net.shown(below)}",
+                f"the softmax Jacobian is diag({layer.name}) − {layer.name} {layer.name}ᵀ")
+    return below
+
+
 register(LayerKind("softmax", lambda n, z: Softmax(n, z), torch=TorchOp("torch.softmax", _torch_softmax),
-                   **stack_entry("Softmax", dim=1)))
+                   **stack_entry("Softmax", numeric=NumericRule(_numeric_forward, _numeric_backward), dim=1)))
