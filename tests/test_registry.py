@@ -1,0 +1,85 @@
+"""The layer registry (symderive/layers/): every rule is checked by looping over the registered
+kinds, so a kind added as one module is tested without editing a table here.
+
+Shapes are compared with what the kind's own torch.nn module computes (when torch is
+installed); a missing rule is one error naming the kind and the operation.
+"""
+import pathlib
+import re
+
+import pytest
+import sympy as sp
+
+import symderive as sd
+from symderive.expressions import Scope
+from symderive.layers import (KINDS, MODULES, LayerKind, MissingRule, formula_kind, formula_kinds, register,
+                              torch_module)
+from symderive.layers.stack import FeatureShape, NetLayer
+from symderive.network import CallReader
+from symderive.numeric_network import NumericNetwork
+
+DOCS = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "problem-format.md").read_text()
+
+
+def test_every_kind_has_a_torch_op_or_says_why():
+    for name, kind in KINDS.items():
+        if kind.formula is not None:
+            assert kind.torch is not None or kind.no_torch, f"{name}: index formula without a torch op"
+        if kind.module is not None:
+            assert kind.torch_module is not None or kind.no_torch, f"{name}: stack entry without a torch.nn module"
+            assert kind.torch_module_name, f"{name}: its torch.nn module is not named for reports"
+        assert kind.formula is not None or kind.module is not None or kind.torch is not None, name
+
+
+def test_every_kind_is_documented():
+    for name, kind in KINDS.items():
+        if kind.formula is not None:
+            assert f"`{name}" in DOCS, f"index formula '{name}' is missing from docs/problem-format.md"
+        if kind.module is not None:
+            assert re.search(rf"\b{kind.module}\b", DOCS), f"stack entry '{kind.module}' is missing from the docs"
+
+
+def test_every_library_kind_is_a_function_of_the_api():
+    for name, kind in formula_kinds().items():
+        if kind.library:
+            assert callable(getattr(sd, name)) and name in sd.__all__, name
+            assert getattr(sd, name).__doc__.startswith(f"{name}(")
+
+
+def _minimal_call(kind):
+    """The kind's call with every required argument 2: Conv2d(2, 2, 2), MaxPool1d(2), ReLU()."""
+    return f"{kind.module}({', '.join('2' for _ in kind.signature.positional[:kind.signature.required])})"
+
+
+@pytest.mark.parametrize("module", sorted(name for name, kind in MODULES.items() if kind.signature.read is None))
+def test_every_stack_kind_has_torchs_output_shape(module):
+    """Each stack entry read from its minimal call: the engine's output shape is the shape its own
+    torch.nn module computes from an input of that shape."""
+    torch = pytest.importorskip("torch")
+    layer = CallReader(_minimal_call(MODULES[module]), Scope()).read("layer")
+    assert isinstance(layer, NetLayer) and layer.kind in (module, "Residual")
+    spatial = (8,) if layer.dims == 1 else (8, 8)
+    shape = FeatureShape(None, sp.Integer(2), tuple(map(sp.Integer, spatial)), "CL" if layer.dims == 1 else "CHW")
+    out = layer.output(shape)
+    x = torch.rand((1, 2) + spatial, dtype=torch.float64)
+    with torch.no_grad():
+        y = torch_module(layer, int).eval()(x)
+    assert tuple(y.shape[1:]) == tuple(int(d) for d in out.dims()), module
+
+
+def test_a_missing_rule_names_the_kind_and_the_operation():
+    class Unregistered(NetLayer):
+        kind = "NoSuchLayer"
+    with pytest.raises(MissingRule, match=r"layer kind 'NoSuchLayer' has no rule for a torch\.nn module"):
+        torch_module(Unregistered("n", "NoSuchLayer()", "", None), int)
+    with pytest.raises(MissingRule, match=r"layer kind 'batch_norm1d' has no rule for an index formula"):
+        formula_kind("batch_norm1d")
+    batch_norm = CallReader("BatchNorm1d(2)", Scope()).read("bn")
+    with pytest.raises(MissingRule, match=r"layer kind 'BatchNorm1d' has no rule for a numeric pass"):
+        NumericNetwork.rule(batch_norm)
+
+
+def test_a_kind_is_registered_once():
+    with pytest.raises(ValueError, match="registered twice"):
+        register(LayerKind("relu"))
+    assert KINDS["relu"].formula is not None          # the registered kind is untouched
