@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from .contract import contract, flatten, same_terms
-from .conv_matrix import SparseSymbolMatrix, _concrete_layer, conv_matrix
+from .conv_matrix import SparseSymbolMatrix, concrete_layer, conv_matrix
 from .derivative import chain_rule, derivative
 from .errors import ShapeError
 from .indices import indices_for, names_in
@@ -141,7 +141,7 @@ class BackwardMatrix:
 
 def backward_matrix(layer):
     """B with ∂L/∂vec(x) = B · ∂L/∂vec(y), from the chain rule (concrete sizes)."""
-    _concrete_layer(layer)
+    concrete_layer(layer)
     c = chain_rule(layer, layer.x, "g")
     m = matrix_from_chain_rule(c.value, layer.x, c.local.wrt_idx, c.upstream, layer.weight)
     return BackwardMatrix(layer, c.value, c.local.wrt_idx, c.upstream, m)
@@ -184,7 +184,7 @@ class BackwardConvolution:
 
 def backward_as_convolution(layer):
     """Build ∂L/∂x = conv(pad(dilate_s(g), (K−1)·d), flip(w)ᵀ, dilation d) at concrete sizes."""
-    _concrete_layer(layer)
+    concrete_layer(layer)
     dims = layer.dims
     K = [int(k) for k in layer.kernel]
     s, d, p = ([int(v) for v in vals] for vals in (layer.stride, layer.dilation, layer.padding))

@@ -81,7 +81,8 @@ class SparseSymbolMatrix:
         return dense
 
 
-def _concrete_layer(layer):
+def concrete_layer(layer):
+    """Raise unless ``layer`` is a convolution with numeric sizes, which its matrix views need."""
     if not isinstance(layer, Conv):
         raise ShapeError(f"'{layer.name}' is a {layer.kind}, not a convolution")
     numbers = list(layer.x.shape) + list(layer.weight.shape) + list(layer.stride) \
@@ -97,7 +98,7 @@ def conv_triples(layer):
     Vectorised over all (output, channel, kernel) combinations; terms that fall
     into the zero padding are dropped.
     """
-    _concrete_layer(layer)
+    concrete_layer(layer)
     dims = layer.dims
     out_spatial = [int(n) for n in layer.shape[len(layer.shape) - dims:]]
     in_spatial = [int(n) for n in layer.x.shape[layer.x.rank - dims:]]

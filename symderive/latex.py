@@ -4,10 +4,19 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .indices import for_display
-from .tensors import tex_name
 
 #: Matrices with more rows or columns than this are summarised, not printed in full.
 MAX_PRINTED = 12
+
+
+def tex_name(name):
+    """LaTeX for a declared name, safe to subscript again.
+
+    >>> tex_name("x"), tex_name("w_k")
+    ('x', '{w_{k}}')
+    """
+    tex = sp.latex(sp.Symbol(name))
+    return "{" + tex + "}" if "_" in tex or "^" in tex else tex
 
 
 class SheetPrinter(LatexPrinter):

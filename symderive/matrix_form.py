@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .functions import relu, sigmoid
-from .tensors import tex_name
+from .latex import tex_name
 
 
 class NotConvertible(Exception):

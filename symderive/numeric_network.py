@@ -25,14 +25,14 @@ import sympy as sp
 
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, parse
-from .latex import matrix, show
+from .latex import matrix, show, tex_name
 from .derivative import derivative
 from .indices import make_index
 from .layers import MODULES, MissingRule, NumericRule
 from .layers.linear import NetLinear
 from .layers.stack import NetActivation
 from .network import question_network
-from .tensors import Tensor, flat_positions, tex_name
+from .tensors import Tensor, flat_positions
 from .yaml_positions import Located, key_position, locate, position
 
 #: Above this many operations an exact entry is left as computed instead of simplified.

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .answer import Answer, Status
+from .asks import ASKS, Context
 from .declarations import Declarations
 from .errors import ProblemFileError, SymderiveError
 from .timeouts import time_limit
@@ -69,8 +70,6 @@ class Problem:
         return [self.solve_question(q, timeout) for q in chosen]
 
     def solve_question(self, question, timeout=DEFAULT_TIMEOUT):
-        from .asks import ASKS, Context
-
         start = time.perf_counter()
         limit = question.option("timeout", timeout)
         try:
@@ -111,8 +110,6 @@ class Problem:
 
 def load_problem(path):
     """Read a problem file; raises ``ProblemFileError`` if it cannot be used at all."""
-    from .asks import ASKS
-
     path = Path(path)
     try:
         raw = path.read_bytes()

@@ -5,8 +5,21 @@ Only amsmath and amssymb are loaded beyond LaTeX's base, so every sheet
 compiles with a minimal TeX installation.
 """
 from .answer import Status
-from .asks.context import CONVENTIONS
 from .latex import text
+
+#: The conventions a sheet states, for the keys an answer lists in ``Answer.conventions``.
+CONVENTIONS = {
+    "index_base": None,  # filled with the problem's base
+    "layout": r"Jacobians use numerator layout: $\partial y/\partial x$ has the shape of $y$ followed "
+              r"by the shape of $x$; flattened, it is $\mathrm{numel}(y) \times \mathrm{numel}(x)$.",
+    "flatten": r"$\mathrm{vec}(\cdot)$ flattens in row-major order (PyTorch's): the last index varies "
+               r"fastest.",
+    "zero_outside": r"Tensor entries outside their index range are zero (this is how zero padding "
+                    r"enters the formulas).",
+    "gradient_shape": r"A gradient $\partial l/\partial x$ of a scalar $l$ is shown with the shape of "
+                      r"$x$ (in numerator layout it is the row vector $\mathrm{vec}$ of that array, "
+                      r"transposed).",
+}
 
 PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[T1]{fontenc}

@@ -9,6 +9,7 @@ import math
 import sympy as sp
 
 from .indices import indices_for
+from .latex import dims, entry, show, tex_name
 
 
 def size_symbol(name):
@@ -75,22 +76,11 @@ class Tensor:
         return f"{type(self).__name__}({self.name!r}, {self.shape})"
 
     def _repr_latex_(self):
-        from .latex import dims, entry, show
         idx = self.free_indices()
         head = rf"{self.tex} \in {dims(self.shape)}"
         if not getattr(self, "is_layer", False):
             return f"${head}$"
         return rf"$\displaystyle {head}, \quad {entry(self.name, idx)} = {show(self.element(idx, expand=False))}$"
-
-
-def tex_name(name):
-    """LaTeX for a declared name, safe to subscript again.
-
-    >>> tex_name("x"), tex_name("w_k")
-    ('x', '{w_{k}}')
-    """
-    tex = sp.latex(sp.Symbol(name))
-    return "{" + tex + "}" if "_" in tex or "^" in tex else tex
 
 
 def in_range(indices, shape):

@@ -8,19 +8,6 @@ from ..latex_input import is_latex, parse_latex
 from ..latex import show
 from ..yaml_positions import locate, position
 
-CONVENTIONS = {
-    "index_base": None,  # filled with the problem's base
-    "layout": r"Jacobians use numerator layout: $\partial y/\partial x$ has the shape of $y$ followed "
-              r"by the shape of $x$; flattened, it is $\mathrm{numel}(y) \times \mathrm{numel}(x)$.",
-    "flatten": r"$\mathrm{vec}(\cdot)$ flattens in row-major order (PyTorch's): the last index varies "
-               r"fastest.",
-    "zero_outside": r"Tensor entries outside their index range are zero (this is how zero padding "
-                    r"enters the formulas).",
-    "gradient_shape": r"A gradient $\partial l/\partial x$ of a scalar $l$ is shown with the shape of "
-                      r"$x$ (in numerator layout it is the row vector $\mathrm{vec}$ of that array, "
-                      r"transposed).",
-}
-
 
 class Context:
     def __init__(self, problem, question, declarations):

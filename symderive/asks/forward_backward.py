@@ -2,8 +2,8 @@
 connected network with given weights: every layer's output, the loss, the gradient of the loss
 by every layer's output (δ) and by every weight, exact and then as decimals."""
 from ..answer import Result, Step
+from ..latex import tex_name
 from ..numeric_network import NumericNetwork, digits_option
-from ..tensors import tex_name
 
 KEYS = {"network", "digits"}
 

@@ -5,9 +5,8 @@ import sympy as sp
 
 from ..answer import Result, Step
 from ..errors import ExpressionError
-from ..latex import matrix
+from ..latex import matrix, tex_name
 from ..numeric_network import number_option, option_at, tidy
-from ..tensors import tex_name
 from ..yaml_positions import position
 from .forward_backward import parameter_order, passes
 

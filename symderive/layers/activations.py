@@ -3,8 +3,7 @@
 import sympy as sp
 
 from ..functions import relu, sigmoid
-from ..latex import matrix
-from ..tensors import tex_name
+from ..latex import matrix, tex_name
 from .base import Layer, entry
 from .registry import LayerKind, NumericRule, Signature, TorchOp, register
 from .stack import NetActivation

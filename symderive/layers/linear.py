@@ -5,8 +5,7 @@ import sympy as sp
 from ..errors import ExpressionError, ShapeError
 from ..indices import fresh_index
 from .base import Layer, entry
-from ..latex import matrix
-from ..tensors import tex_name
+from ..latex import matrix, tex_name
 from .registry import LayerKind, NumericRule, Signature, TorchOp, register
 from .stack import Count, NetLayer, dot_latex
 

@@ -5,7 +5,7 @@ import sympy as sp
 from ..errors import ShapeError
 from ..indices import fresh_index
 from .activations import stack_entry
-from ..tensors import tex_name
+from ..latex import tex_name
 from .base import Layer, entry
 from .registry import LayerKind, NumericRule, TorchOp, register
 
