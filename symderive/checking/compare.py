@@ -27,9 +27,10 @@ from ..simplify import alpha_normal, apply_constraints, combine_sums
 from ..tensors import zero_outside
 from . import meaning as M
 from . import reader as R
+from .names import split_name
+from .random_values import NUMERIC_RTOL, draw_values, numeric_entries, rewrite, tensors_in
 from .tolerance import DEFAULT_RELATIVE
 
-NUMERIC_RTOL = 1e-7
 MAX_INDEX_POINTS = 48
 
 
@@ -243,21 +244,21 @@ class _Checker:
 
     def lower_matrix(self, value, free_axes, target):
         """A matrix-valued answer in the target's index form (ROW, COL → the free indices)."""
-        value = M._symbolic(value)
+        value = M.as_symbolic(value)
         rows, cols = value.shape
         sizes = [i.upper + 1 for _, i in free_axes]
         if len(free_axes) == 1:
             (n,) = sizes
-            if M._equal_size(rows, n) and M._equal_size(cols, 1):
+            if M.equal_size(rows, n) and M.equal_size(cols, 1):
                 return value.expr.xreplace({ROW_: free_axes[0][1] for ROW_ in [M.ROW]}).xreplace({M.COL: 0})
-            if M._equal_size(cols, n) and M._equal_size(rows, 1):
+            if M.equal_size(cols, n) and M.equal_size(rows, 1):
                 return value.expr.xreplace({M.COL: free_axes[0][1], M.ROW: 0})
         elif len(free_axes) == 2:
-            if M._equal_size(rows, sizes[0]) and M._equal_size(cols, sizes[1]):
+            if M.equal_size(rows, sizes[0]) and M.equal_size(cols, sizes[1]):
                 return value.expr.xreplace({M.ROW: free_axes[0][1], M.COL: free_axes[1][1]})
         expected = " × ".join(_show(s, self.info) for s in sizes) or "a number"
         hint = ""
-        if len(free_axes) == 2 and M._equal_size(rows, sizes[1]) and M._equal_size(cols, sizes[0]):
+        if len(free_axes) == 2 and M.equal_size(rows, sizes[1]) and M.equal_size(cols, sizes[0]):
             hint = " (its transpose has the right shape)"
         raise Incorrect("shape", f"the answer is {_show(rows, self.info)} × {_show(cols, self.info)}, "
                                  f"the question's is {expected}{hint}")
@@ -272,9 +273,9 @@ class _Checker:
                 return self.compare_value(value.expr, _target_value(expected[0, 0], target), ctx, node)
             raise Incorrect("shape", f"the answer is one number, the question's is a "
                                      f"{expected.rows} × {expected.cols} matrix")
-        if not M._literal(value):
+        if not M.is_literal(value):
             # A matrix expression against explicit entries: evaluate it at each entry.
-            value = M._symbolic(value)
+            value = M.as_symbolic(value)
             rows, cols = value.shape
             if not (rows.is_Integer and cols.is_Integer):
                 raise Incorrect("shape", "the answer's shape depends on sizes, the question's matrix is explicit")
@@ -307,7 +308,7 @@ class _Checker:
                     continue
                 pending.append((r, c, a, b))
         if pending:
-            points, bad = _numeric_entries(pending, info, self.seed, self.deadline)
+            points, bad = numeric_entries(pending, info, self.seed, self.deadline)
             if bad is not None:
                 r, c, a, b = bad
                 raise Incorrect("entries", f"entry ({r + base}, {c + base}): the answer has "
@@ -486,7 +487,7 @@ def numeric_equal(a, b, free, info, seed, deadline):
     """(points compared, None) when a and b agree at every point, else (points, evidence)."""
     layers = _layers_in(a, info) | _layers_in(b, info)
     a, b = _expand(a, layers), _expand(b, layers)
-    a, b = _rewrite(a), _rewrite(b)
+    a, b = rewrite(a), rewrite(b)
     rng = np.random.default_rng(seed)
     sizes = sorted(_size_symbols(info, a, b, free), key=str)
     size_draws = 3 if sizes else 1
@@ -500,7 +501,7 @@ def numeric_equal(a, b, free, info, seed, deadline):
         if concrete is None:
             continue
         try:
-            arrays, scalars = _draw_values(info, a, b, concrete, rng)
+            arrays, scalars = draw_values(info, a, b, concrete, rng)
         except CannotEvaluate as exc:
             errors.append(str(exc))
             continue
@@ -564,13 +565,6 @@ def _expand(expr, layers):
     return expand_layers(expr, dict(layers))
 
 
-def _rewrite(expr):
-    """Functions symderive.evaluate does not know, in ones it does."""
-    return expr.replace(lambda e: isinstance(e, (sp.sign, sp.cosh, sp.sinh, sp.sech)),
-                        lambda e: e.rewrite(sp.exp) if not isinstance(e, sp.sign) else
-                        sp.Piecewise((1, e.args[0] > 0), (-1, e.args[0] < 0), (0, True)))
-
-
 def _size_symbols(info, *exprs_and_free):
     *exprs, free = exprs_and_free
     sizes = set(info.context_args["scope"].sizes.values())
@@ -582,27 +576,14 @@ def _size_symbols(info, *exprs_and_free):
                 found |= sp.sympify(n).free_symbols & sizes
     for i in free:
         found |= sp.sympify(i.upper).free_symbols & sizes
-    for t in _tensors_in(info, *exprs):
+    for t in tensors_in(info, *exprs):
         for n in t.shape:
             found |= sp.sympify(n).free_symbols & sizes
     return found
 
 
-def _tensors_in(info, *exprs):
-    decls = info.context_args["scope"]
-    upstream = info.context_args.get("upstream")
-    out = {}
-    for e in exprs:
-        for ind in e.atoms(sp.Indexed):
-            name = ind.base.label.name
-            t = upstream if upstream is not None and name == upstream.name else decls.lookup(name)
-            if t is not None:
-                out[name] = t
-    return list(out.values())
-
-
 def _draw_sizes(sizes, info, a, b, free, rng):
-    tensors = _tensors_in(info, a, b)
+    tensors = tensors_in(info, a, b)
     for _ in range(50):
         point = {s: sp.Integer(int(rng.integers(1, 5))) for s in sizes}
         ok = True
@@ -620,69 +601,6 @@ def _draw_sizes(sizes, info, a, b, free, rng):
     return None
 
 
-def _draw_values(info, a, b, sizes, rng):
-    arrays = {}
-    for t in _tensors_in(info, a, b):
-        shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in t.shape)
-        if np.prod(shape) > 1_000_000:
-            raise CannotEvaluate("the sizes are too large to test")
-        arrays[t.name] = rng.normal(size=shape) * 0.8
-    scalars = dict(sizes)
-    index_like = set()
-    for e in (a, b):
-        for s in e.atoms(sp.Sum):
-            index_like |= {lim[0] for lim in s.limits}
-    for e in (a, b):
-        for s in e.free_symbols:
-            if s in scalars or s in index_like or isinstance(s, sp.Idx) or isinstance(s, sp.Dummy):
-                continue
-            if s.is_integer:
-                continue
-            scalars[s] = float(rng.normal() * 0.8)
-    _enforce_constraints(info, arrays, scalars, sizes)
-    return arrays, scalars
-
-
-def _enforce_constraints(info, arrays, scalars, sizes):
-    """Make random values satisfy the declared linear constraints (Σ p = 1) by solving for one entry."""
-    for left, right in info.constraints:
-        f = (left - right).xreplace(sizes)
-        entries = sorted(f.atoms(sp.Indexed), key=str)
-        names = [e.base.label.name for e in entries] or [
-            ind.base.label.name for s in f.atoms(sp.Sum) for ind in s.function.atoms(sp.Indexed)]
-        if not names or names[0] not in arrays:
-            continue
-        array = arrays[names[0]]
-        flat = array.reshape(-1)
-        try:
-            flat[-1] = 0.0
-            f0 = evaluate(f, arrays, scalars)
-            flat[-1] = 1.0
-            f1 = evaluate(f, arrays, scalars)
-        except Exception:
-            continue
-        if abs(f1 - f0) > 1e-12:
-            flat[-1] = -f0 / (f1 - f0)
-
-
-def _numeric_entries(pending, info, seed, deadline):
-    rng = np.random.default_rng(seed)
-    everything = sp.Add(*[a for _, _, a, _ in pending]) + sp.Add(*[b for _, _, _, b in pending])
-    points = 0
-    for _ in range(4):
-        arrays, scalars = _draw_values(info, everything, sp.Integer(0), {}, rng)
-        for r, c, a, b in pending:
-            try:
-                vb = evaluate(_rewrite(b), arrays, scalars)
-                va = evaluate(_rewrite(a), arrays, scalars)
-            except (CannotEvaluate, ArithmeticError, ValueError, TypeError):
-                return points, (r, c, a, b)
-            points += 1
-            if abs(va - vb) > NUMERIC_RTOL * max(1.0, abs(va), abs(vb)):
-                return points, (r, c, a, b)
-    return points, None
-
-
 # Reading parts -------------------------------------------------------------------------
 
 def _is_range_statement(part):
@@ -690,9 +608,9 @@ def _is_range_statement(part):
 
 
 def _is_lhs(node):
-    if isinstance(node, R.Frac) and M._is_partial(node.num) and M._is_partial(node.den):
+    if isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den):
         return True
-    if isinstance(node, R.Bin) and node.op == "/" and M._is_partial(node.left) and M._is_partial(node.right):
+    if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left) and M.is_partial(node.right):
         return True
     if isinstance(node, (R.Nabla, R.Word)):
         return True
@@ -780,10 +698,10 @@ def _label(node):
     """A canonical key for a left side: 'W1', "W'", 'de/dW1', 'total', 'delta3'."""
     if node is None:
         return None
-    if isinstance(node, R.Frac) and M._is_partial(node.num) and M._is_partial(node.den):
-        return "d" + (_label(M._partial_arg(node.num)) or "") + "/d" + (_label(M._partial_arg(node.den)) or "")
-    if isinstance(node, R.Bin) and node.op == "/" and M._is_partial(node.left):
-        return "d" + (_label(M._partial_arg(node.left)) or "") + "/d" + (_label(M._partial_arg(node.right)) or "")
+    if isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den):
+        return "d" + (_label(M.partial_arg(node.num)) or "") + "/d" + (_label(M.partial_arg(node.den)) or "")
+    if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left):
+        return "d" + (_label(M.partial_arg(node.left)) or "") + "/d" + (_label(M.partial_arg(node.right)) or "")
     if isinstance(node, R.Word):
         return node.text
     if isinstance(node, R.Group) and isinstance(node.body, R.Name):
@@ -860,12 +778,12 @@ def _lhs_mapping(lhs, target, ctx, info):
 
 
 def _lhs_groups(lhs, ctx):
-    if isinstance(lhs, R.Frac) and M._is_partial(lhs.num):
-        return {"of": _index_items(M._partial_arg(lhs.num), ctx),
-                "wrt": _index_items(M._partial_arg(lhs.den), ctx)}
-    if isinstance(lhs, R.Bin) and lhs.op == "/" and M._is_partial(lhs.left):
-        return {"of": _index_items(M._partial_arg(lhs.left), ctx),
-                "wrt": _index_items(M._partial_arg(lhs.right), ctx)}
+    if isinstance(lhs, R.Frac) and M.is_partial(lhs.num):
+        return {"of": _index_items(M.partial_arg(lhs.num), ctx),
+                "wrt": _index_items(M.partial_arg(lhs.den), ctx)}
+    if isinstance(lhs, R.Bin) and lhs.op == "/" and M.is_partial(lhs.left):
+        return {"of": _index_items(M.partial_arg(lhs.left), ctx),
+                "wrt": _index_items(M.partial_arg(lhs.right), ctx)}
     if isinstance(lhs, (R.Name, R.Group)):
         return {"entry": _index_items(lhs, ctx), "of": _index_items(lhs, ctx)}
     return None
@@ -877,13 +795,13 @@ def _index_items(node, ctx):
     if not isinstance(node, R.Name):
         return []
     items = []
-    _, scripts = M.split_name("".join(node.letters), node.scripts, ctx)
-    if any(M._time_offset(i) is not None for k, a in scripts if k in "_[" for i in (M._items(a) if k == "_"
+    _, scripts = split_name("".join(node.letters), node.scripts, ctx)
+    if any(M.time_offset(i) is not None for k, a in scripts if k in "_[" for i in (M.script_items(a) if k == "_"
                                                                                      else a)):
         return []            # h_{t-1}: a time step, not the answer's indices
     for kind, arg in scripts:
         if kind == "_":
-            items += M._items(arg)
+            items += M.script_items(arg)
         elif kind == "[":
             items += list(arg)
         elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "<"):
@@ -897,9 +815,9 @@ def _target_value(v, target):
 
 
 def _concrete_shapes(info):
-    from .targets import _all_tensors
+    from .targets import all_tensors
     shapes = {}
-    for name, t in _all_tensors(info.context_args["scope"]).items():
+    for name, t in all_tensors(info.context_args["scope"]).items():
         if t.shape and all(sp.sympify(n).is_Integer for n in t.shape):
             shapes[name] = t.shape
     up = info.context_args.get("upstream")

@@ -25,6 +25,7 @@ import sympy as sp
 from ..expressions import MAX_EXPONENT, MAX_RESULT_DIGITS, literal_digits
 from ..functions import relu, sigmoid
 from . import reader as R
+from .names import split_name
 
 ROW = sp.Symbol("_row", integer=True)
 COL = sp.Symbol("_col", integer=True)
@@ -252,10 +253,10 @@ class _Resolver:
             return Val(a.expr + b.expr)
         if a.is_scalar or b.is_scalar:             # 1 - c: the scalar stands for a constant vector
             m = b if a.is_scalar else a
-            if _literal(m):
+            if is_literal(m):
                 self.fail("a number plus a matrix", node, ShapeMismatch)
             return Val(a.expr + b.expr, m.shape)
-        a, b = _symbolic(a), _symbolic(b)
+        a, b = as_symbolic(a), as_symbolic(b)
         if not _same_shape(a.shape, b.shape):
             self.fail(f"cannot add a {_shape(a.shape)} and a {_shape(b.shape)} matrix", node, ShapeMismatch)
         return Val(a.expr + b.expr, a.shape)
@@ -264,12 +265,12 @@ class _Resolver:
         if a.is_scalar or b.is_scalar:
             m = b if a.is_scalar else a
             s = a if a.is_scalar else b
-            if _literal(m):
+            if is_literal(m):
                 return Val(m.expr * s.expr, m.shape)
             return Val(s.expr * m.expr, m.shape)
-        a, b = _symbolic(a), _symbolic(b)
+        a, b = as_symbolic(a), as_symbolic(b)
         (r, k), (k2, c) = a.shape, b.shape
-        if not _equal_size(k, k2):
+        if not equal_size(k, k2):
             self.fail(f"cannot multiply a {_shape(a.shape)} by a {_shape(b.shape)} matrix "
                       f"(a transpose missing?)", node, ShapeMismatch)
         if k == 1:
@@ -282,13 +283,13 @@ class _Resolver:
     def hadamard(self, a, b, node):
         if a.is_scalar or b.is_scalar:
             return self.matmul(a, b, node)
-        a, b = _symbolic(a), _symbolic(b)
+        a, b = as_symbolic(a), as_symbolic(b)
         if not _same_shape(a.shape, b.shape):
             self.fail(f"⊙ needs equal shapes: {_shape(a.shape)} and {_shape(b.shape)}", node, ShapeMismatch)
         return Val(a.expr * b.expr, a.shape)
 
     def v_Frac(self, node):
-        if _is_partial(node.num) and _is_partial(node.den):
+        if is_partial(node.num) and is_partial(node.den):
             return self.derivative(node.num, node.den, node)
         num, den = self.value(node.num), self.value(node.den)
         if not den.is_scalar:
@@ -312,7 +313,7 @@ class _Resolver:
             if v.is_scalar:
                 inner = sp.Abs(v.expr)
             else:
-                v = _symbolic(v)
+                v = as_symbolic(v)
                 rows, cols = v.shape
                 r, c = sp.Dummy("r", integer=True), sp.Dummy("c", integer=True)
                 inner = sp.sqrt(sp.Sum(v.at(r, c) ** 2, (r, 0, rows - 1), (c, 0, cols - 1)))
@@ -398,7 +399,7 @@ class _Resolver:
             out.append((d, lo, hi))
         expr = body.expr
         func = sp.Sum if node.op == "sum" else sp.Product
-        return Val(func(expr, *reversed(out)), body.shape) if not _literal(body) else \
+        return Val(func(expr, *reversed(out)), body.shape) if not is_literal(body) else \
             self.fail("a sum of explicit matrices", node)
 
     def sum_limits(self, node):
@@ -466,14 +467,14 @@ class _Resolver:
             self.fail(f"{func} takes one argument", node)
         v = self.value(args[0])
         if func == "diag":
-            v = _symbolic(v)
+            v = as_symbolic(v)
             if v.is_scalar or 1 not in v.shape:
                 self.fail("diag needs a vector", node, ShapeMismatch)
             n = v.shape[0] if v.shape[1] == 1 else v.shape[1]
             entry = v.expr if v.shape[1] == 1 else v.expr.xreplace({COL: ROW})
             return Val(sp.KroneckerDelta(ROW, COL) * entry, (n, n))
         if func == "softmax":
-            v = _symbolic(v)
+            v = as_symbolic(v)
             if v.is_scalar or 1 not in v.shape:
                 self.fail("softmax needs a vector", node, ShapeMismatch)
             column = v.shape[1] == 1
@@ -483,7 +484,7 @@ class _Resolver:
             out = sp.exp(entry) / sp.Sum(sp.exp(entry.xreplace({ROW: k})), (k, 0, n - 1))
             return Val(out if column else out.xreplace({ROW: COL}), v.shape)
         if func == "trace":
-            v = _symbolic(v)
+            v = as_symbolic(v)
             if v.is_scalar:
                 return v
             k = sp.Dummy("k", integer=True)
@@ -502,7 +503,7 @@ class _Resolver:
         g = derivative or f
         if v.is_scalar:
             return Val(g(v.expr))
-        if _literal(v):
+        if is_literal(v):
             return Val(v.expr.applyfunc(g), v.shape)
         return Val(g(v.expr), v.shape)
 
@@ -531,7 +532,7 @@ class _Resolver:
     # Derivative fractions -----------------------------------------------------------
     def derivative(self, num, den, node):
         """∂l/∂y on the right side of a chain-rule answer is the given upstream gradient."""
-        top, bottom = _partial_arg(num), _partial_arg(den)
+        top, bottom = partial_arg(num), partial_arg(den)
         ctx = self.ctx
         if ctx.upstream is not None and isinstance(top, R.Name) and _plain_name(top) in ctx.losses \
                 and isinstance(bottom, R.Name):
@@ -590,7 +591,7 @@ class _Resolver:
                     self.fail("a second superscript here is not understood", arg)
                 power = arg
             elif kind == "_":
-                groups.append(_items(arg))
+                groups.append(script_items(arg))
             elif kind == "[":
                 groups.append(list(arg))
         if primes:
@@ -654,7 +655,7 @@ class _Resolver:
 
     def _unbound_time(self, groups):
         """A time index t (t - 1, ...) where t is not summed over nor an index of the answer."""
-        return any(_time_offset(g) is not None and "t" not in self.ctx.bound and "t" not in self.ctx.free
+        return any(time_offset(g) is not None and "t" not in self.ctx.bound and "t" not in self.ctx.free
                    and "T" not in self.ctx.bound for g in groups)
 
     def time_step(self, name, time_groups, flat, node):
@@ -664,7 +665,7 @@ class _Resolver:
         rest = flat if time_groups else flat[1:]
         if len(groups) != 1:
             return None
-        offset = _time_offset(groups[0])
+        offset = time_offset(groups[0])
         if offset is None:
             return None
         if ctx.state is not None and name == ctx.state[0].name:
@@ -726,7 +727,7 @@ class _Resolver:
             elif kind == "'":
                 self.fail("a prime here is not understood", node)
             else:
-                items = _items(arg) if kind == "_" else list(arg)
+                items = script_items(arg) if kind == "_" else list(arg)
                 v = self.index_into(v, items, node)
         return v
 
@@ -734,7 +735,7 @@ class _Resolver:
         """(W x)_i, \\operatorname{softmax}(z)_i: an entry of a vector or matrix value."""
         if v.is_scalar:
             self.fail("a subscript on a number", node)
-        v = _symbolic(v)
+        v = as_symbolic(v)
         values = [self.index_value(i) - self.ctx.base for i in items]
         rows, cols = v.shape
         if len(values) == 2:
@@ -744,49 +745,14 @@ class _Resolver:
         self.fail("give one index for a vector, two for a matrix", node)
 
 
-def join_name(name, script, ctx):
-    """The declared name that ``name`` and a first script make together (W_x -> Wx, W^{(1)} -> W1)."""
-    kind, arg = script
-    text = None
-    if kind == "_" and isinstance(arg, (R.Name, R.Num)) and not getattr(arg, "scripts", None):
-        text = "".join(arg.letters) if isinstance(arg, R.Name) else arg.text
-    elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "[") and isinstance(arg.body, R.Num):
-        text = arg.body.text
-    elif kind == "^" and isinstance(arg, R.Num) and not ctx.declared(name):
-        text = arg.text
-    if text is None:
-        return None
-    for cand in (f"{name}_{text}", f"{name}{text}"):
-        if ctx.tensor(cand) is not None:
-            return cand
-    return None
-
-
-def split_name(name, scripts, ctx):
-    """(declared name, remaining scripts): W_x, W_{x}, W^{(1)}, and W_{c,ij} (name part, then indices)."""
-    scripts = list(scripts)
-    own = ctx.tensor(name)
-    if not scripts or (own is not None and own.shape):
-        return name, scripts
-    joined = join_name(name, scripts[0], ctx)
-    if joined is not None:
-        return joined, scripts[1:]
-    kind, arg = scripts[0]
-    if kind == "_" and isinstance(arg, R.Tuple) and arg.paren == "," and len(arg.items) >= 2:
-        joined = join_name(name, ("_", arg.items[0]), ctx)
-        if joined is not None:
-            rest = arg.items[1:]
-            return joined, [("_", rest[0] if len(rest) == 1 else R.Tuple(arg.pos, rest, ","))] + scripts[1:]
-    return name, scripts
-
-
-def _literal(v):
+def is_literal(v):
+    """Whether ``v`` is a matrix written out entry by entry."""
     return isinstance(v.shape, tuple) and len(v.shape) == 3 and v.shape[0] == "literal"
 
 
-def _symbolic(v):
+def as_symbolic(v):
     """A literal matrix as an expression in (ROW, COL)."""
-    if not _literal(v):
+    if not is_literal(v):
         return v
     _, rows, cols = v.shape
     m = v.expr
@@ -803,32 +769,35 @@ def _collapse(v):
 def _transpose(v):
     if v.is_scalar:
         return v
-    if _literal(v):
+    if is_literal(v):
         return Val(v.expr.T, ("literal", v.shape[2], v.shape[1]))
     return Val(v.expr.xreplace({ROW: COL, COL: ROW}), (v.shape[1], v.shape[0]))
 
 
-def _equal_size(a, b):
+def equal_size(a, b):
+    """Whether two sizes are equal for every value of their symbols."""
     d = sp.simplify(sp.sympify(a) - sp.sympify(b))
     return d == 0
 
 
 def _same_shape(a, b):
-    return _equal_size(a[0], b[0]) and _equal_size(a[1], b[1])
+    return equal_size(a[0], b[0]) and equal_size(a[1], b[1])
 
 
 def _shape(shape):
     return " × ".join(str(s) for s in shape[-2:])
 
 
-def _items(arg):
+def script_items(arg):
+    """The items of a subscript or tuple (a single item otherwise)."""
     if isinstance(arg, R.Tuple) and arg.paren in (",", "script"):
         return [i.body if isinstance(i, R.Group) and i.paren in ("(", "<") and arg.paren == "script" else i
                 for i in arg.items]
     return [arg]
 
 
-def _is_partial(node):
+def is_partial(node):
+    """Whether ``node`` is ∂x, ∂x_i or dx: one side of a derivative written as a fraction."""
     if isinstance(node, R.Partial):
         return True
     if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Partial):
@@ -841,7 +810,8 @@ def _is_partial(node):
     return False
 
 
-def _partial_arg(node):
+def partial_arg(node):
+    """What ``node`` (see ``is_partial``) differentiates: x in ∂x."""
     if isinstance(node, R.Partial):
         return node.arg
     if isinstance(node, R.Bin) and isinstance(node.left, R.Partial):
@@ -863,7 +833,7 @@ def _stem(name, ctx):
 
 
 def _is_time(node):
-    return _time_offset(node) is not None and isinstance(node, (R.Name, R.Bin)) and "t" in _letters(node)
+    return time_offset(node) is not None and isinstance(node, (R.Name, R.Bin)) and "t" in _letters(node)
 
 
 def _letters(node):
@@ -874,7 +844,7 @@ def _letters(node):
     return ""
 
 
-def _time_offset(node):
+def time_offset(node):
     """0 for t, -1 for t-1, -2 for t-2; None otherwise."""
     if isinstance(node, R.Name) and node.letters in (["t"], ["T"]) and not node.scripts:
         return 0

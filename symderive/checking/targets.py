@@ -73,7 +73,7 @@ def question_info(problem, question, answer):
         of = decls.lookup(str(spec["of"]).strip())
         upstream = Tensor(str(spec.get("upstream", "g")), of.shape)
         args["upstream"] = upstream
-        same = [n for n, t in _all_tensors(decls).items() if tuple(t.shape) == tuple(of.shape)]
+        same = [n for n, t in all_tensors(decls).items() if tuple(t.shape) == tuple(of.shape)]
         args["upstream_of"] = tuple(dict.fromkeys([of.name] + same))
         args["losses"] = tuple(dict.fromkeys([str(spec.get("loss", "l")), "l", "L", "ell", "E", "J"]))
     if ask == "rnn_recurrence":
@@ -83,7 +83,7 @@ def question_info(problem, question, answer):
     if ask == "prove":
         for text in spec.get("constraints", []) or []:
             info.constraints.append(parse_equation(text, decls.scope()))
-    for name, tensor in _all_tensors(decls).items():
+    for name, tensor in all_tensors(decls).items():
         value = getattr(tensor, "value_spec", None)
         if not tensor.shape and isinstance(value, (int, float)) and not isinstance(value, bool):
             info.values[tensor.base] = sp.Rational(str(value))
@@ -93,7 +93,8 @@ def question_info(problem, question, answer):
     return info
 
 
-def _all_tensors(decls):
+def all_tensors(decls):
+    """Every tensor and layer that ``decls`` can name, by name; inner declarations win."""
     out = {}
     chain = []
     node = decls

@@ -1,0 +1,39 @@
+"""Declared names as a course writes them with scripts: W_x or W^{(1)} for the tensor Wx or
+W1, and W_{c,ij} for a name part followed by indices."""
+from . import reader as R
+
+
+def join_name(name, script, ctx):
+    """The declared name that ``name`` and a first script make together (W_x -> Wx, W^{(1)} -> W1)."""
+    kind, arg = script
+    text = None
+    if kind == "_" and isinstance(arg, (R.Name, R.Num)) and not getattr(arg, "scripts", None):
+        text = "".join(arg.letters) if isinstance(arg, R.Name) else arg.text
+    elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "[") and isinstance(arg.body, R.Num):
+        text = arg.body.text
+    elif kind == "^" and isinstance(arg, R.Num) and not ctx.declared(name):
+        text = arg.text
+    if text is None:
+        return None
+    for cand in (f"{name}_{text}", f"{name}{text}"):
+        if ctx.tensor(cand) is not None:
+            return cand
+    return None
+
+
+def split_name(name, scripts, ctx):
+    """(declared name, remaining scripts): W_x, W_{x}, W^{(1)}, and W_{c,ij} (name part, then indices)."""
+    scripts = list(scripts)
+    own = ctx.tensor(name)
+    if not scripts or (own is not None and own.shape):
+        return name, scripts
+    joined = join_name(name, scripts[0], ctx)
+    if joined is not None:
+        return joined, scripts[1:]
+    kind, arg = scripts[0]
+    if kind == "_" and isinstance(arg, R.Tuple) and arg.paren == "," and len(arg.items) >= 2:
+        joined = join_name(name, ("_", arg.items[0]), ctx)
+        if joined is not None:
+            rest = arg.items[1:]
+            return joined, [("_", rest[0] if len(rest) == 1 else R.Tuple(arg.pos, rest, ","))] + scripts[1:]
+    return name, scripts

@@ -1,0 +1,96 @@
+"""Random values for the tensors an answer names (meeting the question's sign constraints),
+and the explicit entries of an answer compared with the engine's at them."""
+import numpy as np
+import sympy as sp
+
+from ..evaluate import CannotEvaluate, evaluate
+
+NUMERIC_RTOL = 1e-7
+
+
+def rewrite(expr):
+    """Functions symderive.evaluate does not know, in ones it does."""
+    return expr.replace(lambda e: isinstance(e, (sp.sign, sp.cosh, sp.sinh, sp.sech)),
+                        lambda e: e.rewrite(sp.exp) if not isinstance(e, sp.sign) else
+                        sp.Piecewise((1, e.args[0] > 0), (-1, e.args[0] < 0), (0, True)))
+
+
+def tensors_in(info, *exprs):
+    """The declared tensors (and the upstream gradient) whose entries the expressions use."""
+    decls = info.context_args["scope"]
+    upstream = info.context_args.get("upstream")
+    out = {}
+    for e in exprs:
+        for ind in e.atoms(sp.Indexed):
+            name = ind.base.label.name
+            t = upstream if upstream is not None and name == upstream.name else decls.lookup(name)
+            if t is not None:
+                out[name] = t
+    return list(out.values())
+
+
+def draw_values(info, a, b, sizes, rng):
+    """Random arrays for the tensors of ``a`` and ``b`` and random reals for their other symbols,
+    at the given sizes, meeting the question's constraints: (arrays by name, scalars)."""
+    arrays = {}
+    for t in tensors_in(info, a, b):
+        shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in t.shape)
+        if np.prod(shape) > 1_000_000:
+            raise CannotEvaluate("the sizes are too large to test")
+        arrays[t.name] = rng.normal(size=shape) * 0.8
+    scalars = dict(sizes)
+    index_like = set()
+    for e in (a, b):
+        for s in e.atoms(sp.Sum):
+            index_like |= {lim[0] for lim in s.limits}
+    for e in (a, b):
+        for s in e.free_symbols:
+            if s in scalars or s in index_like or isinstance(s, sp.Idx) or isinstance(s, sp.Dummy):
+                continue
+            if s.is_integer:
+                continue
+            scalars[s] = float(rng.normal() * 0.8)
+    _enforce_constraints(info, arrays, scalars, sizes)
+    return arrays, scalars
+
+
+def _enforce_constraints(info, arrays, scalars, sizes):
+    """Make random values satisfy the declared linear constraints (Σ p = 1) by solving for one entry."""
+    for left, right in info.constraints:
+        f = (left - right).xreplace(sizes)
+        entries = sorted(f.atoms(sp.Indexed), key=str)
+        names = [e.base.label.name for e in entries] or [
+            ind.base.label.name for s in f.atoms(sp.Sum) for ind in s.function.atoms(sp.Indexed)]
+        if not names or names[0] not in arrays:
+            continue
+        array = arrays[names[0]]
+        flat = array.reshape(-1)
+        try:
+            flat[-1] = 0.0
+            f0 = evaluate(f, arrays, scalars)
+            flat[-1] = 1.0
+            f1 = evaluate(f, arrays, scalars)
+        except Exception:
+            continue
+        if abs(f1 - f0) > 1e-12:
+            flat[-1] = -f0 / (f1 - f0)
+
+
+def numeric_entries(pending, info, seed, deadline):
+    """(points compared, None) when every (row, column, answer, expected) entry agrees at random
+    values, else (points, the first entry that does not)."""
+    rng = np.random.default_rng(seed)
+    everything = sp.Add(*[a for _, _, a, _ in pending]) + sp.Add(*[b for _, _, _, b in pending])
+    points = 0
+    for _ in range(4):
+        arrays, scalars = draw_values(info, everything, sp.Integer(0), {}, rng)
+        for r, c, a, b in pending:
+            try:
+                vb = evaluate(rewrite(b), arrays, scalars)
+                va = evaluate(rewrite(a), arrays, scalars)
+            except (CannotEvaluate, ArithmeticError, ValueError, TypeError):
+                return points, (r, c, a, b)
+            points += 1
+            if abs(va - vb) > NUMERIC_RTOL * max(1.0, abs(va), abs(vb)):
+                return points, (r, c, a, b)
+    return points, None
