@@ -10,6 +10,7 @@ import sympy as sp
 
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, infer_index_ranges, parse
+from .functions import KNOWN_FUNCTIONS
 from .indices import INDEX_LETTERS, fresh_index, indices_for, make_index, names_in
 from .layers import Layer
 from .tensors import Tensor, size_symbol
@@ -17,8 +18,7 @@ from .yaml_positions import locate, position
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 CUSTOM_LAYER = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*\[([^\]]*)\]\s*\Z")
-RESERVED = {"Sum", "diff", "exp", "log", "ln", "sqrt", "tanh", "sigmoid", "relu",
-            "floor", "ceiling", "Abs", "Max", "Min"}
+RESERVED = {"Sum", "diff"} | set(KNOWN_FUNCTIONS)
 
 
 def check_name(name, what):

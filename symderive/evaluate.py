@@ -10,7 +10,7 @@ import math
 
 import sympy as sp
 
-from .functions import relu, sigmoid
+from .functions import forms
 
 
 class CannotEvaluate(Exception):
@@ -46,9 +46,7 @@ def _name_value(e, env):
     raise CannotEvaluate(f"no value for {e}")
 
 
-UNARY = {sp.exp: math.exp, sp.log: math.log, sp.tanh: math.tanh, sp.sin: math.sin, sp.cos: math.cos,
-         sigmoid: lambda a: 1 / (1 + math.exp(-a)), relu: lambda a: max(a, 0.0),
-         sp.floor: math.floor, sp.ceiling: math.ceil, sp.Abs: abs}
+UNARY = forms("math")
 
 
 def _eval(e, arrays, env):

@@ -4,6 +4,10 @@ Defining ``sigmoid`` with ``fdiff = σ(1 − σ)`` means every derivative the en
 takes comes out in the form a course writes it, instead of as exponentials.
 ``tanh`` is SymPy's own, whose derivative is already ``1 − tanh²``.
 """
+import math
+from dataclasses import dataclass
+
+import numpy as np
 import sympy as sp
 
 
@@ -65,21 +69,50 @@ class relu(sp.Function):
         return tex if exp is None else r"%s^{%s}" % (tex, exp)
 
 
+@dataclass(frozen=True)
+class Function:
+    """One function of one argument, with every form of it the engine uses, so that a new
+    function is one entry here. ``math``, ``numpy`` and ``torch`` (a name in ``torch``, which
+    is imported only where a cross-check runs) compute it; ``latex`` writes it in matrix forms;
+    ``derivative`` is f′(a) as a course writes it (``checking`` reads students' f′)."""
+    name: str
+    sympy: object
+    math: object
+    numpy: object
+    torch: str
+    latex: str = None
+    derivative: object = None
+    in_files: bool = True        # a problem file may call it by ``name``
+
+
+FUNCTIONS = (
+    Function("exp", sp.exp, math.exp, np.exp, "exp", r"\exp", sp.exp),
+    Function("log", sp.log, math.log, np.log, "log", r"\log", lambda a: 1 / a),
+    Function("tanh", sp.tanh, math.tanh, np.tanh, "tanh", r"\tanh", lambda a: 1 - sp.tanh(a) ** 2),
+    Function("sigmoid", sigmoid, lambda a: 1 / (1 + math.exp(-a)), lambda a: 1 / (1 + np.exp(-a)), "sigmoid",
+             r"\sigma", lambda a: sigmoid(a) * (1 - sigmoid(a))),
+    Function("relu", relu, lambda a: max(a, 0.0), lambda a: np.maximum(a, 0.0), "relu", r"\operatorname{ReLU}",
+             lambda a: sp.Heaviside(a, 0)),
+    Function("floor", sp.floor, math.floor, np.floor, "floor"),
+    Function("ceiling", sp.ceiling, math.ceil, np.ceil, "ceil"),
+    Function("Abs", sp.Abs, abs, np.abs, "abs"),
+    Function("sin", sp.sin, math.sin, np.sin, "sin", in_files=False),
+    Function("cos", sp.cos, math.cos, np.cos, "cos", in_files=False),
+)
+
+
+def forms(form):
+    """{SymPy function: its ``form`` ('math', 'numpy', 'latex', ...)} for the functions that have it.
+
+    >>> float(forms('numpy')[sigmoid](0.0)), forms('torch')[relu]
+    (0.5, 'relu')
+    """
+    return {f.sympy: getattr(f, form) for f in FUNCTIONS if getattr(f, form) is not None}
+
+
 #: Functions a problem file may call by name, besides the layer library.
-KNOWN_FUNCTIONS = {
-    "exp": sp.exp,
-    "log": sp.log,
-    "ln": sp.log,
-    "sqrt": sp.sqrt,
-    "tanh": sp.tanh,
-    "sigmoid": sigmoid,
-    "relu": relu,
-    "floor": sp.floor,
-    "ceiling": sp.ceiling,
-    "Abs": sp.Abs,
-    "Max": sp.Max,
-    "Min": sp.Min,
-}
+KNOWN_FUNCTIONS = {**{f.name: f.sympy for f in FUNCTIONS if f.in_files},
+                   "ln": sp.log, "sqrt": sp.sqrt, "Max": sp.Max, "Min": sp.Min}
 
 #: Constants a problem file may name.
 KNOWN_CONSTANTS = {"pi": sp.pi, "E": sp.E, "oo": sp.oo}

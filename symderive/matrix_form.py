@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from .functions import relu, sigmoid
+from .functions import forms
 from .latex import tex_name
 
 
@@ -94,10 +94,8 @@ class Apply(Node):
     func: object
     arg: Node
 
-    NAMES = {sp.exp: r"\exp", sp.log: r"\log", sp.tanh: r"\tanh", sigmoid: r"\sigma",
-             relu: r"\operatorname{ReLU}", sp.Heaviside: "H"}
-    NUMPY = {sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh, sigmoid: lambda a: 1 / (1 + np.exp(-a)),
-             relu: lambda a: np.maximum(a, 0), sp.Heaviside: lambda a: (a > 0).astype(float)}
+    NAMES = {**forms("latex"), sp.Heaviside: "H"}
+    NUMPY = {**forms("numpy"), sp.Heaviside: lambda a: (a > 0).astype(float)}
 
     def latex(self):
         return rf"{self.NAMES[self.func]}\left({self.arg.latex()}\right)"

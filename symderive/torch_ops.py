@@ -8,6 +8,7 @@ never needs it.
 import sympy as sp
 
 from .errors import VerifyError
+from .functions import forms
 
 
 def _torch():
@@ -29,24 +30,18 @@ class _Numbers:
 
 def _float_numbers():
     import numpy as np
-    from .functions import relu, sigmoid
     return _Numbers(
-        np.float64,
-        {sp.exp: np.exp, sp.log: np.log, sp.tanh: np.tanh, sigmoid: lambda v: 1 / (1 + np.exp(-v)),
-         relu: lambda v: np.maximum(v, 0.0), sp.Abs: np.abs, sp.floor: np.floor, sp.ceiling: np.ceil},
+        np.float64, forms("numpy"),
         lambda v, at_zero: np.heaviside(v, at_zero), np.maximum, np.minimum, np.power)
 
 
 def _torch_numbers():
     torch = _torch()
-    from .functions import relu, sigmoid
 
     def const(v):
         return torch.tensor(float(v), dtype=torch.float64)
     return _Numbers(
-        const,
-        {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sigmoid: torch.sigmoid, relu: torch.relu,
-         sp.Abs: torch.abs, sp.floor: torch.floor, sp.ceiling: torch.ceil},
+        const, {function: getattr(torch, name) for function, name in forms("torch").items()},
         lambda v, at_zero: torch.heaviside(v, const(at_zero)), torch.maximum, torch.minimum,
         lambda b, e: b ** e if not isinstance(e, torch.Tensor) else torch.pow(b, e))
 

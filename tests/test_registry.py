@@ -1,5 +1,6 @@
-"""The layer registry (symderive/layers/): every rule is checked by looping over the registered
-kinds, so a kind added as one module is tested without editing a table here.
+"""The layer registry (symderive/layers/) and the function registry (symderive/functions.py):
+every rule is checked by looping over the registry, so a kind or a function added there is
+tested without editing a table here.
 
 Shapes are compared with what the kind's own torch.nn module computes (when torch is
 installed); a missing rule is one error naming the kind and the operation.
@@ -7,11 +8,13 @@ installed); a missing rule is one error naming the kind and the operation.
 import pathlib
 import re
 
+import numpy as np
 import pytest
 import sympy as sp
 
 import symderive as sd
 from symderive.expressions import Scope
+from symderive.functions import FUNCTIONS, KNOWN_FUNCTIONS
 from symderive.layers import (KINDS, MODULES, LayerKind, MissingRule, formula_kind, formula_kinds, register,
                               torch_module)
 from symderive.layers.stack import FeatureShape, NetLayer
@@ -83,3 +86,29 @@ def test_a_kind_is_registered_once():
     with pytest.raises(ValueError, match="registered twice"):
         register(LayerKind("relu"))
     assert KINDS["relu"].formula is not None          # the registered kind is untouched
+
+
+# ---------------------------------------------------------------------------------------------
+# The function registry (symderive/functions.py): every form of a function agrees with SymPy's
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
+def test_every_form_of_a_function_agrees_with_sympy(function):
+    x = sp.Symbol("x", real=True)
+    points = [0.4, 1.7, 2.5] if function.name == "log" else [-1.3, -0.2, 0.4, 2.5]
+    for a in points:
+        expected = float(sp.N(function.sympy(sp.Float(a, 30)), 20))
+        assert function.math(a) == pytest.approx(expected, rel=1e-12, abs=1e-15), function.name
+        assert float(function.numpy(np.float64(a))) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        if function.derivative is not None:
+            slope = float(sp.N(sp.diff(function.sympy(x), x).subs(x, sp.Float(a, 30)), 20))
+            assert float(sp.N(function.derivative(sp.Float(a, 30)), 20)) == pytest.approx(slope, rel=1e-12)
+    torch = pytest.importorskip("torch")
+    values = torch.tensor(points, dtype=torch.float64)
+    expected = [float(sp.N(function.sympy(sp.Float(a, 30)), 20)) for a in points]
+    assert getattr(torch, function.torch)(values).tolist() == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_problem_files_call_the_registered_functions():
+    for function in FUNCTIONS:
+        assert (KNOWN_FUNCTIONS.get(function.name) is function.sympy) == function.in_files, function.name

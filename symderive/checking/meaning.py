@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..expressions import MAX_EXPONENT, MAX_RESULT_DIGITS, literal_digits
-from ..functions import relu, sigmoid
+from ..functions import FUNCTIONS as FUNCTION_RULES, relu, sigmoid
 from . import reader as R
 from .names import split_name
 
@@ -878,5 +878,4 @@ def _describe(node):
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "relu": relu,
              "step": lambda a: sp.Heaviside(a, 0), "sign": sp.sign, "floor": sp.floor, "ceiling": sp.ceiling,
              "sech": sp.sech, "cosh": sp.cosh, "sinh": sp.sinh}
-DERIVATIVES = {"sigmoid": lambda a: sigmoid(a) * (1 - sigmoid(a)), "tanh": lambda a: 1 - sp.tanh(a) ** 2,
-               "relu": lambda a: sp.Heaviside(a, 0), "exp": sp.exp, "log": lambda a: 1 / a}
+DERIVATIVES = {f.name: f.derivative for f in FUNCTION_RULES if f.derivative is not None}
