@@ -112,3 +112,11 @@ def test_every_form_of_a_function_agrees_with_sympy(function):
 def test_problem_files_call_the_registered_functions():
     for function in FUNCTIONS:
         assert (KNOWN_FUNCTIONS.get(function.name) is function.sympy) == function.in_files, function.name
+
+
+def test_every_ask_has_a_cross_check_or_says_why():
+    from symderive.asks import ASKS
+    from symderive.verify import CHECKS, NOTHING_TO_CHECK
+    for ask in ASKS:
+        assert ask in CHECKS or ask in NOTHING_TO_CHECK, f"ask '{ask}' has no @checks('{ask}') under symderive/verify/"
+    assert set(CHECKS) <= set(ASKS), "a cross-check for an ask that does not exist"

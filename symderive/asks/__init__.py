@@ -1,14 +1,14 @@
-"""Question kinds ("asks"): one module each, registered in ``ASKS``.
+"""Question kinds ("asks"): one module each, found by looking.
 
-A new kind of question is one new module with a ``solve(ctx) -> Answer``
-function and a ``KEYS`` set of the question keys it reads, and one line here.
+A new kind of question is one new module named after it, with a ``solve(ctx) -> Answer``
+function and a ``KEYS`` set of the question keys it reads: nothing else needs to learn its
+name (its ``--verify`` cross-check registers itself under ``symderive/verify/``). Modules
+without both (``context``, ``matrix_view``) are helpers.
 """
+import importlib
+import pkgutil
 from dataclasses import dataclass
 
-from . import (backward_conv, backward_matrix, chain_rule, conv_matrix, derivative, element, prove, shape,
-               text, value)
-from . import (batchnorm_shapes, forward_backward, gradient_step, parameter_count, receptive_field,
-               rnn_recurrence, same_padding, shape_table)
 from .context import Context
 
 
@@ -18,29 +18,16 @@ class Ask:
     keys: frozenset
 
 
-def _ask(module):
-    return Ask(module.solve, frozenset(module.KEYS))
+def _discover():
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "solve") and hasattr(module, "KEYS"):
+            found[info.name] = Ask(module.solve, frozenset(module.KEYS))
+    return found
 
 
-ASKS = {
-    "shape": _ask(shape),
-    "element": _ask(element),
-    "derivative": _ask(derivative),
-    "chain_rule": _ask(chain_rule),
-    "value": _ask(value),
-    "text": _ask(text),
-    "conv_matrix": _ask(conv_matrix),
-    "backward_matrix": _ask(backward_matrix),
-    "backward_conv": _ask(backward_conv),
-    "prove": _ask(prove),
-    "parameter_count": _ask(parameter_count),
-    "shape_table": _ask(shape_table),
-    "same_padding": _ask(same_padding),
-    "receptive_field": _ask(receptive_field),
-    "batchnorm_shapes": _ask(batchnorm_shapes),
-    "forward_backward": _ask(forward_backward),
-    "gradient_step": _ask(gradient_step),
-    "rnn_recurrence": _ask(rnn_recurrence),
-}
+#: ask name (its module's name) -> how to solve it and the question keys it reads.
+ASKS = _discover()
 
 __all__ = ["ASKS", "Ask", "Context"]
