@@ -30,7 +30,6 @@ from .derivative import derivative
 from .indices import make_index
 from .layers import MODULES, MissingRule, NumericRule
 from .layers.linear import NetLinear
-from .layers.stack import NetActivation
 from .network import question_network
 from .tensors import Tensor, flat_positions
 from .yaml_positions import Located, key_position, locate, position
@@ -286,7 +285,7 @@ class NumericNetwork:
     def supported():
         """The activations a numeric pass computes: those with a rule or an index formula."""
         return sorted(name for name, kind in MODULES.items() if name != "Linear" and (
-            kind.numeric is not None or (kind.formula is not None and kind.signature.build is not None)))
+            kind.numeric is not None or (kind.formula is not None and kind.activation)))
 
     def linear_layers(self):
         return [layer for layer in self.net.layers if isinstance(layer, NetLinear)]
@@ -463,7 +462,7 @@ class NumericNetwork:
         kind = MODULES.get(layer.kind)
         if kind is not None and kind.numeric is not None:
             return kind.numeric
-        if kind is not None and kind.formula is not None and isinstance(layer, NetActivation):
+        if kind is not None and kind.formula is not None and kind.activation:
             return FROM_FORMULA
         raise MissingRule(layer.kind, "a numeric pass")
 
@@ -484,6 +483,7 @@ def _formula_layer(layer, name_in, size):
 
 
 def formula_forward(net, layer, name_in, x):
+    """The output, exact: the kind's index formula at the input's exact values."""
     formula, symbolic = _formula_layer(layer, name_in, x.rows)
     values = {symbolic.base[i]: net.full(v) for i, v in enumerate(x)}
     named = {net.full(v): v for v in x}          # an output equal to an input entry keeps its name
@@ -499,6 +499,7 @@ def formula_forward(net, layer, name_in, x):
 
 
 def formula_backward(net, layer, step):
+    """∂E/∂input = Jᵀ ∂E/∂output, with J the Jacobian derivative() takes of the kind's formula."""
     formula, symbolic = _formula_layer(layer, step.name_in, step.x_in.rows)
     values = {symbolic.base[i]: net.full(v) for i, v in enumerate(step.x_in)}
     jacobian = derivative(formula, symbolic).array().xreplace(values).applyfunc(lambda e: tidy(e.doit()))

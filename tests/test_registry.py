@@ -120,3 +120,17 @@ def test_every_ask_has_a_cross_check_or_says_why():
     for ask in ASKS:
         assert ask in CHECKS or ask in NOTHING_TO_CHECK, f"ask '{ask}' has no @checks('{ask}') under symderive/verify/"
     assert set(CHECKS) <= set(ASKS), "a cross-check for an ask that does not exist"
+
+
+def test_numeric_passes_take_exactly_the_layers_they_list():
+    supported = NumericNetwork.supported()
+    for module, kind in MODULES.items():
+        if module == "Linear" or kind.signature.read is not None:
+            continue
+        layer = CallReader(_minimal_call(kind), Scope()).read("a")
+        if module in supported:
+            assert NumericNetwork.rule(layer) is not None, module
+        else:
+            with pytest.raises(MissingRule, match=rf"'{layer.kind}' has no rule for a numeric pass"):
+                NumericNetwork.rule(layer)
+    assert "LeakyReLU" in supported and "Conv1d" not in supported      # a formula alone is not enough

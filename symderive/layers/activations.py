@@ -41,7 +41,7 @@ def stack_entry(module, arguments=(), numeric=None, **torch_options):
         return NetActivation(name, call, text, node, module, **options)
     options = ", ".join(f"{k}={v}" for k, v in torch_options.items())
     return dict(module=module, signature=Signature(build, tuple(arguments), 0, {}, numbers=tuple(arguments)),
-                torch_module=torch_module, numeric=numeric,
+                torch_module=torch_module, numeric=numeric, activation=True,
                 torch_module_name=f"torch.nn.{module}" + (f"({options})" if options else ""))
 
 

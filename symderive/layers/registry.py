@@ -69,6 +69,7 @@ class LayerKind:
     prefix: str = ""                       # automatic names in stacks: conv1, fc2 (default: module lowercased)
     library: bool = True                   # a function of the Python API (False for an alias)
     numeric: NumericRule = None            # exact forward/backward in numeric networks
+    activation: bool = False               # its stack entry is parameter-free and entry by entry
     extra: dict = field(default_factory=dict)
 
 
