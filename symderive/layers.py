@@ -35,7 +35,7 @@ class Layer(Tensor):
     def element(self, idx, expand=True, avoid=()):
         idx = tuple(idx)
         avoid = set(avoid) | set().union(*[names_in(sp.sympify(i)) for i in idx]) if idx else set(avoid)
-        avoid |= self.size_names()           # a summation index must not look like a size (k vs k)
+        avoid |= self.reserved_names()       # a summation index must not look like a size or a tensor
         expr = self.definition(idx, avoid)
         return expand_layers(expr, self.layer_inputs(), avoid) if expand else expr
 
@@ -43,6 +43,15 @@ class Layer(Tensor):
         """Names of the size symbols in the shapes of this layer and everything it depends on."""
         nodes = [self] + list(self.layer_inputs().values()) + list(self.leaves().values())
         return {s.name for node in nodes for n in node.shape for s in sp.sympify(n).free_symbols}
+
+    def reserved_names(self):
+        """Names no index of this layer's formulas may take: its sizes and every tensor and layer
+        it depends on (an index p beside a layer p would read as one thing)."""
+        nodes = [self] + list(self.layer_inputs().values()) + list(self.leaves().values())
+        return self.size_names() | {node.name for node in nodes}
+
+    def free_indices(self, avoid=()):
+        return super().free_indices(set(avoid) | self.reserved_names())
 
     def layer_inputs(self):
         """Every layer this one depends on, by name (transitively)."""
@@ -62,6 +71,17 @@ class Layer(Tensor):
     def describe(self):
         """A short human description for sheets, e.g. 'conv1d, stride 2'."""
         return self.kind
+
+
+def taken_by(avoid, idx):
+    """Names a definition's summation indices must avoid: ``avoid`` and every name in ``idx``
+    (an index may be an expression such as 2*j + k).
+
+    >>> from symderive.indices import make_index
+    >>> sorted(taken_by({"n"}, (2 * make_index("j", 3) + 1,)))
+    ['j', 'n']
+    """
+    return set(avoid).union(*[names_in(sp.sympify(i)) for i in idx])
 
 
 def entry(node, idx):
@@ -153,7 +173,7 @@ class Conv(Layer):
         return ", ".join(parts)
 
     def definition(self, idx, avoid=()):
-        taken = set(avoid) | {str(i) for i in idx}
+        taken = taken_by(avoid, idx)
         if self.channels:
             o, pos = idx[0], idx[1:]
             c = fresh_index(self.x.shape[0], taken, ("c", "d", "e", "a", "b"))
@@ -207,7 +227,7 @@ class Pool(Layer):
 
     def definition(self, idx, avoid=()):
         lead, pos = idx[: len(idx) - self.dims], idx[len(idx) - self.dims:]
-        ks = indices_for(self.kernel, set(avoid) | {str(i) for i in idx}, ("k", "l", "r", "u"))
+        ks = indices_for(self.kernel, taken_by(avoid, idx), ("k", "l", "r", "u"))
         x_pos = tuple(s * p + k - pad for p, k, s, pad in zip(pos, ks, self.stride, self.padding))
         value = entry(self.x, tuple(lead) + x_pos)
         if self.mode == "avg":
@@ -246,7 +266,7 @@ class Softmax(Layer):
         super().__init__(name, [z], z.shape)
 
     def definition(self, idx, avoid=()):
-        j = fresh_index(self.z.shape[-1], set(avoid) | {str(i) for i in idx}, ("j", "k", "l", "m"))
+        j = fresh_index(self.z.shape[-1], taken_by(avoid, idx), ("j", "k", "l", "m"))
         lead = tuple(idx[:-1])
         return sp.exp(entry(self.z, idx)) / sp.Sum(
             sp.exp(entry(self.z, lead + (j,))), (j, 0, self.z.shape[-1] - 1))
@@ -271,7 +291,7 @@ class Linear(Layer):
 
     def definition(self, idx, avoid=()):
         (i,) = idx
-        j = fresh_index(self.x.shape[0], set(avoid) | {str(i)}, ("j", "k", "l", "m"))
+        j = fresh_index(self.x.shape[0], taken_by(avoid, idx), ("j", "k", "l", "m"))
         expr = sp.Sum(entry(self.weight, (i, j)) * entry(self.x, (j,)),
                       (j, 0, self.x.shape[0] - 1))
         return expr + entry(self.bias, (i,)) if self.bias is not None else expr

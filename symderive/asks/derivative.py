@@ -3,6 +3,7 @@ import sympy as sp
 
 from ..answer import Result, Step
 from ..derivative import apply_signs, derivative, matrix_view
+from ..indices import substitute
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
 from ..tensors import flat_positions, is_concrete
 from .matrix_view import folded, matrix_result
@@ -76,7 +77,7 @@ def array_latex(array, of, wrt, d, ctx):
 def _one_entry(ctx, of, wrt, at, d):
     """∂y/∂x[at] for one entry of x: a tensor shaped like y, with given signs applied."""
     lhs_entry = partial(of.name, d.out_idx, wrt.name, at, ctx.base)
-    value = d.value.xreplace(dict(zip(d.wrt_idx, at)))
+    value = substitute(d.value, dict(zip(d.wrt_idx, at)))
     y_entry = entry(of.name, d.out_idx, ctx.base)
     steps = [
         Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),

@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 
 from ..evaluate import CannotEvaluate, evaluate
-from ..indices import for_display
+from ..indices import for_display, substitute
 from ..layers import expand_layers
 from ..simplify import alpha_normal, apply_constraints, combine_sums
 from ..tensors import zero_outside
@@ -187,7 +187,7 @@ class _Checker:
         fixed, by_name = mapping
         engine = target.value
         if fixed:
-            engine = engine.xreplace({idx: sp.Integer(v - base) for idx, v in fixed.items()})
+            engine = substitute(engine, {idx: sp.Integer(v - base) for idx, v in fixed.items()})
         free_axes = [(g, i) for g, i in axes if i not in fixed]
         if not value.is_scalar:
             student = self.lower_matrix(value, free_axes, target)

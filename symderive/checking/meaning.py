@@ -74,6 +74,7 @@ class Context:
     upstream_of: tuple = ()       # names that mean y in ∂l/∂y
     losses: tuple = ("l", "L", "ell", "E", "J", "e")
     state: object = None          # (symbol, update expression) of a recurrence question
+    question_indices: tuple = ()  # the question's own free index names (a t there is no time step)
     free: dict = field(default_factory=dict)        # student index name -> Dummy
     free_order: list = field(default_factory=list)
     free_pos: dict = field(default_factory=dict)
@@ -103,7 +104,8 @@ class Context:
             return self.bound[name] + self.base
         if name in self.free:
             return self.free[name]
-        if register or (register is None and self.index_context and name.islower()):
+        if register or (register is None and self.index_context
+                        and (name.islower() or name in self.question_indices)):
             d = sp.Dummy(name, integer=True)
             self.free[name] = d
             self.free_order.append(name)
@@ -655,7 +657,7 @@ class _Resolver:
     def _unbound_time(self, groups):
         """A time index t (t - 1, ...) where t is not summed over nor an index of the answer."""
         return any(_time_offset(g) is not None and "t" not in self.ctx.bound and "t" not in self.ctx.free
-                   and "T" not in self.ctx.bound for g in groups)
+                   and "T" not in self.ctx.bound and "t" not in self.ctx.question_indices for g in groups)
 
     def time_step(self, name, time_groups, flat, node):
         """h_{t-1} -> hp, h_{t-2} -> hpp, x_t -> x, a^{<t>} -> the state's update."""
