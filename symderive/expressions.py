@@ -194,8 +194,9 @@ class Reader:
             return self._diff(node, depth)
         if name in LAYERS and self.layer_name is not None and depth > 1 and name not in KNOWN_FUNCTIONS:
             self.fail(node, f"{name}() builds a layer: declare it as a layer of its own and use its name here")
-        if name in LAYERS and ((self.layer_name is not None and depth == 1) or name not in KNOWN_FUNCTIONS):
-            return self._layer(node, depth)   # only the whole value is a layer call; inside, sigmoid is σ
+        whole = self.layer_name is not None and depth == 1 and all(isinstance(a, ast.Name) for a in node.args)
+        if name in LAYERS and (whole or name not in KNOWN_FUNCTIONS):
+            return self._layer(node, depth)   # only a whole value sigmoid(x) is a layer; inside, sigmoid is σ
         if name not in KNOWN_FUNCTIONS:
             self.fail(node, f"'{name}' is not a declared name or known function")
         if node.keywords:
