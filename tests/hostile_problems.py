@@ -144,10 +144,9 @@ def composed_functions(rng):
     return Case("composed functions", text, "answered", "q")
 
 
-def rnn_steps(rng):
-    update = rng.choice(["tanh", "sigmoid"])
-    weight, initial, steps = rng.choice([0.5, 1, 2]), rng.choice([0, 0.5, 1]), rng.choice([4, 5, 20, 50])
-    text = f"""title: rnn
+def rnn_text(update, weight, initial, steps):
+    """A one-unit recurrence a = update(W_a a + W_x x_t + b) with x_t = b = 0, question id q."""
+    return f"""title: rnn
 questions:
   - id: q
     tensors:
@@ -162,7 +161,12 @@ questions:
     initial: {initial}
     steps: {steps}
 """
-    return Case("rnn steps", text, "answered", "q")
+
+
+def rnn_steps(rng):
+    update = rng.choice(["tanh", "sigmoid"])
+    weight, initial, steps = rng.choice([0.5, 1, 2]), rng.choice([0, 0.5, 1]), rng.choice([4, 5, 20, 50])
+    return Case("rnn steps", rnn_text(update, weight, initial, steps), "answered", "q")
 
 
 FAMILIES = [alias_bomb, deep_nesting, text_not_string, hostile_layer, unused_broken_layer, hostile_value,

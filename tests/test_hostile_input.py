@@ -16,6 +16,7 @@ from symderive.checking.answers import AnswersFileError, parse_tex_answers, read
 from symderive.errors import ProblemFileError
 from symderive.problem import load_problem
 from helpers import NO_PDF, run_cli  # noqa: E402
+from hostile_problems import rnn_text  # noqa: E402
 from test_bad_input import position, reported_position, the_error, write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,21 +156,7 @@ def test_folder_with_a_stalling_tex_file_grades_the_others(tmp_path):
 # 4. rnn_recurrence: bounded in time, exact fixed points exactly, numeric ones labelled -----------
 
 def rnn_problem(tmp_path, update, weight, initial, steps):
-    return write(tmp_path, "rnn.yaml", f"""title: rnn
-questions:
-  - id: r
-    tensors:
-      a: []
-      W_a: {{value: {weight}}}
-      W_x: []
-      x_t: {{value: 0}}
-      b: {{value: 0}}
-    ask: rnn_recurrence
-    state: a
-    update: "{update}(W_a*a + W_x*x_t + b)"
-    initial: {initial}
-    steps: {steps}
-""")
+    return write(tmp_path, "rnn.yaml", rnn_text(update, weight, initial, steps))
 
 
 def results(answer):
