@@ -455,3 +455,13 @@ def test_version_and_program_name(tmp_path):
     if script.exists():
         usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=tmp_path)
         assert usage.stdout.startswith("usage: symderive ")
+
+
+def test_trivial_answers_to_a_long_question_are_incorrect_not_timeout():
+    """nyu24-1.2.2f's answer writes out three attention layers: writing them out once per
+    answer left `1` undecided within the default limit."""
+    from symderive.checking.grade import DEFAULT_TIMEOUT, check_one, prepare
+    info = prepare(load_problem(ROOT / "problems" / "nyu-dl-2024-hw2.yaml"), {"nyu24-1.2.2f"})["nyu24-1.2.2f"]
+    for latex in ("1", "0", "1"):
+        verdict = check_one(info, latex, timeout=DEFAULT_TIMEOUT)
+        assert verdict.verdict == "incorrect", (latex, verdict.verdict, verdict.evidence)
