@@ -169,8 +169,34 @@ def rnn_steps(rng):
     return Case("rnn steps", rnn_text(update, weight, initial, steps), "answered", "q")
 
 
+def hostile_loss(rng):
+    """A small numeric network whose loss is hostile, mistaken or written with a sum."""
+    loss = rng.choice(["-Sum(P[i]*ln(q[i]), (i, 1, 3))", "Sum((q[i] - P[i])**2, (i, 1, n))", "q", "q[4]",
+                       "P[1]", "-ln(q[1])**1001", "exp(exp(exp(exp(10))))*q[1]", "$-\\ln q_{1}$",
+                       "Sum(q[i], (i, 1, 10**9))", "c[1]", "__import__('os')", "q[1] > 0", "1/(q[1] - q[1])"])
+    ask = rng.choice(["forward_backward", "gradient_step\n    learning_rate: 0.1"])
+    text = f"""title: fb
+index_base: 1
+sizes: [n]
+questions:
+  - id: q
+    tensors:
+      x: {{shape: [3], value: [1, 2, -1]}}
+      W: {{shape: [3, 3], value: [[0.1, 0.2, 0.3], [0.3, -0.2, 0.1], [0, 0.5, -0.5]]}}
+      P: {{shape: [3], value: [0.2, 0.3, 0.5]}}
+    ask: {ask}
+    network:
+      input: x
+      layers:
+        - c: Linear(W)
+        - q: {rng.choice(["Softmax()", "Sigmoid()", "ReLU()", "Tanh()"])}
+      loss: {{E: {quoted(loss)}}}
+"""
+    return Case("hostile loss", text, None, "q")
+
+
 FAMILIES = [alias_bomb, deep_nesting, text_not_string, hostile_layer, unused_broken_layer, hostile_value,
-            bad_given, bad_option, composed_functions, rnn_steps]
+            bad_given, bad_option, composed_functions, rnn_steps, hostile_loss]
 
 
 # Mutations of the shipped files ------------------------------------------------------------

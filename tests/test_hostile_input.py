@@ -465,3 +465,36 @@ def test_trivial_answers_to_a_long_question_are_incorrect_not_timeout():
     for latex in ("1", "0", "1"):
         verdict = check_one(info, latex, timeout=DEFAULT_TIMEOUT)
         assert verdict.verdict == "incorrect", (latex, verdict.verdict, verdict.evidence)
+
+
+NETWORK = """title: fb
+index_base: 1
+questions:
+  - id: q
+    tensors:
+      x: {shape: [3], value: [1, 2, -1]}
+      W: {shape: [3, 3], value: [[0.1, 0.2, 0.3], [0.3, -0.2, 0.1], [0, 0.5, -0.5]]}
+      P: {shape: [3], value: [0.2, 0.3, 0.5]}
+    ask: forward_backward
+    network:
+      input: x
+      layers:
+        - c: Linear(W)
+        - q: Softmax()
+      loss: {E: "LOSS"}
+"""
+
+
+def test_a_sum_in_a_numeric_loss_is_written_out(tmp_path):
+    """-Σ P_i ln q_i gave 'Cannot convert symbols to int' (P[i] with i bound by the Sum)."""
+    summed = load_problem(write(tmp_path, "s.yaml", NETWORK.replace("LOSS", "-Sum(P[i]*ln(q[i]), (i, 1, 3))")))
+    written = load_problem(write(tmp_path, "w.yaml", NETWORK.replace(
+        "LOSS", "-P[1]*ln(q[1]) - P[2]*ln(q[2]) - P[3]*ln(q[3])")))
+    a, b = summed.solve()[0], written.solve()[0]
+    assert a.ok and b.ok, (a.error, b.error)
+    assert [sp.simplify(r.value - s.value) == 0 if isinstance(r.value, sp.Expr) else r.value == s.value
+            for r, s in zip(a.results, b.results)] == [True] * len(b.results)
+    # softmax cross-entropy: ∂E/∂c = q − P (Σ P = 1), with q = softmax(W x) computed here
+    c = [sum(w * v for w, v in zip(row, (1, 2, -1))) for row in ((0.1, 0.2, 0.3), (0.3, -0.2, 0.1), (0, 0.5, -0.5))]
+    q = [math.exp(v) / sum(math.exp(u) for u in c) for v in c]
+    assert [float(g) for g in results(a)["dE/dc"]] == pytest.approx([qi - p for qi, p in zip(q, (0.2, 0.3, 0.5))])
