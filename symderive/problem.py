@@ -213,8 +213,14 @@ def declaration_errors(problem, timeout=DEFAULT_TIMEOUT):
                             seen.add(key)
                             exc.message = f"layer '{name}': {exc.message}"
                             found.append(exc)
-                    except RecursionError:
-                        continue                  # reported by the questions that use it
+                    except (RecursionError, Exception) as exc:   # an engine bug must not stop the load
+                        what = "nested too deeply" if isinstance(exc, RecursionError) else \
+                            f"internal error: {type(exc).__name__}: {exc}"
+                        error = SymderiveError(f"layer '{name}': {what}", *position(decls.layer_specs[name][0]),
+                                               file=problem.path)
+                        if (error.line, error.column, what) not in seen:
+                            seen.add((error.line, error.column, what))
+                            found.append(error)
     except SymderiveError as exc:                 # the time limit
         found.append(exc.located(file=problem.path))
     return found

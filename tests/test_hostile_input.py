@@ -498,3 +498,16 @@ def test_a_sum_in_a_numeric_loss_is_written_out(tmp_path):
     c = [sum(w * v for w, v in zip(row, (1, 2, -1))) for row in ((0.1, 0.2, 0.3), (0.3, -0.2, 0.1), (0, 0.5, -0.5))]
     q = [math.exp(v) / sum(math.exp(u) for u in c) for v in c]
     assert [float(g) for g in results(a)["dE/dc"]] == pytest.approx([qi - p for qi, p in zip(q, (0.2, 0.3, 0.5))])
+
+
+def test_an_engine_bug_in_a_layer_does_not_stop_the_load(tmp_path, monkeypatch):
+    import symderive.declarations as declarations
+
+    def bug(*args, **kwargs):
+        raise TypeError("boom")
+    monkeypatch.setattr(declarations.Declarations, "_layer", bug)
+    text = "title: t\ntensors:\n  x: [3]\nlayers:\n  y: relu(x)\n" + TEXT_QUESTION
+    problem = load_problem(write(tmp_path, "p.yaml", text))
+    assert [str(e) for e in problem.declaration_errors] == [
+        f"{tmp_path / 'p.yaml'}:{position(text, 'y:')[0]}:{position(text, 'y:')[1]}: "
+        "layer 'y': internal error: TypeError: boom"]
