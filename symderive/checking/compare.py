@@ -558,10 +558,21 @@ def _layers_in(expr, info):
     return set(out.items())
 
 
+#: Expressions with their layers written out, by (expression, layers): the engine's side is the same
+#: for every answer to a question, and writing it out takes seconds for the largest (nyu24-1.2.2f),
+#: which left trivial answers such as ``1`` to time out.
+_EXPANDED = {}
+
+
 def _expand(expr, layers):
     if not layers:
         return expr
-    return expand_layers(expr, dict(layers))
+    key = (expr, frozenset(layers))
+    if key not in _EXPANDED:
+        if len(_EXPANDED) >= 64:
+            _EXPANDED.clear()
+        _EXPANDED[key] = expand_layers(expr, dict(layers))
+    return _EXPANDED[key]
 
 
 def _rewrite(expr):

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..expressions import MAX_EXPONENT, MAX_RESULT_DIGITS, literal_digits
+from ..errors import ExpressionError
+from ..expressions import MAX_EXPONENT, check_call, check_power
 from ..functions import relu, sigmoid
 from . import reader as R
 
@@ -503,6 +504,10 @@ class _Resolver:
             self.fail(f"{func}{chr(39) * primes} is not supported", node)
         g = derivative or f
         if v.is_scalar:
+            try:
+                check_call(func, [v.expr])    # exp(exp(exp(exp(10)))) overflows every float
+            except ExpressionError as exc:
+                self.fail(exc.message, node)
             return Val(g(v.expr))
         if _literal(v):
             return Val(v.expr.applyfunc(g), v.shape)
@@ -521,9 +526,11 @@ class _Resolver:
         if e.is_number:
             if not e.is_finite or abs(e) > MAX_EXPONENT:
                 self.fail(f"exponent larger than {MAX_EXPONENT}", exponent_node)
-            if v.is_scalar and v.expr.is_Rational and v.expr != 0 \
-                    and float(abs(e)) * literal_digits(v.expr) > MAX_RESULT_DIGITS:
-                self.fail(f"the result would have more than {MAX_RESULT_DIGITS} digits", node)
+            if v.is_scalar:
+                try:
+                    check_power(v.expr, e)    # also (sqrt(2)*10^59)^1000, which is no rational
+                except ExpressionError as exc:
+                    self.fail(exc.message, node)
             if v.is_scalar and v.expr == 0 and e.is_negative:
                 self.fail("division by zero", node)
         if not v.is_scalar:
