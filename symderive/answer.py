@@ -13,7 +13,7 @@ class Status(str, enum.Enum):
     DERIVED = "derived"                    # symbolic derivation or exact computation, all sizes given
     PROVED = "proved"                      # an identity proved for all sizes
     VERIFIED = "verified at sizes"         # an identity checked exactly at listed concrete sizes
-    NUMERIC = "numerically checked"        # agreement at random points only
+    NUMERIC = "numerically checked"        # agreement at random points, or a value solved numerically
     FAILED = "failed"                      # could not be answered, or an identity is false
     AUTHORED = "authored text"             # written by the problem's author, not derived
 
@@ -22,7 +22,7 @@ class Status(str, enum.Enum):
             Status.DERIVED: "Derived symbolically by the engine (exact).",
             Status.PROVED: "Proved for all sizes.",
             Status.VERIFIED: "Verified exactly at concrete sizes (not a proof for all sizes).",
-            Status.NUMERIC: "Checked numerically at random points (not a proof).",
+            Status.NUMERIC: "Established numerically only (not a proof).",
             Status.FAILED: "Failed.",
             Status.AUTHORED: "Authored text from the problem file, not derived by the engine.",
         }[self]

@@ -19,7 +19,7 @@ from .contract import contract, flatten, same_terms
 from .conv_matrix import SparseSymbolMatrix, concrete_layer, conv_matrix
 from .derivative import chain_rule, derivative
 from .errors import ShapeError
-from .indices import indices_for, names_in
+from .indices import indices_for, names_in, substitute
 from .tensors import Tensor, flat_positions
 
 _FLOOR_DIV = sp.Function("floor_div")
@@ -166,7 +166,7 @@ def prove_transpose(layer):
     c = chain_rule(layer, layer.x, "g")
     fresh = indices_for(layer.shape, names_in(c.summed), ("a", "b", "e", "f", "h"))
     b_element = contract(sp.diff(c.summed, c.upstream.element(fresh)))
-    a_element = d.value.xreplace(dict(zip(d.out_idx, fresh)))
+    a_element = substitute(d.value, dict(zip(d.out_idx, fresh)))
     return a_element, b_element, same_terms(a_element, b_element)
 
 

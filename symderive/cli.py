@@ -4,6 +4,7 @@ Exit status: 0 when every question was answered, 1 when some failed (the
 rest are still solved and written), 2 for bad usage or an unreadable file.
 """
 import argparse
+import difflib
 import os
 from concurrent.futures import ThreadPoolExecutor
 import json
@@ -17,6 +18,7 @@ from rich.text import Text
 
 from .answer import Status, sympy_string
 from .errors import ProblemFileError
+from .files import write_atomically
 from .pdf import PdfError, compile_pdf, tex_engine, INSTALL_HINT
 from .problem import DEFAULT_TIMEOUT, find_problem_files, load_problem
 
@@ -26,10 +28,45 @@ SHIPPED_PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 DEFAULT_OUTPUT = Path("output")
 
 
+COMMANDS = ("solve", "list", "check")
+
+
+def program_name(argv0=None):
+    """How the user ran us, for the usage line: ``symderive`` (the script) or ``python -m symderive``.
+
+    >>> program_name("/venv/bin/symderive"), program_name("/src/symderive/__main__.py")
+    ('symderive', 'python -m symderive')
+    """
+    name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
+    return "python -m symderive" if name in ("__main__.py", "-m", "-c", "") else name
+
+
+def version():
+    """The installed distribution's version (pyproject.toml), or 'unknown' when not installed."""
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+    try:
+        return dist_version("symderive")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def mistyped_command(word):
+    """The subcommand ``word`` was probably meant to be, or None.
+
+    >>> mistyped_command("slove"), mistyped_command("chek"), mistyped_command("problems/x.yaml")
+    ('solve', 'check', None)
+    """
+    if "/" in word or "." in word:
+        return None
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m symderive",
+        prog=program_name(),
         description="Solve deep-learning derivation problems and write LaTeX answer sheets.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command")
     solve = sub.add_parser("solve", help="solve problem files and write sheets (the default)")
     solve.add_argument("paths", nargs="*", type=Path,
@@ -58,7 +95,11 @@ def build_parser():
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("solve", "list", "check", "-h", "--help"):
+    if argv and argv[0] not in COMMANDS and not Path(argv[0]).exists() and mistyped_command(argv[0]):
+        print(f"{program_name()}: error: unknown command '{argv[0]}'; did you mean "
+              f"'{mistyped_command(argv[0])}'? (commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         argv.insert(0, "solve")
     parser = build_parser()
     try:
@@ -95,12 +136,22 @@ def readable_problems(files, errors):
             yield None
 
 
+def unreported(declaration_errors, answers):
+    """The declaration errors that no failed answer has reported already (one line per mistake)."""
+    failed = [a.error for a in answers if a.status is Status.FAILED]
+    return [exc for exc in declaration_errors
+            if not any(exc.message.split(": ", 1)[-1] in e and f":{exc.line}:{exc.column}:" in e for e in failed)]
+
+
 def list_problems(files, console, errors):
     status = 0
     for problem in readable_problems(files, errors):
         if problem is None:
             status = 2
             continue
+        for exc in problem.declaration_errors:
+            errors.print(f"error: {exc}", markup=False)
+            status = max(status, 1)
         path = problem.path
         console.print(f"{path}: {problem.title}", markup=False)
         for q in problem.questions:
@@ -121,25 +172,37 @@ def solve_problems(files, args, console, errors):
         except verify.TorchMissing as exc:
             errors.print(f"error: {exc}", markup=False)
             return 2
-    status, records = 0, []
+    problems = list(readable_problems(files, errors))
+    status = 2 if None in problems else 0
+    problems = [p for p in problems if p is not None]
+    if args.only:
+        known = {q.id for p in problems for q in p.questions}
+        unknown = [qid for qid in args.only if qid not in known]
+        if unknown:
+            errors.print(f"error: --only {unknown[0]}: no such question (questions: {', '.join(sorted(known))})",
+                         markup=False)
+            return 2
+    records = []
     args.output.mkdir(parents=True, exist_ok=True)
     pdf_pool, pdf_jobs = ThreadPoolExecutor(max_workers=os.cpu_count() or 1), []
-    for problem in readable_problems(files, errors):
-        if problem is None:
-            status = 2
-            continue
+    for problem in problems:
+        if args.only and not any(q.id in args.only for q in problem.questions):
+            continue     # no sheet for a file none of whose questions was asked for
         answers = problem.solve(ids=set(args.only) if args.only else None, timeout=args.timeout)
         for a in answers:
             if a.status is Status.FAILED:
                 errors.print(f"error: {a.error}", markup=False)
                 status = max(status, 1)
+        for exc in unreported(problem.declaration_errors, answers):
+            errors.print(f"error: {exc}", markup=False)
+            status = max(status, 1)
         reports = verify.cross_check(problem, answers, timeout=args.timeout) if args.verify else []
         for r in reports:
             if not r.ok:
                 errors.print(f"error: {problem.path}: question {r.question}: {r.sentence()}", markup=False)
                 status = max(status, 1)
         tex = args.output / f"{problem.name}.tex"
-        tex.write_text(problem.sheet(answers))
+        write_atomically(tex, problem.sheet(answers))
         written = [tex]
         if args.pdf:   # TeX runs in the background while the next problem is solved
             pdf_jobs.append(pdf_pool.submit(compile_pdf, tex))

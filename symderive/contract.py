@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .indices import INDEX_LETTERS, names_in
+from .indices import INDEX_LETTERS, names_in, substitute
 
 
 @dataclass
@@ -120,7 +120,7 @@ def contract_term(term):
             if solved is None:
                 continue
             delta, value, divisor, numerator = solved
-            coeff = tidy_subscripts((term.coeff / delta).xreplace({var: value}))
+            coeff = tidy_subscripts(substitute(term.coeff / delta, {var: value}))
             conds = [c.xreplace({var: value}) for c in term.conds] + [lo <= value, value <= hi]
             if divisor is not None:
                 conds.append(sp.Eq(sp.Mod(numerator, divisor), 0))
@@ -260,7 +260,7 @@ def _drop_single_value_limits(term):
             conds = simplify_conditions([c.xreplace({var: lo}) for c in term.conds])
             if conds is False:
                 return Term(sp.S.Zero)
-            return _drop_single_value_limits(Term(term.coeff.xreplace({var: lo}), conds, rest))
+            return _drop_single_value_limits(Term(substitute(term.coeff, {var: lo}), conds, rest))
     return term
 
 
@@ -403,7 +403,7 @@ def collapse_single_value_sums(expr):
             value = _single_value(lo, hi)
             if value is None:
                 continue
-            body = body.xreplace({var: value})
+            body = substitute(body, {var: value})
             limits[pos] = None
             changed = True
         if not changed:

@@ -11,8 +11,9 @@ import sympy as sp
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, infer_index_ranges, parse
 from .functions import KNOWN_FUNCTIONS
-from .indices import INDEX_LETTERS, fresh_index, indices_for, make_index, names_in
+from .indices import INDEX_LETTERS, indices_for, make_index, names_in, rename_bound_apart
 from .layers import Layer
+from .layers.base import taken_by
 from .tensors import Tensor, size_symbol
 from .yaml_positions import locate, position
 
@@ -162,18 +163,10 @@ class ElementLayer(Layer):
     def free_indices(self, avoid=()):
         """The index names the formula was written with (t, i, ...), unless taken."""
         preferred = tuple(i.name for i in self.idx)
-        return indices_for(self.shape, set(avoid), preferred + tuple(n for n in INDEX_LETTERS
+        return indices_for(self.shape, set(avoid) | self.reserved_names(), preferred + tuple(n for n in INDEX_LETTERS
                                                                      if n not in preferred))
 
     def definition(self, idx, avoid=()):
-        taken = set(avoid) | {str(i) for i in idx}
-        expr = self.expr
-        # Rename summation indices that would capture the caller's names.
-        bound_indices = {l[0] for s in expr.atoms(sp.Sum) for l in s.limits}
-        for bound in sorted(bound_indices, key=sp.default_sort_key):   # sorted: same names every run
-            if bound.name in taken:
-                fresh = fresh_index(bound.upper - bound.lower + 1, taken | names_in(expr))
-                fresh = sp.Idx(fresh.label, (bound.lower, bound.upper))
-                taken.add(fresh.name)
-                expr = expr.xreplace({bound: fresh})
+        # Summation indices that would capture the caller's names are renamed apart first.
+        expr = rename_bound_apart(self.expr, taken_by(avoid, idx) | {i.name for i in self.idx})
         return expr.xreplace(dict(zip(self.idx, idx)))

@@ -62,17 +62,61 @@ def _shapes_of(*nodes):
     return shapes
 
 
-def element_of(of, stop_at=None):
-    """y's element expression over fresh indices, expanded down to leaves (or to ``stop_at``)."""
-    out_idx = of.free_indices()
+def element_of(of, stop_at=None, avoid=()):
+    """y's element expression over fresh indices, expanded down to leaves (or to ``stop_at``);
+    no index is named in ``avoid`` or after a tensor, layer or size around ``of``."""
+    out_idx = of.free_indices(graph_names(of, stop_at) | set(avoid))
     if not of.is_layer:
         return out_idx, of.element(out_idx)
     layers = {n: l for n, l in of.layer_inputs().items() if stop_at is None or n != stop_at.name}
-    expr = of.definition(out_idx, {i.name for i in out_idx} | of.size_names())
-    return out_idx, expand_layers(expr, layers)
+    taken = {i.name for i in out_idx} | of.reserved_names() | set(avoid)
+    return out_idx, expand_layers(of.definition(out_idx, taken), layers, taken)
 
 
-def derivative(of, wrt):
+def graph_names(*nodes):
+    """The names of these tensors and layers and of everything they depend on."""
+    names = set()
+    for node in filter(None, nodes):
+        names |= {node.name} | set(node.leaves())
+        if node.is_layer:
+            names |= node.reserved_names()
+    return names
+
+
+#: Names for the upstream gradient ∂l/∂y of a chain rule, in order of preference.
+UPSTREAM_NAMES = ("g", "delta", "G")
+
+
+def upstream_name(of, wrt, requested=None):
+    """The upstream gradient's name: ``requested``, else the first of ``UPSTREAM_NAMES`` that no
+    tensor, layer or size around ``of`` and ``wrt`` has (g beside a layer g would read as one).
+
+    >>> from symderive.layers import Elementwise
+    >>> upstream_name(Elementwise('g', Tensor('x', (3,)), 'tanh'), Tensor('x', (3,)))
+    'delta'
+    """
+    if requested is not None:
+        return requested
+    taken = graph_names(of, wrt)
+    return next(n for n in UPSTREAM_NAMES + tuple(f"g{k}" for k in range(2, 100)) if n not in taken)
+
+
+def derivative_indices(of, wrt, avoid=()):
+    """(output indices, y's element expression, wrt indices) as ``derivative`` names them: the
+    one place that choice is made (verify and checking read it from here)."""
+    out_idx, element = element_of(of, stop_at=wrt, avoid=avoid)
+    # Apart from every name in the element and every declared name around it (a layer p that is
+    # inlined here may be folded back into the result, beside the index).
+    wrt_idx = indices_for(wrt.shape, names_in(element) | graph_names(of, wrt) | set(avoid), WRT_LETTERS)
+    return out_idx, element, wrt_idx
+
+
+def chain_rule_avoid(of, wrt, upstream=None, loss="l"):
+    """The names a chain rule's indices avoid: the upstream gradient's and the loss's."""
+    return {upstream_name(of, wrt, upstream), str(loss)}
+
+
+def derivative(of, wrt, avoid=()):
     """∂of[i…]/∂wrt[j…] element by element.
 
     >>> from symderive.layers import conv1d
@@ -85,8 +129,7 @@ def derivative(of, wrt):
     [w[0], w[1], w[2],    0,    0],
     [   0,    0, w[0], w[1], w[2]]])
     """
-    out_idx, element = element_of(of, stop_at=wrt)
-    wrt_idx = indices_for(wrt.shape, names_in(element), WRT_LETTERS)
+    out_idx, element, wrt_idx = derivative_indices(of, wrt, avoid)
     variable = wrt.base[wrt_idx] if wrt.shape else wrt.base     # a layer's entry, not its definition
     raw = sp.diff(element, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
                                              lambda e: sp.S.Zero)     # diff leaves Σ 0 behind
@@ -123,7 +166,7 @@ class ChainRule:
         return sp.Matrix(rows, cols, values)
 
 
-def chain_rule(of, wrt, upstream_name="g"):
+def chain_rule(of, wrt, upstream=None, avoid=()):
     """Given the upstream gradient g = ∂l/∂y, derive ∂l/∂x in closed form.
 
     >>> from symderive.layers import conv1d
@@ -132,8 +175,9 @@ def chain_rule(of, wrt, upstream_name="g"):
     >>> c.value
     Sum(g[i]*x[2*i + p], (i, 0, 1))
     """
-    local = derivative(of, wrt)
-    g = Tensor(upstream_name, of.shape)
+    upstream = upstream_name(of, wrt, upstream)
+    local = derivative(of, wrt, set(avoid) | {upstream})
+    g = Tensor(upstream, of.shape)
     summed = sp.Sum(g.element(local.out_idx) * local.value,
                     *[(i, 0, n - 1) for i, n in zip(local.out_idx, of.shape)]) if of.shape \
         else g.base * local.value

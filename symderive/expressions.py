@@ -8,6 +8,7 @@ where it starts. Indices in the file are in the file's index base; they are
 converted to the engine's 0-based indices while reading.
 """
 import ast
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -55,9 +56,12 @@ def parse(text, scope, *, layer_name=None):
     ...
     symderive.errors.ExpressionError: line 1, column 1: '__import__' is not a declared name or known function
     """
-    if not isinstance(text, (str, int, float)):
+    if not isinstance(text, (str, int, float)) or isinstance(text, bool):
         raise ExpressionError(f"expected an expression, got {type(text).__name__}")
     text = str(text)
+    from .latex_input import is_latex, parse_latex   # LaTeX is accepted wherever an expression is
+    if is_latex(text):
+        return parse_latex(text, scope)
     tree = syntax_tree(text)
     return Reader(text.strip(), scope, layer_name).read(tree.body, depth=0)
 
@@ -118,11 +122,10 @@ class Reader:
         left, right = self.read(node.left, depth), self.read(node.right, depth)
         op = type(node.op)
         if op is ast.Pow:
-            if right.is_number and (not right.is_finite or abs(right) > MAX_EXPONENT):
-                self.fail(node.right, f"exponent {right} is larger than {MAX_EXPONENT}")
-            if left.is_Rational and right.is_Rational and left != 0 \
-                    and float(abs(right)) * literal_digits(left) > MAX_RESULT_DIGITS:
-                self.fail(node, f"the result would have more than {MAX_RESULT_DIGITS} digits")
+            try:
+                check_power(left, right)
+            except ExpressionError as exc:
+                self.fail(node.right if "exponent" in exc.message else node, exc.message)
             return left ** right
         ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
                ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
@@ -189,15 +192,21 @@ class Reader:
             return self._sum(node, depth)
         if name == "diff":
             return self._diff(node, depth)
-        if name in formula_kinds() and (self.layer_name is not None or name not in KNOWN_FUNCTIONS):
-            return self._layer(node, depth)
+        if name in formula_kinds() and self.layer_name is not None and depth > 1 and name not in KNOWN_FUNCTIONS:
+            self.fail(node, f"{name}() builds a layer: declare it as a layer of its own and use its name here")
+        whole = self.layer_name is not None and depth == 1 and all(isinstance(a, ast.Name) for a in node.args)
+        if name in formula_kinds() and (whole or name not in KNOWN_FUNCTIONS):
+            return self._layer(node, depth)   # only a whole value sigmoid(x) is a layer; inside, sigmoid is σ
         if name not in KNOWN_FUNCTIONS:
             self.fail(node, f"'{name}' is not a declared name or known function")
         if node.keywords:
             self.fail(node.keywords[0].value, f"{name}() takes no keyword arguments")
         args = [self.read(a, depth) for a in node.args]
         try:
+            check_call(name, args)
             return KNOWN_FUNCTIONS[name](*args)
+        except ExpressionError as exc:
+            self.fail(node, exc.message)
         except (TypeError, ValueError) as exc:
             self.fail(node, f"{name}(): {exc}")
 
@@ -282,7 +291,10 @@ def free_index_names(text, scope):
     >>> sorted(free_index_names("q[x] - Sum(p[i], (i, 1, 3)) + diff(E, z[x])", Scope()))
     ['x']
     """
-    tree = ast.parse(str(text).strip(), mode="eval")
+    if _is_latex(text):
+        return {name for _, parts in latex_subscripts(text, scope) for part in parts
+                for name in NAME_TOKEN.findall(part) if _undeclared(name, scope)} - latex_bound_names(text)
+    tree = syntax_tree(str(text))
     bound = {lim.elts[0].id for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Sum"
              for lim in node.args[1:] if isinstance(lim, ast.Tuple) and lim.elts
@@ -336,6 +348,44 @@ def parse_sign(text, scope):
     return entry, 1 if isinstance(node.ops[0], ast.Gt) else -1
 
 
+def check_power(base, exponent):
+    """Refuse ``base**exponent`` whose exponent or numeric result is too large to compute or print
+    (Python refuses to print integers of more than 4300 digits; SymPy would compute them first).
+
+    >>> check_power(sp.Integer(2), sp.Integer(10))
+    >>> check_power(sp.sqrt(2) * 10**59, sp.Integer(1000))
+    Traceback (most recent call last):
+    ...
+    symderive.errors.ExpressionError: the result would have more than 1000 digits
+    """
+    if exponent.is_number and (not exponent.is_finite or not exponent.is_comparable
+                               or abs(exponent) > MAX_EXPONENT):
+        raise ExpressionError(f"exponent {exponent} is larger than {MAX_EXPONENT}")
+    if not (base.is_number and exponent.is_number) or base == 0:
+        return
+    if base.is_Rational and exponent.is_Rational:
+        digits = float(abs(exponent)) * literal_digits(base)
+    else:
+        digits = float(abs(sp.N(exponent, 15))) * abs(float(sp.N(sp.log(abs(base), 10), 15)))
+    if digits > MAX_RESULT_DIGITS:
+        raise ExpressionError(f"the result would have more than {MAX_RESULT_DIGITS} digits")
+
+
+def check_call(name, args):
+    """Refuse ``exp`` of a number whose value has more than MAX_RESULT_DIGITS digits (``exp(exp(exp(10)))``
+    overflows every float conversion downstream).
+
+    >>> check_call("exp", [sp.exp(10)])
+    Traceback (most recent call last):
+    ...
+    symderive.errors.ExpressionError: exp(): the result would have more than 1000 digits
+    """
+    if name in ("exp",) and len(args) == 1 and args[0].is_number:
+        real = sp.re(args[0])
+        if not real.is_comparable or abs(float(sp.N(real, 15))) / 2.302585 > MAX_RESULT_DIGITS:
+            raise ExpressionError(f"{name}(): the result would have more than {MAX_RESULT_DIGITS} digits")
+
+
 def literal_digits(r):
     """Decimal digits of the larger of numerator and denominator, without printing them."""
     return max(abs(r.p).bit_length(), abs(r.q).bit_length()) * 0.30103 + 1
@@ -359,8 +409,14 @@ def infer_index_ranges(text, index_names, scope):
     In ``W[i, j] * x[j]`` with W of shape m×n, i runs over m values. Returns
     {name: size}; a name never used alone as a subscript is missing.
     """
-    tree = ast.parse(str(text).strip(), mode="eval")
     sizes = {}
+    if _is_latex(text):
+        for tensor, parts in latex_subscripts(text, scope):
+            for part, size in zip(parts, tensor.shape):
+                if part.strip() in index_names:
+                    sizes.setdefault(part.strip(), size)
+        return sizes
+    tree = syntax_tree(str(text))
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             tensor = scope.tensor(node.value.id)
@@ -372,3 +428,41 @@ def infer_index_ranges(text, index_names, scope):
                     sizes.setdefault(part.id, size)
     return sizes
 
+
+
+NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+LATEX_SUBSCRIPT = re.compile(r"(?<![\\A-Za-z])([A-Za-z][A-Za-z0-9]*)_(?:\{([^{}]*)\}|([A-Za-z0-9]))")
+
+
+def _is_latex(text):
+    from .latex_input import is_latex
+    return is_latex(text)
+
+
+def _undeclared(name, scope):
+    return name not in scope.sizes and name not in scope.indices and scope.tensor(name) is None
+
+
+def latex_subscripts(text, scope):
+    r"""(tensor, [subscript parts]) for each subscripted declared tensor in LaTeX text.
+
+    >>> from symderive.tensors import Tensor
+    >>> [(t.name, parts) for t, parts in latex_subscripts(r"$q_{x} - p_i + \sum_{j} z_{x,j}$",
+    ...     Scope(tensors={n: Tensor(n, (3,) * r) for n, r in (("q", 1), ("p", 1), ("z", 2))}))]
+    [('q', ['x']), ('p', ['i']), ('z', ['x', 'j'])]
+    """
+    out = []
+    for m in LATEX_SUBSCRIPT.finditer(str(text)):
+        tensor = scope.tensor(m.group(1))
+        if tensor is not None and tensor.shape:
+            out.append((tensor, [p.strip() for p in (m.group(2) if m.group(2) is not None else m.group(3)).split(",")]))
+    return out
+
+
+def latex_bound_names(text):
+    r"""Index names bound by ``\sum_{j=...}`` or ``\sum_j`` in LaTeX text.
+
+    >>> sorted(latex_bound_names(r"$\sum_{j=1}^{n} x_j + \sum_k y_k$"))
+    ['j', 'k']
+    """
+    return set(re.findall(r"\\sum_\{?\s*([A-Za-z][A-Za-z0-9]*)", str(text)))

@@ -93,3 +93,93 @@ def for_display(expr, base=0):
     # Tidy affine index arithmetic (e.g. 2*(i - 1) + 1 -> 2*i - 1) inside subscripts.
     return out.replace(lambda e: isinstance(e, sp.Indexed),
                        lambda e: e.base[tuple(sp.expand(a) for a in e.indices)])
+
+
+# Capture-free substitution ---------------------------------------------------------------
+# A summation index is bound: renaming it never changes a value, but substituting a free name
+# into a sum that binds the same name does (Σ_j e^{z_j} with j := the free j of ∂/∂z_j). SymPy's
+# ``subs`` and ``xreplace`` both capture, so every substitution into an expression that may hold
+# sums goes through ``substitute``, and bound indices are renamed apart first.
+
+_BINDERS = (sp.Sum, sp.Product)
+
+
+def bound_names(expr):
+    """Names of the summation (and product) indices bound anywhere in ``expr``.
+
+    >>> i, j = make_index('i', 3), make_index('j', 3); x = sp.IndexedBase('x')
+    >>> sorted(bound_names(x[i] * sp.Sum(x[j], (j, 0, 2))))
+    ['j']
+    """
+    if not isinstance(expr, sp.Basic):
+        return set()
+    return {limit[0].name for s in expr.atoms(*_BINDERS) for limit in s.limits}
+
+
+def _renamed(var, name):
+    """``var`` (an ``Idx`` or a plain symbol) under another name, same range and assumptions."""
+    if isinstance(var, sp.Idx):
+        if var.lower is None:
+            return sp.Idx(sp.Symbol(name, integer=True))
+        return sp.Idx(sp.Symbol(name, integer=True), (var.lower, var.upper))
+    return sp.Symbol(name, **var.assumptions0)
+
+
+def rename_bound_apart(expr, avoid):
+    """Rename every bound index named in ``avoid``, or shadowing an enclosing bound index, to a
+    name used nowhere in ``expr`` or ``avoid``. The value of ``expr`` does not change.
+
+    >>> i, j = make_index('i', 3), make_index('j', 3); x = sp.IndexedBase('x')
+    >>> rename_bound_apart(x[i] * sp.Sum(x[j], (j, 0, 2)), {'j'})
+    x[i]*Sum(x[k], (k, 0, 2))
+    """
+    if not isinstance(expr, sp.Basic) or not expr.has(*_BINDERS):
+        return expr
+    avoid = set(avoid)
+    taken = avoid | names_in(expr)
+
+    chosen = {}                  # the same index in sibling sums keeps one new name
+
+    def fresh(var, enclosing):
+        if var in chosen and chosen[var].name not in enclosing:
+            return chosen[var]
+        preferred = (var.name,) + INDEX_LETTERS
+        name = next(n for n in list(preferred) + [f"{p}{k}" for k in range(2, 1000) for p in preferred]
+                    if n not in taken)
+        taken.add(name)
+        chosen[var] = _renamed(var, name)
+        return chosen[var]
+
+    def walk(e, enclosing):
+        if isinstance(e, _BINDERS):
+            limits = [tuple(limit) for limit in e.limits]
+            renames = {var: fresh(var, enclosing) for var, *_ in limits if var.name in avoid or var.name in enclosing}
+            body = e.function.xreplace(renames) if renames else e.function
+            limits = [(renames.get(var, var), *[b.xreplace(renames) for b in bounds]) for var, *bounds in limits]
+            inner = enclosing | {limit[0].name for limit in limits}
+            return e.func(walk(body, inner), *[(var, *[walk(b, enclosing) for b in bounds])
+                                               for var, *bounds in limits])
+        if not e.args or isinstance(e, (sp.Idx, sp.Indexed, sp.IndexedBase)):
+            return e
+        return e.func(*[walk(a, enclosing) for a in e.args])
+
+    return walk(expr, frozenset())
+
+
+def substitute(expr, mapping):
+    """``expr.xreplace(mapping)`` without capture: a bound index that shares a name with a key or
+    with a name in a value is renamed first, so only free occurrences are replaced.
+
+    >>> i, j = make_index('i', 3), make_index('j', 3); x = sp.IndexedBase('x')
+    >>> substitute(x[i] * sp.Sum(x[j] * x[i], (j, 0, 2)), {i: j})
+    x[j]*Sum(x[j]*x[k], (k, 0, 2))
+    """
+    if not isinstance(expr, sp.Basic):
+        return expr
+    if expr.has(*_BINDERS):
+        names = set()
+        for key, value in mapping.items():
+            names |= names_in(key) | names_in(value)
+        if names & bound_names(expr):
+            expr = rename_bound_apart(expr, names)
+    return expr.xreplace(mapping)

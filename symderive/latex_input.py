@@ -12,13 +12,14 @@ import re
 import sympy as sp
 
 from .errors import ExpressionError
-from .expressions import MAX_DIGITS, MAX_EXPONENT, MAX_LENGTH, parse
+from .expressions import MAX_DIGITS, MAX_LENGTH, check_call, check_power, parse
 from .functions import relu, sigmoid
 
 SUBSCRIPTED = re.compile(r"([A-Za-z][A-Za-z0-9]*)_\{?(.+?)\}?\Z")
 LATEX_FUNCTIONS = {r"\sigma": sigmoid, "sigma": sigmoid, r"\operatorname{ReLU}": relu,
                    r"\mathrm{ReLU}": relu, r"\operatorname{relu}": relu, "ReLU": relu}
-SYMPY_FUNCTIONS = (sp.exp, sp.log, sp.tanh, sp.sqrt, sp.floor, sp.ceiling, sp.Abs, sp.Max, sp.Min,
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+SYMPY_FUNCTIONS = (sp.exp, sp.log, sp.tanh, sp.floor, sp.ceiling, sp.Abs, sp.Max, sp.Min,
                    sigmoid, relu)
 
 
@@ -42,6 +43,13 @@ def parse_latex(text, scope):
         raise ExpressionError(f"LaTeX expression is longer than {MAX_LENGTH} characters")
     if not body:
         raise ExpressionError("empty LaTeX expression")
+    stripped = str(text).strip()
+    start = stripped.index(body)       # where the body starts in the value as written
+    for number in NUMBER.finditer(body):   # before latex2sympy2 turns it into a Float
+        if sum(c.isdigit() for c in number.group(0)) > MAX_DIGITS:
+            offset = start + number.start()
+            raise ExpressionError(f"number longer than {MAX_DIGITS} digits", line=stripped.count("\n", 0, offset) + 1,
+                                  column=offset - (stripped.rfind("\n", 0, offset) + 1) + 1)
     from latex2sympy2 import latex2sympy
     try:
         raw = latex2sympy(body)
@@ -66,8 +74,7 @@ def _rebuild(e, scope, bound):
         return _symbol(e.name, scope, bound)
     if isinstance(e, sp.Pow):
         base, exponent = (_rebuild(a, scope, bound) for a in e.args)
-        if exponent.is_number and (not exponent.is_finite or abs(exponent) > MAX_EXPONENT):
-            raise ExpressionError(f"exponent {exponent} is larger than {MAX_EXPONENT}")
+        check_power(base, exponent)
         return base ** exponent
     if isinstance(e, (sp.Add, sp.Mul)):
         return e.func(*[_rebuild(a, scope, bound) for a in e.args])
@@ -75,7 +82,9 @@ def _rebuild(e, scope, bound):
         args = [_rebuild(a, scope, bound) for a in e.args]
         return sp.log(*args) if len(args) == 1 or args[1] != sp.E else sp.log(args[0])
     if isinstance(e, SYMPY_FUNCTIONS):
-        return e.func(*[_rebuild(a, scope, bound) for a in e.args])
+        args = [_rebuild(a, scope, bound) for a in e.args]
+        check_call(e.func.__name__, args)
+        return e.func(*args)
     if isinstance(e, sp.core.function.AppliedUndef):
         name = type(e).__name__
         if name in LATEX_FUNCTIONS:

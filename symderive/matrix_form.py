@@ -189,7 +189,7 @@ class TimeSum(Node):
     body: Node
 
     def latex(self):
-        return (rf"\sum_{{{self.var.name}={INDEX[0](self.lo)}}}^{{{INDEX[0](self.hi)}}} "
+        return (rf"\sum_{{{sp.latex(sp.Symbol(self.var.name))}={INDEX[0](self.lo)}}}^{{{INDEX[0](self.hi)}}} "
                 rf"\left({self.body.latex()}\right)")
 
     def value(self, env):

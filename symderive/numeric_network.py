@@ -324,6 +324,10 @@ class NumericNetwork:
             expr = parse(text, scope)
         except SymderiveError as exc:
             raise locate(exc, text) from None
+        if expr.has(sp.Sum):   # a sum over the entries (all sizes are numbers here): written out
+            expr = expr.doit()
+            if expr.has(sp.Sum):
+                raise ExpressionError("the loss's sums need numeric limits", *position(text))
         outputs = {layer.name for layer in self.net.layers[:-1]}
         used = {str(e.base.label) for e in expr.atoms(sp.Indexed)} | {str(s) for s in expr.free_symbols}
         if used & outputs:

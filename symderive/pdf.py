@@ -39,6 +39,9 @@ def compile_pdf(tex_path, timeout=120):
         cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex_path.name]
     else:
         cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex_path.name]
+    for suffix in (".pdf",) + AUXILIARY:   # TeX would write through a link planted there
+        if tex_path.with_suffix(suffix).is_symlink():
+            tex_path.with_suffix(suffix).unlink()
     try:
         done = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **FIXED_DATE})

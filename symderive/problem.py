@@ -13,7 +13,7 @@ import yaml
 from .answer import Answer, Status
 from .asks import ASKS, Context
 from .declarations import Declarations
-from .errors import ProblemFileError, SymderiveError
+from .errors import ExpressionError, ProblemFileError, SymderiveError
 from .timeouts import time_limit
 from .yaml_positions import LocatedDict, key_position, load, position
 
@@ -21,6 +21,8 @@ MAX_FILE_BYTES = 1_000_000
 DEFAULT_TIMEOUT = 60.0
 TOP_LEVEL_KEYS = {"title", "source", "index_base", "sizes", "tensors", "layers", "questions", "notes"}
 #: Keys every question may have; each ask adds its own (``Ask.keys``).
+#: Question keys that are printed as text (``answer`` of a text question, ``note``).
+TEXT_KEYS_OF_QUESTION = ("note",)
 QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers", "tolerance"}
 
 
@@ -45,6 +47,9 @@ class Problem:
     questions: list
     spec: dict = field(repr=False, default_factory=dict)
     notes: str = ""
+    #: Errors in declared layers, found when the file is loaded (a layer no question uses is
+    #: otherwise never built, and its mistakes never reported).
+    declaration_errors: list = field(repr=False, default_factory=list)
 
     @property
     def name(self):
@@ -71,9 +76,8 @@ class Problem:
 
     def solve_question(self, question, timeout=DEFAULT_TIMEOUT):
         start = time.perf_counter()
-        limit = question.option("timeout", timeout)
         try:
-            with time_limit(limit):
+            with time_limit(_time_limit(question, timeout)):
                 ctx = Context(self, question, self.declarations(question))
                 answer = ASKS[question.ask].solve(ctx)
         except SymderiveError as exc:
@@ -108,6 +112,15 @@ class Problem:
                f"{', '.join(q.id for q in self.questions)})"
 
 
+def _time_limit(question, default):
+    """The question's ``timeout`` (seconds, a positive number), else ``default``."""
+    limit = question.option("timeout", default)
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit < float("inf"):
+        raise ExpressionError("timeout must be a positive number of seconds",
+                              *key_position(question.spec, "timeout"))
+    return limit
+
+
 def load_problem(path):
     """Read a problem file; raises ``ProblemFileError`` if it cannot be used at all."""
     path = Path(path)
@@ -121,10 +134,13 @@ def load_problem(path):
         spec = load(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ProblemFileError("file is not UTF-8 text", file=path) from None
+    except RecursionError:   # a backstop: the loader refuses deep nesting itself, with the position
+        raise ProblemFileError("nested too deeply", file=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ProblemFileError(f"YAML syntax error: {problem}", file=path,
+        kind = "" if isinstance(exc, yaml.composer.ComposerError) else "YAML syntax error: "
+        raise ProblemFileError(f"{kind}{problem}", file=path,
                                line=mark.line + 1 if mark else None,
                                column=mark.column + 1 if mark else None) from None
     if not isinstance(spec, dict):
@@ -161,12 +177,72 @@ def load_problem(path):
         if unknown:
             raise ProblemFileError(f"question {qid}: unknown key '{unknown[0]}' for ask '{ask}' (allowed: "
                                    f"{', '.join(sorted(allowed))})", *position(unknown[0]), file=path)
-        statement = entry.get("statement", "")
-        questions.append(Question(str(qid), str(statement), str(ask), entry, entry.line))
+        for key in TEXT_KEYS_OF_QUESTION:
+            _text(entry, key, path, f"question {qid}: ")
+        questions.append(Question(str(qid), _text(entry, "statement", path), str(ask), entry, entry.line))
     if "title" not in spec:
         raise ProblemFileError("missing 'title'", 1, 1, file=path)
-    return Problem(path, str(spec["title"]), str(spec.get("source", "")), base, questions, spec,
-                   str(spec.get("notes", "")))
+    problem = Problem(path, _text(spec, "title", path), _text(spec, "source", path), base, questions, spec,
+                      _text(spec, "notes", path))
+    problem.declaration_errors = declaration_errors(problem)
+    return problem
+
+
+def declaration_errors(problem, timeout=DEFAULT_TIMEOUT):
+    """Build every declared layer, the file's and each question's own: the errors, located, once each.
+    (Errors in sizes and tensors already fail every question that sees them.)"""
+    found, seen = [], set()
+    scopes = [None] + [q for q in problem.questions if q.spec.get("layers")]
+    try:
+        with time_limit(timeout):
+            for question in scopes:
+                try:
+                    decls = problem.declarations(question)
+                except SymderiveError:
+                    continue                      # reported by the questions that use this scope
+                for name in decls.layer_specs:
+                    try:
+                        decls.lookup(name)
+                    except SymderiveError as exc:
+                        exc.located(file=problem.path)
+                        key = (exc.line, exc.column, exc.message)
+                        if key not in seen:
+                            seen.add(key)
+                            exc.message = f"layer '{name}': {exc.message}"
+                            found.append(exc)
+                    except (RecursionError, Exception) as exc:   # an engine bug must not stop the load
+                        what = "nested too deeply" if isinstance(exc, RecursionError) else \
+                            f"internal error: {type(exc).__name__}: {exc}"
+                        error = SymderiveError(f"layer '{name}': {what}", *position(decls.layer_specs[name][0]),
+                                               file=problem.path)
+                        if (error.line, error.column, what) not in seen:
+                            seen.add((error.line, error.column, what))
+                            found.append(error)
+    except SymderiveError as exc:                 # the time limit
+        found.append(exc.located(file=problem.path))
+    return found
+
+
+def _text(mapping, key, path, where=""):
+    """The text under ``key`` ('' when absent). Anything but a string is refused: a list or
+    mapping would be printed with ``str()``, which for aliases nested ten deep never ends.
+
+    >>> _text({"title": "Hi"}, "title", "p.yaml"), _text({}, "notes", "p.yaml")
+    ('Hi', '')
+    >>> _text({"title": ["a"]}, "title", "p.yaml")
+    Traceback (most recent call last):
+    ...
+    symderive.errors.ProblemFileError: p.yaml: 'title' must be text (a string), not a list
+    """
+    value = mapping.get(key)
+    if key not in mapping:
+        return ""
+    if not isinstance(value, str):
+        kind = {list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), type(value).__name__)
+        kind = "a mapping" if isinstance(value, dict) else kind
+        raise ProblemFileError(f"{where}'{key}' must be text (a string), not {kind}",
+                               *key_position(mapping, key), file=path)
+    return str(value)
 
 
 def find_problem_files(paths):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .answer import Status
+from .indices import names_in, substitute
 from .layers import expand_layers
 from .simplify import Rewrite, canonical_sums, fold, simplify_steps, tidy
 from .tensors import zero_outside
@@ -42,12 +43,16 @@ class Outcome:
     counterexample: dict = None
 
 
-def evaluate_derivatives(expr, layers):
-    """Replace each diff(f, v) by the derivative of f written down to the declared tensors."""
+def evaluate_derivatives(expr, layers, avoid=()):
+    """Replace each diff(f, v) by the derivative of f written down to the declared tensors.
+
+    The layers' summation indices are chosen apart from ``avoid`` and from the names in the
+    variables v (a softmax's Σ_j must not bind the j of ∂/∂z_j)."""
     found = list(expr.atoms(sp.Derivative))
     if not found:
         return expr, expr
-    written = expr.xreplace({d: sp.Derivative(expand_layers(d.expr, layers), *d.variables, evaluate=False)
+    avoid = set(avoid) | names_in(expr)
+    written = expr.xreplace({d: sp.Derivative(expand_layers(d.expr, layers, avoid), *d.variables, evaluate=False)
                              for d in found})
     return written, written.doit(deep=False) if not written.atoms(sp.Derivative) else _doit(written)
 
@@ -69,7 +74,7 @@ def definitions_of(claim):
 
 def prove_claim(claim, check_sizes=(2, 3, 4), samples=4, seed=0):
     steps = [Rewrite(claim.lhs, "the left-hand side of the claim")]
-    written, lhs = evaluate_derivatives(claim.lhs, claim.layers)
+    written, lhs = evaluate_derivatives(claim.lhs, claim.layers, context_names(claim))
     if written != claim.lhs:
         steps.append(Rewrite(written, "write the function down to the declared tensors"))
         logs = written.replace(lambda e: isinstance(e, sp.log), lambda e: sp.expand_log(e, force=True))
@@ -88,16 +93,22 @@ def prove_claim(claim, check_sizes=(2, 3, 4), samples=4, seed=0):
             steps[-1] = Rewrite(steps[-1].expr, steps[-1].why + ": the right-hand side")
         else:
             steps.append(Rewrite(claim.rhs, "which is the right-hand side"))
-        return Outcome(Status.PROVED, steps, _for_all(claim))
+        return _proved(claim, steps, check_sizes, seed)
     # Second try: everything written down to the declared tensors.
     every = {n: l for n, l in claim.layers.items()}
-    difference = expand_layers(lhs_s - claim.rhs, every)
+    difference = expand_layers(lhs_s - claim.rhs, every, context_names(claim))
     again = simplify_steps(difference, constraints, (), labels)
     if _same(again[-1].expr if again else difference, 0):
         steps.append(Rewrite(claim.rhs, "writing every name out, the difference from the right-hand side "
                                         "simplifies to 0"))
-        return Outcome(Status.PROVED, steps, _for_all(claim))
-    return _check_at_sizes(claim, lhs, steps, lhs_s, check_sizes, samples, seed)
+        return _proved(claim, steps, check_sizes, seed)
+    return _check_at_sizes(claim, steps, check_sizes, samples, seed)
+
+
+def context_names(claim):
+    """Every name a bound index of the proof must not take: the claim's free indices and the
+    names in both sides (sizes, tensors, layers)."""
+    return {idx.name for idx in claim.free} | names_in(claim.lhs) | names_in(claim.rhs)
 
 
 def _sizes_used(claim):
@@ -124,11 +135,22 @@ def _same(a, b):
 # Concrete sizes --------------------------------------------------------------------------
 
 def _concrete(expr, claim, size, index_values, layers):
+    """``expr`` at a concrete size and concrete free-index values, written down to the declared
+    tensors and differentiated there: computed from the claim as written, never from the proof's
+    own symbolic result, so that an error in the pipeline cannot confirm itself."""
     subs = {s: sp.Integer(size) for s in claim.sizes}
-    # Indices first: substituting a size rebuilds each Idx (its range changes).
-    e = expand_layers(expr, layers).xreplace({idx: sp.Integer(v) for idx, v in zip(claim.free, index_values)})
-    e = e.xreplace(subs).doit()
-    return _zero_padding(e, layers, subs)
+    # Indices first (capture-free: only free occurrences), while the sizes are still symbols:
+    # substituting a size rebuilds each Idx (its range changes).
+    e = substitute(expr, {idx: sp.Integer(v) for idx, v in zip(claim.free, index_values)})
+    e = e.xreplace({d: sp.Derivative(expand_layers(d.expr, layers), *d.variables, evaluate=False)
+                    for d in e.atoms(sp.Derivative)})
+    e = _zero_padding(_expand_sums(expand_layers(e, layers).xreplace(subs)), layers, subs)
+    return _doit(e) if e.has(sp.Derivative) else e
+
+
+def _expand_sums(expr):
+    """Every sum written out term by term (all its limits are concrete here)."""
+    return expr.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), lambda e: e.doit())
 
 
 def _zero_padding(expr, layers, subs):
@@ -168,14 +190,37 @@ def _index_assignments(claim, size):
     return combos
 
 
-def _check_at_sizes(claim, lhs_raw, steps, lhs_s, check_sizes, samples, seed):
+def _spot_check(claim, size, seed):
+    """A counterexample at one random point per index value at ``size``, or None: both sides
+    computed from the claim as written, so a proof whose rewrites went wrong cannot stand."""
+    rng = random.Random(seed)
+    fixed = _solve_constraints(claim, size, claim.layers)
+    for values in _index_assignments(claim, size):
+        left = _concrete(claim.lhs, claim, size, values, claim.layers).xreplace(fixed)
+        right = _concrete(claim.rhs, claim, size, values, claim.layers).xreplace(fixed)
+        counter, _ = _counterexample(claim, size, values, left, right, fixed, rng, 1)
+        if counter is not None:
+            return counter
+    return None
+
+
+def _proved(claim, steps, check_sizes, seed):
+    """PROVED, unless the claim evaluated directly disagrees at a point (then FAILED there)."""
+    counter = _spot_check(claim, min(check_sizes, default=2), seed)
+    if counter is not None:
+        return Outcome(Status.FAILED, steps, "The claim is false (so a rewrite above is wrong: please report "
+                                             "it).", counter)
+    return Outcome(Status.PROVED, steps, _for_all(claim))
+
+
+def _check_at_sizes(claim, steps, check_sizes, samples, seed):
     layers = claim.layers
     rng = random.Random(seed)
     undecided = []
     for size in check_sizes:
         fixed = _solve_constraints(claim, size, layers)
         for values in _index_assignments(claim, size):
-            left = _concrete(lhs_raw, claim, size, values, layers).xreplace(fixed)
+            left = _concrete(claim.lhs, claim, size, values, layers).xreplace(fixed)
             right = _concrete(claim.rhs, claim, size, values, layers).xreplace(fixed)
             difference = sp.simplify(left - right)
             if difference == 0:

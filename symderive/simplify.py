@@ -34,13 +34,32 @@ class Rewrite:
 # Canonical bound indices ---------------------------------------------------------
 
 def _rename_bound(expr, name_at, as_idx):
-    """Rename each summation index by its nesting depth: ``name_at(depth)`` gives the name."""
+    """Rename each summation index by its nesting depth: ``name_at(depth)`` gives the name.
+
+    Every bound index first becomes a unique dummy, so that giving an outer sum its new name can
+    never capture an inner sum's index of that name (Σ_k Σ_j x_{jk} must not become Σ_j Σ_j x_{jj})."""
+    was_idx = set()
+
+    def unique(e):
+        if isinstance(e, sp.Sum):
+            body, limits = e.function, []
+            for var, lo, hi in e.limits:
+                dummy = sp.Dummy(var.name, integer=True)
+                if isinstance(var, sp.Idx):
+                    was_idx.add(dummy)
+                body = body.xreplace({var: dummy})
+                limits.append((dummy, lo, hi))
+            return sp.Sum(unique(body), *limits)
+        if not e.args:
+            return e
+        return e.func(*[unique(a) for a in e.args])
+
     def walk(e, depth):
         if isinstance(e, sp.Sum):
             body, limits = e.function, []
             for var, lo, hi in e.limits:
                 symbol = sp.Symbol(name_at(depth), integer=True)
-                new = sp.Idx(symbol, (lo, hi)) if as_idx and isinstance(var, sp.Idx) else symbol
+                new = sp.Idx(symbol, (lo, hi)) if as_idx and var in was_idx else symbol
                 body = body.xreplace({var: new})
                 limits.append((new, lo, hi))
                 depth += 1
@@ -49,7 +68,7 @@ def _rename_bound(expr, name_at, as_idx):
             return e
         return e.func(*[walk(a, depth) for a in e.args])
 
-    return walk(expr, 0)
+    return walk(unique(expr), 0)
 
 
 def canonical_sums(expr, avoid=()):
@@ -263,8 +282,13 @@ def _combine_add(expr):
             limits = sums[0].limits
             # Same ranges: rename this sum's indices to those of the group's first sum.
             key = tuple((lo, hi) for _, lo, hi in limits)
-            first = groups.get(key, [(None, None, tuple(v for v, _, _ in limits))])[0][2]
-            body = sums[0].function.xreplace(dict(zip([v for v, _, _ in limits], first)))
+            own = tuple(v for v, _, _ in limits)
+            first = groups.get(key, [(None, None, own)])[0][2]
+            outside = sums[0].function.free_symbols - set(own)
+            if set(first) & outside:      # renaming would capture a free index of that name
+                rest.append(term)
+                continue
+            body = sums[0].function.xreplace(dict(zip(own, first)))
             groups.setdefault(key, []).append((term, coeff * body, first))
         else:
             rest.append(term)

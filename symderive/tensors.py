@@ -67,7 +67,8 @@ class Tensor:
         return self.base[tuple(idx)]
 
     def free_indices(self, avoid=()):
-        return indices_for(self.shape, set(avoid))
+        """Fresh indices for this tensor's entries, never named like the tensor itself."""
+        return indices_for(self.shape, set(avoid) | {self.name})
 
     def leaves(self):
         return {self.name: self}

@@ -19,7 +19,57 @@ class LocatedDict(dict):
     column = None
 
 
-class _Loader(yaml.SafeLoader):
+#: Nesting a problem or answers file may have (real files need fewer than 15 levels).
+MAX_NESTING = 100
+#: Values a document may hold once its aliases are expanded (a 1 MB file without aliases
+#: holds fewer): ten levels of nine aliases each would otherwise expand to 9**10 values.
+MAX_EXPANDED = 500_000
+
+
+class BoundedComposer:
+    """A composer mix-in that refuses, with the position, documents nested deeper than
+    ``MAX_NESTING``, recursive aliases, and aliases that expand beyond ``MAX_EXPANDED``
+    values. PyYAML's composer recurses once per level (50,000 ``[`` overflow Python's
+    stack), and an alias costs one node but expands to its whole subtree wherever the
+    document is walked or printed.
+
+    >>> load("a: &x [1, 2]\\nb: [*x, *x]")
+    {'a': [1, 2], 'b': [[1, 2], [1, 2]]}
+    >>> try:
+    ...     load("a: " + "[" * 200)
+    ... except yaml.YAMLError as exc:
+    ...     print(exc.problem, exc.problem_mark.column)
+    nested too deeply (more than 100 levels) 102
+    """
+
+    def compose_node(self, parent, index):
+        sizes = self.__dict__.setdefault("_expanded", {})
+        depth = self.__dict__.get("_depth", 0) + 1
+        event = self.peek_event()
+        if depth > MAX_NESTING:
+            raise yaml.composer.ComposerError(None, None, f"nested too deeply (more than {MAX_NESTING} levels)",
+                                              event.start_mark)
+        if isinstance(event, yaml.AliasEvent):
+            node = self.anchors.get(event.anchor)
+            if node is not None and id(node) not in sizes:
+                raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} refers to a value that "
+                                                  "contains it", event.start_mark)
+        self._depth = depth
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth = depth - 1
+        if id(node) not in sizes:
+            children = (node.value if isinstance(node, yaml.SequenceNode) else
+                        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else ())
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+            if sizes[id(node)] > MAX_EXPANDED:
+                raise yaml.composer.ComposerError(None, None, f"aliases expand to more than {MAX_EXPANDED:,} "
+                                                  "values", node.start_mark)
+        return node
+
+
+class _Loader(BoundedComposer, yaml.SafeLoader):
     pass
 
 

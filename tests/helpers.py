@@ -1,7 +1,9 @@
 """Shared by the test modules: running the CLI, and comparing arrays with a reference."""
+import re
 import subprocess
 import sys
 import zlib
+from fractions import Fraction
 
 import numpy as np
 
@@ -24,3 +26,16 @@ def assert_close(actual, expected, what="", tol=1e-9):
 def rng_for(name):
     """A generator seeded from a test's name: reproducible and different per test."""
     return np.random.default_rng(zlib.crc32(name.encode()))
+
+
+# Counterexamples as printed: "Counterexample: N = 2, x = 1, p[1] = 4/7, ...: lhs = a, rhs = b."
+COUNTEREXAMPLE = re.compile(r"Counterexample: (?P<point>.*): lhs = (?P<lhs>\S+), rhs = (?P<rhs>\S+?)\.?$")
+ASSIGNMENT = re.compile(r"([A-Za-z]\w*(?:\[[^\]]*\])?) = (-?\d+(?:/\d+)?)")
+
+
+def parse_counterexample(detail):
+    """({name or entry: Fraction}, reported lhs, reported rhs) from an answer's detail."""
+    match = COUNTEREXAMPLE.search(detail)
+    assert match, f"no counterexample in {detail!r}"
+    point = {name: Fraction(value) for name, value in ASSIGNMENT.findall(match.group("point"))}
+    return point, float(match.group("lhs")), float(match.group("rhs"))

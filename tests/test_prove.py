@@ -8,7 +8,6 @@ engine prints (and that point must satisfy the declared constraints).
 Proof timing is not asserted (benchmarks/ covers speed).
 """
 import re
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 from symderive.answer import Status
 from symderive.problem import load_problem
-from helpers import NO_PDF, rng_for, run_cli  # noqa: E402
+from helpers import NO_PDF, parse_counterexample, rng_for, run_cli  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -88,20 +87,8 @@ def scalar_derivative(function, c):
 
 
 # ---------------------------------------------------------------------------------------------
-# Counterexamples as printed: "Counterexample: N = 2, x = 1, p[1] = 4/7, ...: lhs = a, rhs = b."
+# Counterexamples (parsed by helpers.parse_counterexample)
 # ---------------------------------------------------------------------------------------------
-COUNTEREXAMPLE = re.compile(r"Counterexample: (?P<point>.*): lhs = (?P<lhs>\S+), rhs = (?P<rhs>\S+?)\.?$")
-ASSIGNMENT = re.compile(r"([A-Za-z]\w*(?:\[[^\]]*\])?) = (-?\d+(?:/\d+)?)")
-
-
-def parse_counterexample(detail):
-    """({name or entry: Fraction}, reported lhs, reported rhs) from an answer's detail."""
-    match = COUNTEREXAMPLE.search(detail)
-    assert match, f"no counterexample in {detail!r}"
-    point = {name: Fraction(value) for name, value in ASSIGNMENT.findall(match.group("point"))}
-    return point, float(match.group("lhs")), float(match.group("rhs"))
-
-
 def vector(point, name, size):
     """Entries name[1..size] (1-based, as printed) of a counterexample, all of which must be given."""
     missing = [k for k in range(1, size + 1) if f"{name}[{k}]" not in point]

@@ -1,6 +1,6 @@
 """ask: chain_rule — given the upstream gradient g = ∂l/∂y as a symbol, derive ∂l/∂x."""
 from ..answer import Result, Step
-from ..derivative import chain_rule
+from ..derivative import chain_rule, graph_names
 from ..errors import ExpressionError
 from ..latex import dims, entry, matrix, partial, too_large
 from ..tensors import is_concrete
@@ -12,13 +12,17 @@ KEYS = {"of", "wrt", "upstream", "loss", "array"}
 
 def solve(ctx):
     of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
-    upstream = ctx.option("upstream", "g")
-    if not isinstance(upstream, str) or not upstream.isidentifier():
+    upstream = ctx.option("upstream")
+    if upstream is not None and (not isinstance(upstream, str) or not upstream.isidentifier()):
         raise ExpressionError("'upstream' names the symbol for the gradient dl/dy, e.g. g",
                               *position(upstream))
-    c = chain_rule(of, wrt, upstream)
-    d = c.local
+    if upstream is not None and upstream in graph_names(of, wrt):
+        raise ExpressionError(f"'upstream' {upstream} is already the name of a tensor, layer or size",
+                              *position(upstream))
     loss = ctx.option("loss", "l")
+    c = chain_rule(of, wrt, upstream, avoid={str(loss)})
+    d = c.local
+    upstream = c.upstream.name
     g_entry = entry(upstream, d.out_idx, ctx.base)
     lhs = partial(loss, (), wrt.name, d.wrt_idx, ctx.base)
     sums = " ".join(rf"\sum_{{{i.name}={ctx.base}}}^{{{ctx.show(i.upper + ctx.base)}}}" for i in d.out_idx)

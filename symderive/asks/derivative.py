@@ -3,6 +3,7 @@ import sympy as sp
 
 from ..answer import Result, Step
 from ..derivative import apply_signs, derivative, matrix_view
+from ..indices import substitute
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
 from ..tensors import flat_positions, is_concrete
 from .matrix_view import folded, matrix_result
@@ -13,6 +14,7 @@ KEYS = {"of", "wrt", "array", "given"}
 def solve(ctx):
     of = ctx.tensor("of")
     wrt, at = ctx.tensor_or_entry("wrt")
+    signs = ctx.signs()           # read (and refused with their position) whatever wrt is
     d = derivative(of, wrt)
     if at is not None:
         return _one_entry(ctx, of, wrt, at, d)
@@ -44,6 +46,9 @@ def solve(ctx):
             results.append(result)
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = d.array()
+        if signs:
+            array = array.applyfunc(lambda v: apply_signs(v, ctx.expanded_signs()))
+            steps.append(Step("", _given_sentence(ctx, signs)))
         conventions.add("flatten")
         shown, why = array_latex(array, of, wrt, d, ctx)
         steps.append(Step("", why + " (the array is in the answer)"))
@@ -76,7 +81,7 @@ def array_latex(array, of, wrt, d, ctx):
 def _one_entry(ctx, of, wrt, at, d):
     """∂y/∂x[at] for one entry of x: a tensor shaped like y, with given signs applied."""
     lhs_entry = partial(of.name, d.out_idx, wrt.name, at, ctx.base)
-    value = d.value.xreplace(dict(zip(d.wrt_idx, at)))
+    value = substitute(d.value, dict(zip(d.wrt_idx, at)))
     y_entry = entry(of.name, d.out_idx, ctx.base)
     steps = [
         Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
@@ -90,13 +95,16 @@ def _one_entry(ctx, of, wrt, at, d):
         values = d.array()[:, column]
         signs = ctx.signs()
         if signs:
-            shown_signs = ", ".join(ctx.show(e) + (" > 0" if v > 0 else " < 0") for e, v in signs.items())
             values = values.applyfunc(lambda v: apply_signs(v, ctx.expanded_signs()))
-            steps.append(Step("", f"given ${shown_signs}$: the ReLU step $H(z)$ is 1 where $z > 0$ "
-                                  "and 0 where $z < 0$"))
+            steps.append(Step("", _given_sentence(ctx, signs)))
         rows, cols = matrix_view(of.shape)
         array = values.reshape(rows, cols)
         label = rf"\frac{{\partial {of.tex}}}{{\partial {entry(wrt.name, at, ctx.base)}}}"
         steps.append(Step(f"{label} = {matrix(array, ctx.base)}", "at each entry of " + of.name))
         results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
     return ctx.answer(results, steps, conventions={"zero_outside"})
+
+
+def _given_sentence(ctx, signs):
+    shown_signs = ", ".join(ctx.show(e) + (" > 0" if v > 0 else " < 0") for e, v in signs.items())
+    return f"given ${shown_signs}$: the ReLU step $H(z)$ is 1 where $z > 0$ and 0 where $z < 0$"

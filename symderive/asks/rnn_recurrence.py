@@ -5,7 +5,7 @@ verdict for long sequences: backpropagation through T steps multiplies T factors
 so |d| < 1 vanishing, |d| > 1 exploding, |d| = 1 neither."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Result, Status, Step
 from ..errors import ExpressionError
 from ..numeric_network import approx_latex, digits_option, integer_option, number_option, tensor_value
 from ..yaml_positions import position
@@ -22,18 +22,6 @@ VERDICTS = {
     1: ("exploding", ">", "|d| > 1: the product of T factors that approach d grows geometrically, like $|d|^T$"),
     0: ("neither", "=", "|d| = 1: the product of the factors neither shrinks nor grows"),
 }
-
-
-def shown(value, digits):
-    """'= exact ≈ decimal', '= exact' for a rational, '≈ decimal' when inexact or too long."""
-    value = sp.sympify(value)
-    if value.is_Rational:
-        return f"= {sp.latex(value)}"
-    approx = approx_latex(value, digits)
-    exact = sp.latex(value)
-    if value.is_Float or len(exact) > MAX_EXACT:
-        return rf"\approx {approx}"
-    return rf"= {exact} \approx {approx}"
 
 
 def solve(ctx):
@@ -76,19 +64,16 @@ def solve(ctx):
                           rf"{d_tex} = {sp.latex(dg.xreplace(named))}", f"with {listed}"))
 
     # (ii) the trajectory, the fixed point, the derivative there and the verdict.
-    trajectory, factors = [initial], []
-    for _ in range(count):
-        factors.append(sp.simplify(dg.subs(a, trajectory[-1])))
-        trajectory.append(sp.simplify(g.subs(a, trajectory[-1])))
-    rows = [rf"a^{{\langle {t}\rangle}} {shown(v, digits)}" for t, v in enumerate(trajectory)]
+    trajectory, approx, factors = trajectory_of(g, dg, a, initial, count, digits)
+    rows = [rf"a^{{\langle {t}\rangle}} {shown(v, digits, n)}" for t, (v, n) in enumerate(zip(trajectory, approx))]
     steps.append(Step(r",\quad ".join(rows), f"iterating from a⟨0⟩ = {initial}"))
-    fixed, exact = fixed_point(g, a, trajectory, digits)
-    stays = exact and all(sp.simplify(v - fixed) == 0 for v in trajectory)
+    fixed, exact = fixed_point(g, a, trajectory, approx, digits)
+    stays = exact and all(exactly_equal(v, fixed, n - fixed) for v, n in zip(trajectory, approx))
     how = ("it satisfies a* = g(a*) exactly" if exact else
            f"solved with SymPy's nsolve (Newton's method, started at a⟨{count}⟩); a* − g(a*) = 0 to "
            f"{digits + 10} digits")
     where = "the trajectory stays there" if stays else \
-        f"the trajectory approaches it (a⟨{count}⟩ − a* ≈ {sp.N(trajectory[-1] - fixed, 2)})"
+        f"the trajectory approaches it (a⟨{count}⟩ − a* ≈ {sp.N(approx[-1] - fixed, 2)})"
     steps.append(Step(rf"a^* = {sp.latex(g.subs(a, STAR))} \ \Rightarrow\ a^* {shown(fixed, digits)}",
                       f"the fixed point: {how}; {where}"))
     d = sp.simplify(dg.subs(a, fixed)) if exact else sp.N(dg.subs(a, fixed), digits + 15)
@@ -101,9 +86,10 @@ def solve(ctx):
         compare = 0 if abs(magnitude - 1) < sp.Float(10) ** (-(digits + 10)) else (1 if magnitude > 1 else -1)
     verdict, relation, reason = VERDICTS[compare]
     steps.append(Step(r",\quad ".join(rf"|d|^{{{T}}} {shown(magnitude ** T, 3)}" for T in HORIZONS), reason))
-    product = sp.simplify(sp.Mul(*factors))
+    product_approx = sp.Mul(*[n for _, n in factors])
+    product = sp.Mul(*[f for f, _ in factors]) if all(f is not None for f, _ in factors) else product_approx
     steps.append(Step(rf"\prod_{{t=1}}^{{{count}}} \frac{{\partial a^{{\langle t\rangle}}}}"
-                      rf"{{\partial a^{{\langle t-1\rangle}}}} {shown(product, digits)}",
+                      rf"{{\partial a^{{\langle t-1\rangle}}}} {shown(product, digits, product_approx)}",
                       f"the product along the first {count} steps of the trajectory"))
     results = [
         Result("derivative", derivative, d_formula),
@@ -112,27 +98,131 @@ def solve(ctx):
         Result("derivative at the fixed point", d, f"d {shown(d, digits)}"),
         Result("verdict", verdict, rf"\text{{{verdict}}}\ (|d| {relation} 1)"),
     ]
-    detail = "" if exact else f"The fixed point is solved numerically (nsolve) to {digits} significant digits."
-    return ctx.answer(results, steps, detail=detail)
+    if exact:
+        return ctx.answer(results, steps)
+    return ctx.answer(results, steps, status=Status.NUMERIC,
+                      detail=f"The fixed point is solved numerically (nsolve) to {digits} significant digits; "
+                             "the derivative there and the verdict rest on that value.")
 
 
-def fixed_point(g, a, trajectory, digits):
-    """(a*, exact?): a point of the trajectory or a simple number that satisfies a = g(a) exactly,
-    else the root of g(a) − a that nsolve finds from the trajectory's last point."""
-    for candidate in trajectory:
-        if sp.simplify(g.subs(a, candidate) - candidate) == 0:
-            return candidate, True
-    numeric = g.rewrite(sp.exp) - a
+#: Activations an exact trajectory value may nest; later values are decimals only. SymPy's
+#: automatic evaluation of tanh(tanh(...)) costs about 2.5 times more with each level.
+MAX_NESTING = 6
+
+
+def trajectory_of(g, dg, a, initial, count, digits):
+    """The trajectory a⟨0⟩, ..., a⟨count⟩, exact (unsimplified) while its values nest at most
+    MAX_NESTING activations and decimals after that, its decimal values iterated alongside, and
+    the (exact or decimal) factors g'(a⟨t−1⟩) with their decimals. Each step adds a digit of
+    precision: an exploding map amplifies rounding by at most |g'| per step.
+
+    >>> x = sp.Symbol("x")
+    >>> exact, approx, _ = trajectory_of(sp.tanh(x), 1 - sp.tanh(x) ** 2, x, 0, 2, 4)
+    >>> exact, approx
+    ([0, 0, 0], [0, 0, 0])
+    >>> exact, _, _ = trajectory_of(sp.tanh(x / 2), 1 - sp.tanh(x / 2) ** 2, x, 1, 8, 4)
+    >>> [v.is_Float for v in exact]
+    [False, False, False, False, False, False, False, True, True]
+    """
+    precision = digits + 25 + count
+    trajectory, approx, factors = [sp.sympify(initial)], [sp.N(initial, precision)], []
+    for _ in range(count):
+        previous, decimal = trajectory[-1], approx[-1]
+        exact = not previous.is_Float
+        factors.append((dg.subs(a, previous) if exact else None, sp.N(dg.subs(a, decimal), precision)))
+        approx.append(sp.N(g.subs(a, decimal), precision))
+        value = g.subs(a, previous) if exact else approx[-1]
+        trajectory.append(approx[-1] if exact and nesting(value) > MAX_NESTING else value)
+    return trajectory, approx, factors
+
+
+def nesting(expr):
+    """How many function applications are nested in ``expr`` (its depth in functions).
+
+    >>> nesting(sp.tanh(sp.tanh(1) / 2)), nesting(sp.Rational(1, 2))
+    (2, 0)
+    """
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return 0
+    inner = max(nesting(arg) for arg in expr.args)
+    return inner + (1 if isinstance(expr, sp.Function) else 0)
+
+
+def shown(value, digits, approx=None):
+    """'= exact ≈ decimal', '= exact' for a rational, '≈ decimal' when inexact or too long
+    (``approx``, when given, is the value's decimal: the exact one may be slow to evaluate)."""
+    value = sp.sympify(value)
+    if value.is_Rational:
+        return f"= {sp.latex(value)}"
+    decimal = approx_latex(value if approx is None else approx, digits)
+    if value.is_Float or sp.count_ops(value) > MAX_EXACT:
+        return rf"\approx {decimal}"
+    exact = sp.latex(value)
+    if len(exact) > MAX_EXACT:
+        return rf"\approx {decimal}"
+    return rf"= {exact} \approx {decimal}"
+
+
+#: Simple numbers tried as exact fixed points.
+SIMPLE_CANDIDATES = (0, 1, -1, sp.S.Half, -sp.S.Half)
+#: Precision (decimal digits) of the numeric screen that precedes every exact test.
+SCREEN_DIGITS = 30
+
+
+def exactly_equal(x, y, near=None):
+    """x == y exactly, tested numerically first (``near``: the decimal value of x − y, if known) so
+    that SymPy's simplify (slow on nested activations) only runs on values that agree to SCREEN_DIGITS.
+
+    >>> exactly_equal(sp.tanh(0), 0), exactly_equal(sp.tanh(sp.tanh(1) / 2), 0)
+    (True, False)
+    """
+    difference = sp.sympify(x) - sp.sympify(y)
+    if difference == 0:
+        return True
+    near = sp.N(difference if near is None else near, SCREEN_DIGITS)
+    if not near.is_number or abs(near) > sp.Float(10) ** (5 - SCREEN_DIGITS):
+        return False
+    return sp.simplify(difference) == 0
+
+
+def fixed_point(g, a, trajectory, approx, digits):
+    """(a*, exact?): a point of the trajectory that satisfies a = g(a) exactly; else the root of
+    g(a) − a that nsolve finds from the trajectory's last point, replaced by a simple number
+    (0, ±1, ±1/2) or the simplest nearby rational when that is exactly a fixed point and agrees
+    with the root. When Newton's method fails (a multiple root, as tanh(a) = a at 0), an exact
+    simple fixed point that the trajectory is approaching.
+
+    >>> x = sp.Symbol("x")
+    >>> fixed_point(sp.tanh(x / 2), x, [1, sp.tanh(sp.S.Half)], [1, sp.N(sp.tanh(sp.S.Half), 40)], 4)
+    (0, True)
+    >>> fixed_point(sp.tanh(x), x, [1, sp.tanh(1)], [1, sp.N(sp.tanh(1), 40)], 4)
+    (0, True)
+    """
+    for k in range(len(trajectory) - 1):        # g(a⟨k⟩) = a⟨k+1⟩
+        if not trajectory[k + 1].is_Float and exactly_equal(trajectory[k + 1], trajectory[k], approx[k + 1] - approx[k]):
+            return trajectory[k], True
     precision = digits + 15
+    numeric = g.rewrite(sp.exp) - a
+    root, problem = None, None
     try:
-        root = sp.nsolve(numeric, a, sp.N(trajectory[-1], precision), prec=precision)
+        root = sp.nsolve(numeric, a, sp.N(approx[-1], precision), prec=precision)
+        residual = abs(sp.N(numeric.subs(a, root), precision))
+        if residual > sp.Float(10) ** (-(digits + 10)):
+            root, problem = None, f"nsolve did not converge: g(a) − a = {sp.N(residual, 3)} at {sp.N(root, digits)}"
     except (ValueError, ZeroDivisionError, TypeError) as exc:
-        raise ExpressionError(f"could not solve a = g(a) numerically from a⟨{len(trajectory) - 1}⟩: "
-                              f"{exc}") from None
-    guess = sp.nsimplify(sp.N(root, digits + 10))
-    if sp.count_ops(guess) < 10 and sp.simplify(g.subs(a, guess) - guess) == 0:
-        return guess, True
-    residual = abs(sp.N(numeric.subs(a, root), precision))
-    if residual > sp.Float(10) ** (-(digits + 10)):
-        raise ExpressionError(f"nsolve did not converge: g(a) − a = {sp.N(residual, 3)} at {sp.N(root, digits)}")
-    return root, False
+        problem = f"could not solve a = g(a) numerically from a⟨{len(trajectory) - 1}⟩: {exc}"
+    if root is not None:
+        close = sp.Float(10) ** -(digits + 8)
+        rational = sp.nsimplify(sp.N(root, digits + 10), tolerance=close, rational=True)
+        for candidate in (*SIMPLE_CANDIDATES, rational):
+            candidate = sp.sympify(candidate)
+            if sp.count_ops(candidate) < 10 and abs(candidate - root) < close \
+                    and exactly_equal(g.subs(a, candidate), candidate):
+                return candidate, True
+        return root, False
+    approaching = [c for c in map(sp.sympify, SIMPLE_CANDIDATES) if exactly_equal(g.subs(a, c), c)
+                   and len(approx) > 1 and all(abs(approx[k + 1] - c) < abs(approx[k] - c)
+                                               for k in range(len(approx) - 1))]
+    if approaching:
+        return min(approaching, key=lambda c: abs(approx[-1] - c)), True
+    raise ExpressionError(problem)

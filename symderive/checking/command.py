@@ -4,7 +4,9 @@ Exit status: 0 when every answer is correct (or unchecked: an authored-text ques
 1 when any is not, 2 when the problem file or an answers file cannot be used.
 """
 import csv
+import io
 import json
+from collections import Counter
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import ProblemFileError
+from ..files import write_atomically
 from ..problem import load_problem
 from .answers import AnswersFileError, read_answers_file, submission_files
 from .grade import DEFAULT_TIMEOUT, grade, unknown_ids
@@ -54,7 +57,7 @@ def run(args, console, errors):
     if args.answers.is_dir():
         return _folder(problem, args, console, errors)
     try:
-        answers = read_answers_file(args.answers)
+        answers = read_answers_file(args.answers, args.timeout)
     except AnswersFileError as exc:
         errors.print(f"error: {exc}", markup=False)
         return 2
@@ -79,16 +82,17 @@ def _folder(problem, args, console, errors):
     if not files:
         errors.print(f"error: {args.answers}: no answers files (.yaml, .yml, .tex)", markup=False)
         return 2
+    names = submission_names(files)
     submissions, unusable = {}, {}
     for path in files:
         try:
-            answers = read_answers_file(path)
+            answers = read_answers_file(path, args.timeout)
             bad = unknown_ids(problem, answers)
             if bad:
                 raise AnswersFileError(f"no question {bad[0]!r} in {problem.path}", path)
-            submissions[path.stem] = answers
+            submissions[names[path]] = answers
         except AnswersFileError as exc:
-            unusable[path.stem] = str(exc)
+            unusable[names[path]] = str(exc)
             errors.print(f"error: {exc}", markup=False)
     total = sum(1 for answers in submissions.values() for q in problem.questions
                 if q.id in answers and str(answers[q.id]).strip())
@@ -97,7 +101,7 @@ def _folder(problem, args, console, errors):
         task = progress.add_task("answers", total=total)
         reports = grade(problem, submissions, args.timeout, args.workers,
                         on_done=lambda key, verdict: progress.advance(task))
-    ordered = [reports[p.stem] for p in files if p.stem in reports]
+    ordered = [reports[names[p]] for p in files if names[p] in reports]
     if args.report:
         _write_csv(args.report, ordered, unusable)
     if args.json:
@@ -111,18 +115,41 @@ def _folder(problem, args, console, errors):
     return 0 if all(r.ok for r in ordered) else 1
 
 
+def submission_names(files):
+    """{path: name}: the file name without its suffix, or with it when two files share a stem
+    (``bob.tex`` and ``bob.yaml`` are two submissions, not one overwriting the other).
+
+    >>> sorted(submission_names([Path("a.yaml"), Path("bob.tex"), Path("bob.yaml")]).values())
+    ['a', 'bob.tex', 'bob.yaml']
+    """
+    stems = Counter(p.stem for p in files)
+    return {p: p.stem if stems[p.stem] == 1 else p.name for p in files}
+
+
+#: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralized(cell):
+    """The cell with a leading ' when a spreadsheet would run it as a formula.
+
+    >>> neutralized("=HYPERLINK(1)"), neutralized("-1"), neutralized("alice")
+    ("'=HYPERLINK(1)", "'-1", 'alice')
+    """
+    cell = str(cell)
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def _write_csv(path, reports, unusable=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for report in reports:
-            for v in report.verdicts:
-                writer.writerow({"submission": report.submission, "question": v.question, "verdict": v.verdict,
-                                 "decided_by": v.decided_by, "evidence": v.evidence})
-        for name, error in (unusable or {}).items():
-            writer.writerow({"submission": name, "question": "", "verdict": "unreadable", "decided_by": "",
-                             "evidence": error})
+    rows = [{"submission": report.submission, "question": v.question, "verdict": v.verdict,
+             "decided_by": v.decided_by, "evidence": v.evidence} for report in reports for v in report.verdicts]
+    rows += [{"submission": name, "question": "", "verdict": "unreadable", "decided_by": "", "evidence": error}
+             for name, error in (unusable or {}).items()]
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    writer.writerows({k: neutralized(v) for k, v in row.items()} for row in rows)
+    write_atomically(path, out.getvalue())
 
 
 def _print_json(console, record):

@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 
 from ..evaluate import CannotEvaluate, evaluate
-from ..indices import for_display
+from ..indices import for_display, substitute
 from ..layers import expand_layers
 from ..simplify import alpha_normal, apply_constraints, combine_sums
 from ..tensors import zero_outside
@@ -188,7 +188,7 @@ class _Checker:
         fixed, by_name = mapping
         engine = target.value
         if fixed:
-            engine = engine.xreplace({idx: sp.Integer(v - base) for idx, v in fixed.items()})
+            engine = substitute(engine, {idx: sp.Integer(v - base) for idx, v in fixed.items()})
         free_axes = [(g, i) for g, i in axes if i not in fixed]
         if not value.is_scalar:
             student = self.lower_matrix(value, free_axes, target)
@@ -559,10 +559,21 @@ def _layers_in(expr, info):
     return set(out.items())
 
 
+#: Expressions with their layers written out, by (expression, layers): the engine's side is the same
+#: for every answer to a question, and writing it out takes seconds for the largest (nyu24-1.2.2f),
+#: which left trivial answers such as ``1`` to time out.
+_EXPANDED = {}
+
+
 def _expand(expr, layers):
     if not layers:
         return expr
-    return expand_layers(expr, dict(layers))
+    key = (expr, frozenset(layers))
+    if key not in _EXPANDED:
+        if len(_EXPANDED) >= 64:
+            _EXPANDED.clear()
+        _EXPANDED[key] = expand_layers(expr, dict(layers))
+    return _EXPANDED[key]
 
 
 def _size_symbols(info, *exprs_and_free):

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..expressions import MAX_EXPONENT, MAX_RESULT_DIGITS, literal_digits
+from ..errors import ExpressionError
+from ..expressions import MAX_EXPONENT, check_call, check_power
 from ..functions import FUNCTIONS as FUNCTION_RULES, relu, sigmoid
 from . import reader as R
 from .names import split_name
@@ -75,6 +76,7 @@ class Context:
     upstream_of: tuple = ()       # names that mean y in ∂l/∂y
     losses: tuple = ("l", "L", "ell", "E", "J", "e")
     state: object = None          # (symbol, update expression) of a recurrence question
+    question_indices: tuple = ()  # the question's own free index names (a t there is no time step)
     free: dict = field(default_factory=dict)        # student index name -> Dummy
     free_order: list = field(default_factory=list)
     free_pos: dict = field(default_factory=dict)
@@ -104,7 +106,8 @@ class Context:
             return self.bound[name] + self.base
         if name in self.free:
             return self.free[name]
-        if register or (register is None and self.index_context and name.islower()):
+        if register or (register is None and self.index_context
+                        and (name.islower() or name in self.question_indices)):
             d = sp.Dummy(name, integer=True)
             self.free[name] = d
             self.free_order.append(name)
@@ -502,6 +505,10 @@ class _Resolver:
             self.fail(f"{func}{chr(39) * primes} is not supported", node)
         g = derivative or f
         if v.is_scalar:
+            try:
+                check_call(func, [v.expr])    # exp(exp(exp(exp(10)))) overflows every float
+            except ExpressionError as exc:
+                self.fail(exc.message, node)
             return Val(g(v.expr))
         if is_literal(v):
             return Val(v.expr.applyfunc(g), v.shape)
@@ -520,9 +527,11 @@ class _Resolver:
         if e.is_number:
             if not e.is_finite or abs(e) > MAX_EXPONENT:
                 self.fail(f"exponent larger than {MAX_EXPONENT}", exponent_node)
-            if v.is_scalar and v.expr.is_Rational and v.expr != 0 \
-                    and float(abs(e)) * literal_digits(v.expr) > MAX_RESULT_DIGITS:
-                self.fail(f"the result would have more than {MAX_RESULT_DIGITS} digits", node)
+            if v.is_scalar:
+                try:
+                    check_power(v.expr, e)    # also (sqrt(2)*10^59)^1000, which is no rational
+                except ExpressionError as exc:
+                    self.fail(exc.message, node)
             if v.is_scalar and v.expr == 0 and e.is_negative:
                 self.fail("division by zero", node)
         if not v.is_scalar:
@@ -656,7 +665,7 @@ class _Resolver:
     def _unbound_time(self, groups):
         """A time index t (t - 1, ...) where t is not summed over nor an index of the answer."""
         return any(time_offset(g) is not None and "t" not in self.ctx.bound and "t" not in self.ctx.free
-                   and "T" not in self.ctx.bound for g in groups)
+                   and "T" not in self.ctx.bound and "t" not in self.ctx.question_indices for g in groups)
 
     def time_step(self, name, time_groups, flat, node):
         """h_{t-1} -> hp, h_{t-2} -> hpp, x_t -> x, a^{<t>} -> the state's update."""

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..derivative import WRT_LETTERS, element_of
+from ..derivative import chain_rule_avoid, derivative_indices, upstream_name
 from ..expressions import parse, parse_equation
-from ..indices import indices_for, names_in
 from ..tensors import Tensor, numel
 from .meaning import Context
 
@@ -71,7 +70,8 @@ def question_info(problem, question, answer):
         axes = ()
     if ask == "chain_rule":
         of = decls.lookup(str(spec["of"]).strip())
-        upstream = Tensor(str(spec.get("upstream", "g")), of.shape)
+        wrt = decls.lookup(str(spec["wrt"]).strip())
+        upstream = Tensor(upstream_name(of, wrt, spec.get("upstream")), of.shape)
         args["upstream"] = upstream
         same = [n for n, t in all_tensors(decls).items() if tuple(t.shape) == tuple(of.shape)]
         args["upstream_of"] = tuple(dict.fromkeys([of.name] + same))
@@ -88,6 +88,7 @@ def question_info(problem, question, answer):
         if not tensor.shape and isinstance(value, (int, float)) and not isinstance(value, bool):
             info.values[tensor.base] = sp.Rational(str(value))
     info.targets = _targets(question, answer, decls, axes)
+    args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
         info.checkable, info.reason = False, "the engine's answer has nothing an answer can be compared with"
     return info
@@ -127,8 +128,9 @@ def _axes(question, decls):
             if "[" in text:            # one entry: only the output's indices are free
                 return tuple(("of", i) for i in of.free_indices())
             wrt = decls.lookup(text)
-        out_idx, element = element_of(of, stop_at=wrt)
-        wrt_idx = indices_for(wrt.shape, names_in(element), WRT_LETTERS)
+        avoid = chain_rule_avoid(of, wrt, spec.get("upstream"), spec.get("loss", "l")) \
+            if ask == "chain_rule" else ()
+        out_idx, _, wrt_idx = derivative_indices(of, wrt, avoid)
         if ask == "chain_rule":
             return tuple(("wrt", i) for i in wrt_idx)
         return tuple(("of", i) for i in out_idx) + tuple(("wrt", i) for i in wrt_idx)

@@ -34,7 +34,7 @@ class Layer(Tensor):
     def element(self, idx, expand=True, avoid=()):
         idx = tuple(idx)
         avoid = set(avoid) | set().union(*[names_in(sp.sympify(i)) for i in idx]) if idx else set(avoid)
-        avoid |= self.size_names()           # a summation index must not look like a size (k vs k)
+        avoid |= self.reserved_names()       # a summation index must not look like a size or a tensor
         expr = self.definition(idx, avoid)
         return expand_layers(expr, self.layer_inputs(), avoid) if expand else expr
 
@@ -42,6 +42,15 @@ class Layer(Tensor):
         """Names of the size symbols in the shapes of this layer and everything it depends on."""
         nodes = [self] + list(self.layer_inputs().values()) + list(self.leaves().values())
         return {s.name for node in nodes for n in node.shape for s in sp.sympify(n).free_symbols}
+
+    def reserved_names(self):
+        """Names no index of this layer's formulas may take: its sizes and every tensor and layer
+        it depends on (an index p beside a layer p would read as one thing)."""
+        nodes = [self] + list(self.layer_inputs().values()) + list(self.leaves().values())
+        return self.size_names() | {node.name for node in nodes}
+
+    def free_indices(self, avoid=()):
+        return super().free_indices(set(avoid) | self.reserved_names())
 
     def layer_inputs(self):
         """Every layer this one depends on, by name (transitively)."""
@@ -61,6 +70,17 @@ class Layer(Tensor):
     def describe(self):
         """A short human description for sheets, e.g. 'conv1d, stride 2'."""
         return self.kind
+
+
+def taken_by(avoid, idx):
+    """Names a definition's summation indices must avoid: ``avoid`` and every name in ``idx``
+    (an index may be an expression such as 2*j + k).
+
+    >>> from symderive.indices import make_index
+    >>> sorted(taken_by({"n"}, (2 * make_index("j", 3) + 1,)))
+    ['j', 'n']
+    """
+    return set(avoid).union(*[names_in(sp.sympify(i)) for i in idx])
 
 
 def entry(node, idx):

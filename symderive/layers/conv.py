@@ -8,7 +8,7 @@ import sympy as sp
 from ..errors import ShapeError
 from ..indices import fresh_index, indices_for
 from ..shapes import check_hyperparameters, conv_output_size
-from .base import Layer, axis_values, entry
+from .base import Layer, axis_values, entry, taken_by
 from .registry import LayerKind, Signature, TorchOp, register
 from .stack import (Count, FeatureShape, NetLayer, axes_text, dot_latex, grow_receptive_field, per_axis,
                     window_axis_steps)
@@ -61,7 +61,7 @@ class Conv(Layer):
         return ", ".join(parts)
 
     def definition(self, idx, avoid=()):
-        taken = set(avoid) | {str(i) for i in idx}
+        taken = taken_by(avoid, idx)
         if self.channels:
             o, pos = idx[0], idx[1:]
             c = fresh_index(self.x.shape[0], taken, ("c", "d", "e", "a", "b"))

@@ -4,7 +4,7 @@ import sympy as sp
 
 from ..errors import ExpressionError, ShapeError
 from ..indices import fresh_index
-from .base import Layer, entry
+from .base import Layer, entry, taken_by
 from ..latex import matrix, tex_name
 from .registry import LayerKind, NumericRule, Signature, TorchOp, register
 from .stack import Count, NetLayer, dot_latex
@@ -29,7 +29,7 @@ class Linear(Layer):
 
     def definition(self, idx, avoid=()):
         (i,) = idx
-        j = fresh_index(self.x.shape[0], set(avoid) | {str(i)}, ("j", "k", "l", "m"))
+        j = fresh_index(self.x.shape[0], taken_by(avoid, idx), ("j", "k", "l", "m"))
         expr = sp.Sum(entry(self.weight, (i, j)) * entry(self.x, (j,)),
                       (j, 0, self.x.shape[0] - 1))
         return expr + entry(self.bias, (i,)) if self.bias is not None else expr

@@ -6,7 +6,7 @@ from ..errors import ShapeError
 from ..indices import indices_for
 from ..shapes import check_hyperparameters, conv_output_size
 from ..tensors import flat_positions
-from .base import Layer, axis_values, entry
+from .base import Layer, axis_values, entry, taken_by
 from .registry import LayerKind, Signature, TorchOp, register
 from .stack import NetLayer, axes_text, grow_receptive_field, per_axis, window_axis_steps
 
@@ -42,7 +42,7 @@ class Pool(Layer):
 
     def definition(self, idx, avoid=()):
         lead, pos = idx[: len(idx) - self.dims], idx[len(idx) - self.dims:]
-        ks = indices_for(self.kernel, set(avoid) | {str(i) for i in idx}, ("k", "l", "r", "u"))
+        ks = indices_for(self.kernel, taken_by(avoid, idx), ("k", "l", "r", "u"))
         x_pos = tuple(s * p + k - pad for p, k, s, pad in zip(pos, ks, self.stride, self.padding))
         value = entry(self.x, tuple(lead) + x_pos)
         if self.mode == "avg":

@@ -6,7 +6,7 @@ from ..errors import ShapeError
 from ..indices import fresh_index
 from .activations import stack_entry
 from ..latex import tex_name
-from .base import Layer, entry
+from .base import Layer, entry, taken_by
 from .registry import LayerKind, NumericRule, TorchOp, register
 
 
@@ -22,7 +22,7 @@ class Softmax(Layer):
         super().__init__(name, [z], z.shape)
 
     def definition(self, idx, avoid=()):
-        j = fresh_index(self.z.shape[-1], set(avoid) | {str(i) for i in idx}, ("j", "k", "l", "m"))
+        j = fresh_index(self.z.shape[-1], taken_by(avoid, idx), ("j", "k", "l", "m"))
         lead = tuple(idx[:-1])
         return sp.exp(entry(self.z, idx)) / sp.Sum(
             sp.exp(entry(self.z, lead + (j,))), (j, 0, self.z.shape[-1] - 1))

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import sympy as sp
 
-from ..derivative import derivative
-from ..indices import indices_for, names_in
+from ..derivative import chain_rule_avoid, derivative, derivative_indices, upstream_name
 from ..tensors import flat_positions
 from ..torch_ops import VerifyError, to_torch
 from .job import (Mismatch, as_int, engine_value, entry_label, flat_index, free_indices, jacobian_rows,
@@ -15,20 +14,18 @@ from .registry import checks
 from .report import FORMULA_DRAWS, MAX_ENTRIES, SHAPE_DRAWS
 
 
-def _derivative_indices(of, wrt, formula):
+def _derivative_indices(of, wrt, formula, avoid=()):
     """The index symbols of ∂of/∂wrt as the engine names them: (output indices, wrt indices).
 
     Read off the element expression the derivative starts from (cheap); the full derivative is
     recomputed only if the answer's formula uses other free indices."""
-    from ..derivative import WRT_LETTERS, element_of
     try:
-        out_idx, element = element_of(of, stop_at=wrt)
-        wrt_idx = indices_for(wrt.shape, names_in(element), WRT_LETTERS)
+        out_idx, _, wrt_idx = derivative_indices(of, wrt, avoid)
         if free_indices(formula) <= {i.name for i in out_idx + wrt_idx}:
             return out_idx, wrt_idx
     except Exception:      # the engine's internals changed: ask it the slow way
         pass
-    d = derivative(of, wrt)
+    d = derivative(of, wrt, avoid)
     return d.out_idx, d.wrt_idx
 
 
@@ -189,9 +186,10 @@ def check_derivative(job):
 @checks("chain_rule")
 def check_chain_rule(job):
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
-    upstream = job.question.option("upstream", "g")
+    upstream = upstream_name(of, wrt, job.question.option("upstream"))
     formula, array, dimension = job.result("element"), job.result("array"), job.result("dimension")
-    wrt_names = [i.name for i in _derivative_indices(of, wrt, formula)[1]]
+    avoid = chain_rule_avoid(of, wrt, upstream, job.question.option("loss", "l"))
+    wrt_names = [i.name for i in _derivative_indices(of, wrt, formula, avoid)[1]]
     base = job.problem.index_base
     job.autograd = True
     for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
