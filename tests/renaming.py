@@ -15,12 +15,12 @@ import yaml
 
 from symderive.declarations import RESERVED
 from symderive.functions import KNOWN_CONSTANTS, KNOWN_FUNCTIONS
-from symderive.layers import LAYERS
+from symderive.layers import formula_kinds
 from symderive.simplify import alpha_normal
 from symderive.indices import substitute
 
 #: Identifiers that are never renamed unless declared (functions, constants, layer kinds).
-FIXED = set(KNOWN_FUNCTIONS) | set(KNOWN_CONSTANTS) | set(LAYERS) | {"Sum", "diff"} | RESERVED
+FIXED = set(KNOWN_FUNCTIONS) | set(KNOWN_CONSTANTS) | set(formula_kinds()) | {"Sum", "diff"} | RESERVED
 #: An identifier that is not a keyword argument (``stride=2``; ``x == 1`` is not one).
 IDENTIFIER = re.compile(r"(?<![\\\w])([A-Za-z][A-Za-z0-9_]*)(?!\w)(?!\s*=(?!=))")
 #: Question keys whose values are expressions or names (the upstream gradient's and the loss's
