@@ -50,10 +50,13 @@ document.querySelectorAll('form.answer').forEach(form => {
   const preview = form.querySelector('.preview'), verdict = form.querySelector('.verdict');
   form.elements.answer.addEventListener('input', () => {
     clearTimeout(timer);
+    preview.innerHTML = '';
+    verdict.innerHTML = '';
+    delete verdict.dataset.verdict;
     timer = setTimeout(async () => {
-      const mine = ++seq;
+      const mine = ++seq, typed = form.elements.answer.value;
       const data = await post('/api/preview', form);
-      if (mine === seq) show(preview, data);
+      if (mine === seq) { show(preview, data); preview.dataset.answer = typed; }
     }, 350);
   });
   form.addEventListener('submit', async event => {
@@ -109,7 +112,7 @@ def create_app(problems, timeout=DEFAULT_TIMEOUT, workers=2):
             form = (f'<form class="answer" data-problem="{k}" data-question="{html.escape(q.id)}">'
                     f'<textarea name="answer" rows="2" maxlength="{MAX_ANSWER}" spellcheck="false" '
                     f'placeholder="your answer in LaTeX"></textarea>'
-                    '<div class="hint">read as:</div><div class="preview"></div>'
+                    '<div class="preview"></div>'
                     '<button type="submit">Check</button><div class="verdict"></div></form>'
                     if info.checkable else f'<p class="hint">Not checked: {html.escape(info.reason)}</p>')
             sections.append(f'<section class="question" id="{html.escape(q.id)}"><h2>{html.escape(q.id)}</h2>'
@@ -137,9 +140,10 @@ def create_app(problems, timeout=DEFAULT_TIMEOUT, workers=2):
             read = await run_in_threadpool(site.pool.preview, key, latex)
         except Busy:
             return JSONResponse({"ok": False, "html": "the server is busy"}, status_code=503)
-        shown = (math_html(read["latex"], display=True) if read["ok"]
+        shown = (math_html(read["latex"]) if read["ok"]
                  else f'<span class="failed">{html.escape(_where(read, latex))}</span>')
-        return JSONResponse({"ok": read["ok"], "html": f"{typed}<br>{shown}" if typed else shown,
+        return JSONResponse({"ok": read["ok"], "html": f'<div><span class="hint">typed:</span> {typed}</div>'
+                                                       f'<div><span class="hint">read as:</span> {shown}</div>',
                              "read": read.get("latex", "")})
 
     async def check(request):
