@@ -23,12 +23,14 @@ from .pdf import PdfError, compile_pdf, tex_engine, INSTALL_HINT
 from .problem import DEFAULT_TIMEOUT, find_problem_files, load_problem
 
 DEFAULT_PROBLEMS = Path("problems")
-#: The shipped problems beside the package (a source checkout or editable install).
-SHIPPED_PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+#: The example problems: package data in an installed wheel, problems/ in a source checkout.
+SHIPPED_PROBLEMS = (Path(__file__).resolve().parent / "examples"
+                    if (Path(__file__).resolve().parent / "examples").is_dir()
+                    else Path(__file__).resolve().parent.parent / "problems")
 DEFAULT_OUTPUT = Path("output")
 
 
-COMMANDS = ("solve", "list", "check")
+COMMANDS = ("solve", "list", "check", "serve", "examples")
 
 
 def program_name(argv0=None):
@@ -86,10 +88,14 @@ def build_parser():
                        help="cross-check every derived answer with PyTorch autograd at random float64 "
                             "inputs (needs torch: pip install 'symderive[verify]'); exit status 1 on a "
                             "disagreement")
+    solve.add_argument("--html", action="store_true",
+                       help="also write each answer key as HTML (maths as MathML) beside the .tex")
     lister = sub.add_parser("list", help="list problems and their question ids")
     lister.add_argument("paths", nargs="*", type=Path)
     from .checking.command import add_parser as add_check_parser
     add_check_parser(sub)
+    from .web.command import add_parsers as add_web_parsers
+    add_web_parsers(sub, SHIPPED_PROBLEMS)
     return parser
 
 
@@ -111,8 +117,14 @@ def main(argv=None):
     if args.command == "check":
         from .checking.command import run as check_answers
         return check_answers(args, console, errors)
+    if args.command in ("serve", "examples"):
+        from .web.command import run as run_web
+        return run_web(args, SHIPPED_PROBLEMS, console, errors)
     paths = args.paths or [DEFAULT_PROBLEMS if DEFAULT_PROBLEMS.is_dir() or not SHIPPED_PROBLEMS.is_dir()
                            else SHIPPED_PROBLEMS]
+    if not args.paths and paths[0] == SHIPPED_PROBLEMS and args.command == "solve":
+        errors.print(f"no {DEFAULT_PROBLEMS}/ here: solving the bundled examples ({SHIPPED_PROBLEMS}) into "
+                     f"{args.output}/ (copy them out for editing: {program_name()} examples DIR)", markup=False)
     missing = [p for p in paths if not p.exists()]
     if missing:
         errors.print(f"error: {missing[0]}: no such file or folder", markup=False)
@@ -204,6 +216,10 @@ def solve_problems(files, args, console, errors):
         tex = args.output / f"{problem.name}.tex"
         write_atomically(tex, problem.sheet(answers))
         written = [tex]
+        if args.html:
+            from .html_sheet import render_html
+            written.append(args.output / f"{problem.name}.html")
+            write_atomically(written[-1], render_html(problem, answers))
         if args.pdf:   # TeX runs in the background while the next problem is solved
             pdf_jobs.append(pdf_pool.submit(compile_pdf, tex))
         if args.json:

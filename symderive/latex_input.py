@@ -1,6 +1,7 @@
-"""Read LaTeX expressions (``$...$`` in a problem file) through latex2sympy2, safely.
+"""Read LaTeX expressions (``$...$`` in a problem file) through latex2sympy2_extended, safely.
 
-latex2sympy2 parses with an ANTLR grammar (no ``eval``) into an unevaluated
+latex2sympy2_extended (the maintained successor of latex2sympy2, which accepts
+ANTLR runtimes 4.9.3 to 4.13) parses with an ANTLR grammar (no ``eval``) into an unevaluated
 SymPy tree, but it reads ``p_i`` as one symbol and knows nothing of the
 problem's declarations. So its tree is rebuilt node by node through a
 whitelist: declared sizes and tensors (``x_{1,2}`` becomes x[1, 2] in the
@@ -45,20 +46,29 @@ def parse_latex(text, scope):
         raise ExpressionError("empty LaTeX expression")
     stripped = str(text).strip()
     start = stripped.index(body)       # where the body starts in the value as written
-    for number in NUMBER.finditer(body):   # before latex2sympy2 turns it into a Float
+    for number in NUMBER.finditer(body):   # before the parser turns it into a Float
         if sum(c.isdigit() for c in number.group(0)) > MAX_DIGITS:
             offset = start + number.start()
             raise ExpressionError(f"number longer than {MAX_DIGITS} digits", line=stripped.count("\n", 0, offset) + 1,
                                   column=offset - (stripped.rfind("\n", 0, offset) + 1) + 1)
-    from latex2sympy2 import latex2sympy
     try:
-        raw = latex2sympy(body)
+        raw = _latex2sympy(body)
     except RecursionError:
         raise ExpressionError("LaTeX expression is nested too deeply") from None
-    except Exception as exc:  # latex2sympy2 raises many kinds of errors for bad input
+    except Exception as exc:  # the parser raises many kinds of errors for bad input
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ExpressionError(f"cannot read the LaTeX: {first}") from None
     return _rebuild(raw, scope, {})
+
+
+def _latex2sympy(body):
+    """latex2sympy2_extended's unevaluated tree, read as written: no lowercasing of N to n,
+    no mixed fractions (``2 \\frac{1}{2}`` is a product), no rewriting of the input first."""
+    from latex2sympy2_extended import latex2sympy
+    from latex2sympy2_extended.latex2sympy2 import ConversionConfig
+    config = ConversionConfig(interpret_as_mixed_fractions=False, interpret_simple_eq_as_assignment=False,
+                              interpret_contains_as_eq=False, lowercase_symbols=False)
+    return latex2sympy(body, normalization_config=None, conversion_config=config)
 
 
 def _rebuild(e, scope, bound):

@@ -67,7 +67,7 @@ _STATE = {}
 
 
 def _worker(conn, timeout):
-    _limit_memory()
+    limit_memory()
     infos = _STATE["infos"]
     while True:
         try:
@@ -84,7 +84,7 @@ def _worker(conn, timeout):
             conn.send((key, Verdict(qid, ERROR, "", f"internal error: {exc}", answer=latex)))
 
 
-def _limit_memory():
+def limit_memory():
     try:
         import resource
         with open("/proc/self/statm") as f:
