@@ -16,6 +16,17 @@ from .tensors import Tensor
 
 globals().update(LAYER_FUNCTIONS)
 
+
+def __getattr__(name):
+    """``symderive.__version__``: the installed distribution's version, read only when asked for."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return version("symderive")
+        except PackageNotFoundError:
+            return "unknown"
+    raise AttributeError(f"module 'symderive' has no attribute {name!r}")
+
 __all__ = [
     "Answer", "Status", "Tensor", "load_problem", "tensor", "sizes", "derivative", "chain_rule",
     "conv_output_size", *LAYER_FUNCTIONS,

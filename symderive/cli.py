@@ -45,11 +45,8 @@ def program_name(argv0=None):
 
 def version():
     """The installed distribution's version (pyproject.toml), or 'unknown' when not installed."""
-    from importlib.metadata import PackageNotFoundError, version as dist_version
-    try:
-        return dist_version("symderive")
-    except PackageNotFoundError:
-        return "unknown"
+    import symderive
+    return symderive.__version__
 
 
 def mistyped_command(word):

@@ -451,6 +451,8 @@ def test_version_and_program_name(tmp_path):
     from importlib.metadata import version
     run = run_cli(["--version"], tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == f"python -m symderive {version('symderive')}"
+    import symderive
+    assert symderive.__version__ == version("symderive")
     script = Path(sys.executable).parent / "symderive"
     if script.exists():
         usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=tmp_path)
