@@ -8,7 +8,7 @@ import html
 import re
 
 from .answer import Status
-from .asks.context import CONVENTIONS
+from .sheet import CONVENTIONS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 1.5rem auto; padding: 0 1rem;
