@@ -8,7 +8,6 @@ happen to it. ``expect`` is ``"unreadable"`` (load_problem raises ProblemFileErr
 nothing crashes or hangs). Families follow the defects of issue 15; mutations start from
 the shipped problem files.
 """
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path

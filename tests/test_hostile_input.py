@@ -2,7 +2,6 @@
 regression test each. Expected values are worked out here by hand or with the standard library
 (math), never copied from the engine's output; positions are computed from the text written."""
 import csv
-import json
 import math
 import os
 import time
