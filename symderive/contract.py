@@ -96,6 +96,8 @@ def _is_guard(expr):
 def _product(a, b, avoid=frozenset()):
     """The product of two terms; b's summation indices are renamed if a uses their names."""
     taken = {l[0].name for l in a.limits}
+    if not any(var.name in taken for var, *_ in b.limits):
+        return Term(a.coeff * b.coeff, a.conds + b.conds, a.limits + b.limits)    # nothing to rename
     used = set(avoid) | taken | names_in(a.coeff) | names_in(b.coeff) | {l[0].name for l in b.limits}
     renames = {}
     for var, *_ in b.limits:
