@@ -19,7 +19,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import sympy as sp
-from sympy.core.cache import cacheit
 
 from .contract import contract
 from .indices import INDEX_LETTERS
@@ -89,11 +88,9 @@ def canonical_sums(expr, avoid=()):
 
 
 @functools.lru_cache(maxsize=65536)
-@cacheit
 def alpha_normal(expr):
     """Bound indices renamed _b0, _b1, … from the outside in, whatever the context: two
-    expressions that differ only in bound names get the same normal form (for matching).
-    Memoized: folding asks again for the same factors of every term."""
+    expressions that differ only in bound names get the same normal form (for matching)."""
     if not isinstance(expr, sp.Basic) or not expr.has(sp.Sum):
         return expr
     return _rename_bound(expr, lambda d: f"_b{d}", as_idx=False)
