@@ -5,17 +5,27 @@ A = Matrix.jacobian, the backward matrix B from differentiating gᵀy, then
 expand(B − Aᵀ) == 0. symderive: A from index arithmetic, B from the chain-rule
 closed form, exact sparse comparison.
 
-Run:  python benchmarks/conv_matrix.py          (about a minute; the naive 24×24 is the slow part)
+Scaling (issue 17): conv_matrix against a plain NumPy construction of the same (row, column,
+weight-index) triples by broadcasting into preallocated int64 arrays, each case in a fresh
+process so that peak memory is its own; ns and bytes per nonzero, the fitted growth exponent
+of time in nnz, and check_transpose against building A once. The 292.6 M-nonzero case runs
+last and alone, only when enough memory is free.
+
+Run:  python benchmarks/conv_matrix.py          (a few minutes; the naive 24×24 is the slow part)
+      python benchmarks/conv_matrix.py --scaling-only
 """
+import os
 import resource
 import subprocess
 import sys
 import time
 
+import numpy as np
 import sympy as sp
 
 import symderive as sd
-from symderive.backward import check_transpose
+from symderive.backward import backward_matrix, check_transpose
+from symderive.conv_matrix import conv_matrix
 
 KERNEL = 3
 
@@ -50,6 +60,113 @@ def large_case():
     print(f"{seconds:.3f} {ok} {nnz} {peak_mb:.0f}")
 
 
+# (channels in, input side, channels out) with a 3x3 kernel; 16x64x64 -> 32 is 17.7 M nonzeros
+SCALING = [(8, 48, 16), (16, 64, 32), (16, 96, 32), (32, 96, 48)]
+HUGE = (32, 128, 64)          # 292.6 M nonzeros: about 3.5 GB of int32 indices
+
+
+def numpy_triples(c_in, n, c_out):
+    """The baseline: the same triples from plain NumPy, broadcast into preallocated int64 arrays
+    (valid stride-1 3x3 convolution, no padding: every kernel position is inside)."""
+    m = n - KERNEL + 1
+    o = np.arange(c_out).reshape(-1, 1, 1, 1, 1, 1)     # axes (o, c, a, b, i, j): long inner loops
+    c = np.arange(c_in).reshape(1, -1, 1, 1, 1, 1)
+    a = np.arange(KERNEL).reshape(1, 1, -1, 1, 1, 1)
+    b = np.arange(KERNEL).reshape(1, 1, 1, -1, 1, 1)
+    i = np.arange(m).reshape(1, 1, 1, 1, -1, 1)
+    j = np.arange(m).reshape(1, 1, 1, 1, 1, -1)
+    shape = (c_out, c_in, KERNEL, KERNEL, m, m)
+    rows, cols, weights = (np.empty(shape, dtype=np.int64) for _ in range(3))
+    np.add((o * m + i) * m, j, out=rows)
+    np.add((c * n + i + a) * n, j + b, out=cols)
+    np.add(((o * c_in + c) * KERNEL + a) * KERNEL, b, out=weights)
+    return rows.reshape(-1), cols.reshape(-1), weights.reshape(-1)
+
+
+def rss_mb():
+    """Resident memory now; also resets the peak (Linux clear_refs 5), so that ``hwm_mb``
+    afterwards is the peak of what follows alone."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def hwm_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def measure_case(method, c_in, n, c_out):
+    """One build in this (fresh) process: wall, CPU, nnz, peak memory beyond the imports."""
+    layer = sd.conv2d(sd.tensor("x", c_in, n, n), sd.tensor("w", c_out, c_in, KERNEL, KERNEL))
+    before = rss_mb()
+    wall, cpu = time.perf_counter(), time.process_time()
+    if method == "numpy":
+        nnz = len(numpy_triples(c_in, n, c_out)[0])
+    elif method == "symderive":
+        nnz = conv_matrix(layer).nnz
+    elif method == "compare":   # B = Aᵀ only, B and A built beforehand
+        b, a = backward_matrix(layer).matrix, conv_matrix(layer)
+        before = rss_mb()
+        wall, cpu = time.perf_counter(), time.process_time()
+        assert b.equals(a.transpose())
+        nnz = a.nnz
+    else:   # check_transpose: derive B, build A, compare
+        _, a, equal, _ = check_transpose(layer)
+        assert equal
+        nnz = a.nnz
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak = hwm_mb() - before
+    print(f"{wall} {cpu} {nnz} {peak}")
+
+
+def run_case(method, case):
+    out = subprocess.run([sys.executable, __file__, "--case", method, *map(str, case)],
+                         capture_output=True, text=True, check=True)
+    wall, cpu, nnz, peak = out.stdout.split()
+    return float(wall), float(cpu), int(nnz), float(peak)
+
+
+def free_gb():
+    with open("/proc/meminfo") as f:
+        info = dict(line.split(":") for line in f)
+    return int(info["MemAvailable"].split()[0]) / 2 ** 20
+
+
+def scaling():
+    print(f"load average {os.getloadavg()[0]:.2f}; each case in a fresh process")
+    print(f"{'case':>16} {'nnz':>12} {'method':>10} {'wall s':>7} {'CPU s':>7} {'ns/nnz':>7} "
+          f"{'MB':>7} {'B/nnz':>6} {'CPU ratio':>9} {'mem ratio':>9}")
+    fit = []
+    for case in SCALING:
+        base = min((run_case("numpy", case) for _ in range(3)), key=lambda r: r[1])
+        ours = min((run_case("symderive", case) for _ in range(3)), key=lambda r: r[1])
+        fit.append((ours[2], ours[1]))
+        for name, (wall, cpu, nnz, peak) in (("numpy", base), ("symderive", ours)):
+            print(f"{'%dx%dx%d->%d' % (case[0], case[1], case[1], case[2]):>16} {nnz:>12,} {name:>10} "
+                  f"{wall:>7.2f} {cpu:>7.2f} {cpu / nnz * 1e9:>7.1f} {peak:>7.0f} {peak * 2 ** 20 / nnz:>6.1f} "
+                  f"{cpu / base[1]:>9.2f} {peak / base[3]:>9.2f}")
+    nnz, cpu = np.log([f[0] for f in fit]), np.log([f[1] for f in fit])
+    print(f"fitted growth: CPU time ∝ nnz^{np.polyfit(nnz, cpu, 1)[0]:.2f} (target ≈ 1.0; ratios target ≤ 2)")
+    a, t, cmp = (min((run_case(method, (16, 64, 32)) for _ in range(3)), key=lambda r: r[1])
+                 for method in ("symderive", "check", "compare"))
+    print(f"building A once at {a[2]:,} nonzeros: wall {a[0]:.2f} s, CPU {a[1]:.2f} s, {a[3]:.0f} MB")
+    print(f"B = A^T compared (no sort, no dense, no copy): wall {cmp[0]:.2f} s, CPU {cmp[1]:.2f} s, "
+          f"{cmp[3]:.0f} MB beyond A and B ({cmp[1] / a[1]:.1f}x building A; target 3x)")
+    print(f"check_transpose whole (derive B by the chain rule, build A, compare): wall {t[0]:.2f} s, "
+          f"CPU {t[1]:.2f} s, peak {t[3]:.0f} MB ({t[1] / a[1]:.1f}x building A)")
+    needed = 12.0
+    if free_gb() < needed:
+        print(f"32x128x128 -> 64 skipped: {free_gb():.1f} GB available, {needed:.0f} GB wanted")
+        return
+    base = run_case("numpy", HUGE)
+    ours = run_case("symderive", HUGE)
+    for name, (wall, cpu, nnz, peak) in (("numpy", base), ("symderive", ours)):
+        print(f"32x128x128->64 {nnz:,} nonzeros, {name}: wall {wall:.2f} s, CPU {cpu:.2f} s, "
+              f"{peak:.0f} MB ({peak * 2 ** 20 / nnz:.1f} B/nnz)")
+
+
 def main():
     print("2-D convolution, 3x3 kernel, one channel: build A and check B = A^T")
     print(f"{'input':>8} {'naive SymPy (s)':>16} {'symderive (s)':>14} {'ratio':>8}  both agree")
@@ -67,4 +184,14 @@ def main():
 
 
 if __name__ == "__main__":
-    large_case() if "--large" in sys.argv else main()
+    if "--large" in sys.argv:
+        large_case()
+    elif "--case" in sys.argv:
+        at = sys.argv.index("--case")
+        measure_case(sys.argv[at + 1], *map(int, sys.argv[at + 2:at + 5]))
+    elif "--scaling-only" in sys.argv:
+        scaling()
+    else:
+        main()
+        print()
+        scaling()

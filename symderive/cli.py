@@ -19,6 +19,7 @@ from rich.text import Text
 from .answer import Status, sympy_string
 from .errors import ProblemFileError
 from .files import write_atomically
+from .parallel import solve_each
 from .pdf import PdfError, compile_pdf, tex_engine, INSTALL_HINT
 from .problem import DEFAULT_TIMEOUT, find_problem_files, load_problem
 
@@ -81,6 +82,8 @@ def build_parser():
     solve.add_argument("--only", action="append", metavar="ID", help="solve only this question id")
     solve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"seconds allowed per question (default {DEFAULT_TIMEOUT:g})")
+    solve.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                       help="worker processes solving questions (default: one per core; 1 solves here)")
     solve.add_argument("--verify", action="store_true",
                        help="cross-check every derived answer with PyTorch autograd at random float64 "
                             "inputs (needs torch: pip install 'symderive[verify]'); exit status 1 on a "
@@ -193,11 +196,11 @@ def solve_problems(files, args, console, errors):
             return 2
     records = []
     args.output.mkdir(parents=True, exist_ok=True)
+    # no sheet for a file none of whose questions was asked for
+    problems = [p for p in problems if not args.only or any(q.id in args.only for q in p.questions)]
+    solved = solve_each(problems, ids=set(args.only) if args.only else None, timeout=args.timeout, jobs=args.jobs)
     pdf_pool, pdf_jobs = ThreadPoolExecutor(max_workers=os.cpu_count() or 1), []
-    for problem in problems:
-        if args.only and not any(q.id in args.only for q in problem.questions):
-            continue     # no sheet for a file none of whose questions was asked for
-        answers = problem.solve(ids=set(args.only) if args.only else None, timeout=args.timeout)
+    for problem, answers in zip(problems, solved):
         for a in answers:
             if a.status is Status.FAILED:
                 errors.print(f"error: {a.error}", markup=False)

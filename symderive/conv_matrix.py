@@ -11,7 +11,7 @@ w-entry at (row, x-entry), X places input x-entry at (row, w-entry). Entries
 are symbols, identified exactly by their flat index in w or x, so comparing
 two matrices is comparing integer arrays. Flattening is row-major, as PyTorch.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
@@ -34,13 +34,16 @@ class SparseSymbolMatrix:
     cols: np.ndarray
     entries: np.ndarray
     source: Tensor
+    locate: object = field(default=None, repr=False, compare=False)   # (rows, cols) -> triple index or -1
 
     @property
     def nnz(self):
         return len(self.rows)
 
     def transpose(self):
-        return SparseSymbolMatrix(self.shape[::-1], self.cols, self.rows, self.entries, self.source)
+        mine = self.locate
+        return SparseSymbolMatrix(self.shape[::-1], self.cols, self.rows, self.entries, self.source,
+                                  None if mine is None else (lambda rows, cols: mine(cols, rows)))
 
     def canonical(self):
         """The triples sorted by (row, col): two matrices are equal iff these arrays are."""
@@ -51,7 +54,25 @@ class SparseSymbolMatrix:
         """Exact equality (same shape, same symbol at every position)."""
         if self.shape != other.shape or self.nnz != other.nnz or self.source.name != other.source.name:
             return False
+        if self.locate is not None:
+            return self._holds(other)
+        if other.locate is not None:
+            return other._holds(self)
         return all(np.array_equal(a, b) for a, b in zip(self.canonical(), other.canonical()))
+
+    def _holds(self, other, chunk=1 << 16):
+        """Equality in O(nnz) without sorting (nnz already equal): every triple of ``other``
+        sits at a distinct nonzero of ``self`` with the same entry. In chunks that stay in the
+        CPU cache (0.84 s -> 0.65 s at 17.7 M); one byte per nonzero beyond the two matrices."""
+        seen = np.zeros(self.nnz, dtype=bool)
+        for start in range(0, other.nnz, chunk):
+            rows, cols, entries = (a[start:start + chunk] for a in (other.rows, other.cols, other.entries))
+            at = self.locate(rows, cols)
+            if (at < 0).any() or not (np.array_equal(self.rows[at], rows) and np.array_equal(self.cols[at], cols)
+                                      and np.array_equal(self.entries[at], entries)):
+                return False
+            seen[at] = True
+        return bool(seen.all())
 
     def first_difference(self, other):
         """A position where the two differ, as (row, col, mine, theirs), or None."""
@@ -92,43 +113,106 @@ def concrete_layer(layer):
                          "use its element formula")
 
 
+def _axis_pairs(n_out, n_in, kernel, stride, dil, pad):
+    """One spatial axis: (i, k, q) with q = s·i + d·k − p inside the input, sorted by (i, k).
+
+    Per output position i the valid k form one contiguous range, so ``first[i]`` (index of
+    i's first pair) and ``k_first[i]`` locate any (i, k) in O(1) (see ``_ConvLayout.locate``).
+    """
+    i, k = np.divmod(np.arange(n_out * kernel, dtype=np.int64), kernel)
+    q = stride * i + dil * k - pad
+    ok = (q >= 0) & (q < n_in)
+    i, k, q = i[ok], k[ok], q[ok]
+    counts = np.bincount(i, minlength=n_out)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    k_first = np.zeros(n_out, dtype=np.int64)
+    k_first[i[::-1]] = k[::-1]            # smallest k per i (the last write wins)
+    return i, k, q, first, k_first, counts
+
+
+class _ConvLayout:
+    """Sizes of one concrete convolution and the per-axis pair tables its triples are built from.
+
+    The triples are the product (o, c, pairs of axis 1, pairs of axis 2, …): every term of the
+    forward sum exactly once, padding terms never generated, so building costs O(nonzeros).
+    """
+    def __init__(self, layer):
+        concrete_layer(layer)
+        dims = layer.dims
+        self.out_spatial = [int(n) for n in layer.shape[len(layer.shape) - dims:]]
+        self.in_spatial = [int(n) for n in layer.x.shape[layer.x.rank - dims:]]
+        self.kernel = [int(k) for k in layer.kernel]
+        self.stride, self.pad, self.dil = ([int(v) for v in vals]
+                                           for vals in (layer.stride, layer.padding, layer.dilation))
+        self.n_out = int(layer.weight.shape[0]) if layer.channels else 1
+        self.n_in = int(layer.x.shape[0]) if layer.channels else 1
+        self.axes = [_axis_pairs(*args) for args in zip(self.out_spatial, self.in_spatial, self.kernel,
+                                                       self.stride, self.dil, self.pad)]
+        self.shape = (self.n_out, self.n_in) + tuple(len(a[0]) for a in self.axes)
+        self.nnz = int(np.prod(self.shape))
+        biggest = max(self.n_out * int(np.prod(self.out_spatial)), self.n_in * int(np.prod(self.in_spatial)),
+                      self.n_out * self.n_in * int(np.prod(self.kernel)))
+        self.dtype = np.int32 if biggest <= np.iinfo(np.int32).max else np.int64
+
+    def _spatial(self, which, sizes):
+        """Row-major flat spatial offset of every pair combination, shaped (P1, P2, …)."""
+        flat = np.zeros((), dtype=np.int64)
+        for axis, n in zip(self.axes, sizes):
+            flat = flat[..., None] * n + axis[which]
+        return flat
+
+    def triples(self):
+        o = np.arange(self.n_out, dtype=np.int64).reshape((-1, 1) + (1,) * len(self.axes))
+        c = np.arange(self.n_in, dtype=np.int64).reshape((1, -1) + (1,) * len(self.axes))
+        n_os, n_is, n_k = (int(np.prod(v)) for v in (self.out_spatial, self.in_spatial, self.kernel))
+        parts = [(o * n_os, self._spatial(0, self.out_spatial)),
+                 (c * n_is, self._spatial(2, self.in_spatial)),
+                 ((o * self.n_in + c) * n_k, self._spatial(1, self.kernel))]
+        result = []
+        for channel, spatial in parts:       # broadcast straight into the preallocated result
+            out = np.empty(self.shape, dtype=self.dtype)
+            np.add(channel.astype(self.dtype), spatial.astype(self.dtype), out=out)
+            result.append(out.reshape(-1))
+        return tuple(result)
+
+    def locate(self, y_flat, x_flat):
+        """Index into ``triples()`` of the nonzero at (y, x), or −1 where A has none there."""
+        y_flat, x_flat = np.asarray(y_flat, dtype=np.int64), np.asarray(x_flat, dtype=np.int64)
+        n_os, n_is = int(np.prod(self.out_spatial)), int(np.prod(self.in_spatial))
+        # as unsigned, a negative number is huge: one comparison checks both ends of a range
+        ok = (y_flat.view(np.uint64) < n_os * self.n_out) & (x_flat.view(np.uint64) < n_is * self.n_in)
+        o, y_rest = np.divmod(y_flat, n_os)
+        c, x_rest = np.divmod(x_flat, n_is)
+        index = o * self.n_in + c
+        ys = np.unravel_index(y_rest, self.out_spatial)      # remainders are in range
+        xs = np.unravel_index(x_rest, self.in_spatial)
+        for i, q, (_, _, _, first, k_first, counts), s, d, p in zip(
+                ys, xs, self.axes, self.stride, self.dil, self.pad):
+            k = q - s * i + p
+            if d != 1:
+                k, rem = np.divmod(k, d)
+                ok &= rem == 0
+            pos = k - k_first[i]                  # i's valid k are k_first[i] … k_first[i] + counts[i] − 1
+            ok &= pos.view(np.uint64) < counts.astype(np.uint64)[i]
+            index = index * int(counts.sum()) + first[i] + pos
+        return np.where(ok, index, -1)
+
+
 def conv_triples(layer):
     """For every term of the forward sum: (flat y index, flat x index, flat w index).
 
-    Vectorised over all (output, channel, kernel) combinations; terms that fall
-    into the zero padding are dropped.
+    Built by broadcasting per-axis tables into preallocated arrays (int32 where every index
+    fits): no grid over all (output, channel, kernel) combinations, no masks, no copies.
     """
-    concrete_layer(layer)
-    dims = layer.dims
-    out_spatial = [int(n) for n in layer.shape[len(layer.shape) - dims:]]
-    in_spatial = [int(n) for n in layer.x.shape[layer.x.rank - dims:]]
-    kernel = [int(k) for k in layer.kernel]
-    stride, pad, dil = ([int(v) for v in vals] for vals in (layer.stride, layer.padding, layer.dilation))
-    n_out = int(layer.weight.shape[0]) if layer.channels else 1
-    n_in = int(layer.x.shape[0]) if layer.channels else 1
-    # Axes: (o, out positions..., c, kernel positions...)
-    grids = np.meshgrid(np.arange(n_out), *[np.arange(n) for n in out_spatial],
-                        np.arange(n_in), *[np.arange(k) for k in kernel], indexing="ij")
-    o, outs, c, ks = grids[0], grids[1:1 + dims], grids[1 + dims], grids[2 + dims:]
-    pos = [s * i + d * k - p for i, k, s, d, p in zip(outs, ks, stride, dil, pad)]
-    valid = np.ones(o.shape, dtype=bool)
-    for q, n in zip(pos, in_spatial):
-        valid &= (q >= 0) & (q < n)
-    o, c = o[valid], c[valid]
-    outs = [a[valid] for a in outs]
-    ks = [a[valid] for a in ks]
-    pos = [a[valid] for a in pos]
-    y_flat = np.ravel_multi_index([o] + outs, [n_out] + out_spatial)
-    x_flat = np.ravel_multi_index([c] + pos, [n_in] + in_spatial)
-    w_flat = np.ravel_multi_index([o, c] + ks, [n_out, n_in] + kernel)
-    return y_flat.astype(np.int64), x_flat.astype(np.int64), w_flat.astype(np.int64)
+    return _ConvLayout(layer).triples()
 
 
 def conv_matrix(layer):
     """A with vec(y) = A · vec(x) (+ bias): entries are weights."""
-    y_flat, x_flat, w_flat = conv_triples(layer)
+    layout = _ConvLayout(layer)
+    y_flat, x_flat, w_flat = layout.triples()
     shape = (int(sp.Mul(*layer.shape)), int(layer.x.numel))
-    return SparseSymbolMatrix(shape, y_flat, x_flat, w_flat, layer.weight)
+    return SparseSymbolMatrix(shape, y_flat, x_flat, w_flat, layer.weight, layout.locate)
 
 
 def im2col_matrix(layer):

@@ -183,11 +183,13 @@ def _fold_one(expr, name, defn):
     anchor = max(needed, key=lambda f: (bool(f.atoms(sp.Wild)), sp.count_ops(f)))
 
     anchor_has_wilds = bool(anchor.atoms(sp.Wild))
+    concretes = {}          # the definition's factors under one match (xreplace rebuilds its sums)
 
     def rewrite(term):
         have = _factor_counts(term)                       # original factors
         if not any(type(f) is type(anchor) for f in have):
             return term                                   # cheap rejection: no factor of the right kind
+        folded_any = False
         changed = True
         while changed:
             changed = False
@@ -201,7 +203,10 @@ def _fold_one(expr, name, defn):
                 match = form.match(anchor) if anchor_has_wilds else ({} if form == anchor else None)
                 if match is None or any(w not in match for w in wilds):
                     continue
-                concrete = Counter({f.xreplace(match): n for f, n in needed.items()})
+                key = frozenset(match.items())
+                if key not in concretes:
+                    concretes[key] = Counter({f.xreplace(match): n for f, n in needed.items()})
+                concrete = concretes[key]
                 if all(by_form[f] >= n for f, n in concrete.items()):
                     for f, n in concrete.items():
                         for original in [g for g in have if alpha_normal(g) == f]:
@@ -210,23 +215,32 @@ def _fold_one(expr, name, defn):
                             n -= take
                     have = +have
                     have[name.xreplace(match)] += 1
-                    changed = True
+                    changed = folded_any = True
                     break
-        return sp.Mul(*[f ** n for f, n in have.items()])
+        return sp.Mul(*[f ** n for f, n in have.items()]) if folded_any else term
+
+    def rebuilt(e, args):
+        """e with new arguments; e itself when none changed (rebuilding a Sum is costly)."""
+        return e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
 
     def walk(e):
         if isinstance(e, sp.Add):
-            return sp.Add(*[walk(t) for t in e.args])
+            return rebuilt(e, [walk(t) for t in e.args])
         if isinstance(e, sp.Sum):
             whole = rewrite(e)                      # the sum itself may be the definition
-            return whole if whole != e else sp.Sum(walk(e.function), *e.limits)
+            if whole != e:
+                return whole
+            body = walk(e.function)
+            return e if body is e.function else sp.Sum(body, *e.limits)
         if isinstance(e, sp.Piecewise):
             return sp.Piecewise(*[(walk(value), cond) for value, cond in e.args])
         if isinstance(e, (sp.Mul, sp.Pow, sp.Function)):
             whole = rewrite(e)                      # the definition may span several factors
             if whole != e:
                 return walk(whole)
-            inner = e.func(*[walk(a) for a in e.args])
+            inner = rebuilt(e, [walk(a) for a in e.args])
+            if inner is e:
+                return e                            # rewrite(e) already left it unchanged
             return rewrite(inner) if isinstance(inner, (sp.Mul, sp.Pow, sp.Function)) else inner
         return e
 

@@ -12,6 +12,10 @@ import threading
 
 from .errors import QuestionTimeout
 
+#: Seconds allowed per checked answer (``check``); here, not in the grading modules, so that
+#: the argument parser can show it without importing them.
+CHECK_TIMEOUT = 20.0
+
 
 class _Expired(BaseException):
     """Raised by the alarm; turned into ``QuestionTimeout`` where the limit was set."""

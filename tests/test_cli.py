@@ -2,12 +2,16 @@
 problems/ folder, a missing path, and per-question time limits."""
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import NO_PDF, run_cli  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 REPO = Path(__file__).resolve().parents[1]
 PROBLEMS = REPO / "problems"
@@ -241,3 +245,32 @@ def test_sheets_are_the_same_bytes_whatever_the_hash_seed(tmp_path):
     assert outputs[0].keys() == outputs[1].keys() and outputs[0]
     different = [name for name in outputs[0] if outputs[0][name] != outputs[1][name]]
     assert not different, f"sheets differ between hash seeds: {different}"
+
+
+
+def _imported_modules(args, cwd):
+    """Every module ``python -X importtime ARGS`` imports (read from its stderr report)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+
+def _not_for_listing(modules):
+    return sorted(m for m in modules if m.split(".")[0] in ("numpy", "multiprocessing", "torch")
+                  or m == "rich.progress"
+                  or (m.startswith("symderive.checking.") and m != "symderive.checking.command"))
+
+
+def test_list_imports_nothing_it_does_not_use():
+    """``list`` only loads problem files: no NumPy, no grading modules, no progress bars or
+    worker processes (they cost a fifth of a second on every call)."""
+    modules = _imported_modules(["-m", "symderive", "list", ROOT / "problems"], ROOT)
+    assert "symderive.problem" in modules and "yaml" in modules      # the report is read correctly
+    assert not _not_for_listing(modules), f"list imports {_not_for_listing(modules)}"
+
+
+def test_grading_imports_are_seen_by_the_list_test():
+    """The filter above can fail: the grading module pulls in exactly what it rejects."""
+    modules = _imported_modules(["-c", "import symderive.checking.grade"], ROOT)
+    assert {"numpy", "multiprocessing", "symderive.checking.compare"} <= set(_not_for_listing(modules))

@@ -736,3 +736,71 @@ def test_output_entirely_in_padding(cfg, backend):
     assert equal is True, diff
     assert b.matrix.nnz == 0
     assert_close(b.matrix.numeric(w) @ g.ravel(), reference_grad_x(backend, cfg, x, w, g).ravel(), "B g = 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. The O(nnz) builder against the straightforward construction, and the sorting-free comparison
+# ---------------------------------------------------------------------------------------------
+def meshgrid_triples(cfg):
+    """The former construction, kept here as a reference: a grid over every (o, output
+    position, c, kernel position), masked to the terms inside the input."""
+    O, C = (cfg.O, cfg.C) if cfg.channels else (1, 1)
+    out = list(cfg.out_spatial)
+    grids = np.meshgrid(np.arange(O), *[np.arange(n) for n in out], np.arange(C),
+                        *[np.arange(k) for k in cfg.kernel], indexing="ij")
+    o, outs, c, ks = grids[0], grids[1:1 + cfg.dims], grids[1 + cfg.dims], grids[2 + cfg.dims:]
+    pos = [s * i + d * k - p for i, k, s, d, p in zip(outs, ks, cfg.stride, cfg.dilation, cfg.padding)]
+    valid = np.ones(o.shape, dtype=bool)
+    for q, n in zip(pos, cfg.spatial):
+        valid &= (q >= 0) & (q < n)
+    y = np.ravel_multi_index([o[valid]] + [a[valid] for a in outs], [O] + out)
+    x = np.ravel_multi_index([c[valid]] + [a[valid] for a in pos], [C] + list(cfg.spatial))
+    w = np.ravel_multi_index([o[valid], c[valid]] + [a[valid] for a in ks], [O, C] + list(cfg.kernel))
+    return y, x, w
+
+
+def sorted_triples(y, x, w):
+    order = np.lexsort((x, y))
+    return [np.asarray(a)[order].astype(np.int64) for a in (y, x, w)]
+
+
+@pytest.mark.parametrize("cfg", ALL_CONFIGS, ids=ids(ALL_CONFIGS))
+def test_builder_matches_meshgrid_construction(cfg):
+    A = conv_matrix(cfg.layer())
+    assert A.rows.dtype == A.cols.dtype == A.entries.dtype == np.int32     # small sizes fit int32
+    for mine, ref in zip(sorted_triples(A.rows, A.cols, A.entries), sorted_triples(*meshgrid_triples(cfg))):
+        np.testing.assert_array_equal(mine, ref)
+
+
+@pytest.mark.parametrize("cfg", ALL_CONFIGS[::3], ids=ids(ALL_CONFIGS[::3]))
+def test_locate_finds_exactly_the_nonzeros(cfg):
+    """locate(y, x) over every position of A: the index of its triple where A has one, else −1."""
+    A = conv_matrix(cfg.layer())
+    yy, xx = np.meshgrid(np.arange(A.shape[0]), np.arange(A.shape[1]), indexing="ij")
+    at = A.locate(yy.ravel(), xx.ravel())
+    hit = at >= 0
+    assert hit.sum() == A.nnz and len(np.unique(at[hit])) == A.nnz
+    np.testing.assert_array_equal(A.rows[at[hit]], yy.ravel()[hit])
+    np.testing.assert_array_equal(A.cols[at[hit]], xx.ravel()[hit])
+
+
+def test_duplicate_in_place_of_a_missing_entry_is_caught():
+    """Same nnz, every triple a true nonzero of Aᵀ, but one repeated and one absent."""
+    cfg = CONFIGS_2D[0]
+    _, A, b, _, _ = engine(cfg)
+    m = b.matrix
+    rows, cols, entries = m.rows.copy(), m.cols.copy(), m.entries.copy()
+    rows[1], cols[1], entries[1] = rows[0], cols[0], entries[0]
+    twice = SparseSymbolMatrix(m.shape, rows, cols, entries, m.source)
+    assert twice.nnz == A.nnz
+    assert not twice.equals(A.transpose()) and not A.transpose().equals(twice)
+    assert twice.first_difference(A.transpose()) is not None
+
+
+def test_large_indices_switch_to_int64():
+    """Flat indices past 2³¹ − 1 are stored as int64 (checked on the layout only: building
+    that matrix would need gigabytes)."""
+    from symderive.conv_matrix import _ConvLayout
+    big = sd.conv2d(sd.tensor("x", 1, 50000, 50000), sd.tensor("w", 1, 1, 1, 1))
+    assert _ConvLayout(big).dtype == np.int64
+    assert _ConvLayout(CONFIGS_2D[0].layer()).dtype == np.int32

@@ -3,8 +3,6 @@ dilation, which flipped kernels; verified exactly at the given sizes, proved for
 import sympy as sp
 
 from ..answer import Result, Status, Step
-from ..backward import backward_as_convolution, backward_matrix, prove_backward_convolution
-from ..conv_matrix import size_names, symbolic_twin
 from ..latex import matrix
 
 
@@ -28,6 +26,9 @@ def _kernels_latex(bc, layer, ctx):
 
 
 def solve(ctx):
+    # imported here, not at the top: loading a problem file (list) must not import NumPy
+    from ..backward import backward_as_convolution, backward_matrix, prove_backward_convolution
+    from ..conv_matrix import size_names, symbolic_twin
     layer = ctx.tensor("of")
     bc = backward_as_convolution(layer)
     b = backward_matrix(layer)

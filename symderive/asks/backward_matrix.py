@@ -3,8 +3,6 @@ verified exactly at the given sizes and proved at the index level for all sizes.
 import sympy as sp
 
 from ..answer import Result, Status, Step
-from ..backward import check_transpose, prove_transpose
-from ..conv_matrix import size_names, symbolic_twin
 from ..derivative import chain_rule
 from ..latex import partial
 from .conv_matrix import matrix_result
@@ -13,6 +11,9 @@ from .conv_matrix import matrix_result
 KEYS = {"of"}
 
 def solve(ctx):
+    # imported here, not at the top: loading a problem file (list) must not import NumPy
+    from ..backward import check_transpose, prove_transpose
+    from ..conv_matrix import size_names, symbolic_twin
     layer = ctx.tensor("of")
     c = chain_rule(layer, layer.x, "g")
     b, a, equal, difference = check_transpose(layer)

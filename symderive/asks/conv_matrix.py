@@ -1,6 +1,5 @@
 """ask: conv_matrix — the matrix A with vec(y) = A·vec(x), or X with vec(y) = X·vec(w) (im2col)."""
 from ..answer import Result, Step
-from ..conv_matrix import blocks, conv_matrix, im2col_matrix, structure_latex
 from ..derivative import derivative
 from ..errors import ExpressionError
 from ..latex import entry, matrix, too_large
@@ -14,6 +13,7 @@ KEYS = {"of", "matrix", "name"}
 
 def matrix_result(sparse, layer, ctx, name, kind, row_shape, col_shape):
     """(latex, why) for a sparse symbol matrix: whole when small, else by blocks, else summarised."""
+    from ..conv_matrix import blocks, structure_latex
     dense = sparse.to_sympy()
     size = rf"{name} \in \mathbb{{R}}^{{{sparse.shape[0]} \times {sparse.shape[1]}}}"
     if not too_large(dense):
@@ -35,6 +35,8 @@ def matrix_result(sparse, layer, ctx, name, kind, row_shape, col_shape):
 
 
 def solve(ctx):
+    # imported here, not at the top: loading a problem file (list) must not import NumPy
+    from ..conv_matrix import conv_matrix, im2col_matrix
     layer = ctx.tensor("of")
     which = ctx.option("matrix", "A")
     if which not in ("A", "im2col"):

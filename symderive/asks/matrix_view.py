@@ -4,7 +4,6 @@ import sympy as sp
 
 from ..answer import Result, Step
 from ..derivative import intermediate_definitions
-from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
 from ..simplify import combine_sums, factor_sum_bodies, fold
 
 #: A matrix form must agree with the element formula to this absolute error.
@@ -28,6 +27,8 @@ def folded(value, of, wrt, steps, lhs, ctx):
 
 def matrix_result(value, free, label, of, wrt, ctx, extra=None):
     """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None)."""
+    # imported here, not at the top: loading a problem file (list) must not import NumPy
+    from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
     try:
         node = to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0])
     except NotConvertible:

@@ -9,16 +9,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from ..errors import ProblemFileError
 from ..files import write_atomically
 from ..problem import load_problem
-from .answers import AnswersFileError, read_answers_file, submission_files
-from .grade import DEFAULT_TIMEOUT, grade, unknown_ids
-from .tolerance import read_tolerance
+from ..timeouts import CHECK_TIMEOUT as DEFAULT_TIMEOUT
 
 CSV_FIELDS = ["submission", "question", "verdict", "decided_by", "evidence"]
 STYLES = {"correct": "green", "incorrect": "red", "unparseable": "yellow", "missing": "magenta",
@@ -41,6 +38,11 @@ def add_parser(sub):
 
 
 def run(args, console, errors):
+    # The grading modules (NumPy, multiprocessing, the LaTeX reader) load only when checking:
+    # the parser is built for every subcommand and must not import them.
+    from .answers import AnswersFileError, read_answers_file
+    from .grade import grade, unknown_ids
+    from .tolerance import read_tolerance
     if args.timeout <= 0 or args.workers < 1:
         errors.print("error: --timeout must be positive and --workers at least 1", markup=False)
         return 2
@@ -78,6 +80,9 @@ def run(args, console, errors):
 
 
 def _folder(problem, args, console, errors):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from .answers import AnswersFileError, read_answers_file, submission_files
+    from .grade import grade, unknown_ids
     files = submission_files(args.answers)
     if not files:
         errors.print(f"error: {args.answers}: no answers files (.yaml, .yml, .tex)", markup=False)

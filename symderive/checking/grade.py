@@ -14,12 +14,11 @@ import zlib
 from multiprocessing.connection import wait
 
 from ..errors import QuestionTimeout
-from ..timeouts import time_limit
+from ..timeouts import CHECK_TIMEOUT as DEFAULT_TIMEOUT, time_limit
 from .compare import check_latex
 from .targets import question_info
 from .verdict import ERROR, MISSING, TIMEOUT, UNCHECKED, CheckReport, Verdict
 
-DEFAULT_TIMEOUT = 20.0
 #: Extra seconds past the soft limit before a worker is killed.
 GRACE = 2.0
 MEMORY_LIMIT = 3 * 2 ** 30
