@@ -7,7 +7,6 @@ takes comes out in the form a course writes it, instead of as exponentials.
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import sympy as sp
 
 
@@ -85,19 +84,28 @@ class Function:
     in_files: bool = True        # a problem file may call it by ``name``
 
 
+def _numpy(name):
+    """numpy.<name>, looked up when first called: the light commands (list) never load NumPy."""
+    def call(*args):
+        import numpy
+        return getattr(numpy, name)(*args)
+    call.__name__ = name
+    return call
+
+
 FUNCTIONS = (
-    Function("exp", sp.exp, math.exp, np.exp, "exp", r"\exp", sp.exp),
-    Function("log", sp.log, math.log, np.log, "log", r"\log", lambda a: 1 / a),
-    Function("tanh", sp.tanh, math.tanh, np.tanh, "tanh", r"\tanh", lambda a: 1 - sp.tanh(a) ** 2),
-    Function("sigmoid", sigmoid, lambda a: 1 / (1 + math.exp(-a)), lambda a: 1 / (1 + np.exp(-a)), "sigmoid",
+    Function("exp", sp.exp, math.exp, _numpy("exp"), "exp", r"\exp", sp.exp),
+    Function("log", sp.log, math.log, _numpy("log"), "log", r"\log", lambda a: 1 / a),
+    Function("tanh", sp.tanh, math.tanh, _numpy("tanh"), "tanh", r"\tanh", lambda a: 1 - sp.tanh(a) ** 2),
+    Function("sigmoid", sigmoid, lambda a: 1 / (1 + math.exp(-a)), lambda a: 1 / (1 + _numpy("exp")(-a)), "sigmoid",
              r"\sigma", lambda a: sigmoid(a) * (1 - sigmoid(a))),
-    Function("relu", relu, lambda a: max(a, 0.0), lambda a: np.maximum(a, 0.0), "relu", r"\operatorname{ReLU}",
+    Function("relu", relu, lambda a: max(a, 0.0), lambda a: _numpy("maximum")(a, 0.0), "relu", r"\operatorname{ReLU}",
              lambda a: sp.Heaviside(a, 0)),
-    Function("floor", sp.floor, math.floor, np.floor, "floor"),
-    Function("ceiling", sp.ceiling, math.ceil, np.ceil, "ceil"),
-    Function("Abs", sp.Abs, abs, np.abs, "abs"),
-    Function("sin", sp.sin, math.sin, np.sin, "sin", in_files=False),
-    Function("cos", sp.cos, math.cos, np.cos, "cos", in_files=False),
+    Function("floor", sp.floor, math.floor, _numpy("floor"), "floor"),
+    Function("ceiling", sp.ceiling, math.ceil, _numpy("ceil"), "ceil"),
+    Function("Abs", sp.Abs, abs, _numpy("abs"), "abs"),
+    Function("sin", sp.sin, math.sin, _numpy("sin"), "sin", in_files=False),
+    Function("cos", sp.cos, math.cos, _numpy("cos"), "cos", in_files=False),
 )
 
 

@@ -2,7 +2,7 @@
 import shutil
 from pathlib import Path
 
-from ..checking.grade import DEFAULT_TIMEOUT
+from ..timeouts import CHECK_TIMEOUT as DEFAULT_TIMEOUT
 
 
 def add_parsers(sub, shipped):
