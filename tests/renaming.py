@@ -62,6 +62,23 @@ def question_names(spec, question):
     return set(renamable_names(one))
 
 
+def declared_names(spec):
+    """Sizes, tensors and layers declared anywhere in the problem (the rest are indices)."""
+    return {n for scope in scopes(spec) for n in _declared(scope)}
+
+
+def index_letters_first(names, perm, declared):
+    """An injective renaming from a permutation of the targets: declared names take the next
+    target in order, indices the next one-letter target (students, and so the checker, write an
+    index as one letter; a multi-letter index is issue 14's), any target when none is left."""
+    pool, mapping = list(perm), {}
+    for name in names:
+        pick = pool[0] if name in declared else next((t for t in pool if len(t) == 1), pool[0])
+        pool.remove(pick)
+        mapping[name] = pick
+    return mapping
+
+
 def renamable_names(spec):
     """Declared names, then every other identifier the engine reads (indices), in first-seen order."""
     declared = [n for scope in scopes(spec) for n in _declared(scope)]

@@ -32,8 +32,8 @@ from symderive.indices import for_display, make_index, rename_bound_apart, subst
 import symderive.prove as prove
 from symderive.problem import load_problem
 from symderive.simplify import alpha_normal, canonical_sums, combine_sums
-from renaming import (dump_spec, free_indices, load_spec, question_names, rename_spec,
-                      renamable_names, same_value, valid_targets)
+from renaming import (declared_names, dump_spec, free_indices, index_letters_first, load_spec, question_names,
+                      rename_spec, renamable_names, same_value, valid_targets)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -296,8 +296,8 @@ def original_answers(name, directory):
 
 
 def renamings(spec):
-    names = renamable_names(spec)
-    return st.permutations(valid_targets(spec)).map(lambda perm: dict(zip(names, perm)))
+    names, declared = renamable_names(spec), declared_names(spec)
+    return st.permutations(valid_targets(spec)).map(lambda perm: index_letters_first(names, perm, declared))
 
 
 def matrix_form_correct(problem, question_id, latex):
@@ -421,7 +421,7 @@ def test_checker_verdicts_do_not_depend_on_names(tmp_path_factory, mapping):
         path.write_text(dump_spec(rename_spec(spec, names)))
         problem = load_problem(path)
         # The student's own letters: lower case and not a name of the (renamed) problem.
-        spare = [c for c in "nkmrsuv" if c not in names.values()]
+        spare = [c for c in "nkmrsuvabcghjlopqtwxyz" if c not in names.values()]
         letters = {**names, "n": spare[0], "k": spare[1]}
         for qid, template, expected in STUDENT_ANSWERS:
             latex = template.format(**letters)
