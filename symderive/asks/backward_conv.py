@@ -2,7 +2,7 @@
 dilation, which flipped kernels; verified exactly at the given sizes, proved for all sizes."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..backward import backward_as_convolution, backward_matrix, prove_backward_convolution
 from ..conv_matrix import size_names, symbolic_twin
 from ..latex import matrix
@@ -53,8 +53,9 @@ def solve(ctx):
                     if equal else "it does NOT match the chain rule's B at the given sizes")),
     ]
     results = [Result("padding", bc.padding_each_side,
-                      r"\text{zero padding on each side: } " + ", ".join(map(str, bc.padding_each_side))),
-               Result("kernels", bc.flipped, r"\tilde w = " + kernels)]
+                      r"\text{zero padding on each side: } " + ", ".join(map(str, bc.padding_each_side)),
+                      Kind.TUPLE, key="padding"),
+               Result("kernels", bc.flipped, r"\tilde w = " + kernels, Kind.ENTRIES, key="kernels")]
     if not equal:
         return ctx.answer(results, steps, status=Status.FAILED,
                           detail="The convolution form disagrees with the chain rule at the given sizes.")

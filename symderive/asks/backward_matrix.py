@@ -2,7 +2,7 @@
 verified exactly at the given sizes and proved at the index level for all sizes."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..backward import check_transpose, prove_transpose
 from ..conv_matrix import size_names, symbolic_twin
 from ..derivative import chain_rule
@@ -24,7 +24,7 @@ def solve(ctx):
     ]
     shown, why = matrix_result(b.matrix, layer, ctx, "B", "B", layer.x.shape, layer.shape)
     steps.append(Step("", why + f"; {b.matrix.nnz} nonzeros, read off the closed form above"))
-    results = [Result("B", b.matrix.to_sympy(), shown)]
+    results = [Result("B", b.matrix.to_sympy(), shown, Kind.ENTRIES)]
     if not equal:
         row, col, mine, theirs = difference
         steps.append(Step(rf"B_{{{row + ctx.base},{col + ctx.base}}} = {sp.latex(mine)} \neq "
@@ -48,6 +48,6 @@ def solve(ctx):
                                          "also verified exactly at the given sizes.")
     else:
         status, detail = Status.VERIFIED, "Verified exactly at the given sizes only; the index-level proof did not close."
-    results.append(Result("identity", True, r"B = A^{T}"))
+    results.append(Result("identity", True, r"B = A^{T}", Kind.FACT))
     return ctx.answer(results, steps, status=status, detail=detail,
                       conventions={"flatten", "zero_outside"})

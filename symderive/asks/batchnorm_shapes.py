@@ -4,7 +4,7 @@ other axis (N for a fully connected input N×C; N, H, W for a convolutional one)
 shape C."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..network import input_shape
 from ..yaml_positions import key_position
@@ -43,10 +43,14 @@ def solve(ctx):
              "normalised, then scaled and shifted per channel: $\\gamma$ and $\\beta$ have one entry per channel"),
     ]
     results = [
-        Result("mean", (sizes["C"],), rf"\mu \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})"),
-        Result("variance", (sizes["C"],), rf"\sigma^2 \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})"),
-        Result("gamma, beta", (sizes["C"],), rf"\gamma,\ \beta \in \mathbb{{R}}^{{{c}}}"),
+        Result("mean", (sizes["C"],), rf"\mu \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})",
+               Kind.SHAPE, key="mean"),
+        Result("variance", (sizes["C"],), rf"\sigma^2 \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})",
+               Kind.SHAPE, key="variance"),
+        Result("gamma, beta", (sizes["C"],), rf"\gamma,\ \beta \in \mathbb{{R}}^{{{c}}}", Kind.SHAPE, key="gamma, beta"),
+        # Axis names, not sizes; graded as a shape (axis by axis) as before.
         Result("averaged over", tuple(reduced), rf"\text{{averaged over }} {', '.join(reduced)}:\ "
-                                               rf"{count_tex}\ \text{{values per statistic}}"),
+                                               rf"{count_tex}\ \text{{values per statistic}}", Kind.SHAPE,
+               key="averaged over"),
     ]
     return ctx.answer(results, steps)

@@ -1,5 +1,5 @@
 """ask: chain_rule — given the upstream gradient g = ∂l/∂y as a symbol, derive ∂l/∂x."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..derivative import chain_rule, graph_names
 from ..errors import ExpressionError
 from ..latex import dims, entry, matrix, partial, too_large
@@ -39,9 +39,10 @@ def solve(ctx):
     ]
     value = folded(c.value, of, wrt, steps, lhs, ctx)
     results = [
-        Result("element", value, f"{lhs} = {ctx.show(value)}"),
+        Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
+               axes=tuple(("wrt", i) for i in d.wrt_idx)),
         Result("dimension", wrt.shape,
-               rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}"),
+               rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}", Kind.SHAPE),
     ]
     conventions = {"gradient_shape", "zero_outside"}
     if 1 <= wrt.rank <= 2:
@@ -58,5 +59,5 @@ def solve(ctx):
         steps.append(Step("", f"entries at the given sizes, in terms of {upstream} (the array is in the answer)"
                           if not too_large(array)
                           else "too large to print; given by the element formula above"))
-        results.append(Result("array", array, shown))
+        results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)

@@ -1,5 +1,5 @@
 """ask: conv_matrix — the matrix A with vec(y) = A·vec(x), or X with vec(y) = X·vec(w) (im2col)."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..conv_matrix import blocks, conv_matrix, im2col_matrix, structure_latex
 from ..derivative import derivative
 from ..errors import ExpressionError
@@ -59,6 +59,7 @@ def solve(ctx):
     shown, why = matrix_result(sparse, layer, ctx, name, "A" if which == "A" else "X",
                                layer.shape, wrt.shape)
     steps.append(Step("", why + f"; {sparse.nnz} nonzero entries"))
-    results = [Result("matrix", sparse.to_sympy(), shown),
-               Result("element", d.value, f"{name}_{{{at}}} = {ctx.show(d.value)}")]
+    results = [Result("matrix", sparse.to_sympy(), shown, Kind.ENTRIES),
+               Result("element", d.value, f"{name}_{{{at}}} = {ctx.show(d.value)}", Kind.ELEMENT,
+                      axes=tuple(("of", i) for i in d.out_idx) + tuple(("wrt", i) for i in d.wrt_idx))]
     return ctx.answer(results, steps, conventions={"flatten", "zero_outside", "layout"})

@@ -1,11 +1,11 @@
 """ask: derivative — ∂y/∂x element by element, its dimension, and (at concrete sizes) the array."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..derivative import apply_signs, derivative, matrix_view
 from ..indices import substitute
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
-from ..tensors import flat_positions, is_concrete
+from ..tensors import flat_positions, is_concrete, numel
 from .matrix_view import folded, matrix_result
 
 
@@ -31,11 +31,13 @@ def solve(ctx):
     value = folded(d.value, of, wrt, steps, lhs, ctx)
     rows, cols = d.matrix_shape
     results = [
-        Result("element", value, f"{lhs} = {ctx.show(value)}"),
+        Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
+               axes=tuple(("of", i) for i in d.out_idx) + tuple(("wrt", i) for i in d.wrt_idx)),
         Result("dimension", d.tensor_shape,
                rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}} \in {dims(d.tensor_shape)}"
                + (rf" \;\cong\; \mathbb{{R}}^{{{sp.latex(rows)} \times {sp.latex(cols)}}}"
-                  if len(d.tensor_shape) != 2 else "")),
+                  if len(d.tensor_shape) != 2 else ""), Kind.SHAPE,
+               alt_shapes=((numel(of.shape), numel(wrt.shape)),)),   # the Jacobian as its flattened matrix
     ]
     conventions = {"layout", "zero_outside"}
     if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1:
@@ -52,7 +54,7 @@ def solve(ctx):
         conventions.add("flatten")
         shown, why = array_latex(array, of, wrt, d, ctx)
         steps.append(Step("", why + " (the array is in the answer)"))
-        results.append(Result("array", array, shown))
+        results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
 
 
@@ -89,7 +91,8 @@ def _one_entry(ctx, of, wrt, at, d):
              + ("; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)" if value.has(sp.Heaviside) else "")),
     ]
     value = folded(value, of, wrt, steps, lhs_entry, ctx)
-    results = [Result("element", value, f"{lhs_entry} = {ctx.show(value)}")]
+    results = [Result("element", value, f"{lhs_entry} = {ctx.show(value)}", Kind.ELEMENT,
+                      axes=tuple(("of", i) for i in d.out_idx))]
     if is_concrete(of.shape) and is_concrete(wrt.shape):
         column = flat_positions(wrt.shape).index(tuple(int(a) for a in at))
         values = d.array()[:, column]
@@ -101,7 +104,7 @@ def _one_entry(ctx, of, wrt, at, d):
         array = values.reshape(rows, cols)
         label = rf"\frac{{\partial {of.tex}}}{{\partial {entry(wrt.name, at, ctx.base)}}}"
         steps.append(Step(f"{label} = {matrix(array, ctx.base)}", "at each entry of " + of.name))
-        results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
+        results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}", Kind.ENTRIES))
     return ctx.answer(results, steps, conventions={"zero_outside"})
 
 

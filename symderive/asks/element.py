@@ -1,5 +1,5 @@
 """ask: element — the closed index formula for one entry of a layer, and its dimension."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..latex import dims, entry
 from .shape import axis_steps
 
@@ -19,9 +19,10 @@ def solve(ctx):
         steps.append(Step(f"{lhs} = {ctx.show(expanded)}", "substituting the inner layers"))
     ranges = ", ".join(rf"{i.name} \in \{{{ctx.base}, \dots, {ctx.show(i.upper + ctx.base)}\}}"
                        for i in idx)
-    results = [Result("dimension", layer.shape, rf"{layer.tex} \in {dims(layer.shape)}"),
+    results = [Result("dimension", layer.shape, rf"{layer.tex} \in {dims(layer.shape)}", Kind.SHAPE),
                Result("element", expanded, rf"{lhs} = {ctx.show(expanded)}" +
-                      (rf", \quad {ranges}" if ranges else ""))]
+                      (rf", \quad {ranges}" if ranges else ""),
+                      Kind.ELEMENT, axes=tuple(("of", i) for i in idx))]
     conventions = {"zero_outside"} if getattr(layer, "padding", None) and any(
         p != 0 for p in layer.padding) else set()
     return ctx.answer(results, steps, conventions=conventions)

@@ -1,7 +1,9 @@
 """ask: forward_backward — a numeric forward pass and backpropagation through a small fully
 connected network with given weights: every layer's output, the loss, the gradient of the loss
 by every layer's output (δ) and by every weight, exact and then as decimals."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
+import sympy as sp
+
 from ..latex import tex_name
 from ..numeric_network import NumericNetwork, digits_option
 
@@ -19,8 +21,11 @@ def passes(ctx):
 
 
 def result(network, label, value, latex_name):
-    """A boxed 'name = exact ≈ decimal'; the value is exact with every abbreviation written out."""
-    return Result(label, network.full(value), f"{latex_name} = {network.shown(value)}")
+    """A boxed 'name = exact ≈ decimal'; the value is exact with every abbreviation written out.
+    Its key is the label: the name of the layer or parameter (or d<loss>/d<name>) it is the value of."""
+    full = network.full(value)
+    return Result(label, full, f"{latex_name} = {network.shown(value)}",
+                  Kind.ENTRIES if isinstance(full, sp.MatrixBase) else Kind.VALUE, key=label)
 
 
 def solve(ctx):
@@ -40,7 +45,7 @@ def solve(ctx):
                               rf"\frac{{\partial {loss}}}{{\partial {tex_name(name)}}}"))
     if done.definitions:
         results.append(Result("where", ", ".join(f"{s} = {m}" for s, m in done.definitions), r",\quad ".join(
-            rf"{tex_name(str(s))} = {network.shown(m)}" for s, m in done.definitions)))
+            rf"{tex_name(str(s))} = {network.shown(m)}" for s, m in done.definitions), Kind.TEXT))
     return ctx.answer(results, steps)
 
 

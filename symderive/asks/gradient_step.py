@@ -3,7 +3,7 @@ W' = W − η ∂E/∂W for each parameter, after the forward and backward passe
 forward_backward, exact and as decimals."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..latex import matrix, tex_name
 from ..numeric_network import number_option, option_at, tidy
@@ -36,5 +36,6 @@ def solve(ctx):
         tex = tex_name(name)
         steps.append(Step(rf"{tex}' = {tex} - \eta\, \frac{{\partial {tex_name(network.loss_name)}}}{{\partial {tex}}}"
                           rf" = {matrix(old)} - {sp.latex(rate)}\, {matrix(grad)}", f"gradient descent on {name}"))
-        results.append(Result(f"{name}'", network.full(new), rf"{tex}' = {network.shown(new)}"))
+        results.append(Result(f"{name}'", network.full(new), rf"{tex}' = {network.shown(new)}", Kind.ENTRIES,
+                              key=f"{name}'"))
     return ctx.answer(results, steps)

@@ -7,7 +7,7 @@ parameters). Pooling, activations, flattening and identity skips: none.
 """
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..latex import text
 from ..layers.residual import NetResidual
@@ -101,10 +101,11 @@ def solve(ctx):
         return compare(ctx, chosen)
     network = question_network(ctx)
     steps, reported, totals = count_network(network, chosen)
+    kind = Kind.TUPLE if len(chosen) > 1 else Kind.VALUE      # one count per way of counting
     results = [Result(name, tuple(counts[m] for m in chosen) if len(chosen) > 1 else counts[chosen[0]],
-                      rf"{name_tex(name)}:\ {counted(counts, chosen)}") for name, counts in reported]
+                      rf"{name_tex(name)}:\ {counted(counts, chosen)}", kind, key=name) for name, counts in reported]
     results.append(Result("total", tuple(totals[m] for m in chosen) if len(chosen) > 1 else totals[chosen[0]],
-                          rf"\text{{total}}:\ {counted(totals, chosen)}"))
+                          rf"\text{{total}}:\ {counted(totals, chosen)}", kind, key="total"))
     return ctx.answer(results, steps)
 
 
@@ -130,7 +131,8 @@ def compare(ctx, chosen):
             why += f"; input {shape_in.text()} → output {shape_out.text()} ({shape_in.layout})"
         steps.append(Step(parts[0], why))
         results.append(Result(str(name), tuple(totals[m] for m in chosen) if len(chosen) > 1 else totals[chosen[0]],
-                              rf"{name_tex(name)}:\ {counted(totals, chosen)}"))
+                              rf"{name_tex(name)}:\ {counted(totals, chosen)}",
+                              Kind.TUPLE if len(chosen) > 1 else Kind.VALUE, key=str(name)))
         macs = multiply_adds(network)
         if macs is not None:
             steps.append(Step(rf"{name_tex(name)}:\quad {sp.latex(macs)}",
@@ -138,7 +140,8 @@ def compare(ctx, chosen):
                               "$C_{\\mathrm{in}} k_h k_w$ of them, of a linear layer one per input; biases, "
                               "pooling and activations not counted)"))
             results.append(Result(f"{name} multiply-adds", macs,
-                                  rf"{name_tex(name)}:\ {sp.latex(macs)}\ \text{{multiply--adds per example}}"))
+                                  rf"{name_tex(name)}:\ {sp.latex(macs)}\ \text{{multiply--adds per example}}",
+                                  Kind.VALUE, key=multiply_adds_key(name)))
         if first is None:
             first = (name, totals)
         else:
@@ -148,8 +151,18 @@ def compare(ctx, chosen):
                 shown += rf" \approx {sp.latex(sp.N(ratio, 4))}"
             results.append(Result(f"{name} / {first[0]}", ratio,
                                   rf"\frac{{{name_tex(name)}}}{{{name_tex(first[0])}}}\ \text{{({LABELS[chosen[0]]})}}:\ "
-                                  + shown))
+                                  + shown, Kind.VALUE, key=ratio_key(name, first[0])))
     return ctx.answer(results, steps)
+
+
+def multiply_adds_key(name):
+    """The key of network ``name``'s multiply-adds in a comparison (what verify reads)."""
+    return ("multiply-adds", str(name))
+
+
+def ratio_key(name, first):
+    """The key of the ratio of network ``name``'s total to the first network's."""
+    return ("ratio", str(name), str(first))
 
 
 def multiply_adds(network):

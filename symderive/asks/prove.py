@@ -2,7 +2,7 @@
 numerically, or failed with a counterexample. Never claims more than was done."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..errors import ExpressionError, SymderiveError
 from ..expressions import free_index_names, infer_index_ranges, parse, parse_equation
 from ..indices import for_display, make_index
@@ -61,7 +61,8 @@ def solve(ctx):
         steps.append(Step(_counterexample_latex(ctx, outcome.counterexample), "counterexample"))
         detail += " " + _counterexample_text(ctx, outcome.counterexample)
     results = [Result("claim", sp.Eq(lhs, rhs, evaluate=False),
-                      statement + (r"\quad\text{is false}" if outcome.status is Status.FAILED else ""))]
+                      statement + (r"\quad\text{is false}" if outcome.status is Status.FAILED else ""),
+                      Kind.CLAIM)]
     return ctx.answer(results, steps, status=outcome.status, detail=detail)
 
 

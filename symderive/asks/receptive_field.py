@@ -3,7 +3,7 @@ by the recurrence r_out = r_in + D·(K − 1)·j_in, j_out = j_in·S, starting f
 input (j is the distance, in input positions, between neighbouring units of a layer)."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..layers.conv import NetConv
 from ..layers.pool import NetPool
@@ -66,5 +66,5 @@ def solve(ctx):
         if row is target:
             break
     shown = _pair(r) + (r"\ (\text{height} \times \text{width})" if dims == 2 else "")
-    results = [Result("receptive field", tuple(r), rf"{name_tex(target.layer.name)}:\ r = {shown}")]
+    results = [Result("receptive field", tuple(r), rf"{name_tex(target.layer.name)}:\ r = {shown}", Kind.TUPLE)]
     return ctx.answer(results, steps)

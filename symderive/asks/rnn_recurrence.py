@@ -5,7 +5,7 @@ verdict for long sequences: backpropagation through T steps multiplies T factors
 so |d| < 1 vanishing, |d| > 1 exploding, |d| = 1 neither."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..errors import ExpressionError
 from ..numeric_network import approx_latex, digits_option, integer_option, number_option, tensor_value
 from ..yaml_positions import position
@@ -92,11 +92,12 @@ def solve(ctx):
                       rf"{{\partial a^{{\langle t-1\rangle}}}} {shown(product, digits, product_approx)}",
                       f"the product along the first {count} steps of the trajectory"))
     results = [
-        Result("derivative", derivative, d_formula),
-        Result("trajectory", tuple(trajectory[1:]), r",\ ".join(rows[1:4]) + (r",\ \dots" if len(rows) > 4 else "")),
-        Result("fixed point", fixed, f"a^* {shown(fixed, digits)}"),
-        Result("derivative at the fixed point", d, f"d {shown(d, digits)}"),
-        Result("verdict", verdict, rf"\text{{{verdict}}}\ (|d| {relation} 1)"),
+        Result("derivative", derivative, d_formula, Kind.VALUE, key="derivative"),
+        Result("trajectory", tuple(trajectory[1:]), r",\ ".join(rows[1:4]) + (r",\ \dots" if len(rows) > 4 else ""),
+               Kind.TUPLE),
+        Result("fixed point", fixed, f"a^* {shown(fixed, digits)}", Kind.VALUE, key="fixed point"),
+        Result("derivative at the fixed point", d, f"d {shown(d, digits)}", Kind.VALUE, key="slope at the fixed point"),
+        Result("verdict", verdict, rf"\text{{{verdict}}}\ (|d| {relation} 1)", Kind.WORD),
     ]
     if exact:
         return ctx.answer(results, steps)

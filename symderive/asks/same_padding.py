@@ -3,7 +3,7 @@ its input: the equation (n + 2P − D(K − 1) − 1)/S + 1 = n solved for P wit
 then checked with PyTorch's size formula (with the floor)."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError, ShapeError
 from ..layers.conv import NetConv
 from ..layers.pool import NetPool
@@ -76,7 +76,9 @@ def solve(ctx):
                          f"not the input's size", *key_position(ctx.question.spec, "network"))
     shown = sp.latex(values[0]) if len(set(values)) == 1 else ", ".join(
         rf"{sp.latex(v)}\ \text{{({name})}}" for v, name in zip(values, names))
-    results = [Result("padding", values[0] if len(set(values)) == 1 else tuple(values),
-                      rf"P = {shown}\ \text{{on each side}}"),
-               Result("output shape", out_shape.dims(), rf"{name_tex(layer.name)}:\ {out_shape.latex()}")]
+    one = len(set(values)) == 1
+    results = [Result("padding", values[0] if one else tuple(values),
+                      rf"P = {shown}\ \text{{on each side}}", Kind.VALUE if one else Kind.TUPLE, key="padding"),
+               Result("output shape", out_shape.dims(), rf"{name_tex(layer.name)}:\ {out_shape.latex()}",
+                      Kind.SHAPE)]
     return ctx.answer(results, steps)

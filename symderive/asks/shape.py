@@ -1,7 +1,7 @@
 """ask: shape — the output shape of a layer, with the size formula worked out per axis."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..latex import dims
 from ..layers import Conv, Pool
 
@@ -33,5 +33,5 @@ def axis_steps(layer):
 
 def solve(ctx):
     layer = ctx.tensor("of")
-    results = [Result("shape", tuple(layer.shape), rf"{layer.tex} \in {dims(layer.shape)}")]
+    results = [Result("shape", tuple(layer.shape), rf"{layer.tex} \in {dims(layer.shape)}", Kind.SHAPE)]
     return ctx.answer(results, axis_steps(layer))

@@ -1,6 +1,6 @@
 """ask: shape_table — the shape after each layer of a stack, worked out axis by axis, in the
 layout the input was given in (e.g. N×H×W×C)."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..layers.residual import NetResidual
 from ..network import question_network
@@ -41,5 +41,6 @@ def solve(ctx):
     for row in rows:
         steps += layer_steps(row.layer, row.shape_in, row.shape_out)
         results.append(Result(row.layer.name, row.shape_out.dims(),
-                              rf"{name_tex(row.layer.name)}:\ {row.shape_out.latex()}"))
+                              rf"{name_tex(row.layer.name)}:\ {row.shape_out.latex()}", Kind.SHAPE,
+                              key=row.layer.name))
     return ctx.answer(results, steps)

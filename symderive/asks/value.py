@@ -1,7 +1,7 @@
 """ask: value — an exact value, then decimals to a stated number of significant digits."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..expressions import literal_digits
 
@@ -24,10 +24,10 @@ def solve(ctx):
         approx = sp.N(exact, digits)
         steps.append(Step("", f"the exact value is a fraction with about {int(max(map(literal_digits, huge)))} "
                               f"digits; only its decimal value is shown"))
-        return ctx.answer([Result("decimal", approx, rf"\approx {sp.latex(approx)}")], steps)
-    results = [Result("exact", exact, ctx.show(exact))]
+        return ctx.answer([Result("decimal", approx, rf"\approx {sp.latex(approx)}", Kind.DECIMAL)], steps)
+    results = [Result("exact", exact, ctx.show(exact), Kind.VALUE)]
     if exact.is_number and not exact.is_Integer:
         approx = sp.N(exact, digits)
         steps.append(Step(rf"{ctx.show(exact)} \approx {sp.latex(approx)}", f"{digits} significant digits"))
-        results.append(Result("decimal", approx, rf"\approx {sp.latex(approx)}"))
+        results.append(Result("decimal", approx, rf"\approx {sp.latex(approx)}", Kind.DECIMAL))
     return ctx.answer(results, steps)

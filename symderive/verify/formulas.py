@@ -10,6 +10,7 @@ from ..tensors import flat_positions
 from ..torch_ops import VerifyError, to_torch
 from .job import (Mismatch, as_int, engine_value, entry_label, flat_index, free_indices, jacobian_rows,
                   sample_positions, sampled_rows, sparse_values, vjp)
+from ..answer import Kind
 from .registry import checks
 from .report import FORMULA_DRAWS, MAX_ENTRIES, SHAPE_DRAWS
 
@@ -61,7 +62,7 @@ def _conv_setup(job):
 @checks("shape")
 def check_shape(job):
     layer = job.ctx.tensor("of")
-    engine_shape = job.result("shape")
+    engine_shape = job.result(Kind.SHAPE)
     if not layer.is_layer:
         job.reason = "a declared tensor's shape is given, not derived"
         return
@@ -83,7 +84,7 @@ def check_shape(job):
 @checks("element")
 def check_element(job):
     layer = job.ctx.tensor("of")
-    formula = job.result("element")
+    formula = job.result(Kind.ELEMENT)
     if not layer.is_layer:
         job.reason = "a declared tensor has no formula to compare"
         return
@@ -96,7 +97,7 @@ def check_element(job):
         except Mismatch:
             return
         shape = tuple(as_int(n, sizes) for n in layer.shape)
-        dimension = job.result("dimension")
+        dimension = job.result(Kind.SHAPE)
         if dimension is not None and tuple(as_int(n, sizes) for n in dimension) != tuple(out.shape):
             job.shape_mismatch(f"the dimension of {layer.name}", [as_int(n, sizes) for n in dimension], out.shape)
             return
@@ -142,7 +143,7 @@ def check_derivative(job):
     of = job.ctx.tensor("of")
     wrt, at = job.ctx.tensor_or_entry("wrt")
     signs = job.ctx.signs() if job.question.option("given") else {}
-    formula, array, dimension = job.result("element"), job.result("array"), job.result("dimension")
+    formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
     out_idx, wrt_idx = _derivative_indices(of, wrt, formula)
     out_names, wrt_names = [i.name for i in out_idx], [i.name for i in wrt_idx]
     base = job.problem.index_base
@@ -187,7 +188,7 @@ def check_derivative(job):
 def check_chain_rule(job):
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
     upstream = upstream_name(of, wrt, job.question.option("upstream"))
-    formula, array, dimension = job.result("element"), job.result("array"), job.result("dimension")
+    formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
     avoid = chain_rule_avoid(of, wrt, upstream, job.question.option("loss", "l"))
     wrt_names = [i.name for i in _derivative_indices(of, wrt, formula, avoid)[1]]
     base = job.problem.index_base
@@ -221,7 +222,7 @@ def check_value(job):
         return
     job.random_inputs = False
     reference = float(to_torch(expr, _no_lookup))
-    exact, decimal = job.result("exact"), job.result("decimal")
+    exact, decimal = job.result(Kind.VALUE), job.result(Kind.DECIMAL)
     if exact is not None:
         job.compare("the exact value with the expression evaluated in torch",
                     [float(sp.N(exact, 30))], [reference], ["the value"])
@@ -245,7 +246,7 @@ def check_conv_matrix(job):
     which = job.question.option("matrix", "A")
     wrt = layer.x if which == "A" else layer.weight
     name = job.question.option("name", "A" if which == "A" else "X")
-    matrix, formula = job.result("matrix"), job.result("element")
+    matrix, formula = job.result(Kind.ENTRIES), job.result(Kind.ELEMENT)
     names = [i.name for idx in _derivative_indices(layer, wrt, formula) for i in idx]
     base = job.problem.index_base
     job.autograd = True
@@ -272,7 +273,7 @@ def check_conv_matrix(job):
 
 @checks("backward_matrix")
 def check_backward_matrix(job):
-    B = job.result("B")
+    B = job.result(Kind.ENTRIES)
     base = job.problem.index_base
     setup = _conv_setup(job)
     if setup is None:

@@ -4,6 +4,7 @@ import sympy as sp
 from ..derivative import derivative
 from ..torch_ops import VerifyError, integer_value, to_torch
 from .job import as_int, engine_value, free_indices, sample_positions
+from ..answer import Kind
 from .registry import checks
 from .report import FORMULA_DRAWS
 
@@ -13,7 +14,7 @@ def check_prove(job):
     """Both sides of the claim in torch at random inputs meeting the constraints: layer entries
     from the layers' torch ops, diff(f, x[i]) by autograd, then lhs against rhs."""
     from ..expressions import parse_equation
-    claim = job.result("claim")
+    claim = job.result(Kind.CLAIM)
     lhs, rhs = claim.lhs, claim.rhs
     free = sorted(free_indices(lhs) | free_indices(rhs))
     idx_of = {i.name: i for e in (lhs, rhs) for i in sp.sympify(e).free_symbols if isinstance(i, sp.Idx)}

@@ -6,6 +6,7 @@ import sympy as sp
 from ..layers import torch_module
 from ..torch_ops import VerifyError, to_torch
 from .job import EngineValues, engine_value
+from ..answer import Kind
 from .registry import checks
 
 
@@ -126,13 +127,13 @@ def check_rnn_recurrence(job):
         a = g(a)
         trajectory.append(float(a))
     job.compare("the trajectory with the recurrence iterated in torch",
-                [float(sp.N(v, 30)) for v in job.result("trajectory")], trajectory,
+                [float(sp.N(v, 30)) for v in job.result(Kind.TUPLE)], trajectory,
                 [f"step {t + 1}" for t in range(len(trajectory))])
     fixed = job.result("fixed point")
     if fixed is None:
         return
     star = float(sp.N(fixed, 30))
-    d = job.result("derivative at the fixed point")
+    d = job.result("slope at the fixed point")
     if not isinstance(sp.sympify(fixed), sp.Float):       # exact: it must be a fixed point to 1e-9
         job.compare("the fixed point a* with g(a*) in torch", [star],
                     [float(g(torch.tensor(star, dtype=torch.float64)))], ["a*"])
@@ -150,7 +151,7 @@ def check_rnn_recurrence(job):
                            "agree with torch to those digits")
     size = abs(slope(star))
     expected = "neither" if abs(size - 1) <= 1e-9 else "vanishing" if size < 1 else "exploding"
-    if job.result("verdict") is not None:
+    if job.result(Kind.WORD) is not None:
         job.also.append("the verdict matches autograd's |d| at the fixed point")
-        if job.result("verdict") != expected:
-            job.mismatch = f"the verdict '{job.result('verdict')}', but autograd's |d| = {size:.6g} means '{expected}'"
+        if job.result(Kind.WORD) != expected:
+            job.mismatch = f"the verdict '{job.result(Kind.WORD)}', but autograd's |d| = {size:.6g} means '{expected}'"

@@ -5,6 +5,7 @@ import sympy as sp
 
 from ..layers import torch_module
 from .job import as_int, random_sizes
+from ..answer import Kind
 from .registry import checks
 from .report import FORMULA_DRAWS
 
@@ -101,7 +102,7 @@ def _multiply_adds(network, sizes):
 
 @checks("parameter_count")
 def check_parameter_count(job):
-    from ..asks.parameter_count import modes
+    from ..asks.parameter_count import modes, multiply_adds_key, ratio_key
     chosen = modes(job.ctx)
     spec = job.question.spec
     networks = ({str(name): _question_network(job, "networks", value) for name, value in spec["networks"].items()}
@@ -124,15 +125,15 @@ def check_parameter_count(job):
                             [f"{label} ({m})" for m in chosen])
             if name is None:
                 continue
-            macs = job.result(f"{name} multiply-adds")
+            macs = job.result(multiply_adds_key(name))
             if macs is not None and network.shape is not None:
                 job.compare("the multiply-adds per example with torch's FLOP counter (FLOPs / 2)",
                             [as_int(macs, sizes)], [_multiply_adds(network, sizes)], [f"{name} multiply-adds"])
             total = counts[chosen[0]]["total"]
             if first is None:
                 first = (name, total)
-            elif job.result(f"{name} / {first[0]}") is not None:
-                job.compare("the ratio of the totals", [float(sp.N(job.result(f"{name} / {first[0]}"), 30))],
+            elif job.result(ratio_key(name, first[0])) is not None:
+                job.compare("the ratio of the totals", [float(sp.N(job.result(ratio_key(name, first[0])), 30))],
                             [total / first[1]], [f"{name} / {first[0]}"])
 
 
@@ -185,7 +186,7 @@ def check_same_padding(job):
         shape = _net_input_shape(row.shape_in, sizes)
         with torch.no_grad():
             out = torch_module(layer, num).eval()(torch.zeros(shape, dtype=torch.float64))
-        engine = tuple(as_int(v, sizes) for v in job.result("output shape"))
+        engine = tuple(as_int(v, sizes) for v in job.result(Kind.SHAPE))
         job.compare(f"the output shape with padding {padding} with torch's", engine,
                     _in_layout(tuple(out.shape), row.shape_out.layout), [f"axis {a}" for a in row.shape_out.layout])
         job.compare("the input's spatial size with torch's output size (same padding)",
@@ -202,7 +203,7 @@ def check_receptive_field(job):
     rows = network.rows()
     of = job.question.option("of")
     target = next(r for r in rows if r.layer.name == str(of).strip()) if of is not None else rows[-1]
-    engine = job.result("receptive field")
+    engine = job.result(Kind.TUPLE)
     job.autograd = True
     for sizes in random_sizes(job, _net_symbols(network), 1, lambda z: [as_int(v, z) for v in engine]):
         r, num = [as_int(v, sizes) for v in engine], (lambda v, z=sizes: as_int(v, z))
