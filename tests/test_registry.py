@@ -118,7 +118,7 @@ def test_every_ask_has_a_cross_check_or_says_why():
     from symderive.asks import ASKS
     from symderive.verify import CHECKS, NOTHING_TO_CHECK
     for ask in ASKS:
-        assert ask in CHECKS or ask in NOTHING_TO_CHECK, f"ask '{ask}' has no @checks('{ask}') under symderive/verify/"
+        assert ask in CHECKS or ask in NOTHING_TO_CHECK, f"ask '{ask}' has no check(job) in symderive/asks/{ask}.py"
     assert set(CHECKS) <= set(ASKS), "a cross-check for an ask that does not exist"
 
 

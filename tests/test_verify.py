@@ -110,8 +110,8 @@ def test_every_shipped_question_is_cross_checked(verified):
                 problems.append(f"{where}: beyond {TOL}: {check['text']}")
             elif not check["compared"]:
                 problems.append(f"{where}: agreement claimed but nothing named as compared")
-    assert not unknown, (f"ask(s) {sorted(unknown)} have no cross-check: add a checker to "
-                         "symderive.verify.CHECKS, or a reason to NOTHING_TO_CHECK")
+    assert not unknown, (f"ask(s) {sorted(unknown)} have no cross-check: add check(job) to their module "
+                         "symderive/asks/<ask>.py, or a NOTHING_TO_CHECK reason")
     assert not problems, "\n".join(problems)
 
 

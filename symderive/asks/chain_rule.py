@@ -1,4 +1,6 @@
 """ask: chain_rule — given the upstream gradient g = ∂l/∂y as a symbol, derive ∂l/∂x."""
+import sympy as sp
+
 from ..answer import Kind, Result, Step
 from ..derivative import chain_rule, graph_names
 from ..errors import ExpressionError
@@ -61,3 +63,38 @@ def solve(ctx):
                           else "too large to print; given by the element formula above"))
         results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..derivative import chain_rule_avoid, upstream_name
+    from ..tensors import flat_positions
+    from ..verify.formulas import answer_indices, differentiable_setup
+    from ..verify.job import Mismatch, as_int, engine_value, entry_label, sample_positions, vjp
+    from ..verify.report import FORMULA_DRAWS, MAX_ENTRIES
+    of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
+    upstream = upstream_name(of, wrt, job.question.option("upstream"))
+    formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
+    avoid = chain_rule_avoid(of, wrt, upstream, job.question.option("loss", "l"))
+    wrt_names = [i.name for i in answer_indices(of, wrt, formula, avoid)[1]]
+    base = job.problem.index_base
+    job.autograd = True
+    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
+        try:
+            values, forward, variable = differentiable_setup(job, of, wrt, sizes, extra=[(upstream, of.shape)])
+        except Mismatch:
+            return
+        grad = vjp(forward, variable, values[upstream])
+        wrt_shape = tuple(variable.shape)
+        if dimension is not None:
+            shape = tuple(as_int(n, sizes) for n in dimension)
+            if shape != wrt_shape:
+                job.shape_mismatch(f"the shape of dl/d{wrt.name}", shape, wrt_shape)
+        if array is not None and not sizes:
+            engine = [engine_value(v, values) for v in sp.Matrix(array)]
+            job.compare(f"the gradient array dl/d{wrt.name} (random upstream {upstream})", engine, grad,
+                        [entry_label(wrt.name, p, base) for p in flat_positions(wrt_shape)])
+        positions = sample_positions(wrt_shape, MAX_ENTRIES, job.rng)
+        engine = [engine_value(formula, values, sizes, dict(zip(wrt_names, p))) for p in positions]
+        job.compare(f"the element formula dl/d{wrt.name}", engine,
+                    [grad[p] for p in positions], [entry_label(wrt.name, p, base) for p in positions])

@@ -111,3 +111,54 @@ def _one_entry(ctx, of, wrt, at, d):
 def _given_sentence(ctx, signs):
     shown_signs = ", ".join(ctx.show(e) + (" > 0" if v > 0 else " < 0") for e, v in signs.items())
     return f"given ${shown_signs}$: the ReLU step $H(z)$ is 1 where $z > 0$ and 0 where $z < 0$"
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    import numpy as np
+    from ..tensors import flat_positions
+    from ..verify.formulas import answer_indices, compare_pairs, differentiable_setup
+    from ..verify.job import Mismatch, as_int, engine_value, entry_label, flat_index, jacobian_rows, sampled_rows, sparse_values
+    from ..verify.report import FORMULA_DRAWS
+    of = job.ctx.tensor("of")
+    wrt, at = job.ctx.tensor_or_entry("wrt")
+    signs = job.ctx.signs() if job.question.option("given") else {}
+    formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
+    out_idx, wrt_idx = answer_indices(of, wrt, formula)
+    out_names, wrt_names = [i.name for i in out_idx], [i.name for i in wrt_idx]
+    base = job.problem.index_base
+    job.autograd = True
+    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
+        try:
+            values, forward, variable = differentiable_setup(job, of, wrt, sizes, signs=signs)
+            of_shape = tuple(job.graph(sizes, values).num(n) for n in of.shape)
+        except Mismatch:
+            return
+        wrt_shape = tuple(variable.shape)
+        n_out = int(np.prod(of_shape, dtype=int))
+        if at is None:
+            rows = sampled_rows(n_out, job.rng)
+            J = jacobian_rows(forward, variable, rows)           # rows of the numel(y) x numel(x) Jacobian
+            if dimension is not None:
+                shape = tuple(as_int(n, sizes) for n in dimension)
+                if shape != of_shape + wrt_shape:
+                    job.shape_mismatch("the dimension of the Jacobian", shape, of_shape + wrt_shape)
+            if array is not None and not sizes:
+                dense = sparse_values(sp.SparseMatrix(array), values, rows)
+                job.compare("the Jacobian array", dense, J,
+                            [f"row {r + base}, column {c + base}" for r in rows for c in range(J.shape[1])])
+            compare_pairs(job, f"the element formula d{of.name}/d{wrt.name}", formula, values, sizes,
+                          out_names + wrt_names, [flat_positions(of_shape)[r] for r in rows], J, of, wrt)
+        else:
+            column = flat_index(tuple(int(a) for a in at), wrt_shape)
+            rows = list(range(n_out))
+            J = jacobian_rows(forward, variable, rows)[:, column]
+            entry = entry_label(wrt.name, tuple(int(a) for a in at), base)
+            if array is not None and not sizes:
+                engine = [engine_value(v, values) for v in sp.Matrix(array)]
+                job.compare(f"d{of.name}/d{entry} (array" + (", given signs)" if signs else ")"), engine, J,
+                            [entry_label(of.name, p, base) for p in flat_positions(of_shape)])
+            positions = flat_positions(of_shape)
+            engine = [engine_value(formula, values, sizes, dict(zip(out_names, p))) for p in positions]
+            job.compare(f"the element formula d{of.name}/d{entry}", engine, J,
+                        [entry_label(of.name, p, base) for p in positions])

@@ -82,3 +82,35 @@ def solve(ctx):
                Result("output shape", out_shape.dims(), rf"{name_tex(layer.name)}:\ {out_shape.latex()}",
                       Kind.SHAPE)]
     return ctx.answer(results, steps)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..layers import torch_module
+    from ..verify.job import as_int, random_sizes
+    from ..verify.report import FORMULA_DRAWS
+    from ..verify.stacks import in_layout, net_input_shape, net_symbols, run_network
+    import copy
+    import torch
+    from ..layers.conv import NetConv
+    from ..layers.pool import NetPool
+    network = question_network(job.ctx)
+    of = job.question.option("of")
+    row = next(r for r in network.rows() if (r.layer.name == str(of).strip() if of is not None
+                                             else isinstance(r.layer, (NetConv, NetPool))))
+    padding = job.result("padding")
+    layer = copy.copy(row.layer)
+    layer.padding = tuple(padding) if isinstance(padding, tuple) else (padding,) * row.layer.dims
+    for sizes in random_sizes(job, net_symbols(network), FORMULA_DRAWS, lambda z: run_network(job, network, z)):
+        num = lambda v: as_int(v, sizes)  # noqa: E731
+        if any(num(p) is None for p in layer.padding):
+            job.mismatch = f"the padding {padding} is not a whole number"
+            return
+        shape = net_input_shape(row.shape_in, sizes)
+        with torch.no_grad():
+            out = torch_module(layer, num).eval()(torch.zeros(shape, dtype=torch.float64))
+        engine = tuple(as_int(v, sizes) for v in job.result(Kind.SHAPE))
+        job.compare(f"the output shape with padding {padding} with torch's", engine,
+                    in_layout(tuple(out.shape), row.shape_out.layout), [f"axis {a}" for a in row.shape_out.layout])
+        job.compare("the input's spatial size with torch's output size (same padding)",
+                    list(shape[2:]), list(out.shape[2:]), [f"spatial axis {k + 1}" for k in range(len(shape) - 2)])

@@ -5,6 +5,7 @@ from ..answer import Kind, Result, Status
 from ..errors import ExpressionError
 
 
+NOTHING_TO_CHECK = "authored text"
 KEYS = {"answer"}
 
 def solve(ctx):
