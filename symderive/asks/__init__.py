@@ -3,7 +3,8 @@
 A new kind of question is one new module named after it, with a ``solve(ctx) -> Answer``
 function, a ``KEYS`` set of the question keys it reads, and its ``--verify`` cross-check
 ``check(job)`` (torch imported inside; shared helpers in ``symderive/verify/``) or a
-``NOTHING_TO_CHECK`` reason: nothing else needs to learn its name. Modules without
+``NOTHING_TO_CHECK`` reason, and, when reading a student's answer needs more than the
+question's scope, ``grading(question, decls)``: nothing else needs to learn its name. Modules without
 ``solve`` and ``KEYS`` (``context``, ``matrix_view``) are helpers.
 """
 import importlib
@@ -19,6 +20,7 @@ class Ask:
     keys: frozenset
     check: object = None             # check(job): the --verify cross-check (verify.Job)
     nothing_to_check: str = ""       # why there is nothing to cross-check, when there is no check
+    grading: object = None           # grading(question, decls) -> what checking needs to read answers
 
 
 def _discover():
@@ -27,7 +29,7 @@ def _discover():
         module = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "solve") and hasattr(module, "KEYS"):
             found[info.name] = Ask(module.solve, frozenset(module.KEYS), getattr(module, "check", None),
-                                   getattr(module, "NOTHING_TO_CHECK", ""))
+                                   getattr(module, "NOTHING_TO_CHECK", ""), getattr(module, "grading", None))
     return found
 
 

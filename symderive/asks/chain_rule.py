@@ -98,3 +98,18 @@ def check(job):
         engine = [engine_value(formula, values, sizes, dict(zip(wrt_names, p))) for p in positions]
         job.compare(f"the element formula dl/d{wrt.name}", engine,
                     [grad[p] for p in positions], [entry_label(wrt.name, p, base) for p in positions])
+
+
+# What grading (symderive check) needs to read an answer to this ask, beyond the question's scope.
+def grading(question, decls):
+    """The upstream gradient as a tensor, the names it may go by, and the loss's names."""
+    from ..checking.targets import all_tensors
+    from ..derivative import upstream_name
+    from ..tensors import Tensor
+    spec = question.spec
+    of = decls.lookup(str(spec["of"]).strip())
+    wrt = decls.lookup(str(spec["wrt"]).strip())
+    same = [n for n, t in all_tensors(decls).items() if tuple(t.shape) == tuple(of.shape)]
+    return {"upstream": Tensor(upstream_name(of, wrt, spec.get("upstream")), of.shape),
+            "upstream_of": tuple(dict.fromkeys([of.name] + same)),
+            "losses": tuple(dict.fromkeys([str(spec.get("loss", "l")), "l", "L", "ell", "E", "J"]))}

@@ -218,3 +218,9 @@ def _meet_constraints(job, constraints, values, env):
         if abs(residual(array[last])) > 1e-9:
             raise VerifyError(f"the constraint {left} = {right} is not linear in '{name}': random inputs "
                               "cannot be drawn to meet it")
+
+
+# What grading (symderive check) needs to read an answer to this ask, beyond the question's scope.
+def grading(question, decls):
+    """The claim's constraints (e.g. sum_i p_i = 1), which a correct answer may rely on."""
+    return {"constraints": [parse_equation(text, decls.scope()) for text in question.spec.get("constraints", []) or []]}

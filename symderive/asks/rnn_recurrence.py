@@ -294,3 +294,11 @@ def check(job):
         job.also.append("the verdict matches autograd's |d| at the fixed point")
         if job.result(Kind.WORD) != expected:
             job.mismatch = f"the verdict '{job.result(Kind.WORD)}', but autograd's |d| = {size:.6g} means '{expected}'"
+
+
+# What grading (symderive check) needs to read an answer to this ask, beyond the question's scope.
+def grading(question, decls):
+    """The state and the update, so that an answer may write g(a) for the update."""
+    from ..expressions import parse
+    state = decls.lookup(str(question.spec["state"]).strip())
+    return {"state": (state.base, parse(str(question.spec["update"]), decls.scope()))}

@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..derivative import upstream_name
-from ..expressions import parse, parse_equation
-from ..tensors import Tensor
 from .meaning import Context
 
 @dataclass
@@ -59,22 +56,12 @@ def question_info(problem, question, answer):
     if answer.status is Status.FAILED:
         info.checkable, info.reason = False, f"the engine could not answer this question: {answer.error}"
         return info
-    ask, spec = question.ask, question.spec
-    if ask == "chain_rule":
-        of = decls.lookup(str(spec["of"]).strip())
-        wrt = decls.lookup(str(spec["wrt"]).strip())
-        upstream = Tensor(upstream_name(of, wrt, spec.get("upstream")), of.shape)
-        args["upstream"] = upstream
-        same = [n for n, t in all_tensors(decls).items() if tuple(t.shape) == tuple(of.shape)]
-        args["upstream_of"] = tuple(dict.fromkeys([of.name] + same))
-        args["losses"] = tuple(dict.fromkeys([str(spec.get("loss", "l")), "l", "L", "ell", "E", "J"]))
-    if ask == "rnn_recurrence":
-        state = decls.lookup(str(spec["state"]).strip())
-        update = parse(str(spec["update"]), decls.scope())
-        args["state"] = (state.base, update)
-    if ask == "prove":
-        for text in spec.get("constraints", []) or []:
-            info.constraints.append(parse_equation(text, decls.scope()))
+    from ..asks import ASKS
+    ask = ASKS.get(question.ask)
+    if ask is not None and ask.grading is not None:      # what reading an answer to this ask needs
+        extra = dict(ask.grading(question, decls))
+        info.constraints = list(extra.pop("constraints", []))
+        args.update(extra)
     for name, tensor in all_tensors(decls).items():
         value = getattr(tensor, "value_spec", None)
         if not tensor.shape and isinstance(value, (int, float)) and not isinstance(value, bool):
