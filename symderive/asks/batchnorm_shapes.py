@@ -47,7 +47,8 @@ def solve(ctx):
                Kind.SHAPE, key="mean"),
         Result("variance", (sizes["C"],), rf"\sigma^2 \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})",
                Kind.SHAPE, key="variance"),
-        Result("gamma, beta", (sizes["C"],), rf"\gamma,\ \beta \in \mathbb{{R}}^{{{c}}}", Kind.SHAPE, key="gamma, beta"),
+        Result("gamma, beta", (sizes["C"],), rf"\gamma,\ \beta \in \mathbb{{R}}^{{{c}}}", Kind.SHAPE,
+               key="gamma, beta"),
         # Axis names, not sizes; graded as a shape (axis by axis) as before.
         Result("averaged over", tuple(reduced), rf"\text{{averaged over }} {', '.join(reduced)}:\ "
                                                rf"{count_tex}\ \text{{values per statistic}}", Kind.SHAPE,

@@ -118,7 +118,8 @@ def check(job):
     import numpy as np
     from ..tensors import flat_positions
     from ..verify.formulas import answer_indices, compare_pairs, differentiable_setup
-    from ..verify.job import Mismatch, as_int, engine_value, entry_label, flat_index, jacobian_rows, sampled_rows, sparse_values
+    from ..verify.job import (Mismatch, as_int, engine_value, entry_label, flat_index, jacobian_rows, sampled_rows,
+                              sparse_values)
     from ..verify.report import FORMULA_DRAWS
     of = job.ctx.tensor("of")
     wrt, at = job.ctx.tensor_or_entry("wrt")

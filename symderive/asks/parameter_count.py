@@ -184,7 +184,8 @@ def check(job):
     from ..verify.stacks import net_symbols
     chosen = modes(job.ctx)
     spec = job.question.spec
-    networks = ({str(name): question_network(job.ctx, "networks", spec=value) for name, value in spec["networks"].items()}
+    networks = ({str(name): question_network(job.ctx, "networks", spec=value)
+                 for name, value in spec["networks"].items()}
                 if "networks" in spec else {None: question_network(job.ctx)})
     first = None
     for name, network in networks.items():
