@@ -3,16 +3,15 @@
 Problem files:  ``load_problem(path).solve()``, ``problem.sheet()``.
 Library:        ``tensor``, ``sizes``, the layer functions (``conv1d``, ``softmax``, ...,
                 one per layer kind registered under ``symderive/layers/``),
-                ``derivative``, ``chain_rule``, ``conv_output_size``.
-Every result renders as LaTeX in Jupyter.
+                ``derivative``, ``chain_rule``.
+Errors:         ``SymderiveError`` (every error the engine raises), ``ExpressionError``.
+Every result renders as LaTeX in Jupyter. Everything else is in its module
+(``symderive.answer.Status``, ``symderive.shapes.conv_output_size``, ...).
 """
-from .answer import Answer, Status
 from .api import LAYER_FUNCTIONS, sizes, tensor
 from .derivative import chain_rule, derivative
-from .errors import ExpressionError, ProblemFileError, ShapeError, SymderiveError
+from .errors import ExpressionError, SymderiveError
 from .problem import load_problem
-from .shapes import conv_output_size
-from .tensors import Tensor
 
 globals().update(LAYER_FUNCTIONS)
 
@@ -28,7 +27,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'symderive' has no attribute {name!r}")
 
 __all__ = [
-    "Answer", "Status", "Tensor", "load_problem", "tensor", "sizes", "derivative", "chain_rule",
-    "conv_output_size", *LAYER_FUNCTIONS,
-    "SymderiveError", "ProblemFileError", "ExpressionError", "ShapeError",
+    "load_problem", "tensor", "sizes", "derivative", "chain_rule", *LAYER_FUNCTIONS,
+    "SymderiveError", "ExpressionError",
 ]

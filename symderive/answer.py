@@ -35,12 +35,41 @@ class Step:
     why: str = ""
 
 
+class Kind(str, enum.Enum):
+    """What a result is, set by the ask that makes it: ``verify`` and ``checking`` read this,
+    never the label, which is only shown."""
+    SHAPE = "shape"                  # a tuple of sizes (a tensor's dimension, a layer's output shape)
+    ELEMENT = "element"              # an index formula for one entry; ``axes`` names its free indices
+    ENTRIES = "entries"              # explicit entries: a matrix or array
+    VALUE = "value"                  # one exact scalar (a number or a formula in sizes/variables)
+    DECIMAL = "decimal"              # a decimal approximation, graded by the exact VALUE when there is one
+    TUPLE = "tuple"                  # several scalars that are not a shape (a trajectory, a receptive field)
+    WORD = "word"                    # a one-word verdict
+    MATRIX_FORM = "matrix form"      # the formula written with whole matrices, LaTeX only
+    CLAIM = "claim"                  # an identity lhs = rhs (sympy.Eq)
+    FACT = "fact"                    # something the derivation established, shown, not graded (B = A^T)
+    TEXT = "text"                    # words: authored text, definitions of abbreviations
+
+
 @dataclass
 class Result:
-    """One boxed line of an answer: a label, the SymPy value and its LaTeX."""
+    """One boxed line of an answer: a label (shown only), the SymPy value, its LaTeX, and what it is.
+
+    ``key`` is the name ``verify`` and ``checking`` find it by (``Answer.value``); it defaults to
+    the kind's name and is given when an answer has several results of one kind. ``axes`` are the
+    free indices of an ELEMENT or CLAIM as ((group, Idx), ...), group "of" (the output's) or "wrt"
+    (the variable's), in the order of the left side; ``alt_shapes`` other accepted forms of a SHAPE."""
     label: str
     value: object
     latex: str
+    kind: Kind
+    key: str = ""
+    axes: tuple = ()
+    alt_shapes: tuple = ()
+
+    def __post_init__(self):
+        self.kind = Kind(self.kind)
+        self.key = self.key or self.kind.value
 
 
 @dataclass
@@ -58,6 +87,13 @@ class Answer:
     problem: str = ""
     index_base: int = 0                               # indices in sympy strings are shown in this base
     cross_check: object = None                        # verify.CrossCheck: numerical agreement, not a status
+
+    def value(self, key):
+        """The value of the result called ``key`` (see ``Result.key``), or None."""
+        for r in self.results:
+            if r.key == key:
+                return r.value
+        return None
 
     @property
     def ok(self):

@@ -11,8 +11,12 @@ here (``conv1d``, ``softmax``, ...), built from its registration.
 >>> sd.derivative(y, W).value
 KroneckerDelta(i, p)*x[q, 2*j + r]
 """
+from .errors import ExpressionError
 from .layers import formula_kinds
 from .tensors import Tensor, size_symbol
+
+#: The name a layer gets when none is given, as on the course's sheets (y = f(x)).
+DEFAULT_NAME = "y"
 
 
 def tensor(name, *shape):
@@ -27,13 +31,33 @@ def sizes(names):
 
 
 def _library_function(kind):
-    def build(*tensors, name="y", **options):
+    def build(*tensors, name=None, **options):
+        used = _names_in(tensors)
+        if name is None and DEFAULT_NAME in used:
+            raise ExpressionError(f"{kind.name}(...) needs a name: its inputs already use '{DEFAULT_NAME}' "
+                                  f"(e.g. {kind.name}(..., name='a'))")
+        name = DEFAULT_NAME if name is None else name
+        if name in used:
+            raise ExpressionError(f"{kind.name}(..., name='{name}'): '{name}' already names one of its inputs")
         return kind.formula(name, *tensors, **options)
 
     build.__name__ = kind.name
-    build.__doc__ = (f"{kind.name}({', '.join(kind.inputs)}, *, name='y'"
-                     + "".join(f", {k}=..." for k in kind.options) + ") -> Layer")
+    build.__doc__ = (f"{kind.name}({', '.join(kind.inputs)}, *, name='{DEFAULT_NAME}'"
+                     + "".join(f", {k}=..." for k in kind.options) + ") -> Layer\n\n"
+                     f"The name must differ from its inputs' (two layers called '{DEFAULT_NAME}' "
+                     "would make y[i] = f(y[i]) ambiguous), so a layer built on another needs one.")
     return build
+
+
+def _names_in(nodes):
+    """The names of these tensors and layers and of everything they are built from."""
+    found, stack = set(), [n for n in nodes if isinstance(n, Tensor)]
+    while stack:
+        node = stack.pop()
+        if node.name not in found:
+            found.add(node.name)
+            stack += [n for n in getattr(node, "inputs", ()) if isinstance(n, Tensor)]
+    return found
 
 
 #: The layer functions, one per registered kind with an index formula (aliases left out).

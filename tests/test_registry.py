@@ -118,7 +118,7 @@ def test_every_ask_has_a_cross_check_or_says_why():
     from symderive.asks import ASKS
     from symderive.verify import CHECKS, NOTHING_TO_CHECK
     for ask in ASKS:
-        assert ask in CHECKS or ask in NOTHING_TO_CHECK, f"ask '{ask}' has no @checks('{ask}') under symderive/verify/"
+        assert ask in CHECKS or ask in NOTHING_TO_CHECK, f"ask '{ask}' has no check(job) in symderive/asks/{ask}.py"
     assert set(CHECKS) <= set(ASKS), "a cross-check for an ask that does not exist"
 
 
@@ -134,3 +134,19 @@ def test_numeric_passes_take_exactly_the_layers_they_list():
             with pytest.raises(MissingRule, match=rf"'{layer.kind}' has no rule for a numeric pass"):
                 NumericNetwork.rule(layer)
     assert "LeakyReLU" in supported and "Conv1d" not in supported      # a formula alone is not enough
+
+
+@pytest.mark.parametrize("kind", sorted(n for n, k in formula_kinds().items()      # those needing no sizes
+                                        if k.library and len(k.inputs) == 1 and set(k.options) <= set(k.numbers)))
+def test_a_layer_on_a_layer_needs_its_own_name(kind):
+    """Without a name every layer is 'y'; a layer built on another would then read y[i] = f(y[i]).
+    The library refuses that, and a name equal to an input's, instead of building it."""
+    x = sd.tensor("x", 3)
+    first = getattr(sd, kind)(x)
+    assert first.name == "y"
+    with pytest.raises(sd.ExpressionError, match="needs a name"):
+        getattr(sd, kind)(first)
+    with pytest.raises(sd.ExpressionError, match="already names"):
+        getattr(sd, kind)(first, name="x")
+    second = getattr(sd, kind)(first, name="a")
+    assert second.name == "a" and first.name in {n.name for n in second.inputs}

@@ -12,6 +12,7 @@
 * without torch, --verify prints how to install it and exits 2, and importing
   symderive never imports torch.
 """
+import dataclasses
 import json
 import math
 import subprocess
@@ -24,7 +25,7 @@ import sympy as sp
 from helpers import NO_PDF, run_cli  # noqa: E402
 
 from symderive import cli, load_problem, verify
-from symderive.answer import Result
+from symderive.answer import Kind
 from symderive.asks import ASKS, Ask
 from symderive.problem import find_problem_files
 
@@ -109,8 +110,8 @@ def test_every_shipped_question_is_cross_checked(verified):
                 problems.append(f"{where}: beyond {TOL}: {check['text']}")
             elif not check["compared"]:
                 problems.append(f"{where}: agreement claimed but nothing named as compared")
-    assert not unknown, (f"ask(s) {sorted(unknown)} have no cross-check: add a checker to "
-                         "symderive.verify.CHECKS, or a reason to NOTHING_TO_CHECK")
+    assert not unknown, (f"ask(s) {sorted(unknown)} have no cross-check: add check(job) to their module "
+                         "symderive/asks/<ask>.py, or a NOTHING_TO_CHECK reason")
     assert not problems, "\n".join(problems)
 
 
@@ -434,7 +435,7 @@ def test_a_wrong_answer_is_a_disagreement(problem, qid, label, mutate, monkeypat
     def change(results):
         for k, r in enumerate(results):
             if r.label == label:
-                results[k] = Result(r.label, mutate(r.value), r.latex)
+                results[k] = dataclasses.replace(r, value=mutate(r.value))
                 return
         raise AssertionError(f"{qid} has no result {label!r}")
 
@@ -482,7 +483,7 @@ def test_every_ask_catches_a_wrong_number(problem, qid, ask, monkeypatch, tmp_pa
     number, and the cross-check must disagree (exit 1)."""
     def change(results):
         k, r = next((k, r) for k, r in enumerate(results) if not isinstance(r.value, (str, bool, type(None))))
-        results[k] = Result(r.label, _spoil(r.value), r.latex)
+        results[k] = dataclasses.replace(r, value=_spoil(r.value))
 
     status, record, err = solve_changed(PROBLEMS / problem, qid, change, monkeypatch, tmp_path, capsys)
     assert record["cross_check"]["outcome"] == verify.DISAGREE, record["cross_check"]
@@ -528,7 +529,7 @@ def test_a_wrong_claim_is_a_disagreement(monkeypatch, tmp_path, capsys):
 
     def change(results):
         claim = results[0].value
-        results[0] = Result("claim", sp.Eq(claim.lhs, 2 * claim.rhs, evaluate=False), results[0].latex)
+        results[0] = dataclasses.replace(results[0], value=sp.Eq(claim.lhs, 2 * claim.rhs, evaluate=False))
 
     status, record, err = solve_changed(tmp_path / "claims.yaml", "softmax-ce", change, monkeypatch, tmp_path,
                                         capsys)
@@ -587,3 +588,38 @@ def test_tolerance_helper():
     assert within_tolerance({"max_abs_error": 5.0, "max_rel_error": 1e-10})
     assert not within_tolerance({"max_abs_error": 1e-3, "max_rel_error": 1e-3})
     assert math.isclose(verify.TOLERANCE, TOL)
+
+
+def test_every_result_an_ask_emits_has_a_kind():
+    """verify and checking find results by kind and key, so every result of every shipped question
+    must carry one (a result without a kind would be neither checked nor graded)."""
+    for path in find_problem_files([PROBLEMS]):
+        problem = load_problem(path)
+        for answer in problem.solve():
+            for r in answer.results:
+                assert isinstance(r.kind, Kind), (answer.question_id, r.label)
+                assert r.key, (answer.question_id, r.label)
+                if r.kind is Kind.ELEMENT and r.axes:
+                    assert {g for g, _ in r.axes} <= {"of", "wrt"}, (answer.question_id, r.axes)
+
+
+@needs_torch
+@pytest.mark.parametrize("problem, qid, ask", _first_question_of_each_ask(),
+                         ids=[v[2] for v in _first_question_of_each_ask()])
+def test_renaming_labels_keeps_every_check(problem, qid, ask, monkeypatch, tmp_path, capsys):
+    """Labels are only shown: with every label of the answer changed, the cross-check compares
+    the same things and still agrees, and the grading targets keep their kinds and axes."""
+    from symderive.checking.targets import question_info
+    path = PROBLEMS / problem
+    loaded = load_problem(path)
+    question = next(q for q in loaded.questions if q.id == qid)
+    answer = loaded.solve_question(question, 120)
+    before = verify.cross_check(loaded, [answer])[0]
+    targets = [(t.kind, t.axes, t.alt_shapes) for t in question_info(loaded, question, answer).targets]
+    renamed = dataclasses.replace(answer, results=[dataclasses.replace(r, label=f"renamed {k}")
+                                                   for k, r in enumerate(answer.results)])
+    after = verify.cross_check(loaded, [renamed])[0]
+    assert after.outcome == before.outcome, after.sentence()
+    assert after.compared == before.compared and after.entries == before.entries, after.sentence()
+    assert before.outcome == verify.AGREE or before.entries or before.also, before.sentence()
+    assert [(t.kind, t.axes, t.alt_shapes) for t in question_info(loaded, question, renamed).targets] == targets

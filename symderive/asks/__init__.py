@@ -1,9 +1,11 @@
 """Question kinds ("asks"): one module each, found by looking.
 
 A new kind of question is one new module named after it, with a ``solve(ctx) -> Answer``
-function and a ``KEYS`` set of the question keys it reads: nothing else needs to learn its
-name (its ``--verify`` cross-check registers itself under ``symderive/verify/``). Modules
-without both (``context``, ``matrix_view``) are helpers.
+function, a ``KEYS`` set of the question keys it reads, and its ``--verify`` cross-check
+``check(job)`` (torch imported inside; shared helpers in ``symderive/verify/``) or a
+``NOTHING_TO_CHECK`` reason, and, when reading a student's answer needs more than the
+question's scope, ``grading(question, decls)``: nothing else needs to learn its name. Modules without
+``solve`` and ``KEYS`` (``context``, ``matrix_view``) are helpers.
 """
 import importlib
 import pkgutil
@@ -16,6 +18,9 @@ from .context import Context
 class Ask:
     solve: object
     keys: frozenset
+    check: object = None             # check(job): the --verify cross-check (verify.Job)
+    nothing_to_check: str = ""       # why there is nothing to cross-check, when there is no check
+    grading: object = None           # grading(question, decls) -> what checking needs to read answers
 
 
 def _discover():
@@ -23,7 +28,8 @@ def _discover():
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "solve") and hasattr(module, "KEYS"):
-            found[info.name] = Ask(module.solve, frozenset(module.KEYS))
+            found[info.name] = Ask(module.solve, frozenset(module.KEYS), getattr(module, "check", None),
+                                   getattr(module, "NOTHING_TO_CHECK", ""), getattr(module, "grading", None))
     return found
 
 

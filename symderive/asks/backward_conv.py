@@ -2,7 +2,7 @@
 dilation, which flipped kernels; verified exactly at the given sizes, proved for all sizes."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..latex import matrix
 
 
@@ -54,8 +54,9 @@ def solve(ctx):
                     if equal else "it does NOT match the chain rule's B at the given sizes")),
     ]
     results = [Result("padding", bc.padding_each_side,
-                      r"\text{zero padding on each side: } " + ", ".join(map(str, bc.padding_each_side))),
-               Result("kernels", bc.flipped, r"\tilde w = " + kernels)]
+                      r"\text{zero padding on each side: } " + ", ".join(map(str, bc.padding_each_side)),
+                      Kind.TUPLE, key="padding"),
+               Result("kernels", bc.flipped, r"\tilde w = " + kernels, Kind.ENTRIES, key="kernels")]
     if not equal:
         return ctx.answer(results, steps, status=Status.FAILED,
                           detail="The convolution form disagrees with the chain rule at the given sizes.")
@@ -71,3 +72,53 @@ def solve(ctx):
     else:
         status, detail = Status.VERIFIED, "Verified exactly at the given sizes only; the index-level proof did not close."
     return ctx.answer(results, steps, status=status, detail=detail, conventions={"zero_outside"})
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    import numpy as np
+    from ..verify.formulas import conv_setup
+    from ..verify.job import as_int, engine_value, sampled_rows, vjp
+    import torch
+    import torch.nn.functional as F
+    padding, kernels = job.result("padding"), job.result("kernels")
+    base = job.problem.index_base
+    setup = conv_setup(job)
+    if setup is None:
+        return
+    layer, sizes, values, forward, variable, y_shape = setup
+    dims = layer.dims
+    stride = [as_int(v, sizes) for v in layer.stride]
+    dilation = [as_int(v, sizes) for v in layer.dilation]
+    crop = [as_int(v, sizes) for v in layer.padding]
+    in_spatial = list(variable.shape[len(variable.shape) - dims:])
+    kernels = sp.Array(kernels)
+    weight = torch.tensor(np.array([engine_value(v, values) for v in sp.flatten(kernels.tolist())],
+                                   dtype=float).reshape(kernels.shape), dtype=torch.float64)
+    if not layer.channels:
+        weight = weight[None, None]
+    n_y = int(np.prod(y_shape, dtype=int))
+    columns = sampled_rows(n_y, job.rng)
+    G = np.zeros((len(columns) + 1, n_y))
+    G[np.arange(len(columns)), columns] = 1.0
+    G[-1] = job.random(y_shape).reshape(-1)
+    g = torch.tensor(G, dtype=torch.float64).reshape((len(G),) + (y_shape if layer.channels else (1,) + y_shape))
+    # Dilate g by the stride, pad each side, convolve with the flipped kernels, crop the forward padding.
+    out_spatial = list(g.shape[2:])
+    dilated = torch.zeros(g.shape[:2] + tuple((n - 1) * s + 1 for n, s in zip(out_spatial, stride)),
+                          dtype=torch.float64)
+    dilated[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = g
+    pads = [p for pad in reversed(padding) for p in (int(pad), int(pad))]
+    conv = F.conv1d if dims == 1 else F.conv2d
+    full = conv(F.pad(dilated, pads), weight, dilation=tuple(dilation))
+    result = torch.zeros(full.shape[:2] + tuple(in_spatial), dtype=torch.float64)
+    pieces = tuple(slice(c, min(c + n, m)) for c, n, m in zip(crop, in_spatial, full.shape[2:]))
+    kept = full[(slice(None), slice(None)) + pieces]
+    result[(slice(None), slice(None)) + tuple(slice(0, k) for k in kept.shape[2:])] = kept
+    result = result.reshape(len(G), -1).numpy()
+    reference = np.stack([vjp(forward, variable, G[k].reshape(y_shape)).reshape(-1) for k in range(len(G))])
+    job.compare("the backward convolution (dilated, padded g with the flipped kernels) with autograd's "
+                "dL/dx, for g = e_j" + (f" ({len(columns)} random j)" if len(columns) < n_y else "")
+                + " and a random g", result, reference,
+                [f"g = {'e_' + str(c + base) if k < len(columns) else 'random'}, x entry {i + base}"
+                 for k, c in enumerate(columns + [None]) for i in range(result.shape[1])])

@@ -2,7 +2,7 @@
 verified exactly at the given sizes and proved at the index level for all sizes."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..derivative import chain_rule
 from ..latex import partial
 from .conv_matrix import matrix_result
@@ -25,7 +25,7 @@ def solve(ctx):
     ]
     shown, why = matrix_result(b.matrix, layer, ctx, "B", "B", layer.x.shape, layer.shape)
     steps.append(Step("", why + f"; {b.matrix.nnz} nonzeros, read off the closed form above"))
-    results = [Result("B", b.matrix.to_sympy(), shown)]
+    results = [Result("B", b.matrix.to_sympy(), shown, Kind.ENTRIES)]
     if not equal:
         row, col, mine, theirs = difference
         steps.append(Step(rf"B_{{{row + ctx.base},{col + ctx.base}}} = {sp.latex(mine)} \neq "
@@ -49,6 +49,37 @@ def solve(ctx):
                                          "also verified exactly at the given sizes.")
     else:
         status, detail = Status.VERIFIED, "Verified exactly at the given sizes only; the index-level proof did not close."
-    results.append(Result("identity", True, r"B = A^{T}"))
+    results.append(Result("identity", True, r"B = A^{T}", Kind.FACT))
     return ctx.answer(results, steps, status=status, detail=detail,
                       conventions={"flatten", "zero_outside"})
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    import numpy as np
+    from ..verify.formulas import conv_setup
+    from ..verify.job import jacobian_rows, sampled_rows, sparse_values, vjp
+    B = job.result(Kind.ENTRIES)
+    base = job.problem.index_base
+    setup = conv_setup(job)
+    if setup is None:
+        return
+    layer, sizes, values, forward, variable, y_shape = setup
+    n_y = int(np.prod(y_shape, dtype=int))
+    if B is None:
+        job.reason = "the answer has no matrix B"
+        return
+    if tuple(B.shape) != (variable.numel(), n_y):
+        job.shape_mismatch("the shape of B", B.shape, (variable.numel(), n_y))
+        return
+    columns = sampled_rows(n_y, job.rng)
+    # Column j of B is dL/dvec(x) for the upstream gradient g = e_j: one backward pass each.
+    J = jacobian_rows(forward, variable, columns)
+    dense = sparse_values(B.T, values, columns)
+    job.compare("B's columns with dL/dx from autograd's backward pass with g = e_j"
+                + (f" ({len(columns)} random j)" if len(columns) < n_y else ""), dense, J,
+                [f"B[{c + base}, {r + base}]" for r in columns for c in range(J.shape[1])])
+    g = job.random(y_shape)
+    full = sparse_values(B, values) @ g.reshape(-1)
+    job.compare("B g with autograd's dL/dx for a random g", full, vjp(forward, variable, g),
+                [f"row {r + base}" for r in range(len(full))])

@@ -4,7 +4,7 @@ other axis (N for a fully connected input N×C; N, H, W for a convolutional one)
 shape C."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..network import input_shape
 from ..yaml_positions import key_position
@@ -43,10 +43,46 @@ def solve(ctx):
              "normalised, then scaled and shifted per channel: $\\gamma$ and $\\beta$ have one entry per channel"),
     ]
     results = [
-        Result("mean", (sizes["C"],), rf"\mu \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})"),
-        Result("variance", (sizes["C"],), rf"\sigma^2 \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})"),
-        Result("gamma, beta", (sizes["C"],), rf"\gamma,\ \beta \in \mathbb{{R}}^{{{c}}}"),
+        Result("mean", (sizes["C"],), rf"\mu \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})",
+               Kind.SHAPE, key="mean"),
+        Result("variance", (sizes["C"],), rf"\sigma^2 \in \mathbb{{R}}^{{{c}}}\ \ (\text{{kept as }} {keep})",
+               Kind.SHAPE, key="variance"),
+        Result("gamma, beta", (sizes["C"],), rf"\gamma,\ \beta \in \mathbb{{R}}^{{{c}}}", Kind.SHAPE,
+               key="gamma, beta"),
+        # Axis names, not sizes; graded as a shape (axis by axis) as before.
         Result("averaged over", tuple(reduced), rf"\text{{averaged over }} {', '.join(reduced)}:\ "
-                                               rf"{count_tex}\ \text{{values per statistic}}"),
+                                               rf"{count_tex}\ \text{{values per statistic}}", Kind.SHAPE,
+               key="averaged over"),
     ]
     return ctx.answer(results, steps)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    import numpy as np
+    from ..verify.job import as_int, random_sizes
+    from ..verify.report import FORMULA_DRAWS
+    import torch
+    from ..network import input_shape
+    shape = input_shape(job.ctx.option("input"), job.ctx.decls.scope(), job.question.spec)
+    channels_first = "".join(["N", "C"] + [a for a in shape.layout if a not in "NC"])
+    symbols = sorted({s for d in shape.dims() for s in sp.sympify(d).free_symbols}, key=lambda s: s.name)
+
+    def run(sizes):
+        dims = dict(zip(shape.layout, (as_int(d, sizes) for d in shape.dims())))
+        x = torch.tensor(job.random([dims[a] for a in channels_first]), dtype=torch.float64)
+        cls = torch.nn.BatchNorm2d if len(shape.spatial or ()) == 2 else torch.nn.BatchNorm1d
+        bn = cls(dims["C"], dtype=torch.float64).train()
+        return bn, bn(x)
+
+    for sizes in random_sizes(job, symbols, FORMULA_DRAWS, run):
+        bn, y = run(sizes)
+        for label, tensor in (("mean", bn.running_mean), ("variance", bn.running_var),
+                              ("gamma, beta", bn.weight), ("gamma, beta", bn.bias)):
+            engine = tuple(as_int(v, sizes) for v in job.result(label))
+            job.compare("the shapes of the statistics and of gamma, beta with torch.nn.BatchNorm's",
+                        engine, tuple(tensor.shape), [f"{label}, axis {k + 1}" for k in range(len(engine))])
+        axes = [channels_first.index(a) for a in job.result("averaged over")]
+        means = y.detach().mean(dim=axes).reshape(-1).numpy()
+        job.compare("the axes averaged over (torch's normalised output has mean 0 over them, per channel)",
+                    np.zeros_like(means), means, [f"channel {c + 1}" for c in range(len(means))])

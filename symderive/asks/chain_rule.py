@@ -1,5 +1,7 @@
 """ask: chain_rule — given the upstream gradient g = ∂l/∂y as a symbol, derive ∂l/∂x."""
-from ..answer import Result, Step
+import sympy as sp
+
+from ..answer import Kind, Result, Step
 from ..derivative import chain_rule, graph_names
 from ..errors import ExpressionError
 from ..latex import dims, entry, matrix, partial, too_large
@@ -39,9 +41,10 @@ def solve(ctx):
     ]
     value = folded(c.value, of, wrt, steps, lhs, ctx)
     results = [
-        Result("element", value, f"{lhs} = {ctx.show(value)}"),
+        Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
+               axes=tuple(("wrt", i) for i in d.wrt_idx)),
         Result("dimension", wrt.shape,
-               rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}"),
+               rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}", Kind.SHAPE),
     ]
     conventions = {"gradient_shape", "zero_outside"}
     if 1 <= wrt.rank <= 2:
@@ -58,5 +61,55 @@ def solve(ctx):
         steps.append(Step("", f"entries at the given sizes, in terms of {upstream} (the array is in the answer)"
                           if not too_large(array)
                           else "too large to print; given by the element formula above"))
-        results.append(Result("array", array, shown))
+        results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..derivative import chain_rule_avoid, upstream_name
+    from ..tensors import flat_positions
+    from ..verify.formulas import answer_indices, differentiable_setup
+    from ..verify.job import Mismatch, as_int, engine_value, entry_label, sample_positions, vjp
+    from ..verify.report import FORMULA_DRAWS, MAX_ENTRIES
+    of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
+    upstream = upstream_name(of, wrt, job.question.option("upstream"))
+    formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
+    avoid = chain_rule_avoid(of, wrt, upstream, job.question.option("loss", "l"))
+    wrt_names = [i.name for i in answer_indices(of, wrt, formula, avoid)[1]]
+    base = job.problem.index_base
+    job.autograd = True
+    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
+        try:
+            values, forward, variable = differentiable_setup(job, of, wrt, sizes, extra=[(upstream, of.shape)])
+        except Mismatch:
+            return
+        grad = vjp(forward, variable, values[upstream])
+        wrt_shape = tuple(variable.shape)
+        if dimension is not None:
+            shape = tuple(as_int(n, sizes) for n in dimension)
+            if shape != wrt_shape:
+                job.shape_mismatch(f"the shape of dl/d{wrt.name}", shape, wrt_shape)
+        if array is not None and not sizes:
+            engine = [engine_value(v, values) for v in sp.Matrix(array)]
+            job.compare(f"the gradient array dl/d{wrt.name} (random upstream {upstream})", engine, grad,
+                        [entry_label(wrt.name, p, base) for p in flat_positions(wrt_shape)])
+        positions = sample_positions(wrt_shape, MAX_ENTRIES, job.rng)
+        engine = [engine_value(formula, values, sizes, dict(zip(wrt_names, p))) for p in positions]
+        job.compare(f"the element formula dl/d{wrt.name}", engine,
+                    [grad[p] for p in positions], [entry_label(wrt.name, p, base) for p in positions])
+
+
+# What grading (symderive check) needs to read an answer to this ask, beyond the question's scope.
+def grading(question, decls):
+    """The upstream gradient as a tensor, the names it may go by, and the loss's names."""
+    from ..checking.targets import all_tensors
+    from ..derivative import upstream_name
+    from ..tensors import Tensor
+    spec = question.spec
+    of = decls.lookup(str(spec["of"]).strip())
+    wrt = decls.lookup(str(spec["wrt"]).strip())
+    same = [n for n, t in all_tensors(decls).items() if tuple(t.shape) == tuple(of.shape)]
+    return {"upstream": Tensor(upstream_name(of, wrt, spec.get("upstream")), of.shape),
+            "upstream_of": tuple(dict.fromkeys([of.name] + same)),
+            "losses": tuple(dict.fromkeys([str(spec.get("loss", "l")), "l", "L", "ell", "E", "J"]))}

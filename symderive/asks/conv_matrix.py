@@ -1,5 +1,5 @@
 """ask: conv_matrix — the matrix A with vec(y) = A·vec(x), or X with vec(y) = X·vec(w) (im2col)."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..derivative import derivative
 from ..errors import ExpressionError
 from ..latex import entry, matrix, too_large
@@ -61,6 +61,42 @@ def solve(ctx):
     shown, why = matrix_result(sparse, layer, ctx, name, "A" if which == "A" else "X",
                                layer.shape, wrt.shape)
     steps.append(Step("", why + f"; {sparse.nnz} nonzero entries"))
-    results = [Result("matrix", sparse.to_sympy(), shown),
-               Result("element", d.value, f"{name}_{{{at}}} = {ctx.show(d.value)}")]
+    results = [Result("matrix", sparse.to_sympy(), shown, Kind.ENTRIES),
+               Result("element", d.value, f"{name}_{{{at}}} = {ctx.show(d.value)}", Kind.ELEMENT,
+                      axes=tuple(("of", i) for i in d.out_idx) + tuple(("wrt", i) for i in d.wrt_idx))]
     return ctx.answer(results, steps, conventions={"flatten", "zero_outside", "layout"})
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    import numpy as np
+    from ..tensors import flat_positions
+    from ..verify.formulas import answer_indices, compare_pairs, differentiable_setup
+    from ..verify.job import Mismatch, jacobian_rows, sampled_rows, sparse_values
+    layer = job.ctx.tensor("of")
+    which = job.question.option("matrix", "A")
+    wrt = layer.x if which == "A" else layer.weight
+    name = job.question.option("name", "A" if which == "A" else "X")
+    matrix, formula = job.result(Kind.ENTRIES), job.result(Kind.ELEMENT)
+    names = [i.name for idx in answer_indices(layer, wrt, formula) for i in idx]
+    base = job.problem.index_base
+    job.autograd = True
+    (sizes,) = job.draw_sizes([layer], 1)
+    try:
+        values, forward, variable = differentiable_setup(job, layer, wrt, sizes)
+        of_shape = tuple(job.graph(sizes, values).get(layer).shape)
+    except Mismatch:
+        return
+    rows = sampled_rows(int(np.prod(of_shape, dtype=int)), job.rng)
+    J = jacobian_rows(forward, variable, rows)
+    if matrix is not None:
+        if tuple(matrix.shape) != (int(np.prod(of_shape, dtype=int)), variable.numel()):
+            job.shape_mismatch(f"the shape of {name}", matrix.shape, (int(np.prod(of_shape)), variable.numel()))
+            return
+        job.compare(f"{name} with the Jacobian d vec({layer.name})/d vec({wrt.name}) from autograd"
+                    + (f" ({len(rows)} random rows)" if len(rows) < matrix.rows else ""),
+                    sparse_values(matrix, values, rows), J,
+                    [f"row {r + base}, column {c + base}" for r in rows for c in range(J.shape[1])])
+    if formula is not None:
+        compare_pairs(job, f"the entry formula of {name}", formula, values, sizes, names,
+                      [flat_positions(of_shape)[r] for r in rows], J, layer, wrt)

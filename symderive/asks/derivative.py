@@ -1,11 +1,11 @@
 """ask: derivative — ∂y/∂x element by element, its dimension, and (at concrete sizes) the array."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..derivative import apply_signs, derivative, matrix_view
 from ..indices import substitute
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
-from ..tensors import flat_positions, is_concrete
+from ..tensors import flat_positions, is_concrete, numel
 from .matrix_view import folded, matrix_result
 
 
@@ -31,11 +31,13 @@ def solve(ctx):
     value = folded(d.value, of, wrt, steps, lhs, ctx)
     rows, cols = d.matrix_shape
     results = [
-        Result("element", value, f"{lhs} = {ctx.show(value)}"),
+        Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
+               axes=tuple(("of", i) for i in d.out_idx) + tuple(("wrt", i) for i in d.wrt_idx)),
         Result("dimension", d.tensor_shape,
                rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}} \in {dims(d.tensor_shape)}"
                + (rf" \;\cong\; \mathbb{{R}}^{{{sp.latex(rows)} \times {sp.latex(cols)}}}"
-                  if len(d.tensor_shape) != 2 else "")),
+                  if len(d.tensor_shape) != 2 else ""), Kind.SHAPE,
+               alt_shapes=((numel(of.shape), numel(wrt.shape)),)),   # the Jacobian as its flattened matrix
     ]
     conventions = {"layout", "zero_outside"}
     if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1:
@@ -52,7 +54,7 @@ def solve(ctx):
         conventions.add("flatten")
         shown, why = array_latex(array, of, wrt, d, ctx)
         steps.append(Step("", why + " (the array is in the answer)"))
-        results.append(Result("array", array, shown))
+        results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
 
 
@@ -89,7 +91,8 @@ def _one_entry(ctx, of, wrt, at, d):
              + ("; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)" if value.has(sp.Heaviside) else "")),
     ]
     value = folded(value, of, wrt, steps, lhs_entry, ctx)
-    results = [Result("element", value, f"{lhs_entry} = {ctx.show(value)}")]
+    results = [Result("element", value, f"{lhs_entry} = {ctx.show(value)}", Kind.ELEMENT,
+                      axes=tuple(("of", i) for i in d.out_idx))]
     if is_concrete(of.shape) and is_concrete(wrt.shape):
         column = flat_positions(wrt.shape).index(tuple(int(a) for a in at))
         values = d.array()[:, column]
@@ -101,10 +104,62 @@ def _one_entry(ctx, of, wrt, at, d):
         array = values.reshape(rows, cols)
         label = rf"\frac{{\partial {of.tex}}}{{\partial {entry(wrt.name, at, ctx.base)}}}"
         steps.append(Step(f"{label} = {matrix(array, ctx.base)}", "at each entry of " + of.name))
-        results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}"))
+        results.append(Result("array", array, f"{label} = {matrix(array, ctx.base)}", Kind.ENTRIES))
     return ctx.answer(results, steps, conventions={"zero_outside"})
 
 
 def _given_sentence(ctx, signs):
     shown_signs = ", ".join(ctx.show(e) + (" > 0" if v > 0 else " < 0") for e, v in signs.items())
     return f"given ${shown_signs}$: the ReLU step $H(z)$ is 1 where $z > 0$ and 0 where $z < 0$"
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    import numpy as np
+    from ..tensors import flat_positions
+    from ..verify.formulas import answer_indices, compare_pairs, differentiable_setup
+    from ..verify.job import (Mismatch, as_int, engine_value, entry_label, flat_index, jacobian_rows, sampled_rows,
+                              sparse_values)
+    from ..verify.report import FORMULA_DRAWS
+    of = job.ctx.tensor("of")
+    wrt, at = job.ctx.tensor_or_entry("wrt")
+    signs = job.ctx.signs() if job.question.option("given") else {}
+    formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
+    out_idx, wrt_idx = answer_indices(of, wrt, formula)
+    out_names, wrt_names = [i.name for i in out_idx], [i.name for i in wrt_idx]
+    base = job.problem.index_base
+    job.autograd = True
+    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
+        try:
+            values, forward, variable = differentiable_setup(job, of, wrt, sizes, signs=signs)
+            of_shape = tuple(job.graph(sizes, values).num(n) for n in of.shape)
+        except Mismatch:
+            return
+        wrt_shape = tuple(variable.shape)
+        n_out = int(np.prod(of_shape, dtype=int))
+        if at is None:
+            rows = sampled_rows(n_out, job.rng)
+            J = jacobian_rows(forward, variable, rows)           # rows of the numel(y) x numel(x) Jacobian
+            if dimension is not None:
+                shape = tuple(as_int(n, sizes) for n in dimension)
+                if shape != of_shape + wrt_shape:
+                    job.shape_mismatch("the dimension of the Jacobian", shape, of_shape + wrt_shape)
+            if array is not None and not sizes:
+                dense = sparse_values(sp.SparseMatrix(array), values, rows)
+                job.compare("the Jacobian array", dense, J,
+                            [f"row {r + base}, column {c + base}" for r in rows for c in range(J.shape[1])])
+            compare_pairs(job, f"the element formula d{of.name}/d{wrt.name}", formula, values, sizes,
+                          out_names + wrt_names, [flat_positions(of_shape)[r] for r in rows], J, of, wrt)
+        else:
+            column = flat_index(tuple(int(a) for a in at), wrt_shape)
+            rows = list(range(n_out))
+            J = jacobian_rows(forward, variable, rows)[:, column]
+            entry = entry_label(wrt.name, tuple(int(a) for a in at), base)
+            if array is not None and not sizes:
+                engine = [engine_value(v, values) for v in sp.Matrix(array)]
+                job.compare(f"d{of.name}/d{entry} (array" + (", given signs)" if signs else ")"), engine, J,
+                            [entry_label(of.name, p, base) for p in flat_positions(of_shape)])
+            positions = flat_positions(of_shape)
+            engine = [engine_value(formula, values, sizes, dict(zip(out_names, p))) for p in positions]
+            job.compare(f"the element formula d{of.name}/d{entry}", engine, J,
+                        [entry_label(of.name, p, base) for p in positions])

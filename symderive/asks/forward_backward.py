@@ -1,7 +1,9 @@
 """ask: forward_backward — a numeric forward pass and backpropagation through a small fully
 connected network with given weights: every layer's output, the loss, the gradient of the loss
 by every layer's output (δ) and by every weight, exact and then as decimals."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
+import sympy as sp
+
 from ..latex import tex_name
 from ..numeric_network import NumericNetwork, digits_option
 
@@ -19,8 +21,11 @@ def passes(ctx):
 
 
 def result(network, label, value, latex_name):
-    """A boxed 'name = exact ≈ decimal'; the value is exact with every abbreviation written out."""
-    return Result(label, network.full(value), f"{latex_name} = {network.shown(value)}")
+    """A boxed 'name = exact ≈ decimal'; the value is exact with every abbreviation written out.
+    Its key is the label: the name of the layer or parameter (or d<loss>/d<name>) it is the value of."""
+    full = network.full(value)
+    return Result(label, full, f"{latex_name} = {network.shown(value)}",
+                  Kind.ENTRIES if isinstance(full, sp.MatrixBase) else Kind.VALUE, key=label)
 
 
 def solve(ctx):
@@ -40,7 +45,7 @@ def solve(ctx):
                               rf"\frac{{\partial {loss}}}{{\partial {tex_name(name)}}}"))
     if done.definitions:
         results.append(Result("where", ", ".join(f"{s} = {m}" for s, m in done.definitions), r",\quad ".join(
-            rf"{tex_name(str(s))} = {network.shown(m)}" for s, m in done.definitions)))
+            rf"{tex_name(str(s))} = {network.shown(m)}" for s, m in done.definitions), Kind.TEXT))
     return ctx.answer(results, steps)
 
 
@@ -48,3 +53,24 @@ def parameter_order(network, done):
     """The parameters with gradients, in the order the layers use them."""
     order = [t.name for layer in network.linear_layers() for t in (layer.weight, layer.bias_tensor) if t]
     return [name for name in order if name in done.param_grads]
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..verify.numeric import floats, numeric_pass
+    network, outputs, loss, params = numeric_pass(job)
+    job.autograd, job.random_inputs = True, False
+    base = job.problem.index_base
+    for name, out in outputs.items():
+        engine, reference = floats(job.result(name)), out.detach().reshape(-1).tolist()
+        if network.bias_node and len(engine) == len(reference) + 1:
+            reference = [1.0] + reference            # shown with the bias node 1 in front
+        job.compare("every layer's output with torch's forward pass", engine, reference,
+                    [f"{name}[{k + base}]" for k in range(len(engine))])
+    job.compare("the loss", floats(job.result(network.loss_name)), [float(loss.detach())], [network.loss_name])
+    for name, out in list(outputs.items()) + list(params.items()):
+        engine = job.result(f"d{network.loss_name}/d{name}")
+        if engine is not None:
+            job.compare("the gradients by every layer's output and every weight with autograd's", floats(engine),
+                        out.grad.reshape(-1).tolist(),
+                        [f"d{network.loss_name}/d{name}, entry {k + base}" for k in range(out.numel())])

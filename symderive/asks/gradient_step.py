@@ -3,7 +3,7 @@ W' = W − η ∂E/∂W for each parameter, after the forward and backward passe
 forward_backward, exact and as decimals."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..latex import matrix, tex_name
 from ..numeric_network import number_option, option_at, tidy
@@ -36,5 +36,22 @@ def solve(ctx):
         tex = tex_name(name)
         steps.append(Step(rf"{tex}' = {tex} - \eta\, \frac{{\partial {tex_name(network.loss_name)}}}{{\partial {tex}}}"
                           rf" = {matrix(old)} - {sp.latex(rate)}\, {matrix(grad)}", f"gradient descent on {name}"))
-        results.append(Result(f"{name}'", network.full(new), rf"{tex}' = {network.shown(new)}"))
+        results.append(Result(f"{name}'", network.full(new), rf"{tex}' = {network.shown(new)}", Kind.ENTRIES,
+                              key=f"{name}'"))
     return ctx.answer(results, steps)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..verify.numeric import floats, numeric_pass
+    import torch
+    from ..expressions import parse
+    network, outputs, loss, params = numeric_pass(job)
+    job.autograd, job.random_inputs = True, False
+    rate = float(parse(job.question.option("learning_rate"), job.ctx.decls.scope()))
+    update = job.question.option("update", list(params))
+    torch.optim.SGD([params[name] for name in update], lr=rate).step()
+    for name in update:
+        job.compare("W - rate dE/dW with one step of torch.optim.SGD", floats(job.result(f"{name}'")),
+                    params[name].detach().reshape(-1).tolist(),
+                    [f"{name}', entry {k + job.problem.index_base}" for k in range(params[name].numel())])

@@ -2,7 +2,7 @@
 the matrix form of a result (checked numerically against the element formula)."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..derivative import intermediate_definitions
 from ..simplify import combine_sums, factor_sum_bodies, fold
 
@@ -59,7 +59,7 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None):
     latex = f"{label} = {latex_in_base(node, ctx.base)}"
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
            f"and values, max error {error:.1e}")
-    return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex)
+    return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex, Kind.MATRIX_FORM)
 
 
 def _leaf_shapes(of, wrt):

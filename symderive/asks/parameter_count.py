@@ -7,7 +7,7 @@ parameters). Pooling, activations, flattening and identity skips: none.
 """
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..latex import text
 from ..layers.residual import NetResidual
@@ -101,10 +101,11 @@ def solve(ctx):
         return compare(ctx, chosen)
     network = question_network(ctx)
     steps, reported, totals = count_network(network, chosen)
+    kind = Kind.TUPLE if len(chosen) > 1 else Kind.VALUE      # one count per way of counting
     results = [Result(name, tuple(counts[m] for m in chosen) if len(chosen) > 1 else counts[chosen[0]],
-                      rf"{name_tex(name)}:\ {counted(counts, chosen)}") for name, counts in reported]
+                      rf"{name_tex(name)}:\ {counted(counts, chosen)}", kind, key=name) for name, counts in reported]
     results.append(Result("total", tuple(totals[m] for m in chosen) if len(chosen) > 1 else totals[chosen[0]],
-                          rf"\text{{total}}:\ {counted(totals, chosen)}"))
+                          rf"\text{{total}}:\ {counted(totals, chosen)}", kind, key="total"))
     return ctx.answer(results, steps)
 
 
@@ -130,7 +131,8 @@ def compare(ctx, chosen):
             why += f"; input {shape_in.text()} → output {shape_out.text()} ({shape_in.layout})"
         steps.append(Step(parts[0], why))
         results.append(Result(str(name), tuple(totals[m] for m in chosen) if len(chosen) > 1 else totals[chosen[0]],
-                              rf"{name_tex(name)}:\ {counted(totals, chosen)}"))
+                              rf"{name_tex(name)}:\ {counted(totals, chosen)}",
+                              Kind.TUPLE if len(chosen) > 1 else Kind.VALUE, key=str(name)))
         macs = multiply_adds(network)
         if macs is not None:
             steps.append(Step(rf"{name_tex(name)}:\quad {sp.latex(macs)}",
@@ -138,7 +140,8 @@ def compare(ctx, chosen):
                               "$C_{\\mathrm{in}} k_h k_w$ of them, of a linear layer one per input; biases, "
                               "pooling and activations not counted)"))
             results.append(Result(f"{name} multiply-adds", macs,
-                                  rf"{name_tex(name)}:\ {sp.latex(macs)}\ \text{{multiply--adds per example}}"))
+                                  rf"{name_tex(name)}:\ {sp.latex(macs)}\ \text{{multiply--adds per example}}",
+                                  Kind.VALUE, key=multiply_adds_key(name)))
         if first is None:
             first = (name, totals)
         else:
@@ -148,8 +151,18 @@ def compare(ctx, chosen):
                 shown += rf" \approx {sp.latex(sp.N(ratio, 4))}"
             results.append(Result(f"{name} / {first[0]}", ratio,
                                   rf"\frac{{{name_tex(name)}}}{{{name_tex(first[0])}}}\ \text{{({LABELS[chosen[0]]})}}:\ "
-                                  + shown))
+                                  + shown, Kind.VALUE, key=ratio_key(name, first[0])))
     return ctx.answer(results, steps)
+
+
+def multiply_adds_key(name):
+    """The key of network ``name``'s multiply-adds in a comparison (what verify reads)."""
+    return ("multiply-adds", str(name))
+
+
+def ratio_key(name, first):
+    """The key of the ratio of network ``name``'s total to the first network's."""
+    return ("ratio", str(name), str(first))
 
 
 def multiply_adds(network):
@@ -163,3 +176,71 @@ def multiply_adds(network):
             return None
         total += macs
     return sp.expand(total)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..verify.job import as_int, random_sizes
+    from ..verify.stacks import net_symbols
+    chosen = modes(job.ctx)
+    spec = job.question.spec
+    networks = ({str(name): question_network(job.ctx, "networks", spec=value)
+                 for name, value in spec["networks"].items()}
+                if "networks" in spec else {None: question_network(job.ctx)})
+    first = None
+    for name, network in networks.items():
+        draws = random_sizes(job, net_symbols(network), 1,
+                             lambda z: [_count_parameters(network, z, m) for m in chosen])
+        for sizes in draws:
+            counts = {m: _count_parameters(network, sizes, m) for m in chosen}
+            labels = [n for n in counts[chosen[0]]] if name is None else [name]
+            for label in labels:
+                engine = job.result(label)
+                if engine is None:
+                    continue
+                engine = engine if isinstance(engine, tuple) else (engine,)
+                key = label if name is None else "total"
+                job.compare("the parameters per layer and in total with torch.nn's parameters()",
+                            [as_int(v, sizes) for v in engine], [counts[m][key] for m in chosen],
+                            [f"{label} ({m})" for m in chosen])
+            if name is None:
+                continue
+            macs = job.result(multiply_adds_key(name))
+            if macs is not None and network.shape is not None:
+                job.compare("the multiply-adds per example with torch's FLOP counter (FLOPs / 2)",
+                            [as_int(macs, sizes)], [_multiply_adds(network, sizes)], [f"{name} multiply-adds"])
+            total = counts[chosen[0]]["total"]
+            if first is None:
+                first = (name, total)
+            elif job.result(ratio_key(name, first[0])) is not None:
+                job.compare("the ratio of the totals", [float(sp.N(job.result(ratio_key(name, first[0])), 30))],
+                            [total / first[1]], [f"{name} / {first[0]}"])
+
+
+def _count_parameters(network, sizes, mode):
+    """name -> parameters of each layer (and of each layer inside a block), and 'total'."""
+    from ..layers import torch_module
+    from ..verify.job import as_int
+    num = lambda v: as_int(v, sizes)  # noqa: E731
+    found = {}
+    for layer in network.layers:
+        torch_module(layer, num, {"with": True, "without": False, "declared": None}[mode], found)
+    counts = {name: sum(p.numel() for p in module.parameters()) for name, module in found.items()}
+    counts["total"] = sum(counts[layer.name] for layer in network.layers)
+    return counts
+
+
+def _multiply_adds(network, sizes):
+    """Multiply-adds of one example, from torch's FLOP counter (2 FLOPs per multiply-add)."""
+    from ..layers import torch_module
+    from ..verify.job import as_int
+    from ..verify.stacks import net_input_shape
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    num = lambda v: as_int(v, sizes)  # noqa: E731
+    x = torch.zeros((1,) + net_input_shape(network.shape, sizes)[1:], dtype=torch.float64)
+    modules = torch.nn.Sequential(*[torch_module(layer, num) for layer in network.layers]).eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        modules(x)
+    return counter.get_total_flops() / 2

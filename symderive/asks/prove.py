@@ -2,7 +2,7 @@
 numerically, or failed with a counterexample. Never claims more than was done."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..errors import ExpressionError, SymderiveError
 from ..expressions import free_index_names, infer_index_ranges, parse, parse_equation
 from ..indices import for_display, make_index
@@ -61,7 +61,8 @@ def solve(ctx):
         steps.append(Step(_counterexample_latex(ctx, outcome.counterexample), "counterexample"))
         detail += " " + _counterexample_text(ctx, outcome.counterexample)
     results = [Result("claim", sp.Eq(lhs, rhs, evaluate=False),
-                      statement + (r"\quad\text{is false}" if outcome.status is Status.FAILED else ""))]
+                      statement + (r"\quad\text{is false}" if outcome.status is Status.FAILED else ""),
+                      Kind.CLAIM)]
     return ctx.answer(results, steps, status=outcome.status, detail=detail)
 
 
@@ -104,3 +105,122 @@ def _counterexample_text(ctx, counter):
     parts += [f"{sp.sstr(for_display(k, ctx.base))} = {v}" for k, v in counter["inputs"].items()]
     return (f"Counterexample: {', '.join(parts)}: lhs = {sp.Float(counter['lhs'], 8)}, "
             f"rhs = {sp.Float(counter['rhs'], 8)}.")
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    """Both sides of the claim in torch at random inputs meeting the constraints: layer entries
+    from the layers' torch ops, diff(f, x[i]) by autograd, then lhs against rhs."""
+    from ..torch_ops import to_torch
+    from ..verify.job import as_int, free_indices, sample_positions
+    from ..verify.report import FORMULA_DRAWS
+    from ..expressions import parse_equation
+    claim = job.result(Kind.CLAIM)
+    lhs, rhs = claim.lhs, claim.rhs
+    free = sorted(free_indices(lhs) | free_indices(rhs))
+    idx_of = {i.name: i for e in (lhs, rhs) for i in sp.sympify(e).free_symbols if isinstance(i, sp.Idx)}
+    constraints = [parse_equation(text, job.ctx.decls.scope()) for text in job.question.option("constraints") or []]
+    names = {a.base.label.name for e in (lhs, rhs) for a in e.atoms(sp.Indexed)} | \
+        {s.name for e in (lhs, rhs) for s in e.free_symbols if isinstance(s, sp.Symbol) and not s.is_integer}
+    nodes = [n for n in (job.decls.lookup(name) for name in sorted(names)) if n is not None]
+    derivatives = sorted(set(lhs.atoms(sp.Derivative)) | set(rhs.atoms(sp.Derivative)), key=sp.default_sort_key)
+    placeholders = {d: sp.Symbol(f"_derivative_{k}") for k, d in enumerate(derivatives)}
+    sides = [sp.sympify(e).xreplace(placeholders) for e in (lhs, rhs)]
+    job.autograd = bool(derivatives)
+    for sizes in job.draw_sizes(nodes, FORMULA_DRAWS):
+        values = job.values(nodes, sizes)
+        env = {s: int(v) for s, v in sizes.items()}
+        _meet_constraints(job, constraints, values, env)
+        graph = job.graph(sizes, values)
+        shape = [as_int(idx_of[n].upper, sizes) + 1 for n in free]
+        positions = sample_positions(tuple(shape), 60, job.rng)
+        left, right = [], []
+        for pos in positions:
+            where = {**env, **dict(zip(free, pos))}
+            known = {placeholders[d].name: _autograd_value(job, d, sizes, values, where) for d in derivatives}
+
+            def lookup(atom, graph=graph, known=known):
+                if isinstance(atom, sp.Symbol) and atom.name in known:
+                    return known[atom.name]
+                return _graph_entry(job, graph, atom)
+
+            left.append(float(to_torch(sides[0], lookup, where)))
+            right.append(float(to_torch(sides[1], lookup, where)))
+        job.compare("the two sides of the claim, each computed by PyTorch"
+                    + (" (diff by autograd)" if derivatives else ""), left, right,
+                    [", ".join(f"{n} = {v + job.problem.index_base}" for n, v in zip(free, pos)) or "the claim"
+                     for pos in positions], sides=("lhs", "rhs"))
+
+
+def _graph_entry(job, graph, atom):
+    """The torch value of a tensor or layer entry (zero outside its range) or of a scalar."""
+    from ..torch_ops import VerifyError
+    import torch
+    name = atom.base.label.name if isinstance(atom, sp.Indexed) else atom.name
+    node = job.decls.lookup(name)
+    if node is None:
+        raise VerifyError(f"'{name}' is not a declared tensor or layer")
+    value = graph.get(node)
+    if not isinstance(atom, sp.Indexed):
+        return value
+    idx = tuple(int(i) for i in atom.indices)
+    if not all(0 <= i < n for i, n in zip(idx, value.shape)):
+        return torch.zeros((), dtype=torch.float64)
+    return value[idx]
+
+
+def _autograd_value(job, derivative, sizes, values, env):
+    """diff(f, v) at the index values ``env``: f computed in torch with v's tensor as a leaf."""
+    from ..torch_ops import VerifyError, integer_value, to_torch
+    import torch
+    (variable, count), = derivative.variable_count
+    if count != 1:
+        raise VerifyError("only first derivatives are cross-checked")
+    name = variable.base.label.name if isinstance(variable, sp.Indexed) else variable.name
+    node = job.decls.lookup(name)
+    forward = job.graph(sizes, values).get(node).detach().numpy()
+    graph = job.graph(sizes, {**values, name: forward}, override={name})
+    leaf = graph.leaf(name, requires_grad=True)
+    f = to_torch(derivative.expr, lambda atom: _graph_entry(job, graph, atom), env)
+    if not f.requires_grad:
+        return 0.0
+    (grad,) = torch.autograd.grad(f, leaf, allow_unused=True)
+    if grad is None:
+        return 0.0
+    if not isinstance(variable, sp.Indexed):
+        return float(grad)
+    return float(grad[tuple(integer_value(i, env) for i in variable.indices)])
+
+
+def _meet_constraints(job, constraints, values, env):
+    """Make the random inputs meet linear constraints such as sum_i p[i] = 1, by solving each for
+    the last entry of the first tensor it names."""
+    from ..torch_ops import VerifyError
+    from ..verify.job import engine_value
+    for left, right in constraints:
+        atoms = sorted(left.atoms(sp.Indexed) | right.atoms(sp.Indexed), key=sp.default_sort_key)
+        if not atoms:
+            continue
+        name = atoms[0].base.label.name
+        if name not in values:
+            raise VerifyError(f"cannot meet the constraint {left} = {right}: '{name}' is not an input")
+        array = values[name]
+        last = tuple(n - 1 for n in array.shape)
+
+        def residual(v):
+            array[last] = v
+            return engine_value(left - right, values, None, env)
+
+        at0, at1 = residual(0.0), residual(1.0)
+        if abs(at1 - at0) < 1e-12:
+            raise VerifyError(f"cannot meet the constraint {left} = {right} by its last entry of '{name}'")
+        residual(-at0 / (at1 - at0))
+        if abs(residual(array[last])) > 1e-9:
+            raise VerifyError(f"the constraint {left} = {right} is not linear in '{name}': random inputs "
+                              "cannot be drawn to meet it")
+
+
+# What grading (symderive check) needs to read an answer to this ask, beyond the question's scope.
+def grading(question, decls):
+    """The claim's constraints (e.g. sum_i p_i = 1), which a correct answer may rely on."""
+    return {"constraints": [parse_equation(text, decls.scope()) for text in question.spec.get("constraints", []) or []]}

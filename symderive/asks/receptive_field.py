@@ -3,7 +3,7 @@ by the recurrence r_out = r_in + D·(K − 1)·j_in, j_out = j_in·S, starting f
 input (j is the distance, in input positions, between neighbouring units of a layer)."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..layers.conv import NetConv
 from ..layers.pool import NetPool
@@ -66,5 +66,65 @@ def solve(ctx):
         if row is target:
             break
     shown = _pair(r) + (r"\ (\text{height} \times \text{width})" if dims == 2 else "")
-    results = [Result("receptive field", tuple(r), rf"{name_tex(target.layer.name)}:\ r = {shown}")]
+    results = [Result("receptive field", tuple(r), rf"{name_tex(target.layer.name)}:\ r = {shown}", Kind.TUPLE)]
     return ctx.answer(results, steps)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    """The receptive field by autograd: the input positions where one output unit's gradient is
+    nonzero, with positive weights, max pooling replaced by average pooling and ReLU by the
+    identity (the same windows, and no path that can cancel or switch off)."""
+    from ..layers import torch_module
+    from ..verify.job import as_int, random_sizes
+    from ..verify.stacks import net_symbols
+    import torch
+    network = question_network(job.ctx)
+    rows = network.rows()
+    of = job.question.option("of")
+    target = next(r for r in rows if r.layer.name == str(of).strip()) if of is not None else rows[-1]
+    engine = job.result(Kind.TUPLE)
+    job.autograd = True
+    for sizes in random_sizes(job, net_symbols(network), 1, lambda z: [as_int(v, z) for v in engine]):
+        r, num = [as_int(v, sizes) for v in engine], (lambda v, z=sizes: as_int(v, z))
+        jump = 1                      # the distance between neighbouring units of the target, in inputs
+        for row in rows:
+            jump *= max([num(v) for v in getattr(row.layer, "stride", ())] or [1])
+            if row is target:
+                break
+        channels = num(network.shape.channels) if network.shape is not None and network.shape.channels \
+            is not None else num(next(x.layer.in_channels for x in rows if hasattr(x.layer, "in_channels")))
+        n = 2 * max(r) + 4 * jump + 16
+        x = (torch.rand((1, channels) + (n,) * len(r), dtype=torch.float64) + 0.5).requires_grad_(True)
+        y = x
+        for row in rows:
+            module = _stand_ins(torch_module(row.layer, num).eval())
+            with torch.no_grad():
+                for p in module.parameters():
+                    p.uniform_(0.5, 1.5)
+            y = module(y)
+            if row is target:
+                break
+        (grad,) = torch.autograd.grad(y[(0, 0) + tuple(k // 2 for k in y.shape[2:])], x)
+        support = grad[0].abs().sum(dim=0) > 0
+        widths = []
+        for axis in range(len(r)):
+            others = tuple(a for a in range(len(r)) if a != axis)
+            where = torch.nonzero(support.any(dim=others) if others else support).reshape(-1)
+            widths.append(int(where.max() - where.min() + 1) if len(where) else 0)
+        job.compare("the receptive field with the input positions autograd finds for one output unit",
+                    r, widths, [f"spatial axis {k + 1}" for k in range(len(r))])
+
+
+def _stand_ins(module):
+    """The same windows without switching: average for max pooling, identity for ReLU."""
+    import torch
+    nn = torch.nn
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
+        cls = nn.AvgPool1d if isinstance(module, nn.MaxPool1d) else nn.AvgPool2d
+        return cls(module.kernel_size, module.stride, module.padding)
+    if isinstance(module, nn.ReLU):
+        return nn.Identity()
+    for name, child in module.named_children():
+        setattr(module, name, _stand_ins(child))
+    return module

@@ -5,7 +5,7 @@ verdict for long sequences: backpropagation through T steps multiplies T factors
 so |d| < 1 vanishing, |d| > 1 exploding, |d| = 1 neither."""
 import sympy as sp
 
-from ..answer import Result, Status, Step
+from ..answer import Kind, Result, Status, Step
 from ..errors import ExpressionError
 from ..numeric_network import approx_latex, digits_option, integer_option, number_option, tensor_value
 from ..yaml_positions import position
@@ -92,11 +92,12 @@ def solve(ctx):
                       rf"{{\partial a^{{\langle t-1\rangle}}}} {shown(product, digits, product_approx)}",
                       f"the product along the first {count} steps of the trajectory"))
     results = [
-        Result("derivative", derivative, d_formula),
-        Result("trajectory", tuple(trajectory[1:]), r",\ ".join(rows[1:4]) + (r",\ \dots" if len(rows) > 4 else "")),
-        Result("fixed point", fixed, f"a^* {shown(fixed, digits)}"),
-        Result("derivative at the fixed point", d, f"d {shown(d, digits)}"),
-        Result("verdict", verdict, rf"\text{{{verdict}}}\ (|d| {relation} 1)"),
+        Result("derivative", derivative, d_formula, Kind.VALUE, key="derivative"),
+        Result("trajectory", tuple(trajectory[1:]), r",\ ".join(rows[1:4]) + (r",\ \dots" if len(rows) > 4 else ""),
+               Kind.TUPLE),
+        Result("fixed point", fixed, f"a^* {shown(fixed, digits)}", Kind.VALUE, key="fixed point"),
+        Result("derivative at the fixed point", d, f"d {shown(d, digits)}", Kind.VALUE, key="slope at the fixed point"),
+        Result("verdict", verdict, rf"\text{{{verdict}}}\ (|d| {relation} 1)", Kind.WORD),
     ]
     if exact:
         return ctx.answer(results, steps)
@@ -226,3 +227,78 @@ def fixed_point(g, a, trajectory, approx, digits):
     if approaching:
         return min(approaching, key=lambda c: abs(approx[-1] - c)), True
     raise ExpressionError(problem)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    import numpy as np
+    from ..torch_ops import to_torch
+    from ..verify.job import EngineValues, engine_value
+    import torch
+    ctx = job.ctx
+    state = ctx.tensor("state")
+    update = ctx.expression("update")
+    job.autograd = True
+    values = {}
+    for symbol in update.free_symbols - {state.base}:
+        tensor = ctx.decls.lookup(str(symbol))
+        if tensor is not None and not tensor.is_layer and tensor.value_spec is not None:
+            values[str(symbol)] = float(sp.N(tensor_value(ctx, tensor), 30))
+        else:
+            values[str(symbol)] = float(job.random(()))
+
+    def g(a):
+        return to_torch(update, lambda atom: a if atom.name == state.name else values[atom.name])
+
+    def slope(a):
+        a = torch.tensor(float(a), dtype=torch.float64, requires_grad=True)
+        (d,) = torch.autograd.grad(g(a), a)
+        return float(d)
+
+    points = [float(v) for v in job.random((3,))]
+    engine = [engine_value(job.result("derivative"),
+                           EngineValues({**values, state.name: np.array(p)}, ctx.decls.lookup, {})) for p in points]
+    job.compare("the derivative with autograd's at random states", engine, [slope(p) for p in points],
+                [f"{state.name} = {p:.3g}" for p in points])
+    a = torch.tensor(float(sp.N(number_option(ctx, "initial", 0), 30)), dtype=torch.float64)
+    trajectory = []
+    for _ in range(integer_option(ctx, "steps", 5, 1, 50)):
+        a = g(a)
+        trajectory.append(float(a))
+    job.compare("the trajectory with the recurrence iterated in torch",
+                [float(sp.N(v, 30)) for v in job.result(Kind.TUPLE)], trajectory,
+                [f"step {t + 1}" for t in range(len(trajectory))])
+    fixed = job.result("fixed point")
+    if fixed is None:
+        return
+    star = float(sp.N(fixed, 30))
+    d = job.result("slope at the fixed point")
+    if not isinstance(sp.sympify(fixed), sp.Float):       # exact: it must be a fixed point to 1e-9
+        job.compare("the fixed point a* with g(a*) in torch", [star],
+                    [float(g(torch.tensor(star, dtype=torch.float64)))], ["a*"])
+        if d is not None:
+            job.compare("the derivative at the fixed point with autograd's", [float(sp.N(d, 30))], [slope(star)], ["d"])
+    else:                                                 # a rounded decimal: agreement to its digits only
+        digits = job.question.option("digits", 4)
+        rounding = 10.0 ** (1 - digits)
+        pairs = [("a*", star, float(g(torch.tensor(star, dtype=torch.float64))))]
+        pairs += [("d", float(sp.N(d, 30)), slope(star))] if d is not None else []
+        for name, mine, theirs in pairs:
+            if abs(mine - theirs) > rounding * max(1.0, abs(theirs)):
+                job.mismatch = f"{name} = {mine:.10g}, but torch gives {theirs:.10g} (beyond its {digits} digits)"
+        job.also.append(f"the fixed point and the derivative there, given as {digits}-digit decimals, "
+                           "agree with torch to those digits")
+    size = abs(slope(star))
+    expected = "neither" if abs(size - 1) <= 1e-9 else "vanishing" if size < 1 else "exploding"
+    if job.result(Kind.WORD) is not None:
+        job.also.append("the verdict matches autograd's |d| at the fixed point")
+        if job.result(Kind.WORD) != expected:
+            job.mismatch = f"the verdict '{job.result(Kind.WORD)}', but autograd's |d| = {size:.6g} means '{expected}'"
+
+
+# What grading (symderive check) needs to read an answer to this ask, beyond the question's scope.
+def grading(question, decls):
+    """The state and the update, so that an answer may write g(a) for the update."""
+    from ..expressions import parse
+    state = decls.lookup(str(question.spec["state"]).strip())
+    return {"state": (state.base, parse(str(question.spec["update"]), decls.scope()))}

@@ -3,7 +3,7 @@ its input: the equation (n + 2P − D(K − 1) − 1)/S + 1 = n solved for P wit
 then checked with PyTorch's size formula (with the floor)."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError, ShapeError
 from ..layers.conv import NetConv
 from ..layers.pool import NetPool
@@ -76,7 +76,41 @@ def solve(ctx):
                          f"not the input's size", *key_position(ctx.question.spec, "network"))
     shown = sp.latex(values[0]) if len(set(values)) == 1 else ", ".join(
         rf"{sp.latex(v)}\ \text{{({name})}}" for v, name in zip(values, names))
-    results = [Result("padding", values[0] if len(set(values)) == 1 else tuple(values),
-                      rf"P = {shown}\ \text{{on each side}}"),
-               Result("output shape", out_shape.dims(), rf"{name_tex(layer.name)}:\ {out_shape.latex()}")]
+    one = len(set(values)) == 1
+    results = [Result("padding", values[0] if one else tuple(values),
+                      rf"P = {shown}\ \text{{on each side}}", Kind.VALUE if one else Kind.TUPLE, key="padding"),
+               Result("output shape", out_shape.dims(), rf"{name_tex(layer.name)}:\ {out_shape.latex()}",
+                      Kind.SHAPE)]
     return ctx.answer(results, steps)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..layers import torch_module
+    from ..verify.job import as_int, random_sizes
+    from ..verify.report import FORMULA_DRAWS
+    from ..verify.stacks import in_layout, net_input_shape, net_symbols, run_network
+    import copy
+    import torch
+    from ..layers.conv import NetConv
+    from ..layers.pool import NetPool
+    network = question_network(job.ctx)
+    of = job.question.option("of")
+    row = next(r for r in network.rows() if (r.layer.name == str(of).strip() if of is not None
+                                             else isinstance(r.layer, (NetConv, NetPool))))
+    padding = job.result("padding")
+    layer = copy.copy(row.layer)
+    layer.padding = tuple(padding) if isinstance(padding, tuple) else (padding,) * row.layer.dims
+    for sizes in random_sizes(job, net_symbols(network), FORMULA_DRAWS, lambda z: run_network(job, network, z)):
+        num = lambda v: as_int(v, sizes)  # noqa: E731
+        if any(num(p) is None for p in layer.padding):
+            job.mismatch = f"the padding {padding} is not a whole number"
+            return
+        shape = net_input_shape(row.shape_in, sizes)
+        with torch.no_grad():
+            out = torch_module(layer, num).eval()(torch.zeros(shape, dtype=torch.float64))
+        engine = tuple(as_int(v, sizes) for v in job.result(Kind.SHAPE))
+        job.compare(f"the output shape with padding {padding} with torch's", engine,
+                    in_layout(tuple(out.shape), row.shape_out.layout), [f"axis {a}" for a in row.shape_out.layout])
+        job.compare("the input's spatial size with torch's output size (same padding)",
+                    list(shape[2:]), list(out.shape[2:]), [f"spatial axis {k + 1}" for k in range(len(shape) - 2)])

@@ -1,7 +1,7 @@
 """ask: shape — the output shape of a layer, with the size formula worked out per axis."""
 import sympy as sp
 
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..latex import dims
 from ..layers import Conv, Pool
 
@@ -33,5 +33,29 @@ def axis_steps(layer):
 
 def solve(ctx):
     layer = ctx.tensor("of")
-    results = [Result("shape", tuple(layer.shape), rf"{layer.tex} \in {dims(layer.shape)}")]
+    results = [Result("shape", tuple(layer.shape), rf"{layer.tex} \in {dims(layer.shape)}", Kind.SHAPE)]
     return ctx.answer(results, axis_steps(layer))
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..verify.job import Mismatch, as_int
+    from ..verify.report import SHAPE_DRAWS
+    layer = job.ctx.tensor("of")
+    engine_shape = job.result(Kind.SHAPE)
+    if not layer.is_layer:
+        job.reason = "a declared tensor's shape is given, not derived"
+        return
+    for sizes in job.draw_sizes([layer], SHAPE_DRAWS):
+        graph = job.graph(sizes, job.values([layer], sizes))
+        try:
+            torch_shape = tuple(graph.get(layer).shape)
+        except Mismatch:
+            return
+        shape = tuple(as_int(n, sizes) for n in engine_shape)
+        if None in shape or len(shape) != len(torch_shape):
+            job.shape_mismatch(f"shape of {layer.name}", shape, torch_shape)
+            return
+        where = ", ".join(f"{s.name} = {v}" for s, v in sizes.items())
+        job.compare(f"the shape of {layer.name} with the shape torch produces", shape, torch_shape,
+                    labels=[f"axis {k + 1}" + (f" at {where}" if where else "") for k in range(len(shape))])

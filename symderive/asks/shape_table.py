@@ -1,6 +1,6 @@
 """ask: shape_table — the shape after each layer of a stack, worked out axis by axis, in the
 layout the input was given in (e.g. N×H×W×C)."""
-from ..answer import Result, Step
+from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..layers.residual import NetResidual
 from ..network import question_network
@@ -41,5 +41,27 @@ def solve(ctx):
     for row in rows:
         steps += layer_steps(row.layer, row.shape_in, row.shape_out)
         results.append(Result(row.layer.name, row.shape_out.dims(),
-                              rf"{name_tex(row.layer.name)}:\ {row.shape_out.latex()}"))
+                              rf"{name_tex(row.layer.name)}:\ {row.shape_out.latex()}", Kind.SHAPE,
+                              key=row.layer.name))
     return ctx.answer(results, steps)
+
+
+# The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
+def check(job):
+    from ..verify.job import as_int, random_sizes
+    from ..verify.report import FORMULA_DRAWS
+    from ..verify.stacks import in_layout, net_symbols, run_network
+    network = question_network(job.ctx)
+    rows = network.rows()
+    for sizes in random_sizes(job, net_symbols(network), FORMULA_DRAWS, lambda z: run_network(job, network, z)):
+        for row, out in zip(rows, run_network(job, network, sizes)):
+            engine = job.result(row.layer.name)
+            if engine is None:
+                continue
+            engine = tuple(as_int(v, sizes) for v in engine)
+            reference = in_layout(tuple(out.shape), row.shape_out.layout)
+            if len(engine) != len(reference):
+                job.shape_mismatch(f"the shape after {row.layer.name}", engine, reference)
+                return
+            job.compare("the shape after each layer with torch.nn's output shape", engine, reference,
+                        [f"{row.layer.name}, axis {a}" for a in row.shape_out.layout])

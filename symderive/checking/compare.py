@@ -138,7 +138,7 @@ class _Checker:
             "number": ("value", "tuple", "element", "entries"),
         }[kind]
         ranked = sorted((t for t in targets if t.kind in compatible),
-                        key=lambda t: (t.label != "total", compatible.index(t.kind)))
+                        key=lambda t: (t.key != "total", compatible.index(t.kind)))
         if kind == "number":
             ranked = [t for t in ranked if not (t.kind == "element" and t.axes)] or ranked
         for t in ranked:

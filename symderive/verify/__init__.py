@@ -9,10 +9,10 @@ relative differences are reported. Symbolic sizes are replaced by random small
 sizes for which PyTorch accepts the layers. Layer stacks (``network:``) are
 built from the torch.nn modules the kinds register; numeric passes are
 redone by autograd and ``torch.optim.SGD``; a proved identity has both of its
-sides computed in torch. One checker per ask, registered with ``@checks(ask)`` by the
-module of its concern (``formulas``, ``stacks``, ``numeric``, ``identities``); an ask
-without one is reported as not checked, never passed. ``job`` draws the sizes and values
-and builds the torch graph; ``report`` is what comes back.
+sides computed in torch. One checker per ask, ``check(job)`` in the ask's own module
+``asks/<ask>.py`` (``CHECKS``); an ask without one is reported as not checked, never
+passed. ``job`` draws the sizes and values and builds the torch graph; ``formulas``,
+``stacks`` and ``numeric`` hold helpers the checkers share; ``report`` is what comes back.
 
 A cross-check is numerical agreement at random points: it never changes an
 answer's status. Its report (``CrossCheck``) is stored on the answer as
@@ -29,18 +29,12 @@ answer's status. Its report (``CrossCheck``) is stored on the answer as
 torch is optional (``pip install 'symderive[verify]'``) and imported only when
 a cross-check runs.
 """
-import importlib
-import pkgutil
-
-from .registry import CHECKS, NOTHING_TO_CHECK, checks
+from .registry import CHECKS, NOTHING_TO_CHECK
 from .report import (AGREE, DISAGREE, FORMULA_DRAWS, INSTALL_HINT, MAX_ENTRIES, MAX_ROWS, NEAR_ZERO, NO_COUNTERPART,
                      NOT_CHECKED, NOTHING, SEED, SHAPE_DRAWS, TOLERANCE, CrossCheck, TorchMissing, report_lines,
                      require_torch)
 from .run import cross_check
 
-for _module in pkgutil.iter_modules(__path__):        # the checkers register themselves on import
-    importlib.import_module(f"{__name__}.{_module.name}")
-
 __all__ = ["cross_check", "CrossCheck", "report_lines", "require_torch", "TorchMissing", "CHECKS", "NOTHING_TO_CHECK",
-           "checks", "AGREE", "DISAGREE", "NO_COUNTERPART", "NOT_CHECKED", "NOTHING", "TOLERANCE", "NEAR_ZERO",
+           "AGREE", "DISAGREE", "NO_COUNTERPART", "NOT_CHECKED", "NOTHING", "TOLERANCE", "NEAR_ZERO",
            "MAX_ENTRIES", "MAX_ROWS", "SHAPE_DRAWS", "FORMULA_DRAWS", "SEED", "INSTALL_HINT"]

@@ -28,11 +28,9 @@ class Job:
         self.also = []                         # agreements that are not within TOLERANCE, in words
 
     # results of the answer -------------------------------------------------------------
-    def result(self, label):
-        for r in self.answer.results:
-            if r.label == label:
-                return r.value
-        return None
+    def result(self, key):
+        """The value of the answer's result with this key (a ``Kind`` or a key the ask sets), or None."""
+        return self.answer.value(key)
 
     # sizes -------------------------------------------------------------------------------
     def size_symbols(self, nodes):

@@ -1,21 +1,9 @@
-"""Which function cross-checks which ask: each checker registers itself with ``@checks``."""
+"""Which function cross-checks which ask: each ask's own module defines ``check(job)``
+(or says why there is nothing to compare, ``NOTHING_TO_CHECK``), so adding an ask is one file."""
+from ..asks import ASKS
 
+#: ask -> its cross-check, the ``check`` function of ``asks/<ask>.py``.
+CHECKS = {name: ask.check for name, ask in ASKS.items() if ask.check is not None}
 
-
-#: ask -> its cross-check, filled in by the ``@checks("<ask>")`` decorators of this package's modules.
-CHECKS = {}
-
-#: ask -> why it has nothing to compare numerically.
-NOTHING_TO_CHECK = {
-    "text": "authored text",
-}
-
-
-def checks(ask):
-    """Register the decorated function as the cross-check of ``ask``."""
-    def register(function):
-        if ask in CHECKS:
-            raise ValueError(f"ask '{ask}' has two cross-checks")
-        CHECKS[ask] = function
-        return function
-    return register
+#: ask -> why it has nothing to compare numerically (``NOTHING_TO_CHECK`` of its module).
+NOTHING_TO_CHECK = {name: ask.nothing_to_check for name, ask in ASKS.items() if ask.nothing_to_check}

@@ -60,7 +60,7 @@ def _check(problem, question, answer, seed):
     if checker is None:
         return CrossCheck(answer.question_id, NOT_CHECKED,
                           reason=f"no cross-check is written for ask '{question.ask}' "
-                                 "(a function decorated @checks(ask) under symderive/verify/)")
+                                 "(a function check(job) in symderive/asks/<ask>.py)")
     job = Job(problem, question, answer, np.random.default_rng(seed))
     checker(job)
     return job.report()
