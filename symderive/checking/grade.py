@@ -65,9 +65,11 @@ def check_one(info, latex, timeout=DEFAULT_TIMEOUT, seed=None):
 _STATE = {}
 
 
-def _worker(conn, timeout):
+def serve_tasks(conn, handle, on_error):
+    """A checking worker's loop (here and in the web page's pool): under the memory limit, answer
+    each task from ``conn`` with ``handle(task)`` until None or a closed pipe; a reply that cannot
+    be sent (unpicklable) is replaced by ``on_error(task, exc)`` rather than killing the worker."""
     limit_memory()
-    infos = _STATE["infos"]
     while True:
         try:
             task = conn.recv()
@@ -75,12 +77,17 @@ def _worker(conn, timeout):
             return
         if task is None:
             return
-        key, qid, latex = task
-        verdict = check_one(infos[qid], latex, timeout)
+        reply = handle(task)
         try:
-            conn.send((key, verdict))
-        except Exception as exc:     # an unpicklable verdict: say so rather than die
-            conn.send((key, Verdict(qid, ERROR, "", f"internal error: {exc}", answer=latex)))
+            conn.send(reply)
+        except Exception as exc:
+            conn.send(on_error(task, exc))
+
+
+def _worker(conn, timeout):
+    infos = _STATE["infos"]
+    serve_tasks(conn, lambda task: (task[0], check_one(infos[task[1]], task[2], timeout)),
+                lambda task, exc: (task[0], Verdict(task[1], ERROR, "", f"internal error: {exc}", answer=task[2])))
 
 
 def limit_memory():

@@ -14,7 +14,7 @@ import time
 
 import sympy as sp
 
-from ..checking.grade import DEFAULT_TIMEOUT, GRACE, limit_memory, check_one
+from ..checking.grade import DEFAULT_TIMEOUT, GRACE, check_one, serve_tasks
 from ..checking.targets import question_info
 from ..checking.verdict import ERROR, TIMEOUT, Verdict
 from ..errors import QuestionTimeout
@@ -102,21 +102,13 @@ def preview_one(info, latex):
 
 
 def _worker(conn, timeout):
-    limit_memory()
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
+    def handle(task):
         kind, key, latex = task
         info = _INFOS[key]
-        result = check_one(info, latex, timeout) if kind == "check" else preview_one(info, latex)
-        try:
-            conn.send(result)
-        except Exception as exc:
-            conn.send(Verdict(key[1], ERROR, "", f"internal error: {exc}", answer=latex))
+        return check_one(info, latex, timeout) if kind == "check" else preview_one(info, latex)
+
+    serve_tasks(conn, handle,
+                lambda task, exc: Verdict(task[1][1], ERROR, "", f"internal error: {exc}", answer=task[2]))
 
 
 class _Slot:
