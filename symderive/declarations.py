@@ -66,6 +66,12 @@ class Declarations:
     def scope(self):
         return Scope(self.sizes, {}, {}, self.lookup, self.base)
 
+    def names(self):
+        """Every size, tensor and layer name visible here (this level and the outer ones): the
+        names an answer's indices must not take, used in the question or not."""
+        own = set(self.sizes) | set(self.tensors) | set(self.layer_specs)
+        return own | (self.parent.names() if self.parent else set())
+
     def lookup(self, name):
         if name in self.tensors:
             return self.tensors[name]

@@ -22,7 +22,7 @@ def solve(ctx):
         raise ExpressionError(f"'upstream' {upstream} is already the name of a tensor, layer or size",
                               *position(upstream))
     loss = ctx.option("loss", "l")
-    c = chain_rule(of, wrt, upstream, avoid={str(loss)})
+    c = chain_rule(of, wrt, upstream, avoid={str(loss)} | ctx.declared_names())
     d = c.local
     upstream = c.upstream.name
     g_entry = entry(upstream, d.out_idx, ctx.base)
@@ -75,7 +75,7 @@ def check(job):
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
     upstream = upstream_name(of, wrt, job.question.option("upstream"))
     formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
-    avoid = chain_rule_avoid(of, wrt, upstream, job.question.option("loss", "l"))
+    avoid = chain_rule_avoid(of, wrt, upstream, job.question.option("loss", "l")) | job.ctx.declared_names()
     wrt_names = [i.name for i in answer_indices(of, wrt, formula, avoid)[1]]
     base = job.problem.index_base
     job.autograd = True

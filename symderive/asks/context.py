@@ -24,6 +24,10 @@ class Context:
                                   self.question.line, None)
         return self.question.spec[key]
 
+    def declared_names(self):
+        """The names declared for this question: no index of an answer is named after one."""
+        return self.decls.names()
+
     def tensor(self, key):
         """The tensor or layer named by option ``key``."""
         name = self.require(key)

@@ -15,7 +15,7 @@ def solve(ctx):
     of = ctx.tensor("of")
     wrt, at = ctx.tensor_or_entry("wrt")
     signs = ctx.signs()           # read (and refused with their position) whatever wrt is
-    d = derivative(of, wrt)
+    d = derivative(of, wrt, ctx.declared_names())     # no index named like a declared tensor
     if at is not None:
         return _one_entry(ctx, of, wrt, at, d)
     lhs = partial(of.name, d.out_idx, wrt.name, d.wrt_idx, ctx.base)
@@ -125,7 +125,7 @@ def check(job):
     wrt, at = job.ctx.tensor_or_entry("wrt")
     signs = job.ctx.signs() if job.question.option("given") else {}
     formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
-    out_idx, wrt_idx = answer_indices(of, wrt, formula)
+    out_idx, wrt_idx = answer_indices(of, wrt, formula, job.ctx.declared_names())
     out_names, wrt_names = [i.name for i in out_idx], [i.name for i in wrt_idx]
     base = job.problem.index_base
     job.autograd = True
