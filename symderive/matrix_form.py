@@ -220,42 +220,101 @@ def to_vector(e, i):
         return Sum(tuple(to_vector(a, i) for a in e.args))
     if isinstance(e, sp.Mul):
         scalar = sp.Mul(*[f for f in e.args if not _depends(f, i)])
+        if scalar.has(sp.Indexed):       # a tensor entry as a scalar cannot be evaluated (nor read)
+            raise NotConvertible(f"{scalar} is not a scalar of the form")
         factors = tuple(to_vector(f, i) for f in e.args if _depends(f, i))
         if len(factors) == 1 and scalar == 1:
             return factors[0]
+        if len(factors) == 1 and isinstance(factors[0], Product):      # −(Xᵀy), not −(1·Xᵀy)
+            return Product(scalar * factors[0].scalar, factors[0].factors, factors[0].op)
         return Product(scalar, factors, "hadamard")
     if isinstance(e, sp.Pow) and e.exp.is_Integer:
         return Power(to_vector(e.base, i), int(e.exp))
     if isinstance(e, sp.Function) and type(e) in Apply.NAMES or isinstance(e, sp.Heaviside):
         return Apply(type(e), to_vector(e.args[0], i))
-    if isinstance(e, sp.Sum) and len(e.limits) == 1:
-        return _matvec(e, i)
     if isinstance(e, sp.Sum):
-        # Σ_{j,r} f = Σ_r (Σ_j f) with factors free of j pulled out; try each index outermost.
-        from .simplify import pull_out_of_sums
-        for n, outer in enumerate(e.limits):
-            rest = e.limits[:n] + e.limits[n + 1:]
-            try:
-                return to_vector(pull_out_of_sums(sp.Sum(sp.Sum(e.function, *rest), outer)), i)
-            except NotConvertible:
-                continue
+        return _sum_vector(e.function, e.limits, i)
     raise NotConvertible(f"no vector form for {e}")
 
 
-def _matvec(e, i):
-    """Σ_j M_ij v_j → M v  (M_ji → Mᵀ v)."""
-    j = e.limits[0][0]
-    factors = sp.Mul.make_args(e.function)
-    mats = [f for f in factors if isinstance(f, sp.Indexed) and len(f.indices) == 2
-            and set(f.indices) == {i, j}]
+def _sum_vector(body, limits, i):
+    """Σ_limits body as a vector over i: a matrix-vector product Σ_j M_ij v_j, or a sum over
+    samples Σ_n (vector in n), trying each summation index outermost.
+
+    The inner sums are built here, never by ``sp.Sum(sp.Sum(...), outer)``: SymPy merges that
+    back into one sum over every index, and converting it again recursed without end (a
+    quadratic form summed over samples failed with "too deeply nested").
+    """
+    from .simplify import pull_out_of_sums
+    if any(_depends(b, i) for _, lo, hi in limits for b in (lo, hi)):
+        raise NotConvertible("a sum whose bounds depend on the free index")
+    for pull in (_factors_out, pull_out_of_sums):       # first without expanding the body
+        for attempt in (_matvec, _sample_sum):
+            for n, (var, lo, hi) in enumerate(limits):
+                rest = tuple(limits[:n]) + tuple(limits[n + 1:])
+                inner = pull(sp.Sum(body, *rest)) if rest else body
+                try:
+                    return attempt(inner, var, lo, hi, i)
+                except NotConvertible:
+                    continue
+    split = pull_out_of_sums(sp.Sum(body, *limits))      # Σ (a + b) = Σ a + Σ b, each on its own
+    if not isinstance(split, sp.Sum):
+        return to_vector(split, i)
+    raise NotConvertible(f"no vector form for the sum of {body}")
+
+
+def _factors_out(e):
+    """Σ_j a·f(j) = a·Σ_j f(j) for the factors a of a sum's body that are free of its indices."""
+    variables = {limit[0] for limit in e.limits}
+    outside = [f for f in sp.Mul.make_args(e.function) if not variables & f.free_symbols]
+    inside = [f for f in sp.Mul.make_args(e.function) if variables & f.free_symbols]
+    return sp.Mul(*outside) * sp.Sum(sp.Mul(*inside), *e.limits)
+
+
+def _sample_sum(body, var, lo, hi, i):
+    """Σ_n f(n)_i → Σ_n (vector in n): x[n, i] is read as the vector x[n]."""
+    return TimeSum(var, lo, hi, to_vector(body, i))
+
+
+def matrix_factor(f, row, col):
+    """(c, node): c times the matrix ``node`` is the matrix whose (row, col) entry is ``f``:
+    M_rc → M, M_cr → Mᵀ, and sums of such entries with constant coefficients
+    (−B_kp − B_pk → −(B + Bᵀ))."""
+    common, f = sp.factor_terms(f).as_coeff_Mul()
+    terms = []
+    for term in sp.Add.make_args(f):
+        if term.has(sp.Sum):
+            terms.append(to_matrix(term, row, col))      # Σ_d X_nd W_dq → X W, inside a longer product
+            continue
+        coeff, entries = sp.S.One, []
+        for factor in sp.Mul.make_args(term):
+            if isinstance(factor, sp.Indexed) and len(factor.indices) == 2 and set(factor.indices) == {row, col}:
+                entries.append(factor)
+            elif _depends(factor, row) or _depends(factor, col):
+                raise NotConvertible(f"{f} is not a matrix entry in ({row}, {col})")
+            else:
+                coeff *= factor
+        if len(entries) != 1:
+            raise NotConvertible(f"{f} is not a matrix entry in ({row}, {col})")
+        m = entries[0]
+        node = Matrix(m.base.label.name, m.indices[0] == col)
+        terms.append(node if coeff == 1 else Product(coeff, (node,), "matmul"))
+    return common, terms[0] if len(terms) == 1 else Sum(tuple(terms))
+
+
+def _matvec(body, j, lo, hi, i):
+    """Σ_j M_ij v_j → M v  (M_ji → Mᵀ v, (M + Nᵀ)_ij → (M + Nᵀ) v)."""
+    factors = sp.Mul.make_args(body)
+    mats = [f for f in factors if _depends(f, i) and _depends(f, j)]
     if len(mats) != 1:
-        raise NotConvertible(f"no matrix-vector form for {e}")
-    m = mats[0]
-    rest = sp.Mul(*[f for f in factors if f is not m])
-    if _depends(rest, i):
-        raise NotConvertible(f"no matrix-vector form for {e}")
-    vec = to_vector(rest, j)
-    return Product(sp.S.One, (Matrix(m.base.label.name, m.indices[0] == j), vec), "matmul")
+        raise NotConvertible(f"no matrix-vector form for Σ_{j} {body}")
+    coeff, matrix = matrix_factor(mats[0], i, j)
+    rest = sp.Mul(*[f for f in factors if f is not mats[0]])
+    if _depends(rest, i) or not _depends(rest, j):       # Σ_j M_ij alone is M·1: no form
+        raise NotConvertible(f"no matrix-vector form for Σ_{j} {body}")
+    scalar = sp.Mul(*[f for f in sp.Mul.make_args(rest) if not _depends(f, j)])
+    vector = to_vector(rest / scalar, j)
+    return Product(coeff * scalar, (matrix, vector), "matmul")
 
 
 def to_matrix(e, i, p):
@@ -278,10 +337,8 @@ def to_matrix(e, i, p):
 
 def _single(e, i, p):
     """One term (a product) as a matrix."""
-    if isinstance(e, sp.Sum) and len(e.limits) == 1:
-        var, lo, hi = e.limits[0]
-        if not any(_depends(b, x) for b in (lo, hi) for x in (i, p)):
-            return TimeSum(var, lo, hi, to_matrix(e.function, i, p))
+    if isinstance(e, sp.Sum):
+        return _sum_matrix(e.function, e.limits, i, p)
     factors = sp.Mul.make_args(e)
     scalar = sp.Mul(*[f for f in factors if not _depends(f, i) and not _depends(f, p)])
     rows = [f for f in factors if _depends(f, i) and not _depends(f, p)]
@@ -301,7 +358,62 @@ def _single(e, i, p):
         chain = ([Diag(row)] if row else []) + [Matrix(m.base.label.name, m.indices[0] == p)] \
             + ([Diag(col)] if col else [])
         return Product(scalar, tuple(chain), "matmul") if len(chain) > 1 or scalar != 1 else chain[0]
+    if len(both) == 1 and isinstance(both[0], sp.Sum):
+        inner = to_matrix(both[0], i, p)
+        if isinstance(inner, Product) and inner.op == "matmul":
+            scalar, inner_chain = scalar * inner.scalar, list(inner.factors)
+        else:
+            inner_chain = [inner]
+        chain = ([Diag(row)] if row else []) + inner_chain + ([Diag(col)] if col else [])
+        return Product(scalar, tuple(chain), "matmul") if len(chain) > 1 or scalar != 1 else chain[0]
     raise NotConvertible(f"no matrix form for {e}")
+
+
+def _sum_matrix(body, limits, i, p):
+    """Σ_limits body as a matrix over (i, p): a matrix product Σ_k L_ik R_kp → L R (Σ_n X_ni Y_np
+    → XᵀY, a sum over samples as a product with the data matrix), else a sum of matrices
+    Σ_t (matrix in t) (how courses write RNN gradients); each summation index is tried outermost."""
+    from .simplify import pull_out_of_sums
+    if any(_depends(b, x) for _, lo, hi in limits for b in (lo, hi) for x in (i, p)):
+        raise NotConvertible("a sum whose bounds depend on a free index")
+    for pull in (_factors_out, pull_out_of_sums):
+        for attempt in (_matmul, _sample_sum_matrix):
+            for n, (var, lo, hi) in enumerate(limits):
+                rest = tuple(limits[:n]) + tuple(limits[n + 1:])
+                inner = pull(sp.Sum(body, *rest)) if rest else body
+                try:
+                    return attempt(inner, var, lo, hi, i, p)
+                except NotConvertible:
+                    continue
+    split = pull_out_of_sums(sp.Sum(body, *limits))
+    if not isinstance(split, sp.Sum):
+        return to_matrix(split, i, p)
+    raise NotConvertible(f"no matrix form for the sum of {body}")
+
+
+def _sample_sum_matrix(body, var, lo, hi, i, p):
+    return TimeSum(var, lo, hi, to_matrix(body, i, p))
+
+
+def _matmul(body, k, lo, hi, i, p):
+    """Σ_k a_i L_ik c_k R_kp b_p → diag(a) L diag(c) R diag(b), with L and R matrices or sums of
+    them (Σ_k (B_ki + B_ik) X_kp → (Bᵀ + B) X)."""
+    factors = sp.Mul.make_args(body)
+    def on(f, *indices):
+        return all(_depends(f, x) for x in indices) and not any(
+            _depends(f, x) for x in {i, p, k} - set(indices))
+    left = [f for f in factors if on(f, i, k)]
+    right = [f for f in factors if on(f, k, p)]
+    rows, middle, cols = ([f for f in factors if on(f, x)] for x in (i, k, p))
+    scalar = [f for f in factors if not any(_depends(f, x) for x in (i, p, k))]
+    if len(left) != 1 or len(right) != 1 or len(factors) != len(left + right + rows + middle + cols + scalar):
+        raise NotConvertible(f"no matrix product for Σ_{k} {body}")
+    c1, lmat = matrix_factor(left[0], i, k)
+    c2, rmat = matrix_factor(right[0], k, p)
+    chain = ([Diag(to_vector(sp.Mul(*rows), i))] if rows else []) + [lmat] \
+        + ([Diag(to_vector(sp.Mul(*middle), k))] if middle else []) + [rmat] \
+        + ([Diag(to_vector(sp.Mul(*cols), p))] if cols else [])
+    return Product(c1 * c2 * sp.Mul(*scalar), tuple(chain), "matmul")
 
 
 def _scaled(scalar, node):

@@ -307,8 +307,12 @@ RULES = {
                          "W^{T} a"),
     "hadamard": (a[I] * u[I], (I,), lambda A: A["a"] * A["u"], Product, r"\odot"),
     "function": (sp.tanh(a[I]) * u[I] ** 2, (I,), lambda A: np.tanh(A["a"]) * A["u"] ** 2, Product, r"\tanh"),
-    "time-sum-outer": (sp.Sum(G[TT, I] * X[TT, P], (TT, 0, T - 1)), (I, P), lambda A: A["G"].T @ A["X"], TimeSum,
-                       r"\sum_{t="),
+    # a sum over samples of outer products of rows is a product with the data matrices
+    "sample-sum-product": (sp.Sum(G[TT, I] * X[TT, P], (TT, 0, T - 1)), (I, P), lambda A: A["G"].T @ A["X"],
+                           Product, "G^{T} X"),
+    # ... unless the rows are themselves products: then it stays a sum of outer products
+    "time-sum-outer": (sp.Sum(G[TT, I] * C[TT, I] * X[TT, P], (TT, 0, T - 1)), (I, P),
+                       lambda A: (A["G"] * A["C"]).T @ A["X"], TimeSum, r"\sum_{t="),
     "time-sum-diag": (sp.Sum(sp.KroneckerDelta(I, IP) * C[TT, I] * G[TT, I], (TT, 0, T - 1)), (I, IP),
                       lambda A: np.diag((A["C"] * A["G"]).sum(axis=0)), TimeSum, r"\operatorname{diag}"),
     "sum-of-terms": (sp.KroneckerDelta(I, IP) * a[I] + a[I] * S[I, IP] - u[I] * S[I, IP], (I, IP),
@@ -343,7 +347,7 @@ def test_rule_passes_check(name):
 
 
 def test_transpose_rule_latex_in_base_one():
-    node = to_matrix(sp.Sum(G[TT, I] * X[TT, P], (TT, 0, T - 1)), I, P)
+    node = to_matrix(sp.Sum(G[TT, I] * C[TT, I] * X[TT, P], (TT, 0, T - 1)), I, P)
     assert latex_in_base(node, 1).startswith(r"\sum_{t=1}^{K}")
     assert latex_in_base(node, 0).startswith(r"\sum_{t=0}^{K - 1}")
 

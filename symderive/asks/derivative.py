@@ -40,7 +40,7 @@ def solve(ctx):
                alt_shapes=((numel(of.shape), numel(wrt.shape)),)),   # the Jacobian as its flattened matrix
     ]
     conventions = {"layout", "zero_outside"}
-    if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1:
+    if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1 or of.rank == 0 and wrt.rank == 2:
         step, result = matrix_result(value, d.out_idx + d.wrt_idx,
                                      rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}", of, wrt, ctx)
         if step:

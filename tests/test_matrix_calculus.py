@@ -1,0 +1,248 @@
+"""Matrix calculus (issue 18): derivatives of scalars by vectors and matrices, their matrix forms,
+and two defects, each against torch autograd in float64.
+
+* Defect 1: a quadratic form summed over samples, Σ_n (x_n − μ)ᵀ P (x_n − μ) with x_n the rows of
+  X, failed with "expression too deeply nested" (the matrix form recursed without end); written
+  four ways (one sum, the difference as a layer, nested sums, expanded) it is now derived, and
+  both its element formula and its matrix form equal torch's gradient.
+* Defect 2: an answer's indices (free and summation) were sometimes named after a declared
+  tensor or layer (a sigmoid layer p beside the free index p; a declared scalar j beside
+  softmax's summation index j). No index of an answer may take a declared name, in the
+  answer's SymPy value, in `--json` and on the sheet.
+
+Every size is random in a small range, non-square where it matters, so a transpose cannot pass
+by accident.
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symderive.answer import Kind, Status
+from symderive.evaluate import evaluate
+from symderive.matrix_form import latex_in_base, to_matrix, to_vector
+from symderive.problem import load_problem
+from helpers import NO_PDF, rng_for, run_cli  # noqa: E402
+
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
+torch = pytest.importorskip("torch")
+torch.set_default_dtype(torch.float64)
+
+TOL = 1e-9
+
+
+def solve(tmp_path, text, qid=None):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    answers = load_problem(path).solve(ids={qid} if qid else None)
+    return {a.question_id: a for a in answers}
+
+
+def result(answer, kind):
+    found = [r for r in answer.results if r.kind is kind]
+    assert found, f"{answer.question_id}: no {kind} result ({[r.label for r in answer.results]}); {answer.error!r}"
+    return found[0]
+
+
+def by_name(expr):
+    return {s.name: s for s in expr.free_symbols if isinstance(s, (sp.Symbol, sp.Idx))}
+
+
+def gradient_from_answer(answer, shape, arrays, sizes):
+    """(element formula at every entry, matrix form) of a derivative of a scalar, as arrays of ``shape``."""
+    element = result(answer, Kind.ELEMENT)
+    names = by_name(element.value)
+    free = [idx for _, idx in element.axes]
+    scalars = {names[n]: v for n, v in sizes.items() if n in names}
+    formula = np.zeros(shape)
+    for pos in np.ndindex(*shape):
+        formula[pos] = evaluate(element.value, arrays, scalars, dict(zip(free, pos)))
+    form = [r for r in answer.results if r.kind is Kind.MATRIX_FORM]
+    matrix = None
+    if form:
+        node = to_matrix(element.value, *free) if len(free) == 2 else to_vector(element.value, free[0])
+        assert latex_in_base(node, answer.index_base) == form[0].value   # the form shown is this one
+        env = {"tensors": arrays, "scalars": {names[n]: sp.Integer(v) for n, v in sizes.items() if n in names},
+               "indices": {}}
+        matrix = np.asarray(node.value(env), dtype=float).reshape(shape)
+    return formula, matrix
+
+
+def torch_gradient(loss, arrays, wrt):
+    tensors = {k: torch.tensor(v, requires_grad=(k == wrt)) for k, v in arrays.items()}
+    value = loss(tensors)
+    (grad,) = torch.autograd.grad(value, tensors[wrt])
+    return grad.numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 1: a quadratic form summed over samples
+# ---------------------------------------------------------------------------------------------
+QUADRATIC = """\
+title: quadratic form over samples
+sizes: [N, D]
+tensors: {X: [N, D], P: [D, D], mu: [D]}
+questions:
+  - id: one-sum
+    ask: derivative
+    of: L
+    wrt: mu
+    layers:
+      L: Sum((X[n, i] - mu[i]) * P[i, j] * (X[n, j] - mu[j]), (n, 0, N-1), (i, 0, D-1), (j, 0, D-1))
+  - id: difference-layer
+    ask: derivative
+    of: L
+    wrt: mu
+    layers:
+      "r[n, i]": X[n, i] - mu[i]
+      L: Sum(r[n, i] * P[i, j] * r[n, j], (n, 0, N-1), (i, 0, D-1), (j, 0, D-1))
+  - id: nested-sums
+    ask: derivative
+    of: L
+    wrt: mu
+    layers:
+      L: Sum(Sum(Sum((X[n, i] - mu[i]) * P[i, j] * (X[n, j] - mu[j]), (j, 0, D-1)), (i, 0, D-1)), (n, 0, N-1))
+  - id: expanded
+    ask: derivative
+    of: L
+    wrt: mu
+    layers:
+      L: Sum(X[n, i]*P[i, j]*X[n, j] - X[n, i]*P[i, j]*mu[j] - mu[i]*P[i, j]*X[n, j] + mu[i]*P[i, j]*mu[j],
+             (n, 0, N-1), (i, 0, D-1), (j, 0, D-1))
+"""
+
+
+@pytest.fixture(scope="module")
+def quadratic(tmp_path_factory):
+    return solve(tmp_path_factory.mktemp("quadratic"), QUADRATIC)
+
+
+@pytest.mark.parametrize("qid", ["one-sum", "difference-layer", "nested-sums", "expanded"])
+def test_quadratic_form_over_samples_is_derived_and_matches_torch(quadratic, qid):
+    answer = quadratic[qid]
+    assert answer.status is Status.DERIVED, answer.error
+    assert "deeply" not in answer.error
+    rng = rng_for(qid)
+    for n, d in ((3, 2), (2, 4), (4, 3)):
+        arrays = {"X": rng.normal(size=(n, d)), "P": rng.normal(size=(d, d)), "mu": rng.normal(size=d)}
+        expected = torch_gradient(lambda t: torch.einsum("ni,ij,nj->", t["X"] - t["mu"], t["P"], t["X"] - t["mu"]),
+                                  arrays, "mu")
+        formula, matrix = gradient_from_answer(answer, (d,), arrays, {"N": n, "D": d})
+        np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: element formula")
+        assert matrix is not None, f"{qid}: no matrix form"
+        np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: matrix form")
+
+
+def test_quadratic_form_over_samples_reads_as_matrices(quadratic):
+    form = result(quadratic["one-sum"], Kind.MATRIX_FORM).value
+    assert "P^{T} + P" in form and r"\sum_{n=0}^{N - 1}" in form and "X[n]" in form, form
+
+
+# ---------------------------------------------------------------------------------------------
+# Defect 2: no index takes a declared name
+# ---------------------------------------------------------------------------------------------
+NAMES = """\
+title: index names
+sizes: [N, D]
+questions:
+  - id: sigmoid-layer-p
+    statement: "Logistic regression with the sigmoid layer named p (and an unused tensor q)."
+    ask: derivative
+    of: E
+    wrt: w
+    tensors: {X: [N, D], w: [D], y: [N], q: [D]}
+    layers:
+      "z[n]": Sum(X[n, d] * w[d], (d, 0, D-1))
+      p: sigmoid(z)
+      E: -Sum(y[n]*log(p[n]) + (1 - y[n])*log(1 - p[n]), (n, 0, N-1))
+  - id: softmax-beside-scalar-j
+    ask: derivative
+    of: E
+    wrt: W
+    tensors: {W: [D, N], x: [N], t: [D], j: [], k: []}
+    layers:
+      "z[i]": Sum(W[i, m] * x[m], (m, 0, N-1))
+      n: softmax(z)
+      E: -Sum(t[a] * log(n[a]), (a, 0, D-1))
+  - id: chain-rule-beside-scalars
+    ask: chain_rule
+    of: s
+    wrt: W
+    tensors: {W: [D, N], x: [N], i: [], j: [], k: [], p: [], q: []}
+    layers:
+      "z[a]": Sum(W[a, b] * x[b], (b, 0, N-1))
+      s: softmax(z)
+"""
+DECLARED = {
+    "sigmoid-layer-p": {"N", "D", "X", "w", "y", "q", "z", "p", "E"},
+    "softmax-beside-scalar-j": {"N", "D", "W", "x", "t", "j", "k", "z", "n", "E"},
+    "chain-rule-beside-scalars": {"N", "D", "W", "x", "i", "j", "k", "p", "q", "z", "s"},
+}
+
+
+def index_names(expr):
+    """(free index names, bound index names) of an answer's SymPy value."""
+    bound = {limit[0].name for s in expr.atoms(sp.Sum) for limit in s.limits}
+    used = {a.name for e in expr.atoms(sp.Indexed) for i in e.indices for a in i.free_symbols}
+    return used - bound, bound
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory):
+    return solve(tmp_path_factory.mktemp("names"), NAMES)
+
+
+@pytest.mark.parametrize("qid", list(DECLARED))
+def test_no_index_takes_a_declared_name(named, qid):
+    answer = named[qid]
+    assert answer.status is Status.DERIVED, answer.error
+    element = result(answer, Kind.ELEMENT)
+    free, bound = index_names(element.value)
+    assert {idx.name for _, idx in element.axes} <= free | {idx.name for _, idx in element.axes}
+    assert not (free | bound) & DECLARED[qid], (qid, free, bound, element.latex)
+    assert not {idx.name for _, idx in element.axes} & DECLARED[qid]
+
+
+def test_logistic_gradient_with_layer_p_matches_torch(named):
+    """The renamed answer is still the gradient: Xᵀ(p − y), against torch."""
+    rng = rng_for("logistic-p")
+    for n, d in ((4, 2), (3, 5)):
+        arrays = {"X": rng.normal(size=(n, d)), "w": rng.normal(size=d), "y": rng.uniform(size=n)}
+
+        def loss(t):
+            p = torch.sigmoid(t["X"] @ t["w"])
+            return -(t["y"] * torch.log(p) + (1 - t["y"]) * torch.log(1 - p)).sum()
+        expected = torch_gradient(loss, arrays, "w")
+        p = 1 / (1 + np.exp(-arrays["X"] @ arrays["w"]))
+        answer = named["sigmoid-layer-p"]
+        element = result(answer, Kind.ELEMENT)
+        formula = np.array([evaluate(element.value, {**arrays, "p": p}, {by_name(element.value)["N"]: n},
+                                     {element.axes[0][1]: q}) for q in range(d)])
+        np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL)
+        assert result(answer, Kind.MATRIX_FORM).value == r"X^{T} \left(-y + p\right)"
+
+
+def test_json_and_sheet_show_no_declared_index(tmp_path):
+    """The terminal's --json and the .tex sheet print the same indices as the answers."""
+    path = tmp_path / "names.yaml"
+    path.write_text(NAMES)
+    run = run_cli(["solve", path, *NO_PDF, "--json", "--output", tmp_path / "out"], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    records = {r["question"]: r for r in json.loads(run.stdout)}
+    sheet = (tmp_path / "out" / "names.tex").read_text()
+    for qid, declared in DECLARED.items():
+        element = next(a for a in records[qid]["answers"] if a["label"] == "element")
+        text = element["sympy"]                   # read, not evaluated: subscripts and sum limits
+        subscripts = {name for group in re.findall(r"\w\[([^\]]*)\]", text)
+                      for name in re.findall(r"[A-Za-z]\w*", group)}
+        bound = set(re.findall(r"\((\w+), [^,()]+, [^()]+\)", text))
+        assert subscripts and not (subscripts | bound) & (declared - {"N", "D"}), (qid, text)
+        lhs_indices = set(re.findall(r"_\{([a-z])\}", element["latex"].split(" = ")[0]))
+        lhs_indices |= {i for group in re.findall(r"_\{([a-z](?:,[a-z])+)\}", element["latex"].split(" = ")[0])
+                        for i in group.split(",")}
+        assert lhs_indices and not lhs_indices & declared, (qid, element["latex"])
+        assert element["latex"] in sheet
