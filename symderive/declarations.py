@@ -124,7 +124,7 @@ class Declarations:
                 if isinstance(layer, Layer):
                     return layer
                 # A plain expression is a scalar layer, e.g. E: -Sum(p[i]*log(q[i]), (i, 1, N)).
-                inputs = [t for t in (self.lookup(n) for n in sorted(names_in(layer))) if t is not None]
+                inputs = [t for t in (self.lookup(n) for n in sorted(_named(layer))) if t is not None]
                 return ElementLayer(name, (), layer, inputs)
             return self._element_layer(name, key, expr, custom)
         except SymderiveError as exc:
@@ -146,8 +146,14 @@ class Declarations:
                                   f"a subscript of a declared tensor, e.g. x[{missing[0]}]", line=1, column=1)
         idx = tuple(make_index(n, sizes[n]) for n in index_names)
         value = parse(expr, self.scope().child(**dict(zip(index_names, idx))))
-        inputs = [t for t in (self.lookup(n) for n in sorted(names_in(value))) if t is not None]
+        inputs = [t for t in (self.lookup(n) for n in sorted(_named(value))) if t is not None]
         return ElementLayer(name, idx, value, inputs)
+
+
+def _named(value):
+    """The names a layer's value uses, X among them when it holds (X⁻¹)_ij (named X^{-1})."""
+    from .matrix_functions import inverted_names
+    return names_in(value) | inverted_names(value)
 
 
 def _pos(spec, key):

@@ -11,6 +11,12 @@ import math
 import sympy as sp
 
 from .functions import forms
+from .matrix_functions import WHOLE_MATRIX, InverseOf
+
+
+def numpy_inverse(array):
+    import numpy
+    return numpy.linalg.inv(array)
 
 
 class CannotEvaluate(Exception):
@@ -60,6 +66,8 @@ def _eval(e, arrays, env):
         return math.e
     if isinstance(e, sp.Indexed):
         array = arrays.get(e.base.label.name)
+        if array is None and isinstance(e.base, InverseOf) and e.base.matrix.label.name in arrays:
+            array = numpy_inverse(arrays[e.base.matrix.label.name])
         if array is None:
             raise CannotEvaluate(f"no values for {e.base.label.name}")
         at = tuple(int(round(_eval(a, arrays, env))) for a in e.indices)
@@ -95,6 +103,11 @@ def _eval(e, arrays, env):
         return max(values) if isinstance(e, sp.Max) else min(values)
     if isinstance(e, sp.Mod):
         return _eval(e.args[0], arrays, env) % _eval(e.args[1], arrays, env)
+    if isinstance(e, WHOLE_MATRIX):
+        name = e.args[0].label.name
+        if name not in arrays:
+            raise CannotEvaluate(f"no values for {name}")
+        return e.numeric(arrays[name])
     if type(e) in UNARY:
         return UNARY[type(e)](_eval(e.args[0], arrays, env))
     raise CannotEvaluate(f"cannot evaluate {type(e).__name__}")

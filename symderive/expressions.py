@@ -16,6 +16,7 @@ import sympy as sp
 from .errors import ExpressionError, ShapeError
 from .functions import KNOWN_CONSTANTS, KNOWN_FUNCTIONS
 from .layers import formula_kinds
+from .matrix_functions import MATRIX_CALLS
 
 MAX_LENGTH = 2000          # characters in one expression
 MAX_DEPTH = 40             # nesting of the syntax tree
@@ -118,7 +119,21 @@ class Reader:
             return operand
         self.fail(node, f"operator {type(node.op).__name__} is not allowed")
 
+    def matrices(self):
+        """The reader of whole-matrix expressions (``A @ x``, ``trace(...)``): one per expression,
+        so that the indices its products sum over are all different."""
+        if getattr(self, "_matrices", None) is None:
+            from .matrix_functions import MatrixReader
+            self._matrices = MatrixReader(self)
+        return self._matrices
+
+    def _is_matrix_power(self, node):
+        tensor = self.scope.tensor(node.left.id) if isinstance(node.left, ast.Name) else None
+        return isinstance(node.op, ast.Pow) and tensor is not None and tensor.rank == 2
+
     def read_BinOp(self, node, depth):
+        if isinstance(node.op, ast.MatMult) or self._is_matrix_power(node):
+            return self.matrices().whole(node, depth)        # x.T A x is a number; A x needs an index
         left, right = self.read(node.left, depth), self.read(node.right, depth)
         op = type(node.op)
         if op is ast.Pow:
@@ -165,7 +180,7 @@ class Reader:
 
     def read_Subscript(self, node, depth):
         if not isinstance(node.value, ast.Name):
-            self.fail(node, "only a declared tensor can be indexed")
+            return self.matrices().entry(node, depth)     # (A @ x)[i], inverse(X)[i, j]
         name = node.value.id
         tensor = self._tensor(node.value, name)
         if tensor is None:
@@ -192,6 +207,10 @@ class Reader:
             return self._sum(node, depth)
         if name == "diff":
             return self._diff(node, depth)
+        if name in MATRIX_CALLS and self.scope.tensor(name) is None:
+            if name in ("trace", "det", "logdet", "norm"):
+                return self.matrices().scalar_call(node, depth)
+            return self.matrices().whole(node, depth)
         if name in formula_kinds() and self.layer_name is not None and depth > 1 and name not in KNOWN_FUNCTIONS:
             self.fail(node, f"{name}() builds a layer: declare it as a layer of its own and use its name here")
         whole = self.layer_name is not None and depth == 1 and all(isinstance(a, ast.Name) for a in node.args)

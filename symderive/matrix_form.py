@@ -19,6 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .functions import forms
+from .matrix_functions import WHOLE_MATRIX, inverted_arrays, inverted_names
 from .latex import tex_name
 
 
@@ -51,6 +52,14 @@ class Node:
         raise NotImplementedError
 
 
+def scalar_value(expr, env):
+    """A scalar of a form: numbers, sizes, scalar tensors and layers, det X and log det X."""
+    if sp.sympify(expr).has(*WHOLE_MATRIX):
+        from .evaluate import evaluate
+        return evaluate(expr, env["tensors"], env["scalars"], env["indices"])
+    return complex(sp.sympify(expr).xreplace(env["scalars"])).real
+
+
 @dataclass(frozen=True)
 class Scalar(Node):
     expr: sp.Expr
@@ -59,7 +68,7 @@ class Scalar(Node):
         return sp.latex(self.expr)
 
     def value(self, env):
-        return complex(self.expr.xreplace(env["scalars"])).real
+        return scalar_value(self.expr, env)
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ class Matrix(Node):
     transpose: bool = False
 
     def latex(self):
+        if self.transpose and self.name.endswith("^{-1}"):
+            return tex_name(self.name[:-len("^{-1}")]) + "^{-T}"         # (X⁻¹)ᵀ = X⁻ᵀ
         return tex_name(self.name) + ("^{T}" if self.transpose else "")
 
     def value(self, env):
@@ -154,7 +165,7 @@ class Product(Node):
         out = values[0]
         for v in values[1:]:
             out = out * v if self.op == "hadamard" else out @ v
-        return complex(self.scalar.xreplace(env["scalars"])).real * out
+        return scalar_value(self.scalar, env) * out
 
 
 @dataclass(frozen=True)
@@ -437,6 +448,13 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0):
         scalars = {s: sp.Integer(v) for s, v in values.items()}
         arrays = {name: rng.uniform(-1, 1, size=[int(sp.sympify(n).xreplace(scalars)) for n in shape])
                   for name, shape in tensors.items()}
+        for name in inverted_names(index_expr) & set(arrays):     # invertible, with det > 0
+            arrays[name] = arrays[name] + (len(arrays[name]) + 1) * np.eye(len(arrays[name]))
+        labels = {e.base.label for e in sp.sympify(index_expr).atoms(sp.Indexed)}
+        for leaf in sp.sympify(index_expr).free_symbols - labels - set(scalars):   # scalar tensors (λ)
+            if isinstance(leaf, sp.Symbol) and leaf.is_real and not leaf.is_integer and \
+                    leaf.name not in {d[0] for d in derived}:
+                scalars[leaf] = sp.Float(rng.uniform(0.5, 1.5))
         layer_scalars = {}
         for name, shape, element, idx in derived:
             if not shape:      # a scalar layer: its value is a scalar of the form
@@ -445,6 +463,7 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0):
             dims = [int(sp.sympify(n).xreplace(scalars)) for n in shape]
             arrays[name] = np.array([_number(element, idx, pos, scalars, arrays)
                                      for pos in np.ndindex(*dims)]).reshape(dims)
+        arrays.update(inverted_arrays(index_expr, arrays))
         env = {"tensors": arrays, "scalars": {**scalars, **layer_scalars}, "indices": {}}
         got = np.atleast_1d(node.value(env))
         expected = np.zeros(got.shape)
