@@ -87,6 +87,7 @@ class Answer:
     problem: str = ""
     index_base: int = 0                               # indices in sympy strings are shown in this base
     cross_check: object = None                        # verify.CrossCheck: numerical agreement, not a status
+    source: str = ""                                  # where the question comes from (authored, per question)
 
     def value(self, key):
         """The value of the result called ``key`` (see ``Result.key``), or None."""

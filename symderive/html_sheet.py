@@ -80,6 +80,8 @@ def question_html(answer):
            f"<h2>{html.escape(answer.question_id)}</h2>"]
     if answer.statement:
         out.append(f"<p>{text_html(answer.statement)}</p>")
+    if answer.source:
+        out.append(f"<p><small>Source: {text_html(answer.source)}</small></p>")
     if answer.status is Status.FAILED and not answer.steps:
         out.append(f'<p class="failed"><strong>Failed.</strong> {html.escape(answer.error)}</p></section>')
         return "\n".join(out)

@@ -91,8 +91,8 @@ class Matrix(Node):
     transpose: bool = False
 
     def latex(self):
-        if self.transpose and self.name.endswith("^{-1}"):
-            return tex_name(self.name[:-len("^{-1}")]) + "^{-T}"         # (X⁻¹)ᵀ = X⁻ᵀ
+        if self.name.endswith("^{-1}"):                                  # (X⁻¹)ᵀ = X⁻ᵀ
+            return tex_name(self.name[:-len("^{-1}")]) + ("^{-T}" if self.transpose else "^{-1}")
         return tex_name(self.name) + ("^{T}" if self.transpose else "")
 
     def value(self, env):
@@ -332,6 +332,11 @@ def to_matrix(e, i, p):
     """The matrix whose (i, p) entry is ``e`` (numerator layout)."""
     if isinstance(e, sp.Sum):
         return _single(e, i, p)
+    if isinstance(e, sp.Mul):
+        try:
+            return _single(e, i, p)         # (x_i − μ_i)(x_p − μ_p) is (x − μ)(x − μ)ᵀ: do not expand it first
+        except NotConvertible:
+            pass
     e = sp.expand(e, deep=False, mul=True, multinomial=False, power_exp=False, power_base=False, log=False)
     if isinstance(e, sp.Add):
         # Group the terms by the factor that carries both indices (δ_ip, M_ip or none), so that

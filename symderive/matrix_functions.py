@@ -36,6 +36,9 @@ class InverseOf(sp.IndexedBase):
         indices = indices if isinstance(indices, tuple) else (indices,)
         return InverseEntry(self, *indices)
 
+    def _latex(self, printer):
+        return "%s^{-1}" % printer._print(self.matrix.label)         # Λ^{-1}, not Lambda^{-1}
+
 
 class InverseEntry(sp.Indexed):
     """(X⁻¹)_ab, differentiated by X_pq as −(X⁻¹)_ap (X⁻¹)_qb.

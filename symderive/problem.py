@@ -22,8 +22,9 @@ DEFAULT_TIMEOUT = 60.0
 TOP_LEVEL_KEYS = {"title", "source", "index_base", "sizes", "tensors", "layers", "questions", "notes"}
 #: Keys every question may have; each ask adds its own (``Ask.keys``).
 #: Question keys that are printed as text (``answer`` of a text question, ``note``).
-TEXT_KEYS_OF_QUESTION = ("note",)
-QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers", "tolerance"}
+TEXT_KEYS_OF_QUESTION = ("note", "source")
+QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "source", "timeout", "sizes", "tensors", "layers",
+                        "tolerance"}
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Problem:
                             error=f"{self.path}: question {question.id}: internal error: "
                                   f"{type(exc).__name__}: {exc}")
         answer.problem = self.name
+        answer.source = str(question.spec.get("source") or "")
         answer.index_base = self.index_base
         answer.seconds = time.perf_counter() - start
         return answer

@@ -73,6 +73,9 @@ def _question(answer):
     if answer.statement:
         out.append(text(answer.statement))
         out.append("")
+    if answer.source:
+        out.append(rf"{{\small Source: {text(answer.source)}}}")
+        out.append("")
     if answer.status is Status.FAILED and not answer.steps:
         out.append(rf"\textbf{{Failed.}} {text(answer.error)}")
         return out

@@ -246,3 +246,169 @@ def test_json_and_sheet_show_no_declared_index(tmp_path):
                         for i in group.split(",")}
         assert lhs_indices and not lhs_indices & declared, (qid, element["latex"])
         assert element["latex"] in sheet
+
+
+# ---------------------------------------------------------------------------------------------
+# problems/matrix-calculus.yaml: every answer against torch autograd and finite differences
+# ---------------------------------------------------------------------------------------------
+MATRIX_CALCULUS = Path(__file__).resolve().parents[1] / "problems" / "matrix-calculus.yaml"
+
+
+def invertible(rng, d):
+    """A random matrix with a positive determinant, far from singular (diagonally dominant)."""
+    return rng.uniform(-1, 1, size=(d, d)) + (d + 1) * np.eye(d)
+
+
+def sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+# id: (variable, inputs(rng, N, D, K), torch loss, the layers the answer may name (NumPy, from the inputs))
+CASES = {
+    "cookbook-aXb": ("X", lambda r, n, d, k: {"a": r.normal(size=d), "X": r.normal(size=(d, k)), "b": r.normal(size=k)},
+                     lambda t: t["a"] @ t["X"] @ t["b"], {}),
+    "cookbook-xAx": ("x", lambda r, n, d, k: {"x": r.normal(size=d), "A": r.normal(size=(d, d))},
+                     lambda t: t["x"] @ t["A"] @ t["x"], {}),
+    "cookbook-trace-AX": ("X", lambda r, n, d, k: {"A": r.normal(size=(k, d)), "X": r.normal(size=(d, k))},
+                          lambda t: torch.trace(t["A"] @ t["X"]), {}),
+    "cookbook-trace-XtBX": ("X", lambda r, n, d, k: {"B": r.normal(size=(d, d)), "X": r.normal(size=(d, k))},
+                            lambda t: torch.trace(t["X"].T @ t["B"] @ t["X"]), {}),
+    "cookbook-det": ("X", lambda r, n, d, k: {"X": invertible(r, d)}, lambda t: torch.linalg.det(t["X"]),
+                     {"d": lambda a: np.linalg.det(a["X"])}),
+    "cookbook-logdet": ("X", lambda r, n, d, k: {"X": invertible(r, d)}, lambda t: torch.logdet(t["X"]),
+                        {"L": lambda a: np.linalg.slogdet(a["X"])[1]}),
+    "cookbook-trace-AXinv": ("X", lambda r, n, d, k: {"A": r.normal(size=(d, d)), "X": invertible(r, d)},
+                             lambda t: torch.trace(t["A"] @ torch.linalg.inv(t["X"])), {}),
+    "cookbook-norm2": ("x", lambda r, n, d, k: {"x": r.normal(size=d), "a": r.normal(size=d)},
+                       lambda t: torch.linalg.norm(t["x"] - t["a"]),
+                       {"r": lambda a: np.linalg.norm(a["x"] - a["a"])}),
+    "cookbook-frobenius": ("X", lambda r, n, d, k: {"X": r.normal(size=(d, k))},
+                           lambda t: torch.linalg.norm(t["X"]) ** 2, {}),
+    "cs229-least-squares": ("theta", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "theta": r.normal(size=d),
+                                                         "y": r.normal(size=n)},
+                            lambda t: ((t["X"] @ t["theta"] - t["y"]) ** 2).sum() / 2, {}),
+    "ridge-regression": ("w", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "w": r.normal(size=d),
+                                                  "y": r.normal(size=n), "lamda": np.array(r.uniform(0.1, 2))},
+                         lambda t: ((t["X"] @ t["w"] - t["y"]) ** 2).sum() + t["lamda"] * (t["w"] ** 2).sum(), {}),
+    "multi-output-least-squares": ("W", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "W": r.normal(size=(d, k)),
+                                                            "Y": r.normal(size=(n, k))},
+                                   lambda t: ((t["X"] @ t["W"] - t["Y"]) ** 2).sum(), {}),
+    "logistic-regression": ("w", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "w": r.normal(size=d),
+                                                     "y": r.uniform(size=n)},
+                            lambda t: -(t["y"] * torch.log(torch.sigmoid(t["X"] @ t["w"]))
+                                        + (1 - t["y"]) * torch.log(1 - torch.sigmoid(t["X"] @ t["w"]))).sum(),
+                            {"z": lambda a: a["X"] @ a["w"], "p": lambda a: sigmoid(a["X"] @ a["w"])}),
+}
+
+
+def gaussian(t, n):
+    diff = t["X"] - t["mu"]
+    return n / 2 * torch.logdet(t["Lambda"]) - torch.einsum("ni,ij,nj->", diff, t["Lambda"], diff) / 2
+
+
+for _qid, _wrt in (("gaussian-mean", "mu"), ("gaussian-precision", "Lambda")):
+    CASES[_qid] = (_wrt, lambda r, n, d, k: {"X": r.normal(size=(n, d)), "mu": r.normal(size=d),
+                                             "Lambda": invertible(r, d)}, gaussian,
+                   {"r": lambda a: a["X"] - a["mu"]})
+
+SIZES = ((4, 3, 2), (3, 2, 5), (2, 4, 3))     # (N, D, K), each different: a transpose cannot pass
+
+
+@pytest.fixture(scope="module")
+def matrix_calculus():
+    return {a.question_id: a for a in load_problem(MATRIX_CALCULUS).solve()}
+
+
+def test_every_question_is_derived_and_tested(matrix_calculus):
+    assert all(a.status is Status.DERIVED for a in matrix_calculus.values()), \
+        {q: a.error for q, a in matrix_calculus.items() if a.status is not Status.DERIVED}
+    assert set(matrix_calculus) == set(CASES) | {"cookbook-inverse"}
+
+
+def answer_gradient(answer, shape, arrays, sizes):
+    """The element formula and the matrix form evaluated, with named layers and X^{-1} supplied."""
+    named = {**arrays, **{f"{name}^{{-1}}": np.linalg.inv(value) for name, value in arrays.items()
+                          if value.ndim == 2 and value.shape[0] == value.shape[1]}}
+    scalar_values = {name: float(v) for name, v in named.items() if np.ndim(v) == 0}
+    arrays_only = {name: v for name, v in named.items() if np.ndim(v) > 0}
+    element = result(answer, Kind.ELEMENT)
+    names = by_name(element.value)
+    free = [idx for _, idx in element.axes]
+    scalars = {names[n]: v for n, v in {**sizes, **scalar_values}.items() if n in names}
+    formula = np.zeros(shape)
+    for pos in np.ndindex(*shape):
+        formula[pos] = evaluate(element.value, arrays_only, scalars, dict(zip(free, pos)))
+    form = [r for r in answer.results if r.kind is Kind.MATRIX_FORM]
+    if not form:
+        return formula, None
+    node = to_matrix(element.value, *free) if len(free) == 2 else to_vector(element.value, free[0])
+    assert latex_in_base(node, answer.index_base) == form[0].value
+    env = {"tensors": arrays_only, "indices": {},
+           "scalars": {names[n]: sp.Float(v) for n, v in {**sizes, **scalar_values}.items() if n in names}}
+    return formula, np.asarray(node.value(env), dtype=float).reshape(shape)
+
+
+def finite_difference(loss, arrays, wrt, h=1e-6):
+    out = np.zeros(np.shape(arrays[wrt]))
+    for pos in np.ndindex(*out.shape):
+        values = []
+        for step in (h, -h):
+            moved = {k: v.copy() for k, v in arrays.items()}
+            moved[wrt][pos] += step
+            values.append(float(loss({k: torch.tensor(v) for k, v in moved.items()})))
+        out[pos] = (values[0] - values[1]) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("qid", list(CASES))
+def test_matrix_calculus_against_torch(matrix_calculus, qid):
+    wrt, make, loss, layers = CASES[qid]
+    answer = matrix_calculus[qid]
+    rng = rng_for(qid)
+    for n, d, k in SIZES:
+        arrays = {name: np.asarray(v, dtype=float) for name, v in make(rng, n, d, k).items()}
+        bound = (lambda t: loss(t, n)) if loss is gaussian else loss
+        expected = torch_gradient(bound, arrays, wrt)
+        np.testing.assert_allclose(finite_difference(bound, arrays, wrt), expected, rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{qid}: the torch reference itself")
+        named = {**arrays, **{name: np.asarray(f(arrays), dtype=float) for name, f in layers.items()}}
+        if loss is gaussian:
+            named["ell"] = np.asarray(float(bound({k_: torch.tensor(v) for k_, v in arrays.items()})))
+        formula, matrix = answer_gradient(answer, expected.shape, named, {"N": n, "D": d, "K": k})
+        np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: element formula")
+        if qid != "cookbook-norm2":      # (x − a)/‖x − a‖ has no matrix form under these rules yet
+            assert matrix is not None, f"{qid}: no matrix form"
+            np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: matrix form")
+
+
+def test_inverse_jacobian_against_torch(matrix_calculus):
+    """∂(X⁻¹)_ij/∂X_pq = −(X⁻¹)_ip (X⁻¹)_qj, all four indices, against torch's Jacobian of inv."""
+    answer = matrix_calculus["cookbook-inverse"]
+    element = result(answer, Kind.ELEMENT)
+    free = [idx for _, idx in element.axes]
+    rng = rng_for("cookbook-inverse")
+    for d in (2, 3, 4):
+        X = invertible(rng, d)
+        expected = torch.autograd.functional.jacobian(torch.linalg.inv, torch.tensor(X)).numpy()
+        arrays = {"X": X, "Y": np.linalg.inv(X), "X^{-1}": np.linalg.inv(X)}
+        names = by_name(element.value)
+        got = np.zeros((d,) * 4)
+        for pos in np.ndindex(*got.shape):
+            got[pos] = evaluate(element.value, arrays, {names["D"]: d} if "D" in names else {}, dict(zip(free, pos)))
+        np.testing.assert_allclose(got, expected, rtol=TOL, atol=TOL)
+
+
+EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
+    "cookbook-aXb": r"a\, b^{T}",
+    "cookbook-trace-AX": "A^{T}",
+    "cookbook-trace-XtBX": r"\left(B^{T} + B\right) X",
+    "cookbook-logdet": "X^{-T}",
+    "cookbook-trace-AXinv": "-X^{-T} A^{T} X^{-T}",
+    "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
+    "logistic-regression": r"X^{T} \left(-y + p\right)",
+}
+
+
+@pytest.mark.parametrize("qid", list(EXPECTED_FORMS))
+def test_matrix_forms_read_as_in_the_references(matrix_calculus, qid):
+    assert result(matrix_calculus[qid], Kind.MATRIX_FORM).value == EXPECTED_FORMS[qid]
