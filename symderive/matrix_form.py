@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
+from sympy.core.cache import cacheit
 
 from .functions import forms
 from .matrix_functions import WHOLE_MATRIX, inverted_arrays, inverted_names
@@ -215,10 +216,41 @@ class TimeSum(Node):
 
 # Conversion ----------------------------------------------------------------------------
 
+#: Conversion steps one form may take. Sums over several indices are tried with each index
+#: outermost, which multiplies: a convolution's gradient (five sums, no form) took 40 s before
+#: this bound; the forms found for the shipped problems take fewer than twenty.
+MAX_STEPS = 400
+_STEPS = [None]        # steps left in the conversion under way (None: none is)
+
+
+def _bounded(convert):
+    """Count ``convert``'s calls against MAX_STEPS from the outermost one: past it, no form."""
+    def counted(*args):
+        outermost = _STEPS[0] is None
+        if outermost:
+            _STEPS[0] = MAX_STEPS
+        try:
+            _STEPS[0] -= 1
+            if _STEPS[0] < 0:
+                raise NotConvertible("the search for a matrix form took too many steps")
+            return convert(*args)
+        finally:
+            if outermost:
+                _STEPS[0] = None
+    counted.__name__, counted.__doc__ = convert.__name__, convert.__doc__
+    return counted
+
 def _depends(e, idx):
-    return idx in e.free_symbols
+    return idx in _free_symbols(e)
 
 
+@cacheit
+def _free_symbols(e):
+    """Memoized: the search below asks the same large sums for their symbols many times."""
+    return e.free_symbols
+
+
+@_bounded
 def to_vector(e, i):
     """The vector whose i-th entry is ``e``."""
     if not _depends(e, i):
@@ -328,6 +360,7 @@ def _matvec(body, j, lo, hi, i):
     return Product(coeff * scalar, (matrix, vector), "matmul")
 
 
+@_bounded
 def to_matrix(e, i, p):
     """The matrix whose (i, p) entry is ``e`` (numerator layout)."""
     if isinstance(e, sp.Sum):
