@@ -9,6 +9,7 @@ import sympy as sp
 
 from .errors import VerifyError
 from .functions import forms
+from .matrix_functions import WHOLE_MATRIX, InverseOf
 
 
 def _torch():
@@ -23,16 +24,20 @@ def _torch():
 class _Numbers:
     """The operations ``evaluate`` needs, on one kind of number."""
 
-    def __init__(self, const, functions, heaviside, maximum, minimum, power):
+    def __init__(self, const, functions, heaviside, maximum, minimum, power, matrix=None, linalg=None):
         self.const, self.functions, self.heaviside = const, functions, heaviside
         self.maximum, self.minimum, self.power = maximum, minimum, power
+        self.matrix, self.linalg = matrix, linalg or {}   # rows of numbers -> a matrix; det, logdet, inv
 
 
 def _float_numbers():
     import numpy as np
     return _Numbers(
         np.float64, forms("numpy"),
-        lambda v, at_zero: np.heaviside(v, at_zero), np.maximum, np.minimum, np.power)
+        lambda v, at_zero: np.heaviside(v, at_zero), np.maximum, np.minimum, np.power,
+        lambda rows: np.array(rows, dtype=float),
+        {"det": np.linalg.det, "logdet": lambda m: np.linalg.slogdet(m)[1] if np.linalg.det(m) > 0 else np.nan,
+         "inv": np.linalg.inv})
 
 
 def _torch_numbers():
@@ -43,7 +48,9 @@ def _torch_numbers():
     return _Numbers(
         const, {function: getattr(torch, name) for function, name in forms("torch").items()},
         lambda v, at_zero: torch.heaviside(v, const(at_zero)), torch.maximum, torch.minimum,
-        lambda b, e: b ** e if not isinstance(e, torch.Tensor) else torch.pow(b, e))
+        lambda b, e: b ** e if not isinstance(e, torch.Tensor) else torch.pow(b, e),
+        lambda rows: torch.stack([torch.stack(list(row)) for row in rows]),
+        {"det": torch.linalg.det, "logdet": torch.logdet, "inv": torch.linalg.inv})
 
 
 def to_torch(expr, lookup, env=None):
@@ -90,9 +97,15 @@ def evaluate(expr, lookup, env, numbers):
     the index values.
     """
     env = dict(env or {})
+    inverses = {}
 
     def integer(e):
         return integer_value(e, env)
+
+    def whole(base):
+        """A declared square matrix as one matrix of numbers (for det, log det and X⁻¹)."""
+        n = integer(base.shape[0])
+        return numbers.matrix([[ev(base[sp.Integer(i), sp.Integer(j)]) for j in range(n)] for i in range(n)])
 
     def decide(cond):
         if cond in (sp.true, sp.false):
@@ -110,6 +123,12 @@ def evaluate(expr, lookup, env, numbers):
         raise VerifyError(f"cannot decide the condition {cond}")
 
     def ev(e):
+        if isinstance(e, sp.Indexed) and isinstance(e.base, InverseOf):
+            if e.base not in inverses:
+                inverses[e.base] = numbers.linalg["inv"](whole(e.base.matrix))
+            return inverses[e.base][integer(e.indices[0]), integer(e.indices[1])]
+        if isinstance(e, WHOLE_MATRIX):
+            return numbers.linalg[type(e).__name__](whole(e.args[0]))
         if isinstance(e, sp.Indexed):
             atom = e.base[tuple(sp.Integer(integer(i)) for i in e.indices)]
             return _number(lookup(atom), numbers)

@@ -412,3 +412,26 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
 @pytest.mark.parametrize("qid", list(EXPECTED_FORMS))
 def test_matrix_forms_read_as_in_the_references(matrix_calculus, qid):
     assert result(matrix_calculus[qid], Kind.MATRIX_FORM).value == EXPECTED_FORMS[qid]
+
+
+# ---------------------------------------------------------------------------------------------
+# --verify: det, log det and X⁻¹ are computed by torch.linalg, and a wrong rule is caught
+# ---------------------------------------------------------------------------------------------
+def test_verify_agrees_on_every_question(matrix_calculus):
+    from symderive import verify
+    problem = load_problem(MATRIX_CALCULUS)
+    answers = list(matrix_calculus.values())
+    reports = {r.question: r for r in verify.cross_check(problem, answers)}
+    for qid, report in reports.items():
+        assert report.outcome in (verify.AGREE, verify.NO_COUNTERPART), (qid, report.outcome, report.reason)
+        assert report.autograd and report.entries > 0, (qid, report)
+
+
+def test_verify_catches_a_wrong_logdet_rule(tmp_path, monkeypatch):
+    from symderive import matrix_functions, verify
+    monkeypatch.setattr(matrix_functions.logdet, "_by_entry", lambda self, inverse_qp: 2 * inverse_qp)
+    problem = load_problem(MATRIX_CALCULUS)
+    answers = problem.solve(ids={"cookbook-logdet"})
+    assert result(answers[0], Kind.ELEMENT).value != 0
+    (report,) = verify.cross_check(problem, answers)
+    assert report.outcome == verify.DISAGREE, (report.outcome, report.reason)

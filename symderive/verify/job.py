@@ -67,9 +67,13 @@ class Job:
         """Random values (|v| in [0.25, 2], either sign) for the leaves of ``nodes`` and for the
         tensors in ``extra`` ((name, shape) pairs); NumPy float64 arrays by name."""
         out = EngineValues({}, self.decls.lookup, sizes)
+        inverted = _inverted(nodes)
         for node in _graph_nodes(nodes):
             if not node.is_layer and node.name not in out:
                 out[node.name] = self.random([as_int(n, sizes) for n in node.shape])
+                if node.name in inverted:        # det, log det, X⁻¹: invertible, det > 0
+                    n = out[node.name].shape[0]
+                    out[node.name] = out[node.name] + (2 * n + 1) * np.eye(n)
         for name, shape in extra:
             out[name] = self.random([as_int(n, sizes) for n in shape])
         return out
@@ -188,6 +192,18 @@ def _hyper(node):
     return [v for attr in ("stride", "padding", "dilation", "kernel") for v in getattr(node, attr, ())]
 
 
+def _inverse_entry(expr):
+    from ..matrix_functions import InverseOf
+    return isinstance(expr.base, InverseOf)
+
+
+def _inverted(nodes):
+    """Names of the matrices whose determinant or inverse a layer of ``nodes`` takes."""
+    from ..matrix_functions import inverted_names
+    return {name for node in _graph_nodes(nodes) if getattr(node, "expr", None) is not None
+            for name in inverted_names(node.expr)}
+
+
 def _graph_nodes(nodes):
     """Every node the given nodes are built from (themselves included), each once."""
     found, stack = {}, list(nodes)
@@ -207,7 +223,7 @@ def engine_value(expr, values, sizes=None, indices=None):
     """A float for an engine expression: ``indices`` maps index names to numbers, ``sizes`` size
     symbols to numbers, ``values`` tensor names to NumPy arrays. Entries outside a tensor's
     range are zero (the engine's convention for zero padding). NumPy float64 only, no torch."""
-    if isinstance(expr, sp.Indexed) and all(i.is_Integer for i in expr.indices):
+    if isinstance(expr, sp.Indexed) and all(i.is_Integer for i in expr.indices) and not _inverse_entry(expr):
         return _entry(expr, values)
     env = {s: int(v) for s, v in (sizes or {}).items()}           # sizes by symbol, indices by name
     env.update(indices or {})
