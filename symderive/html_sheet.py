@@ -44,19 +44,16 @@ def _for_mathml(latex):
 
 
 def text_html(s):
-    """Plain text with ``$...$`` maths spans: escaped text, maths as MathML.
+    r"""Plain text with ``$...$`` maths spans, through the sheet's sanitizer (``authored_text``): text
+    escaped, maths in the whitelisted subset as MathML, a refused span shown as text.
 
     >>> text_html("a < b and $x$")[:19]
     'a &lt; b and <math '
+    >>> text_html(r"$\input{/etc/passwd}$")
+    '$\\input{/etc/passwd}$'
     """
-    parts = str(s).split("$")
-    out = []
-    for k, part in enumerate(parts):
-        if k % 2 and k < len(parts) - 1:
-            out.append(math_html(part))
-        else:
-            out.append(html.escape(part if k % 2 == 0 else "$" + part))
-    return "".join(out)
+    from .authored_text import segments
+    return "".join(math_html(part) if kind == "math" else html.escape(part) for kind, part in segments(s))
 
 
 def render_html(problem, answers, title_suffix=" — answer key"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .answer import Answer, Status
+from .authored_text import AuthoredTextError, checked
 from .asks import ASKS, Context
 from .declarations import Declarations
 from .errors import ExpressionError, ProblemFileError, SymderiveError
@@ -242,6 +243,10 @@ def _text(mapping, key, path, where=""):
         kind = "a mapping" if isinstance(value, dict) else kind
         raise ProblemFileError(f"{where}'{key}' must be text (a string), not {kind}",
                                *key_position(mapping, key), file=path)
+    try:                   # printed on the sheet: refused here, with its position, if it cannot be safely
+        checked(value, f"{where}'{key}': ")
+    except AuthoredTextError as exc:
+        raise exc.located(file=path) from None
     return str(value)
 
 
