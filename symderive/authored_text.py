@@ -37,9 +37,10 @@ SYMBOLS = {
     # operators and relations
     "cdot", "times", "odot", "otimes", "oplus", "circ", "ast", "star", "bullet", "pm", "mp", "div", "setminus",
     "le", "leq", "ge", "geq", "ne", "neq", "lt", "gt", "approx", "equiv", "sim", "simeq", "propto", "cong",
-    "in", "notin", "subset", "subseteq", "supset", "supseteq", "cup", "cap", "land", "lor", "neg", "mid",
+    "in", "notin", "subset", "subseteq", "supset", "supseteq", "cup", "cap", "land", "lor", "wedge", "vee", "neg",
+    "mid",
     "parallel", "perp", "to", "rightarrow", "leftarrow", "leftrightarrow", "Rightarrow", "Leftarrow",
-    "Leftrightarrow", "mapsto", "implies", "iff", "gets", "coloneqq", "triangleq", "ll", "gg",
+    "Leftrightarrow", "mapsto", "implies", "iff", "gets", "triangleq", "ll", "gg",
     # big operators and named functions
     "sum", "prod", "int", "lim", "max", "min", "sup", "inf", "arg", "log", "ln", "exp", "sin", "cos", "tan",
     "tanh", "sinh", "cosh", "det", "dim", "ker", "deg",
@@ -49,10 +50,10 @@ SYMBOLS = {
     "vert", "Vert", "lvert", "rvert", "lVert", "rVert", "backslash",
     # sizing and spacing
     "left", "right", "middle", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "quad", "qquad",
-    "displaystyle", "textstyle", "limits", "nolimits",
+    "displaystyle", "textstyle", "limits", "nolimits", "substack",
     # one or two arguments, read like the rest
     "frac", "dfrac", "tfrac", "sqrt", "binom", "boxed", "text", "mathrm", "mathbf", "mathit", "mathsf",
-    "mathtt", "mathbb", "mathcal", "boldsymbol", "operatorname", "textbf", "textit", "emph", "hat", "bar",
+    "mathtt", "mathbb", "mathcal", "boldsymbol", "operatorname", "textbf", "textit", "hat", "bar",
     "tilde", "vec", "dot", "ddot", "widehat", "widetilde", "overline", "underline", "underbrace", "overbrace",
     "begin", "end",
 } | GREEK
@@ -195,7 +196,7 @@ def math(body, offset=0):
             depth -= 1
             if depth < 0:
                 raise AuthoredTextError("'}' closes no '{'", offset + i)
-        if c.isascii() and (c.isalnum() or c in " \t\n+-*/=<>()[]|,.;:'!^_{}&~"):
+        if c.isascii() and (c.isalnum() or c in " \t\n+-*/=<>()[]|,.;:'!?\"^_{}&~"):
             out.append(c)
         elif c in SYMBOL_UNICODE:
             out.append(SYMBOL_UNICODE[c] + " ")
@@ -296,8 +297,8 @@ PLAIN_SYMBOLS.update({"le": "≤", "ge": "≥", "to": "→", "cdot": "·", "top"
 def to_plain(s):
     r"""Authored text for a terminal: maths spans without dollars, commands as Unicode.
 
-    >>> to_plain(r"Then $h_t = \tanh(W h_{t-1}) \odot \sigma(z)$, see $\frac{a}{b}$.")
-    'Then h_t = tanh(W h_{t-1}) ⊙ σ(z), see a/b.'
+    >>> to_plain(r"Then $h_t = \tanh(W h_{t-1}) \odot \sigma(z)$, see $\frac{a}{b}$ and ${V_{0}} x$.")
+    'Then h_t = tanh(W h_{t-1}) ⊙ σ(z), see a/b and V_0 x.'
     """
     out = []
     for kind, part in segments(s):
@@ -306,10 +307,40 @@ def to_plain(s):
             continue
         part = re.sub(r"\^(?:\{\\top\}|\\top|\{T\}|T\b)", "ᵀ", part)
         part = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: "/".join(
-            p if re.fullmatch(r"\w+", p) else f"({p})" for p in m.groups()), part)
+            p if re.fullmatch(r"(\\partial\s*)?\w+", p) else f"({p})" for p in m.groups()), part)
         part = re.sub(r"\\(?:text|mathrm|mathbf|operatorname|boldsymbol|mathit)\{([^{}]*)\}", r"\1", part)
         part = re.sub(r"\\(tanh|log|ln|exp|max|min|sin|cos)\b", r"\1", part)
         part = re.sub(r"\\([A-Za-z]+)", lambda m: PLAIN_SYMBOLS.get(m.group(1), m.group(0)), part)
         part = re.sub(r"\\[,;:! ]", " ", part)
-        out.append(part)
+        part = re.sub(r"([_^])\{(\w)\}", r"\1\2", part)
+        while re.search(r"(?<![_^])\{([^{}]*)\}", part):
+            part = re.sub(r"(?<![_^])\{([^{}]*)\}", r"\1", part)
+        out.append(part.replace("∂ ", "∂"))
+    return "".join(out)
+
+
+# One maths expression for MathJax (notebooks) ---------------------------------------------
+
+#: Characters of text that MathJax's ``\text{...}`` would misread, written as maths instead.
+MATHJAX_SPECIALS = {"\\": r"\backslash ", "{": r"\{", "}": r"\}", "$": r"\$", "%": r"\%", "&": r"\&",
+                    "#": r"\#", "_": r"\_", "^": r"\hat{}", "~": r"\sim "}
+
+
+def to_mathjax(s):
+    r"""Text with ``$...$`` maths as one maths expression (for ``_repr_latex_``): the text in
+    ``\text{...}``, the maths (read through the same whitelist) in braces.
+
+    >>> to_mathjax(r"Find $\frac{a}{b}$ for x_1 {ok}")
+    '\\text{Find }{\\frac{a}{b}}\\text{ for x}\\_\\text{1 }\\{\\text{ok}\\}'
+    """
+    out = []
+    for kind, part in segments(s):
+        if kind == "math":
+            out.append("{" + part + "}")
+            continue
+        for piece in re.split(r"([\\{}$%&#_^~])", part):
+            if piece in MATHJAX_SPECIALS:
+                out.append(MATHJAX_SPECIALS[piece])
+            elif piece:
+                out.append(r"\text{" + piece + "}")
     return "".join(out)

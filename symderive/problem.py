@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .answer import Answer, Status
+from .answer import Answer, Answers, Status
 from .authored_text import AuthoredTextError, checked
 from .asks import ASKS, Context
 from .declarations import Declarations
@@ -73,7 +73,7 @@ class Problem:
     def solve(self, ids=None, timeout=DEFAULT_TIMEOUT):
         """Solve every question (or those in ``ids``); never raises for one bad question."""
         chosen = [q for q in self.questions if ids is None or q.id in ids]
-        return [self.solve_question(q, timeout) for q in chosen]
+        return Answers(self.solve_question(q, timeout) for q in chosen)
 
     def solve_question(self, question, timeout=DEFAULT_TIMEOUT):
         start = time.perf_counter()
