@@ -105,10 +105,29 @@ class Answer:
         return r" \\ ".join(r.latex for r in self.results)
 
     def _repr_latex_(self):
-        if not self.results:
-            return None
-        body = r" \\ ".join((rf"\text{{{r.label}: }}" if r.label else "") + r.latex for r in self.results)
-        return r"$\displaystyle \begin{gathered}" + body + r"\end{gathered}$"
+        """The question, its boxed results and how they were established, as one MathJax formula
+        (MathJax 2 and 3 both render it; authored text is read through ``authored_text``)."""
+        return r"$\displaystyle \begin{gathered}" + r" \\ ".join(self._latex_rows()) + r"\end{gathered}$"
+
+    def _latex_rows(self):
+        from .authored_text import to_mathjax
+        rows = [to_mathjax(f"{self.question_id}: {self.statement}" if self.statement else self.question_id)]
+        if self.status is Status.FAILED:
+            return rows + [to_mathjax("Failed: " + self.error.replace("$", ""))]
+        for r in self.results:
+            label = to_mathjax(f"{r.label}: ") if r.label else ""
+            rows.append(label + (to_mathjax(r.latex) if r.kind is Kind.TEXT else rf"\boxed{{{r.latex}}}"))
+        status = self.status.sentence() + (f" {self.detail}" if self.detail else "")
+        return rows + [to_mathjax(f"Established: {status}")]
+
+    def _repr_html_(self):
+        """As on the HTML sheet, the derivation folded (``derivation()`` shows it open)."""
+        from .html_sheet import notebook_html
+        return notebook_html([self])
+
+    def derivation(self):
+        """The steps of the derivation, to display on their own in a notebook."""
+        return Derivation(self.question_id, self.steps)
 
     def to_json(self):
         record = {
@@ -124,6 +143,42 @@ class Answer:
         if self.cross_check is not None:
             record["cross_check"] = self.cross_check.to_json()
         return record
+
+
+@dataclass
+class Derivation:
+    """An answer's steps: ``answer.derivation()`` in a notebook shows them numbered, with the formulas."""
+    question_id: str
+    steps: list
+
+    def _repr_latex_(self):
+        from .authored_text import to_mathjax
+        rows = [to_mathjax(f"{self.question_id}: derivation")]
+        for n, step in enumerate(self.steps, 1):
+            rows.append(to_mathjax(f"{n}. {step.why}"))
+            if step.latex:
+                rows.append(step.latex)
+        return r"$\displaystyle \begin{gathered}" + r" \\ ".join(rows) + r"\end{gathered}$"
+
+    def _repr_html_(self):
+        import html
+        from .html_sheet import NOTEBOOK_STYLE, steps_html
+        title = html.escape(self.question_id)
+        return f'{NOTEBOOK_STYLE}<div class="symderive"><p><strong>{title}: derivation</strong></p>' \
+               f"{steps_html(self.steps)}</div>"
+
+
+class Answers(list):
+    """What ``Problem.solve()`` returns: a list of ``Answer`` that a notebook shows as the sheet does
+    (statement, folded derivation, boxed answers, how each was established)."""
+
+    def _repr_html_(self):
+        from .html_sheet import notebook_html
+        return notebook_html(self)
+
+    def _repr_latex_(self):
+        rows = [row for answer in self for row in answer._latex_rows()]
+        return r"$\displaystyle \begin{gathered}" + r" \\ ".join(rows) + r"\end{gathered}$"
 
 
 def sympy_string(value, base=0):

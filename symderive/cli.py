@@ -11,17 +11,15 @@ import json
 import sys
 from pathlib import Path
 
-import sympy as sp
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from .answer import Status, sympy_string
+from .answer import Status
 from .errors import ProblemFileError
 from .files import write_atomically
 from .parallel import solve_each
 from .pdf import PdfError, compile_pdf, tex_engine, INSTALL_HINT
 from .problem import DEFAULT_TIMEOUT, find_problem_files, load_problem
+from .terminal import answer_table, progress, summary
 
 DEFAULT_PROBLEMS = Path("problems")
 #: The example problems: package data in an installed wheel, problems/ in a source checkout.
@@ -177,6 +175,8 @@ def solve_problems(files, args, console, errors):
         return 2
     if args.pdf is None:
         args.pdf = tex_engine() is not None
+        if not args.pdf and not args.json:
+            errors.print(f"note: PDFs skipped, only .tex sheets written: {INSTALL_HINT}", markup=False)
     if args.verify:
         from . import verify
         try:
@@ -191,14 +191,25 @@ def solve_problems(files, args, console, errors):
         known = {q.id for p in problems for q in p.questions}
         unknown = [qid for qid in args.only if qid not in known]
         if unknown:
-            errors.print(f"error: --only {unknown[0]}: no such question (questions: {', '.join(sorted(known))})",
-                         markup=False)
+            errors.print(f"error: --only {', '.join(unknown)}: no such question (questions: "
+                         f"{', '.join(sorted(known))})", markup=False)
             return 2
-    records = []
     args.output.mkdir(parents=True, exist_ok=True)
     # no sheet for a file none of whose questions was asked for
     problems = [p for p in problems if not args.only or any(q.id in args.only for q in p.questions)]
-    solved = solve_each(problems, ids=set(args.only) if args.only else None, timeout=args.timeout, jobs=args.jobs)
+    total = sum(1 for p in problems for q in p.questions if not args.only or q.id in args.only)
+    with progress(errors, total) as done:
+        solved = solve_each(problems, ids=set(args.only) if args.only else None, timeout=args.timeout,
+                            jobs=args.jobs, done=done)
+        status, records, pdf_jobs = _write_each(problems, solved, args, console, errors, status)
+    return _finish(pdf_jobs, records, args, console, errors, status)
+
+
+def _write_each(problems, solved, args, console, errors, status):
+    """Report, write the sheets of, and start the PDFs of each problem as its answers arrive."""
+    records = []
+    if args.verify:
+        from . import verify
     pdf_pool, pdf_jobs = ThreadPoolExecutor(max_workers=os.cpu_count() or 1), []
     for problem, answers in zip(problems, solved):
         for a in answers:
@@ -228,6 +239,11 @@ def solve_problems(files, args, console, errors):
             print_answers(console, problem, answers, written)
             for line in verify.report_lines(problem, reports) if reports else []:
                 console.print(line, markup=False)
+    pdf_pool.shutdown(wait=False)
+    return status, records, pdf_jobs
+
+
+def _finish(pdf_jobs, records, args, console, errors, status):
     for job in pdf_jobs:
         try:
             pdf = job.result()
@@ -236,35 +252,13 @@ def solve_problems(files, args, console, errors):
         except PdfError as exc:
             errors.print(f"error: {exc}", markup=False)
             status = max(status, 1)
-    pdf_pool.shutdown()
     if args.json:
         console.print_json(json.dumps(records)) if console.is_terminal else print(json.dumps(records, indent=2))
     return status
 
 
 def print_answers(console, problem, answers, written):
-    table = Table(title=f"{problem.title}  ({problem.path})", show_lines=True, title_justify="left")
-    table.add_column("question", no_wrap=True)
-    table.add_column("answer")
-    table.add_column("established", no_wrap=True)
-    table.add_column("s", justify="right")
-    for a in answers:
-        if a.status is Status.FAILED:
-            shown = a.error
-        elif a.status is Status.AUTHORED:
-            shown = a.results[0].latex if a.results else ""
-        else:
-            shown = "\n".join(_plain(r, problem.index_base) for r in a.results)
-        table.add_row(Text(a.question_id), Text(shown), a.status.value, f"{a.seconds:.2f}",
-                      style="red" if a.status is Status.FAILED else None)
-    console.print(table)
+    """The answers as a table fitted to the terminal, then what was written and a summary line."""
+    console.print(answer_table(problem, answers, console.width, sheet=str(written[0])))
     console.print("wrote " + ", ".join(map(str, written)), markup=False)
-
-
-def _plain(result, base):
-    """One line of an answer for the terminal, indices in the problem's base."""
-    value = result.value
-    if isinstance(value, (sp.MatrixBase, sp.NDimArray)):
-        return f"{result.label}: {'×'.join(map(str, value.shape))} array (see the sheet)"
-    shown = sympy_string(value, base)
-    return f"{result.label}: {shown}" if result.label else shown
+    console.print(summary(problem, answers), markup=False)

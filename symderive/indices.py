@@ -9,6 +9,20 @@ requested base.
 import sympy as sp
 from sympy.core.cache import cacheit
 
+def _idx_latex(self, printer):
+    r"""An index in LaTeX is its letter. SymPy writes its range too, ``{i}_{0\mathrel{..}\nobreak 1}``,
+    which MathJax 2 cannot render: a notebook showing ``derivative(y, x).value`` printed ``\nobreak``.
+    Set on SymPy's ``Idx`` (``_latex`` is SymPy's hook for a class's own LaTeX); ranges are stated
+    by the sheet and by ``ElementDerivative``, not inside every index.
+
+    >>> sp.latex(make_index("i", 3) + 1)
+    'i + 1'
+    """
+    return printer._print(self.label)
+
+
+sp.Idx._latex = _idx_latex
+
 #: Preferred letters for free and summation indices, in order.
 INDEX_LETTERS = ("i", "j", "k", "l", "m", "n", "a", "b", "c", "d", "e", "r", "u", "v")
 

@@ -152,31 +152,7 @@ def too_large(m):
 
 
 def text(s):
-    """Escape plain text for LaTeX, keeping $...$ math spans as written."""
-    out, math = [], False
-    specials = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
-    unicode = {"×": r"$\times$", "−": "-", "≤": r"$\le$", "≥": r"$\ge$", "→": r"$\to$", "∂": r"$\partial$",
-               "σ": r"$\sigma$", "δ": r"$\delta$", "⊙": r"$\odot$", "ᵀ": r"$^{T}$", "∞": r"$\infty$",
-               "‖": r"$\|$", "Σ": r"$\Sigma$", "∈": r"$\in$", "⟨": r"$\langle$", "⟩": r"$\rangle$",
-               "’": "'", "“": "``", "”": "''", "–": "--", "—": "---", "…": r"\dots{}", "²": r"$^2$",
-               "ℝ": r"$\mathbb{R}$", "√": r"$\surd$", "≈": r"$\approx$", "·": r"$\cdot$", "⌊": r"$\lfloor$",
-               "⌋": r"$\rfloor$", "₀": r"$_0$", "₁": r"$_1$", "₂": r"$_2$", "ⁿ": r"$^n$", "α": r"$\alpha$",
-               "η": r"$\eta$", "θ": r"$\theta$", "λ": r"$\lambda$", "μ": r"$\mu$", "ε": r"$\varepsilon$"}
-    for ch in str(s):
-        if ch == "$":
-            math = not math
-            out.append(ch)
-        elif math:
-            out.append(ch)
-        elif ch in specials:
-            out.append(specials[ch])
-        elif ch in unicode:
-            out.append(unicode[ch])
-        elif ord(ch) > 127:
-            out.append("?")
-        else:
-            out.append(ch)
-    if math:
-        out.append("$")
-    return "".join(out)
+    """Text with ``$...$`` maths, made safe for LaTeX: see ``authored_text`` (one sanitizer for every
+    text a sheet prints, authored or not)."""
+    from .authored_text import to_latex
+    return to_latex(s)

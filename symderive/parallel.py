@@ -32,16 +32,22 @@ def _solve(job):
     return problem.solve_question(problem.questions[number], timeout)
 
 
-def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None):
-    """Yield, for each problem in order, what ``problem.solve(ids, timeout)`` returns."""
+def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None):
+    """Yield, for each problem in order, what ``problem.solve(ids, timeout)`` returns; ``done()`` is
+    called as each question is solved (a progress bar)."""
+    done = done or (lambda: None)
     work = [[(f, n, timeout) for n, q in enumerate(p.questions) if ids is None or q.id in ids]
             for f, p in enumerate(problems)]
     import multiprocessing           # here: 'list' imports this module and must not load these
     from concurrent.futures import ProcessPoolExecutor
     jobs = min(jobs or cores(), sum(map(len, work)))
     if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for problem in problems:
-            yield problem.solve(ids, timeout)
+        for problem, file_jobs in zip(problems, work):
+            answers = []
+            for _, number, _ in file_jobs:
+                answers.append(problem.solve_question(problem.questions[number], timeout))
+                done()
+            yield answers
         return
     global _PROBLEMS
     _PROBLEMS = problems
@@ -49,6 +55,8 @@ def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None):
     try:
         futures = {job: pool.submit(_solve, job) for job in sorted(
             (job for file_jobs in work for job in file_jobs), key=lambda job: -_expected_cost(job))}
+        for future in futures.values():
+            future.add_done_callback(lambda _: done())
         for file_jobs in work:
             yield [_result(futures[job], job) for job in file_jobs]
     finally:        # also when the caller stops early: queued questions are dropped, not solved

@@ -16,6 +16,11 @@ AUXILIARY = (".aux", ".log", ".fls", ".fdb_latexmk", ".out")
 #: regenerating a sheet gives the same PDF bytes.
 FIXED_DATE = {"SOURCE_DATE_EPOCH": "1767225600", "FORCE_SOURCE_DATE": "1"}
 
+#: The sheet's text is sanitised (``authored_text``); TeX is hardened as well, in case anything
+#: slipped through: no shell escape, and kpathsea's paranoid mode, which refuses to open for
+#: reading or writing any file given by an absolute path, with ``..`` or starting with a dot.
+PARANOID = {"openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+
 
 class PdfError(Exception):
     pass
@@ -36,15 +41,16 @@ def compile_pdf(tex_path, timeout=120):
     if engine is None:
         raise PdfError(INSTALL_HINT)
     if engine == "latexmk":
-        cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex_path.name]
+        cmd = ["latexmk", "-pdf", "-pdflatex=pdflatex -no-shell-escape %O %S", "-interaction=nonstopmode",
+               "-halt-on-error", "-quiet", tex_path.name]
     else:
-        cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex_path.name]
+        cmd = ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", tex_path.name]
     for suffix in (".pdf",) + AUXILIARY:   # TeX would write through a link planted there
         if tex_path.with_suffix(suffix).is_symlink():
             tex_path.with_suffix(suffix).unlink()
     try:
         done = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **FIXED_DATE})
+                              env={**os.environ, **FIXED_DATE, **PARANOID})
     except subprocess.TimeoutExpired:
         raise PdfError(f"{engine} took longer than {timeout} s on {tex_path}") from None
     pdf = tex_path.with_suffix(".pdf")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from .answer import Answer, Status
+from .answer import Answer, Answers, Status
+from .authored_text import AuthoredTextError, checked
 from .asks import ASKS, Context
 from .declarations import Declarations
 from .errors import ExpressionError, ProblemFileError, SymderiveError
@@ -73,7 +74,7 @@ class Problem:
     def solve(self, ids=None, timeout=DEFAULT_TIMEOUT):
         """Solve every question (or those in ``ids``); never raises for one bad question."""
         chosen = [q for q in self.questions if ids is None or q.id in ids]
-        return [self.solve_question(q, timeout) for q in chosen]
+        return Answers(self.solve_question(q, timeout) for q in chosen)
 
     def solve_question(self, question, timeout=DEFAULT_TIMEOUT):
         start = time.perf_counter()
@@ -244,6 +245,10 @@ def _text(mapping, key, path, where=""):
         kind = "a mapping" if isinstance(value, dict) else kind
         raise ProblemFileError(f"{where}'{key}' must be text (a string), not {kind}",
                                *key_position(mapping, key), file=path)
+    try:                   # printed on the sheet: refused here, with its position, if it cannot be safely
+        checked(value, f"{where}'{key}': ")
+    except AuthoredTextError as exc:
+        raise exc.located(file=path) from None
     return str(value)
 
 

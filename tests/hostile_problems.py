@@ -194,8 +194,27 @@ questions:
     return Case("hostile loss", text, None, "q")
 
 
+TEX_ATTACKS = [r"\input{/etc/passwd}", r"\include{x}", r"\immediate\write18{touch p}", r"\openout1=../x",
+               r"\def\x{1}", r"\catcode`\A=0", r"\csname input\endcsname", "^^5cinput{x}", r"\unknown",
+               "} x {", "x % y", r"\begin{document}", r"\end{itemize}"]
+
+
+def hostile_text(rng):
+    """A TeX command smuggled into authored maths (issue 13): a text field refuses the file, a text
+    answer fails its question, both with the position."""
+    key = rng.choice(["title", "source", "notes", "statement", "note", "answer"])
+    value = quoted(rng.choice(["", "See ", "a $x$ b "]) + "$" + rng.choice(["", "x + "]) + rng.choice(TEX_ATTACKS)
+                   + "$")
+    head = f"title: {value}\n" if key == "title" else "title: T\n"
+    head += f"{key}: {value}\n" if key in ("source", "notes") else ""
+    own = f", {key}: {value}" if key in ("statement", "note") else ""
+    answer = value if key == "answer" else "hi"
+    text = head + f"questions:\n  - {{id: q, ask: text, answer: {answer}{own}}}\n"
+    return Case("hostile text", text, "failed" if key == "answer" else "unreadable", "q")
+
+
 FAMILIES = [alias_bomb, deep_nesting, text_not_string, hostile_layer, unused_broken_layer, hostile_value,
-            bad_given, bad_option, composed_functions, rnn_steps, hostile_loss]
+            bad_given, bad_option, composed_functions, rnn_steps, hostile_loss, hostile_text]
 
 
 # Mutations of the shipped files ------------------------------------------------------------

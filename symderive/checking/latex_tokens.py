@@ -3,6 +3,8 @@ symbols normalised away; the input bounded in length and token count (see ``read
 import re
 from dataclasses import dataclass
 
+from ..unicode_symbols import MATH_UNICODE as UNICODE  # shared with authored_text
+
 MAX_CHARS = 6000
 MAX_TOKENS = 3000
 MAX_NUMBER_DIGITS = 60
@@ -26,14 +28,6 @@ class Tok:
     space: bool = False    # whitespace (or a spacing command) before it
 
 
-UNICODE = {
-    "σ": r"\sigma", "δ": r"\delta", "∂": r"\partial", "⊙": r"\odot", "∘": r"\circ", "×": r"\times",
-    "·": r"\cdot", "⋅": r"\cdot", "−": "-", "∑": r"\sum", "ᵀ": "^T", "≈": r"\approx", "≤": r"\le",
-    "≥": r"\ge", "∈": r"\in", "ℝ": r"\mathbb{R}", "⌊": r"\lfloor", "⌋": r"\rfloor", "⌈": r"\lceil",
-    "⌉": r"\rceil", "⟨": r"\langle", "⟩": r"\rangle", "′": "'", "∇": r"\nabla", "τ": r"\tau",
-    "η": r"\eta", "α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "μ": r"\mu", "π": r"\pi", "θ": r"\theta",
-    "ℓ": r"\ell", "≠": r"\neq", "…": r"\dots", "⊤": r"\top", "∞": r"\infty", "λ": r"\lambda",
-}
 DROPPED = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
            "displaystyle", "textstyle", "limits", "nolimits", "mathstrut", "middle", "phantom", "nonumber",
            "notag"}
