@@ -241,14 +241,14 @@ def test_variance_identity_is_verified_not_proved(tmp_path):
     assert "not a proof" in answer.detail
 
 
-def test_tanh_as_sigmoid_is_checked_not_proved(tmp_path):
+def test_tanh_as_sigmoid_is_proved_in_exponentials(tmp_path):
     # tanh c = (e^c − e^−c)/(e^c + e^−c) = (1 − e^−2c)/(1 + e^−2c) = 2/(1 + e^−2c) − 1 = 2σ(2c) − 1.
-    # Proving it needs sigmoid rewritten in exponentials, a step the pipeline does not have.
+    # The proof writes σ and tanh in exponentials and lets SymPy simplify; the step says so.
     c = rng_for("tanh-sigmoid").normal(size=7) * 3
     np.testing.assert_allclose(np.tanh(c), 2 * sigmoid(2 * c) - 1, rtol=1e-12, atol=1e-14)
     answer = solve_one(tmp_path, question("tanh-sigmoid", "tanh(c)", "2*sigmoid(2*c) - 1"))
-    assert answer.status in (Status.VERIFIED, Status.NUMERIC), (answer.status, answer.detail)
-    assert "not a proof" in answer.detail
+    assert answer.status is Status.PROVED, (answer.status, answer.detail)
+    assert any("exponentials" in step.why for step in answer.steps)
 
 
 # ---------------------------------------------------------------------------------------------
