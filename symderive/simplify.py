@@ -405,3 +405,29 @@ def in_exponentials(expr):
     """
     from .functions import sigmoid
     return expr.replace(lambda e: isinstance(e, (sigmoid, sp.tanh)), lambda e: e.rewrite(sp.exp))
+
+
+def cancel_exponentials(expr):
+    """e^{a} e^{-a} = 1 within each product: differentiating log q_i leaves 1/q_i = e^{-z_i} Σ_j e^{z_j}
+    beside e^{z_i}, which SymPy keeps apart (it never merges exponentials of sums unasked).
+
+    >>> a, b = sp.symbols('a b')
+    >>> cancel_exponentials(sp.exp(-a - b) * sp.exp(a + b) * sp.exp(a) * 3)
+    3*exp(a)
+    """
+    def cancel(product):
+        factors = list(sp.Mul.make_args(product))
+        changed = True
+        while changed:
+            changed = False
+            exps = [n for n, f in enumerate(factors) if isinstance(f, sp.exp)]
+            for m, first in enumerate(exps):
+                match = next((n for n in exps[m + 1:] if sp.expand(factors[first].args[0] + factors[n].args[0]) == 0),
+                             None)
+                if match is not None:
+                    factors = [f for n, f in enumerate(factors) if n not in (first, match)]
+                    changed = True
+                    break
+        return sp.Mul(*factors)
+
+    return expr.replace(lambda e: isinstance(e, sp.Mul) and sum(isinstance(f, sp.exp) for f in e.args) > 1, cancel)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..answer import Kind, Result, Step
+from ..assumptions import derived_facts, use_facts
 from ..contract import contract
 from ..derivative import WRT_LETTERS, derivative, entries_matrix, graph_names, _shapes_of
 from ..derivative import tidy as tidy_value
@@ -19,6 +20,7 @@ from ..errors import ExpressionError
 from ..indices import indices_for, names_in
 from ..latex import dims, entry as entry_latex, matrix, too_large
 from ..tensors import is_concrete, numel
+from ..simplify import cancel_exponentials
 from ..yaml_positions import position
 from .matrix_view import folded, matrix_result
 
@@ -54,12 +56,13 @@ def hessian(of, wrt):
     2*KroneckerDelta(p, q)
     """
     first = derivative(of, wrt)
+    first.value = cancel_exponentials(first.value)
     taken = names_in(first.value) | graph_names(of, wrt) | {i.name for i in first.wrt_idx}
     second_idx = indices_for(wrt.shape, taken, WRT_LETTERS)
     variable = wrt.base[second_idx] if wrt.shape else wrt.base
     raw = sp.diff(first.value, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
                                                  lambda e: sp.S.Zero)
-    return Hessian(first, second_idx, raw, tidy_value(contract(raw)))
+    return Hessian(first, second_idx, raw, cancel_exponentials(tidy_value(contract(raw))))
 
 
 def solve(ctx):
@@ -77,17 +80,26 @@ def solve(ctx):
            rf"\partial {entry_latex(wrt.name, q, ctx.base)}}}")
     steps = [Step(f"{of.tex} = {ctx.show(h.first.element)}", "definition, written down to the variables")]
     gradient = folded(h.first.value, of, wrt, [], grad_lhs, ctx)
+    gradient, used = use_facts(gradient, derived_facts(of.layer_inputs()))
+    gradient = sp.factor_terms(sp.expand(gradient)) if used else gradient
     steps.append(Step(f"{grad_lhs} = {ctx.show(gradient)}", "the gradient (as for ask: derivative): differentiate, "
-                                                            "contract the deltas, recognise the layers"))
+                                                            "contract the deltas, recognise the layers"
+                      + "".join("; " + f.why for f in used)))
     steps.append(Step(f"{lhs} = {ctx.show(h.raw)}",
                       rf"differentiate once more, by ${entry_latex(wrt.name, q, ctx.base)}$ "
                       rf"($\partial {x}_{{a}} / \partial {x}_{{b}} = \delta_{{ab}}$)"))
     steps.append(Step(f"{lhs} = {ctx.show(h.value)}", "contract each $\\delta$ against its sum"))
     value = folded(h.value, of, wrt, steps, lhs, ctx)
+    value, used = use_facts(value, derived_facts(of.layer_inputs()))
+    if used:
+        value = sp.factor_terms(sp.expand(value))
+        steps.append(Step(f"{lhs} = {ctx.show(value)}", "pull factors out of the sums and use "
+                          + "; ".join(f.why for f in used)))
     signed = course_signs(value)
     if signed != value:
         value = signed
-        steps.append(Step(f"{lhs} = {ctx.show(value)}", "move the minus signs out of the factors (1 − h, not h − 1)"))
+        steps.append(Step(f"{lhs} = {ctx.show(value)}",
+                          "move the minus signs out of the factors (1 − h, not h − 1)"))
     n = numel(wrt.shape)
     results = [
         Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
@@ -165,8 +177,17 @@ def _symmetric(value, p, q):
     """True when swapping the two index groups leaves the formula unchanged (after renaming sums)."""
     from ..simplify import canonical_sums
     swap = {**dict(zip(p, q)), **dict(zip(q, p))}
-    swapped = value.xreplace(swap)
-    return sp.expand(canonical_sums(swapped) - canonical_sums(value)) == 0
+    difference = sp.expand(canonical_sums(value.xreplace(swap)) - canonical_sums(value))
+
+    def on_the_diagonal(term):
+        """δ_ab f(a, b) = δ_ab f(a, a)."""
+        for delta in term.atoms(sp.KroneckerDelta):
+            a, b = delta.args
+            if b in term.free_symbols:
+                term = term.xreplace({b: a})
+        return term
+
+    return sp.expand(sp.Add(*[on_the_diagonal(t) for t in sp.Add.make_args(difference)])) == 0
 
 
 # Matrix form ------------------------------------------------------------------------------
