@@ -20,7 +20,7 @@ from ..errors import ExpressionError
 from ..indices import indices_for, names_in
 from ..latex import dims, entry as entry_latex, matrix, too_large
 from ..tensors import is_concrete, numel
-from ..simplify import cancel_exponentials
+from ..simplify import cancel_exponentials, pull_out_of_sums
 from ..yaml_positions import position
 from .matrix_view import folded, matrix_result
 
@@ -90,6 +90,10 @@ def solve(ctx):
                       rf"($\partial {x}_{{a}} / \partial {x}_{{b}} = \delta_{{ab}}$)"))
     steps.append(Step(f"{lhs} = {ctx.show(h.value)}", "contract each $\\delta$ against its sum"))
     value = folded(h.value, of, wrt, steps, lhs, ctx)
+    pulled = pull_out_of_sums(value)
+    if pulled != value and sp.count_ops(pulled) <= sp.count_ops(value):
+        value = pulled
+        steps.append(Step(f"{lhs} = {ctx.show(value)}", "pull constant factors out of the sums"))
     value, used = use_facts(value, derived_facts(of.layer_inputs()))
     if used:
         value = sp.factor_terms(sp.expand(value))
@@ -207,6 +211,8 @@ def _gram(term, p, q):
     weight = sums[0].function / (rows[0] * rows[1])
     if weight.has(p) or weight.has(q) or lo != 0:
         return None
+    if not weight.has(n):
+        coeff, weight = coeff * weight, sp.S.One
     return coeff, weight, n, hi, rows[0].base.label.name
 
 
