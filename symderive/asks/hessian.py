@@ -14,13 +14,13 @@ import sympy as sp
 from ..answer import Kind, Result, Step
 from ..assumptions import derived_facts, use_facts
 from ..contract import contract
-from ..derivative import WRT_LETTERS, derivative, entries_matrix, graph_names, _shapes_of
+from ..derivative import WRT_LETTERS, derivative, entries_matrix, graph_names, intermediate_definitions, _shapes_of
 from ..derivative import tidy as tidy_value
 from ..errors import ExpressionError
 from ..indices import indices_for, names_in
 from ..latex import dims, entry as entry_latex, matrix, too_large
 from ..tensors import is_concrete, numel
-from ..simplify import cancel_exponentials, pull_out_of_sums
+from ..simplify import cancel_exponentials, fold, pull_out_of_sums
 from ..yaml_positions import position
 from .matrix_view import folded, matrix_result
 
@@ -85,10 +85,13 @@ def solve(ctx):
     steps.append(Step(f"{grad_lhs} = {ctx.show(gradient)}", "the gradient (as for ask: derivative): differentiate, "
                                                             "contract the deltas, recognise the layers"
                       + "".join("; " + f.why for f in used)))
-    steps.append(Step(f"{lhs} = {ctx.show(h.raw)}",
+    definitions = intermediate_definitions(of, wrt)
+    shown = [fold(e, definitions) if definitions else e for e in (h.raw, h.value)]
+    named = " (the layers written by their names)" if any(a != b for a, b in zip(shown, (h.raw, h.value))) else ""
+    steps.append(Step(_in_lines(lhs, shown[0], ctx),
                       rf"differentiate once more, by ${entry_latex(wrt.name, q, ctx.base)}$ "
-                      rf"($\partial {x}_{{a}} / \partial {x}_{{b}} = \delta_{{ab}}$)"))
-    steps.append(Step(f"{lhs} = {ctx.show(h.value)}", "contract each $\\delta$ against its sum"))
+                      rf"($\partial {x}_{{a}} / \partial {x}_{{b}} = \delta_{{ab}}$)" + named))
+    steps.append(Step(_in_lines(lhs, shown[1], ctx), "contract each $\\delta$ against its sum" + named))
     value = folded(h.value, of, wrt, steps, lhs, ctx)
     pulled = pull_out_of_sums(value)
     if pulled != value and sp.count_ops(pulled) <= sp.count_ops(value):
@@ -133,7 +136,7 @@ def solve(ctx):
                 steps.append(Step(psd[0], psd[1]))
                 results.append(Result("positive semidefinite", True, psd[0], Kind.FACT, key="psd"))
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
-        array = h.array()
+        array = Hessian(h.first, q, h.raw, value).array()      # read off the formula as shown
         shown = (rf"\nabla^2_{{\mathrm{{vec}}({x})}} {of.tex} = {matrix(array, ctx.base)}" if not too_large(array)
                  else rf"\nabla^2_{{\mathrm{{vec}}({x})}} {of.tex} \in \mathbb{{R}}^{{{array.rows} \times "
                       rf"{array.cols}}}")
@@ -175,6 +178,63 @@ def course_signs(expr):
         return -rest * sp.Sum(sp.Mul(*body), *sums[0].limits)
 
     return sp.Add(*[flip(t) for t in sp.Add.make_args(expr)])
+
+
+#: A line of a long display holds terms up to about this many LaTeX characters.
+LINE = 170
+
+
+def _in_lines(lhs, expr, ctx):
+    """``lhs = expr``, its terms over several lines when it is long (a second derivative before
+    contraction is a sum of many terms), in an aligned display; a long term c·Σ_j (a + b + …)
+    is opened into its own terms too.
+
+    >>> class Ctx:
+    ...     show = staticmethod(sp.latex)
+    >>> _in_lines('H', sp.Symbol('a') + sp.Symbol('b'), Ctx())
+    'H = a + b'
+    """
+    whole = f"{lhs} = {ctx.show(expr)}"
+    if len(whole) <= 2 * LINE:
+        return whole
+    pieces = _pieces(expr, ctx)
+    lines, line = [], ""
+    for piece in pieces:
+        if line and len(line) + len(piece) > LINE and not piece.startswith(r" \Big)"):
+            lines.append(line)
+            line = piece.lstrip()
+        else:
+            line += piece if line else piece.lstrip().removeprefix("+ ")
+    lines.append(line)
+    return (r"\begin{aligned} " + lhs + " &= " + lines[0] + "".join(r" \\ &\qquad " + l for l in lines[1:])
+            + r" \end{aligned}")
+
+
+def _pieces(expr, ctx, depth=0):
+    r"""LaTeX pieces whose concatenation is ``expr``: its terms, each with its sign (" + t", " - t"),
+    a product with a sum of terms as c \Big( terms \Big), a long Σ_j (terms) opened likewise."""
+    factors = sp.Mul.make_args(expr)
+    adds = [f for f in factors if isinstance(f, sp.Add)]
+    sums = [f for f in factors if isinstance(f, sp.Sum) and isinstance(f.function, sp.Add)]
+    if isinstance(expr, sp.Add):
+        out = []
+        for term in expr.args:
+            inner = _pieces(term, ctx, depth + 1) if len(ctx.show(term)) > LINE and depth < 3 else [ctx.show(term)]
+            first = inner[0].lstrip()
+            out.append((" " + first) if first.startswith("-") else " + " + first.removeprefix("+ "))
+            out += inner[1:]
+        return out
+    if len(adds) == 1 or (not adds and len(sums) == 1):
+        group = adds[0] if adds else sums[0]
+        outside = sp.Mul(*[f for f in factors if f is not group])
+        head = "-" if outside == -1 else "" if outside == 1 else ctx.show(outside) + " "
+        if isinstance(group, sp.Sum):
+            marker = sp.Symbol("MARKER")
+            head += ctx.show(sp.Sum(marker, *group.limits)).replace("MARKER", "").rstrip()
+            group = group.function
+        inner = _pieces(group, ctx, depth + 1)
+        return [head + r" \Big(" + inner[0].lstrip().removeprefix("+ ")] + inner[1:] + [r" \Big)"]
+    return [ctx.show(expr)]
 
 
 def _symmetric(value, p, q):
