@@ -464,3 +464,16 @@ def test_sizeless_identity_of_fixed_size_entries_is_proved_not_verified(tmp_path
     z = rng_for("two-fixed").normal(size=2)
     assert softmax(z)[0] == pytest.approx(sigmoid(z[0] - z[1]), rel=1e-12)
     assert answer.status is Status.PROVED, (answer.status, answer.detail)
+
+
+def test_cross_check_takes_derivatives_inside_a_sum(tmp_path):
+    # Σ_i ∂q_i/∂z_j: SymPy does not count j (a derivative's variable) as free, and the sum over i
+    # must be written out before autograd can take each ∂q_i/∂z_j.
+    from symderive import verify
+    path = write(tmp_path, SHIFTS + question("column-sums", "Sum(diff(q[i], z[j]), (i, 1, N))", "0", "fold: [q]"),
+                 "sums.yaml")
+    problem = load_problem(path)
+    answers = problem.solve()
+    (report,) = verify.cross_check(problem, answers)
+    assert report.outcome == verify.AGREE, (report.outcome, report.reason)
+    assert report.autograd and report.entries >= 2 and report.max_abs < 1e-12
