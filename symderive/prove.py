@@ -19,7 +19,8 @@ import sympy as sp
 from .answer import Status
 from .indices import names_in, substitute
 from .layers import expand_layers
-from .simplify import Rewrite, canonical_sums, fold, simplify_steps, tidy
+from .simplify import (Rewrite, apply_constraints, cancel_factors, canonical_sums, exponential_forms, fold,
+                       in_exponentials, pull_out_of_sums, simplify_steps, split_exponentials, split_logarithms, tidy)
 from .tensors import zero_outside
 
 
@@ -81,6 +82,7 @@ def prove_claim(claim, check_sizes=(2, 3, 4), samples=4, seed=0):
         if logs != written:
             steps.append(Rewrite(logs, r"log of a quotient: $\log(a/b) = \log a - \log b$, and $\log e^{z} = z$"))
             written, lhs = logs, _doit(logs)
+    if lhs != written:
         steps.append(Rewrite(lhs, r"differentiate (chain rule; $\partial x_a/\partial x_b = \delta_{ab}$)"))
     constraints = [(c[0], c[1]) for c in claim.constraints]
     labels = [c[2] for c in claim.constraints]
@@ -89,20 +91,97 @@ def prove_claim(claim, check_sizes=(2, 3, 4), samples=4, seed=0):
     lhs_s = pipeline[-1].expr if pipeline else lhs
     rhs_s = fold(canonical_sums(claim.rhs), definitions_of(claim))
     if _same(lhs_s, rhs_s):
-        if steps[-1].expr == rhs_s or _same(steps[-1].expr, claim.rhs):
-            steps[-1] = Rewrite(steps[-1].expr, steps[-1].why + ": the right-hand side")
-        else:
-            steps.append(Rewrite(claim.rhs, "which is the right-hand side"))
-        return _proved(claim, steps, check_sizes, seed)
-    # Second try: everything written down to the declared tensors.
-    every = {n: l for n, l in claim.layers.items()}
-    difference = expand_layers(lhs_s - claim.rhs, every, context_names(claim))
-    again = simplify_steps(difference, constraints, (), labels)
-    if _same(again[-1].expr if again else difference, 0):
-        steps.append(Rewrite(claim.rhs, "writing every name out, the difference from the right-hand side "
-                                        "simplifies to 0"))
-        return _proved(claim, steps, check_sizes, seed)
+        return _proved(claim, _closed(_renamed(steps, rhs_s), claim.rhs, []), check_sizes, seed)
+    # Second try: both sides written down to the declared tensors, with the rules for shifts
+    # (e^{a+b} = e^a e^b, factors out of sums, cancelling, log of a product).
+    left = _written_out(lhs_s, claim, constraints, labels)
+    right = _written_out(claim.rhs, claim, constraints, labels)
+    for n in range(len(left) + 1):
+        form = left[n - 1].expr if n else lhs_s
+        if _same(form, rhs_s):
+            return _proved(claim, _closed(_renamed(steps + left[:n], rhs_s), claim.rhs, []), check_sizes, seed)
+    lhs_w, rhs_w = (left[-1].expr if left else lhs_s), (right[-1].expr if right else claim.rhs)
+    if _same(lhs_w, rhs_w):
+        return _proved(claim, _closed(_renamed(steps + left, rhs_w), claim.rhs, right), check_sizes, seed)
+    # Third try, for identities without sums: σ and tanh written in exponentials, then simplified.
+    middle = _in_exponentials(lhs_w, rhs_w)
+    if middle is not None:
+        return _proved(claim, _closed(steps + left + middle, claim.rhs, right), check_sizes, seed)
     return _check_at_sizes(claim, steps, check_sizes, samples, seed)
+
+
+def _written_out(expr, claim, constraints, labels):
+    """The rewrites of ``expr`` with every layer written out: [Rewrite], each one that changed it."""
+    chain = []
+
+    def record(new, why):
+        if new != (chain[-1].expr if chain else expr):
+            chain.append(Rewrite(new, why))
+
+    def last():
+        return chain[-1].expr if chain else expr
+
+    record(expand_layers(expr, claim.layers, context_names(claim)), "write every layer out down to the "
+                                                                     "declared tensors")
+    record(split_exponentials(last()), r"$e^{a+b} = e^{a} e^{b}$")
+    record(pull_out_of_sums(last()), "pull factors that do not depend on the summation index out of the sum")
+    record(cancel_factors(last()), "cancel the factors common to the numerator and the denominator")
+    record(split_logarithms(last()), r"$\log(ab) = \log a + \log b$ for $a, b > 0$, and $\log e^{a} = a$")
+    for (lhs, rhs), label in zip(constraints, labels):
+        record(apply_constraints(last(), [(lhs, rhs)]), f"use the constraint {label}")
+    record(fold(last(), definitions_of(claim)), "recognise the named sub-expressions")
+    record(tidy(last()), "collect terms")
+    return chain
+
+
+def _in_exponentials(lhs, rhs):
+    """[Rewrite] from ``lhs`` to ``rhs`` through σ and tanh written in exponentials and SymPy's
+    simplify, or None when there is a sum (simplify does not know bound indices) or no proof."""
+    if lhs.has(sp.Sum) or rhs.has(sp.Sum):
+        return None
+    lhs_e, rhs_e = in_exponentials(lhs), in_exponentials(rhs)
+    steps = [Rewrite(lhs_e, "write in exponentials: " + exponential_forms(lhs))] if lhs_e != lhs else []
+    try:
+        common_l, common_r = sp.simplify(lhs_e), sp.simplify(rhs_e)
+        if _same(common_l, common_r):
+            if common_l != (steps[-1].expr if steps else lhs):
+                steps.append(Rewrite(common_l, "simplify (SymPy: combine the fractions, cancel)"))
+            if common_r != rhs_e:
+                steps.append(Rewrite(rhs_e, "simplify, read from right to left"))
+        elif sp.simplify(lhs_e - rhs_e) == 0:
+            steps.append(Rewrite(rhs_e, "the difference of the two sides simplifies to 0 (SymPy simplify)"))
+        else:
+            return None
+    except (TypeError, ValueError, NotImplementedError, RecursionError):
+        return None
+    if rhs_e != rhs:
+        steps.append(Rewrite(rhs, "write in exponentials: " + exponential_forms(rhs) + ", read from right to left"))
+    return steps
+
+
+def _renamed(steps, rhs):
+    """``steps``, plus the step that renames bound indices alike when only that makes the last form
+    equal to ``rhs`` (Σ_i e^{z_i} / Σ_k e^{z_k} is 1 once both sums use one name)."""
+    last = steps[-1].expr
+    if tidy(last - rhs) == 0 or sp.expand(last - rhs) == 0:
+        return steps
+    renamed = tidy(canonical_sums(last))
+    return steps + [Rewrite(renamed, "name the bound indices alike (a sum does not depend on the name of its "
+                                     "index) and collect terms")] if renamed != last else steps
+
+
+def _closed(steps, rhs, right):
+    """``steps`` (ending at a form of the right-hand side) followed by the rewrites of the right-hand
+    side ``right`` read backwards, down to ``rhs`` itself."""
+    steps = list(steps)
+    forms = [rhs] + [r.expr for r in right]
+    for k in range(len(right), 0, -1):
+        steps.append(Rewrite(forms[k - 1], right[k - 1].why + ", read from right to left"))
+    if steps[-1].expr != rhs:
+        steps.append(Rewrite(rhs, "which is the right-hand side"))
+    elif not right:
+        steps[-1] = Rewrite(rhs, steps[-1].why + ": the right-hand side")
+    return steps
 
 
 def context_names(claim):
@@ -215,6 +294,9 @@ def _proved(claim, steps, check_sizes, seed):
 
 def _check_at_sizes(claim, steps, check_sizes, samples, seed):
     layers = claim.layers
+    sizeless = not _sizes_used(claim)
+    if sizeless:
+        check_sizes = tuple(check_sizes)[:1]     # nothing depends on the size: one is every one
     rng = random.Random(seed)
     undecided = []
     for size in check_sizes:
@@ -222,7 +304,7 @@ def _check_at_sizes(claim, steps, check_sizes, samples, seed):
         for values in _index_assignments(claim, size):
             left = _concrete(claim.lhs, claim, size, values, layers).xreplace(fixed)
             right = _concrete(claim.rhs, claim, size, values, layers).xreplace(fixed)
-            difference = sp.simplify(left - right)
+            difference = sp.simplify(in_exponentials(left - right))
             if difference == 0:
                 continue
             counter, agreed = _counterexample(claim, size, values, left, right, fixed, rng, samples)
@@ -234,8 +316,15 @@ def _check_at_sizes(claim, steps, check_sizes, samples, seed):
                                f"Neither proved nor disproved: at size {size} the difference does not simplify "
                                "to 0 and it could not be evaluated at random points.")
             undecided.append((size, values))
+    if sizeless and not undecided and check_sizes:
+        return Outcome(Status.PROVED, steps + [Rewrite(claim.rhs, "lhs − rhs simplifies exactly to 0 (at every value "
+                                                                   "of the free indices; no size is involved)")],
+                       "No size is involved: lhs − rhs simplifies exactly to 0, which proves the claim.")
     sizes = ", ".join(str(s) for s in check_sizes)
     names = ", ".join(str(s) for s in claim.sizes) or "size"
+    if undecided and sizeless:
+        return Outcome(Status.NUMERIC, steps, "No proof: exact simplification was inconclusive and lhs = rhs at "
+                                              f"{samples} random points (not a proof).")
     if undecided:
         return Outcome(Status.NUMERIC, steps,
                        f"No proof for all sizes; at {names} = {sizes} exact simplification was inconclusive "

@@ -330,3 +330,104 @@ def tidy(expr):
     """Collect like terms without touching sums or functions."""
     return sp.expand(expr, deep=False, mul=True, multinomial=False, power_exp=False, power_base=False,
                      log=False)
+
+
+# Rules for written-out identities (used by proofs) ------------------------------------
+
+def split_exponentials(expr):
+    """e^{a+b} = e^a e^b, inside sums too (so that a shift can be pulled out of Σ_j e^{z_j + c}).
+
+    >>> a, b = sp.symbols('a b')
+    >>> split_exponentials(sp.exp(a + b) / (1 + sp.exp(2*a)))
+    exp(a)*exp(b)/(exp(2*a) + 1)
+    """
+    return expr.replace(lambda e: isinstance(e, sp.exp) and e.args[0].is_Add,
+                        lambda e: sp.Mul(*[sp.exp(t) for t in e.args[0].args]))
+
+
+def _positive(expr):
+    """True when ``expr`` is positive by construction: e^a, a positive number, a sum, product or
+    power of positive terms (no assumption on the inputs is needed: they are real)."""
+    if isinstance(expr, sp.exp) or expr.is_positive:
+        return True
+    if isinstance(expr, sp.Sum):
+        return _positive(expr.function)
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        return all(_positive(a) for a in expr.args)
+    if isinstance(expr, sp.Pow):
+        return _positive(expr.base) and expr.exp.is_real
+    return False
+
+
+def split_logarithms(expr):
+    """log(ab) = log a + log b for positive a, b, and log e^a = a (a real): only where both hold
+    for every real input, unlike ``expand_log(force=True)``.
+
+    >>> c, s = sp.symbols('c s', real=True)
+    >>> split_logarithms(sp.log(sp.exp(c) * (1 + sp.exp(s))))
+    c + log(exp(s) + 1)
+    """
+    def split(e):
+        arg = e.args[0]
+        if isinstance(arg, sp.exp) and arg.args[0].is_real is not False:
+            return arg.args[0]
+        if arg.is_Mul and all(_positive(f) for f in arg.args):
+            return sp.Add(*[split(sp.log(f, evaluate=False)) for f in arg.args])
+        return e
+
+    return expr.replace(lambda e: isinstance(e, sp.log), split)
+
+
+def cancel_factors(expr):
+    """(ab)^{-1} = a^{-1} b^{-1} for integer powers, so that a factor common to a numerator and
+    its denominator cancels: e^c e^{z_k} / (e^c Σ_j e^{z_j}) = e^{z_k} / Σ_j e^{z_j}."""
+    return sp.expand_power_base(expr, deep=True, force=False)
+
+
+def exponential_forms(expr):
+    """The definitions ``in_exponentials`` uses on ``expr``, in LaTeX, for the step's reason.
+
+    >>> print(exponential_forms(1 + sp.tanh(sp.Symbol('x'))))
+    $\\tanh a = \\frac{e^{a} - e^{-a}}{e^{a} + e^{-a}}$
+    """
+    from .functions import sigmoid
+    forms = {sigmoid: r"$\sigma(a) = \frac{1}{1 + e^{-a}}$",
+             sp.tanh: r"$\tanh a = \frac{e^{a} - e^{-a}}{e^{a} + e^{-a}}$"}
+    return ", ".join(text for function, text in forms.items() if expr.has(function))
+
+
+def in_exponentials(expr):
+    """σ and tanh written with exp (their definitions), everything else kept.
+
+    >>> from symderive.functions import sigmoid
+    >>> in_exponentials(sigmoid(sp.Symbol('x')))
+    1/(1 + exp(-x))
+    """
+    from .functions import sigmoid
+    return expr.replace(lambda e: isinstance(e, (sigmoid, sp.tanh)), lambda e: e.rewrite(sp.exp))
+
+
+def cancel_exponentials(expr):
+    """e^{a} e^{-a} = 1 within each product: differentiating log q_i leaves 1/q_i = e^{-z_i} Σ_j e^{z_j}
+    beside e^{z_i}, which SymPy keeps apart (it never merges exponentials of sums unasked).
+
+    >>> a, b = sp.symbols('a b')
+    >>> cancel_exponentials(sp.exp(-a - b) * sp.exp(a + b) * sp.exp(a) * 3)
+    3*exp(a)
+    """
+    def cancel(product):
+        factors = list(sp.Mul.make_args(product))
+        changed = True
+        while changed:
+            changed = False
+            exps = [n for n, f in enumerate(factors) if isinstance(f, sp.exp)]
+            for m, first in enumerate(exps):
+                match = next((n for n in exps[m + 1:] if sp.expand(factors[first].args[0] + factors[n].args[0]) == 0),
+                             None)
+                if match is not None:
+                    factors = [f for n, f in enumerate(factors) if n not in (first, match)]
+                    changed = True
+                    break
+        return sp.Mul(*factors)
+
+    return expr.replace(lambda e: isinstance(e, sp.Mul) and sum(isinstance(f, sp.exp) for f in e.args) > 1, cancel)

@@ -25,12 +25,14 @@ def folded(value, of, wrt, steps, lhs, ctx):
     return new
 
 
-def matrix_result(value, free, label, of, wrt, ctx, extra=None):
-    """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None)."""
+def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None):
+    """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None).
+    ``convert(value, *free)`` builds the form when an ask has rules of its own (hessian's Xᵀ diag(a) X)."""
     # imported here, not at the top: loading a problem file (list) must not import NumPy
     from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
     try:
-        node = to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0])
+        node = convert(value, *free) if convert else to_matrix(value, *free) if len(free) == 2 else \
+            to_vector(value, free[0])
     except NotConvertible:
         return None, None
     tensors = {}

@@ -117,19 +117,23 @@ def check(job):
     from ..expressions import parse_equation
     claim = job.result(Kind.CLAIM)
     lhs, rhs = claim.lhs, claim.rhs
-    free = sorted(free_indices(lhs) | free_indices(rhs))
-    idx_of = {i.name: i for e in (lhs, rhs) for i in sp.sympify(e).free_symbols if isinstance(i, sp.Idx)}
+    # SymPy does not count the variable of a derivative as free: ∂q_i/∂z_j has j free all the same.
+    in_variables = [v for e in (lhs, rhs) for d in e.atoms(sp.Derivative) for v in d.variables]
+    idx_of = {i.name: i for e in [lhs, rhs] + in_variables for i in sp.sympify(e).free_symbols
+              if isinstance(i, sp.Idx)}
+    free = sorted(free_indices(lhs) | free_indices(rhs) | {n for v in in_variables for n in free_indices(v)})
     constraints = [parse_equation(text, job.ctx.decls.scope()) for text in job.question.option("constraints") or []]
     names = {a.base.label.name for e in (lhs, rhs) for a in e.atoms(sp.Indexed)} | \
         {s.name for e in (lhs, rhs) for s in e.free_symbols if isinstance(s, sp.Symbol) and not s.is_integer}
     nodes = [n for n in (job.decls.lookup(name) for name in sorted(names)) if n is not None]
-    derivatives = sorted(set(lhs.atoms(sp.Derivative)) | set(rhs.atoms(sp.Derivative)), key=sp.default_sort_key)
-    placeholders = {d: sp.Symbol(f"_derivative_{k}") for k, d in enumerate(derivatives)}
-    sides = [sp.sympify(e).xreplace(placeholders) for e in (lhs, rhs)]
-    job.autograd = bool(derivatives)
+    job.autograd = bool(lhs.atoms(sp.Derivative) | rhs.atoms(sp.Derivative))
     for sizes in job.draw_sizes(nodes, FORMULA_DRAWS):
         values = job.values(nodes, sizes)
         env = {s: int(v) for s, v in sizes.items()}
+        written = [_sums_of_derivatives_written_out(sp.sympify(e), env) for e in (lhs, rhs)]
+        derivatives = sorted(set().union(*[e.atoms(sp.Derivative) for e in written]), key=sp.default_sort_key)
+        placeholders = {d: sp.Symbol(f"_derivative_{k}") for k, d in enumerate(derivatives)}
+        sides = [e.xreplace(placeholders) for e in written]
         _meet_constraints(job, constraints, values, env)
         graph = job.graph(sizes, values)
         shape = [as_int(idx_of[n].upper, sizes) + 1 for n in free]
@@ -150,6 +154,22 @@ def check(job):
                     + (" (diff by autograd)" if derivatives else ""), left, right,
                     [", ".join(f"{n} = {v + job.problem.index_base}" for n, v in zip(free, pos)) or "the claim"
                      for pos in positions], sides=("lhs", "rhs"))
+
+
+def _sums_of_derivatives_written_out(expr, sizes):
+    """Each sum whose body holds a derivative, written out term by term at these sizes (Σ_i ∂q_i/∂z_j
+    becomes ∂q_0/∂z_j + ∂q_1/∂z_j + …), so that every derivative autograd takes has concrete indices
+    apart from the claim's free ones. The derivatives themselves are left for autograd."""
+    subs = {s: sp.Integer(v) for s, v in sizes.items()}
+
+    def out(total):
+        body = total.function
+        for var, lo, hi in reversed(total.limits):
+            lo, hi = int(sp.sympify(lo).xreplace(subs)), int(sp.sympify(hi).xreplace(subs))
+            body = sp.Add(*[body.xreplace({var: sp.Integer(k)}) for k in range(lo, hi + 1)])
+        return body
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum) and e.has(sp.Derivative), out)
 
 
 def _graph_entry(job, graph, atom):
