@@ -28,7 +28,7 @@ from .tensors import Tensor
 
 #: Letters for the indices of a δ step (the layer's entry) and of the layers that read it.
 STEP_LETTERS = ("i", "j", "k", "l", "m", "n")
-READER_LETTERS = ("a", "b", "c", "d", "e", "f", "h", "u", "v")
+READER_LETTERS = ("k", "l", "m", "c", "d", "e", "f", "h", "u", "v")
 
 
 @dataclass

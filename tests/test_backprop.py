@@ -151,3 +151,59 @@ def test_errors():
         backprop(z, sd.tensor("V", 2, 3))
     with pytest.raises(ValueError, match="not a layer"):
         backprop(x, x)
+
+
+PROBLEMS = __import__("pathlib").Path(__file__).resolve().parent.parent / "problems"
+
+
+def test_shipped_questions_agree_with_torch():
+    """problems/backprop-by-layers.yaml: every δ-form answer against torch autograd (--verify)."""
+    from symderive import load_problem, verify
+    problem = load_problem(PROBLEMS / "backprop-by-layers.yaml")
+    answers = problem.solve()
+    assert [a.status.value for a in answers] == ["derived"] * len(answers), [a.error for a in answers]
+    reports = verify.cross_check(problem, answers)
+    assert len(reports) == len(answers)
+    for r in reports:
+        # C is an element formula (Nielsen's ½‖a − y‖²): computed from its own formula, so
+        # "no PyTorch counterpart"; the differentiation through it is still checked by autograd.
+        assert r.outcome in (verify.AGREE, verify.NO_COUNTERPART) and r.autograd and r.max_abs <= 1e-9, \
+            r.sentence()
+
+
+BAD = """\
+title: bad backprop questions
+sizes: [n]
+tensors: {x: [n], W: [n, n], V: [n, n]}
+layers:
+  z: linear(x, W)
+  a: sigmoid(z)
+  L: sum_of_squares(a)
+questions:
+  - id: not-scalar
+    ask: backprop
+    of: z
+    wrt: W
+  - id: not-reached
+    ask: backprop
+    of: L
+    wrt: V
+  - id: good
+    ask: backprop
+    of: L
+    wrt: W
+"""
+
+
+def test_bad_questions_fail_alone_with_their_position(tmp_path):
+    from helpers import NO_PDF, run_cli
+    (tmp_path / "bad.yaml").write_text(BAD)
+    result = run_cli(["solve", "bad.yaml", "-o", "out", *NO_PDF], tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for qid, where, message in (("not-scalar", "bad.yaml:11:9:", "must name a scalar loss layer; z has shape n"),
+                                ("not-reached", "bad.yaml:16:10:", "L does not depend on V")):
+        (line,) = [l for l in result.stderr.splitlines() if qid in l]
+        assert where in line and message in line, line        # the value after of: / wrt:
+    assert "good" not in result.stderr
+    assert (tmp_path / "out" / "bad.tex").exists()
