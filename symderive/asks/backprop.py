@@ -4,6 +4,8 @@ The forward layers keep their names; each δ step is the chain rule through the 
 read that layer only (``symderive.backprop``), so the derivation grows with the depth and no
 faster. The answer's element formula is the last step, written with the δ of the layer above.
 """
+import sympy as sp
+
 from ..answer import Kind, Result, Step
 from ..backprop import backprop
 from ..errors import ExpressionError
@@ -15,6 +17,39 @@ KEYS = {"of", "wrt", "forward"}
 
 def _delta_entry(step, ctx):
     return entry(step.delta.name, step.idx, ctx.base)
+
+
+def _shapes(bp):
+    """Shapes by name of everything a step may name: leaves, layers, δ tensors, ŷ."""
+    nodes = [bp.of] + list(bp.of.layer_inputs().values()) + list(bp.of.leaves().values()) + [bp.wrt]
+    shapes = {n.name: n.shape for n in nodes if n.shape}
+    shapes.update({s.delta.name: s.delta.shape for s in bp.steps if s.delta.shape})
+    shapes.update({aux.name: aux.shape for aux, _ in bp.auxiliaries})
+    return shapes
+
+
+def vector_form(step, shapes, ctx):
+    """The step in vectors and matrices (δ^z = δ^a ⊙ a ⊙ (1 − a), ∂L/∂W = δ^z xᵀ), or None.
+
+    Checked like every matrix form, against the step's own index formula at random sizes and
+    values; every name in the step is an independent input there, so what is checked is the
+    rewrite itself. A form that still needs a sum (ŷ Σp − p) is left to the index formula."""
+    from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
+    from .matrix_view import MATRIX_FORM_TOLERANCE
+    if not 1 <= len(step.idx) <= 2:
+        return None
+    try:
+        node = to_vector(step.value, step.idx[0]) if len(step.idx) == 1 else to_matrix(step.value, *step.idx)
+        latex = latex_in_base(node, ctx.base)
+        if r"\sum" in latex:
+            return None
+        sizes = sorted({s for shape in shapes.values() for n in shape for s in sp.sympify(n).free_symbols}, key=str)
+        error = check(node, step.value, step.idx, shapes, sizes)
+    except NotConvertible:
+        return None
+    except Exception:        # a form that cannot be evaluated is not shown: never an unchecked form
+        return None
+    return (latex, error) if error <= MATRIX_FORM_TOLERANCE else None
 
 
 def _through(step):
@@ -44,15 +79,28 @@ def solve(ctx):
         idx = aux.free_indices()
         steps.append(Step(f"{entry(aux.name, idx, ctx.base)} = {ctx.show(aux.element(idx, expand=False))}", why))
     loss = tex_name(of.name)
-    for step in bp.steps[:-1]:
-        lhs = rf"{_delta_entry(step, ctx)} = {partial(of.name, (), step.layer.name, step.idx, ctx.base)}"
-        steps.append(Step(f"{lhs} = {ctx.show(step.value)}", f"δ of {step.layer.name}: {_through(step)}"))
-    last = bp.gradient
-    lhs = partial(of.name, (), wrt.name, last.idx, ctx.base)
-    steps.append(Step(f"{lhs} = {ctx.show(last.value)}",
-                      f"the gradient: {_through(last)}"))
+    shapes, worst = _shapes(bp), None
+    for step in bp.steps:
+        gradient = step is bp.gradient
+        lhs = partial(of.name, (), step.layer.name, step.idx, ctx.base)
+        shown = f"{lhs} = {ctx.show(step.value)}" if gradient else \
+            f"{_delta_entry(step, ctx)} = {lhs} = {ctx.show(step.value)}"
+        why = f"the gradient: {_through(step)}" if gradient else f"δ of {step.layer.name}: {_through(step)}"
+        if step.value.has(sp.Heaviside):
+            why += "; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)"
+        form = vector_form(step, shapes, ctx)
+        if form is not None:
+            name = rf"\frac{{\partial {loss}}}{{\partial {step.layer.tex}}}" if gradient else step.delta.tex
+            shown += rf", \quad {name} = {form[0]}"
+            worst = max(worst or 0.0, form[1])
+        steps.append(Step(shown, why))
+    if worst is not None:
+        steps.append(Step("", "the forms in vectors and matrices (numerator layout; ⊙ entry by entry) are checked "
+                              f"against each step's index formula at random sizes and values, max error {worst:.1e}"))
     steps.append(Step("", f"{len(bp.steps) - 1} δ steps, {bp.size()} operations in all (SymPy count_ops); "
                           "each δ is defined by the step that names it"))
+    last = bp.gradient
+    lhs = partial(of.name, (), wrt.name, last.idx, ctx.base)
     results = [
         Result("element", last.value, f"{lhs} = {ctx.show(last.value)}", Kind.ELEMENT,
                axes=tuple(("wrt", i) for i in last.idx)),
