@@ -210,3 +210,35 @@ def test_bad_questions_fail_alone_with_their_position(tmp_path):
         assert where in line and message in line, line        # the value after of: / wrt:
     assert "good" not in result.stderr
     assert (tmp_path / "out" / "bad.tex").exists()
+
+
+SHARED = """\
+title: shared weights, a skip and an element-formula layer
+sizes: [n, m]
+tensors: {x: [n], W: [n, n], V: [m, n], t: [m]}
+layers:
+  z1: linear(x, W)
+  a1: tanh(z1)
+  z2: linear(a1, W)
+  a2: leaky_relu(z2)
+  "r[i]": a2[i] * a1[i] + z1[i]
+  s: linear(r, V)
+  L: mse(s, t)
+questions:
+  - {id: shared-W, ask: backprop, of: L, wrt: W}
+  - {id: by-a-layer, ask: backprop, of: L, wrt: a1}
+  - {id: by-x, ask: backprop, of: L, wrt: x, forward: false}
+"""
+
+
+def test_shared_weights_skips_and_layers_as_wrt_agree_with_torch(tmp_path):
+    """W is read by two layers (one term each in ∂L/∂W), z1 and a1 by two: all against autograd."""
+    from symderive import load_problem, verify
+    (tmp_path / "shared.yaml").write_text(SHARED)
+    problem = load_problem(tmp_path / "shared.yaml")
+    answers = problem.solve()
+    assert [a.status.value for a in answers] == ["derived"] * 3, [a.error for a in answers]
+    assert "the layers that read W (one term each)" in " ".join(s.why for s in answers[0].steps)
+    for r in verify.cross_check(problem, answers):
+        assert r.outcome in (verify.AGREE, verify.NO_COUNTERPART) and r.autograd and r.max_abs <= 1e-9, \
+            r.sentence()
