@@ -152,7 +152,7 @@ def backprop(of, wrt, upstream=None, avoid=()):
     >>> z = sd.linear(x, W, name='z'); a = sd.sigmoid(z, name='a')
     >>> L = sd.sum_of_squares(a, name='L')
     >>> [str(s.value) for s in backprop(L, W).steps]
-    ['2*a[i]', '(1 - a[i])*a[i]*delta__a[i]', 'delta__z[i]*x[j]']
+    ['2*a[i]', '(1 - a[i])*a[i]*delta__a[i]', 'delta__z[p]*x[q]']
     """
     if not of.is_layer:
         raise ValueError(f"{of.name} is not a layer: there is nothing to backpropagate through")
