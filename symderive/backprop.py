@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .contract import collapse_single_value_sums, conditions_to_bounds, contract
-from .derivative import WRT_LETTERS, graph_names, tidy
-from .indices import indices_for, names_in
+from .derivative import WRT_LETTERS, graph_names, tidy, upstream_name
+from .indices import indices_for
 from .layers.base import entry
 from .simplify import fold
 from .tensors import Tensor
@@ -161,7 +161,7 @@ def backprop(of, wrt, upstream=None, avoid=()):
         raise ValueError(f"{of.name} does not depend on {wrt.name}")
     taken = graph_names(of, wrt) | set(avoid)
     if of.shape:
-        seed = Tensor(upstream or "g", of.shape)
+        seed = Tensor(upstream_name(of, wrt, upstream), of.shape)
         taken.add(seed.name)
     else:
         seed = Tensor(upstream, ()) if upstream else None
@@ -202,8 +202,3 @@ def delta_values(bp, values, sizes=None):
         array = [engine_value(step.value, values, sizes, dict(zip(names, pos))) for pos in flat_positions(shape)]
         values[step.delta.name] = np.array(array, dtype=float).reshape(shape)
     return values
-
-
-def used_names(bp):
-    """Every name the steps use, for choosing more names beside them."""
-    return set().union(*[names_in(s.value) for s in bp.steps])

@@ -242,3 +242,16 @@ def test_shared_weights_skips_and_layers_as_wrt_agree_with_torch(tmp_path):
     for r in verify.cross_check(problem, answers):
         assert r.outcome in (verify.AGREE, verify.NO_COUNTERPART) and r.autograd and r.max_abs <= 1e-9, \
             r.sentence()
+
+
+def test_a_layer_output_with_an_upstream_gradient():
+    """of not a scalar: δ^of is the given upstream g, and ∂l/∂W is the vector-Jacobian product."""
+    x, W = sd.tensor("x", 3), sd.tensor("W", 2, 3)
+    a = sd.tanh(sd.linear(x, W, name="z"), name="a")
+    bp = backprop(a, W, upstream="g")
+    rng = np.random.default_rng(8)
+    values = {"x": rng.normal(size=3), "W": rng.normal(size=(2, 3)), "g": rng.normal(size=2)}
+    got = engine_gradient(bp, values, {})
+    tW = torch.tensor(values["W"], requires_grad=True)
+    torch.tanh(tW @ torch.tensor(values["x"])).backward(torch.tensor(values["g"]))
+    np.testing.assert_allclose(got, tW.grad.numpy(), rtol=1e-10, atol=1e-12)
