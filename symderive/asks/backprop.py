@@ -1,0 +1,141 @@
+"""ask: backprop — the gradient of a loss through a stack of layers, one δ step per layer.
+
+The forward layers keep their names; each δ step is the chain rule through the layers that
+read that layer only (``symderive.backprop``), so the derivation grows with the depth and no
+faster. The answer's element formula is the last step, written with the δ of the layer above.
+"""
+import sympy as sp
+
+from ..answer import Kind, Result, Step
+from ..backprop import backprop
+from ..errors import ExpressionError
+from ..latex import dims, entry, partial, tex_name
+from ..yaml_positions import position
+
+KEYS = {"of", "wrt", "forward"}
+
+
+def _delta_entry(step, ctx):
+    return entry(step.delta.name, step.idx, ctx.base)
+
+
+def _shapes(bp):
+    """Shapes by name of everything a step may name: leaves, layers, δ tensors, ŷ."""
+    nodes = [bp.of] + list(bp.of.layer_inputs().values()) + list(bp.of.leaves().values()) + [bp.wrt]
+    shapes = {n.name: n.shape for n in nodes if n.shape}
+    shapes.update({s.delta.name: s.delta.shape for s in bp.steps if s.delta.shape})
+    shapes.update({aux.name: aux.shape for aux, _ in bp.auxiliaries})
+    return shapes
+
+
+def vector_form(step, shapes, ctx):
+    """The step in vectors and matrices (δ^z = δ^a ⊙ a ⊙ (1 − a), ∂L/∂W = δ^z xᵀ), or None.
+
+    Checked like every matrix form, against the step's own index formula at random sizes and
+    values; every name in the step is an independent input there, so what is checked is the
+    rewrite itself. A form that still needs a sum (ŷ Σp − p) is left to the index formula."""
+    from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
+    from .matrix_view import MATRIX_FORM_TOLERANCE
+    if not 1 <= len(step.idx) <= 2:
+        return None
+    try:
+        node = to_vector(step.value, step.idx[0]) if len(step.idx) == 1 else to_matrix(step.value, *step.idx)
+        latex = latex_in_base(node, ctx.base)
+        if r"\sum" in latex:
+            return None
+        sizes = sorted({s for shape in shapes.values() for n in shape for s in sp.sympify(n).free_symbols}, key=str)
+        error = check(node, step.value, step.idx, shapes, sizes)
+    except NotConvertible:
+        return None
+    except Exception:        # a form that cannot be evaluated is not shown: never an unchecked form
+        return None
+    return (latex, error) if error <= MATRIX_FORM_TOLERANCE else None
+
+
+def _through(step):
+    """Which layers the step's chain rule goes through, in words."""
+    if len(step.readers) == 1:
+        return f"chain rule through {step.readers[0]}, the layer that reads {step.layer.name}"
+    return f"chain rule through {', '.join(step.readers)}, the layers that read {step.layer.name} (one term each)"
+
+
+def solve(ctx):
+    of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
+    if not of.is_layer or of.shape:
+        raise ExpressionError(f"'of' must name a scalar loss layer; {of.name} "
+                              + ("has shape " + "×".join(map(str, of.shape)) if of.is_layer else "is not a layer"),
+                              *position(ctx.option("of")))
+    try:
+        bp = backprop(of, wrt)
+    except ValueError as exc:
+        raise ExpressionError(str(exc), *position(ctx.option("wrt"))) from None
+    steps = []
+    if ctx.flag("forward", True):
+        for layer in [s.layer for s in reversed(bp.steps[:-1])] + [of]:
+            idx = layer.free_indices()
+            steps.append(Step(f"{entry(layer.name, idx, ctx.base)} = {ctx.show(layer.element(idx, expand=False))}",
+                              f"forward ({layer.describe()}), kept as a name"))
+    for aux, why in bp.auxiliaries:
+        idx = aux.free_indices()
+        steps.append(Step(f"{entry(aux.name, idx, ctx.base)} = {ctx.show(aux.element(idx, expand=False))}", why))
+    loss = tex_name(of.name)
+    shapes, worst = _shapes(bp), None
+    for step in bp.steps:
+        gradient = step is bp.gradient
+        lhs = partial(of.name, (), step.layer.name, step.idx, ctx.base)
+        shown = f"{lhs} = {ctx.show(step.value)}" if gradient else \
+            f"{_delta_entry(step, ctx)} = {lhs} = {ctx.show(step.value)}"
+        why = f"the gradient: {_through(step)}" if gradient else f"δ of {step.layer.name}: {_through(step)}"
+        if step.value.has(sp.Heaviside):
+            why += "; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)"
+        form = vector_form(step, shapes, ctx)
+        if form is not None:
+            name = rf"\frac{{\partial {loss}}}{{\partial {step.layer.tex}}}" if gradient else step.delta.tex
+            shown += rf", \quad {name} = {form[0]}"
+            worst = max(worst or 0.0, form[1])
+        steps.append(Step(shown, why))
+    if worst is not None:
+        steps.append(Step("", "the forms in vectors and matrices (numerator layout; ⊙ entry by entry) are checked "
+                              f"against each step's index formula at random sizes and values, max error {worst:.1e}"))
+    steps.append(Step("", f"{len(bp.steps) - 1} δ steps, {bp.size()} operations in all (SymPy count_ops); "
+                          "each δ is defined by the step that names it"))
+    last = bp.gradient
+    lhs = partial(of.name, (), wrt.name, last.idx, ctx.base)
+    results = [
+        Result("element", last.value, f"{lhs} = {ctx.show(last.value)}", Kind.ELEMENT,
+               axes=tuple(("wrt", i) for i in last.idx)),
+        Result("dimension", wrt.shape, rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}",
+               Kind.SHAPE),
+    ]
+    return ctx.answer(results, steps, conventions={"gradient_shape", "zero_outside"})
+
+
+# The --verify cross-check (torch and the verify helpers are imported when it runs): the δ-form
+# formula, with every δ computed from its own step top down (NumPy), against torch autograd.
+def check(job):
+    from ..backprop import delta_values
+    from ..verify.formulas import differentiable_setup
+    from ..verify.job import Mismatch, as_int, engine_value, entry_label, sample_positions, vjp
+    from ..verify.report import FORMULA_DRAWS, MAX_ENTRIES
+    of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
+    formula, dimension = job.result(Kind.ELEMENT), job.result(Kind.SHAPE)
+    bp = backprop(of, wrt)
+    names = [i.name for i in bp.wrt_idx]
+    base = job.problem.index_base
+    job.autograd = True
+    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
+        try:
+            values, forward, variable = differentiable_setup(job, of, wrt, sizes)
+        except Mismatch:
+            return
+        grad = vjp(forward, variable, 1.0)
+        wrt_shape = tuple(variable.shape)
+        if dimension is not None:
+            shape = tuple(as_int(n, sizes) for n in dimension)
+            if shape != wrt_shape:
+                job.shape_mismatch(f"the shape of d{of.name}/d{wrt.name}", shape, wrt_shape)
+        delta_values(bp, values, sizes)
+        positions = sample_positions(wrt_shape, MAX_ENTRIES, job.rng)
+        engine = [engine_value(formula, values, sizes, dict(zip(names, p))) for p in positions]
+        job.compare(f"the δ-form formula d{of.name}/d{wrt.name}, each δ from its step", engine,
+                    [grad[p] for p in positions], [entry_label(wrt.name, p, base) for p in positions])
