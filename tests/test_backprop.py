@@ -255,3 +255,39 @@ def test_a_layer_output_with_an_upstream_gradient():
     tW = torch.tensor(values["W"], requires_grad=True)
     torch.tanh(tW @ torch.tensor(values["x"])).backward(torch.tensor(values["g"]))
     np.testing.assert_allclose(got, tW.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+TORCH_ACTIVATIONS = {"sigmoid": lambda v: torch.sigmoid(v), "tanh": lambda v: torch.tanh(v),
+                     "relu": lambda v: torch.relu(v),
+                     "leaky_relu": lambda v: torch.nn.functional.leaky_relu(v, 0.01)}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_stacks_agree_with_autograd(seed):
+    """Random depth (1-4 blocks), activations, concrete sizes and loss; every parameter's gradient."""
+    rng = np.random.default_rng(100 + seed)
+    blocks = int(rng.integers(1, 5))
+    ns = [int(v) for v in rng.integers(2, 5, size=blocks + 1)]
+    kinds = [str(k) for k in rng.choice(list(TORCH_ACTIVATIONS), size=blocks)]
+    loss = str(rng.choice(["cross_entropy", "mse", "sum_of_squares"]))
+    x = sd.tensor("x", ns[0])
+    h, params = x, []
+    for k in range(1, blocks + 1):
+        W, b = sd.tensor(f"W{k}", ns[k], ns[k - 1]), sd.tensor(f"b{k}", ns[k])
+        params += [W, b]
+        h = sd.LAYER_FUNCTIONS[kinds[k - 1]](sd.linear(h, W, b, name=f"z{k}"), name=f"a{k}")
+    p = sd.tensor("p", ns[-1])
+    L = sd.LAYER_FUNCTIONS[loss](h, p, name="L")
+    values = {t.name: rng.uniform(-1.5, 1.5, size=tuple(int(n) for n in t.shape)) for t in [x, p] + params}
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in values.items()}
+    out = t["x"]
+    for k in range(1, blocks + 1):
+        out = TORCH_ACTIVATIONS[kinds[k - 1]](t[f"W{k}"] @ out + t[f"b{k}"])
+    if loss == "cross_entropy":
+        (-(t["p"] * torch.log_softmax(out, dim=0)).sum()).backward()
+    else:
+        ((out - t["p"]) ** 2).sum().div(out.numel() if loss == "mse" else 1).backward()
+    for wrt in params + [x]:
+        got = engine_gradient(backprop(L, wrt), values, {})
+        np.testing.assert_allclose(got, t[wrt.name].grad.numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=f"dL/d{wrt.name}: {kinds}, {loss}, sizes {ns}")
