@@ -17,9 +17,12 @@ from ..files import write_atomically
 from ..problem import load_problem
 from ..timeouts import CHECK_TIMEOUT as DEFAULT_TIMEOUT
 
-CSV_FIELDS = ["submission", "question", "verdict", "decided_by", "evidence"]
-STYLES = {"correct": "green", "incorrect": "red", "unparseable": "yellow", "missing": "magenta",
-          "timeout": "yellow", "unchecked": "dim", "error": "red"}
+CSV_FIELDS = ["submission", "question", "verdict", "decided_by", "evidence", "flags"]
+STYLES = {"correct": "green", "incorrect": "red", "unparseable": "yellow", "unknown name": "yellow",
+          "missing": "magenta", "timeout": "yellow", "unchecked": "dim", "error": "red"}
+
+
+SUMMARY = ("correct", "incorrect", "unparseable", "unknown name", "missing", "timeout")
 
 
 def add_parser(sub):
@@ -147,8 +150,10 @@ def neutralized(cell):
 
 def _write_csv(path, reports, unusable=None):
     rows = [{"submission": report.submission, "question": v.question, "verdict": v.verdict,
-             "decided_by": v.decided_by, "evidence": v.evidence} for report in reports for v in report.verdicts]
-    rows += [{"submission": name, "question": "", "verdict": "unreadable", "decided_by": "", "evidence": error}
+             "decided_by": v.decided_by, "evidence": v.evidence, "flags": "; ".join(v.flags)}
+            for report in reports for v in report.verdicts]
+    rows += [{"submission": name, "question": "", "verdict": "unreadable", "decided_by": "", "evidence": error,
+              "flags": ""}
              for name, error in (unusable or {}).items()]
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
@@ -172,7 +177,8 @@ def _print_report(console, problem, report, path):
     table.add_column("decided by")
     table.add_column("evidence")
     for v in report.verdicts:
-        table.add_row(Text(v.question), Text(v.verdict, style=STYLES.get(v.verdict)), Text(v.decided_by),
+        shown = v.verdict + "".join(f" ({f})" for f in v.flags)
+        table.add_row(Text(v.question), Text(shown, style=STYLES.get(v.verdict)), Text(v.decided_by),
                       Text(v.evidence))
     console.print(table)
     console.print(", ".join(f"{n} {k}" for k, n in report.counts().items()), markup=False)
@@ -181,17 +187,14 @@ def _print_report(console, problem, report, path):
 def _print_summary(console, problem, reports, unusable, csv_path):
     table = Table(title=f"{problem.title}  ({problem.path})", title_justify="left")
     table.add_column("submission", no_wrap=True)
-    for k in ("correct", "incorrect", "unparseable", "missing", "timeout", "other"):
+    for k in SUMMARY + ("other",):
         table.add_column(k, justify="right")
     for r in reports:
         counts = r.counts()
-        other = sum(n for k, n in counts.items() if k not in ("correct", "incorrect", "unparseable", "missing",
-                                                              "timeout"))
-        table.add_row(Text(r.submission), *[str(counts.get(k, 0)) for k in
-                                            ("correct", "incorrect", "unparseable", "missing", "timeout")],
-                      str(other))
+        other = sum(n for k, n in counts.items() if k not in SUMMARY)
+        table.add_row(Text(r.submission), *[str(counts.get(k, 0)) for k in SUMMARY], str(other))
     for name in unusable:
-        table.add_row(Text(name), Text("unreadable", style="red"), "", "", "", "", "")
+        table.add_row(Text(name), Text("unreadable", style="red"), *[""] * len(SUMMARY))
     console.print(table)
     if csv_path:
         console.print(f"wrote {csv_path}", markup=False)

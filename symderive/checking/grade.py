@@ -47,7 +47,8 @@ def check_one(info, latex, timeout=DEFAULT_TIMEOUT, seed=None):
     try:
         with time_limit(timeout):
             outcome = check_latex(info, latex, start + timeout, seed)
-        verdict = Verdict(qid, outcome.verdict, outcome.decided_by, outcome.evidence, outcome.position, latex)
+        verdict = Verdict(qid, outcome.verdict, outcome.decided_by, outcome.evidence, outcome.position, latex,
+                          flags=list(outcome.flags))
     except QuestionTimeout:
         verdict = Verdict(qid, TIMEOUT, "time limit", f"not decided within {timeout:g} s", answer=latex)
     except RecursionError:

@@ -39,6 +39,11 @@ class MeaningError(Exception):
         self.message, self.pos = message, pos
 
 
+class UnknownName(MeaningError):
+    """A name the question does not declare (the LaTeX itself was read): reported as ``unknown name``
+    with the names the question knows, not as ``unparseable``."""
+
+
 class ShapeMismatch(MeaningError):
     """Shapes that cannot be combined (a dropped transpose, typically): a wrong answer, not an
     unreadable one."""
@@ -193,7 +198,7 @@ class _Resolver:
         name = text.replace(" ", "")
         if self.ctx.declared(name) or name in self.ctx.bound or name in self.ctx.free:
             return self.v_Name(R.Name(node.pos, [name], node.scripts))
-        self.fail(f"'{text}' is not declared in this problem", node)
+        self.fail(f"'{text}' is not declared in this problem{_declared_hint(self.ctx)}", node, UnknownName)
 
     def v_Group(self, node):
         if node.body is None:
@@ -604,7 +609,7 @@ class _Resolver:
             elif kind == "[":
                 groups.append(list(arg))
         if primes:
-            self.fail(f"{name}{chr(39) * primes} is not declared", node)
+            self.fail(f"{name}{chr(39) * primes} is not declared{_declared_hint(ctx)}", node, UnknownName)
         value = self.entry(name, time_groups, groups, node)
         if transpose % 2:
             value = _transpose(value)
@@ -647,7 +652,7 @@ class _Resolver:
                 sym = ctx.index_symbol(name, node.pos)
                 if sym is not None:
                     return Val(sym)
-            self.fail(f"'{_display(name)}' is not declared in this problem{_declared_hint(ctx)}", node)
+            self.fail(f"'{_display(name)}' is not declared in this problem{_declared_hint(ctx)}", node, UnknownName)
         indices = time_groups + flat
         if not tensor.shape:
             if indices:
@@ -865,6 +870,8 @@ def time_offset(node):
 
 
 def _display(name):
+    """How a declared name is shown to a student. Hook for display names (issue 13: ``tex: W_x`` on a
+    declaration): once declarations carry them, return the display form here and in _declared_hint."""
     return name
 
 
@@ -877,7 +884,7 @@ def _declared_hint(ctx):
         parent = parent.parent
     if ctx.upstream is not None:
         names.append(ctx.upstream.name)
-    return f" (declared: {', '.join(names)})" if names else ""
+    return f" (the question knows: {', '.join(_display(n) for n in names)})" if names else ""
 
 
 def _describe(node):

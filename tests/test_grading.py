@@ -1,0 +1,130 @@
+"""Grading real students' answers (issue 14): the quantity the question asks, working, rounding.
+
+Expected values are computed here by hand, not taken from the engine: a 3×3 convolution from 3 to
+10 channels has 3·3·3·10 = 270 weights and 10 biases (280); the CSCE 636 residual block has two
+3×3 convolutions 32 → 32: 2·(9·32·32 + 32) = 18496 with biases, 18432 without.
+"""
+import math
+
+import pytest
+
+from symderive.checking.compare import number_agrees
+from symderive.checking.tolerance import Tolerance
+from tests.test_check import CQ, CSCE, HW5, NYU24, verdict
+
+import sympy as sp
+
+
+# 1. A number is the quantity the question asks ------------------------------------------------
+@pytest.mark.parametrize("latex", ["270", r"\text{conv} = 270", r"3 \times 3 \times 3 \times 10 = 270"])
+def test_the_count_without_biases_is_not_the_total(latex):
+    v = verdict(HW5, "hw5-p2a", latex)
+    assert v.verdict == "incorrect", (latex, v.evidence)
+    assert "without bias" in v.evidence and "280" in v.evidence
+
+
+@pytest.mark.parametrize("latex", [r"\text{without bias} = 270", r"\text{conv without biases} = 270",
+                                   r"\text{total} = 280", "280", r"(280, 270)"])
+def test_a_labelled_part_is_compared_with_that_part(latex):
+    v = verdict(HW5, "hw5-p2a", latex)
+    assert v.verdict == "correct", (latex, v.evidence)
+
+
+def test_a_label_does_not_excuse_a_wrong_number():
+    v = verdict(HW5, "hw5-p2a", r"\text{without bias} = 280")
+    assert v.verdict == "incorrect" and "with bias" in v.evidence, v.evidence
+
+
+def test_two_numbers_are_the_two_counts_in_order():
+    assert verdict(CSCE, "csce636-q3a", "18496, 18432").verdict == "correct"
+    v = verdict(CSCE, "csce636-q3a", "18432, 18496")
+    assert v.verdict == "incorrect", v.evidence
+
+
+def test_a_count_close_to_the_total_is_not_accepted():
+    # 18432 is within 0.4% of 18496, but a count is exact.
+    v = verdict(CSCE, "csce636-q3a", "18432")
+    assert v.verdict == "incorrect" and "without bias" in v.evidence, v.evidence
+
+
+# 2. Working ------------------------------------------------------------------------------------
+def test_times_in_arithmetic_is_a_product_not_a_dimension():
+    v = verdict(CSCE, "csce636-q3a", r"2 \times (3 \cdot 3 \cdot 32 \cdot 32 + 32) = 18496")
+    assert v.verdict == "correct" and not v.flags, (v.verdict, v.evidence)
+
+
+def test_a_sum_of_layer_counts_is_checked_against_the_total():
+    terms = [5 * 5 * 3 * 32 + 32, 3 * 3 * 32 * 48 + 48, 3 * 3 * 48 * 64 + 64, 4 * 4 * 64 * 384 + 384,
+             384 * 192 + 192, 192 * 10 + 10]
+    total = sum(terms)
+    assert total == 513466
+    v = verdict(CQ, "cq-3.3", " + ".join(map(str, terms)) + f" = {total}")
+    assert v.verdict == "correct" and not v.flags, v.evidence
+
+
+def test_wrong_working_with_a_right_final_value_is_flagged():
+    v = verdict(HW5, "hw5-p2a", r"3 \cdot 3 \cdot 3 \cdot 10 = 280")          # the working gives 270
+    assert v.verdict == "correct" and v.flags == ["wrong working"], (v.verdict, v.flags)
+    assert "step 1" in v.evidence and "270" in v.evidence
+
+
+def test_right_working_with_a_slip_in_the_last_step_is_incorrect():
+    v = verdict(CQ, "cq-3.3", "2432 + 13872 + 27712 + 393600 + 73920 + 1930 = 513456")
+    assert v.verdict == "incorrect" and "working before it is right" in v.evidence, v.evidence
+
+
+def test_dots_in_working_are_noted_not_flagged():
+    v = verdict(CQ, "cq-3.3", r"2432 + 13872 + \dots = 513466")
+    assert v.verdict == "correct" and not v.flags and "not checked" in v.evidence, v.evidence
+
+
+def test_a_dimension_is_still_a_dimension():
+    assert verdict(HW5, "hw5-p2d", r"4 \times 4").decided_by == "shape"
+
+
+# 3. Rounding -----------------------------------------------------------------------------------
+def test_rounded_intermediate_steps_are_accepted_within_one_percent():
+    # ∂e/∂W³ second entry is 3.2511; 3.24 is 0.34% off (carried from rounded steps).
+    v = verdict(CSCE, "csce636-q2", r"\frac{\partial e}{\partial W^{(3)}} = \begin{bmatrix} -3.606 \\ 3.24 "
+                                    r"\end{bmatrix}")
+    assert v.verdict == "correct" and "within 1%" in v.evidence, v.evidence
+
+
+@pytest.mark.parametrize("latex, rule", [("1.386", "precision written"), ("1.39", "precision written"),
+                                         ("1.38", "within 1%"), (r"\ln 4", "symbolic")])
+def test_the_rule_that_decided_is_reported(latex, rule):
+    v = verdict(NYU24, "nyu24-1.3d", latex)
+    assert v.verdict == "correct" and rule in v.decided_by, (v.decided_by, v.evidence)
+
+
+@pytest.mark.parametrize("latex", ["1.37", "1.3", "1", "2", "1.41", "-1.386"])
+def test_numbers_outside_both_rules_are_wrong(latex):
+    # ln 4 = 1.38629...: 1.37 is 1.2% off; 1.41 claims ±0.005 and is 1.7% off; "1" has one digit.
+    assert math.log(4) - 1.37 > 0.01 * math.log(4) and 1.41 - math.log(4) > 0.01 * math.log(4)
+    v = verdict(NYU24, "nyu24-1.3d", latex)
+    assert v.verdict == "incorrect", (latex, v.decided_by)
+
+
+def test_number_agrees_rules():
+    ok, _, rule = number_agrees(sp.Rational("3.24"), sp.Rational("3.2511"), None, None)
+    assert ok and rule == "within 1%"
+    ok, why, _ = number_agrees(sp.Integer(278), sp.Integer(280), None, None)
+    assert not ok
+    ok, _, rule = number_agrees(sp.Rational("1.3"), sp.log(4), None, Tolerance(absolute=sp.Rational(1, 10)))
+    assert ok and "tolerance" in rule
+    ok, _, _ = number_agrees(sp.Rational("1.38"), sp.log(4), None, Tolerance(absolute=sp.Rational(1, 1000)))
+    assert not ok                      # a question's tolerance replaces the default, also when stricter
+
+
+# 4. Unknown names are not unreadable LaTeX ----------------------------------------------------
+def test_unknown_name_is_its_own_verdict_with_position_and_known_names():
+    v = verdict(NYU24, "nyu24-1.3d", r"\ln 4 + q")
+    assert v.verdict == "unknown name" and v.decided_by == "names", (v.verdict, v.evidence)
+    assert v.position == r"\ln 4 + q".index("q") and "column 9" in v.evidence
+    assert "the question knows: p, z" in v.evidence, v.evidence
+
+
+@pytest.mark.parametrize("latex", [r"\ln 4 +", r"\frac{1}{", r"\foo 4", r"1 \cdot"])
+def test_bad_latex_stays_unparseable(latex):
+    v = verdict(NYU24, "nyu24-1.3d", latex)
+    assert v.verdict == "unparseable" and "column" in v.evidence, (latex, v.verdict, v.evidence)
