@@ -10,7 +10,7 @@ import pytest
 
 from symderive.checking.compare import number_agrees
 from symderive.checking.tolerance import Tolerance
-from tests.test_check import CQ, CSCE, HW5, NYU24, verdict
+from tests.test_check import CQ, CSCE, HW5, NYU21, NYU24, verdict
 
 import sympy as sp
 
@@ -128,3 +128,12 @@ def test_unknown_name_is_its_own_verdict_with_position_and_known_names():
 def test_bad_latex_stays_unparseable(latex):
     v = verdict(NYU24, "nyu24-1.3d", latex)
     assert v.verdict == "unparseable" and "column" in v.evidence, (latex, v.verdict, v.evidence)
+
+
+def test_intermediate_sizes_on_the_way_to_a_dimension_are_steps():
+    latex = r"n = \lfloor \frac{10-3}{2} \rfloor + 1 = 4, m = \lfloor \frac{11-3}{2} \rfloor + 1 = 5, 4 \times 5"
+    v = verdict(NYU21, "nyu21-1.1a", latex)
+    assert v.verdict == "correct" and "not compared" in v.evidence, v.evidence
+    # ... but the dimension itself must still be there and right.
+    assert verdict(NYU21, "nyu21-1.1a", r"n = 4, m = 5").verdict == "unparseable"
+    assert verdict(NYU21, "nyu21-1.1a", r"n = 4, m = 5, 4 \times 4").verdict == "incorrect"

@@ -166,6 +166,13 @@ class _Checker:
         if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=") for op in ops):
             raise M.MeaningError("an inequality is not an answer", part.pos)
         label = _label(lhs) if lhs is not None else None
+        if label and _is_number_node(items[-1]) and not M.times_chain(items[-1]) \
+                and not any(t.kind in ("value", "tuple", "element", "entries") for t in self.info.targets) \
+                and not any(_same_label(label, t.label) for t in self.info.targets):
+            # n = \lfloor (10 - 3)/2 \rfloor + 1 = 4 on the way to a dimension: a step, not the answer.
+            self.notes.append(f"not compared: {label} = … (the question asks for "
+                              f"{', '.join(dict.fromkeys(t.kind for t in self.info.targets))})")
+            return []
         if len(items) > 1 and _is_number_node(items[-1]) and not M.times_chain(items[-1]):
             # Working that ends in a number (2 \times (3 \cdot 3 \cdot 32 \cdot 32 + 32) = 18496): one
             # quantity; the last side is the answer, the sides before it the working.
