@@ -137,3 +137,48 @@ def test_intermediate_sizes_on_the_way_to_a_dimension_are_steps():
     # ... but the dimension itself must still be there and right.
     assert verdict(NYU21, "nyu21-1.1a", r"n = 4, m = 5").verdict == "unparseable"
     assert verdict(NYU21, "nyu21-1.1a", r"n = 4, m = 5, 4 \times 4").verdict == "incorrect"
+
+
+# 5. Left sides and integer operators -------------------------------------------------------------
+Q1_RIGHT = (r"\frac{2}{N}\sum_{n=1}^{N} (\tanh(\sum_k w_k X_{n,k}) - y_n)(1 - \tanh^2(\sum_k w_k X_{n,k})) "
+            r"X_{n,p}")
+
+
+@pytest.mark.parametrize("lhs", [r"\nabla_w E_{in} =", r"\nabla E(w) =", r"\nabla_w E_{in}(w) =", ""])
+def test_gradient_left_sides(lhs):
+    # E = (1/N) Σ (tanh(wᵀx_n) − y_n)², so ∂E/∂w_p = (2/N) Σ (tanh − y_n)(1 − tanh²) X_{n,p}.
+    v = verdict(CSCE, "csce636-q1", f"{lhs} {Q1_RIGHT}")
+    assert v.verdict == "correct", (lhs, v.verdict, v.evidence)
+    v = verdict(CSCE, "csce636-q1", f"{lhs} {Q1_RIGHT.replace('{2}', '{1}')}")     # the factor 2 dropped
+    assert v.verdict == "incorrect", (lhs, v.verdict, v.evidence)
+
+
+@pytest.mark.parametrize("lhs, right", [
+    (r"\frac{\partial l}{\partial W_x}[i][j] =", True), (r"\frac{\partial l}{\partial W_x}[i, j] =", True),
+    (r"\frac{\partial l}{\partial W_x}[j][i] =", False)])     # indices swapped: the transpose
+def test_bracketed_entries_of_a_derivative_name_its_indices(lhs, right):
+    # h_t = c_t ⊙ h_{t−1} + (1 − c_t) ⊙ W_x x_t, so ∂l/∂W_x[i][j] = Σ_t (1 − c_t[i]) g_t[i] x_t[j].
+    v = verdict(NYU21, "nyu21-1.2c", lhs + r" \sum_{t=1}^{K} (1 - c_t[i]) g_t[i] x_t[j]")
+    assert v.verdict == ("correct" if right else "incorrect"), (v.verdict, v.evidence)
+
+
+def test_bracketed_entries_of_a_five_axis_derivative():
+    # ∂f_{a,b}/∂W_{p,q,r} = δ_{ap} x_{q, 2b+r−2} (stride 2, index base 1).
+    v = verdict(NYU21, "nyu21-1.1c-ii", r"\frac{\partial f}{\partial W}[a][b][p][q][r] = \delta_{a,p} x_{q, 2b + r - 2}")
+    assert v.verdict == "correct", v.evidence
+    v = verdict(NYU21, "nyu21-1.1c-ii", r"\frac{\partial f}{\partial W}[a, b, p, q, r] = \delta_{a,p} x_{q, 2b + r - 1}")
+    assert v.verdict == "incorrect", v.evidence
+
+
+@pytest.mark.parametrize("latex", [r"(\lfloor 7/2 \rfloor + 1) \times (8 // 2 + 1)", r"(7 \bmod 3 + 3) \times 5",
+                                   r"(9 \% 5) \times 5", r"(9 \mod 5) \times 5", r"(9 // 2) \times 5"])
+def test_remainder_and_integer_division(latex):
+    assert verdict(NYU21, "nyu21-1.1a", latex).verdict == "correct", latex
+
+
+@pytest.mark.parametrize("latex, verdict_", [(r"(9 \% 0) \times 5", "unparseable"), (r"\bmod 3", "unparseable"),
+                                             (r"(8 // ) \times 5", "unparseable"), (r"(9 \% 4) \times 5", "incorrect"),
+                                             (r"(25\%) \times 5", "incorrect")])
+def test_bad_remainders(latex, verdict_):
+    v = verdict(NYU21, "nyu21-1.1a", latex)
+    assert v.verdict == verdict_, (latex, v.verdict, v.evidence)

@@ -770,6 +770,11 @@ def _is_range_statement(part):
 def _is_lhs(node):
     if isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den):
         return True
+    if _entry_of_derivative(node) is not None:            # \frac{\partial l}{\partial W_x}[i][j]
+        return True
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.right, R.Group) \
+            and node.right.paren == "(" and not node.right.scripts and isinstance(node.left, R.Nabla):
+        return True                                         # \nabla E(w), \nabla_w E_{in}(w)
     if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left) and M.is_partial(node.right):
         return True
     if isinstance(node, (R.Nabla, R.Word)):
@@ -855,10 +860,23 @@ def _dims_of(side, ctx):
     return [v.expr]
 
 
+def _entry_of_derivative(node):
+    """(the derivative fraction, [index items]) for ``\\frac{∂l}{∂W_x}[i][j]`` or ``[0, i, j]``; else None."""
+    if isinstance(node, R.Group) and node.paren == "{" and isinstance(node.body, R.Frac) and node.scripts \
+            and all(kind == "[" for kind, _ in node.scripts) and _is_lhs(node.body):
+        return node.body, [i for _, items in node.scripts for i in items]
+    return None
+
+
 def _label(node):
     """A canonical key for a left side: 'W1', "W'", 'de/dW1', 'total', 'delta3'."""
     if node is None:
         return None
+    entry = _entry_of_derivative(node)
+    if entry is not None:
+        return _label(entry[0])
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Nabla):
+        return _label(node.left)
     if isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den):
         return "d" + (_label(M.partial_arg(node.num)) or "") + "/d" + (_label(M.partial_arg(node.den)) or "")
     if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left):
@@ -903,6 +921,13 @@ def _lhs_mapping(lhs, target, ctx, info):
     if groups is None:
         return {}, {}
     axes = list(target.axes)
+    if "all" in groups:                 # [i][j] after a derivative: its entry, every axis in order
+        if len(groups["all"]) != len(axes):
+            return {}, {}
+        groups = {"of": groups["all"][:sum(g == "of" for g, _ in axes)],
+                  "wrt": groups["all"][sum(g == "of" for g, _ in axes):]}
+        if all(g is None for g, _ in axes):
+            groups = {"of": [], "wrt": list(groups["of"]) + list(groups["wrt"])}
     if all(g is None for g, _ in axes):
         pairs = list(zip(groups.get("of", []) + groups.get("wrt", []), [i for _, i in axes]))
         if len(groups.get("of", []) + groups.get("wrt", [])) != len(axes):
@@ -939,6 +964,9 @@ def _lhs_mapping(lhs, target, ctx, info):
 
 
 def _lhs_groups(lhs, ctx):
+    entry = _entry_of_derivative(lhs)
+    if entry is not None:
+        return {"all": entry[1]}
     if isinstance(lhs, R.Frac) and M.is_partial(lhs.num):
         return {"of": _index_items(M.partial_arg(lhs.num), ctx),
                 "wrt": _index_items(M.partial_arg(lhs.den), ctx)}

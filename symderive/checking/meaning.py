@@ -248,6 +248,13 @@ class _Resolver:
             return self.matmul(left, right, node)
         if op == "odot":
             return self.hadamard(left, right, node)
+        if op in ("mod", "//"):                   # j \% 3, j \bmod 3, j // 3 (indices in a flattened layout)
+            if not (left.is_scalar and right.is_scalar):
+                self.fail(f"{'a remainder' if op == 'mod' else 'an integer division'} of a matrix", node,
+                          ShapeMismatch)
+            if right.expr == 0:
+                self.fail("division by zero", node.right)
+            return Val(sp.Mod(left.expr, right.expr) if op == "mod" else sp.floor(left.expr / right.expr))
         if op == "/":
             if not right.is_scalar:
                 self.fail("division by a matrix or vector", node, ShapeMismatch)
