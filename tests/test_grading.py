@@ -182,3 +182,41 @@ def test_remainder_and_integer_division(latex):
 def test_bad_remainders(latex, verdict_):
     v = verdict(NYU21, "nyu21-1.1a", latex)
     assert v.verdict == verdict_, (latex, v.verdict, v.evidence)
+
+
+# 6. Answering part by part -------------------------------------------------------------------------
+def _grade(path, answers):
+    from symderive import load_problem
+    from symderive.checking.grade import grade
+    return grade(load_problem(path), {"s": answers}, 20, 1, isolate=False)["s"]
+
+
+def test_parts_by_id_are_checked_against_that_part():
+    # ∂e/∂W³ = x² δ³ = [-3.6062, 3.2511]; ∂e/∂W¹ = x⁰ (δ¹)ᵀ = [[-0.8571, 1.7012], [-1.7141, 3.4025]] (NumPy).
+    report = _grade(CSCE, {"csce636-q2:dW3": r"\begin{bmatrix} -3.606 \\ 3.251 \end{bmatrix}",
+                           "csce636-q2:de/dW1": r"\begin{bmatrix} -0.857 & 1.701 \\ -1.714 & 3.402 \end{bmatrix}"})
+    v = report["csce636-q2"]
+    assert v.verdict == "correct" and "dW3: correct" in v.evidence and "de/dW1: correct" in v.evidence, v.evidence
+
+
+def test_a_wrong_part_makes_the_question_incorrect_and_says_which():
+    report = _grade(CSCE, {"csce636-q2:dW3": r"\begin{bmatrix} -3.606 \\ 3.606 \end{bmatrix}",
+                           "csce636-q2:dW1": r"\begin{bmatrix} -0.857 & 1.701 \\ -1.714 & 3.402 \end{bmatrix}"})
+    v = report["csce636-q2"]
+    assert v.verdict == "incorrect" and "dW3: incorrect" in v.evidence and "dW1: correct" in v.evidence
+
+
+def test_an_unknown_part_is_a_verdict_on_that_answer_not_a_rejected_file():
+    report = _grade(CQ, {"cq-3.5:W'": r"\begin{bmatrix} 0.9914 & -0.008621 \\ 0 & -1 \end{bmatrix}",
+                         "cq-3.5:V'": "1", "cq-3.3": "513466"})
+    v = report["cq-3.5"]
+    assert v.verdict == "unknown name" and "no part “V'”" in v.evidence and "its parts: W', B'" in v.evidence, v.evidence
+    assert "W': correct" in v.evidence
+    assert report["cq-3.3"].verdict == "correct"
+
+
+def test_a_part_answer_for_an_unknown_question_is_still_refused(tmp_path):
+    from symderive import load_problem
+    from symderive.checking.grade import unknown_ids
+    problem = load_problem(CSCE)
+    assert unknown_ids(problem, {"csce636-q2:dW1": "1", "csce636-q9:dW1": "1"}) == ["csce636-q9:dW1"]

@@ -85,7 +85,7 @@ def run(args, console, errors):
 def _folder(problem, args, console, errors):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from .answers import AnswersFileError, read_answers_file, submission_files
-    from .grade import grade, unknown_ids
+    from .grade import grade, split_id, unknown_ids
     files = submission_files(args.answers)
     if not files:
         errors.print(f"error: {args.answers}: no answers files (.yaml, .yml, .tex)", markup=False)
@@ -102,8 +102,9 @@ def _folder(problem, args, console, errors):
         except AnswersFileError as exc:
             unusable[names[path]] = str(exc)
             errors.print(f"error: {exc}", markup=False)
-    total = sum(1 for answers in submissions.values() for q in problem.questions
-                if q.id in answers and str(answers[q.id]).strip())
+    known = {q.id for q in problem.questions}
+    total = sum(1 for answers in submissions.values() for key, latex in answers.items()
+                if split_id(key, known)[0] in known and str(latex).strip())
     with Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True, disable=args.json and not errors.is_terminal) as progress:
         task = progress.add_task("answers", total=total)

@@ -52,15 +52,16 @@ class Incorrect(Exception):
 
 # The whole answer -----------------------------------------------------------------
 
-def check_latex(info, latex, deadline, seed=0):
-    """The outcome of one answer to one question (``info``: targets.QuestionInfo)."""
+def check_latex(info, latex, deadline, seed=0, part=None):
+    """The outcome of one answer to one question (``info``: targets.QuestionInfo); ``part``: the
+    target every side is compared with (an answer to one part, ``csce636-q2:dW1``)."""
     lead = len(latex) - len(latex.lstrip())
     try:
         parts = R.read(latex)
     except R.ReadError as exc:
         return _located("unparseable", "parse", latex, exc.pos, exc.message, lead)
     _, offset = R.strip_math(latex)
-    checker = _Checker(info, latex, deadline, seed)
+    checker = _Checker(info, latex, deadline, seed, part)
     try:
         return checker.run(parts)
     except M.ShapeMismatch as exc:
@@ -88,8 +89,9 @@ def _located(verdict, decided_by, latex, pos, message, lead):
 
 
 class _Checker:
-    def __init__(self, info, latex, deadline, seed):
+    def __init__(self, info, latex, deadline, seed, part=None):
         self.info, self.latex, self.deadline, self.seed = info, latex, deadline, seed
+        self.part = part
         self.used = set()
         self.decided = []
         self.notes = []
@@ -189,6 +191,8 @@ class _Checker:
         """The result a side is compared with: by its left side's label, else the next unused result
         of a compatible kind (a result labelled 'total' first)."""
         targets = self.info.targets
+        if self.part is not None:
+            return self.part
         if label:
             named = [t for t in targets if _same_label(label, t.label)]
             if not named:                       # "conv without bias": the result conv, its second entry
