@@ -23,7 +23,8 @@ TOP_LEVEL_KEYS = {"title", "source", "index_base", "sizes", "tensors", "layers",
 #: Keys every question may have; each ask adds its own (``Ask.keys``).
 #: Question keys that are printed as text (``answer`` of a text question, ``note``).
 TEXT_KEYS_OF_QUESTION = ("note",)
-QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers", "tolerance"}
+QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "timeout", "sizes", "tensors", "layers", "tolerance",
+                        "points"}
 
 
 @dataclass

@@ -220,3 +220,58 @@ def test_a_part_answer_for_an_unknown_question_is_still_refused(tmp_path):
     from symderive.checking.grade import unknown_ids
     problem = load_problem(CSCE)
     assert unknown_ids(problem, {"csce636-q2:dW1": "1", "csce636-q9:dW1": "1"}) == ["csce636-q9:dW1"]
+
+
+# 8. Output for autograders; identical answers checked once ---------------------------------------
+def test_gradescope_and_prairielearn_results(tmp_path):
+    import json
+    import subprocess
+    import sys
+    problem = tmp_path / "p.yaml"
+    problem.write_text(HW5.read_text().replace("  - id: hw5-p2a\n", "  - id: hw5-p2a\n    points: 3\n"))
+    answers = tmp_path / "ann.yaml"
+    answers.write_text("hw5-p2a: '280'\nhw5-p2d: '3 \\times 3'\n")
+    run = subprocess.run([sys.executable, "-m", "symderive", "check", str(problem), str(answers), "--gradescope",
+                          str(tmp_path / "gs.json"), "--prairielearn", str(tmp_path / "pl.json")],
+                         capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    gs = json.loads((tmp_path / "gs.json").read_text())
+    tests = {t["name"]: t for t in gs["tests"]}
+    assert tests["hw5-p2a"]["score"] == 3 and tests["hw5-p2a"]["max_score"] == 3
+    assert tests["hw5-p2d"]["score"] == 0 and tests["hw5-p2d"]["status"] == "failed"
+    assert "axis" in tests["hw5-p2d"]["output"] and gs["score"] == 3
+    assert all(t["visibility"] == "visible" for t in gs["tests"])
+    pl = json.loads((tmp_path / "pl.json").read_text())
+    total = 3 + (len(pl["tests"]) - 1)                    # every other question is worth 1
+    assert pl["gradable"] is True and abs(pl["score"] - 3 / total) < 1e-12
+
+
+@pytest.mark.parametrize("points", ["-1", "many", "true"])
+def test_bad_points_make_the_problem_unusable(tmp_path, points):
+    import subprocess
+    import sys
+    problem = tmp_path / "p.yaml"
+    problem.write_text(HW5.read_text().replace("  - id: hw5-p2a\n", f"  - id: hw5-p2a\n    points: {points}\n"))
+    answers = tmp_path / "ann.yaml"
+    answers.write_text("hw5-p2a: '280'\n")
+    run = subprocess.run([sys.executable, "-m", "symderive", "check", str(problem), str(answers)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "points" in run.stderr and "hw5-p2a" in run.stderr, run.stderr
+
+
+def test_identical_answers_are_checked_once_and_reported_for_each(monkeypatch):
+    from symderive import load_problem
+    from symderive.checking import grade as g
+    calls = []
+    real = g.check_one
+
+    def counting(info, latex, timeout, *args, **kw):
+        calls.append(latex)
+        return real(info, latex, timeout, *args, **kw)
+
+    monkeypatch.setattr(g, "check_one", counting)
+    subs = {"a": {"hw5-p2a": "280"}, "b": {"hw5-p2a": " 280 "}, "c": {"hw5-p2a": "270"}}
+    reports = g.grade(load_problem(HW5), subs, 20, 1, isolate=False)
+    assert sorted(calls) == ["270", "280"]
+    assert reports["a"]["hw5-p2a"].verdict == reports["b"]["hw5-p2a"].verdict == "correct"
+    assert reports["b"]["hw5-p2a"].answer == " 280 " and reports["c"]["hw5-p2a"].verdict == "incorrect"

@@ -34,6 +34,11 @@ def add_parser(sub):
     check.add_argument("--json", action="store_true", help="print verdicts as JSON instead of a table")
     check.add_argument("--report", type=Path, metavar="CSV",
                        help="write one CSV row per submission and question")
+    check.add_argument("--gradescope", type=Path, metavar="JSON",
+                       help="write Gradescope's results.json (a folder of them, one per submission, when grading "
+                            "a folder); points per question from the problem file's points:")
+    check.add_argument("--prairielearn", type=Path, metavar="JSON",
+                       help="write PrairieLearn external-grader results (a folder of them for a folder)")
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"seconds allowed per answer (default {DEFAULT_TIMEOUT:g})")
     check.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -45,6 +50,7 @@ def run(args, console, errors):
     # the parser is built for every subcommand and must not import them.
     from .answers import AnswersFileError, read_answers_file
     from .grade import grade, unknown_ids
+    from .exports import read_points
     from .tolerance import read_tolerance
     if args.timeout <= 0 or args.workers < 1:
         errors.print("error: --timeout must be positive and --workers at least 1", markup=False)
@@ -53,6 +59,7 @@ def run(args, console, errors):
         problem = load_problem(args.problem)
         for q in problem.questions:
             read_tolerance(q)
+            read_points(q)
     except ProblemFileError as exc:
         errors.print(f"error: {exc}", markup=False)
         return 2
@@ -75,6 +82,7 @@ def run(args, console, errors):
     report = grade(problem, {name: answers}, args.timeout, args.workers)[name]
     if args.report:
         _write_csv(args.report, [report])
+    _write_exports(args, problem, [report], folder=False)
     if args.json:
         _print_json(console, report.to_json())
     else:
@@ -113,6 +121,7 @@ def _folder(problem, args, console, errors):
     ordered = [reports[names[p]] for p in files if names[p] in reports]
     if args.report:
         _write_csv(args.report, ordered, unusable)
+    _write_exports(args, problem, ordered, folder=True)
     if args.json:
         _print_json(console, {"problem": problem.name,
                               "submissions": [r.to_json() for r in ordered],
@@ -122,6 +131,14 @@ def _folder(problem, args, console, errors):
     if unusable:
         return 2
     return 0 if all(r.ok for r in ordered) else 1
+
+
+def _write_exports(args, problem, reports, folder):
+    from .exports import write_results
+    for kind in ("gradescope", "prairielearn"):
+        path = getattr(args, kind, None)
+        if path:
+            write_results(kind, path, problem, reports, folder)
 
 
 def submission_names(files):

@@ -7,6 +7,7 @@ interrupt C-level work such as big-integer arithmetic) and starts a fresh one: o
 answer can neither hang nor crash the others. A folder of submissions is graded with
 the same pool (both cores), with a progress callback per finished answer.
 """
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -252,6 +253,15 @@ def find_part(info, part):
 SEVERITY = (ERROR, TIMEOUT, INCORRECT, UNPARSEABLE, UNKNOWN_NAME, MISSING, CORRECT, UNCHECKED)
 
 
+def normalized(latex):
+    """The answer with runs of spacing as one space: the key under which identical answers share a check.
+
+    >>> normalized("  3 \\times  4\n") == normalized("3 \\times 4")
+    True
+    """
+    return " ".join(str(latex).split())
+
+
 def combine_parts(qid, verdicts):
     """One verdict for a question answered part by part: the most severe part's, with every part's
     evidence (``dW1: correct; dW3: incorrect — entry (2, 1) ...``)."""
@@ -288,15 +298,31 @@ def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True
             if qid in infos and str(latex).strip():
                 tasks.append(((name, qid, part), qid, str(latex), part))
                 order[name].setdefault(qid, []).append(part)
+    # Identical answers (the same question, part and LaTeX up to spacing) are checked once: in a class,
+    # many students write the same "280".
+    unique, same_as = {}, {}
+    for task in tasks:
+        same_as[task[0]] = unique.setdefault((task[1], task[3], normalized(task[2])), task)[0]
+    firsts = list({t[0]: t for t in unique.values()}.values())
+
+    def done(key, verdict):
+        if on_done:
+            for other in copies.get(key, [key]):
+                on_done(other, verdict)
+
+    copies = {}
+    for key, first in same_as.items():
+        copies.setdefault(first, []).append(key)
     if isolate:
-        results = run_tasks(infos, tasks, timeout, workers, on_done)
+        checked = run_tasks(infos, firsts, timeout, workers, done)
     else:
-        results = {}
-        for task in tasks:
-            key = task[0]
-            results[key] = _check_task(infos, task, timeout)
-            if on_done:
-                on_done(key, results[key])
+        checked = {}
+        for task in firsts:
+            checked[task[0]] = _check_task(infos, task, timeout)
+            done(task[0], checked[task[0]])
+    latex_of = {t[0]: t[2] for t in tasks}
+    results = {key: dataclasses.replace(checked[first], answer=latex_of[key], flags=list(checked[first].flags))
+               for key, first in same_as.items() if first in checked}
     reports = {}
     for name, answers in submissions.items():
         report = CheckReport(problem.name, submission=name)
