@@ -275,3 +275,51 @@ def test_identical_answers_are_checked_once_and_reported_for_each(monkeypatch):
     assert sorted(calls) == ["270", "280"]
     assert reports["a"]["hw5-p2a"].verdict == reports["b"]["hw5-p2a"].verdict == "correct"
     assert reports["b"]["hw5-p2a"].answer == " 280 " and reports["c"]["hw5-p2a"].verdict == "incorrect"
+
+
+# 7. What the sheets write: notes, \substack, \cong, a leading \approx ----------------------------------
+@pytest.mark.parametrize("latex, expected", [
+    (r"\text{conv}:\ 280\ \text{with bias},\ 270\ \text{without bias}", "correct"),
+    (r"\text{conv}:\ 270\ \text{with bias},\ 280\ \text{without bias}", "incorrect"),   # swapped
+    (r"280\ \text{without bias}", "incorrect"),              # the note says which count: 270
+    (r"280\ \text{parameters}", "correct"),                  # a note that names no count changes nothing
+    (r"270\ \text{parameters}", "incorrect"),
+])
+def test_prose_notes_after_a_number(latex, expected):
+    v = verdict(HW5, "hw5-p2a", latex)
+    assert v.verdict == expected, (latex, v.verdict, v.evidence)
+
+
+def test_a_parenthesised_note_is_not_a_factor():
+    assert verdict(HW5, "hw5-p1a", r"\text{vanishing}\ (|d| < 1)").verdict == "correct"
+    assert verdict(HW5, "hw5-p1a", r"\text{exploding}\ (|d| > 1)").verdict == "incorrect"
+    assert verdict(CSCE, "csce636-q4a", r"\mu \in \mathbb{R}^{C}\ (\text{kept as } 1 \times C)").verdict == "correct"
+    assert verdict(CSCE, "csce636-q4a", r"\mu \in \mathbb{R}^{N}\ (\text{kept as } 1 \times N)").verdict == "incorrect"
+
+
+def test_substack_sum_limits():
+    # f_{1,j} = Σ_{k=1}^{3} Σ_{c=1}^{2} W_{1,c,k} x_{c,2j+k-2}
+    right = r"f_{i,j} = \sum_{\substack{1 \leq k \leq 3\\1 \leq c \leq 2}} W_{i,c,k} x_{c,2 j + k - 2}"
+    assert verdict(NYU21, "nyu21-1.1c-i", right).verdict == "correct"
+    v = verdict(NYU21, "nyu21-1.1c-i", right.replace("k \\leq 3", "k \\leq 2"))        # a kernel tap left out
+    assert v.verdict == "incorrect", v.evidence
+    v = verdict(NYU21, "nyu21-1.1c-i", r"f_{i,j} = \sum_{\substack{k = 1\\c = 1}} W_{i,c,k} x_{c,2j+k-2}")
+    assert v.verdict == "unparseable" and "substack" in v.evidence, v.evidence
+    v = verdict(NYU21, "nyu21-1.1c-i", r"f_{i,j} = \sum_{\substack{1 \le k \le 3} W_{i,c,k}")
+    assert v.verdict == "unparseable", v.evidence
+
+
+def test_cong_and_a_leading_approx():
+    assert verdict(NYU21, "nyu21-1.1c-ii", r"\frac{\partial f}{\partial W} \in \mathbb{R}^{1 \times 2 \times 1 "
+                                           r"\times 2 \times 3} \;\cong\; \mathbb{R}^{2 \times 6}").verdict == "correct"
+    assert verdict(NYU24, "nyu24-1.3d", r"\approx 1.386").verdict == "correct"
+    assert verdict(NYU24, "nyu24-1.3d", r"\approx 1.486").verdict == "incorrect"
+    assert verdict(NYU24, "nyu24-1.3d", r"\approx").verdict == "unparseable"
+
+
+def test_primed_summation_indices():
+    # ∂l/∂W_{p,q,r} = Σ_j g_{p,j} x_{q,2j+r-2}, with the summation index written j'.
+    v = verdict(NYU21, "nyu21-1.1c-iv", r"\frac{\partial l}{\partial W_{p,q,r}} = \sum_{j'=1}^{2} g_{p,j'} x_{q,2j'+r-2}")
+    assert v.verdict == "correct", v.evidence
+    v = verdict(NYU21, "nyu21-1.1c-iv", r"\frac{\partial l}{\partial W_{p,q,r}} = \sum_{j'=1}^{2} g_{p,j'} x_{q,2j+r-2}")
+    assert v.verdict != "correct", v.evidence            # j (unprimed) is not the summation index

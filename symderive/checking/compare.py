@@ -97,6 +97,8 @@ class _Checker:
         self.notes = []
         self.flags = []
         self.last_component = None
+        self.last_label = None
+        self.side_labels = {}          # id(side) -> its label, when a note ("without bias") completes it
         self.next_component = {}       # id(tuple target) -> the entry the next unlabelled number gives
 
     def run(self, parts):
@@ -157,7 +159,7 @@ class _Checker:
         if ops and ops[0] == "in":
             if _is_range_statement(part):
                 return []
-            lhs, rest = items[0], items[1:]
+            lhs, rest = items[0], [_strip_notes(side, self.info)[0] for side in items[1:]]
             if not isinstance(rest[0], R.Reals):
                 raise M.MeaningError("after \\in, write the dimension as \\mathbb{R}^{a \\times b}", rest[0].pos)
             target = self.choose(_label(lhs), "shape", part)
@@ -165,9 +167,26 @@ class _Checker:
         lhs = None
         if len(items) >= 2 and _is_lhs(items[0]):
             lhs, items = items[0], items[1:]
+            # \delta^{(3)} = \frac{\partial e}{\partial s_3} = ...: a second name of the left side
+            while len(items) >= 2 and _is_derivative(items[0]):
+                items = items[1:]
         if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=") for op in ops):
             raise M.MeaningError("an inequality is not an answer", part.pos)
         label = _label(lhs) if lhs is not None else None
+        stripped = [_strip_notes(side, self.info) for side in items]
+        items = [side for side, _ in stripped]
+        notes = " ".join(n for _, words in stripped for n in words if n != "(…)")
+        if label:
+            self.last_label = label
+        if notes and _component_in_label(notes, self.info.targets)[1] is not None:
+            # "280 \text{with bias}, 270 \text{without bias}": the note names which count
+            label = f"{label or self.last_label or ''} {notes}".strip()
+        elif notes and label:                   # "standard: 4718592 \text{multiply--adds per example}"
+            longer = f"{label} {notes}"
+            if _label_prefix_target(longer, self.info.targets) is not None:
+                label = longer
+        for side in items:
+            self.side_labels[id(side)] = label
         if label and _is_number_node(items[-1]) and not M.times_chain(items[-1]) \
                 and not any(t.kind in ("value", "tuple", "element", "entries") for t in self.info.targets) \
                 and not any(_same_label(label, t.label) for t in self.info.targets):
@@ -195,6 +214,9 @@ class _Checker:
             return self.part
         if label:
             named = [t for t in targets if _same_label(label, t.label)]
+            if not named:
+                best = _label_prefix_target(label, targets)
+                named = [best] if best is not None else []
             if not named:                       # "conv without bias": the result conv, its second entry
                 rest, _ = _component_in_label(label, targets)
                 named = [t for t in targets if rest and _same_label(rest, t.label)]
@@ -247,7 +269,8 @@ class _Checker:
         if target.kind == "tuple":
             if not value.is_scalar:
                 raise Incorrect("shape", "expected a number or a list of numbers")
-            self.decided.append(self.compare_component(value.expr, target, ctx, side, _label(lhs), component))
+            label = self.side_labels.get(id(side), _label(lhs))
+            self.decided.append(self.compare_component(value.expr, target, ctx, side, label, component))
             return
         if target.kind == "value":
             if not value.is_scalar:
@@ -767,8 +790,71 @@ def _draw_sizes(sizes, info, a, b, free, rng):
 
 # Reading parts -------------------------------------------------------------------------
 
+def _label_prefix_target(label, targets):
+    """The target whose label's words begin ``label``'s words beyond it, the longest such, when the label
+    goes on past the target's own: "standard multiply-adds per example" -> "standard multiply-adds"."""
+    words = _label_words(label)
+    found = [t for t in targets if t.label and _label_words(t.label)
+             and words[:len(_label_words(t.label))] == _label_words(t.label) and len(words) > len(_label_words(t.label))]
+    return max(found, key=lambda t: len(_label_words(t.label)), default=None)
+
+
+def _label_words(text):
+    import re
+    return [w for w in re.split(r"[^a-z0-9']+", str(text).lower().replace("--", "-")) if w]
+
+
+def _strip_notes(side, info):
+    """(the side without prose notes, [the notes' words]). A ``\\text{...}`` that names nothing the question
+    declares, written after a value, is a note, as is a parenthesis holding prose or a condition:
+    ``280\\ \\text{with bias}``, ``P = 1\\ \\text{on each side}``, ``\\text{vanishing}\\ (|d| < 1)``,
+    ``\\mathbb{R}^{C}\\ (\\text{kept as } 1 \\times C)``. A note never changes the value compared.
+
+    >>> _strip_notes(R.read(r"280 \\text{with bias}")[0].items[0], None)[1]
+    ['with bias']
+    """
+    notes = []
+    while isinstance(side, R.Bin) and side.op == "implicit":
+        right = side.right
+        if isinstance(right, R.Word) and not right.scripts and not _declared_word(right, info):
+            notes.insert(0, right.text)
+        elif isinstance(right, R.Group) and right.paren == "(" and not right.scripts and _is_prose(right.body, info):
+            notes.insert(0, "(…)")
+        else:
+            break
+        side = side.left
+    return side, notes
+
+
+def _declared_word(word, info):
+    if info is None:
+        return False
+    scope = info.context_args["scope"]
+    name = word.text.replace(" ", "")
+    try:
+        return scope.lookup(name) is not None or scope.sizes.get(name) is not None
+    except Exception:
+        return False
+
+
+def _is_prose(node, info):
+    """A parenthesis holding words or a condition (|d| < 1), not a value."""
+    if isinstance(node, R.Relation) and any(op in ("<", ">", "<=", ">=", "!=") for op in node.ops):
+        return True
+    if isinstance(node, R.Word):
+        return not _declared_word(node, info)
+    if isinstance(node, R.Bin):
+        return _is_prose(node.left, info) or _is_prose(node.right, info)
+    return False
+
+
 def _is_range_statement(part):
     return isinstance(part.items[0], R.Name) and len(part.items) == 2 and isinstance(part.items[1], R.SetNode)
+
+
+def _is_derivative(node):
+    return (isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den)) or \
+        (isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left) and M.is_partial(node.right))
 
 
 def _is_lhs(node):

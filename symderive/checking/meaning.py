@@ -422,6 +422,11 @@ class _Resolver:
         sub, sup = node.sub, node.sup
         if sub is None:
             self.fail("a sum needs its index, e.g. \\sum_{j=1}^{n}", node)
+        if isinstance(sub, R.Tuple) and sub.paren == "substack":      # \substack{1 \le k \le 3 \\ 1 \le c \le 2}
+            if sup is not None or not all(isinstance(i, R.Relation) and len(i.items) == 3 for i in sub.items):
+                self.fail("write each line of \\substack as a range, e.g. 1 \\le k \\le 3", sub)
+            return [limit for item in sub.items for limit in self.sum_limits(R.BigOp(item.pos, node.op, item, None,
+                                                                                        None))]
         if isinstance(sub, R.Relation) and len(sub.ops) == 1 and sub.ops[0] == "=":
             names = [sub.items[0]]
             lo = self.limit(sub.items[1])
@@ -450,6 +455,8 @@ class _Resolver:
     def index_name(self, node):
         if isinstance(node, R.Name) and not node.scripts:
             return "".join(node.letters)
+        if isinstance(node, R.Name) and all(kind == "'" for kind, _ in node.scripts):
+            return "".join(node.letters) + "'" * len(node.scripts)       # \sum_{s'=1}^{n}
         self.fail("a summation index is a letter", node)
 
     def limit(self, node):
@@ -615,6 +622,8 @@ class _Resolver:
                 groups.append(script_items(arg))
             elif kind == "[":
                 groups.append(list(arg))
+        if primes and name + "'" * primes in ctx.bound and not groups and not time_groups and power is None:
+            return Val(ctx.bound[name + "'" * primes] + ctx.base)          # s' bound by \sum_{s'=1}^{n}
         if primes:
             self.fail(f"{name}{chr(39) * primes} is not declared{_declared_hint(ctx)}", node, UnknownName)
         value = self.entry(name, time_groups, groups, node)
@@ -708,6 +717,10 @@ class _Resolver:
     def kronecker(self, flat, node):
         if len(flat) == 1 and isinstance(flat[0], R.Name) and len(flat[0].letters) == 2:
             flat = [R.Name(flat[0].pos, [c]) for c in flat[0].letters]
+        if len(flat) == 1 and isinstance(flat[0], R.Bin) and flat[0].op == "implicit" \
+                and all(isinstance(n, (R.Name, R.Num)) and not getattr(n, "scripts", None)
+                        for n in (flat[0].left, flat[0].right)):
+            flat = [flat[0].left, flat[0].right]       # \delta_{i p}: two indices separated by a space
         if len(flat) != 2:
             self.fail("\\delta takes two indices, e.g. \\delta_{ij}", node)
         a, b = (self.index_value(i) for i in flat)

@@ -230,6 +230,9 @@ class Parser:
             if self.at("op", ".") and self.peek().kind == "eof":
                 self.take()
                 continue
+            if self.at("rel") and not parts and self.tok.text in ("=", "approx"):
+                self.take()                       # "\approx 1.386": a value written after its (omitted) left side
+                continue
             if self.at("rel") and parts:          # "&= ..." continues the previous line's chain
                 op = self.take().text
                 rhs = self.parse_side()
@@ -607,6 +610,14 @@ class Parser:
             return SetNode(t.pos, items)
         if name in ("dots", "ldots", "cdots"):
             return Dots(t.pos)
+        if name == "substack":                  # \sum_{\substack{1 \le k \le 3 \\ 1 \le c \le 2}}: one range a line
+            self.expect("{", what="'{' after \\substack")
+            lines = [self.parse_relation()]
+            while self.at("\\\\"):
+                self.take()
+                lines.append(self.parse_relation())
+            self.expect("}", what="'}'")
+            return Tuple(t.pos, lines, "substack")
         if name.startswith("mathbb:"):
             what = name.split(":", 1)[1]
             if what == "R":
