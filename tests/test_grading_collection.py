@@ -32,7 +32,8 @@ def graded():
             infos[(name, qid)] = info
     out = []
     for c in cases:
-        v = check_one(infos[(c["problem"], c["question"])], c["answer"], 20)
+        info = infos[(c["problem"], c["question"])]
+        v = check_one(info, c["answer"], 20, part=c["part"]) if "part" in c else check_one(info, c["answer"], 20)
         out.append((c, v))
     return out
 
@@ -48,7 +49,7 @@ def agrees(case, v):
 
 def test_the_collection_is_large_and_labelled():
     cases = yaml.safe_load(COLLECTION.read_text())
-    assert len(cases) >= 95
+    assert len(cases) >= 100
     assert all(c["verdict"] in ("correct", "incorrect", "unparseable", "unknown name") for c in cases)
     assert sum(c["verdict"] == "incorrect" for c in cases) >= 30      # wrong answers are half the point
 
