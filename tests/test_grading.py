@@ -323,3 +323,22 @@ def test_primed_summation_indices():
     assert v.verdict == "correct", v.evidence
     v = verdict(NYU21, "nyu21-1.1c-iv", r"\frac{\partial l}{\partial W_{p,q,r}} = \sum_{j'=1}^{2} g_{p,j'} x_{q,2j+r-2}")
     assert v.verdict != "correct", v.evidence            # j (unprimed) is not the summation index
+
+
+def test_folder_results_keep_submissions_that_differ_only_by_extension(tmp_path):
+    import json
+    import subprocess
+    import sys
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "bob.yaml").write_text("hw5-p2a: '280'\n")
+    (folder / "bob.tex").write_text(r"\answer{hw5-p2a}{$270$}")
+    out = tmp_path / "gradescope"
+    run = subprocess.run([sys.executable, "-m", "symderive", "check", str(HW5), str(folder), "--gradescope", str(out),
+                          "--report", str(tmp_path / "r.csv")], capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    scores = {p.name: json.loads(p.read_text())["score"] for p in out.iterdir()}
+    assert scores == {"bob.yaml.json": 1, "bob.tex.json": 0}
+    rows = (tmp_path / "r.csv").read_text().splitlines()
+    assert sum(r.startswith("bob.yaml,hw5-p2a,correct") for r in rows) == 1
+    assert sum(r.startswith("bob.tex,hw5-p2a,incorrect") for r in rows) == 1
