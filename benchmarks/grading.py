@@ -1,6 +1,6 @@
 """Grading speed (issue 14): answers checked per CPU-second on folders of 50 realistic submissions.
 
-The submissions are built from the labelled collection (tests/data/grading_collection.yaml): for
+The submissions are built from the labelled collection (tests/grading_collection/answers.yaml): for
 each problem it covers, student k answers every question of the collection with one of the
 collection's answers to it (chosen by k), as a class hands in the same assignment, so that some
 answers repeat, as they do in a class. Each problem is graded with ``grade`` as
@@ -25,7 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COLLECTION = ROOT / "tests" / "data" / "grading_collection.yaml"
+COLLECTION = ROOT / "tests" / "grading_collection" / "answers.yaml"
 ISSUE_BASELINE = 35.0          # answers/s/core measured in issue 14 before this work
 TARGET = 200.0
 

@@ -1,4 +1,4 @@
-"""The labelled collection (tests/data/grading_collection.yaml): realistic answers with the verdict a
+"""The labelled collection (tests/grading_collection/answers.yaml): realistic answers with the verdict a
 careful grader gives, decided by hand before the checker was run (issue 14).
 
 Reports the agreement by kind of answer and asserts that no answer the grader marks wrong is accepted.
@@ -15,7 +15,7 @@ from symderive.checking.grade import check_one, prepare
 
 HERE = Path(__file__).resolve().parent
 PROBLEMS = HERE.parent / "problems"
-COLLECTION = HERE / "data" / "grading_collection.yaml"
+COLLECTION = HERE / "grading_collection" / "answers.yaml"
 #: The issue's goal: at least 95 % agreement (and no wrong answer accepted, asserted separately).
 MIN_AGREEMENT = 0.95
 
