@@ -256,7 +256,7 @@ SEVERITY = (ERROR, TIMEOUT, INCORRECT, UNPARSEABLE, UNKNOWN_NAME, MISSING, CORRE
 def normalized(latex):
     """The answer with runs of spacing as one space: the key under which identical answers share a check.
 
-    >>> normalized("  3 \\times  4\n") == normalized("3 \\times 4")
+    >>> normalized("  3 \\\\times  4\\n") == normalized("3 \\\\times 4")
     True
     """
     return " ".join(str(latex).split())
