@@ -58,7 +58,9 @@ class Result:
     ``key`` is the name ``verify`` and ``checking`` find it by (``Answer.value``); it defaults to
     the kind's name and is given when an answer has several results of one kind. ``axes`` are the
     free indices of an ELEMENT or CLAIM as ((group, Idx), ...), group "of" (the output's) or "wrt"
-    (the variable's), in the order of the left side; ``alt_shapes`` other accepted forms of a SHAPE."""
+    (the variable's), in the order of the left side; ``alt_shapes`` other accepted forms of a SHAPE;
+    ``components`` what each entry of a TUPLE counts ("with bias", "without bias"): grading compares a
+    single number with the first entry unless the answer names another."""
     label: str
     value: object
     latex: str
@@ -66,6 +68,7 @@ class Result:
     key: str = ""
     axes: tuple = ()
     alt_shapes: tuple = ()
+    components: tuple = ()
 
     def __post_init__(self):
         self.kind = Kind(self.kind)

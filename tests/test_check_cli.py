@@ -160,7 +160,7 @@ def test_folder_of_submissions_with_report(tmp_path):
     run = run_cli(["check", problem, folder, "--report", report], tmp_path)
     assert run.returncode == 1, run.stderr
     rows = list(csv.DictReader(report.open()))
-    assert list(rows[0]) == ["submission", "question", "verdict", "decided_by", "evidence"]
+    assert list(rows[0]) == ["submission", "question", "verdict", "decided_by", "evidence", "flags"]
     got = {(r["submission"], r["question"]): r["verdict"] for r in rows}
     assert len(rows) == 12
     assert {k: v for k, v in got.items() if k[0] == "alice"} == {

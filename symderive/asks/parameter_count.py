@@ -26,6 +26,11 @@ def modes(ctx):
     return ("with", "without") if mode == "both" else (mode,)
 
 
+def _components(chosen):
+    """What each entry of a count tuple is ("with bias", "without bias"); empty for one count."""
+    return tuple(LABELS[m] for m in chosen) if len(chosen) > 1 else ()
+
+
 def name_tex(name):
     return rf"\text{{{text(name)}}}"
 
@@ -103,9 +108,11 @@ def solve(ctx):
     steps, reported, totals = count_network(network, chosen)
     kind = Kind.TUPLE if len(chosen) > 1 else Kind.VALUE      # one count per way of counting
     results = [Result(name, tuple(counts[m] for m in chosen) if len(chosen) > 1 else counts[chosen[0]],
-                      rf"{name_tex(name)}:\ {counted(counts, chosen)}", kind, key=name) for name, counts in reported]
+                      rf"{name_tex(name)}:\ {counted(counts, chosen)}", kind, key=name,
+                      components=_components(chosen)) for name, counts in reported]
     results.append(Result("total", tuple(totals[m] for m in chosen) if len(chosen) > 1 else totals[chosen[0]],
-                          rf"\text{{total}}:\ {counted(totals, chosen)}", kind, key="total"))
+                          rf"\text{{total}}:\ {counted(totals, chosen)}", kind, key="total",
+                          components=_components(chosen)))
     return ctx.answer(results, steps)
 
 
@@ -132,7 +139,8 @@ def compare(ctx, chosen):
         steps.append(Step(parts[0], why))
         results.append(Result(str(name), tuple(totals[m] for m in chosen) if len(chosen) > 1 else totals[chosen[0]],
                               rf"{name_tex(name)}:\ {counted(totals, chosen)}",
-                              Kind.TUPLE if len(chosen) > 1 else Kind.VALUE, key=str(name)))
+                              Kind.TUPLE if len(chosen) > 1 else Kind.VALUE, key=str(name),
+                              components=_components(chosen)))
         macs = multiply_adds(network)
         if macs is not None:
             steps.append(Step(rf"{name_tex(name)}:\quad {sp.latex(macs)}",

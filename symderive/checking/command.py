@@ -17,9 +17,12 @@ from ..files import write_atomically
 from ..problem import load_problem
 from ..timeouts import CHECK_TIMEOUT as DEFAULT_TIMEOUT
 
-CSV_FIELDS = ["submission", "question", "verdict", "decided_by", "evidence"]
-STYLES = {"correct": "green", "incorrect": "red", "unparseable": "yellow", "missing": "magenta",
-          "timeout": "yellow", "unchecked": "dim", "error": "red"}
+CSV_FIELDS = ["submission", "question", "verdict", "decided_by", "evidence", "flags"]
+STYLES = {"correct": "green", "incorrect": "red", "unparseable": "yellow", "unknown name": "yellow",
+          "missing": "magenta", "timeout": "yellow", "unchecked": "dim", "error": "red"}
+
+
+SUMMARY = ("correct", "incorrect", "unparseable", "unknown name", "missing", "timeout")
 
 
 def add_parser(sub):
@@ -31,6 +34,11 @@ def add_parser(sub):
     check.add_argument("--json", action="store_true", help="print verdicts as JSON instead of a table")
     check.add_argument("--report", type=Path, metavar="CSV",
                        help="write one CSV row per submission and question")
+    check.add_argument("--gradescope", type=Path, metavar="JSON",
+                       help="write Gradescope's results.json (a folder of them, one per submission, when grading "
+                            "a folder); points per question from the problem file's points:")
+    check.add_argument("--prairielearn", type=Path, metavar="JSON",
+                       help="write PrairieLearn external-grader results (a folder of them for a folder)")
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"seconds allowed per answer (default {DEFAULT_TIMEOUT:g})")
     check.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -42,6 +50,7 @@ def run(args, console, errors):
     # the parser is built for every subcommand and must not import them.
     from .answers import AnswersFileError, read_answers_file
     from .grade import grade, unknown_ids
+    from .exports import read_points
     from .tolerance import read_tolerance
     if args.timeout <= 0 or args.workers < 1:
         errors.print("error: --timeout must be positive and --workers at least 1", markup=False)
@@ -50,6 +59,7 @@ def run(args, console, errors):
         problem = load_problem(args.problem)
         for q in problem.questions:
             read_tolerance(q)
+            read_points(q)
     except ProblemFileError as exc:
         errors.print(f"error: {exc}", markup=False)
         return 2
@@ -72,6 +82,7 @@ def run(args, console, errors):
     report = grade(problem, {name: answers}, args.timeout, args.workers)[name]
     if args.report:
         _write_csv(args.report, [report])
+    _write_exports(args, problem, [report], folder=False)
     if args.json:
         _print_json(console, report.to_json())
     else:
@@ -82,7 +93,7 @@ def run(args, console, errors):
 def _folder(problem, args, console, errors):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from .answers import AnswersFileError, read_answers_file, submission_files
-    from .grade import grade, unknown_ids
+    from .grade import grade, split_id, unknown_ids
     files = submission_files(args.answers)
     if not files:
         errors.print(f"error: {args.answers}: no answers files (.yaml, .yml, .tex)", markup=False)
@@ -99,8 +110,9 @@ def _folder(problem, args, console, errors):
         except AnswersFileError as exc:
             unusable[names[path]] = str(exc)
             errors.print(f"error: {exc}", markup=False)
-    total = sum(1 for answers in submissions.values() for q in problem.questions
-                if q.id in answers and str(answers[q.id]).strip())
+    known = {q.id for q in problem.questions}
+    total = sum(1 for answers in submissions.values() for key, latex in answers.items()
+                if split_id(key, known)[0] in known and str(latex).strip())
     with Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True, disable=args.json and not errors.is_terminal) as progress:
         task = progress.add_task("answers", total=total)
@@ -109,6 +121,7 @@ def _folder(problem, args, console, errors):
     ordered = [reports[names[p]] for p in files if names[p] in reports]
     if args.report:
         _write_csv(args.report, ordered, unusable)
+    _write_exports(args, problem, ordered, folder=True)
     if args.json:
         _print_json(console, {"problem": problem.name,
                               "submissions": [r.to_json() for r in ordered],
@@ -118,6 +131,14 @@ def _folder(problem, args, console, errors):
     if unusable:
         return 2
     return 0 if all(r.ok for r in ordered) else 1
+
+
+def _write_exports(args, problem, reports, folder):
+    from .exports import write_results
+    for kind in ("gradescope", "prairielearn"):
+        path = getattr(args, kind, None)
+        if path:
+            write_results(kind, path, problem, reports, folder)
 
 
 def submission_names(files):
@@ -147,8 +168,10 @@ def neutralized(cell):
 
 def _write_csv(path, reports, unusable=None):
     rows = [{"submission": report.submission, "question": v.question, "verdict": v.verdict,
-             "decided_by": v.decided_by, "evidence": v.evidence} for report in reports for v in report.verdicts]
-    rows += [{"submission": name, "question": "", "verdict": "unreadable", "decided_by": "", "evidence": error}
+             "decided_by": v.decided_by, "evidence": v.evidence, "flags": "; ".join(v.flags)}
+            for report in reports for v in report.verdicts]
+    rows += [{"submission": name, "question": "", "verdict": "unreadable", "decided_by": "", "evidence": error,
+              "flags": ""}
              for name, error in (unusable or {}).items()]
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
@@ -172,7 +195,8 @@ def _print_report(console, problem, report, path):
     table.add_column("decided by")
     table.add_column("evidence")
     for v in report.verdicts:
-        table.add_row(Text(v.question), Text(v.verdict, style=STYLES.get(v.verdict)), Text(v.decided_by),
+        shown = v.verdict + "".join(f" ({f})" for f in v.flags)
+        table.add_row(Text(v.question), Text(shown, style=STYLES.get(v.verdict)), Text(v.decided_by),
                       Text(v.evidence))
     console.print(table)
     console.print(", ".join(f"{n} {k}" for k, n in report.counts().items()), markup=False)
@@ -181,17 +205,14 @@ def _print_report(console, problem, report, path):
 def _print_summary(console, problem, reports, unusable, csv_path):
     table = Table(title=f"{problem.title}  ({problem.path})", title_justify="left")
     table.add_column("submission", no_wrap=True)
-    for k in ("correct", "incorrect", "unparseable", "missing", "timeout", "other"):
+    for k in SUMMARY + ("other",):
         table.add_column(k, justify="right")
     for r in reports:
         counts = r.counts()
-        other = sum(n for k, n in counts.items() if k not in ("correct", "incorrect", "unparseable", "missing",
-                                                              "timeout"))
-        table.add_row(Text(r.submission), *[str(counts.get(k, 0)) for k in
-                                            ("correct", "incorrect", "unparseable", "missing", "timeout")],
-                      str(other))
+        other = sum(n for k, n in counts.items() if k not in SUMMARY)
+        table.add_row(Text(r.submission), *[str(counts.get(k, 0)) for k in SUMMARY], str(other))
     for name in unusable:
-        table.add_row(Text(name), Text("unreadable", style="red"), "", "", "", "", "")
+        table.add_row(Text(name), Text("unreadable", style="red"), *[""] * len(SUMMARY))
     console.print(table)
     if csv_path:
         console.print(f"wrote {csv_path}", markup=False)

@@ -30,6 +30,7 @@ from . import reader as R
 from .names import split_name
 from .random_values import NUMERIC_RTOL, draw_values, numeric_entries, rewrite, tensors_in
 from .tolerance import DEFAULT_RELATIVE
+from .verdict import UNKNOWN_NAME
 
 MAX_INDEX_POINTS = 48
 
@@ -40,6 +41,7 @@ class Outcome:
     decided_by: str = ""
     evidence: str = ""
     position: int = None
+    flags: tuple = ()            # remarks that do not change the verdict: "wrong working"
 
 
 class Incorrect(Exception):
@@ -50,19 +52,22 @@ class Incorrect(Exception):
 
 # The whole answer -----------------------------------------------------------------
 
-def check_latex(info, latex, deadline, seed=0):
-    """The outcome of one answer to one question (``info``: targets.QuestionInfo)."""
+def check_latex(info, latex, deadline, seed=0, part=None):
+    """The outcome of one answer to one question (``info``: targets.QuestionInfo); ``part``: the
+    target every side is compared with (an answer to one part, ``csce636-q2:dW1``)."""
     lead = len(latex) - len(latex.lstrip())
     try:
         parts = R.read(latex)
     except R.ReadError as exc:
         return _located("unparseable", "parse", latex, exc.pos, exc.message, lead)
     _, offset = R.strip_math(latex)
-    checker = _Checker(info, latex, deadline, seed)
+    checker = _Checker(info, latex, deadline, seed, part)
     try:
         return checker.run(parts)
     except M.ShapeMismatch as exc:
         return _located("incorrect", "shape", latex, _shift(exc.pos, offset), exc.message, lead)
+    except M.UnknownName as exc:
+        return _located(UNKNOWN_NAME, "names", latex, _shift(exc.pos, offset), exc.message, lead)
     except M.MeaningError as exc:
         return _located("unparseable", "parse", latex, _shift(exc.pos, offset), exc.message, lead)
     except Incorrect as exc:
@@ -84,22 +89,69 @@ def _located(verdict, decided_by, latex, pos, message, lead):
 
 
 class _Checker:
-    def __init__(self, info, latex, deadline, seed):
+    def __init__(self, info, latex, deadline, seed, part=None):
         self.info, self.latex, self.deadline, self.seed = info, latex, deadline, seed
+        self.part = part
         self.used = set()
         self.decided = []
         self.notes = []
+        self.flags = []
+        self.last_component = None
+        self.last_label = None
+        self.side_labels = {}          # id(side) -> its label, when a note ("without bias") completes it
+        self.next_component = {}       # id(tuple target) -> the entry the next unlabelled number gives
 
     def run(self, parts):
         checked = 0
         for part in parts:
-            for side, target, ctx, lhs in self.sides(part):
-                self.compare(side, target, ctx, lhs)
+            sides = self.sides(part)
+            working = [s for s in sides if s[3] == "working"]
+            for side, target, lhs, role in sides:
+                if role == "working":
+                    continue
+                self.last_component = None
+                try:
+                    self.compare(side, target, None, lhs, number=role == "result")
+                except Incorrect as exc:
+                    if working and all(self._working_holds(s) for s in working):
+                        raise Incorrect(exc.decided_by, exc.evidence + "; the working before it is right (a slip "
+                                                                       "in the last step?)") from None
+                    raise
                 checked += 1
+            for k, item in enumerate(working):
+                self.check_working(item, k + 1)
         if not checked:
             raise M.MeaningError("the answer has nothing to compare (only a left side?)", 0)
         how = "; ".join(dict.fromkeys(self.decided))
-        return Outcome("correct", how, "; ".join(dict.fromkeys(self.notes)))
+        notes = list(dict.fromkeys(self.notes)) + [f"wrong working: {f}" for f in dict.fromkeys(self.flags)]
+        return Outcome("correct", how, "; ".join(notes), flags=("wrong working",) if self.flags else ())
+
+    # Working: the sides before a final number -----------------------------------------
+    def _quietly(self, item):
+        """Compare a side of working with the final side's quantity, leaving no trace but the exception."""
+        side, target, lhs, _ = item
+        saved = (list(self.decided), list(self.notes), dict(self.next_component))
+        try:
+            self.compare(side, target, None, lhs, component=self.last_component, number=True)
+        finally:
+            self.decided, self.notes, self.next_component = saved
+
+    def _working_holds(self, item):
+        try:
+            self._quietly(item)
+            return True
+        except (Incorrect, M.MeaningError):
+            return False
+
+    def check_working(self, item, k):
+        """A side of working (``2 \\times (9 \\cdot 1024 + 32)`` in ``... = 18496``) must equal the
+        quantity too; when it does not, the answer is flagged, and the verdict stays the final value's."""
+        try:
+            self._quietly(item)
+        except Incorrect as exc:
+            self.flags.append(f"step {k} ({exc.evidence})")
+        except M.MeaningError as exc:          # "2432 + \\dots": not wrong, just not checkable
+            self.notes.append(f"working step {k} not checked: {exc.message}")
 
     # Parts and targets -----------------------------------------------------------
     def sides(self, part):
@@ -107,31 +159,76 @@ class _Checker:
         if ops and ops[0] == "in":
             if _is_range_statement(part):
                 return []
-            lhs, rest = items[0], items[1:]
+            lhs, rest = items[0], [_strip_notes(side, self.info)[0] for side in items[1:]]
             if not isinstance(rest[0], R.Reals):
                 raise M.MeaningError("after \\in, write the dimension as \\mathbb{R}^{a \\times b}", rest[0].pos)
             target = self.choose(_label(lhs), "shape", part)
-            return [(rest[0], target, None, lhs)]
+            return [(rest[0], target, lhs, "final")]
         lhs = None
         if len(items) >= 2 and _is_lhs(items[0]):
             lhs, items = items[0], items[1:]
+            # \delta^{(3)} = \frac{\partial e}{\partial s_3} = ...: a second name of the left side
+            while len(items) >= 2 and _is_derivative(items[0]):
+                items = items[1:]
         if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=") for op in ops):
             raise M.MeaningError("an inequality is not an answer", part.pos)
+        label = _label(lhs) if lhs is not None else None
+        stripped = [_strip_notes(side, self.info) for side in items]
+        items = [side for side, _ in stripped]
+        notes = " ".join(n for _, words in stripped for n in words if n != "(…)")
+        if label:
+            self.last_label = label
+        if notes and _component_in_label(notes, self.info.targets)[1] is not None:
+            # "280 \text{with bias}, 270 \text{without bias}": the note names which count
+            label = f"{label or self.last_label or ''} {notes}".strip()
+        elif notes and label:                   # "standard: 4718592 \text{multiply--adds per example}"
+            longer = f"{label} {notes}"
+            if _label_prefix_target(longer, self.info.targets) is not None:
+                label = longer
+        for side in items:
+            self.side_labels[id(side)] = label
+        if label and _is_number_node(items[-1]) and not M.times_chain(items[-1]) \
+                and not any(t.kind in ("value", "tuple", "element", "entries") for t in self.info.targets) \
+                and not any(_same_label(label, t.label) for t in self.info.targets):
+            # n = \lfloor (10 - 3)/2 \rfloor + 1 = 4 on the way to a dimension: a step, not the answer.
+            self.notes.append(f"not compared: {label} = … (the question asks for "
+                              f"{', '.join(dict.fromkeys(t.kind for t in self.info.targets))})")
+            return []
+        if len(items) > 1 and _is_number_node(items[-1]) and not M.times_chain(items[-1]):
+            # Working that ends in a number (2 \times (3 \cdot 3 \cdot 32 \cdot 32 + 32) = 18496): one
+            # quantity; the last side is the answer, the sides before it the working.
+            target = self.choose(label, "number", items[-1])
+            return [(side, target, lhs, "working") for side in items[:-1]] + [(items[-1], target, lhs, "result")]
         out = []
         for side in items:
             kind = _kind(side, self.info)
-            target = self.choose(_label(lhs) if lhs is not None else None, kind, side)
-            out.append((side, target, None, lhs))
+            target = self.choose(label, kind, side)
+            out.append((side, target, lhs, "final"))
         return out
 
     def choose(self, label, kind, node):
         """The result a side is compared with: by its left side's label, else the next unused result
         of a compatible kind (a result labelled 'total' first)."""
         targets = self.info.targets
+        if self.part is not None:
+            return self.part
         if label:
             named = [t for t in targets if _same_label(label, t.label)]
+            if not named:
+                best = _label_prefix_target(label, targets)
+                named = [best] if best is not None else []
+            if not named:                       # "conv without bias": the result conv, its second entry
+                rest, _ = _component_in_label(label, targets)
+                named = [t for t in targets if rest and _same_label(rest, t.label)]
+                if not named and rest is not None and not rest.strip():
+                    named = [t for t in targets if t.key == "total"]
             if named:
+                self.used.add(id(named[0]))
                 return named[0]
+        if kind == "number":                    # "18496, 18432": the second number is the total's next entry
+            for t in targets:
+                if t.kind == "tuple" and id(t) in self.used and 0 < self.next_component.get(id(t), 0) < len(t.value):
+                    return t
         compatible = {
             "shape": ("shape", "tuple"), "tuple": ("tuple", "shape"), "entries": ("entries", "element"),
             "word": ("word",), "expr": ("element", "entries", "value"),
@@ -153,10 +250,12 @@ class _Checker:
         raise Incorrect("kind", f"the answer is {what}, but the question asks for: {asked}")
 
     # One side --------------------------------------------------------------------
-    def compare(self, side, target, ctx, lhs):
+    def compare(self, side, target, ctx, lhs, component=None, number=False):
+        """``number``: the side is arithmetic (working ending in a number), never a dimension."""
         ctx = self.info.context()
         mapping = _lhs_mapping(lhs, target, ctx, self.info)
-        if target.kind == "shape" or (target.kind == "tuple" and _kind(side, self.info) in ("shape", "tuple")):
+        if target.kind == "shape" or (target.kind == "tuple" and not number
+                                      and _kind(side, self.info) in ("shape", "tuple")):
             dims = _dims_of(side, ctx)
             self.decided.append(compare_shape(dims, target, self.info, self.seed))
             return
@@ -170,7 +269,8 @@ class _Checker:
         if target.kind == "tuple":
             if not value.is_scalar:
                 raise Incorrect("shape", "expected a number or a list of numbers")
-            self.decided.append(self.compare_component(value.expr, target, ctx, side))
+            label = self.side_labels.get(id(side), _label(lhs))
+            self.decided.append(self.compare_component(value.expr, target, ctx, side, label, component))
             return
         if target.kind == "value":
             if not value.is_scalar:
@@ -302,9 +402,11 @@ class _Checker:
                     continue
                 if b.is_number and a.is_number:
                     lit = literal_entries.get((r, c)) if literal_entries else None
-                    ok, why = number_agrees(a, b, lit, info.tolerance)
+                    ok, why, rule = number_agrees(a, b, lit, info.tolerance)
                     if not ok:
                         raise Incorrect("entries", f"entry ({r + base}, {c + base}): {why}")
+                    if rule != "exact":
+                        self.notes.append(f"numbers {rule}")
                     continue
                 pending.append((r, c, a, b))
         if pending:
@@ -316,18 +418,33 @@ class _Checker:
         return "entries"
 
     # Numbers -----------------------------------------------------------------------
-    def compare_component(self, expr, target, ctx, node):
-        """One number against a pair such as (with bias, without bias): either may be meant."""
+    def compare_component(self, expr, target, ctx, node, label=None, component=None):
+        """One number against a tuple such as (with bias, without bias): the first entry, which is what
+        the question asks, unless the answer's label names another ("without bias") or the number
+        follows the first one ("18496, 18432")."""
         from .targets import Target
-        first = None
-        for k, v in enumerate(target.value):
-            try:
-                return self.compare_value(expr, Target(target.label, "value", v), ctx, node)
-            except Incorrect as exc:
-                first = first or exc
-        shown = ", ".join(sp.sstr(v) for v in target.value)
-        raise Incorrect("value", f"the answer {sp.sstr(expr)} is none of {shown}" + (
-            f" ({target.label})" if target.label else ""))
+        names = target.components or tuple(f"entry {k + 1}" for k in range(len(target.value)))
+        if component is None and label:
+            _, component = _component_in_label(label, [target])
+        if component is None:
+            component = self.next_component.get(id(target), 0)
+            if component >= len(target.value):
+                component = 0
+            self.next_component[id(target)] = component + 1
+        self.last_component = component
+        expected = target.value[component]
+        what = f"{target.label} ({names[component]})" if target.components else target.label
+        try:
+            return self.compare_value(expr, Target(what, "value", expected), ctx, node)
+        except Incorrect as exc:
+            others = [k for k, v in enumerate(target.value) if k != component and _exactly(expr, v)]
+            if others:
+                k = others[0]
+                raise Incorrect("value", f"{sp.sstr(expr)} is the {target.label} count {names[k]}; the question "
+                                         f"asks for {sp.sstr(expected)} ({names[component]}). To give the count "
+                                         f"{names[k]}, label it: \\text{{{names[k]}}} = {sp.sstr(expr)}") \
+                    from None
+            raise Incorrect(exc.decided_by, exc.evidence + f" ({what})") from None
 
     def compare_value(self, expr, target, ctx, node):
         info = self.info
@@ -343,10 +460,10 @@ class _Checker:
         if _symbolic_equal(expr, expected, (), self.deadline):
             return "symbolic"
         literal = _single_literal(node)
-        ok, why = number_agrees(expr, expected, literal, info.tolerance)
+        ok, why, rule = number_agrees(expr, expected, literal, info.tolerance)
         if not ok:
             raise Incorrect("value", why)
-        return "value"
+        return f"value ({rule})"
 
 
 # Comparisons ------------------------------------------------------------------------
@@ -452,29 +569,88 @@ def _words(node):
 
 
 def number_agrees(value, expected, literal, tolerance):
-    """(ok, why) for a numeric answer against an exact value."""
+    """(ok, why, rule) for a numeric answer against an exact value; ``rule`` names what decided.
+
+    The question's ``tolerance`` when it sets one; else a number written with decimals (or any
+    number, when the exact value is not an integer) is accepted within the precision written (the
+    exact value rounds to the digits written, counted when at least two significant digits are
+    written) or within 1% relative, whichever is looser; an integer value (a count) must be exact
+    to the precision written.
+
+    >>> number_agrees(sp.Rational(324, 100), sp.Float("3.2511"), None, None)[2]
+    'within 1%'
+    >>> number_agrees(sp.Integer(18432), sp.Integer(18496), None, None)[0]
+    False
+    """
     try:
         a, b = float(sp.N(value, 30)), float(sp.N(expected, 30))
     except (TypeError, ValueError):
-        return False, f"the answer {sp.sstr(value)} is not a number"
+        return False, f"the answer {sp.sstr(value)} is not a number", "value"
     if not (math.isfinite(a) and math.isfinite(b)):
-        return a == b, f"the answer is {a}, expected {b}"
+        return a == b, f"the answer is {a}, expected {b}", "exact"
     diff = abs(a - b)
+    if diff <= 1e-12 * max(1.0, abs(b)):
+        return True, "", "exact"
     if tolerance is not None:
         ok = (tolerance.absolute is None or diff <= float(tolerance.absolute) * (1 + 1e-12)) and \
              (tolerance.relative is None or diff <= float(tolerance.relative) * abs(b) * (1 + 1e-12))
-        why = f"the answer is {a:.6g}, expected {b:.6g} (tolerance {tolerance.describe()})"
-        return ok, why
+        why = f"the answer is {a:.6g}, expected {b:.6g} (the question's tolerance {tolerance.describe()})"
+        return ok, why, f"the question's tolerance {tolerance.describe()}"
+    count = _is_integer(expected)
+    relative = float(DEFAULT_RELATIVE) * abs(b) * (1 + 1e-12)
+    shown = literal.text if literal is not None else f"{a:.6g}"
     if literal is not None:
-        # Agreement to the precision written: the exact value rounds to the digits written.
         half = float(literal.unit) / 2
-        ok = diff <= half * (1 + 1e-9) and (b == 0 or diff <= float(DEFAULT_RELATIVE) * abs(b) * (1 + 1e-12))
-        why = (f"the answer is {literal.text}, expected {b:.6g}: off by {diff:.3g}, "
-               + (f"so it is not {b:.6g} rounded to the digits written (±{half:g})" if diff > half * (1 + 1e-9)
-                  else "more than 1%"))
-        return ok, why
-    ok = diff <= max(1e-9, 1e-9 * abs(b)) or (diff <= float(DEFAULT_RELATIVE) * abs(b) and _has_decimal(value))
-    return ok, f"the answer is {a:.6g}, expected {b:.6g}"
+        if diff <= half * (1 + 1e-9) and (count or _significant_digits(literal.text) >= 2):
+            return True, "", f"to the precision written, ±{half:g}"
+        if not count and diff <= relative:
+            return True, "", "within 1%"
+        why = (f"the answer is {shown}, expected {b:.6g}: off by {diff:.3g}, "
+               + ("and the value is a whole number" if count else
+                  f"more than the precision written (±{half:g}) and more than 1%"))
+        return False, why, "value"
+    if not count and diff <= relative and _has_decimal(value):
+        return True, "", "within 1%"
+    return False, f"the answer is {a:.6g}, expected {b:.6g}", "value"
+
+
+def _is_integer(value):
+    value = sp.sympify(value)
+    return bool(value.is_Integer or (value.is_Float and value == int(value)))
+
+
+def _significant_digits(text):
+    """Significant digits written: 3.24 has 3, 0.05 has 1, 280 has 3 (trailing zeros of an integer count).
+
+    >>> _significant_digits("0.050"), _significant_digits("3.24"), _significant_digits("-1")
+    (2, 3, 1)
+    """
+    digits = text.lstrip("-+").replace(".", "").lstrip("0")
+    return len(digits)
+
+
+def _exactly(expr, value):
+    try:
+        return sp.simplify(sp.sympify(expr) - sp.sympify(value)) == 0
+    except Exception:
+        return False
+
+
+def _component_in_label(label, targets):
+    """(the label without a count's name, the entry it names) for "conv without bias"; (None, None)."""
+    def norm(s):
+        return "".join(ch for ch in str(s) if ch.isalnum()).lower()
+    key = norm(label).replace("biases", "bias")
+    for t in targets:
+        names = sorted(enumerate(t.components), key=lambda kn: -len(norm(kn[1])))
+        for k, name in names:
+            n = norm(name)
+            if n and n in key:
+                return key.replace(n, "", 1), k
+        if "nobias" in key and len(t.components) > 1 and any("without" in c for c in t.components):
+            k = next(k for k, c in enumerate(t.components) if "without" in c)
+            return key.replace("nobias", "", 1), k
+    return None, None
 
 
 def _has_decimal(value):
@@ -614,13 +790,81 @@ def _draw_sizes(sizes, info, a, b, free, rng):
 
 # Reading parts -------------------------------------------------------------------------
 
+def _label_prefix_target(label, targets):
+    """The target whose label's words begin ``label``'s words beyond it, the longest such, when the label
+    goes on past the target's own: "standard multiply-adds per example" -> "standard multiply-adds"."""
+    words = _label_words(label)
+    found = [t for t in targets if t.label and _label_words(t.label)
+             and words[:len(_label_words(t.label))] == _label_words(t.label) and len(words) > len(_label_words(t.label))]
+    return max(found, key=lambda t: len(_label_words(t.label)), default=None)
+
+
+def _label_words(text):
+    import re
+    return [w for w in re.split(r"[^a-z0-9']+", str(text).lower().replace("--", "-")) if w]
+
+
+def _strip_notes(side, info):
+    """(the side without prose notes, [the notes' words]). A ``\\text{...}`` that names nothing the question
+    declares, written after a value, is a note, as is a parenthesis holding prose or a condition:
+    ``280\\ \\text{with bias}``, ``P = 1\\ \\text{on each side}``, ``\\text{vanishing}\\ (|d| < 1)``,
+    ``\\mathbb{R}^{C}\\ (\\text{kept as } 1 \\times C)``. A note never changes the value compared.
+
+    >>> _strip_notes(R.read(r"280 \\text{with bias}")[0].items[0], None)[1]
+    ['with bias']
+    """
+    notes = []
+    while isinstance(side, R.Bin) and side.op == "implicit":
+        right = side.right
+        if isinstance(right, R.Word) and not right.scripts and not _declared_word(right, info):
+            notes.insert(0, right.text)
+        elif isinstance(right, R.Group) and right.paren == "(" and not right.scripts and _is_prose(right.body, info):
+            notes.insert(0, "(…)")
+        else:
+            break
+        side = side.left
+    return side, notes
+
+
+def _declared_word(word, info):
+    if info is None:
+        return False
+    scope = info.context_args["scope"]
+    name = word.text.replace(" ", "")
+    try:
+        return scope.lookup(name) is not None or scope.sizes.get(name) is not None
+    except Exception:
+        return False
+
+
+def _is_prose(node, info):
+    """A parenthesis holding words or a condition (|d| < 1), not a value."""
+    if isinstance(node, R.Relation) and any(op in ("<", ">", "<=", ">=", "!=") for op in node.ops):
+        return True
+    if isinstance(node, R.Word):
+        return not _declared_word(node, info)
+    if isinstance(node, R.Bin):
+        return _is_prose(node.left, info) or _is_prose(node.right, info)
+    return False
+
+
 def _is_range_statement(part):
     return isinstance(part.items[0], R.Name) and len(part.items) == 2 and isinstance(part.items[1], R.SetNode)
+
+
+def _is_derivative(node):
+    return (isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den)) or \
+        (isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left) and M.is_partial(node.right))
 
 
 def _is_lhs(node):
     if isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den):
         return True
+    if _entry_of_derivative(node) is not None:            # \frac{\partial l}{\partial W_x}[i][j]
+        return True
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.right, R.Group) \
+            and node.right.paren == "(" and not node.right.scripts and isinstance(node.left, R.Nabla):
+        return True                                         # \nabla E(w), \nabla_w E_{in}(w)
     if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left) and M.is_partial(node.right):
         return True
     if isinstance(node, (R.Nabla, R.Word)):
@@ -635,7 +879,8 @@ def _is_lhs(node):
 def _kind(side, info):
     if isinstance(side, R.Reals):
         return "shape"
-    if M.times_chain(side) and any(t.kind in ("shape", "tuple") for t in info.targets):
+    if M.times_chain(side) and any(t.kind == "shape" or (t.kind == "tuple" and not t.components)
+                                   for t in info.targets):
         return "shape"
     if isinstance(side, R.Tuple):
         return "tuple"
@@ -705,10 +950,23 @@ def _dims_of(side, ctx):
     return [v.expr]
 
 
+def _entry_of_derivative(node):
+    """(the derivative fraction, [index items]) for ``\\frac{∂l}{∂W_x}[i][j]`` or ``[0, i, j]``; else None."""
+    if isinstance(node, R.Group) and node.paren == "{" and isinstance(node.body, R.Frac) and node.scripts \
+            and all(kind == "[" for kind, _ in node.scripts) and _is_lhs(node.body):
+        return node.body, [i for _, items in node.scripts for i in items]
+    return None
+
+
 def _label(node):
     """A canonical key for a left side: 'W1', "W'", 'de/dW1', 'total', 'delta3'."""
     if node is None:
         return None
+    entry = _entry_of_derivative(node)
+    if entry is not None:
+        return _label(entry[0])
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Nabla):
+        return _label(node.left)
     if isinstance(node, R.Frac) and M.is_partial(node.num) and M.is_partial(node.den):
         return "d" + (_label(M.partial_arg(node.num)) or "") + "/d" + (_label(M.partial_arg(node.den)) or "")
     if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left):
@@ -753,6 +1011,13 @@ def _lhs_mapping(lhs, target, ctx, info):
     if groups is None:
         return {}, {}
     axes = list(target.axes)
+    if "all" in groups:                 # [i][j] after a derivative: its entry, every axis in order
+        if len(groups["all"]) != len(axes):
+            return {}, {}
+        groups = {"of": groups["all"][:sum(g == "of" for g, _ in axes)],
+                  "wrt": groups["all"][sum(g == "of" for g, _ in axes):]}
+        if all(g is None for g, _ in axes):
+            groups = {"of": [], "wrt": list(groups["of"]) + list(groups["wrt"])}
     if all(g is None for g, _ in axes):
         pairs = list(zip(groups.get("of", []) + groups.get("wrt", []), [i for _, i in axes]))
         if len(groups.get("of", []) + groups.get("wrt", [])) != len(axes):
@@ -789,6 +1054,9 @@ def _lhs_mapping(lhs, target, ctx, info):
 
 
 def _lhs_groups(lhs, ctx):
+    entry = _entry_of_derivative(lhs)
+    if entry is not None:
+        return {"all": entry[1]}
     if isinstance(lhs, R.Frac) and M.is_partial(lhs.num):
         return {"of": _index_items(M.partial_arg(lhs.num), ctx),
                 "wrt": _index_items(M.partial_arg(lhs.den), ctx)}

@@ -7,6 +7,7 @@ interrupt C-level work such as big-integer arithmetic) and starts a fresh one: o
 answer can neither hang nor crash the others. A folder of submissions is graded with
 the same pool (both cores), with a progress callback per finished answer.
 """
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -17,7 +18,8 @@ from ..errors import QuestionTimeout
 from ..timeouts import CHECK_TIMEOUT as DEFAULT_TIMEOUT, time_limit
 from .compare import check_latex
 from .targets import question_info
-from .verdict import ERROR, MISSING, TIMEOUT, UNCHECKED, CheckReport, Verdict
+from .verdict import CORRECT, ERROR, INCORRECT, MISSING, TIMEOUT, UNCHECKED, UNKNOWN_NAME, UNPARSEABLE, \
+    CheckReport, Verdict
 
 #: Extra seconds past the soft limit before a worker is killed.
 GRACE = 2.0
@@ -35,19 +37,27 @@ def prepare(problem, qids, solve_timeout=60.0):
     return infos
 
 
-def check_one(info, latex, timeout=DEFAULT_TIMEOUT, seed=None):
-    """The verdict for one answer, in this process (soft time limit only)."""
+def check_one(info, latex, timeout=DEFAULT_TIMEOUT, seed=None, part=None):
+    """The verdict for one answer, in this process (soft time limit only). ``part``: the answer is to
+    that part of the question only (``csce636-q2:dW1``: a result's label or key)."""
     start = time.monotonic()
     qid = info.question.id
     if not info.checkable:
         return Verdict(qid, UNCHECKED, "", info.reason, answer=latex)
     if not isinstance(latex, str) or not latex.strip():
         return Verdict(qid, MISSING, "", "the answer is empty", answer="")
+    target = None
+    if part is not None:
+        target = find_part(info, part)
+        if target is None:
+            return Verdict(qid, UNKNOWN_NAME, "parts", f"no part “{part}” in {qid} (its parts: "
+                           f"{', '.join(part_ids(info))})", answer=latex)
     seed = zlib.crc32(f"{qid}\n{latex}".encode()) if seed is None else seed
     try:
         with time_limit(timeout):
-            outcome = check_latex(info, latex, start + timeout, seed)
-        verdict = Verdict(qid, outcome.verdict, outcome.decided_by, outcome.evidence, outcome.position, latex)
+            outcome = check_latex(info, latex, start + timeout, seed, target)
+        verdict = Verdict(qid, outcome.verdict, outcome.decided_by, outcome.evidence, outcome.position, latex,
+                          flags=list(outcome.flags))
     except QuestionTimeout:
         verdict = Verdict(qid, TIMEOUT, "time limit", f"not decided within {timeout:g} s", answer=latex)
     except RecursionError:
@@ -86,8 +96,15 @@ def serve_tasks(conn, handle, on_error):
 
 def _worker(conn, timeout):
     infos = _STATE["infos"]
-    serve_tasks(conn, lambda task: (task[0], check_one(infos[task[1]], task[2], timeout)),
+    serve_tasks(conn, lambda task: (task[0], _check_task(infos, task, timeout)),
                 lambda task, exc: (task[0], Verdict(task[1], ERROR, "", f"internal error: {exc}", answer=task[2])))
+
+
+def _check_task(infos, task, timeout):
+    _, qid, latex, part = task
+    if part is None:
+        return check_one(infos[qid], latex, timeout)
+    return check_one(infos[qid], latex, timeout, part=part)
 
 
 def limit_memory():
@@ -111,15 +128,17 @@ class _Slot:
 
 
 def run_tasks(infos, tasks, timeout=DEFAULT_TIMEOUT, workers=2, on_done=None):
-    """Check ``tasks`` [(key, qid, latex)] in worker processes; {key: Verdict}."""
+    """Check ``tasks`` [(key, qid, latex, part)] in worker processes; {key: Verdict}."""
     results = {}
     if not tasks:
         return results
+    tasks = [tuple(t) + (None,) * (4 - len(t)) for t in tasks]     # (key, qid, latex) answers a whole question
     try:
         ctx = multiprocessing.get_context("fork")
     except ValueError:                       # no fork (Windows): in-process, soft limits only
-        for key, qid, latex in tasks:
-            results[key] = check_one(infos[qid], latex, timeout)
+        for task in tasks:
+            key = task[0]
+            results[key] = _check_task(infos, task, timeout)
             if on_done:
                 on_done(key, results[key])
         return results
@@ -141,7 +160,7 @@ def run_tasks(infos, tasks, timeout=DEFAULT_TIMEOUT, workers=2, on_done=None):
             for k, s in enumerate(slots):
                 if not s.task:
                     continue
-                key, qid, latex = s.task
+                key, qid, latex, _ = s.task
                 verdict = None
                 if s.parent in ready:
                     try:
@@ -185,8 +204,78 @@ def _replace(slot, ctx, timeout):
 # Submissions ---------------------------------------------------------------------------
 
 def unknown_ids(problem, answers):
+    """Answer ids naming no question. ``QID:PART`` counts as its question's: an unknown part is a
+    verdict on that answer (``unknown name``), never a reason to refuse the file."""
     known = {q.id for q in problem.questions}
-    return [k for k in answers if k not in known]
+    return [k for k in answers if k not in known and split_id(k, known)[0] not in known]
+
+
+def split_id(key, known):
+    """(question id, part or None): ``csce636-q2:dW1`` -> ("csce636-q2", "dW1"); a question id that
+    itself holds a colon is kept whole.
+
+    >>> split_id("q2:dW1", {"q2"}), split_id("q2", {"q2"}), split_id("a:b", {"a:b"})
+    (('q2', 'dW1'), ('q2', None), ('a:b', None))
+    """
+    if key in known or ":" not in key:
+        return key, None
+    qid, part = key.rsplit(":", 1)
+    return qid, part.strip()
+
+
+def part_ids(info):
+    """The ids a part answer may use: each result's key (and label where it differs)."""
+    out = []
+    for t in info.targets:
+        for name in (t.key, t.label):
+            if name and name not in out:
+                out.append(name)
+    return out
+
+
+def find_part(info, part):
+    """The target a part id names: its key or label as written, or loosely (``dW1`` for ``de/dW1``,
+    ``W'`` for ``W'``, case and punctuation aside)."""
+    def norm(s):
+        return "".join(ch for ch in str(s) if ch.isalnum() or ch == "'").lower()
+    want = norm(part)
+    for t in info.targets:
+        if part in (t.key, t.label) or want in (norm(t.key), norm(t.label)):
+            return t
+    for t in info.targets:                      # de/dW1 as dW1
+        for name in (t.key, t.label):
+            if "/" in str(name) and want == norm(str(name).split("/", 1)[1]):
+                return t
+    return None
+
+
+#: Which part's verdict a question takes when its parts disagree (first listed wins).
+SEVERITY = (ERROR, TIMEOUT, INCORRECT, UNPARSEABLE, UNKNOWN_NAME, MISSING, CORRECT, UNCHECKED)
+
+
+def normalized(latex):
+    """The answer with runs of spacing as one space: the key under which identical answers share a check.
+
+    >>> normalized("  3 \\\\times  4\\n") == normalized("3 \\\\times 4")
+    True
+    """
+    return " ".join(str(latex).split())
+
+
+def combine_parts(qid, verdicts):
+    """One verdict for a question answered part by part: the most severe part's, with every part's
+    evidence (``dW1: correct; dW3: incorrect — entry (2, 1) ...``)."""
+    if len(verdicts) == 1 and verdicts[0][0] is None:
+        return verdicts[0][1]
+    order = {k: n for n, k in enumerate(SEVERITY)}
+    worst = min((v for _, v in verdicts), key=lambda v: order.get(v.verdict, 0))
+    evidence = "; ".join(f"{part or 'whole'}: {v.verdict}" + (f" — {v.evidence}" if v.evidence else "")
+                         for part, v in verdicts)
+    decided = "; ".join(dict.fromkeys(v.decided_by for _, v in verdicts if v.decided_by))
+    flags = list(dict.fromkeys(f for _, v in verdicts for f in v.flags))
+    answer = "\n".join(f"{part}: {v.answer}" if part else v.answer for part, v in verdicts)
+    return Verdict(qid, worst.verdict, decided, evidence, None, answer,
+                   sum(v.seconds for _, v in verdicts), flags=flags)
 
 
 def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True, on_done=None,
@@ -194,31 +283,54 @@ def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True
     """Check several submissions ({name: {id: LaTeX}}) against one problem; {name: CheckReport}.
 
     Questions a submission does not answer are ``missing`` (authored-text questions are
-    only listed when answered: there is nothing to check them against).
+    only listed when answered: there is nothing to check them against). An id ``QID:PART``
+    answers one part of a question; the question's verdict combines its parts.
     """
-    wanted = {qid for answers in submissions.values() for qid in answers}
+    known = {q.id for q in problem.questions}
+    wanted = {split_id(k, known)[0] for answers in submissions.values() for k in answers}
     infos = prepare(problem, wanted, solve_timeout)
     text_questions = {q.id for q in problem.questions if q.ask == "text"}
-    tasks = []
+    tasks, order = [], {}
     for name, answers in submissions.items():
-        for q in problem.questions:
-            if q.id in answers and str(answers[q.id]).strip():
-                tasks.append(((name, q.id), q.id, str(answers[q.id])))
+        order[name] = {}
+        for key, latex in answers.items():
+            qid, part = split_id(key, known)
+            if qid in infos and str(latex).strip():
+                tasks.append(((name, qid, part), qid, str(latex), part))
+                order[name].setdefault(qid, []).append(part)
+    # Identical answers (the same question, part and LaTeX up to spacing) are checked once: in a class,
+    # many students write the same "280".
+    unique, same_as = {}, {}
+    for task in tasks:
+        same_as[task[0]] = unique.setdefault((task[1], task[3], normalized(task[2])), task)[0]
+    firsts = list({t[0]: t for t in unique.values()}.values())
+
+    def done(key, verdict):
+        if on_done:
+            for other in copies.get(key, [key]):
+                on_done(other, verdict)
+
+    copies = {}
+    for key, first in same_as.items():
+        copies.setdefault(first, []).append(key)
     if isolate:
-        results = run_tasks(infos, tasks, timeout, workers, on_done)
+        checked = run_tasks(infos, firsts, timeout, workers, done)
     else:
-        results = {}
-        for key, qid, latex in tasks:
-            results[key] = check_one(infos[qid], latex, timeout)
-            if on_done:
-                on_done(key, results[key])
+        checked = {}
+        for task in firsts:
+            checked[task[0]] = _check_task(infos, task, timeout)
+            done(task[0], checked[task[0]])
+    latex_of = {t[0]: t[2] for t in tasks}
+    results = {key: dataclasses.replace(checked[first], answer=latex_of[key], flags=list(checked[first].flags))
+               for key, first in same_as.items() if first in checked}
     reports = {}
     for name, answers in submissions.items():
         report = CheckReport(problem.name, submission=name)
         for q in problem.questions:
-            key = (name, q.id)
-            if key in results:
-                v = results[key]
+            parts = [(part, results[(name, q.id, part)]) for part in order[name].get(q.id, [])
+                     if (name, q.id, part) in results]
+            if parts:
+                v = combine_parts(q.id, parts)
             elif q.id in text_questions:
                 continue
             else:

@@ -39,6 +39,11 @@ class MeaningError(Exception):
         self.message, self.pos = message, pos
 
 
+class UnknownName(MeaningError):
+    """A name the question does not declare (the LaTeX itself was read): reported as ``unknown name``
+    with the names the question knows, not as ``unparseable``."""
+
+
 class ShapeMismatch(MeaningError):
     """Shapes that cannot be combined (a dropped transpose, typically): a wrong answer, not an
     unreadable one."""
@@ -193,7 +198,7 @@ class _Resolver:
         name = text.replace(" ", "")
         if self.ctx.declared(name) or name in self.ctx.bound or name in self.ctx.free:
             return self.v_Name(R.Name(node.pos, [name], node.scripts))
-        self.fail(f"'{text}' is not declared in this problem", node)
+        self.fail(f"'{text}' is not declared in this problem{_declared_hint(self.ctx)}", node, UnknownName)
 
     def v_Group(self, node):
         if node.body is None:
@@ -243,6 +248,13 @@ class _Resolver:
             return self.matmul(left, right, node)
         if op == "odot":
             return self.hadamard(left, right, node)
+        if op in ("mod", "//"):                   # j \% 3, j \bmod 3, j // 3 (indices in a flattened layout)
+            if not (left.is_scalar and right.is_scalar):
+                self.fail(f"{'a remainder' if op == 'mod' else 'an integer division'} of a matrix", node,
+                          ShapeMismatch)
+            if right.expr == 0:
+                self.fail("division by zero", node.right)
+            return Val(sp.Mod(left.expr, right.expr) if op == "mod" else sp.floor(left.expr / right.expr))
         if op == "/":
             if not right.is_scalar:
                 self.fail("division by a matrix or vector", node, ShapeMismatch)
@@ -410,6 +422,11 @@ class _Resolver:
         sub, sup = node.sub, node.sup
         if sub is None:
             self.fail("a sum needs its index, e.g. \\sum_{j=1}^{n}", node)
+        if isinstance(sub, R.Tuple) and sub.paren == "substack":      # \substack{1 \le k \le 3 \\ 1 \le c \le 2}
+            if sup is not None or not all(isinstance(i, R.Relation) and len(i.items) == 3 for i in sub.items):
+                self.fail("write each line of \\substack as a range, e.g. 1 \\le k \\le 3", sub)
+            return [limit for item in sub.items for limit in self.sum_limits(R.BigOp(item.pos, node.op, item, None,
+                                                                                        None))]
         if isinstance(sub, R.Relation) and len(sub.ops) == 1 and sub.ops[0] == "=":
             names = [sub.items[0]]
             lo = self.limit(sub.items[1])
@@ -438,6 +455,8 @@ class _Resolver:
     def index_name(self, node):
         if isinstance(node, R.Name) and not node.scripts:
             return "".join(node.letters)
+        if isinstance(node, R.Name) and all(kind == "'" for kind, _ in node.scripts):
+            return "".join(node.letters) + "'" * len(node.scripts)       # \sum_{s'=1}^{n}
         self.fail("a summation index is a letter", node)
 
     def limit(self, node):
@@ -603,8 +622,10 @@ class _Resolver:
                 groups.append(script_items(arg))
             elif kind == "[":
                 groups.append(list(arg))
+        if primes and name + "'" * primes in ctx.bound and not groups and not time_groups and power is None:
+            return Val(ctx.bound[name + "'" * primes] + ctx.base)          # s' bound by \sum_{s'=1}^{n}
         if primes:
-            self.fail(f"{name}{chr(39) * primes} is not declared", node)
+            self.fail(f"{name}{chr(39) * primes} is not declared{_declared_hint(ctx)}", node, UnknownName)
         value = self.entry(name, time_groups, groups, node)
         if transpose % 2:
             value = _transpose(value)
@@ -647,7 +668,7 @@ class _Resolver:
                 sym = ctx.index_symbol(name, node.pos)
                 if sym is not None:
                     return Val(sym)
-            self.fail(f"'{_display(name)}' is not declared in this problem{_declared_hint(ctx)}", node)
+            self.fail(f"'{_display(name)}' is not declared in this problem{_declared_hint(ctx)}", node, UnknownName)
         indices = time_groups + flat
         if not tensor.shape:
             if indices:
@@ -696,6 +717,10 @@ class _Resolver:
     def kronecker(self, flat, node):
         if len(flat) == 1 and isinstance(flat[0], R.Name) and len(flat[0].letters) == 2:
             flat = [R.Name(flat[0].pos, [c]) for c in flat[0].letters]
+        if len(flat) == 1 and isinstance(flat[0], R.Bin) and flat[0].op == "implicit" \
+                and all(isinstance(n, (R.Name, R.Num)) and not getattr(n, "scripts", None)
+                        for n in (flat[0].left, flat[0].right)):
+            flat = [flat[0].left, flat[0].right]       # \delta_{i p}: two indices separated by a space
         if len(flat) != 2:
             self.fail("\\delta takes two indices, e.g. \\delta_{ij}", node)
         a, b = (self.index_value(i) for i in flat)
@@ -865,6 +890,8 @@ def time_offset(node):
 
 
 def _display(name):
+    """How a declared name is shown to a student. Hook for display names (issue 13: ``tex: W_x`` on a
+    declaration): once declarations carry them, return the display form here and in _declared_hint."""
     return name
 
 
@@ -877,7 +904,7 @@ def _declared_hint(ctx):
         parent = parent.parent
     if ctx.upstream is not None:
         names.append(ctx.upstream.name)
-    return f" (declared: {', '.join(names)})" if names else ""
+    return f" (the question knows: {', '.join(_display(n) for n in names)})" if names else ""
 
 
 def _describe(node):

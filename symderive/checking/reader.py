@@ -230,6 +230,9 @@ class Parser:
             if self.at("op", ".") and self.peek().kind == "eof":
                 self.take()
                 continue
+            if self.at("rel") and not parts and self.tok.text in ("=", "approx"):
+                self.take()                       # "\approx 1.386": a value written after its (omitted) left side
+                continue
             if self.at("rel") and parts:          # "&= ..." continues the previous line's chain
                 op = self.take().text
                 rhs = self.parse_side()
@@ -275,7 +278,7 @@ class Parser:
             self.leave()
 
     PRODUCT_OPS = {"cdot": "cdot", "times": "times", "odot": "odot", "circ": "odot", "ast": "*", "div": "/",
-                   "otimes": "otimes"}
+                   "otimes": "otimes", "bmod": "mod", "mod": "mod"}
 
     def parse_term(self, first=None):
         self.enter()
@@ -283,9 +286,17 @@ class Parser:
             left = self.parse_factor() if first is None else first
             while True:
                 t = self.tok
-                if t.kind == "op" and t.text in "*/":
+                if t.kind == "op" and t.text == "/" and self.peek().kind == "op" and self.peek().text == "/" \
+                        and not self.peek().space:       # 8 // 2: integer division, as in Python
+                    self.take()
+                    self.take()
+                    left = Bin(t.pos, "//", left, self.parse_signed_factor())
+                elif t.kind == "op" and t.text in "*/":
                     self.take()
                     left = Bin(t.pos, t.text, left, self.parse_signed_factor())
+                elif t.kind == "op" and t.text == "%":    # j \% 3: the remainder (25\% alone is a percentage)
+                    self.take()
+                    left = Bin(t.pos, "mod", left, self.parse_signed_factor())
                 elif t.kind == "cmd" and t.text in self.PRODUCT_OPS:
                     self.take()
                     left = Bin(t.pos, self.PRODUCT_OPS[t.text], left, self.parse_signed_factor())
@@ -320,6 +331,11 @@ class Parser:
             return not self._closing_bar()
         return False
 
+    def _operand_follows(self):
+        """After ``%``: does an operand follow (``j \\% 3``, a remainder) or not (``25\\%``, a percentage)?"""
+        nxt = self.peek()
+        return nxt.kind in ("num", "letter", "(", "{") or (nxt.kind == "cmd" and nxt.text in GREEK)
+
     def _closing_bar(self):
         return getattr(self, "_bars", 0) > 0
 
@@ -344,9 +360,12 @@ class Parser:
             elif t.kind == "op" and t.text == "'":
                 self.take()
                 node = self.attach(node, ("'", None), t)
-            elif t.kind == "op" and t.text == "%" and isinstance(node, Num):
+            elif t.kind == "op" and t.text == "%" and isinstance(node, Num) and not self._operand_follows():
                 self.take()
                 node = Bin(t.pos, "/", node, Num(t.pos, "100"))
+            elif t.kind == "[" and not t.space and isinstance(node, Frac):
+                # \frac{\partial l}{\partial W_x}[i][j]: an entry of a derivative (a left side)
+                node = Group(node.pos, node, "{")
             elif t.kind == "[" and not t.space and isinstance(node, (Name, Word, Group)):
                 self.take()
                 items = self.parse_list("]")
@@ -591,6 +610,14 @@ class Parser:
             return SetNode(t.pos, items)
         if name in ("dots", "ldots", "cdots"):
             return Dots(t.pos)
+        if name == "substack":                  # \sum_{\substack{1 \le k \le 3 \\ 1 \le c \le 2}}: one range a line
+            self.expect("{", what="'{' after \\substack")
+            lines = [self.parse_relation()]
+            while self.at("\\\\"):
+                self.take()
+                lines.append(self.parse_relation())
+            self.expect("}", what="'}'")
+            return Tuple(t.pos, lines, "substack")
         if name.startswith("mathbb:"):
             what = name.split(":", 1)[1]
             if what == "R":

@@ -23,6 +23,7 @@ class Target:
     alt_shapes: tuple = ()     # other accepted shapes (a Jacobian as its flattened matrix)
     latex: str = ""
     key: str = ""              # the result's key (answer.Result.key)
+    components: tuple = ()     # what each entry of a tuple counts ("with bias", "without bias")
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _target(r):
         return Target(label, "word", v, latex=r.latex, key=r.key)
     if kind in (Kind.SHAPE, Kind.TUPLE):
         return Target(label, kind.value, tuple(sp.sympify(x) for x in v), alt_shapes=r.alt_shapes,
-                      latex=r.latex, key=r.key)
+                      latex=r.latex, key=r.key, components=tuple(getattr(r, "components", ()) or ()))
     if kind is Kind.ENTRIES:
         if isinstance(v, sp.MatrixBase):
             return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key)

@@ -3,9 +3,11 @@ from dataclasses import asdict, dataclass, field
 
 CORRECT, INCORRECT, UNPARSEABLE, MISSING, TIMEOUT = "correct", "incorrect", "unparseable", "missing", "timeout"
 UNCHECKED, ERROR = "unchecked", "error"
+#: The LaTeX was read, but names something the question does not declare (a typo, another notation).
+UNKNOWN_NAME = "unknown name"
 #: Verdicts that leave the exit status at 0.
 PASSING = {CORRECT, UNCHECKED}
-VERDICTS = (CORRECT, INCORRECT, UNPARSEABLE, MISSING, TIMEOUT, UNCHECKED, ERROR)
+VERDICTS = (CORRECT, INCORRECT, UNPARSEABLE, UNKNOWN_NAME, MISSING, TIMEOUT, UNCHECKED, ERROR)
 
 
 @dataclass
@@ -18,6 +20,7 @@ class Verdict:
     answer: str = ""
     seconds: float = 0.0
     submission: str = ""
+    flags: list = field(default_factory=list)      # remarks beside the verdict: "wrong working"
 
     @property
     def ok(self):
@@ -31,7 +34,7 @@ class Verdict:
         return record
 
     def _repr_markdown_(self):
-        mark = {CORRECT: "✅", INCORRECT: "❌", UNPARSEABLE: "⚠️", MISSING: "∅", TIMEOUT: "⏱", UNCHECKED: "·",
+        mark = {CORRECT: "✅", INCORRECT: "❌", UNPARSEABLE: "⚠️", UNKNOWN_NAME: "❓", MISSING: "∅", TIMEOUT: "⏱", UNCHECKED: "·",
                 ERROR: "⚠️"}[self.verdict]
         how = f" ({self.decided_by})" if self.decided_by else ""
         evidence = f": {_md(self.evidence)}" if self.evidence else ""

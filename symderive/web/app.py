@@ -28,7 +28,8 @@ textarea { width: 100%; font-family: monospace; font-size: 1rem; }
 .preview { min-height: 1.5rem; background: #f7f7fa; padding: .3rem .5rem; margin: .3rem 0; }
 .verdict { margin: .4rem 0; padding: .3rem .5rem; }
 .verdict[data-verdict=correct] { background: #e6f6e6; }
-.verdict[data-verdict=incorrect], .verdict[data-verdict=unparseable], .verdict[data-verdict=timeout],
+.verdict[data-verdict=incorrect], .verdict[data-verdict=unparseable], .verdict[data-verdict="unknown name"],
+.verdict[data-verdict=timeout],
 .verdict[data-verdict=error] { background: #fbeaea; }
 .hint { color: #555; font-size: .9rem; }
 """
