@@ -92,6 +92,10 @@ def evaluate(expr, lookup, env, numbers):
     env = dict(env or {})
 
     def integer(e):
+        e = sp.sympify(e)
+        if e.has(sp.Indexed):      # an index read from a tensor of labels: z[n, y[n]], δ(q, y[p])
+            e = e.xreplace({a: sp.Integer(_label(lookup(a.base[tuple(sp.Integer(integer(i)) for i in a.indices)]), a))
+                            for a in e.atoms(sp.Indexed)})
         return integer_value(e, env)
 
     def decide(cond):
@@ -174,6 +178,14 @@ def evaluate(expr, lookup, env, numbers):
         return out
 
     return ev(sp.sympify(expr))
+
+
+def _label(value, atom):
+    """An entry of a tensor of class labels or indices as an int (it must be a whole number)."""
+    number = float(value)
+    if number != int(number):
+        raise VerifyError(f"{atom} is used as an index but its value {number} is not a whole number")
+    return int(number)
 
 
 def _number(value, numbers):
