@@ -93,9 +93,15 @@ def evaluate(expr, lookup, env, numbers):
 
     def integer(e):
         e = sp.sympify(e)
-        if e.has(sp.Indexed):      # an index read from a tensor of labels: z[n, y[n]], δ(q, y[p])
-            e = e.xreplace({a: sp.Integer(_label(lookup(a.base[tuple(sp.Integer(integer(i)) for i in a.indices)]), a))
-                            for a in e.atoms(sp.Indexed)})
+        # An index read from a tensor of labels: z[n, y[n]], δ(q, y[p]), or a scalar label z[o]
+        # (a tensor's symbol is real; sizes and indices are integer symbols).
+        entries = e.atoms(sp.Indexed)
+        labels = {a: a.base[tuple(sp.Integer(integer(i)) for i in a.indices)] for a in entries}
+        bases = {a.base.label for a in entries}
+        labels.update({s: s for s in e.free_symbols if not isinstance(s, sp.Indexed) and s not in bases
+                       and s.is_real and s.is_integer is not True and s.name not in env})
+        if labels:
+            e = e.xreplace({a: sp.Integer(_label(lookup(at), a)) for a, at in labels.items()})
         return integer_value(e, env)
 
     def decide(cond):

@@ -63,10 +63,17 @@ def sympy_number(expr, values, indices=None):
                 array = np.asarray(values[atom.base.label.name])
                 at = tuple(int(i) for i in atom.indices)
                 inside = all(0 <= i < n for i, n in zip(at, array.shape))
-                entries[atom] = sp.Float(float(array[at]), 30) if inside else sp.S.Zero
-        scalars = {s: sp.Float(float(values[s.name]), 30) for s in expr.free_symbols
+                entries[atom] = _exact(array[at]) if inside else sp.S.Zero
+        scalars = {s: _exact(values[s.name]) for s in expr.free_symbols
                    if isinstance(s, sp.Symbol) and s.name in values and np.ndim(values[s.name]) == 0}
         expr = expr.xreplace({**entries, **scalars}).doit()
         if not expr.atoms(sp.Indexed):
             break
     return float(sp.N(expr, 30))
+
+
+def _exact(value):
+    """A whole number (a label) as a SymPy Integer, so that it can index; others as 30-digit Floats."""
+    import sympy as sp
+    value = float(value)
+    return sp.Integer(int(value)) if value.is_integer() else sp.Float(value, 30)

@@ -16,7 +16,7 @@ class ELU(EntryFunction):
 
     >>> from symderive.tensors import Tensor
     >>> ELU('y', Tensor('x', (3,)), alpha=2).definition((0,))
-    2*exp(-relu(-x[0])) + relu(x[0]) - 2
+    relu(x[0]) - 2 + 2*exp(-relu(-x[0]))
     """
 
     kind = "elu"

@@ -19,7 +19,7 @@ class GELU(EntryFunction):
 
     >>> from symderive.tensors import Tensor
     >>> GELU('y', Tensor('x', (2,))).definition((0,))
-    x[0]*(erf(sqrt(2)*x[0]/2) + 1)/2
+    (erf(sqrt(2)*x[0]/2) + 1)*x[0]/2
     """
 
     kind = "gelu"

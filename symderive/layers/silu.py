@@ -9,7 +9,7 @@ class SiLU(EntryFunction):
 
     >>> from symderive.tensors import Tensor
     >>> SiLU('y', Tensor('x', (2,))).definition((1,))
-    x[1]*sigmoid(x[1])
+    sigmoid(x[1])*x[1]
     """
 
     kind = "silu"
