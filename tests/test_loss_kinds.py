@@ -243,3 +243,12 @@ def test_matrix_products_match_torch(name, shapes):
 def test_bad_calls_are_refused_with_a_reason(build, message):
     with pytest.raises(ShapeError, match=message):
         build()
+
+
+def test_labels_are_not_a_variable():
+    z, y = sd.tensor("z", N, C), sd.tensor("y", N)
+    with pytest.raises(ShapeError, match="'y' holds class labels"):
+        sd.derivative(sd.cross_entropy(z, y, name="E"), y)
+    w, E = sd.tensor("w", 3), sd.tensor("E", 5, 2)
+    with pytest.raises(ShapeError, match="'w' holds class labels or indices"):
+        sd.chain_rule(sd.embedding(w, E, name="e"), w)
