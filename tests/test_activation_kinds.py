@@ -128,6 +128,7 @@ questions:
     ("Hardtanh(-1, 2)", lambda t: F.hardtanh(t, -1.0, 2.0)),
     ("SiLU()", F.silu),
     ("LogSigmoid()", F.logsigmoid),
+    ("LogSoftmax()", lambda t: F.log_softmax(t, dim=0)),      # a formula with a sum over the features
 ])
 def test_numeric_pass_matches_torch_backward(tmp_path, module, reference):
     from symderive.answer import Status
