@@ -70,6 +70,8 @@ class Loss(ReducedLoss):
     """``mse`` (the mean of (y − t)² by default, as ``mse_loss``) and ``sum_of_squares``."""
 
     def __init__(self, name, kind, prediction, target=None, reduction="mean"):
+        if kind not in ("mse", "sum_of_squares"):
+            raise ValueError(f"Loss is mse or sum_of_squares, not {kind!r} (cross_entropy is CrossEntropy)")
         self.kind, self.prediction, self.target = kind, prediction, target
         if target is not None:
             same_shape(kind, prediction, target)
