@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .contract import collapse_single_value_sums, conditions_to_bounds, contract
+from .errors import ShapeError
 from .indices import indices_for, names_in
 from .layers import expand_layers
 from .tensors import Tensor, flat_positions, is_concrete, numel, zero_outside
@@ -129,12 +130,22 @@ def derivative(of, wrt, avoid=()):
     [w[0], w[1], w[2],    0,    0],
     [   0,    0, w[0], w[1], w[2]]])
     """
+    refuse_labels(of, wrt)
     out_idx, element, wrt_idx = derivative_indices(of, wrt, avoid)
     variable = wrt.base[wrt_idx] if wrt.shape else wrt.base     # a layer's entry, not its definition
     raw = sp.diff(element, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
                                              lambda e: sp.S.Zero)     # diff leaves Σ 0 behind
     value = tidy(contract(raw))
     return ElementDerivative(of, wrt, out_idx, wrt_idx, element, raw, value)
+
+
+def refuse_labels(of, wrt):
+    """Class labels and lookup indices (a loss's target y, an embedding's words) select entries:
+    nothing is differentiable by them, so asking is an error rather than a formula in δ′."""
+    layers = [of, *of.layer_inputs().values()] if of.is_layer else []
+    if any(layer.domains().get(wrt.name, ("",))[0] == "labels" for layer in layers):
+        raise ShapeError(f"'{wrt.name}' holds class labels or indices (whole numbers that select entries); "
+                         f"nothing is differentiable by them")
 
 
 def tidy(expr):

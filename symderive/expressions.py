@@ -285,6 +285,9 @@ class Reader:
                 allowed = ", ".join(keywords) or "none"
                 self.fail(kw.value if kw.arg else node, f"{name}() has no argument '{kw.arg}' "
                                                         f"(keyword arguments: {allowed})")
+            if kw.arg in kind.choices:           # a string of PyTorch's, such as reduction='sum'
+                options[kw.arg] = read_choice(self, kw.value, name, kw.arg, kind.choices[kw.arg])
+                continue
             value = self.read(kw.value, depth)
             if kw.arg in kind.numbers:           # a real number such as a slope
                 if isinstance(value, tuple) or not (value.is_real and value.is_number):
@@ -301,6 +304,14 @@ class Reader:
             self.fail(node, f"{name}(): {exc.message}", error=ShapeError)
         except TypeError as exc:
             self.fail(node, f"{name}(): {exc}")
+
+
+def read_choice(reader, node, call, arg, allowed):
+    """A string argument of PyTorch's (``reduction='sum'``), one of ``allowed``; anything else,
+    including an expression, is refused at its position."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in allowed):
+        reader.fail(node, f"{call}(): {arg} is one of " + ", ".join(f"'{a}'" for a in allowed))
+    return node.value
 
 
 def free_index_names(text, scope):

@@ -93,6 +93,19 @@ def _numpy(name):
     return call
 
 
+def _vectorized(function):
+    """A math function of one float applied entry by entry with NumPy (NumPy has no ``erf``)."""
+    def call(a):
+        import numpy
+        return numpy.vectorize(function, otypes=[float])(a)
+    call.__name__ = function.__name__
+    return call
+
+
+def _sign(a):
+    return float((a > 0) - (a < 0))
+
+
 FUNCTIONS = (
     Function("exp", sp.exp, math.exp, _numpy("exp"), "exp", r"\exp", sp.exp),
     Function("log", sp.log, math.log, _numpy("log"), "log", r"\log", lambda a: 1 / a),
@@ -101,6 +114,10 @@ FUNCTIONS = (
              r"\sigma", lambda a: sigmoid(a) * (1 - sigmoid(a))),
     Function("relu", relu, lambda a: max(a, 0.0), lambda a: _numpy("maximum")(a, 0.0), "relu", r"\operatorname{ReLU}",
              lambda a: sp.Heaviside(a, 0)),
+    # GELU's Φ(x) = (1 + erf(x/√2))/2; sign is |x|′ (Huber's loss beyond delta), 0 at 0 as in PyTorch
+    Function("erf", sp.erf, math.erf, _vectorized(math.erf), "erf", r"\operatorname{erf}",
+             lambda a: 2 * sp.exp(-a ** 2) / sp.sqrt(sp.pi)),
+    Function("sign", sp.sign, _sign, _numpy("sign"), "sign", r"\operatorname{sign}"),
     Function("floor", sp.floor, math.floor, _numpy("floor"), "floor"),
     Function("ceiling", sp.ceiling, math.ceil, _numpy("ceil"), "ceil"),
     Function("Abs", sp.Abs, abs, _numpy("abs"), "abs"),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .declarations import check_name
 from .errors import ExpressionError, ShapeError, SymderiveError
-from .expressions import MAX_DEPTH, Reader, parse, syntax_tree
+from .expressions import MAX_DEPTH, Reader, parse, read_choice, syntax_tree
 from .layers import MODULES
 from .layers.stack import FeatureShape, NetLayer, auto_name, in_file
 from .yaml_positions import Located, LocatedDict, key_position, locate, position
@@ -170,6 +170,8 @@ class CallReader:
                 options[arg] = self.flag(value_node, kind, arg)
             elif arg in signature.numbers:
                 options[arg] = self.real(value_node, kind, arg)
+            elif arg in signature.choices:
+                options[arg] = read_choice(self, value_node, kind, arg, signature.choices[arg])
             else:
                 options[arg] = self.hyper(value_node, kind, arg)
         return options

@@ -493,7 +493,7 @@ def formula_forward(net, layer, name_in, x):
     named = {net.full(v): v for v in x}          # an output equal to an input entry keeps its name
     entries = []
     for position_ in flat_positions(formula.shape):
-        value = tidy(formula.element(position_).xreplace(values).doit())
+        value = tidy(formula.element(position_).doit().xreplace(values).doit())   # sums written out first
         entries.append(named[value] if value in named else net.abbreviate(value))
     i = make_index("i", x.rows)
     definition = show(formula.element((i,)), net.ctx.base)

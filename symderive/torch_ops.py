@@ -100,6 +100,16 @@ def evaluate(expr, lookup, env, numbers):
     inverses = {}
 
     def integer(e):
+        e = sp.sympify(e)
+        # An index read from a tensor of labels: z[n, y[n]], δ(q, y[p]), or a scalar label z[o]
+        # (a tensor's symbol is real; sizes and indices are integer symbols).
+        entries = e.atoms(sp.Indexed)
+        labels = {a: a.base[tuple(sp.Integer(integer(i)) for i in a.indices)] for a in entries}
+        bases = {a.base.label for a in entries}
+        labels.update({s: s for s in e.free_symbols if not isinstance(s, sp.Indexed) and s not in bases
+                       and s.is_real and s.is_integer is not True and s.name not in env})
+        if labels:
+            e = e.xreplace({a: sp.Integer(_label(lookup(at), a)) for a, at in labels.items()})
         return integer_value(e, env)
 
     def whole(base):
@@ -193,6 +203,14 @@ def evaluate(expr, lookup, env, numbers):
         return out
 
     return ev(sp.sympify(expr))
+
+
+def _label(value, atom):
+    """An entry of a tensor of class labels or indices as an int (it must be a whole number)."""
+    number = float(value)
+    if number != int(number):
+        raise VerifyError(f"{atom} is used as an index but its value {number} is not a whole number")
+    return int(number)
 
 
 def _number(value, numbers):

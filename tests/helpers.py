@@ -39,3 +39,41 @@ def parse_counterexample(detail):
     assert match, f"no counterexample in {detail!r}"
     point = {name: Fraction(value) for name, value in ASSIGNMENT.findall(match.group("point"))}
     return point, float(match.group("lhs")), float(match.group("rhs"))
+
+
+# ---------------------------------------------------------------------------------------------
+# A layer's formulas evaluated by SymPy at given values, for comparisons with torch autograd
+
+
+def sympy_number(expr, values, indices=None):
+    """``expr`` as a float: index symbols (by name) from ``indices``, entries of tensors from
+    ``values`` (name -> NumPy array; a scalar tensor is a 0-d array). Evaluated by SymPy itself
+    (sums written out, entries substituted until none is left), not by symderive's evaluators.
+    An index read from a tensor (z[n, y[n]]) is substituted first, then the entry it selects."""
+    import sympy as sp
+    expr = sp.sympify(expr)
+    if indices:
+        expr = expr.xreplace({s: sp.Integer(indices[s.name]) for s in expr.free_symbols
+                              if s.name in indices and not isinstance(s, sp.Indexed)})
+    expr = expr.doit()
+    for _ in range(4):
+        entries = {}
+        for atom in expr.atoms(sp.Indexed):
+            if all(i.is_Integer for i in atom.indices):
+                array = np.asarray(values[atom.base.label.name])
+                at = tuple(int(i) for i in atom.indices)
+                inside = all(0 <= i < n for i, n in zip(at, array.shape))
+                entries[atom] = _exact(array[at]) if inside else sp.S.Zero
+        scalars = {s: _exact(values[s.name]) for s in expr.free_symbols
+                   if isinstance(s, sp.Symbol) and s.name in values and np.ndim(values[s.name]) == 0}
+        expr = expr.xreplace({**entries, **scalars}).doit()
+        if not expr.atoms(sp.Indexed):
+            break
+    return float(sp.N(expr, 30))
+
+
+def _exact(value):
+    """A whole number (a label) as a SymPy Integer, so that it can index; others as 30-digit Floats."""
+    import sympy as sp
+    value = float(value)
+    return sp.Integer(int(value)) if value.is_integer() else sp.Float(value, 30)

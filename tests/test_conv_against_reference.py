@@ -28,6 +28,7 @@ import sympy as sp
 from symderive.derivative import chain_rule, derivative
 from symderive.errors import ShapeError
 from symderive.layers import Conv, Elementwise, Linear, Loss, Pool, Softmax, conv1d, conv2d
+from symderive.layers.cross_entropy import CrossEntropy
 from symderive.shapes import conv_output_size
 from symderive.tensors import Tensor, flat_positions
 from helpers import assert_close, rng_for  # noqa: E402
@@ -585,7 +586,7 @@ def _softmax_mat():
 
 def _ce():
     z, p = _t("z", (4,)), _t("p", (4,))
-    return _built(Loss("E", "cross_entropy", z, p), z, p)
+    return _built(CrossEntropy("E", z, p), z, p)
 
 
 def _mse_vec():
@@ -640,7 +641,7 @@ def _conv_sigmoid_mse():
 
 def _linear_ce():
     x, W, b, p = _t("x", (2,)), _t("W", (3, 2)), _t("b", (3,)), _t("p", (3,))
-    return _built(Loss("E", "cross_entropy", Linear("z", x, W, b), p), x, W, b, p)
+    return _built(CrossEntropy("E", Linear("z", x, W, b), p), x, W, b, p)
 
 
 def _conv2d_tanh_pool():
@@ -990,11 +991,11 @@ def np_forward(node, values):
     if isinstance(node, Linear):
         y = np_forward(node.weight, values) @ np_forward(node.x, values)
         return y + np_forward(node.bias, values) if node.bias is not None else y
+    if isinstance(node, CrossEntropy) and not node.classes and node.input.rank == 1:   # one sample, soft targets
+        return -(np_forward(node.target, values) * np_log_softmax(np_forward(node.input, values))).sum()
     if isinstance(node, Loss):
         y = np_forward(node.prediction, values)
         t = np_forward(node.target, values) if node.target is not None else 0.0
-        if node.kind == "cross_entropy":
-            return -(t * np_log_softmax(y)).sum()
         return ((y - t) ** 2).mean() if node.kind == "mse" else ((y - t) ** 2).sum()
     raise Unsupported(f"no reference for layer kind {node.kind!r}")
 
@@ -1032,11 +1033,11 @@ def torch_forward(node, values):
     if isinstance(node, Linear):
         b = torch_forward(node.bias, values) if node.bias is not None else None
         return F.linear(torch_forward(node.x, values), torch_forward(node.weight, values), b)
+    if isinstance(node, CrossEntropy) and not node.classes and node.input.rank == 1:
+        return F.cross_entropy(torch_forward(node.input, values), torch_forward(node.target, values))
     if isinstance(node, Loss):
         y = torch_forward(node.prediction, values)
         t = torch_forward(node.target, values) if node.target is not None else torch.zeros_like(y)
-        if node.kind == "cross_entropy":
-            return F.cross_entropy(y, t)
         return F.mse_loss(y, t) if node.kind == "mse" else ((y - t) ** 2).sum()
     raise Unsupported(f"no reference for layer kind {node.kind!r}")
 

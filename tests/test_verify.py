@@ -349,6 +349,12 @@ def test_every_library_layer_has_a_torch_op():
             "avg_pool2d": ((x2,), {"kernel_size": 2}), "max_pool1d": ((x,), {"kernel_size": 2}),
             "max_pool2d": ((x2,), {"kernel_size": 2}), "linear": ((v, W), {}), "affine": ((v, W), {}),
             "cross_entropy": ((v, v), {}), "mse": ((x, x), {}), "sum_of_squares": ((x,), {})}
+    S, t, M = sd.tensor("S", 2, 3), sd.tensor("t", 2), sd.tensor("M", 3, 2)     # scores, labels, a matrix
+    args.update({"nll_loss": ((S, t), {}), "multi_margin_loss": ((S, t), {}), "embedding": ((t, W), {}),
+                 "one_hot": ((t,), {"num_classes": 3}), "matmul": ((W, v), {}), "dot": ((v, v), {}),
+                 "mv": ((W, v), {}), "mm": ((W, M), {}), "dropout": ((x, x), {}),
+                 **{name: ((x, x), {}) for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits",
+                                                     "huber_loss", "smooth_l1_loss", "kl_div")}})
     for name, kind in formula_kinds().items():
         positional, keywords = args.get(name, ((x,), {}))
         layer = kind.formula("y", *positional, **keywords)

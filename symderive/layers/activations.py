@@ -22,6 +22,34 @@ class Elementwise(Layer):
         return self.function(entry(self.x, idx))
 
 
+class EntryFunction(Layer):
+    """y[i…] = f(x[i…]) for an activation with options (ELU's alpha, softplus's beta): a subclass
+    gives ``kind``, ``OPTIONS`` (name -> PyTorch's default) and ``function(x)`` for one entry,
+    written with functions the engine already differentiates and evaluates (ReLU, exp, erf, ...)."""
+
+    OPTIONS = {}
+
+    def __init__(self, name, x, **options):
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            raise TypeError(f"{self.kind}() has no argument '{sorted(unknown)[0]}'")
+        self.x = x
+        self.options = {k: options.get(k, default) for k, default in self.OPTIONS.items()}
+        for k, v in self.options.items():
+            setattr(self, k, v if isinstance(v, str) else sp.sympify(v))
+        super().__init__(name, [x], x.shape)
+
+    def function(self, x):
+        raise NotImplementedError
+
+    def definition(self, idx, avoid=()):
+        return self.function(entry(self.x, idx))
+
+    def describe(self):
+        given = ", ".join(f"{k} {getattr(self, k)}" for k in self.OPTIONS)
+        return f"{self.kind}, {given}" if given else self.kind
+
+
 def _torch_function(function):
     def compute(layer, get, num):
         import torch
@@ -29,18 +57,23 @@ def _torch_function(function):
     return compute
 
 
-def stack_entry(module, arguments=(), numeric=None, **torch_options):
+def stack_entry(module, arguments=(), numeric=None, choices=None, **torch_options):
     """The ``network:`` side of a parameter-free activation, as LayerKind fields: ``module(...)``
-    (with real-number ``arguments`` such as a slope) read into a NetActivation and computed by
+    (with real-number ``arguments`` such as a slope, and string ``choices`` such as GELU's
+    ``approximate``) read into a NetActivation and computed by
     ``torch.nn.<module>(**torch_options, **arguments)``."""
+    choices = dict(choices or {})
+
     def torch_module(layer, num, bias):
         import torch
-        return getattr(torch.nn, module)(**torch_options, **{k: float(v) for k, v in layer.options.items()})
+        given = {k: v if isinstance(v, str) else float(v) for k, v in layer.options.items()}
+        return getattr(torch.nn, module)(**torch_options, **given)
 
     def build(name, call, text, node, **options):
         return NetActivation(name, call, text, node, module, **options)
     options = ", ".join(f"{k}={v}" for k, v in torch_options.items())
-    return dict(module=module, signature=Signature(build, tuple(arguments), 0, {}, numbers=tuple(arguments)),
+    numbers = tuple(a for a in arguments if a not in choices)
+    return dict(module=module, signature=Signature(build, tuple(arguments), 0, {}, numbers=numbers, choices=choices),
                 torch_module=torch_module, numeric=numeric, activation=True,
                 torch_module_name=f"torch.nn.{module}" + (f"({options})" if options else ""))
 

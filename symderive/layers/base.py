@@ -71,6 +71,11 @@ class Layer(Tensor):
         """A short human description for sheets, e.g. 'conv1d, stride 2'."""
         return self.kind
 
+    def domains(self):
+        """Inputs that only make sense with some values, for random inputs of cross-checks: name ->
+        ("labels", C) (class indices 0..C−1), ("probabilities",) (in (0, 1)) or ("mask",) (0 or 1)."""
+        return {}
+
 
 def taken_by(avoid, idx):
     """Names a definition's summation indices must avoid: ``avoid`` and every name in ``idx``

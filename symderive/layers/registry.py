@@ -39,6 +39,7 @@ class Signature:
     required: int
     defaults: dict
     numbers: tuple = ()        # arguments that are real numbers (a slope), not sizes
+    choices: dict = field(default_factory=dict)   # string arguments: name -> allowed values (approximate)
     read: object = None        # (reader, node, name, call, depth) -> stack layer, for calls that
                                # take more than numbers: Linear(W, B), Residual(layer, ...)
 
@@ -60,6 +61,7 @@ class LayerKind:
     inputs: tuple = ("input",)             # tensor arguments, PyTorch's names
     options: tuple = ()                    # keyword arguments, PyTorch's names
     numbers: tuple = ()                    # options that are real numbers (a slope), not sizes
+    choices: dict = field(default_factory=dict)   # string options: name -> PyTorch's values (reduction)
     torch: TorchOp = None                  # the torch op of the formula layer, for --verify
     no_torch: str = ""                     # why there is no torch op, when there is none
     module: str = None                     # network: stacks: PyTorch's class name (Conv1d)

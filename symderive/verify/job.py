@@ -67,10 +67,12 @@ class Job:
         """Random values (|v| in [0.25, 2], either sign) for the leaves of ``nodes`` and for the
         tensors in ``extra`` ((name, shape) pairs); NumPy float64 arrays by name."""
         out = EngineValues({}, self.decls.lookup, sizes)
+        graph = _graph_nodes(nodes)
         inverted = _inverted(nodes)
-        for node in _graph_nodes(nodes):
+        domains = {name: domain for node in graph if node.is_layer for name, domain in node.domains().items()}
+        for node in graph:
             if not node.is_layer and node.name not in out:
-                out[node.name] = self.random([as_int(n, sizes) for n in node.shape])
+                out[node.name] = self.random([as_int(n, sizes) for n in node.shape], domains.get(node.name), sizes)
                 if node.name in inverted:        # det, log det, X⁻¹: invertible, det > 0
                     n = out[node.name].shape[0]
                     out[node.name] = out[node.name] + (2 * n + 1) * np.eye(n)
@@ -78,9 +80,19 @@ class Job:
             out[name] = self.random([as_int(n, sizes) for n in shape])
         return out
 
-    def random(self, shape):
+    def random(self, shape, domain=None, sizes=None):
+        """Random values of ``shape``; a ``domain`` a layer asks for its input (``Layer.domains``):
+        ("labels", C) whole numbers 0..C−1, ("probabilities",) in (0, 1), ("mask",) 0 or 1."""
         shape = tuple(shape)
-        return self.rng.uniform(0.25, 2.0, size=shape) * self.rng.choice([-1.0, 1.0], size=shape)
+        if domain is None:
+            return self.rng.uniform(0.25, 2.0, size=shape) * self.rng.choice([-1.0, 1.0], size=shape)
+        if domain[0] == "labels":
+            return self.rng.integers(0, as_int(domain[1], sizes or {}), size=shape).astype(float)
+        if domain[0] == "probabilities":
+            return self.rng.uniform(0.05, 0.95, size=shape)
+        if domain[0] == "mask":
+            return self.rng.integers(0, 2, size=shape).astype(float)
+        raise VerifyError(f"unknown domain of values {domain[0]!r}")
 
     def graph(self, sizes, values, override=(), check_shapes=True):
         return Graph(self, sizes, values, set(override), check_shapes)
