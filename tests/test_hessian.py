@@ -251,3 +251,26 @@ def test_malformed_constraint_is_located(tmp_path):
     line = next(l for l in run.stderr.splitlines() if "question by-W:" in l)
     expected = text.count("\n", 0, text.index("constraints")) + 1
     assert re.search(rf"c\.yaml:{expected}:\d+: .*equation", line), line
+
+
+def test_students_hessians_are_graded(tmp_path):
+    """symderive check reads a Hessian in element or matrix form; the sign slip h(h − 1) and the
+    transposed Gram matrix X Xᵀ are caught (the targets come from the results' kinds)."""
+    import json
+    import shutil
+    problem = Path(__file__).resolve().parents[1] / "problems" / "identities-and-hessians.yaml"
+    shutil.copy(problem, tmp_path / "p.yaml")
+    (tmp_path / "right.yaml").write_text(
+        "logistic-regression-hessian: '\\frac{1}{N} \\sum_{n=1}^{N} h_n (1 - h_n) X_{n,p} X_{n,q}'\n"
+        "least-squares-hessian: '\\frac{1}{N} X^{T} X'\n")
+    (tmp_path / "wrong.yaml").write_text(
+        "logistic-regression-hessian: '\\frac{1}{N} X^{T} \\operatorname{diag}(h \\odot (h - 1)) X'\n"
+        "least-squares-hessian: '\\frac{1}{N} X X^{T}'\n")
+    verdicts = {}
+    for name in ("right", "wrong"):
+        run = run_cli(["check", "p.yaml", f"{name}.yaml", "--json"], tmp_path)
+        assert "Traceback" not in run.stderr, run.stderr
+        verdicts[name] = {v["question"]: v["verdict"] for v in json.loads(run.stdout)["verdicts"]
+                          if v["verdict"] != "missing"}
+    assert verdicts["right"] == {"logistic-regression-hessian": "correct", "least-squares-hessian": "correct"}
+    assert verdicts["wrong"] == {"logistic-regression-hessian": "incorrect", "least-squares-hessian": "incorrect"}
