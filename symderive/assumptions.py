@@ -1,8 +1,9 @@
 """Facts about tensors that derivations and proofs may use, each with the reason it holds.
 
-Today: facts derived from a layer's definition (the entries of a softmax over a vector sum to 1).
-Declared facts (``constraints:`` of ``ask: prove``) are read by that ask. Facts a problem could
-declare about its inputs (one-hot, positive, symmetric, detached) would belong here too.
+Today: facts derived from a layer's definition (the entries of a softmax over a vector sum to 1);
+``ask: hessian`` adds the question's declared ``constraints:`` as ``Fact`` s (``ask: prove`` reads
+its own constraints). Facts a problem could declare about its inputs (one-hot, positive,
+symmetric, detached) would belong here too.
 """
 from dataclasses import dataclass
 

@@ -214,3 +214,63 @@ def test_sum_of_squares_hessian_is_twice_identity(tmp_path):
     p, q = [i for _, i in next(r for r in answer.results if r.kind is Kind.ELEMENT).axes]
     assert formula == 2 * sp.KroneckerDelta(p, q)
     assert answer.value("psd") is None     # 2I is PSD, but the form is not c Σ a Xᵀ X: nothing is claimed
+
+
+def test_declared_constraint_is_used_and_met_by_the_cross_check(tmp_path):
+    # With Σp = 1 (a one-hot or probability target) the Hessian is Bishop's (δ_rv − q_v) q_r x_u x_a.
+    from symderive import verify
+    text = SOFTMAX + '    constraints: ["Sum(p[i], (i, 0, 1)) == 1"]\n'
+    path = Path(tmp_path) / "c.yaml"
+    path.write_text(text)
+    problem = load_problem(path)
+    (answer,) = problem.solve()
+    assert not answer.value(Kind.ELEMENT).has(sp.Sum), answer.value(Kind.ELEMENT)
+    assert any("constraint" in step.why for step in answer.steps)
+    rng = rng_for("softmax-one-hot")
+    x, W, b = rng.normal(size=3), rng.normal(size=(2, 3)), rng.normal(size=2)
+    p = np.array([0.0, 1.0])
+    z = W @ x + b
+    q = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+
+    def loss(flat):
+        zt = flat.reshape(2, 3) @ torch.tensor(x) + torch.tensor(b)
+        return -(torch.tensor(p) * torch.log_softmax(zt, dim=0)).sum()
+
+    array = np.array([[number(v, {"x": x, "q": q, "p": p, "W": W, "b": b}) for v in row]
+                      for row in answer.value(Kind.ENTRIES).tolist()])
+    np.testing.assert_allclose(array, torch_hessian(loss, W.reshape(-1)), rtol=1e-10, atol=1e-12)
+    (report,) = verify.cross_check(problem, [answer])
+    assert report.outcome in (verify.AGREE, verify.NO_COUNTERPART) and report.max_abs < 1e-9, report
+
+
+def test_malformed_constraint_is_located(tmp_path):
+    text = SOFTMAX + '    constraints: ["Sum(p[i], (i, 0, 1))"]\n'
+    (Path(tmp_path) / "c.yaml").write_text(text)
+    run = run_cli(["solve", "c.yaml", "-o", "out", *NO_PDF], tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    line = next(l for l in run.stderr.splitlines() if "question by-W:" in l)
+    expected = text.count("\n", 0, text.index("constraints")) + 1
+    assert re.search(rf"c\.yaml:{expected}:\d+: .*equation", line), line
+
+
+def test_students_hessians_are_graded(tmp_path):
+    """symderive check reads a Hessian in element or matrix form; the sign slip h(h − 1) and the
+    transposed Gram matrix X Xᵀ are caught (the targets come from the results' kinds)."""
+    import json
+    import shutil
+    problem = Path(__file__).resolve().parents[1] / "problems" / "identities-and-hessians.yaml"
+    shutil.copy(problem, tmp_path / "p.yaml")
+    (tmp_path / "right.yaml").write_text(
+        "logistic-regression-hessian: '\\frac{1}{N} \\sum_{n=1}^{N} h_n (1 - h_n) X_{n,p} X_{n,q}'\n"
+        "least-squares-hessian: '\\frac{1}{N} X^{T} X'\n")
+    (tmp_path / "wrong.yaml").write_text(
+        "logistic-regression-hessian: '\\frac{1}{N} X^{T} \\operatorname{diag}(h \\odot (h - 1)) X'\n"
+        "least-squares-hessian: '\\frac{1}{N} X X^{T}'\n")
+    verdicts = {}
+    for name in ("right", "wrong"):
+        run = run_cli(["check", "p.yaml", f"{name}.yaml", "--json"], tmp_path)
+        assert "Traceback" not in run.stderr, run.stderr
+        verdicts[name] = {v["question"]: v["verdict"] for v in json.loads(run.stdout)["verdicts"]
+                          if v["verdict"] != "missing"}
+    assert verdicts["right"] == {"logistic-regression-hessian": "correct", "least-squares-hessian": "correct"}
+    assert verdicts["wrong"] == {"logistic-regression-hessian": "incorrect", "least-squares-hessian": "incorrect"}

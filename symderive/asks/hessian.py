@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..answer import Kind, Result, Step
-from ..assumptions import derived_facts, use_facts
+from ..assumptions import Fact, derived_facts, use_facts
 from ..contract import contract
 from ..derivative import WRT_LETTERS, derivative, entries_matrix, graph_names, intermediate_definitions, _shapes_of
 from ..derivative import tidy as tidy_value
@@ -24,7 +24,7 @@ from ..simplify import cancel_exponentials, fold, pull_out_of_sums
 from ..yaml_positions import position
 from .matrix_view import folded, matrix_result
 
-KEYS = {"of", "wrt", "array"}
+KEYS = {"of", "wrt", "array", "constraints"}
 
 
 @dataclass
@@ -74,13 +74,14 @@ def solve(ctx):
         raise ExpressionError(f"hessian: '{of.name}' does not depend on '{wrt.name}'", *position(ctx.require("wrt")))
     h = hessian(of, wrt)
     p, q = h.first_idx, h.second_idx
+    facts = derived_facts(of.layer_inputs()) + declared_facts(ctx)
     x = wrt.tex
     grad_lhs = rf"\frac{{\partial {of.tex}}}{{\partial {entry_latex(wrt.name, p, ctx.base)}}}"
     lhs = (rf"\frac{{\partial^2 {of.tex}}}{{\partial {entry_latex(wrt.name, p, ctx.base)}\, "
            rf"\partial {entry_latex(wrt.name, q, ctx.base)}}}")
     steps = [Step(f"{of.tex} = {ctx.show(h.first.element)}", "definition, written down to the variables")]
     gradient = folded(h.first.value, of, wrt, [], grad_lhs, ctx)
-    gradient, used = use_facts(gradient, derived_facts(of.layer_inputs()))
+    gradient, used = use_facts(gradient, facts)
     gradient = sp.factor_terms(sp.expand(gradient)) if used else gradient
     steps.append(Step(f"{grad_lhs} = {ctx.show(gradient)}", "the gradient (as for ask: derivative): differentiate, "
                                                             "contract the deltas, recognise the layers"
@@ -97,7 +98,7 @@ def solve(ctx):
     if pulled != value and sp.count_ops(pulled) <= sp.count_ops(value):
         value = pulled
         steps.append(Step(f"{lhs} = {ctx.show(value)}", "pull constant factors out of the sums"))
-    value, used = use_facts(value, derived_facts(of.layer_inputs()))
+    value, used = use_facts(value, facts)
     if used:
         value = sp.factor_terms(sp.expand(value))
         steps.append(Step(f"{lhs} = {ctx.show(value)}", "pull factors out of the sums and use "
@@ -146,6 +147,26 @@ def solve(ctx):
                                  "; too large to print, given by the element formula above")))
         results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
+
+
+def declared_facts(ctx):
+    """The question's ``constraints:`` (["Sum(p[i], (i, 1, N)) == 1"]: a one-hot or probability
+    target) as facts the derivation may use, each located in the file when it is malformed."""
+    from ..errors import SymderiveError
+    from ..expressions import parse_equation
+    from ..yaml_positions import locate
+    texts = ctx.option("constraints", []) or []
+    if not isinstance(texts, list):
+        raise ExpressionError("'constraints' is a list of equations such as 'Sum(p[i], (i, 1, N)) == 1'",
+                              *position(texts))
+    facts = []
+    for text in texts:
+        try:
+            left, right = parse_equation(text, ctx.decls.scope())
+        except SymderiveError as exc:
+            raise locate(exc, text) from None
+        facts.append(Fact(left, right, f"the constraint ${ctx.show(left)} = {ctx.show(right)}$"))
+    return facts
 
 
 def course_signs(expr):
@@ -344,6 +365,9 @@ def check(job):
     from ..verify.report import FORMULA_DRAWS, MAX_ENTRIES
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
     formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
+    from .prove import _meet_constraints
+    from ..expressions import parse_equation
+    constraints = [parse_equation(text, job.ctx.decls.scope()) for text in job.question.option("constraints") or []]
     h = hessian(of, wrt)
     names = [i.name for i in h.first_idx + h.second_idx]
     base = job.problem.index_base
@@ -353,6 +377,7 @@ def check(job):
             values, forward, variable = differentiable_setup(job, of, wrt, sizes)
         except Mismatch:
             return
+        _meet_constraints(job, constraints, values, {s: int(v) for s, v in sizes.items()})
         shape = tuple(variable.shape)
         H = torch.autograd.functional.hessian(forward, variable.detach()).reshape(
             int(variable.numel()), int(variable.numel())).numpy()
@@ -371,3 +396,4 @@ def check(job):
         job.compare("the element formula of the Hessian", engine, [H[r, c] for r, c in pairs], labels)
         if array is not None and not sizes:
             job.compare("the Hessian array", sparse_values(sp.SparseMatrix(array), values), H.reshape(-1))
+
