@@ -133,12 +133,13 @@ def _softmax_auxiliaries(layers, taken):
     from .layers.softmax import Softmax
     out = []
     for layer in layers:
-        if getattr(layer, "kind", None) == "cross_entropy":
+        if getattr(layer, "kind", None) == "cross_entropy" and layer.input.rank == 1:
             name = next(n for n in ("yhat", "qhat", "phat") + tuple(f"yhat{k}" for k in range(2, 99))
                         if n not in taken)
             taken.add(name)
-            out.append((Softmax(name, layer.prediction),
-                        f"the softmax of {layer.prediction.name}, the probabilities the loss {layer.name} compares"))
+            logits = layer.input                      # the scores the loss takes the softmax of
+            out.append((Softmax(name, logits),
+                        f"the softmax of {logits.name}, the probabilities the loss {layer.name} compares"))
     return out
 
 
