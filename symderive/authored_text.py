@@ -80,7 +80,7 @@ EXTRA_MATH_UNICODE = {
 }
 SYMBOL_UNICODE = {**EXTRA_MATH_UNICODE, **MATH_UNICODE}
 #: Characters TeX reads as commands or comments, or that end the maths early.
-REFUSED_IN_MATH = {"%": "'%' (a TeX comment)", "#": "'#' (a macro parameter)", "~": None}
+REFUSED_IN_MATH = {"%": "'%' (a TeX comment)", "#": "'#' (a macro parameter)"}
 
 
 class AuthoredTextError(ProblemFileError):
@@ -98,6 +98,8 @@ def segments(text):
     [('text', 'a '), ('math', 'x_{1} \\to y'), ('text', ' b')]
     >>> segments(r"$\input{/etc/passwd}$")
     [('text', '$\\input{/etc/passwd}$')]
+    >>> segments(r"costs \$5, $x$")
+    [('text', 'costs $5, '), ('math', 'x')]
     """
     out = []
     for kind, start, part in _parts(str(text)):
@@ -107,7 +109,7 @@ def segments(text):
             except AuthoredTextError:
                 out.append(("text", f"${part}$"))
         else:
-            out.append(("text", part))
+            out.append(("text", part.replace("\\$", "$")))      # \$ is a dollar sign
     return out
 
 
