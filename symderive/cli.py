@@ -260,5 +260,5 @@ def _finish(pdf_jobs, records, args, console, errors, status):
 def print_answers(console, problem, answers, written):
     """The answers as a table fitted to the terminal, then what was written and a summary line."""
     console.print(answer_table(problem, answers, console.width, sheet=str(written[0])))
-    console.print("wrote " + ", ".join(map(str, written)), markup=False)
-    console.print(summary(problem, answers), markup=False)
+    console.print("wrote " + ", ".join(map(str, written)), markup=False, soft_wrap=False)
+    console.print(summary(problem, answers), markup=False, soft_wrap=False)

@@ -50,6 +50,14 @@ class UnicodePrinter(StrPrinter):
         op = {"<=": "≤", ">=": "≥", "!=": "≠", "==": "="}.get(expr.rel_op, expr.rel_op)
         return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
 
+    def _print_Derivative(self, expr):
+        wrt = "".join(f"∂{self._print(v)}" for v in expr.variables)
+        inner = self._print(expr.expr)
+        return f"∂{inner}/{wrt}" if isinstance(expr.expr, (sp.Symbol, sp.Indexed)) else f"∂({inner})/{wrt}"
+
+    def _print_Exp1(self, expr):
+        return "e"
+
     def _print_Function(self, expr):
         name = {"sigmoid": "σ"}.get(type(expr).__name__, type(expr).__name__)
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
@@ -62,6 +70,8 @@ def formula(value, base=0):
     >>> x = sp.IndexedBase("x")
     >>> formula(sp.Sum(2 * x[i + k] ** 2, (k, 0, 2)) * sp.KroneckerDelta(i, k) + sp.floor(i / 2))
     'δ(i,k)·Σ_{k=0..2} 2·x[i + k]² + ⌊i/2⌋'
+    >>> formula(sp.Eq(sp.Derivative(sp.Symbol("E"), x[i]), sp.E / 2))
+    '∂E/∂x[i] = e/2'
     """
     from .indices import for_display
     shown = UnicodePrinter().doprint(for_display(value, base) if isinstance(value, sp.Basic) else value)
