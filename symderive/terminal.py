@@ -3,7 +3,6 @@ instead of SymPy's ``Sum(...)`` and raw LaTeX, long answers cut with a pointer t
 progress bar while questions are solved and one summary line per problem."""
 import contextlib
 import re
-import sys
 
 import sympy as sp
 from rich.table import Table
@@ -163,17 +162,39 @@ def summary(problem, answers):
     return f"{problem.path}: {len(answers)} {noun}: {parts} ({total:.1f} s)"
 
 
+class Bar:
+    """A progress bar over questions: call it after each question; print only inside ``paused()``
+    (rich's live display would be overwritten by another console's output)."""
+
+    def __init__(self, progress=None):
+        self._progress = progress
+        self._task = progress.add_task("solving", total=progress.total) if progress else None
+
+    def __call__(self):
+        if self._progress:
+            self._progress.advance(self._task)
+
+    @contextlib.contextmanager
+    def paused(self):
+        if self._progress:
+            self._progress.stop()
+        try:
+            yield
+        finally:
+            if self._progress:
+                self._progress.start()
+
+
 @contextlib.contextmanager
 def progress(console, total):
     """A progress bar over ``total`` questions on ``console`` (transient; nothing when it is not a
-    terminal or there is one question); yields the function to call after each question."""
+    terminal or there is one question)."""
     if total < 2 or not console.is_terminal:
-        yield lambda: None
+        yield Bar()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    # the answers printed meanwhile go above the bar when they share its terminal
-    with Progress(TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, redirect_stdout=sys.stdout.isatty(),
-                  redirect_stderr=False) as bar:
-        task = bar.add_task("solving", total=total)
-        yield lambda: bar.advance(task)
+    bar = Progress(TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    bar.total = total
+    with bar:
+        yield Bar(bar)

@@ -123,6 +123,12 @@ def test_progress_bar_while_several_questions_are_solved(tmp_path):
         answers = next(solve_each([problem], ids={"lin", "small"}, jobs=1, done=done))
     shown = terminal.file.getvalue()
     assert len(answers) == 2 and "solving" in shown and "2/2" in shown
+    with progress(terminal, 2) as bar:      # what is printed meanwhile starts on a cleared line
+        bar()
+        with bar.paused():
+            Console(file=terminal.file, width=80).print("TABLE")
+    before = terminal.file.getvalue().split("TABLE")[0]
+    assert before.endswith("\x1b[2K") and "solving" in before.rsplit("\x1b[2K", 2)[0]
     piped = Console(file=io.StringIO(), force_terminal=False, width=80)
     with progress(piped, 2) as done:
         done()
