@@ -164,6 +164,8 @@ def math(body, offset=0):
             if m is None:
                 if i + 1 >= n or body[i + 1] not in CONTROL_SYMBOLS:
                     raise AuthoredTextError(f"'\\{body[i + 1:i + 2]}' is not allowed in maths", offset + i)
+                if body[i + 1] == "\\" and not envs:
+                    raise AuthoredTextError("'\\\\' (a new row) outside a matrix or cases", offset + i)
                 out.append(body[i:i + 2])
                 i += 2
                 continue
@@ -190,6 +192,8 @@ def math(body, offset=0):
             continue
         if c == "^" and i + 1 < n and body[i + 1] == "^":
             raise AuthoredTextError("'^^' (TeX's character code escape) is not allowed in maths", offset + i)
+        if c == "&" and not envs:
+            raise AuthoredTextError("'&' (a new column) outside a matrix or cases", offset + i)
         if c in "%#":
             raise AuthoredTextError(f"{REFUSED_IN_MATH[c]} is not allowed in maths", offset + i)
         if c == "{":
