@@ -9,6 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from rich.console import Console
@@ -268,5 +269,7 @@ def _finish(pdf_jobs, records, args, console, errors, status):
 def print_answers(console, problem, answers, written):
     """The answers as a table fitted to the terminal, then what was written and a summary line."""
     console.print(answer_table(problem, answers, console.width, sheet=str(written[0])))
-    console.print("wrote " + ", ".join(map(str, written)), markup=False, soft_wrap=False)
-    console.print(summary(problem, answers), markup=False, soft_wrap=False)
+    console.print("wrote " + ", ".join(map(str, written)), markup=False)     # paths whole, never broken
+    # wrapped at spaces only, so that a path is never broken either
+    console.print("\n".join(textwrap.wrap(summary(problem, answers), console.width, break_long_words=False,
+                                          break_on_hyphens=False)), markup=False)
