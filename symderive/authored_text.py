@@ -80,7 +80,7 @@ EXTRA_MATH_UNICODE = {
 }
 SYMBOL_UNICODE = {**EXTRA_MATH_UNICODE, **MATH_UNICODE}
 #: Characters TeX reads as commands or comments, or that end the maths early.
-REFUSED_IN_MATH = {"%": "'%' (a TeX comment)", "#": "'#' (a macro parameter)", "~": None}
+REFUSED_IN_MATH = {"%": "'%' (a TeX comment)", "#": "'#' (a macro parameter)"}
 
 
 class AuthoredTextError(ProblemFileError):
@@ -98,6 +98,8 @@ def segments(text):
     [('text', 'a '), ('math', 'x_{1} \\to y'), ('text', ' b')]
     >>> segments(r"$\input{/etc/passwd}$")
     [('text', '$\\input{/etc/passwd}$')]
+    >>> segments(r"costs \$5, $x$")
+    [('text', 'costs $5, '), ('math', 'x')]
     """
     out = []
     for kind, start, part in _parts(str(text)):
@@ -107,7 +109,7 @@ def segments(text):
             except AuthoredTextError:
                 out.append(("text", f"${part}$"))
         else:
-            out.append(("text", part))
+            out.append(("text", part.replace("\\$", "$")))      # \$ is a dollar sign
     return out
 
 
@@ -162,6 +164,8 @@ def math(body, offset=0):
             if m is None:
                 if i + 1 >= n or body[i + 1] not in CONTROL_SYMBOLS:
                     raise AuthoredTextError(f"'\\{body[i + 1:i + 2]}' is not allowed in maths", offset + i)
+                if body[i + 1] == "\\" and not envs:
+                    raise AuthoredTextError("'\\\\' (a new row) outside a matrix or cases", offset + i)
                 out.append(body[i:i + 2])
                 i += 2
                 continue
@@ -188,6 +192,8 @@ def math(body, offset=0):
             continue
         if c == "^" and i + 1 < n and body[i + 1] == "^":
             raise AuthoredTextError("'^^' (TeX's character code escape) is not allowed in maths", offset + i)
+        if c == "&" and not envs:
+            raise AuthoredTextError("'&' (a new column) outside a matrix or cases", offset + i)
         if c in "%#":
             raise AuthoredTextError(f"{REFUSED_IN_MATH[c]} is not allowed in maths", offset + i)
         if c == "{":

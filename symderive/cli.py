@@ -9,6 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from rich.console import Console
@@ -198,49 +199,57 @@ def solve_problems(files, args, console, errors):
     # no sheet for a file none of whose questions was asked for
     problems = [p for p in problems if not args.only or any(q.id in args.only for q in p.questions)]
     total = sum(1 for p in problems for q in p.questions if not args.only or q.id in args.only)
-    with progress(errors, total) as done:
+    with progress(errors, total) as bar:
         solved = solve_each(problems, ids=set(args.only) if args.only else None, timeout=args.timeout,
-                            jobs=args.jobs, done=done)
-        status, records, pdf_jobs = _write_each(problems, solved, args, console, errors, status)
+                            jobs=args.jobs, done=bar)
+        status, records, pdf_jobs = _write_each(problems, solved, args, console, errors, status, bar)
     return _finish(pdf_jobs, records, args, console, errors, status)
 
 
-def _write_each(problems, solved, args, console, errors, status):
-    """Report, write the sheets of, and start the PDFs of each problem as its answers arrive."""
+def _write_each(problems, solved, args, console, errors, status, bar):
+    """Report, write the sheets of, and start the PDFs of each problem as its answers arrive (the
+    progress ``bar`` paused while they are printed)."""
     records = []
-    if args.verify:
-        from . import verify
     pdf_pool, pdf_jobs = ThreadPoolExecutor(max_workers=os.cpu_count() or 1), []
     for problem, answers in zip(problems, solved):
-        for a in answers:
-            if a.status is Status.FAILED:
-                errors.print(f"error: {a.error}", markup=False)
-                status = max(status, 1)
-        for exc in unreported(problem.declaration_errors, answers):
-            errors.print(f"error: {exc}", markup=False)
-            status = max(status, 1)
-        reports = verify.cross_check(problem, answers, timeout=args.timeout) if args.verify else []
-        for r in reports:
-            if not r.ok:
-                errors.print(f"error: {problem.path}: question {r.question}: {r.sentence()}", markup=False)
-                status = max(status, 1)
-        tex = args.output / f"{problem.name}.tex"
-        write_atomically(tex, problem.sheet(answers))
-        written = [tex]
-        if args.html:
-            from .html_sheet import render_html
-            written.append(args.output / f"{problem.name}.html")
-            write_atomically(written[-1], render_html(problem, answers))
-        if args.pdf:   # TeX runs in the background while the next problem is solved
-            pdf_jobs.append(pdf_pool.submit(compile_pdf, tex))
-        if args.json:
-            records += [a.to_json() for a in answers]
-        else:
-            print_answers(console, problem, answers, written)
-            for line in verify.report_lines(problem, reports) if reports else []:
-                console.print(line, markup=False)
+        with bar.paused():
+            status = _report(problem, answers, args, console, errors, status, records, pdf_pool, pdf_jobs)
     pdf_pool.shutdown(wait=False)
     return status, records, pdf_jobs
+
+
+def _report(problem, answers, args, console, errors, status, records, pdf_pool, pdf_jobs):
+    """One problem's errors, sheets, PDF job and answers (table or JSON records)."""
+    if args.verify:
+        from . import verify
+    for a in answers:
+        if a.status is Status.FAILED:
+            errors.print(f"error: {a.error}", markup=False)
+            status = max(status, 1)
+    for exc in unreported(problem.declaration_errors, answers):
+        errors.print(f"error: {exc}", markup=False)
+        status = max(status, 1)
+    reports = verify.cross_check(problem, answers, timeout=args.timeout) if args.verify else []
+    for r in reports:
+        if not r.ok:
+            errors.print(f"error: {problem.path}: question {r.question}: {r.sentence()}", markup=False)
+            status = max(status, 1)
+    tex = args.output / f"{problem.name}.tex"
+    write_atomically(tex, problem.sheet(answers))
+    written = [tex]
+    if args.html:
+        from .html_sheet import render_html
+        written.append(args.output / f"{problem.name}.html")
+        write_atomically(written[-1], render_html(problem, answers))
+    if args.pdf:   # TeX runs in the background while the next problem is solved
+        pdf_jobs.append(pdf_pool.submit(compile_pdf, tex))
+    if args.json:
+        records += [a.to_json() for a in answers]
+    else:
+        print_answers(console, problem, answers, written)
+        for line in verify.report_lines(problem, reports) if reports else []:
+            console.print(line, markup=False)
+    return status
 
 
 def _finish(pdf_jobs, records, args, console, errors, status):
@@ -260,5 +269,7 @@ def _finish(pdf_jobs, records, args, console, errors, status):
 def print_answers(console, problem, answers, written):
     """The answers as a table fitted to the terminal, then what was written and a summary line."""
     console.print(answer_table(problem, answers, console.width, sheet=str(written[0])))
-    console.print("wrote " + ", ".join(map(str, written)), markup=False)
-    console.print(summary(problem, answers), markup=False)
+    console.print("wrote " + ", ".join(map(str, written)), markup=False)     # paths whole, never broken
+    # wrapped at spaces only, so that a path is never broken either
+    console.print("\n".join(textwrap.wrap(summary(problem, answers), console.width, break_long_words=False,
+                                          break_on_hyphens=False)), markup=False)

@@ -3,7 +3,6 @@ instead of SymPy's ``Sum(...)`` and raw LaTeX, long answers cut with a pointer t
 progress bar while questions are solved and one summary line per problem."""
 import contextlib
 import re
-import sys
 
 import sympy as sp
 from rich.table import Table
@@ -50,6 +49,14 @@ class UnicodePrinter(StrPrinter):
         op = {"<=": "≤", ">=": "≥", "!=": "≠", "==": "="}.get(expr.rel_op, expr.rel_op)
         return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
 
+    def _print_Derivative(self, expr):
+        wrt = "".join(f"∂{self._print(v)}" for v in expr.variables)
+        inner = self._print(expr.expr)
+        return f"∂{inner}/{wrt}" if isinstance(expr.expr, (sp.Symbol, sp.Indexed)) else f"∂({inner})/{wrt}"
+
+    def _print_Exp1(self, expr):
+        return "e"
+
     def _print_Function(self, expr):
         name = {"sigmoid": "σ"}.get(type(expr).__name__, type(expr).__name__)
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
@@ -62,6 +69,8 @@ def formula(value, base=0):
     >>> x = sp.IndexedBase("x")
     >>> formula(sp.Sum(2 * x[i + k] ** 2, (k, 0, 2)) * sp.KroneckerDelta(i, k) + sp.floor(i / 2))
     'δ(i,k)·Σ_{k=0..2} 2·x[i + k]² + ⌊i/2⌋'
+    >>> formula(sp.Eq(sp.Derivative(sp.Symbol("E"), x[i]), sp.E / 2))
+    '∂E/∂x[i] = e/2'
     """
     from .indices import for_display
     shown = UnicodePrinter().doprint(for_display(value, base) if isinstance(value, sp.Basic) else value)
@@ -153,17 +162,39 @@ def summary(problem, answers):
     return f"{problem.path}: {len(answers)} {noun}: {parts} ({total:.1f} s)"
 
 
+class Bar:
+    """A progress bar over questions: call it after each question; print only inside ``paused()``
+    (rich's live display would be overwritten by another console's output)."""
+
+    def __init__(self, progress=None):
+        self._progress = progress
+        self._task = progress.add_task("solving", total=progress.total) if progress else None
+
+    def __call__(self):
+        if self._progress:
+            self._progress.advance(self._task)
+
+    @contextlib.contextmanager
+    def paused(self):
+        if self._progress:
+            self._progress.stop()
+        try:
+            yield
+        finally:
+            if self._progress:
+                self._progress.start()
+
+
 @contextlib.contextmanager
 def progress(console, total):
     """A progress bar over ``total`` questions on ``console`` (transient; nothing when it is not a
-    terminal or there is one question); yields the function to call after each question."""
+    terminal or there is one question)."""
     if total < 2 or not console.is_terminal:
-        yield lambda: None
+        yield Bar()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    # the answers printed meanwhile go above the bar when they share its terminal
-    with Progress(TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, redirect_stdout=sys.stdout.isatty(),
-                  redirect_stderr=False) as bar:
-        task = bar.add_task("solving", total=total)
-        yield lambda: bar.advance(task)
+    bar = Progress(TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    bar.total = total
+    with bar:
+        yield Bar(bar)

@@ -210,3 +210,13 @@ def test_hostile_looking_but_allowed_text_compiles_and_stays_in_output(tmp_path)
     assert not DANGEROUS.search(body(tex))
     assert (tmp_path / "output" / "p.pdf").exists()
     assert r"\textbackslash{}input\{/etc/passwd\}" in body(tex)      # shown, not executed
+
+
+@pytest.mark.parametrize("maths, culprit", [("a & b", "&"), (r"a \\ b", "\\\\"), (r"\frac{a}{b", None),
+                                            (r"\begin{bmatrix} 1 \end{cases}", r"{cases}")])
+def test_maths_that_would_not_compile_is_refused(maths, culprit):
+    """Not a security hole, but a sheet that no longer compiles: refused where it is written."""
+    with pytest.raises(AuthoredTextError) as info:
+        checked(f"see ${maths}$")
+    expected = len("see $") + (maths.index(culprit) if culprit else len(maths))
+    assert info.value.offset == expected
