@@ -13,7 +13,7 @@ these shapes they return W for W_pi (the transpose is dropped) and c for
 and ``check`` compares it with the index expression at random sizes and
 values, so a wrong rule cannot go unnoticed.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import sympy as sp
@@ -471,7 +471,23 @@ def _scaled(scalar, node):
 
 # Numerical check -----------------------------------------------------------------------
 
-def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0):
+def untransposed(node, symmetric):
+    """``node`` with Aᵀ written A for each matrix A declared symmetric."""
+    if not symmetric:
+        return node
+    if isinstance(node, Matrix):
+        return Matrix(node.name) if node.name in symmetric else node
+    changes = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = untransposed(value, symmetric)
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            changes[f.name] = tuple(untransposed(v, symmetric) if isinstance(v, Node) else v for v in value)
+    return replace(node, **changes) if changes else node
+
+
+def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, symmetric=()):
     """Largest |matrix form − index form| over random sizes and values.
 
     ``tensors``: {name: shape with size symbols}; ``sizes``: the size symbols; ``free``: the
@@ -486,6 +502,8 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0):
         scalars = {s: sp.Integer(v) for s, v in values.items()}
         arrays = {name: rng.uniform(-1, 1, size=[int(sp.sympify(n).xreplace(scalars)) for n in shape])
                   for name, shape in tensors.items()}
+        for name in set(symmetric) & set(arrays):                   # declared symmetric
+            arrays[name] = (arrays[name] + arrays[name].T) / 2
         for name in inverted_names(index_expr) & set(arrays):     # invertible, with det > 0
             arrays[name] = arrays[name] + (len(arrays[name]) + 1) * np.eye(len(arrays[name]))
         labels = {e.base.label for e in sp.sympify(index_expr).atoms(sp.Indexed)}
