@@ -170,6 +170,35 @@ class Product(Node):
 
 
 @dataclass(frozen=True)
+class OverNorm(Node):
+    """A vector divided by a power of the 2-norm of a vector: x / ‖v‖ (``power`` 1), x / ‖v‖³."""
+    vector: Node
+    of: Node
+    power: int
+
+    def latex(self):
+        norm = rf"\lVert {self.of.latex()} \rVert_2" + (f"^{{{self.power}}}" if self.power != 1 else "")
+        return rf"\frac{{{self.vector.latex()}}}{{{norm}}}"
+
+    def value(self, env):
+        return self.vector.value(env) / np.linalg.norm(self.of.value(env)) ** self.power
+
+
+def _norm_power(f):
+    """(v, k) when ``f`` is ‖v‖^(−k) = (Σ_j v_j²)^(−k/2) with k a positive integer, else None."""
+    if not (isinstance(f, sp.Pow) and isinstance(f.base, sp.Sum) and len(f.base.limits) == 1
+            and f.exp.is_Rational and f.exp < 0 and (2 * f.exp).is_Integer):
+        return None
+    body, (j, _, _) = f.base.function, f.base.limits[0]
+    if not (isinstance(body, sp.Pow) and body.exp == 2):
+        return None
+    try:
+        return to_vector(body.base, j), int(-2 * f.exp)
+    except NotConvertible:
+        return None
+
+
+@dataclass(frozen=True)
 class Diag(Node):
     vector: Node
 
@@ -262,6 +291,11 @@ def to_vector(e, i):
     if isinstance(e, sp.Add):
         return Sum(tuple(to_vector(a, i) for a in e.args))
     if isinstance(e, sp.Mul):
+        norms = [(f, _norm_power(f)) for f in e.args if not _depends(f, i)]
+        norms = [(f, found) for f, found in norms if found is not None]
+        if len(norms) == 1:                              # (x_p − a_p)/√(Σ_j (x_j − a_j)²) → (x − a)/‖x − a‖
+            factor, (of, power) = norms[0]
+            return OverNorm(to_vector(e / factor, i), of, power)
         scalar = sp.Mul(*[f for f in e.args if not _depends(f, i)])
         if scalar.has(sp.Indexed):       # a tensor entry as a scalar cannot be evaluated (nor read)
             raise NotConvertible(f"{scalar} is not a scalar of the form")

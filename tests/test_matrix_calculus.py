@@ -386,9 +386,8 @@ def test_matrix_calculus_against_torch(matrix_calculus, qid):
             named["ell"] = np.asarray(float(bound({k_: torch.tensor(v) for k_, v in arrays.items()})))
         formula, matrix = answer_gradient(answer, expected.shape, named, {"N": n, "D": d, "K": k})
         np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: element formula")
-        if qid != "cookbook-norm2":      # (x − a)/‖x − a‖ has no matrix form under these rules yet
-            assert matrix is not None, f"{qid}: no matrix form"
-            np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: matrix form")
+        assert matrix is not None, f"{qid}: no matrix form"
+        np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: matrix form")
 
 
 def test_inverse_jacobian_against_torch(matrix_calculus):
@@ -413,6 +412,7 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "cookbook-trace-AX": "A^{T}",
     "cookbook-trace-XtBX": r"\left(B^{T} + B\right) X",
     "cookbook-logdet": "X^{-T}",
+    "cookbook-norm2": r"\frac{-a + x}{\lVert -a + x \rVert_2}",
     "cookbook-trace-AXinv": "-X^{-T} A^{T} X^{-T}",
     "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
     "logistic-regression": r"X^{T} \left(-y + p\right)",
