@@ -302,7 +302,7 @@ def to_vector(e, i):
         factors = tuple(to_vector(f, i) for f in e.args if _depends(f, i))
         if len(factors) == 1 and scalar == 1:
             return factors[0]
-        if len(factors) == 1 and isinstance(factors[0], Product):      # −(Xᵀy), not −(1·Xᵀy)
+        if len(factors) == 1 and isinstance(factors[0], Product) and scalar.is_number:   # −Xᵀy, not −(Xᵀy)
             return Product(scalar * factors[0].scalar, factors[0].factors, factors[0].op)
         return Product(scalar, factors, "hadamard")
     if isinstance(e, sp.Pow) and e.exp.is_Integer:
@@ -334,9 +334,13 @@ def _sum_vector(body, limits, i):
                     return attempt(inner, var, lo, hi, i)
                 except NotConvertible:
                     continue
-    split = pull_out_of_sums(sp.Sum(body, *limits))      # Σ (a + b) = Σ a + Σ b, each on its own
-    if not isinstance(split, sp.Sum):
-        return to_vector(split, i)
+    for n, outer in enumerate(limits):                   # Σ (a + b) = Σ a + Σ b, each on its own
+        split = pull_out_of_sums(sp.Sum(body, *(tuple(limits[:n]) + tuple(limits[n + 1:]) + (outer,))))
+        if not isinstance(split, sp.Sum):
+            try:
+                return to_vector(split, i)
+            except NotConvertible:
+                continue
     raise NotConvertible(f"no vector form for the sum of {body}")
 
 
