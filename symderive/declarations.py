@@ -113,6 +113,13 @@ class Declarations:
             dims.append(value)
         tensor = Tensor(str(name), dims)
         tensor.value_spec = spec.get("value") if isinstance(spec, dict) else None
+        symmetric = spec.get("symmetric", False) if isinstance(spec, dict) else False
+        if not isinstance(symmetric, bool):
+            raise ExpressionError(f"tensor '{name}': symmetric is true or false", *position(name))
+        if symmetric and (len(dims) != 2 or sp.simplify(dims[0] - dims[1]) != 0):
+            raise ShapeError(f"tensor '{name}': only a square matrix can be symmetric "
+                             f"(shape {' × '.join(map(str, dims)) or 'scalar'})", *position(name))
+        tensor.symmetric = symmetric
         return tensor
 
     def _layer(self, name, key, expr, custom):

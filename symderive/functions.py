@@ -121,6 +121,9 @@ FUNCTIONS = (
     Function("floor", sp.floor, math.floor, _numpy("floor"), "floor"),
     Function("ceiling", sp.ceiling, math.ceil, _numpy("ceil"), "ceil"),
     Function("Abs", sp.Abs, abs, _numpy("abs"), "abs"),
+    # the derivative of |x| (of norm(v, 1)); sign(0) = 0, as torch.sign
+    Function("sign", sp.sign, lambda a: float((a > 0) - (a < 0)), _numpy("sign"), "sign", r"\operatorname{sign}",
+             lambda a: sp.S.Zero, in_files=False),
     Function("sin", sp.sin, math.sin, _numpy("sin"), "sin", in_files=False),
     Function("cos", sp.cos, math.cos, _numpy("cos"), "cos", in_files=False),
 )

@@ -145,6 +145,32 @@ def inverted_names(expr):
     return names | {f.args[0].label.name for f in expr.atoms(*WHOLE_MATRIX)}
 
 
+def symmetric_entries(expr, names):
+    """Each entry A_ji of a matrix declared symmetric written A_ij, the two indices in one fixed
+    order: a free index before a summation index (so that Σ_i A_ip x_i and Σ_j A_pj x_j are one
+    sum, A x), else alphabetical. A_ip + A_pi becomes 2 A_ip.
+
+    >>> A, x = (sp.IndexedBase(sp.Symbol(n, real=True)) for n in 'Ax'); i, j, p = sp.symbols('i j p', integer=True)
+    >>> symmetric_entries(A[i, p] + A[p, i], {'A'})
+    2*A[i, p]
+    >>> symmetric_entries(sp.Sum(A[i, p] * x[i], (i, 0, 2)) + sp.Sum(A[p, j] * x[j], (j, 0, 2)), {'A'})
+    Sum(A[p, i]*x[i], (i, 0, 2)) + Sum(A[p, j]*x[j], (j, 0, 2))
+    """
+    if not names:
+        return expr
+    from .indices import bound_names
+    bound = bound_names(expr)
+
+    def key(index):
+        return (bool({s.name for s in index.free_symbols} & bound), sp.default_sort_key(index))
+
+    def ordered(e):
+        a, b = e.indices
+        return e.base[b, a] if key(b) < key(a) else e
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in names and len(e.indices) == 2,
+                        ordered)
+
+
 # Reading ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -245,8 +271,8 @@ class MatrixReader:
         if op is ast.MatMult:
             left, right = self.value(node.left, depth), self.value(node.right, depth)
             if sp.simplify(left.cols - right.rows) != 0:
-                self.fail(node, f"cannot multiply a {_shape_text(left)} matrix by a {_shape_text(right)} one"
-                                + (" (vectors are columns: transpose(x) @ y is their dot product)" if left.cols == 1 else ""))
+                hint = " (vectors are columns: transpose(x) @ y is their dot product)" if left.cols == 1 else ""
+                self.fail(node, f"cannot multiply a {_shape_text(left)} matrix by a {_shape_text(right)} one{hint}")
             if left.cols == 1:
                 return MatrixValue(left.rows, right.cols, lambda i, j: left.at(i, 0) * right.at(0, j))
             k = self.fresh(left.cols)

@@ -36,6 +36,7 @@ class Tensor:
     """
 
     is_layer = False
+    symmetric = False        # a declared fact (square matrices): A_ji = A_ij
 
     def __init__(self, name, shape=(), latex_name=None):
         self.name = name

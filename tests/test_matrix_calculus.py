@@ -254,6 +254,12 @@ def test_json_and_sheet_show_no_declared_index(tmp_path):
 MATRIX_CALCULUS = Path(__file__).resolve().parents[1] / "problems" / "matrix-calculus.yaml"
 
 
+def symmetric_matrix(rng, d):
+    """Symmetric, with a positive determinant (diagonally dominant)."""
+    m = rng.normal(size=(d, d))
+    return m + m.T + (2 * d + 1) * np.eye(d)
+
+
 def invertible(rng, d):
     """A random matrix with a positive determinant, far from singular (diagonally dominant)."""
     return rng.uniform(-1, 1, size=(d, d)) + (d + 1) * np.eye(d)
@@ -290,6 +296,9 @@ CASES = {
     "ridge-regression": ("w", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "w": r.normal(size=d),
                                                   "y": r.normal(size=n), "lamda": np.array(r.uniform(0.1, 2))},
                          lambda t: ((t["X"] @ t["w"] - t["y"]) ** 2).sum() + t["lamda"] * (t["w"] ** 2).sum(), {}),
+    "lasso": ("w", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "w": r.normal(size=d),
+                                       "y": r.normal(size=n), "lamda": np.array(r.uniform(0.1, 2))},
+              lambda t: ((t["X"] @ t["w"] - t["y"]) ** 2).sum() + t["lamda"] * t["w"].abs().sum(), {}),
     "multi-output-least-squares": ("W", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "W": r.normal(size=(d, k)),
                                                             "Y": r.normal(size=(n, k))},
                                    lambda t: ((t["X"] @ t["W"] - t["Y"]) ** 2).sum(), {}),
@@ -310,6 +319,10 @@ for _qid, _wrt in (("gaussian-mean", "mu"), ("gaussian-precision", "Lambda")):
     CASES[_qid] = (_wrt, lambda r, n, d, k: {"X": r.normal(size=(n, d)), "mu": r.normal(size=d),
                                              "Lambda": invertible(r, d)}, gaussian,
                    {"r": lambda a: a["X"] - a["mu"]})
+
+CASES["gaussian-mean-symmetric"] = ("mu", lambda r, n, d, k: {"X": r.normal(size=(n, d)), "mu": r.normal(size=d),
+                                                             "Lambda": symmetric_matrix(r, d)}, gaussian,
+                                    {"r": lambda a: a["X"] - a["mu"]})
 
 SIZES = ((4, 3, 2), (3, 2, 5), (2, 4, 3))     # (N, D, K), each different: a transpose cannot pass
 
@@ -376,9 +389,8 @@ def test_matrix_calculus_against_torch(matrix_calculus, qid):
             named["ell"] = np.asarray(float(bound({k_: torch.tensor(v) for k_, v in arrays.items()})))
         formula, matrix = answer_gradient(answer, expected.shape, named, {"N": n, "D": d, "K": k})
         np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: element formula")
-        if qid != "cookbook-norm2":      # (x − a)/‖x − a‖ has no matrix form under these rules yet
-            assert matrix is not None, f"{qid}: no matrix form"
-            np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: matrix form")
+        assert matrix is not None, f"{qid}: no matrix form"
+        np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: matrix form")
 
 
 def test_inverse_jacobian_against_torch(matrix_calculus):
@@ -403,9 +415,11 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "cookbook-trace-AX": "A^{T}",
     "cookbook-trace-XtBX": r"\left(B^{T} + B\right) X",
     "cookbook-logdet": "X^{-T}",
+    "cookbook-norm2": r"\frac{-a + x}{\lVert -a + x \rVert_2}",
     "cookbook-trace-AXinv": "-X^{-T} A^{T} X^{-T}",
     "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
     "logistic-regression": r"X^{T} \left(-y + p\right)",
+    "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)",
 }
 
 
@@ -435,3 +449,98 @@ def test_verify_catches_a_wrong_logdet_rule(tmp_path, monkeypatch):
     assert result(answers[0], Kind.ELEMENT).value != 0
     (report,) = verify.cross_check(problem, answers)
     assert report.outcome == verify.DISAGREE, (report.outcome, report.reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Symmetric matrices as declared facts
+# ---------------------------------------------------------------------------------------------
+SYMMETRIC = """\
+title: symmetric
+sizes: [N, D]
+questions:
+  - id: quadratic-form
+    ask: derivative
+    of: f
+    wrt: x
+    tensors: {x: [D], A: {shape: [D, D], symmetric: true}}
+    layers:
+      f: transpose(x) @ A @ x
+  - id: gaussian-mean
+    ask: derivative
+    of: ell
+    wrt: mu
+    tensors: {X: [N, D], mu: [D], Lambda: {shape: [D, D], symmetric: true}}
+    layers:
+      ell: N/2 * logdet(Lambda) - Sum((X[n, i] - mu[i]) * Lambda[i, j] * (X[n, j] - mu[j]),
+                                      (n, 1, N), (i, 1, D), (j, 1, D)) / 2
+  - id: by-a-symmetric-matrix
+    ask: derivative
+    of: f
+    wrt: A
+    tensors: {x: [D], A: {shape: [D, D], symmetric: true}}
+    layers:
+      f: transpose(x) @ A @ x
+  - id: not-square
+    ask: shape
+    of: A
+    tensors: {A: {shape: [D, N], symmetric: true}}
+  - id: not-a-boolean
+    ask: shape
+    of: A
+    tensors: {A: {shape: [D, D], symmetric: "yes"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def symmetric(tmp_path_factory):
+    path = tmp_path_factory.mktemp("symmetric") / "symmetric.yaml"
+    path.write_text("index_base: 1\n" + SYMMETRIC)
+    return path, {a.question_id: a for a in load_problem(path).solve()}
+
+
+def test_symmetric_quadratic_form_is_2Ax(symmetric):
+    _, answers = symmetric
+    answer = answers["quadratic-form"]
+    assert result(answer, Kind.MATRIX_FORM).value == "2 A x"
+    rng = rng_for("symmetric-quadratic-form")
+    for d in (2, 3, 5):
+        arrays = {"x": rng.normal(size=d), "A": symmetric_matrix(rng, d)}
+        expected = torch_gradient(lambda t: t["x"] @ t["A"] @ t["x"], arrays, "x")
+        formula, matrix = gradient_from_answer(answer, (d,), arrays, {"D": d})
+        np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(matrix, 2 * arrays["A"] @ arrays["x"], rtol=TOL, atol=TOL)
+
+
+def test_symmetric_precision_gives_lambda_times_the_residual_sum(symmetric):
+    _, answers = symmetric
+    answer = answers["gaussian-mean"]
+    assert result(answer, Kind.MATRIX_FORM).value == r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)"
+    rng = rng_for("symmetric-gaussian")
+    for n, d in ((3, 2), (2, 4)):
+        arrays = {"X": rng.normal(size=(n, d)), "mu": rng.normal(size=d), "Lambda": symmetric_matrix(rng, d)}
+        expected = torch_gradient(lambda t: gaussian(t, n), arrays, "mu")
+        formula, matrix = gradient_from_answer(answer, (d,), {**arrays, "ell": np.array(0.0)}, {"N": n, "D": d})
+        np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL)
+
+
+def test_symmetric_declarations_refused_where_they_do_not_apply(symmetric):
+    _, answers = symmetric
+    assert answers["by-a-symmetric-matrix"].status is Status.FAILED
+    assert "declared symmetric" in answers["by-a-symmetric-matrix"].error
+    assert answers["not-square"].status is Status.FAILED
+    assert "only a square matrix can be symmetric" in answers["not-square"].error
+    assert re.search(r"symmetric\.yaml:\d+:\d+: question not-square", answers["not-square"].error)
+    assert "symmetric is true or false" in answers["not-a-boolean"].error
+
+
+def test_checking_draws_symmetric_values(symmetric):
+    """A student's (A + Aᵀ)x is right for a symmetric A, and so is 2Ax; Ax is wrong."""
+    path, _ = symmetric
+    problem = load_problem(path)
+    verdicts = {}
+    for latex in (r"$2 A x$", r"$(A + A^{T}) x$", r"$A x$"):
+        report = problem.check({"quadratic-form": latex}, workers=1, isolate=False)
+        verdicts[latex] = next(v.verdict for v in report.verdicts if v.question == "quadratic-form")
+    assert verdicts == {r"$2 A x$": "correct", r"$(A + A^{T}) x$": "correct", r"$A x$": "incorrect"}

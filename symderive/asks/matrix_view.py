@@ -3,6 +3,8 @@ the matrix form of a result (checked numerically against the element formula).""
 import sympy as sp
 
 from ..answer import Kind, Result, Step
+from ..errors import ExpressionError
+from ..matrix_functions import symmetric_entries
 from ..derivative import intermediate_definitions
 from ..simplify import combine_sums, factor_sum_bodies, fold
 
@@ -10,8 +12,26 @@ from ..simplify import combine_sums, factor_sum_bodies, fold
 MATRIX_FORM_TOLERANCE = 1e-9
 
 
+def symmetric_names(of, wrt):
+    """The matrices around ``of`` declared symmetric; differentiating by one is refused (the
+    derivative by a symmetric matrix is another question: its entries are not independent)."""
+    names = {name for name, leaf in of.leaves().items() if leaf.symmetric}
+    if wrt.symmetric:
+        raise ExpressionError(f"'{wrt.name}' is declared symmetric: derivatives by a symmetric matrix are not "
+                              "supported (declare it without symmetric for the derivative by each entry)")
+    return names
+
+
 def folded(value, of, wrt, steps, lhs, ctx):
     """``value`` with intermediate layers recognised; adds a step when that changed something."""
+    symmetric = symmetric_names(of, wrt)
+    if symmetric:
+        new = symmetric_entries(value, symmetric)
+        if new != value:
+            value = new
+            steps.append(Step(f"{lhs} = {ctx.show(value)}", f"{', '.join(sorted(symmetric))} "
+                              f"{'is' if len(symmetric) == 1 else 'are'} symmetric (declared): "
+                              "$A_{ji} = A_{ij}$"))
     definitions = intermediate_definitions(of, wrt)
     new = factor_sum_bodies(combine_sums(fold(value, definitions) if definitions else value))
     factored = sp.factor_terms(new)
@@ -29,10 +49,11 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None):
     """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None).
     ``convert(value, *free)`` builds the form when an ask has rules of its own (hessian's Xᵀ diag(a) X)."""
     # imported here, not at the top: loading a problem file (list) must not import NumPy
-    from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector
+    from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector, untransposed
+    symmetric = symmetric_names(of, wrt)
     try:
-        node = convert(value, *free) if convert else to_matrix(value, *free) if len(free) == 2 else \
-            to_vector(value, free[0])
+        node = convert(value, *free) if convert else \
+            untransposed(to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0]), symmetric)
     except NotConvertible:
         return None, None
     tensors = {}
@@ -53,7 +74,8 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None):
     try:
         # The folded formula is evaluated with each named layer's value computed from its own
         # definition (folding is an exact rewrite), which is much cheaper than expanding it.
-        error = check(node, value, free, {**_leaf_shapes(of, wrt), **(extra or {})}, sizes, derived[::-1])
+        error = check(node, value, free, {**_leaf_shapes(of, wrt), **(extra or {})}, sizes, derived[::-1],
+                      symmetric=symmetric)
     except Exception:  # a form we cannot evaluate is not shown: never print an unchecked form
         return None, None
     if error > MATRIX_FORM_TOLERANCE:

@@ -73,6 +73,8 @@ class Job:
         for node in graph:
             if not node.is_layer and node.name not in out:
                 out[node.name] = self.random([as_int(n, sizes) for n in node.shape], domains.get(node.name), sizes)
+                if node.symmetric:
+                    out[node.name] = (out[node.name] + out[node.name].T) / 2
                 if node.name in inverted:        # det, log det, X⁻¹: invertible, det > 0
                     n = out[node.name].shape[0]
                     out[node.name] = out[node.name] + (2 * n + 1) * np.eye(n)
