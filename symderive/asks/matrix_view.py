@@ -4,6 +4,7 @@ import sympy as sp
 
 from ..answer import Kind, Result, Step
 from ..derivative import intermediate_definitions
+from ..latex import tex_name
 from ..simplify import combine_sums, factor_sum_bodies, fold
 
 #: A matrix form must agree with the element formula to this absolute error.
@@ -18,10 +19,12 @@ def folded(value, of, wrt, steps, lhs, ctx):
     if sp.count_ops(factored) < sp.count_ops(new):
         new = factored
     if new != value:
-        names = ", ".join(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0]) for d in definitions
-                          if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0]))
-        steps.append(Step(f"{lhs} = {ctx.show(new)}", f"recognise the layer(s) {names}" if names else
-                          "collect the sums and factor their terms"))
+        names = [tex_name(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0])) for d in definitions
+                 if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0])]
+        shown = ", ".join(f"${n}$" for n in names)
+        steps.append(Step(f"{lhs} = {ctx.show(new)}", f"write the intermediate quantit{'ies' if len(names) > 1 else 'y'} "
+                          f"{shown} by name instead of {'their definitions' if len(names) > 1 else 'its definition'}"
+                          if names else "collect the sums and factor their terms"))
     return new
 
 
