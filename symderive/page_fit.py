@@ -13,7 +13,7 @@ import re
 
 #: Width of a display line the formulas are broken to, in points: the sheet's text is about
 #: 475 pt wide and lists indent it by about 28 pt; the rest is the estimate's margin of error.
-LINE = 360.0
+LINE = 340.0
 #: A broken step with more lines than this is written out in the question's appendix.
 APPENDIX_LINES = 6
 
@@ -22,6 +22,7 @@ _WIDE = {r"\sum": 14, r"\prod": 14, r"\partial": 6, r"\cdot": 6, r"\odot": 12, r
          r"\qquad": 22, r"\,": 2, r"\ ": 4, r"\;": 3, r"\!": -2, r"\infty": 11, r"\mid": 9, r"\to": 14,
          r"\lfloor": 5, r"\rfloor": 5, r"\lceil": 5, r"\rceil": 5, r"\nobreak": 0, r"\limits": 0}
 _OPS = {"+": 13.0, "-": 13.0, "=": 15.0}
+_FUNCTIONS = {"tanh", "sinh", "cosh", "log", "ln", "exp", "sin", "cos", "max", "min", "det", "diag", "lim"}
 
 
 def _group(s, i):
@@ -54,44 +55,54 @@ def atoms(s):
     """
     out, i = [], 0
     while i < len(s):
-        ch = s[i]
-        if ch.isspace():
+        if s[i].isspace():
             i += 1
             continue
-        start = i
-        if ch == "{":
+        _, end = _scan(s, i)
+        out.append(s[i:end].strip())
+        i = end
+    return out
+
+
+def _scan(s, i):
+    """(end of the body, end of the atom with its scripts) for the atom starting at s[i]."""
+    ch = s[i]
+    if ch == "{":
+        _, i = _group(s, i)
+    elif ch == "\\":
+        name, i = _command(s, i)
+        if name == r"\left":
+            i = _matching_right(s, i)
+        elif name == r"\begin":
+            env, j = _group(s, i)
+            end = s.find(r"\end{" + env + "}", j)
+            i = len(s) if end < 0 else end + len(r"\end{" + env + "}")
+        elif name in (r"\frac", r"\binom", r"\dfrac", r"\tfrac"):
+            i = _skip_args(s, i, 2)
+        elif name in _ONE_ARGUMENT:
+            i = _skip_args(s, i, 1)
+    else:
+        i += 1
+    body_end = i
+    while i < len(s) and s[i] in "_^'":           # scripts stay with their atom
+        if s[i] == "'":
+            i += 1
+            continue
+        i += 1
+        while i < len(s) and s[i] == " ":
+            i += 1
+        if i < len(s) and s[i] == "{":
             _, i = _group(s, i)
-        elif ch == "\\":
-            name, i = _command(s, i)
-            if name == r"\left":
-                i = _matching_right(s, i)
-            elif name == r"\begin":
-                env, j = _group(s, i)
-                end = s.find(r"\end{" + env + "}", j)
-                i = len(s) if end < 0 else end + len(r"\end{" + env + "}")
-            elif name in (r"\frac", r"\binom", r"\dfrac", r"\tfrac"):
-                i = _skip_args(s, i, 2)
-            elif name in (r"\sqrt", r"\text", r"\mathrm", r"\operatorname", r"\mathbb", r"\boxed", r"\hat",
-                          r"\bar", r"\tilde", r"\mathbf", r"\mathit", r"\mathcal", r"\vec", r"\substack",
-                          r"\overline", r"\widehat", r"\widetilde", r"\boldsymbol", r"\mathsf", r"\dot"):
-                i = _skip_args(s, i, 1)
+        elif i < len(s) and s[i] == "\\":
+            _, i = _command(s, i)
         else:
             i += 1
-        while i < len(s) and s[i] in "_^'":           # scripts stay with their atom
-            if s[i] == "'":
-                i += 1
-                continue
-            i += 1
-            while i < len(s) and s[i] == " ":
-                i += 1
-            if i < len(s) and s[i] == "{":
-                _, i = _group(s, i)
-            elif i < len(s) and s[i] == "\\":
-                _, i = _command(s, i)
-            else:
-                i += 1
-        out.append(s[start:i].strip())
-    return out
+    return body_end, i
+
+
+_ONE_ARGUMENT = {r"\sqrt", r"\text", r"\mathrm", r"\operatorname", r"\mathbb", r"\boxed", r"\hat", r"\bar",
+                 r"\tilde", r"\mathbf", r"\mathit", r"\mathcal", r"\vec", r"\substack", r"\overline",
+                 r"\widehat", r"\widetilde", r"\boldsymbol", r"\mathsf", r"\dot"}
 
 
 def _skip_args(s, i, n):
@@ -135,16 +146,25 @@ def width(s, scale=1.0, display=True):
 
 def _scripts(atom):
     """(body, [script contents]) of an atom with trailing _ and ^ scripts."""
-    scripts = []
-    while True:
-        m = re.search(r"[_^](\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}|\\[A-Za-z]+|[^{}\\])\s*$", atom)
-        if not m or m.start() == 0:
-            return atom, scripts
-        body = atom[:m.start()].rstrip()
-        if body.endswith("\\") or not _balanced(body):
-            return atom, scripts
-        scripts.append(m.group(1)[1:-1] if m.group(1).startswith("{") else m.group(1))
-        atom = body
+    body_end, _ = _scan(atom, 0)
+    rest = atom[body_end:]
+    # only the scripts of the atom itself: marks inside a script's group are skipped
+    outer, k = [], 0
+    while k < len(rest):
+        if rest[k] in "_^":
+            k += 1
+            while k < len(rest) and rest[k] == " ":
+                k += 1
+            if k < len(rest) and rest[k] == "{":
+                content, k = _group(rest, k)
+            elif k < len(rest) and rest[k] == "\\":
+                content, k = _command(rest, k)
+            else:
+                content, k = rest[k:k + 1], k + 1
+            outer.append(content)
+        else:
+            k += 1
+    return atom[:body_end].strip(), outer
 
 
 def _balanced(s):
@@ -192,7 +212,9 @@ def _body_width(body, scale, display=True):
         return 15 * scale
     if name in _WIDE:
         return _WIDE[name] * scale
-    return (6 if len(name) <= 8 else 5.5 * (len(name) - 1) / 2) * scale   # \sigma, \tanh ...
+    if name[1:] in _FUNCTIONS:
+        return (5.5 * len(name) + 2) * scale
+    return 7 * scale                                                     # \sigma, \delta ...
 
 
 def _environment_width(body, scale):
@@ -230,8 +252,9 @@ def break_lines(s, limit=LINE):
 
     >>> break_lines("a + b", 100)
     ['a + b']
-    >>> break_lines(" + ".join("x_{%d}" % i for i in range(40)), 200)[1][:6]
-    '+ x_{1'
+    >>> lines = break_lines(" + ".join("x_{%d}" % i for i in range(40)), 200)
+    >>> len(lines) > 1 and all(width(line) <= 200 for line in lines) and lines[1].startswith("+")
+    True
     """
     if width(s) <= limit:
         return [s.strip()]
@@ -256,10 +279,19 @@ def break_lines(s, limit=LINE):
 
 
 def _break_term(op, items, limit):
-    """A term wider than the line: broken inside its widest bracket (or widened numerator)."""
+    """A term wider than the line: broken between its factors, inside its widest bracket, or
+    with a wide fraction written as a product or quotient."""
+    if not items:
+        return [op]
     widest = max(range(len(items)), key=lambda k: width(items[k]))
     atom = items[widest]
-    before, after = _join(op, items[:widest]), " ".join(items[widest + 1:])
+    before = _join(op, items[:widest])
+    if widest and width(before + " " + atom) > limit:        # a wide head: its own lines first
+        return _break_term(op, items[:widest], limit) + _continued(_break_term("", items[widest:], limit))
+    after = items[widest + 1:]
+    if after and width(" ".join(after)) > limit / 2:        # a wide tail: on lines of its own
+        return _break_term(op, items[:widest + 1], limit) + _continued(_break_term("", after, limit))
+    after = " ".join(after)
     body, scripts = _scripts(atom)
     if body.startswith(r"\frac") and not scripts:
         top, j = _group(body, body.index("{"))
@@ -267,29 +299,34 @@ def _break_term(op, items, limit):
         if width(top) > limit / 2 or width(bottom) > limit / 2:
             if width(bottom) < limit / 4:          # a wide numerator over N: (1/N) times it
                 rewritten = rf"\frac{{1}}{{{bottom}}} \left({top}\right)"
-            else:                                    # both wide: numerator / denominator on a line
+            else:                                    # both wide: numerator / denominator
                 rewritten = rf"\left({top}\right) \Big/ \left({bottom}\right)"
             return _break_term(op, items[:widest] + atoms(rewritten) + items[widest + 1:], limit)
     if body.startswith(r"\begin{cases}") and not scripts:
         rebuilt = _broken_cases(body, limit - width(before) - width(after))
         if rebuilt != body:
             return [" ".join(p for p in (before, rebuilt, after) if p)]
-    if body.startswith(r"\left") and not scripts:
+    if body.startswith(r"\left"):
+        suffix = atom[_scan(atom, 0)[0]:].strip()         # (…)^{2}: the power goes on the closing bracket
         m = re.match(r"\\left\s*(\\[A-Za-z]+|\\.|.)", body)
         close = re.search(r"\\right\s*(\\[A-Za-z]+|\\.|.)\s*$", body)
         if m and close:
             inner = body[m.end():close.start()]
-            parts = break_lines(inner, max(limit - width(before) - 10, limit / 2))
+            parts = break_lines(inner, max(limit - width(before) - width(after) - 20, limit / 2))
             if len(parts) > 1:
                 left, right = m.group(1), close.group(1)
                 lines = [rf"{before} \left{left} {parts[0]} \right.".strip()]
                 lines += [rf"\left. {p} \right." for p in parts[1:-1]]
-                lines.append(rf"\left. {parts[-1]} \right{right} {after}".strip())
+                lines.append(rf"\left. {parts[-1]} \right{right}{suffix} {after}".strip())
                 return lines
-    if after and width(before + " " + atom) <= limit:     # a long product: break between its factors
-        rest = break_lines(after, limit)
-        return [f"{before} {atom}".strip()] + [r"\cdot " + p if k == 0 else p for k, p in enumerate(rest)]
     return [_join(op, items)]
+
+
+def _continued(lines):
+    """Lines that continue a product: the first is marked with a dot unless it divides."""
+    if lines and not lines[0].startswith((r"\Big/", r"\cdot", "+", "-")):
+        lines[0] = r"\cdot " + lines[0]
+    return lines
 
 
 def _broken_cases(body, limit):
