@@ -89,6 +89,7 @@ class Declarations:
             try:
                 self.tex[str(name)] = parse_tex(value)
             except SymderiveError as exc:
+                exc.message = f"{what} '{name}': tex: {exc.message}"
                 if isinstance(value, str):
                     raise locate(exc, value) from None
                 line, column = position(name)

@@ -85,18 +85,7 @@ def _scan(s, i):
         i += 1
     body_end = i
     while i < len(s) and s[i] in "_^'":           # scripts stay with their atom
-        if s[i] == "'":
-            i += 1
-            continue
-        i += 1
-        while i < len(s) and s[i] == " ":
-            i += 1
-        if i < len(s) and s[i] == "{":
-            _, i = _group(s, i)
-        elif i < len(s) and s[i] == "\\":
-            _, i = _command(s, i)
-        else:
-            i += 1
+        i = i + 1 if s[i] == "'" else _script(s, i)[1]
     return body_end, i
 
 
@@ -147,28 +136,27 @@ def width(s, scale=1.0, display=True):
 def _scripts(atom):
     """(body, [script contents]) of an atom with trailing _ and ^ scripts."""
     body_end, _ = _scan(atom, 0)
-    rest = atom[body_end:]
-    # only the scripts of the atom itself: marks inside a script's group are skipped
-    outer, k = [], 0
+    rest, scripts, k = atom[body_end:], [], 0
     while k < len(rest):
         if rest[k] in "_^":
-            k += 1
-            while k < len(rest) and rest[k] == " ":
-                k += 1
-            if k < len(rest) and rest[k] == "{":
-                content, k = _group(rest, k)
-            elif k < len(rest) and rest[k] == "\\":
-                content, k = _command(rest, k)
-            else:
-                content, k = rest[k:k + 1], k + 1
-            outer.append(content)
+            content, k = _script(rest, k)
+            scripts.append(content)
         else:
             k += 1
-    return atom[:body_end].strip(), outer
+    return atom[:body_end].strip(), scripts
 
 
-def _balanced(s):
-    return s.count("{") - s.count(r"\{") == s.count("}") - s.count(r"\}")
+def _script(s, i):
+    """(content, end) of the sub- or superscript whose mark is at s[i]."""
+    i += 1
+    while i < len(s) and s[i] == " ":
+        i += 1
+    if i < len(s) and s[i] == "{":
+        return _group(s, i)
+    if i < len(s) and s[i] == "\\":
+        return _command(s, i)
+    return s[i:i + 1], i + 1
+
 
 
 def _atom_width(atom, scale, display=True):
