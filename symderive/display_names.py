@@ -42,10 +42,10 @@ def parse_tex(text):
 
     >>> parse_tex(r"\hat{y}"), parse_tex("h_{t-1}"), parse_tex("W^{(1)}")
     ('\\hat{y}', 'h_{t-1}', 'W^{(1)}')
-    >>> parse_tex(r"W\input{x}")
+    >>> parse_tex(r"W\input{x}")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    symderive.errors.ExpressionError: line 1, column 2: '\input' is not allowed in a display name (allowed: letters, digits, Greek letters, _ ^ { }, \hat \bar \tilde \mathrm ...)
+    symderive.errors.ExpressionError: line 1, column 2: '\input' is not allowed in a display name ...
     """
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError("a display name (tex:) is LaTeX text such as W_x or \\hat{y}", line=1, column=1)
@@ -79,8 +79,10 @@ def default_tex(identifier):
     Greek names and digits follow SymPy, a capital followed by letters is subscripted and
     any other word is upright, so that no name reads as a product of letters.
 
-    >>> [default_tex(n) for n in ("x", "Wx", "W1", "h_prev", "loss", "alpha", "KH", "x_in", "Q0", "tau_1")]
-    ['x', 'W_{x}', 'W_{1}', 'h_{\\mathrm{prev}}', '\\mathrm{loss}', '\\alpha', 'K_{H}', 'x_{\\mathrm{in}}', 'Q_{0}', '\\tau_{1}']
+    >>> [default_tex(n) for n in ("x", "Wx", "W1", "h_prev", "loss", "alpha", "KH")]
+    ['x', 'W_{x}', 'W_{1}', 'h_{\\mathrm{prev}}', '\\mathrm{loss}', '\\alpha', 'K_{H}']
+    >>> [default_tex(n) for n in ("x_in", "Q0", "tau_1")]
+    ['x_{\\mathrm{in}}', 'Q_{0}', '\\tau_{1}']
     """
     head, supers, subs = split_super_sub(identifier)
     shown = sp.latex(sp.Symbol(head)) if head else ""

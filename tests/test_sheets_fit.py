@@ -79,9 +79,10 @@ def test_reading_names_map_the_notation_back():
     assert names["W^1"] == names["W^{1}"] == "W1"
 
 
-@pytest.mark.parametrize("identifier, tex", [("x", "x"), ("Wx", "W_{x}"), ("W1", "W_{1}"), ("h_prev", r"h_{\mathrm{prev}}"),
-                                             ("loss", r"\mathrm{loss}"), ("sigma", r"\sigma"), ("KH", "K_{H}"),
-                                             ("hp", r"\mathrm{hp}"), ("k'", "k'"), ("x_in", r"x_{\mathrm{in}}")])
+@pytest.mark.parametrize("identifier, tex", [("x", "x"), ("Wx", "W_{x}"), ("W1", "W_{1}"),
+                                             ("h_prev", r"h_{\mathrm{prev}}"), ("loss", r"\mathrm{loss}"),
+                                             ("sigma", r"\sigma"), ("KH", "K_{H}"), ("hp", r"\mathrm{hp}"),
+                                             ("k'", "k'"), ("x_in", r"x_{\mathrm{in}}")])
 def test_default_names_are_never_products(identifier, tex):
     assert display_names.default_tex(identifier) == tex
 

@@ -21,10 +21,11 @@ def folded(value, of, wrt, steps, lhs, ctx):
     if new != value:
         names = [tex_name(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0])) for d in definitions
                  if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0])]
-        shown = ", ".join(f"${n}$" for n in names)
-        steps.append(Step(f"{lhs} = {ctx.show(new)}", f"write the intermediate quantit{'ies' if len(names) > 1 else 'y'} "
-                          f"{shown} by name instead of {'their definitions' if len(names) > 1 else 'its definition'}"
-                          if names else "collect the sums and factor their terms"))
+        shown, several = ", ".join(f"${n}$" for n in names), len(names) > 1
+        why = (f"write the intermediate quantit{'ies' if several else 'y'} {shown} by name instead of "
+               f"{'their definitions' if several else 'its definition'}") if names else \
+            "collect the sums and factor their terms"
+        steps.append(Step(f"{lhs} = {ctx.show(new)}", why))
     return new
 
 
