@@ -120,6 +120,7 @@ class Declarations:
             self.building.add(name)
             try:
                 self.tensors[name] = self._layer(name, *self.layer_specs[name])
+                self.tensors[name].latex_name = self.tex.get(name, name)
             finally:
                 self.building.discard(name)
             return self.tensors[name]
@@ -149,7 +150,7 @@ class Declarations:
                 raise ShapeError(f"tensor '{name}': size {value} must be a positive integer",
                                  *(position(size) if isinstance(size, str) else position(name)))
             dims.append(value)
-        tensor = Tensor(str(name), dims)
+        tensor = Tensor(str(name), dims, latex_name=self.tex.get(str(name)))
         tensor.value_spec = spec.get("value") if isinstance(spec, dict) else None
         return tensor
 

@@ -17,7 +17,11 @@ def tex_name(name):
     >>> tex_name("x"), tex_name("w_k"), tex_name("Wx")
     ('x', '{w_{k}}', '{W_{x}}')
     """
-    tex = display_names.display_tex(str(name))
+    return braced(display_names.display_tex(str(name)))
+
+
+def braced(tex):
+    """A name's LaTeX in braces when it has scripts or commands, so that it can be subscripted."""
     return "{" + tex + "}" if "_" in tex or "^" in tex or "\\" in tex else tex
 
 

@@ -134,3 +134,16 @@ def test_a_wide_bracket_is_broken_inside_with_matching_delimiters():
     joined = " ".join(lines)
     assert joined.count(r"\left") == joined.count(r"\right") and r"\right)^{2}" in joined
     assert all(width(line) <= LINE + 20 for line in lines)
+
+
+def test_notebooks_show_the_declared_names():
+    """A tensor or layer shown in a notebook uses its display names, declared or default."""
+    import symderive as sd
+    x, weight = sd.tensor("xin", 4, tex=r"x_{\mathrm{in}}"), sd.tensor("Wx", 3, 4)
+    shown = sd.linear(x, weight, tex=r"\hat{y}")._repr_latex_()
+    assert r"{\hat{y}}_{i}" in shown and r"{W_{x}}_{i,j}" in shown and r"{x_{\mathrm{in}}}_{j}" in shown
+    with pytest.raises(SymderiveError, match="not allowed in a display name"):
+        sd.tensor("a", 2, tex=r"\def")
+    problem = load_problem(REPO / "problems" / "nyu-dl-2021-hw3.yaml")
+    h = problem.declarations(problem.question("nyu21-1.2d")).lookup("h")
+    assert r"{c[t]}_{i}" in h._repr_latex_() and r"{h[t-1]}_{i}" in h._repr_latex_()
