@@ -188,8 +188,11 @@ def matrix(m, base=0):
     return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
 
 
-def too_large(m):
-    return m.rows > MAX_PRINTED or m.cols > MAX_PRINTED
+def too_large(m, base=0):
+    """More rows or columns than ``MAX_PRINTED``, or wider than a line of the sheet when printed
+    (then the sheet shows the matrix's dimension and structure instead)."""
+    from .page_fit import MATRIX_LINE, width
+    return m.rows > MAX_PRINTED or m.cols > MAX_PRINTED or width(matrix(m, base)) > MATRIX_LINE
 
 
 def text(s):

@@ -14,6 +14,9 @@ import re
 #: Width of a display line the formulas are broken to, in points: the sheet's text is about
 #: 475 pt wide and lists indent it by about 28 pt; the rest is the estimate's margin of error.
 LINE = 340.0
+#: Width a matrix may have: it is set on a line of its own, where the whole text width is free
+#: (less the indent of a continued line and a box); wider ones are shown by their structure.
+MATRIX_LINE = 420.0
 #: A broken step with more lines than this is written out in the question's appendix.
 APPENDIX_LINES = 6
 

@@ -56,11 +56,11 @@ def solve(ctx):
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = c.array()
         label = rf"\frac{{\partial {tex_name(loss)}}}{{\partial {wrt.tex}}}"
-        shown = (f"{label} = {matrix(array, ctx.base)}" if not too_large(array) else
+        printed = not too_large(array, ctx.base)
+        shown = (f"{label} = {matrix(array, ctx.base)}" if printed else
                  rf"{label} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}")
         steps.append(Step("", f"entries at the given sizes, in terms of {upstream} (the array is in the answer)"
-                          if not too_large(array)
-                          else "too large to print; given by the element formula above"))
+                          if printed else "too large to print; given by the element formula above"))
         results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
 
