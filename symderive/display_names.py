@@ -153,12 +153,32 @@ def reading_names(problem, question=None):
     LaTeX in the question's notation. Each LaTeX name appears once; spacing is normalised
     (``W_x`` and ``W_{x}`` are both keys).
     """
-    decls = problem.declarations(question)
+    return reading_of(problem.declarations(question))
+
+
+def reading_of(decls):
+    """``reading_names`` for a scope of declarations (``declarations.Declarations``)."""
     out = {}
     for identifier, tex in names_of(decls).items():
         for form in spellings(tex):
             out.setdefault(form, identifier)
     return out
+
+
+def to_declared(latex, reading):
+    r"""A student's LaTeX with the question's display names written as the declared identifiers
+    that the checker reads (only identifiers made of letters, which it splits longest first).
+    A name is replaced where it stands alone: not after a letter or a backslash, not before a letter.
+
+    >>> to_declared(r"{W_x}_{i,j} + h[t-1]_{i} \exp(x)", {"W_x": "Wx", "h[t-1]": "hp", "x": "xs"})
+    '{Wx}_{i,j} + hp_{i} \\exp(xs)'
+    """
+    forms = sorted((f for f, name in reading.items() if f != name and name.isalpha()), key=len, reverse=True)
+    if not forms:
+        return latex
+    pattern = re.compile("|".join(rf"(?<![A-Za-z\\])(?:{re.escape(f)})" + (r"(?![A-Za-z])" if f[-1].isalpha() else "")
+                                  for f in forms))
+    return pattern.sub(lambda m: reading[m.group(0)], latex)
 
 
 def spellings(tex):

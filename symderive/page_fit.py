@@ -278,10 +278,10 @@ def _break_term(op, items, limit):
     atom = items[widest]
     before = _join(op, items[:widest])
     if widest and width(before + " " + atom) > limit:        # a wide head: its own lines first
-        return _break_term(op, items[:widest], limit) + _continued(_break_term("", items[widest:], limit))
+        return _continued(_break_term(op, items[:widest], limit), _break_term("", items[widest:], limit))
     after = items[widest + 1:]
     if after and width(" ".join(after)) > limit / 2:        # a wide tail: on lines of its own
-        return _break_term(op, items[:widest + 1], limit) + _continued(_break_term("", after, limit))
+        return _continued(_break_term(op, items[:widest + 1], limit), _break_term("", after, limit))
     after = " ".join(after)
     body, scripts = _scripts(atom)
     if body.startswith(r"\frac") and not scripts:
@@ -290,8 +290,10 @@ def _break_term(op, items, limit):
         if width(top) > limit / 2 or width(bottom) > limit / 2:
             if width(bottom) < limit / 4:          # a wide numerator over N: (1/N) times it
                 rewritten = rf"\frac{{1}}{{{bottom}}} \left({top}\right)"
-            else:                                    # both wide: numerator / denominator
+            elif widest == len(items) - 1:            # both wide, nothing after: numerator / denominator
                 rewritten = rf"\left({top}\right) \Big/ \left({bottom}\right)"
+            else:                                    # a factor follows: a / b c would be ambiguous
+                rewritten = rf"\left({top}\right) \left({bottom}\right)^{{-1}}"
             return _break_term(op, items[:widest] + atoms(rewritten) + items[widest + 1:], limit)
     if body.startswith(r"\begin{cases}") and not scripts:
         rebuilt = _broken_cases(body, limit - width(before) - width(after))
@@ -313,11 +315,17 @@ def _break_term(op, items, limit):
     return [_join(op, items)]
 
 
-def _continued(lines):
-    """Lines that continue a product: the first is marked with a dot unless it divides."""
-    if lines and not lines[0].startswith((r"\Big/", r"\cdot", "+", "-")):
-        lines[0] = r"\cdot " + lines[0]
-    return lines
+def _continued(head, lines):
+    r"""``head`` then ``lines``, which continue a product: a dot marks the break unless an
+    operator already does (a line ending or starting with one).
+
+    >>> _continued(["a"], ["b"]), _continued([r"a \Big /"], ["b"])
+    (['a', '\\cdot b'], ['a \\Big /', 'b'])
+    """
+    marked = head and head[-1].rstrip().endswith(("/", r"\cdot", "+", "-", "="))
+    if lines and not marked and not lines[0].startswith((r"\Big", r"\cdot", "/", "+", "-")):
+        lines = [r"\cdot " + lines[0]] + lines[1:]
+    return head + lines
 
 
 def _broken_cases(body, limit):

@@ -107,8 +107,8 @@ def _question(answer):
     if answer.cross_check is not None:     # numerical agreement with PyTorch; never changes the status
         out += [rf"\emph{{{text(answer.cross_check.sentence())}}}", ""]
     if appendix:
-        out.append(r"\textbf{Appendix to this question.}")
+        out += [r"\textbf{Appendix to this question.}", ""]
         for number, why, shown in appendix:
-            out += [rf"A{number}. {why}", shown]
+            out += [rf"A{number}. {why}", shown, ""]
         out.append("")
     return out

@@ -151,3 +151,12 @@ def test_notebooks_show_the_declared_names():
     problem = load_problem(REPO / "problems" / "nyu-dl-2021-hw3.yaml")
     h = problem.declarations(problem.question("nyu21-1.2d")).lookup("h")
     assert r"{c[t]}_{i}" in h._repr_latex_() and r"{h[t-1]}_{i}" in h._repr_latex_()
+
+
+def test_a_wide_fraction_is_never_read_as_a_different_quotient():
+    """(a)/(b) only when nothing follows it in its term; otherwise (a)(b)^{-1}, and no dot after /."""
+    wide = " + ".join(rf"e^{{w_{{{i}}}}} \sigma\left(z_{{{i}}}\right)" for i in range(25))
+    alone = " ".join(break_lines(rf"y = \frac{{{wide}}}{{{wide}}}"))
+    assert r"\Big /" in alone and r"\Big / \cdot" not in alone
+    followed = " ".join(break_lines(rf"y = \frac{{{wide}}}{{{wide}}} v_{{1}}"))
+    assert r"\Big" not in followed and r"\right)^{-1}" in followed

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from ..display_names import reading_of, to_declared
 from ..evaluate import CannotEvaluate, evaluate
 from ..indices import for_display, substitute
 from ..layers import expand_layers
@@ -53,6 +54,8 @@ class Incorrect(Exception):
 def check_latex(info, latex, deadline, seed=0):
     """The outcome of one answer to one question (``info``: targets.QuestionInfo)."""
     lead = len(latex) - len(latex.lstrip())
+    scope = info.context_args.get("scope")           # the question's notation: W_x, h[t-1] -> Wx, hp
+    latex = to_declared(latex, reading_of(scope)) if scope is not None else latex
     try:
         parts = R.read(latex)
     except R.ReadError as exc:
