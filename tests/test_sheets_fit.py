@@ -160,3 +160,21 @@ def test_a_wide_fraction_is_never_read_as_a_different_quotient():
     assert r"\Big /" in alone and r"\Big / \cdot" not in alone
     followed = " ".join(break_lines(rf"y = \frac{{{wide}}}{{{wide}}} v_{{1}}"))
     assert r"\Big" not in followed and r"\right)^{-1}" in followed
+
+
+@pytest.mark.parametrize("problem_file, qid, latex, verdict", [
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.2d",
+     r"\operatorname{diag}(c[t]) + \operatorname{diag}((1 - c[t]) \odot (h[t-1] - W_x x[t]) \odot c[t]) W_h", "correct"),
+    ("nyu-dl-2021-hw3.yaml", "nyu21-1.2d",
+     r"\operatorname{diag}(c[t]) + \operatorname{diag}((1 - c[t]) \odot (h[t-1] + W_x x[t]) \odot c[t]) W_h",
+     "incorrect"),
+    ("conceptual-cnn-rnn.yaml", "cq-3.6", r"\operatorname{diag}((1 - h_j) \odot h_j) W^{h}", "correct"),
+    ("conceptual-cnn-rnn.yaml", "cq-3.6", r"\operatorname{diag}(h_j) W^{h}", "incorrect"),
+])
+def test_students_answer_in_the_questions_notation(problem_file, qid, latex, verdict):
+    """Hand-derived answers (∂h[t]/∂h[t-1] of the gated RNN, ∂h_j/∂h_{j-1} = diag(h_j(1 − h_j)) W^h),
+    written with the names the questions use, are read back to the declared tensors."""
+    problem = load_problem(REPO / "problems" / problem_file)
+    report = problem.check({qid: latex}, isolate=False)
+    (found,) = [v for v in report.verdicts if v.question == qid]
+    assert found.verdict == verdict, found.evidence
