@@ -167,23 +167,39 @@ def reading_of(decls):
 
 def to_declared(latex, reading):
     r"""A student's LaTeX with the question's display names written as the declared identifiers
-    that the checker reads (only identifiers made of letters, which it splits longest first).
-    A name is replaced where it stands alone: not after a letter or a backslash, not before a letter.
+    that the checker reads, and a function from a position in the new text back to the answer
+    as written. Only display names with more than letters are replaced (``W_x``, ``h[t-1]``,
+    ``\hat{y}``): a plain word is the checker's to resolve (``x`` for a sequence ``xs``). Only
+    identifiers made of letters are written (the checker splits a run of letters into declared
+    names, longest first). A name is replaced where it stands alone: not after a letter or a
+    backslash, not before a letter.
 
-    >>> to_declared(r"{W_x}_{i,j} + h[t-1]_{i} \exp(x)", {"W_x": "Wx", "h[t-1]": "hp", "x": "xs"})
-    '{Wx}_{i,j} + hp_{i} \\exp(xs)'
+    >>> text, back = to_declared(r"{W_x}_{i,j} + h[t-1]_{i} \exp(x)", {"W_x": "Wx", "h[t-1]": "hp", "x": "xs"})
+    >>> text, back(text.index("_{i}")), back(text.index("exp"))
+    ('{Wx}_{i,j} + hp_{i} \\exp(x)', 20, 26)
     """
-    forms = sorted((f for f, name in reading.items() if f != name and name.isalpha()), key=len, reverse=True)
+    forms = sorted((f for f, name in reading.items() if f != name and name.isalpha() and not f.isalpha()),
+                   key=len, reverse=True)
     if not forms:
-        return latex
+        return latex, lambda pos: pos
     pattern = re.compile("|".join(rf"(?<![A-Za-z\\])(?:{re.escape(f)})" + (r"(?![A-Za-z])" if f[-1].isalpha() else "")
                                   for f in forms))
-    return pattern.sub(lambda m: reading[m.group(0)], latex)
+    pieces, shifts, last = [], [], 0          # shifts: (position in the new text, original - new)
+    for m in pattern.finditer(latex):
+        pieces += [latex[last:m.start()], reading[m.group(0)]]
+        last = m.end()
+        new_end = sum(map(len, pieces))
+        shifts.append((new_end, m.end() - new_end))
+    text = "".join(pieces) + latex[last:]
+
+    def back(pos):
+        return pos + next((d for at, d in reversed(shifts) if at <= pos), 0)
+    return text, back
 
 
 def spellings(tex):
     r"""The ways a student may write a display name: as declared, without spaces, and with
-    one-character scripts unbraced.
+    one-character scripts braced or not.
 
     >>> sorted(spellings("W_{x}"))
     ['W_x', 'W_{x}']

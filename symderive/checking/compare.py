@@ -55,21 +55,26 @@ def check_latex(info, latex, deadline, seed=0):
     """The outcome of one answer to one question (``info``: targets.QuestionInfo)."""
     lead = len(latex) - len(latex.lstrip())
     scope = info.context_args.get("scope")           # the question's notation: W_x, h[t-1] -> Wx, hp
-    latex = to_declared(latex, reading_of(scope)) if scope is not None else latex
+    written, (latex, back) = latex, to_declared(latex, reading_of(scope) if scope is not None else {})
     try:
         parts = R.read(latex)
     except R.ReadError as exc:
-        return _located("unparseable", "parse", latex, exc.pos, exc.message, lead)
+        return _located("unparseable", "parse", written, _back(back, exc.pos), exc.message, lead)
     _, offset = R.strip_math(latex)
     checker = _Checker(info, latex, deadline, seed)
     try:
         return checker.run(parts)
     except M.ShapeMismatch as exc:
-        return _located("incorrect", "shape", latex, _shift(exc.pos, offset), exc.message, lead)
+        return _located("incorrect", "shape", written, _back(back, _shift(exc.pos, offset)), exc.message, lead)
     except M.MeaningError as exc:
-        return _located("unparseable", "parse", latex, _shift(exc.pos, offset), exc.message, lead)
+        return _located("unparseable", "parse", written, _back(back, _shift(exc.pos, offset)), exc.message, lead)
     except Incorrect as exc:
         return Outcome("incorrect", exc.decided_by, exc.evidence)
+
+
+def _back(back, pos):
+    """A position in the answer as read (display names replaced) as a position in it as written."""
+    return None if pos is None else back(pos)
 
 
 def _shift(pos, offset):
