@@ -17,6 +17,8 @@ LINE = 340.0
 #: Width a matrix may have: it is set on a line of its own, where the whole text width is free
 #: (less the indent of a continued line and a box); wider ones are shown by their structure.
 MATRIX_LINE = 420.0
+#: A boxed answer of more lines than this is set unboxed, so that it can break across pages.
+BOXED_LINES = 12
 #: A broken step with more lines than this is written out in the question's appendix.
 APPENDIX_LINES = 6
 
@@ -363,9 +365,10 @@ def _split_top(s, sep):
 
 
 def display(latex, boxed=False, limit=LINE):
-    r"""A display of ``latex`` that fits the line: ``\[ … \]`` when it does, otherwise an
-    ``aligned`` block broken at top-level relations and ``+``/``−`` (boxed as a whole when
-    ``boxed``). Returns (LaTeX, number of lines).
+    r"""A display of ``latex`` that fits the line: ``\[ … \]`` when it does, otherwise its lines
+    broken at top-level relations and ``+``/``−``, in an ``align*`` that may break across pages, or
+    boxed as a whole in an ``aligned`` block when ``boxed`` and at most ``BOXED_LINES`` long.
+    Returns (LaTeX, number of lines).
 
     >>> display("x = y")
     ('\\[ x = y \\]', 1)
@@ -381,8 +384,10 @@ def display(latex, boxed=False, limit=LINE):
         rows = [f"{first[:k]} &{first[k:]}"] + [rf"&\quad {line}" for line in lines[1:]]
     else:
         rows = [f"& {first}"] + [rf"&\quad {line}" for line in lines[1:]]
-    block = r"\begin{aligned} " + r" \\ ".join(rows) + r" \end{aligned}"
-    return (rf"\[ \boxed{{{block}}} \]" if boxed else rf"\[ {block} \]"), len(lines)
+    if boxed and len(lines) <= BOXED_LINES:
+        return r"\[ \boxed{\begin{aligned} " + r" \\ ".join(rows) + r" \end{aligned}} \]", len(lines)
+    # align* may break across pages (the sheet allows display breaks); a box could not
+    return r"\begin{align*} " + r" \\ ".join(rows) + r" \end{align*}", len(lines)
 
 
 def _top_level(s, needle):
