@@ -91,6 +91,7 @@ class Answer:
     index_base: int = 0                               # indices in sympy strings are shown in this base
     cross_check: object = None                        # verify.CrossCheck: numerical agreement, not a status
     source: str = ""                                  # where the question comes from (authored, per question)
+    names: dict = field(default_factory=dict)         # {identifier: LaTeX display name} the question sees
 
     def value(self, key):
         """The value of the result called ``key`` (see ``Result.key``), or None."""
@@ -141,6 +142,7 @@ class Answer:
             "answers": [{"label": r.label, "latex": r.latex,
                          "sympy": sympy_string(r.value, self.index_base)} for r in self.results],
             "error": self.error,
+            "names": dict(sorted(self.names.items())),
             "seconds": round(self.seconds, 4),
         }
         if self.cross_check is not None:

@@ -13,15 +13,17 @@ KroneckerDelta(i, p)*x[q, 2*j + r]
 """
 from .errors import ExpressionError
 from .layers import formula_kinds
+from .display_names import parse_tex
 from .tensors import Tensor, size_symbol
 
 #: The name a layer gets when none is given, as on the course's sheets (y = f(x)).
 DEFAULT_NAME = "y"
 
 
-def tensor(name, *shape):
-    """A tensor with the given sizes (numbers, or symbols from ``sizes``)."""
-    return Tensor(name, shape)
+def tensor(name, *shape, tex=None):
+    r"""A tensor with the given sizes (numbers, or symbols from ``sizes``); ``tex`` its display
+    name (``tensor('Wx', 3, 2, tex='W_x')``), checked as in a problem file's ``tex:``."""
+    return Tensor(name, shape, latex_name=parse_tex(tex) if tex is not None else None)
 
 
 def sizes(names):
@@ -31,7 +33,7 @@ def sizes(names):
 
 
 def _library_function(kind):
-    def build(*tensors, name=None, **options):
+    def build(*tensors, name=None, tex=None, **options):
         used = _names_in(tensors)
         if name is None and DEFAULT_NAME in used:
             raise ExpressionError(f"{kind.name}(...) needs a name: its inputs already use '{DEFAULT_NAME}' "
@@ -39,10 +41,12 @@ def _library_function(kind):
         name = DEFAULT_NAME if name is None else name
         if name in used:
             raise ExpressionError(f"{kind.name}(..., name='{name}'): '{name}' already names one of its inputs")
-        return kind.formula(name, *tensors, **options)
+        layer = kind.formula(name, *tensors, **options)
+        layer.latex_name = parse_tex(tex) if tex is not None else name
+        return layer
 
     build.__name__ = kind.name
-    build.__doc__ = (f"{kind.name}({', '.join(kind.inputs)}, *, name='{DEFAULT_NAME}'"
+    build.__doc__ = (f"{kind.name}({', '.join(kind.inputs)}, *, name='{DEFAULT_NAME}', tex=None"
                      + "".join(f", {k}=..." for k in kind.options) + ") -> Layer\n\n"
                      f"The name must differ from its inputs' (two layers called '{DEFAULT_NAME}' "
                      "would make y[i] = f(y[i]) ambiguous), so a layer built on another needs one.")

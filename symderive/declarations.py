@@ -8,6 +8,7 @@ import re
 
 import sympy as sp
 
+from .display_names import parse_tex
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, infer_index_ranges, parse
 from .functions import KNOWN_FUNCTIONS
@@ -40,6 +41,7 @@ class Declarations:
         self.tensors = {}
         self.layer_specs = {}
         self.building = set()
+        self.tex = {}                     # declared display names: {identifier: LaTeX}
         spec = spec or {}
         sizes = spec.get("sizes") or []
         if isinstance(sizes, dict):
@@ -47,6 +49,9 @@ class Declarations:
         if not isinstance(sizes, list):
             raise ExpressionError("sizes must be a list of names", *_pos(spec, "sizes"))
         for name in sizes:
+            if isinstance(name, dict) and len(name) == 1:     # - K: {tex: "K"}
+                (name, options), = name.items()
+                self._display_name(name, options, "size")
             check_name(name, "size")
             self.sizes[str(name)] = size_symbol(str(name))
         tensors = spec.get("tensors") or {}
@@ -56,12 +61,51 @@ class Declarations:
                 raise ExpressionError(f"{section} must be a mapping of names", *_pos(spec, section))
         for name, shape_spec in tensors.items():
             check_name(name, "tensor")
+            if isinstance(shape_spec, dict):
+                self._display_name(name, shape_spec, "tensor", allowed=("shape", "value", "tex"))
             self.tensors[str(name)] = self._tensor(name, shape_spec)
         for key, expr in layers.items():
             match = CUSTOM_LAYER.match(str(key))
             name = match.group(1) if match else key
             check_name(name, "layer")
+            if isinstance(expr, dict):                        # y: {expr: conv2d(x, W), tex: \hat{y}}
+                self._display_name(name, expr, "layer", allowed=("expr", "tex"))
+                if "expr" not in expr:
+                    raise ExpressionError(f"layer '{name}': a layer given as a mapping needs 'expr'", *position(key))
+                expr = expr["expr"]
             self.layer_specs[str(name)] = (key, expr, match)
+
+    def _display_name(self, name, options, what, allowed=("tex",)):
+        """Read the optional ``tex:`` display name of a declaration (untrusted: see display_names)."""
+        if not isinstance(options, dict):
+            raise ExpressionError(f"{what} '{name}': write the options as a mapping, e.g. {{tex: W_x}}",
+                                  *position(name))
+        for key in options:
+            if key not in allowed:
+                raise ExpressionError(f"{what} '{name}': unknown key '{key}' (allowed: {', '.join(allowed)})",
+                                      *position(key))
+        if "tex" in options:
+            value = options["tex"]
+            try:
+                self.tex[str(name)] = parse_tex(value)
+            except SymderiveError as exc:
+                exc.message = f"{what} '{name}': tex: {exc.message}"
+                if isinstance(value, str):
+                    raise locate(exc, value) from None
+                line, column = position(name)
+                raise exc.located(line=line, column=column) from None
+
+    def display_names(self):
+        """The declared display names this scope sees: {identifier: LaTeX}, its own over its parent's."""
+        inherited = self.parent.display_names() if self.parent else {}
+        hidden = set(self.sizes) - set(self.parent.sizes if self.parent else ()) | set(self.tensors) \
+            | set(self.layer_specs)
+        return {**{k: v for k, v in inherited.items() if k not in hidden}, **self.tex}
+
+    def visible_names(self):
+        """Every size, tensor and layer name this scope sees."""
+        own = set(self.sizes) | set(self.tensors) | set(self.layer_specs)
+        return own | (self.parent.visible_names() if self.parent else set())
 
     def scope(self):
         return Scope(self.sizes, {}, {}, self.lookup, self.base)
@@ -82,6 +126,7 @@ class Declarations:
             self.building.add(name)
             try:
                 self.tensors[name] = self._layer(name, *self.layer_specs[name])
+                self.tensors[name].latex_name = self.tex.get(name, name)
             finally:
                 self.building.discard(name)
             return self.tensors[name]
@@ -111,7 +156,7 @@ class Declarations:
                 raise ShapeError(f"tensor '{name}': size {value} must be a positive integer",
                                  *(position(size) if isinstance(size, str) else position(name)))
             dims.append(value)
-        tensor = Tensor(str(name), dims)
+        tensor = Tensor(str(name), dims, latex_name=self.tex.get(str(name)))
         tensor.value_spec = spec.get("value") if isinstance(spec, dict) else None
         symmetric = spec.get("symmetric", False) if isinstance(spec, dict) else False
         if not isinstance(symmetric, bool):

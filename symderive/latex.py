@@ -4,6 +4,7 @@ import sympy as sp
 from sympy.core.cache import cacheit
 from sympy.printing.latex import LatexPrinter
 
+from . import display_names
 from .indices import for_display
 
 #: Matrices with more rows or columns than this are summarised, not printed in full.
@@ -11,22 +12,32 @@ MAX_PRINTED = 12
 
 
 def tex_name(name):
-    """LaTeX for a declared name, safe to subscript again.
+    """LaTeX for a declared name (its display name: ``display_names``), safe to subscript again.
 
-    >>> tex_name("x"), tex_name("w_k")
-    ('x', '{w_{k}}')
+    >>> tex_name("x"), tex_name("w_k"), tex_name("Wx")
+    ('x', '{w_{k}}', '{W_{x}}')
     """
-    tex = sp.latex(sp.Symbol(name))
-    return "{" + tex + "}" if "_" in tex or "^" in tex else tex
+    return braced(display_names.display_tex(str(name)))
+
+
+def braced(tex):
+    """A name's LaTeX in braces when it has scripts or commands, so that it can be subscripted."""
+    return "{" + tex + "}" if "_" in tex or "^" in tex or "\\" in tex else tex
 
 
 class SheetPrinter(LatexPrinter):
-    """SymPy's LaTeX, with range conditions printed as a course writes them."""
+    """SymPy's LaTeX, with declared names as their display names (``Wx`` as W_{x}) and range
+    conditions printed as a course writes them."""
+
+    def _print_Symbol(self, expr, style="plain"):
+        if expr in self._settings["symbol_names"] or isinstance(expr, sp.Dummy):
+            return super()._print_Symbol(expr, style)
+        return display_names.display_tex(expr.name)
 
     def _print_Piecewise(self, expr):
         rows = []
         for value, cond in expr.args:
-            shown = r"\text{otherwise}" if cond == sp.true else r"\text{if } " + condition(cond, self)
+            shown = r"\text{otherwise}" if cond == sp.true else r"\text{if } " + _stacked(condition(cond, self))
             rows.append(f"{self._print(value)} & {shown}")
         return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
 
@@ -43,6 +54,22 @@ class SheetPrinter(LatexPrinter):
         """ReLU's derivative, the unit step; written H(z) as courses do."""
         tex = r"H\left(%s\right)" % self._print(expr.args[0])
         return tex if exp is None else r"%s^{%s}" % (tex, exp)
+
+
+#: Conditions longer than this (LaTeX source characters) are set one per line, to fit the page.
+LONG_CONDITION = 60
+
+
+def _stacked(shown):
+    r"""Several conditions one under the other when together they are long.
+
+    >>> _stacked(r"0 \leq i")
+    '0 \\leq i'
+    """
+    parts = shown.split(r",\ ")
+    if len(shown) <= LONG_CONDITION or len(parts) == 1:
+        return shown
+    return r"\begin{array}[t]{@{}l@{}}" + r", \\ ".join(parts) + r"\end{array}"
 
 
 def condition(cond, printer=None):
@@ -108,10 +135,15 @@ def _range_of(rel):
     return sp.expand(e), "lower" if lower else "upper", sp.expand(bound)
 
 
-@cacheit
 def show(expr, base=0):
-    """LaTeX of ``expr`` with indices printed in ``base``. Memoized (a pure function of its
-    arguments): the shipped problems printed 227 distinct expressions 901 times."""
+    """LaTeX of ``expr`` with indices printed in ``base``, declared names as their display names."""
+    return _show(expr, base, display_names.in_force())
+
+
+@cacheit
+def _show(expr, base, names):
+    """Memoized (a pure function of its arguments, the display names in force among them):
+    the shipped problems printed 227 distinct expressions 901 times."""
     if isinstance(expr, sp.MatrixBase):
         return matrix(expr, base)
     shown = for_display(sp.sympify(expr), base)
@@ -124,9 +156,18 @@ def show(expr, base=0):
     return SheetPrinter({"mul_symbol": None}).doprint(shown)
 
 
+def plain(expr):
+    """SymPy's LaTeX of ``expr`` as it is (no index shift), with display names: a size ``KH`` is K_{H}.
+
+    >>> plain(sp.Symbol("KH") + 1)
+    'K_{H} + 1'
+    """
+    return SheetPrinter().doprint(sp.sympify(expr))
+
+
 def entry(name, idx, base=0):
     """``x_{i,j}`` for indices (Idx or numbers) shown in ``base``."""
-    shown = [sp.latex(for_display(sp.sympify(i), base) + base) for i in idx]
+    shown = [plain(for_display(sp.sympify(i), base) + base) for i in idx]
     name = tex_name(name)
     return f"{name}_{{{','.join(shown)}}}" if idx else name
 
@@ -139,7 +180,7 @@ def dims(shape):
     """\\mathbb{R}^{2 \\times 5}; a scalar is \\mathbb{R}."""
     if not shape:
         return r"\mathbb{R}"
-    return r"\mathbb{R}^{" + r" \times ".join(sp.latex(s) for s in shape) + "}"
+    return r"\mathbb{R}^{" + r" \times ".join(plain(s) for s in shape) + "}"
 
 
 def matrix(m, base=0):
@@ -147,8 +188,11 @@ def matrix(m, base=0):
     return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
 
 
-def too_large(m):
-    return m.rows > MAX_PRINTED or m.cols > MAX_PRINTED
+def too_large(m, base=0):
+    """More rows or columns than ``MAX_PRINTED``, or wider than a line of the sheet when printed
+    (then the sheet shows the matrix's dimension and structure instead)."""
+    from .page_fit import MATRIX_LINE, width
+    return m.rows > MAX_PRINTED or m.cols > MAX_PRINTED or width(matrix(m, base)) > MATRIX_LINE
 
 
 def text(s):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from . import display_names
 from .answer import Answer, Answers, Status
 from .authored_text import AuthoredTextError, checked
 from .asks import ASKS, Context
@@ -80,8 +81,10 @@ class Problem:
         start = time.perf_counter()
         try:
             with time_limit(_time_limit(question, timeout)):
-                ctx = Context(self, question, self.declarations(question))
-                answer = ASKS[question.ask].solve(ctx)
+                decls = self.declarations(question)
+                with display_names.declared(decls.display_names()):
+                    answer = ASKS[question.ask].solve(Context(self, question, decls))
+                answer.names = display_names.names_of(decls)
         except SymderiveError as exc:
             exc.located(file=self.path, question=question.id, line=question.line)
             answer = Answer(question.id, question.statement, Status.FAILED, error=str(exc))

@@ -6,6 +6,7 @@ compiles with a minimal TeX installation.
 """
 from .answer import Status
 from .latex import text
+from .page_fit import APPENDIX_LINES, display
 
 #: The conventions a sheet states, for the keys an answer lists in ``Answer.conventions``.
 CONVENTIONS = {
@@ -69,7 +70,7 @@ def _summary(answers):
 
 
 def _question(answer):
-    out = [rf"\section*{{{text(answer.question_id)}}}"]
+    out, appendix = [rf"\section*{{{text(answer.question_id)}}}"], []
     if answer.statement:
         out.append(text(answer.statement))
         out.append("")
@@ -90,11 +91,16 @@ def _question(answer):
             for step in answer.steps:
                 out.append(rf"\item {text(step.why)}")
                 if step.latex:
-                    out.append(_display(step.latex))
+                    shown, lines = display(step.latex)
+                    if lines > APPENDIX_LINES:      # a long expanded form: written out after the answer
+                        appendix.append((len(appendix) + 1, text(step.why), shown))
+                        out.append(rf"(written out in the appendix to this question, A{len(appendix)})")
+                    else:
+                        out.append(shown)
             out.append(r"\end{enumerate}")
         out.append(r"\textbf{Answer.}")
         for r in answer.results:
-            out.append(_display(rf"\boxed{{{r.latex}}}"))
+            out.append(display(r.latex, boxed=True)[0])
     for note in answer.notes:
         out.append(r"\textbf{Remark (authored text).} " + text(note))
         out.append("")
@@ -103,16 +109,9 @@ def _question(answer):
     out.append("")
     if answer.cross_check is not None:     # numerical agreement with PyTorch; never changes the status
         out += [rf"\emph{{{text(answer.cross_check.sentence())}}}", ""]
+    if appendix:
+        out += [r"\textbf{Appendix to this question.}", ""]
+        for number, why, shown in appendix:
+            out += [rf"A{number}. {why}", shown, ""]
+        out.append("")
     return out
-
-
-#: Displays longer than this (in LaTeX source characters) are set smaller to fit the page.
-LONG_DISPLAY = 260
-
-
-def _display(latex):
-    if len(latex) > 2 * LONG_DISPLAY:
-        return rf"{{\scriptsize \[ {latex} \]}}"
-    if len(latex) > LONG_DISPLAY:
-        return rf"{{\footnotesize \[ {latex} \]}}"
-    return rf"\[ {latex} \]"

@@ -9,7 +9,8 @@ import math
 import sympy as sp
 
 from .indices import indices_for
-from .latex import dims, entry, show, tex_name
+from . import display_names
+from .latex import braced, dims, entry, show, tex_name
 
 
 def size_symbol(name):
@@ -50,8 +51,9 @@ class Tensor:
 
     @property
     def tex(self):
-        """The name as LaTeX, braced when it has a subscript: x_in -> {x_{in}}."""
-        return tex_name(self.name)
+        """The name as LaTeX (its declared ``tex:`` or the default), braced when it has a subscript:
+        x_in -> {x_{\\mathrm{in}}}."""
+        return braced(self.latex_name) if self.latex_name != self.name else tex_name(self.name)
 
     @property
     def rank(self):
@@ -78,6 +80,13 @@ class Tensor:
         return f"{type(self).__name__}({self.name!r}, {self.shape})"
 
     def _repr_latex_(self):
+        """In a notebook: the tensor's space and, for a layer, its entry, with the declared names."""
+        tensors = {**self.leaves(), **(self.layer_inputs() if self.is_layer else {}), self.name: self}
+        names = {n: t.latex_name for n, t in tensors.items() if t.latex_name != n}
+        with display_names.declared({**dict(display_names.in_force()), **names}):
+            return self._latex_of_entry()
+
+    def _latex_of_entry(self):
         idx = self.free_indices()
         head = rf"{self.tex} \in {dims(self.shape)}"
         if not getattr(self, "is_layer", False):

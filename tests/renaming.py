@@ -31,8 +31,18 @@ EXPRESSION_KEYS = ("of", "wrt", "lhs", "rhs", "constraints", "given", "fold", "u
 POOL = ("i", "j", "k", "l", "m", "n", "p", "q", "r", "s", "t", "x", "y", "z", "a", "b", "c", "g", "h", "w")
 
 
+def _size_name(size):
+    """A size is a name, or a one-key mapping from its name to its options ({K: {tex: T}})."""
+    return str(next(iter(size))) if isinstance(size, dict) else str(size)
+
+
+def _layer_expr(value):
+    """A layer is an expression, or a mapping with its expression under 'expr' (and a 'tex')."""
+    return str(value.get("expr", "")) if isinstance(value, dict) else str(value)
+
+
 def _declared(scope):
-    names = [str(s) for s in scope.get("sizes") or []]
+    names = [_size_name(s) for s in scope.get("sizes") or []]
     names += [str(k) for k in (scope.get("tensors") or {})]
     names += [str(k).split("[")[0].strip() for k in (scope.get("layers") or {})]
     return names
@@ -45,7 +55,7 @@ def _texts(scope):
         shape = shape.get("shape", []) if isinstance(shape, dict) else shape
         out += [s for s in shape or [] if isinstance(s, str)]
     for key, value in (scope.get("layers") or {}).items():
-        out += [str(key), str(value)]
+        out += [str(key), _layer_expr(value)]
     for key in EXPRESSION_KEYS:
         value = scope.get(key)
         out += [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
@@ -92,21 +102,25 @@ def rename_text(text, mapping):
 
 
 def _rename_scope(scope, mapping):
+    """The scope with every identifier renamed. Display names (``tex:``) are dropped: they belong to
+    the original identifiers (a renamed tensor called x beside one displayed as x would be ambiguous),
+    so the renamed problem is shown with the default names of its new identifiers."""
     out = dict(scope)
     if "sizes" in scope and isinstance(scope["sizes"], list):
-        out["sizes"] = [mapping.get(str(s), s) for s in scope["sizes"]]
+        out["sizes"] = [mapping.get(_size_name(s), _size_name(s)) for s in scope["sizes"]]
     if isinstance(scope.get("tensors"), dict):
         tensors = {}
         for name, shape in scope["tensors"].items():
             if isinstance(shape, dict):
-                shape = {**shape, "shape": [rename_text(s, mapping) if isinstance(s, str) else s
-                                            for s in shape.get("shape", [])]}
+                shape = {**{k: v for k, v in shape.items() if k != "tex"},
+                         "shape": [rename_text(s, mapping) if isinstance(s, str) else s
+                                   for s in shape.get("shape", [])]}
             elif isinstance(shape, list):
                 shape = [rename_text(s, mapping) if isinstance(s, str) else s for s in shape]
             tensors[mapping.get(str(name), name)] = shape
         out["tensors"] = tensors
     if isinstance(scope.get("layers"), dict):
-        out["layers"] = {rename_text(str(k), mapping): rename_text(str(v), mapping)
+        out["layers"] = {rename_text(str(k), mapping): rename_text(_layer_expr(v), mapping)
                          for k, v in scope["layers"].items()}
     for key in EXPRESSION_KEYS:
         value = scope.get(key)

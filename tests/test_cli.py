@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBLEMS = REPO / "problems"
 PROBLEM_FILES = sorted(p for p in PROBLEMS.iterdir() if p.suffix in (".yaml", ".yml"))
 STATUSES = {"derived", "proved", "verified at sizes", "numerically checked", "failed", "authored text"}
-RECORD_FIELDS = {"problem", "question", "status", "detail", "answers", "error", "seconds"}
+RECORD_FIELDS = {"problem", "question", "status", "detail", "answers", "error", "seconds", "names"}
 
 
 

@@ -22,6 +22,7 @@ import sympy as sp
 
 from symderive import matrix_form
 from symderive.answer import Status
+from symderive.display_names import declared
 from symderive.evaluate import evaluate
 from symderive.indices import make_index
 from symderive.matrix_form import (Diag, Matrix, Outer, Product, TimeSum, check, latex_in_base,
@@ -88,7 +89,8 @@ def matrix_form_array(answer, arrays, scalars):
     names = symbols_by_name(value)
     free = [names[n] for n in free_index_names(element)]
     node = to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0])
-    assert latex_in_base(node, answer.index_base) == result(answer, "matrix form").value
+    with declared(answer.names):           # printed with the question's display names, as the sheet
+        assert latex_in_base(node, answer.index_base) == result(answer, "matrix form").value
     env_scalars = {names[n]: sp.Float(v) if not isinstance(v, int) else sp.Integer(v)
                    for n, v in scalars.items() if n in names}
     return np.asarray(node.value({"tensors": arrays, "scalars": env_scalars, "indices": {}}))
@@ -187,7 +189,7 @@ def test_gated_rnn_matrix_form_is_a_sum_of_outer_products(answers, qid):
     shown = result(answers[qid], "matrix form").latex
     assert "odot" in shown and "^{T}" in shown, shown
     assert r"\sum_{t=1}^{K}" in shown, shown          # the time sum, in the sheet's base (1)
-    assert "cs[t]" in shown and "xs[t]^{T}" in shown, shown
+    assert "c[t]" in shown and "x[t]^{T}" in shown, shown       # the question's names (tex: c, x)
 
 
 @pytest.mark.parametrize("qid", ["nyu21-1.2d", "nyu24-1.2.1d"])

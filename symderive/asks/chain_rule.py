@@ -4,7 +4,7 @@ import sympy as sp
 from ..answer import Kind, Result, Step
 from ..derivative import chain_rule, graph_names
 from ..errors import ExpressionError
-from ..latex import dims, entry, matrix, partial, too_large
+from ..latex import dims, entry, matrix, partial, tex_name, too_large
 from ..tensors import is_concrete
 from ..yaml_positions import position
 from .matrix_view import folded, matrix_result
@@ -44,23 +44,23 @@ def solve(ctx):
         Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
                axes=tuple(("wrt", i) for i in d.wrt_idx)),
         Result("dimension", wrt.shape,
-               rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}", Kind.SHAPE),
+               rf"\frac{{\partial {tex_name(loss)}}}{{\partial {wrt.tex}}} \in {dims(wrt.shape)}", Kind.SHAPE),
     ]
     conventions = {"gradient_shape", "zero_outside"}
     if 1 <= wrt.rank <= 2:
-        step, result = matrix_result(value, d.wrt_idx, rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}}",
+        step, result = matrix_result(value, d.wrt_idx, rf"\frac{{\partial {tex_name(loss)}}}{{\partial {wrt.tex}}}",
                                      of, wrt, ctx, extra={upstream: of.shape})
         if step:
             steps.append(step)
             results.append(result)
     if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
         array = c.array()
-        label = rf"\frac{{\partial {loss}}}{{\partial {wrt.tex}}}"
-        shown = (f"{label} = {matrix(array, ctx.base)}" if not too_large(array) else
+        label = rf"\frac{{\partial {tex_name(loss)}}}{{\partial {wrt.tex}}}"
+        printed = not too_large(array, ctx.base)
+        shown = (f"{label} = {matrix(array, ctx.base)}" if printed else
                  rf"{label} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}")
         steps.append(Step("", f"entries at the given sizes, in terms of {upstream} (the array is in the answer)"
-                          if not too_large(array)
-                          else "too large to print; given by the element formula above"))
+                          if printed else "too large to print; given by the element formula above"))
         results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
 

@@ -5,6 +5,7 @@ from ..answer import Kind, Result, Step
 from ..derivative import apply_signs, derivative, matrix_view
 from ..indices import substitute
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
+from ..page_fit import MATRIX_LINE, width
 from ..tensors import flat_positions, is_concrete, numel
 from .matrix_view import folded, matrix_result
 
@@ -63,7 +64,7 @@ def array_latex(array, of, wrt, d, ctx):
     vec = (rf"\frac{{\partial\, \mathrm{{vec}}({of.tex})}}{{\partial\, \mathrm{{vec}}({wrt.tex})}}"
            if len(of.shape) != 1 or len(wrt.shape) != 1 else
            rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}")
-    if not too_large(array):
+    if not too_large(array, ctx.base):
         return (f"{vec} = {matrix(array, ctx.base)}",
                 "entries read off the element formula; rows vec(y), columns vec(x), row-major")
     rows, cols = matrix_view(wrt.shape)
@@ -72,12 +73,13 @@ def array_latex(array, of, wrt, d, ctx):
         for r, pos in enumerate(flat_positions(of.shape)):
             label = rf"\frac{{\partial {entry(of.name, pos, ctx.base)}}}{{\partial {wrt.tex}}}"
             slices.append(f"{label} = {matrix(array[r, :].reshape(rows, cols), ctx.base)}")
-        return (r"\begin{gathered}" + r" \\ ".join(slices) + r"\end{gathered}",
-                f"one slice per entry of {of.name}, each with the shape of {wrt.name}; "
-                "entries read off the element formula")
+        if all(width(s) <= MATRIX_LINE for s in slices):
+                return (r"\begin{gathered}" + r" \\ ".join(slices) + r"\end{gathered}",
+                    f"one slice per entry of {of.name}, each with the shape of {wrt.name}; "
+                    "entries read off the element formula")
     nonzero = sum(1 for v in array if v != 0)
     return (rf"{vec} \in \mathbb{{R}}^{{{array.rows} \times {array.cols}}}",
-            f"{nonzero} nonzero entries; too large to print, given by the element formula above")
+            f"{nonzero} nonzero entries; too large or too wide to print, given by the element formula above")
 
 
 def _one_entry(ctx, of, wrt, at, d):

@@ -6,6 +6,7 @@ from ..answer import Kind, Result, Step
 from ..errors import ExpressionError
 from ..matrix_functions import symmetric_entries
 from ..derivative import intermediate_definitions
+from ..latex import tex_name
 from ..simplify import combine_sums, factor_sum_bodies, fold
 
 #: A matrix form must agree with the element formula to this absolute error.
@@ -38,10 +39,13 @@ def folded(value, of, wrt, steps, lhs, ctx):
     if sp.count_ops(factored) < sp.count_ops(new):
         new = factored
     if new != value:
-        names = ", ".join(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0]) for d in definitions
-                          if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0]))
-        steps.append(Step(f"{lhs} = {ctx.show(new)}", f"recognise the layer(s) {names}" if names else
-                          "collect the sums and factor their terms"))
+        names = [tex_name(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0])) for d in definitions
+                 if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0])]
+        shown, several = ", ".join(f"${n}$" for n in names), len(names) > 1
+        why = (f"write the intermediate quantit{'ies' if several else 'y'} {shown} by name instead of "
+               f"{'their definitions' if several else 'its definition'}") if names else \
+            "collect the sums and factor their terms"
+        steps.append(Step(f"{lhs} = {ctx.show(new)}", why))
     return new
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from ..display_names import reading_of, to_declared
 from ..evaluate import CannotEvaluate, evaluate
 from ..indices import for_display, substitute
 from ..layers import expand_layers
@@ -56,22 +57,29 @@ def check_latex(info, latex, deadline, seed=0, part=None):
     """The outcome of one answer to one question (``info``: targets.QuestionInfo); ``part``: the
     target every side is compared with (an answer to one part, ``csce636-q2:dW1``)."""
     lead = len(latex) - len(latex.lstrip())
+    scope = info.context_args.get("scope")           # the question's notation: W_x, h[t-1] -> Wx, hp
+    written, (latex, back) = latex, to_declared(latex, reading_of(scope) if scope is not None else {})
     try:
         parts = R.read(latex)
     except R.ReadError as exc:
-        return _located("unparseable", "parse", latex, exc.pos, exc.message, lead)
+        return _located("unparseable", "parse", written, _back(back, exc.pos), exc.message, lead)
     _, offset = R.strip_math(latex)
     checker = _Checker(info, latex, deadline, seed, part)
     try:
         return checker.run(parts)
     except M.ShapeMismatch as exc:
-        return _located("incorrect", "shape", latex, _shift(exc.pos, offset), exc.message, lead)
+        return _located("incorrect", "shape", written, _back(back, _shift(exc.pos, offset)), exc.message, lead)
     except M.UnknownName as exc:
-        return _located(UNKNOWN_NAME, "names", latex, _shift(exc.pos, offset), exc.message, lead)
+        return _located(UNKNOWN_NAME, "names", written, _back(back, _shift(exc.pos, offset)), exc.message, lead)
     except M.MeaningError as exc:
-        return _located("unparseable", "parse", latex, _shift(exc.pos, offset), exc.message, lead)
+        return _located("unparseable", "parse", written, _back(back, _shift(exc.pos, offset)), exc.message, lead)
     except Incorrect as exc:
         return Outcome("incorrect", exc.decided_by, exc.evidence)
+
+
+def _back(back, pos):
+    """A position in the answer as read (display names replaced) as a position in it as written."""
+    return None if pos is None else back(pos)
 
 
 def _shift(pos, offset):
