@@ -62,7 +62,7 @@ class Declarations:
         for name, shape_spec in tensors.items():
             check_name(name, "tensor")
             if isinstance(shape_spec, dict):
-                self._display_name(name, shape_spec, "tensor", allowed=("shape", "value", "tex"))
+                self._display_name(name, shape_spec, "tensor", allowed=("shape", "value", "symmetric", "tex"))
             self.tensors[str(name)] = self._tensor(name, shape_spec)
         for key, expr in layers.items():
             match = CUSTOM_LAYER.match(str(key))
