@@ -114,16 +114,13 @@ FUNCTIONS = (
              r"\sigma", lambda a: sigmoid(a) * (1 - sigmoid(a))),
     Function("relu", relu, lambda a: max(a, 0.0), lambda a: _numpy("maximum")(a, 0.0), "relu", r"\operatorname{ReLU}",
              lambda a: sp.Heaviside(a, 0)),
-    # GELU's Φ(x) = (1 + erf(x/√2))/2; sign is |x|′ (Huber's loss beyond delta), 0 at 0 as in PyTorch
+    # GELU's Φ(x) = (1 + erf(x/√2))/2; sign is |x|′ (Huber's loss beyond delta, norm(v, 1)), 0 at 0 as torch.sign
     Function("erf", sp.erf, math.erf, _vectorized(math.erf), "erf", r"\operatorname{erf}",
              lambda a: 2 * sp.exp(-a ** 2) / sp.sqrt(sp.pi)),
-    Function("sign", sp.sign, _sign, _numpy("sign"), "sign", r"\operatorname{sign}"),
+    Function("sign", sp.sign, _sign, _numpy("sign"), "sign", r"\operatorname{sign}", lambda a: sp.S.Zero),
     Function("floor", sp.floor, math.floor, _numpy("floor"), "floor"),
     Function("ceiling", sp.ceiling, math.ceil, _numpy("ceil"), "ceil"),
     Function("Abs", sp.Abs, abs, _numpy("abs"), "abs"),
-    # the derivative of |x| (of norm(v, 1)); sign(0) = 0, as torch.sign
-    Function("sign", sp.sign, lambda a: float((a > 0) - (a < 0)), _numpy("sign"), "sign", r"\operatorname{sign}",
-             lambda a: sp.S.Zero, in_files=False),
     Function("sin", sp.sin, math.sin, _numpy("sin"), "sin", in_files=False),
     Function("cos", sp.cos, math.cos, _numpy("cos"), "cos", in_files=False),
 )

@@ -164,7 +164,7 @@ def test_shipped_questions_agree_with_torch():
     assert [a.status.value for a in answers] == ["derived"] * len(answers), [a.error for a in answers]
     nielsen = " ".join(step.latex for step in answers[0].steps)
     # BP2 and BP4 in vectors, each checked against its step (a form that failed would be left out)
-    assert r"\odot" in nielsen and r"{W_{3}}^{T} {\delta^{z3}}" in nielsen and r"x^{T}" in nielsen, nielsen
+    assert r"\odot" in nielsen and r"{W_{3}}^{T} {\delta^{z_{3}}}" in nielsen and r"x^{T}" in nielsen, nielsen
     reports = verify.cross_check(problem, answers)
     assert len(reports) == len(answers)
     for r in reports:

@@ -419,7 +419,7 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "cookbook-trace-AXinv": "-X^{-T} A^{T} X^{-T}",
     "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
     "logistic-regression": r"X^{T} \left(-y + p\right)",
-    "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)",
+    "gaussian-mean-symmetric": r"{\Lambda} \sum_{n=1}^{N} \left(-{\mu} + X[n]\right)",
 }
 
 
@@ -515,7 +515,7 @@ def test_symmetric_quadratic_form_is_2Ax(symmetric):
 def test_symmetric_precision_gives_lambda_times_the_residual_sum(symmetric):
     _, answers = symmetric
     answer = answers["gaussian-mean"]
-    assert result(answer, Kind.MATRIX_FORM).value == r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)"
+    assert result(answer, Kind.MATRIX_FORM).value == r"{\Lambda} \sum_{n=1}^{N} \left(-{\mu} + X[n]\right)"
     rng = rng_for("symmetric-gaussian")
     for n, d in ((3, 2), (2, 4)):
         arrays = {"X": rng.normal(size=(n, d)), "mu": rng.normal(size=d), "Lambda": symmetric_matrix(rng, d)}
@@ -544,3 +544,14 @@ def test_checking_draws_symmetric_values(symmetric):
         report = problem.check({"quadratic-form": latex}, workers=1, isolate=False)
         verdicts[latex] = next(v.verdict for v in report.verdicts if v.question == "quadratic-form")
     assert verdicts == {r"$2 A x$": "correct", r"$(A + A^{T}) x$": "correct", r"$A x$": "incorrect"}
+
+
+def test_an_inverse_in_an_answer_is_refused_not_misgraded():
+    """(X^{-1})_{qp} is the right ∂ log det X/∂X_pq; the checker does not read inverses yet, and must
+    say so (unparseable) rather than read X^{-1}_{qp} as 1/X_qp and call a right answer incorrect."""
+    problem = load_problem(MATRIX_CALCULUS)
+    for latex in (r"$\frac{\partial L}{\partial X_{p,q}} = {X^{-1}}_{q,p}$", r"$(X^{-1})_{q,p}$"):
+        report = problem.check({"cookbook-logdet": latex}, workers=1, isolate=False)
+        verdict = next(v for v in report.verdicts if v.question == "cookbook-logdet")
+        assert verdict.verdict == "unparseable", (latex, verdict)
+        assert "X^{-1} of a matrix" in verdict.evidence

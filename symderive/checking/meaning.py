@@ -626,6 +626,10 @@ class _Resolver:
             return Val(ctx.bound[name + "'" * primes] + ctx.base)          # s' bound by \sum_{s'=1}^{n}
         if primes:
             self.fail(f"{name}{chr(39) * primes} is not declared{_declared_hint(ctx)}", node, UnknownName)
+        tensor = ctx.tensor(name)
+        if power is not None and tensor is not None and len(tensor.shape) == 2 and _minus_one(power):
+            # (X^{-1})_{qp} is an entry of the inverse, X_{qp}^{-1} is 1/X_{qp}: refuse rather than guess
+            self.fail(f"{name}^{{-1}} of a matrix (an inverse, or 1/{name}_{{ij}}) is not read yet", power)
         value = self.entry(name, time_groups, groups, node)
         if transpose % 2:
             value = _transpose(value)
@@ -915,3 +919,15 @@ FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log, 
              "step": lambda a: sp.Heaviside(a, 0), "sign": sp.sign, "floor": sp.floor, "ceiling": sp.ceiling,
              "sech": sp.sech, "cosh": sp.cosh, "sinh": sp.sinh}
 DERIVATIVES = {f.name: f.derivative for f in FUNCTION_RULES if f.derivative is not None}
+
+
+def _minus_one(power):
+    """Whether a superscript reads -1 (as in X^{-1}).
+
+    >>> from symderive.checking import reader as R
+    >>> [_minus_one(R.read(t)[0].items[0].scripts[0][1]) for t in ("X^{-1}", "X^{2}", "X^{-2}")]
+    [True, False, False]
+    """
+    while isinstance(power, R.Group) and power.paren == "{" and not power.scripts:
+        power = power.body
+    return isinstance(power, R.Neg) and isinstance(power.arg, R.Num) and power.arg.text == "1"
