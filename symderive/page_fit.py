@@ -314,7 +314,36 @@ def _break_term(op, items, limit):
                 lines += [rf"\left. {p} \right." for p in parts[1:-1]]
                 lines.append(rf"\left. {parts[-1]} \right{right}{suffix} {after}".strip())
                 return lines
+    if len(items) > 1 and width(_join(op, items)) > limit:
+        return _between_factors(op, items, limit)
     return [_join(op, items)]
+
+
+def _between_factors(op, items, limit):
+    r"""A product wider than the line whose head, widest factor and tail each fit but not together
+    (``\sum (a)(b)(c)``): as many factors on a line as fit, the next on lines marked as continuing.
+
+    >>> _between_factors("+", ["x", "y", "z"], 28)
+    ['+ x y', '\\cdot z']
+    """
+    groups, current = [], []
+    for item in items:
+        if current and width(_join(op if not groups else "", current + [item])) > limit:
+            groups.append(current)
+            current = []
+        current.append(item)
+    groups.append(current)
+    lines = _fitted(op, groups[0], limit)
+    for group in groups[1:]:
+        lines = _continued(lines, _fitted("", group, limit))
+    return lines
+
+
+def _fitted(op, group, limit):
+    """A group of factors as one line, or a single factor too wide for one broken inside."""
+    if len(group) == 1 and width(_join(op, group)) > limit:
+        return _break_term(op, group, limit)
+    return [_join(op, group)]
 
 
 def _continued(head, lines):

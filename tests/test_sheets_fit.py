@@ -140,6 +140,20 @@ def test_a_wide_bracket_is_broken_inside_with_matching_delimiters():
     assert all(width(line) <= LINE + 20 for line in lines)
 
 
+def test_a_product_whose_factors_fit_only_apart_is_broken_between_them():
+    """Σ (H(...)) (ReLU(...)) (sign(...)) X of a Huber gradient: the head, the widest factor and the tail
+    each fit, together they do not, and no factor has a + or − to break at (coursework-layers)."""
+    inner = r"\left|{t_{i} - \sum_{j=0}^{D - 1} X_{i,j} w_{j}}\right| - 1"
+    factors = [rf"\left(H\left({inner}\right)\right)", rf"\left(\operatorname{{ReLU}}\left({inner}\right)\right)",
+               rf"\left(\operatorname{{sign}}{{\left(t_{{i}} - \sum_{{j=0}}^{{D - 1}} X_{{i,j}} w_{{j}}\right)}}\right)"]
+    term = r"\sum_{i=0}^{N - 1} " + " ".join(factors) + r" X_{i,p}"
+    assert width(term) > LINE
+    lines = break_lines(rf"g = a + {term}")
+    assert len(lines) > 1 and all(width(line) <= LINE for line in lines)
+    assert lines[-1].startswith(r"\cdot")                     # the continued product is marked
+    assert "".join(lines).replace(r"\cdot", "").replace(" ", "") == rf"g = a + {term}".replace(" ", "")
+
+
 def test_notebooks_show_the_declared_names():
     """A tensor or layer shown in a notebook uses its display names, declared or default."""
     import symderive as sd
