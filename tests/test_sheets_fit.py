@@ -154,6 +154,15 @@ def test_a_product_whose_factors_fit_only_apart_is_broken_between_them():
     assert "".join(lines).replace(r"\cdot", "").replace(" ", "") == rf"g = a + {term}".replace(" ", "")
 
 
+def test_a_list_of_definitions_starts_each_on_its_own_line():
+    """τ₁ = …, τ₂ = … (a numeric pass's abbreviations) too wide for a line: every τ begins a row aligned at
+    its =, never '… , τ₂' then '= …' on the next line."""
+    value = r"\frac{-1 + \tanh{\left(\frac{808943 \sqrt{2}}{1600000 \sqrt{\pi}} \right)}}{4} \approx -0.1543"
+    shown, rows = display(r",\quad ".join(rf"\tau_{{{k}}} = {value}" for k in range(1, 5)), boxed=True)
+    assert rows == 4 and shown.count(r"\\") == 3
+    assert all(row.strip().startswith(rf"\tau_{{{k}}} & =") for k, row in enumerate(shown.split(r"\\")[1:], 2))
+
+
 def test_notebooks_show_the_declared_names():
     """A tensor or layer shown in a notebook uses its display names, declared or default."""
     import symderive as sd
