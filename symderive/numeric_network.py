@@ -507,12 +507,40 @@ def formula_backward(net, layer, step):
     formula, symbolic = _formula_layer(layer, step.name_in, step.x_in.rows)
     values = {symbolic.base[i]: net.full(v) for i, v in enumerate(step.x_in)}
     jacobian = derivative(formula, symbolic).array().xreplace(values).applyfunc(lambda e: tidy(e.doit()))
+    jacobian = _named_entries(net, jacobian, layer.name, step.name_in)
     below = (jacobian.T * step.grad).applyfunc(tidy)
     step.record(rf"{step.target} = J^{{T}} {step.d_out} = {net.shown(jacobian.T)} {matrix(step.grad)} = "
                 rf"{net.shown(below)}",
                 f"J = ∂{layer.name}/∂{step.name_in}: the derivative of {layer.kind}'s index formula, "
                 f"at the input's values")
     return below
+
+
+def _named_entries(net, jacobian, name_out, name_in):
+    r"""The Jacobian with each entry that is not a rational number written as a τ, like the forward
+    values: GELU's derivative at s = −1/2 is a sum of tanh terms far wider than a line, and the
+    products with ∂E/∂output, then with the layer input, would repeat it in every entry. A value
+    already abbreviated keeps its τ; the new ones are recorded as a step with the entry they name."""
+    known = {meaning: symbol for symbol, meaning in net.result.definitions}
+    start, base = len(net.result.definitions), net.ctx.base
+    labels = {}
+    named = sp.zeros(jacobian.rows, jacobian.cols)
+    for r in range(jacobian.rows):
+        for c in range(jacobian.cols):
+            value = jacobian[r, c]
+            if value.is_Rational or value in known:
+                named[r, c] = known.get(value, value)
+                continue
+            named[r, c] = known[value] = net.abbreviate(value)
+            labels[named[r, c]] = (rf"\frac{{\partial {tex_name(name_out)}_{{{r + base}}}}}"
+                                   rf"{{\partial {tex_name(name_in)}_{{{c + base}}}}}")
+    new = net.result.definitions[start:]
+    if new:
+        net.result.backward_steps.append((r",\quad ".join(
+            rf"{sp.latex(symbol)} = {labels[symbol]} = {sp.latex(meaning)}" for symbol, meaning in new),
+            f"abbreviations for the entries of J = ∂{name_out}/∂{name_in} that are not rational (each $\\tau$ "
+            f"stands for the value written after it)"))
+    return named
 
 
 FROM_FORMULA = NumericRule(formula_forward, formula_backward)

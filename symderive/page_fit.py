@@ -55,8 +55,8 @@ def atoms(s):
     r"""Split LaTeX into top-level atoms: a character, a command with its arguments and
     scripts, a braced group, a whole ``\left … \right`` pair or environment.
 
-    >>> atoms(r"a + \frac{1}{2} \left(x - y\right)^{2}")
-    ['a', '+', '\\frac{1}{2}', '\\left(x - y\\right)^{2}']
+    >>> atoms(r"a + \frac{1}{2} \left(x - y\right)^{2} \approx -0.25")
+    ['a', '+', '\\frac{1}{2}', '\\left(x - y\\right)^{2}', '\\approx', '-', '0.25']
     """
     out, i = [], 0
     while i < len(s):
@@ -86,6 +86,8 @@ def _scan(s, i):
             i = _skip_args(s, i, 2)
         elif name in _ONE_ARGUMENT:
             i = _skip_args(s, i, 1)
+    elif ch.isdigit():                            # a number is one atom: 0.1326, not 0 . 1 3 2 6
+        i = re.compile(r"\d*(?:\.\d+)?").match(s, i).end()
     else:
         i += 1
     body_end = i
@@ -314,7 +316,36 @@ def _break_term(op, items, limit):
                 lines += [rf"\left. {p} \right." for p in parts[1:-1]]
                 lines.append(rf"\left. {parts[-1]} \right{right}{suffix} {after}".strip())
                 return lines
+    if len(items) > 1 and width(_join(op, items)) > limit:
+        return _between_factors(op, items, limit)
     return [_join(op, items)]
+
+
+def _between_factors(op, items, limit):
+    r"""A product wider than the line whose head, widest factor and tail each fit but not together
+    (``\sum (a)(b)(c)``): as many factors on a line as fit, the next on lines marked as continuing.
+
+    >>> _between_factors("+", ["x", "y", "z"], 28)
+    ['+ x y', '\\cdot z']
+    """
+    groups, current = [], []
+    for item in items:
+        if current and width(_join(op if not groups else "", current + [item])) > limit:
+            groups.append(current)
+            current = []
+        current.append(item)
+    groups.append(current)
+    lines = _fitted(op, groups[0], limit)
+    for group in groups[1:]:
+        lines = _continued(lines, _fitted("", group, limit))
+    return lines
+
+
+def _fitted(op, group, limit):
+    """A group of factors as one line, or a single factor too wide for one broken inside."""
+    if len(group) == 1 and width(_join(op, group)) > limit:
+        return _break_term(op, group, limit)
+    return [_join(op, group)]
 
 
 def _continued(head, lines):
@@ -373,30 +404,51 @@ def display(latex, boxed=False, limit=LINE):
     >>> display("x = y")
     ('\\[ x = y \\]', 1)
     """
-    lines = break_lines(latex, limit - (10 if boxed else 0))
+    room = limit - (10 if boxed else 0)
+    lines = break_lines(latex, room)
     if len(lines) == 1:
         inner = rf"\boxed{{{latex}}}" if boxed else latex
         return rf"\[ {inner} \]", 1
+    items = [item.strip() for item in _split_top(latex, r",\quad")]
+    if len(items) > 1:                      # a list (τ₁ = …, τ₂ = …): each item begins a line
+        rows = []
+        for k, item in enumerate(items):
+            rows += _aligned_rows(break_lines(item, room))
+            rows[-1] += " ," if k < len(items) - 1 else ""
+    else:
+        rows = _aligned_rows(lines)
+    if boxed and len(rows) <= BOXED_LINES:
+        return r"\[ \boxed{\begin{aligned} " + r" \\ ".join(rows) + r" \end{aligned}} \]", len(rows)
+    # align* may break across pages (the sheet allows display breaks); a box could not
+    return r"\begin{align*} " + r" \\ ".join(rows) + r" \end{align*}", len(rows)
+
+
+def _aligned_rows(lines):
+    r"""Rows of an ``aligned`` block: the first aligned at its first top-level relation, the
+    others indented after it.
+
+    >>> _aligned_rows(["a = b", "+ c"])
+    ['a & = b', '&\\quad + c']
+    """
     first = lines[0]
     rel = next((r for r in (" = ", r" \leq ", r" \in ", r" \approx ") if r in first and _top_level(first, r)), None)
     if rel:
         k = _top_level(first, rel)
-        rows = [f"{first[:k]} &{first[k:]}"] + [rf"&\quad {line}" for line in lines[1:]]
-    else:
-        rows = [f"& {first}"] + [rf"&\quad {line}" for line in lines[1:]]
-    if boxed and len(lines) <= BOXED_LINES:
-        return r"\[ \boxed{\begin{aligned} " + r" \\ ".join(rows) + r" \end{aligned}} \]", len(lines)
-    # align* may break across pages (the sheet allows display breaks); a box could not
-    return r"\begin{align*} " + r" \\ ".join(rows) + r" \end{align*}", len(lines)
+        return [f"{first[:k]} &{first[k:]}"] + [rf"&\quad {line}" for line in lines[1:]]
+    return [f"& {first}"] + [rf"&\quad {line}" for line in lines[1:]]
 
 
 def _top_level(s, needle):
-    """Position of ``needle`` in ``s`` outside braces and \\left…\\right, or 0."""
+    """Position of ``needle`` in ``s`` outside braces, \\left…\\right and environments, or 0.
+
+    >>> _top_level(r"\\begin{gathered}A = b\\end{gathered}", " = "), _top_level("a = b", " = ")
+    (0, 1)
+    """
     depth, k = 0, 0
     while k < len(s):
-        if s.startswith(r"\left", k) and not s[k + 5:k + 6].isalpha():
+        if (s.startswith(r"\left", k) and not s[k + 5:k + 6].isalpha()) or s.startswith(r"\begin{", k):
             depth += 1
-        elif s.startswith(r"\right", k) and not s[k + 6:k + 7].isalpha():
+        elif (s.startswith(r"\right", k) and not s[k + 6:k + 7].isalpha()) or s.startswith(r"\end{", k):
             depth -= 1
         elif s[k] == "{" and (k == 0 or s[k - 1] != "\\"):
             depth += 1

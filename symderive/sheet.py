@@ -29,6 +29,7 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \allowdisplaybreaks
 \setlength{\parindent}{0pt}
 \setlength{\parskip}{4pt}
+\setlength{\emergencystretch}{3em}
 \addtolength{\textwidth}{1.6in}
 \addtolength{\oddsidemargin}{-0.8in}
 \addtolength{\evensidemargin}{-0.8in}

@@ -148,3 +148,24 @@ def test_numeric_pass_matches_torch_backward(tmp_path, module, reference):
     for name, tensor in (("de/dW", W), ("de/dB", B), ("de/dV", V)):
         value = np.array([[float(sp.N(v, 30)) for v in row] for row in got[name].tolist()])
         np.testing.assert_allclose(value.reshape(tensor.shape), tensor.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_numeric_pass_names_the_jacobians_irrational_entries(tmp_path):
+    """GELU's derivative at s is a sum of tanh terms wider than a line: the pass writes J's entries as τ's
+    (defined in a step, each with the entry it names), so ∂e/∂s and ∂e/∂W stay short; the τ's stand for
+    the derivative torch's autograd computes, and the answers' values have every τ written out."""
+    from symderive.problem import load_problem
+    path = tmp_path / "net.yaml"
+    path.write_text(NETWORK.format(module="GELU(approximate='tanh')"))
+    (answer,) = load_problem(path).solve()
+    steps = [s for s in answer.steps if "entries of J" in s.why]
+    assert len(steps) == 1 and r"\frac{\partial a_{0}}{\partial s_{0}}" in steps[0].latex
+    shown = {r.label: r.latex for r in answer.results}
+    assert r"\tau_{3}" in shown["de/ds"] and r"\tanh" not in shown["de/ds"] + shown["de/dW"]
+    where = {str(s).strip(): m for s, _, m in (d.partition(" = ") for d in answer.results[-1].value.split(", "))}
+    s = torch.tensor([1.0 * 1 + 2 * -2 - 0.5 - 1, 3.0 - 0.5 + 1 + 0.5], dtype=torch.float64, requires_grad=True)
+    F.gelu(s, approximate="tanh").sum().backward()
+    for k, expected in zip(("tau_3", "tau_4"), s.grad.tolist()):
+        assert float(sp.N(sp.sympify(where[k]), 30)) == pytest.approx(expected, rel=1e-12)
+    values = {r.label: r.value for r in answer.results}
+    assert not any(str(v).count("tau") for k, v in values.items() if k != "where")

@@ -140,6 +140,29 @@ def test_a_wide_bracket_is_broken_inside_with_matching_delimiters():
     assert all(width(line) <= LINE + 20 for line in lines)
 
 
+def test_a_product_whose_factors_fit_only_apart_is_broken_between_them():
+    """Σ (H(...)) (ReLU(...)) (sign(...)) X of a Huber gradient: the head, the widest factor and the tail
+    each fit, together they do not, and no factor has a + or − to break at (coursework-layers)."""
+    inner = r"\left|{t_{i} - \sum_{j=0}^{D - 1} X_{i,j} w_{j}}\right| - 1"
+    factors = [rf"\left(H\left({inner}\right)\right)", rf"\left(\operatorname{{ReLU}}\left({inner}\right)\right)",
+               rf"\left(\operatorname{{sign}}{{\left(t_{{i}} - \sum_{{j=0}}^{{D - 1}} X_{{i,j}} w_{{j}}\right)}}\right)"]
+    term = r"\sum_{i=0}^{N - 1} " + " ".join(factors) + r" X_{i,p}"
+    assert width(term) > LINE
+    lines = break_lines(rf"g = a + {term}")
+    assert len(lines) > 1 and all(width(line) <= LINE for line in lines)
+    assert lines[-1].startswith(r"\cdot")                     # the continued product is marked
+    assert "".join(lines).replace(r"\cdot", "").replace(" ", "") == rf"g = a + {term}".replace(" ", "")
+
+
+def test_a_list_of_definitions_starts_each_on_its_own_line():
+    """τ₁ = …, τ₂ = … (a numeric pass's abbreviations) too wide for a line: every τ begins a row aligned at
+    its =, never '… , τ₂' then '= …' on the next line."""
+    value = r"\frac{-1 + \tanh{\left(\frac{808943 \sqrt{2}}{1600000 \sqrt{\pi}} \right)}}{4} \approx -0.1543"
+    shown, rows = display(r",\quad ".join(rf"\tau_{{{k}}} = {value}" for k in range(1, 5)), boxed=True)
+    assert rows == 4 and shown.count(r"\\") == 3
+    assert all(row.strip().startswith(rf"\tau_{{{k}}} & =") for k, row in enumerate(shown.split(r"\\")[1:], 2))
+
+
 def test_notebooks_show_the_declared_names():
     """A tensor or layer shown in a notebook uses its display names, declared or default."""
     import symderive as sd
