@@ -8,7 +8,8 @@ answers repeat, as they do in a class. Each problem is graded with ``grade`` as
 
 Printed per problem and in total: answers, unique answers, wall time, CPU time (this process and its
 workers, the questions' solving included), answers per CPU-second ("per core"), unique answers per
-CPU-second (what the rate would be if no two students wrote the same answer), and the ratio against the baseline: the same run with
+CPU-second (what the rate would be if no two students wrote the same answer), and the ratio against the
+baseline: the same run with
 another checkout's code (``--baseline DIR``, e.g. a ``git archive main``), or the 35 answers/s/core the
 issue measured when no baseline is given.
 

@@ -164,9 +164,11 @@ def test_bracketed_entries_of_a_derivative_name_its_indices(lhs, right):
 
 def test_bracketed_entries_of_a_five_axis_derivative():
     # ∂f_{a,b}/∂W_{p,q,r} = δ_{ap} x_{q, 2b+r−2} (stride 2, index base 1).
-    v = verdict(NYU21, "nyu21-1.1c-ii", r"\frac{\partial f}{\partial W}[a][b][p][q][r] = \delta_{a,p} x_{q, 2b + r - 2}")
+    v = verdict(NYU21, "nyu21-1.1c-ii",
+                r"\frac{\partial f}{\partial W}[a][b][p][q][r] = \delta_{a,p} x_{q, 2b + r - 2}")
     assert v.verdict == "correct", v.evidence
-    v = verdict(NYU21, "nyu21-1.1c-ii", r"\frac{\partial f}{\partial W}[a, b, p, q, r] = \delta_{a,p} x_{q, 2b + r - 1}")
+    v = verdict(NYU21, "nyu21-1.1c-ii",
+                r"\frac{\partial f}{\partial W}[a, b, p, q, r] = \delta_{a,p} x_{q, 2b + r - 1}")
     assert v.verdict == "incorrect", v.evidence
 
 
@@ -210,7 +212,8 @@ def test_an_unknown_part_is_a_verdict_on_that_answer_not_a_rejected_file():
     report = _grade(CQ, {"cq-3.5:W'": r"\begin{bmatrix} 0.9914 & -0.008621 \\ 0 & -1 \end{bmatrix}",
                          "cq-3.5:V'": "1", "cq-3.3": "513466"})
     v = report["cq-3.5"]
-    assert v.verdict == "unknown name" and "no part “V'”" in v.evidence and "its parts: W', B'" in v.evidence, v.evidence
+    assert v.verdict == "unknown name", v.evidence
+    assert "no part “V'”" in v.evidence and "its parts: W', B'" in v.evidence, v.evidence
     assert "W': correct" in v.evidence
     assert report["cq-3.3"].verdict == "correct"
 
@@ -319,9 +322,11 @@ def test_cong_and_a_leading_approx():
 
 def test_primed_summation_indices():
     # ∂l/∂W_{p,q,r} = Σ_j g_{p,j} x_{q,2j+r-2}, with the summation index written j'.
-    v = verdict(NYU21, "nyu21-1.1c-iv", r"\frac{\partial l}{\partial W_{p,q,r}} = \sum_{j'=1}^{2} g_{p,j'} x_{q,2j'+r-2}")
+    v = verdict(NYU21, "nyu21-1.1c-iv",
+                r"\frac{\partial l}{\partial W_{p,q,r}} = \sum_{j'=1}^{2} g_{p,j'} x_{q,2j'+r-2}")
     assert v.verdict == "correct", v.evidence
-    v = verdict(NYU21, "nyu21-1.1c-iv", r"\frac{\partial l}{\partial W_{p,q,r}} = \sum_{j'=1}^{2} g_{p,j'} x_{q,2j+r-2}")
+    v = verdict(NYU21, "nyu21-1.1c-iv",
+                r"\frac{\partial l}{\partial W_{p,q,r}} = \sum_{j'=1}^{2} g_{p,j'} x_{q,2j+r-2}")
     assert v.verdict != "correct", v.evidence            # j (unprimed) is not the summation index
 
 

@@ -35,15 +35,22 @@ KNOWN_FAILURES = {
     ('csce636-q2', 'de/dW2'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
     ('csce636-q2', 'de/dW3'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
     ('csce636-q3c', 'bottleneck / standard'): 'a ratio labelled \\frac{\\text{bottleneck}}{\\text{standard}}',
-    ('csce636-q4a', 'gamma, beta'): '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
-    ('csce636-q4a', 'averaged over'): '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
-    ('csce636-q4b', 'gamma, beta'): '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
-    ('csce636-q4b', 'averaged over'): '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
-    ('csce636-q5c', 'padding'): 'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
-    ('csce636-q5c', 'kernels'): 'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
+    ('csce636-q4a', 'gamma, beta'):
+        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
+    ('csce636-q4a', 'averaged over'):
+        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
+    ('csce636-q4b', 'gamma, beta'):
+        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
+    ('csce636-q4b', 'averaged over'):
+        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
+    ('csce636-q5c', 'padding'):
+        'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
+    ('csce636-q5c', 'kernels'):
+        'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
     ('hw5-p1a', 'derivative'): 'a formula in the state, a trajectory, and d: labels the question does not know',
     ('hw5-p1a', 'trajectory'): 'a formula in the state, a trajectory, and d: labels the question does not know',
-    ('hw5-p1a', 'derivative at the fixed point'): 'a formula in the state, a trajectory, and d: labels the question does not know',
+    ('hw5-p1a', 'derivative at the fixed point'):
+        'a formula in the state, a trajectory, and d: labels the question does not know',
     ('hw5-p1b', 'derivative'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p1b', 'trajectory'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p1b', 'derivative at the fixed point'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',

@@ -144,8 +144,10 @@ def test_a_product_whose_factors_fit_only_apart_is_broken_between_them():
     """Σ (H(...)) (ReLU(...)) (sign(...)) X of a Huber gradient: the head, the widest factor and the tail
     each fit, together they do not, and no factor has a + or − to break at (coursework-layers)."""
     inner = r"\left|{t_{i} - \sum_{j=0}^{D - 1} X_{i,j} w_{j}}\right| - 1"
-    factors = [rf"\left(H\left({inner}\right)\right)", rf"\left(\operatorname{{ReLU}}\left({inner}\right)\right)",
-               rf"\left(\operatorname{{sign}}{{\left(t_{{i}} - \sum_{{j=0}}^{{D - 1}} X_{{i,j}} w_{{j}}\right)}}\right)"]
+    factors = [rf"\left(H\left({inner}\right)\right)",
+               rf"\left(\operatorname{{ReLU}}\left({inner}\right)\right)",
+               rf"\left(\operatorname{{sign}}{{\left(t_{{i}} - \sum_{{j=0}}^{{D - 1}} "
+               rf"X_{{i,j}} w_{{j}}\right)}}\right)"]
     term = r"\sum_{i=0}^{N - 1} " + " ".join(factors) + r" X_{i,p}"
     assert width(term) > LINE
     lines = break_lines(rf"g = a + {term}")
@@ -187,7 +189,8 @@ def test_a_wide_fraction_is_never_read_as_a_different_quotient():
 
 @pytest.mark.parametrize("problem_file, qid, latex, verdict", [
     ("nyu-dl-2021-hw3.yaml", "nyu21-1.2d",
-     r"\operatorname{diag}(c[t]) + \operatorname{diag}((1 - c[t]) \odot (h[t-1] - W_x x[t]) \odot c[t]) W_h", "correct"),
+     r"\operatorname{diag}(c[t]) + \operatorname{diag}((1 - c[t]) \odot (h[t-1] - W_x x[t]) \odot c[t]) W_h",
+     "correct"),
     ("nyu-dl-2021-hw3.yaml", "nyu21-1.2d",
      r"\operatorname{diag}(c[t]) + \operatorname{diag}((1 - c[t]) \odot (h[t-1] + W_x x[t]) \odot c[t]) W_h",
      "incorrect"),

@@ -157,9 +157,9 @@ def compare(ctx, chosen):
             shown = rf"\frac{{{sp.latex(totals[chosen[0]])}}}{{{sp.latex(first[1][chosen[0]])}}}"
             if ratio.is_number:
                 shown += rf" \approx {sp.latex(sp.N(ratio, 4))}"
-            results.append(Result(f"{name} / {first[0]}", ratio,
-                                  rf"\frac{{{name_tex(name)}}}{{{name_tex(first[0])}}}\ \text{{({LABELS[chosen[0]]})}}:\ "
-                                  + shown, Kind.VALUE, key=ratio_key(name, first[0])))
+            label = rf"\frac{{{name_tex(name)}}}{{{name_tex(first[0])}}}\ \text{{({LABELS[chosen[0]]})}}:\ "
+            results.append(Result(f"{name} / {first[0]}", ratio, label + shown, Kind.VALUE,
+                                  key=ratio_key(name, first[0])))
     return ctx.answer(results, steps)
 
 

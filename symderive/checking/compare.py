@@ -803,7 +803,8 @@ def _label_prefix_target(label, targets):
     goes on past the target's own: "standard multiply-adds per example" -> "standard multiply-adds"."""
     words = _label_words(label)
     found = [t for t in targets if t.label and _label_words(t.label)
-             and words[:len(_label_words(t.label))] == _label_words(t.label) and len(words) > len(_label_words(t.label))]
+             and words[:len(_label_words(t.label))] == _label_words(t.label)
+             and len(words) > len(_label_words(t.label))]
     return max(found, key=lambda t: len(_label_words(t.label)), default=None)
 
 

@@ -34,8 +34,8 @@ class Verdict:
         return record
 
     def _repr_markdown_(self):
-        mark = {CORRECT: "✅", INCORRECT: "❌", UNPARSEABLE: "⚠️", UNKNOWN_NAME: "❓", MISSING: "∅", TIMEOUT: "⏱", UNCHECKED: "·",
-                ERROR: "⚠️"}[self.verdict]
+        mark = {CORRECT: "✅", INCORRECT: "❌", UNPARSEABLE: "⚠️", UNKNOWN_NAME: "❓", MISSING: "∅", TIMEOUT: "⏱",
+                UNCHECKED: "·", ERROR: "⚠️"}[self.verdict]
         how = f" ({self.decided_by})" if self.decided_by else ""
         evidence = f": {_md(self.evidence)}" if self.evidence else ""
         return f"{mark} **{self.question}**: {self.verdict}{how}{evidence}"
