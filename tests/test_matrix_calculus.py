@@ -419,13 +419,18 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "cookbook-trace-AXinv": "-X^{-T} A^{T} X^{-T}",
     "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
     "logistic-regression": r"X^{T} \left(-y + p\right)",
-    "gaussian-mean-symmetric": r"{\Lambda} \sum_{n=1}^{N} \left(-{\mu} + X[n]\right)",
+    "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)",
 }
+
+
+def unbraced(latex):
+    r"""The references are written without the braces a display name is printed in ({\Lambda} -> \Lambda)."""
+    return re.sub(r"\{(\\[A-Za-z]+)\}(?![_^])", r"\1", latex)
 
 
 @pytest.mark.parametrize("qid", list(EXPECTED_FORMS))
 def test_matrix_forms_read_as_in_the_references(matrix_calculus, qid):
-    assert result(matrix_calculus[qid], Kind.MATRIX_FORM).value == EXPECTED_FORMS[qid]
+    assert unbraced(result(matrix_calculus[qid], Kind.MATRIX_FORM).value) == EXPECTED_FORMS[qid]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,7 +520,7 @@ def test_symmetric_quadratic_form_is_2Ax(symmetric):
 def test_symmetric_precision_gives_lambda_times_the_residual_sum(symmetric):
     _, answers = symmetric
     answer = answers["gaussian-mean"]
-    assert result(answer, Kind.MATRIX_FORM).value == r"{\Lambda} \sum_{n=1}^{N} \left(-{\mu} + X[n]\right)"
+    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)"
     rng = rng_for("symmetric-gaussian")
     for n, d in ((3, 2), (2, 4)):
         arrays = {"X": rng.normal(size=(n, d)), "mu": rng.normal(size=d), "Lambda": symmetric_matrix(rng, d)}
