@@ -11,7 +11,7 @@ import math
 import sympy as sp
 
 from .functions import forms
-from .matrix_functions import WHOLE_MATRIX, InverseOf
+from .matrix_functions import OF_ENTRIES, WHOLE_MATRIX, InverseOf
 
 
 def numpy_inverse(array):
@@ -103,6 +103,8 @@ def _eval(e, arrays, env):
         return max(values) if isinstance(e, sp.Max) else min(values)
     if isinstance(e, sp.Mod):
         return _eval(e.args[0], arrays, env) % _eval(e.args[1], arrays, env)
+    if isinstance(e, OF_ENTRIES):
+        return e.numeric(lambda expr, at: _eval(expr, arrays, {**env, **at}))
     if isinstance(e, WHOLE_MATRIX):
         name = e.args[0].label.name
         if name not in arrays:

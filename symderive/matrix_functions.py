@@ -125,6 +125,80 @@ class logdet(_OfMatrix):
 WHOLE_MATRIX = (det, logdet)
 
 
+class _OfEntries(sp.Function):
+    """A function of a square matrix given entry by entry, for answers such as (XᵀX + λI)⁻¹ or
+    det(XᵀX) whose matrix is not a declared tensor. Arguments: the entry ``body`` in the two
+    symbols ``row`` and ``col``, then the size n (and, for an inverse, the entry asked for).
+    Such a value has no symbolic derivative; it is only evaluated numerically (``numeric``).
+    """
+
+    def matrix(self, value):
+        """The n × n NumPy matrix, from ``value(expr, {symbol: int})`` of one entry."""
+        import numpy
+        body, row, col, size = self.args[:4]
+        n = int(value(size, {}))
+        return numpy.array([[value(body, {row: r, col: c}) for c in range(n)] for r in range(n)])
+
+
+class inverse_entry(_OfEntries):
+    """(M⁻¹)_ij of a matrix M given entry by entry: (body, row, col, n, i, j)."""
+
+    nargs = 6
+
+    def numeric(self, value):
+        import numpy
+        matrix = self.matrix(value)
+        if numpy.linalg.cond(matrix) > 1e10:
+            raise ValueError("the matrix inverted is singular at these values")
+        i, j = (int(round(value(a, {}))) for a in self.args[4:])
+        return float(numpy.linalg.inv(matrix)[i, j])
+
+    def _latex(self, printer, exp=None):
+        return r"\left(\cdot\right)^{-1}"
+
+
+class det_of_entries(_OfEntries):
+    """det M of a matrix M given entry by entry: (body, row, col, n)."""
+
+    nargs = 4
+
+    def numeric(self, value):
+        import numpy
+        return float(numpy.linalg.det(self.matrix(value)))
+
+
+class logdet_of_entries(_OfEntries):
+    """log det M of a matrix M given entry by entry (NaN where det M ≤ 0): (body, row, col, n)."""
+
+    nargs = 4
+
+    def numeric(self, value):
+        import numpy
+        sign, log = numpy.linalg.slogdet(self.matrix(value))
+        return float(log) if sign > 0 else float("nan")
+
+
+#: Functions of a matrix given entry by entry (evaluated numerically only).
+OF_ENTRIES = (inverse_entry, det_of_entries, logdet_of_entries)
+
+
+def well_conditioned(rng, n, symmetric=False):
+    """A random n × n matrix that is safely invertible with a positive determinant: I + 0.8 G/‖G‖₂
+    (eigenvalues within 0.8 of 1, condition number at most 9), or for a symmetric one the positive
+    definite 0.5 I + G Gᵀ/n.
+
+    >>> import numpy as np
+    >>> m = well_conditioned(np.random.default_rng(0), 4)
+    >>> bool(np.linalg.det(m) > 0 and np.linalg.cond(m) < 100)
+    True
+    """
+    import numpy
+    g = rng.normal(size=(n, n))
+    if symmetric:
+        return 0.5 * numpy.eye(n) + g @ g.T / n
+    return numpy.eye(n) + 0.8 * g / max(numpy.linalg.norm(g, 2), 1e-12)
+
+
 def inverted_arrays(expr, arrays):
     """{name of X^{-1}: its values} for each inverse ``expr`` names, from X's values in ``arrays``."""
     import numpy

@@ -97,10 +97,6 @@ KNOWN_FAILURES = {
     ('softmax-regression-hessian', 'element'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
     ('softmax-regression-hessian', 'dimension'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
     ('softmax-regression-hessian', 'array'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
-    ('cookbook-det', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
-    ('cookbook-logdet', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
-    ('cookbook-trace-AXinv', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
-    ('gaussian-precision', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
 }
 
 

@@ -352,9 +352,11 @@ class _Checker:
 
     def lower_matrix(self, value, free_axes, target):
         """A matrix-valued answer in the target's index form (ROW, COL → the free indices)."""
+        sizes = [i.upper + 1 for _, i in free_axes]
+        if M._is_eye(value) and len(sizes) == 2 and M.equal_size(*sizes):
+            value = M.Val(value.expr, tuple(sizes))          # I, without its size: the question's
         value = M.as_symbolic(value)
         rows, cols = value.shape
-        sizes = [i.upper + 1 for _, i in free_axes]
         if len(free_axes) == 1:
             (n,) = sizes
             if M.equal_size(rows, n) and M.equal_size(cols, 1):

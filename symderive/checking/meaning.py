@@ -25,6 +25,7 @@ import sympy as sp
 from ..errors import ExpressionError
 from ..expressions import MAX_EXPONENT, check_call, check_power
 from ..functions import FUNCTIONS as FUNCTION_RULES, relu, sigmoid
+from .. import matrix_functions as MF
 from . import reader as R
 from .names import split_name
 
@@ -266,6 +267,14 @@ class _Resolver:
     def add(self, a, b, node):
         if a.is_scalar and b.is_scalar:
             return Val(a.expr + b.expr)
+        if _is_eye(a) or _is_eye(b):
+            if _is_eye(a) and _is_eye(b):
+                return Val(a.expr + b.expr, EYE)
+            if a.is_scalar or b.is_scalar:
+                self.fail("a number plus I", node, ShapeMismatch)
+            a, b = _sized_eye(a, b), _sized_eye(b, a)
+            if not equal_size(*a.shape):
+                self.fail(f"I added to a {_shape(a.shape)} matrix, which is not square", node, ShapeMismatch)
         if a.is_scalar or b.is_scalar:             # 1 - c: the scalar stands for a constant vector
             m = b if a.is_scalar else a
             if is_literal(m):
@@ -277,6 +286,10 @@ class _Resolver:
         return Val(a.expr + b.expr, a.shape)
 
     def matmul(self, a, b, node):
+        if _is_eye(a) and not b.is_scalar:
+            return b
+        if _is_eye(b) and not a.is_scalar:
+            return a
         if a.is_scalar or b.is_scalar:
             m = b if a.is_scalar else a
             s = a if a.is_scalar else b
@@ -298,6 +311,11 @@ class _Resolver:
     def hadamard(self, a, b, node):
         if a.is_scalar or b.is_scalar:
             return self.matmul(a, b, node)
+        if _is_eye(a) and _is_eye(b):
+            return Val(a.expr * b.expr, EYE)
+        if (_is_eye(a) or _is_eye(b)) and not equal_size(*as_symbolic(b if _is_eye(a) else a).shape):
+            self.fail("I ⊙ a matrix that is not square", node, ShapeMismatch)
+        a, b = _sized_eye(a, b), _sized_eye(b, a)
         a, b = as_symbolic(a), as_symbolic(b)
         if not _same_shape(a.shape, b.shape):
             self.fail(f"⊙ needs equal shapes: {_shape(a.shape)} and {_shape(b.shape)}", node, ShapeMismatch)
@@ -325,14 +343,33 @@ class _Resolver:
     def v_Delim(self, node):
         v = self.value(node.body)
         if node.kind == "norm":
+            scripts = list(node.scripts)
+            order = None
+            if scripts and scripts[0][0] == "_":
+                order = _norm_order(scripts.pop(0)[1])
+                if order is None:
+                    self.fail("a norm's subscript is 1, 2 or F (Frobenius)", node)
             if v.is_scalar:
                 inner = sp.Abs(v.expr)
             else:
+                if _is_eye(v):
+                    self.fail("the norm of I needs its size: write I_n", node)
                 v = as_symbolic(v)
                 rows, cols = v.shape
+                vector = equal_size(rows, 1) or equal_size(cols, 1)
+                if order == "1" and not vector:
+                    self.fail("\\|A\\|_1 of a matrix (its largest column sum) is not read; "
+                              "\\|x\\|_1 is for vectors", node)
+                if order == "2" and not vector:
+                    self.fail("\\|A\\|_2 of a matrix (its largest singular value) is not read; "
+                              "\\|A\\|_F is the Frobenius norm", node)
                 r, c = sp.Dummy("r", integer=True), sp.Dummy("c", integer=True)
-                inner = sp.sqrt(sp.Sum(v.at(r, c) ** 2, (r, 0, rows - 1), (c, 0, cols - 1)))
-            return self.apply_scripts(Val(inner), node.scripts, node)
+                limits = ((r, 0, rows - 1), (c, 0, cols - 1))
+                inner = sp.Sum(sp.Abs(v.at(r, c)), *limits) if order == "1" else \
+                    sp.sqrt(sp.Sum(v.at(r, c) ** 2, *limits))
+            return self.apply_scripts(Val(inner), scripts, node)
+        if node.kind == "abs" and not v.is_scalar:       # |X|: the determinant, as in the Matrix Cookbook
+            return self.apply_scripts(self.determinant(v, node), node.scripts, node)
         if not v.is_scalar:
             self.fail(f"{node.kind} of a matrix", node, ShapeMismatch)
         f = {"floor": sp.floor, "ceiling": sp.ceiling, "abs": sp.Abs}[node.kind]
@@ -506,11 +543,17 @@ class _Resolver:
             out = sp.exp(entry) / sp.Sum(sp.exp(entry.xreplace({ROW: k})), (k, 0, n - 1))
             return Val(out if column else out.xreplace({ROW: COL}), v.shape)
         if func == "trace":
-            v = as_symbolic(v)
             if v.is_scalar:
                 return v
+            v = self.square(v, "\\operatorname{tr}", node)
+            if _is_eye(v):
+                self.fail("the trace of I needs its size: write I_n", node)
             k = sp.Dummy("k", integer=True)
             return Val(sp.Sum(v.expr.xreplace({ROW: k, COL: k}), (k, 0, v.shape[0] - 1)))
+        if func in ("det", "logdet"):
+            return self.determinant(v, node, log=func == "logdet")
+        if func == "log" and sub is None and v.is_scalar and isinstance(v.expr, (MF.det, MF.det_of_entries)):
+            return Val((MF.logdet if isinstance(v.expr, MF.det) else MF.logdet_of_entries)(*v.expr.args))
         if func == "vec":
             self.fail("vec(...) is not supported in answers", node)
         f = FUNCTIONS.get(func)
@@ -542,6 +585,12 @@ class _Resolver:
     def power(self, v, exponent_node, node):
         if self._is_transpose(exponent_node):
             return _transpose(v)
+        inverse = _inverse_power(exponent_node, self)
+        if inverse and not v.is_scalar:
+            v = self.inverse(v, node)
+            return _transpose(v) if inverse == "-T" else v
+        if inverse == "-T":
+            self.fail("^{-T} of a number", exponent_node, ShapeMismatch)
         e = self.scalar(exponent_node, "an exponent")
         if e.is_number:
             if not e.is_finite or abs(e) > MAX_EXPONENT:
@@ -556,6 +605,71 @@ class _Resolver:
         if not v.is_scalar:
             self.fail("a power of a matrix or vector (write ^{\\circ 2} for entries)", node, ShapeMismatch)
         return Val(v.expr ** e)
+
+    # Matrix functions -------------------------------------------------------------
+    def declared_matrix(self, tensor, node):
+        """The Val of a declared matrix (its entry at ROW, COL)."""
+        return Val(tensor.base[ROW, COL], tuple(tensor.shape))
+
+    def square(self, v, what, node):
+        """``v`` as a square matrix (symbolic entries); a one-line error for anything else."""
+        if v.is_scalar:
+            self.fail(f"{what} of a number: it takes a square matrix", node, ShapeMismatch)
+        if _is_eye(v):
+            return v
+        v = as_symbolic(v)
+        if not equal_size(*v.shape):
+            self.fail(f"{what} of a {_shape(v.shape)} {'vector' if 1 in v.shape else 'matrix'}: it takes a "
+                      f"square matrix", node, ShapeMismatch)
+        return v
+
+    def whole(self, v):
+        """The declared matrix (its ``IndexedBase``) that ``v`` is, or its transpose; else None."""
+        e = v.expr
+        if isinstance(e, sp.Indexed) and not isinstance(e, MF.InverseEntry) and len(e.indices) == 2 \
+                and set(e.indices) == {ROW, COL} and self.ctx.tensor(e.base.label.name) is not None:
+            return e.base, e.indices == (COL, ROW)
+        return None, False
+
+    def inverse(self, v, node):
+        """X⁻¹: for a declared matrix the engine's own X^{-1} (so the two sides can agree
+        symbolically); for any other square matrix an entry of its inverse, evaluated numerically."""
+        if is_literal(v) and v.shape[1] == v.shape[2]:
+            if v.expr.det() == 0:
+                self.fail("the inverse of a singular matrix", node)
+            return Val(v.expr.inv(), v.shape)
+        v = self.square(v, "an inverse", node)
+        if _is_eye(v):
+            return v
+        base, transposed = self.whole(v)
+        if base is not None:
+            inv = MF.inverse_of(base)
+            return Val(inv[COL, ROW] if transposed else inv[ROW, COL], v.shape)
+        if isinstance(v.expr, MF.InverseEntry) and set(v.expr.indices) == {ROW, COL}:   # (X^{-1})^{-1}
+            inner = v.expr.base.matrix
+            return Val(inner[v.expr.indices], v.shape)
+        body, n = self.entries(v)
+        return Val(MF.inverse_entry(*body, n, ROW, COL), v.shape)
+
+    def entries(self, v):
+        """(body, row, col) with the entry of ``v`` in two fresh symbols, and its size."""
+        row, col = sp.Dummy("r", integer=True), sp.Dummy("c", integer=True)
+        return (v.expr.xreplace({ROW: row, COL: col}), row, col), v.shape[0]
+
+    def determinant(self, v, node, log=False):
+        """det M (log det M): the engine's det(X) for a declared matrix or its transpose, else numeric."""
+        what = "\\log\\det" if log else "\\det"
+        if not v.is_scalar and not is_literal(v) and _is_eye(v):
+            return Val(sp.Integer(0 if log else 1))
+        if is_literal(v) and v.shape[1] == v.shape[2]:
+            d = v.expr.det()
+            return Val(sp.log(d) if log else d)
+        v = self.square(v, what, node)
+        base, _ = self.whole(v)
+        if base is not None:
+            return Val((MF.logdet if log else MF.det)(base))
+        body, n = self.entries(v)
+        return Val((MF.logdet_of_entries if log else MF.det_of_entries)(*body, n))
 
     # Derivative fractions -----------------------------------------------------------
     def derivative(self, num, den, node):
@@ -624,12 +738,25 @@ class _Resolver:
                 groups.append(list(arg))
         if primes and name + "'" * primes in ctx.bound and not groups and not time_groups and power is None:
             return Val(ctx.bound[name + "'" * primes] + ctx.base)          # s' bound by \sum_{s'=1}^{n}
+        tensor = ctx.tensor(name)
+        if primes == 1 and tensor is not None and tensor.rank in (1, 2):
+            transpose, primes = transpose + 1, 0          # A' (as in MATLAB): the transpose
         if primes:
             self.fail(f"{name}{chr(39) * primes} is not declared{_declared_hint(ctx)}", node, UnknownName)
-        tensor = ctx.tensor(name)
-        if power is not None and tensor is not None and len(tensor.shape) == 2 and _minus_one(power):
-            # (X^{-1})_{qp} is an entry of the inverse, X_{qp}^{-1} is 1/X_{qp}: refuse rather than guess
-            self.fail(f"{name}^{{-1}} of a matrix (an inverse, or 1/{name}_{{ij}}) is not read yet", power)
+        inverse = _inverse_power(power, self)
+        if inverse and tensor is not None and len(tensor.shape) == 2:
+            if _script_before(scripts, "_", power):
+                # X_{qp}^{-1} reads as 1/X_{qp} as often as (X^{-1})_{qp}: refuse rather than guess
+                self.fail(f"{name}_{{..}}^{{-1}} is ambiguous: write ({name}^{{-1}})_{{..}} for an entry of the "
+                          f"inverse, or 1/{name}_{{..}}", power)
+            if time_groups:
+                self.fail(f"the inverse of {name} takes no time step", power)
+            value = self.inverse(self.declared_matrix(tensor, node), node)
+            if inverse == "-T":
+                value = _transpose(value)
+            if groups:
+                value = self.index_into(value, [i for g in groups for i in g], node)
+            return _transpose(value) if transpose % 2 else value
         value = self.entry(name, time_groups, groups, node)
         if transpose % 2:
             value = _transpose(value)
@@ -664,6 +791,13 @@ class _Resolver:
                     return resolved
             if name == "delta" and flat:
                 return self.kronecker(flat, node)
+            if name == "I" and len(flat) <= 1:               # the identity, I or I_n
+                if not flat:
+                    return Val(sp.KroneckerDelta(ROW, COL), EYE)
+                n = self.scalar(flat[0], "the size of I")
+                if not (n.free_symbols <= set(ctx.scope.sizes.values()) and (n.is_Integer or not n.is_number)):
+                    self.fail("I_n takes a size", node)
+                return Val(sp.KroneckerDelta(ROW, COL), (n, n))
             if name in ("e",) and not flat and not time_groups:
                 return Val(sp.E)
             if name == "pi" and not flat:
@@ -783,6 +917,58 @@ class _Resolver:
         self.fail("give one index for a vector, two for a matrix", node)
 
 
+#: The shape of an identity I written without its size: it takes the shape of what it meets.
+EYE = ("identity",)
+
+
+def _is_eye(v):
+    return v.shape == EYE
+
+
+def _sized_eye(v, other):
+    """``v`` with the shape of ``other`` when ``v`` is an I without a size."""
+    if not _is_eye(v) or _is_eye(other):
+        return v
+    other = as_symbolic(other)
+    return Val(v.expr, other.shape)
+
+
+def _norm_order(script):
+    """'1', '2' or 'F' from a norm's subscript, else None."""
+    while isinstance(script, R.Group) and script.paren == "{" and not script.scripts:
+        script = script.body
+    if isinstance(script, R.Num) and script.text in ("1", "2"):
+        return script.text
+    if isinstance(script, R.Name) and not script.scripts and "".join(script.letters) in ("F", "Fro", "fro"):
+        return "F"
+    if isinstance(script, R.Word) and script.text.strip() in ("F", "Fro", "fro"):
+        return "F"
+    return None
+
+
+def _inverse_power(power, resolver):
+    """'-1' for ^{-1}, '-T' for ^{-T} / ^{-\\top} (the inverse transposed), else None."""
+    if power is None:
+        return None
+    if _minus_one(power):
+        return "-1"
+    while isinstance(power, R.Group) and power.paren == "{" and not power.scripts:
+        power = power.body
+    if isinstance(power, R.Neg) and resolver._is_transpose(power.arg):
+        return "-T"
+    return None
+
+
+def _script_before(scripts, kind, script):
+    """Whether a script of ``kind`` comes before ``script`` in ``scripts``."""
+    for k, arg in scripts:
+        if arg is script:
+            return False
+        if k == kind:
+            return True
+    return False
+
+
 def is_literal(v):
     """Whether ``v`` is a matrix written out entry by entry."""
     return isinstance(v.shape, tuple) and len(v.shape) == 3 and v.shape[0] == "literal"
@@ -790,6 +976,8 @@ def is_literal(v):
 
 def as_symbolic(v):
     """A literal matrix as an expression in (ROW, COL)."""
+    if _is_eye(v):
+        raise MeaningError("the size of I is not known here: write I_n")
     if not is_literal(v):
         return v
     _, rows, cols = v.shape
@@ -805,7 +993,7 @@ def _collapse(v):
 
 
 def _transpose(v):
-    if v.is_scalar:
+    if v.is_scalar or _is_eye(v):
         return v
     if is_literal(v):
         return Val(v.expr.T, ("literal", v.shape[2], v.shape[1]))

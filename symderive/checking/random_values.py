@@ -4,6 +4,7 @@ import numpy as np
 import sympy as sp
 
 from ..evaluate import CannotEvaluate, evaluate
+from ..matrix_functions import WHOLE_MATRIX, InverseOf, inverted_arrays, inverted_names, well_conditioned
 
 NUMERIC_RTOL = 1e-7
 
@@ -15,14 +16,20 @@ def rewrite(expr):
                         sp.Piecewise((1, e.args[0] > 0), (-1, e.args[0] < 0), (0, True)))
 
 
+def _matrix_names(e):
+    """Names of the tensors ``e`` uses: entries, and the matrices of X⁻¹, det X and log det X."""
+    names = [ind.base.matrix.label.name if isinstance(ind.base, InverseOf) else ind.base.label.name
+             for ind in e.atoms(sp.Indexed)]
+    return names + [f.args[0].label.name for f in e.atoms(*WHOLE_MATRIX)]
+
+
 def tensors_in(info, *exprs):
     """The declared tensors (and the upstream gradient) whose entries the expressions use."""
     decls = info.context_args["scope"]
     upstream = info.context_args.get("upstream")
     out = {}
     for e in exprs:
-        for ind in e.atoms(sp.Indexed):
-            name = ind.base.label.name
+        for name in _matrix_names(e):
             t = upstream if upstream is not None and name == upstream.name else decls.lookup(name)
             if t is not None:
                 out[name] = t
@@ -33,6 +40,7 @@ def draw_values(info, a, b, sizes, rng):
     """Random arrays for the tensors of ``a`` and ``b`` and random reals for their other symbols,
     at the given sizes, meeting the question's constraints: (arrays by name, scalars)."""
     arrays = {}
+    inverted = inverted_names(a) | inverted_names(b)
     for t in tensors_in(info, a, b):
         shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in t.shape)
         if np.prod(shape) > 1_000_000:
@@ -40,6 +48,10 @@ def draw_values(info, a, b, sizes, rng):
         arrays[t.name] = rng.normal(size=shape) * 0.8
         if getattr(t, "symmetric", False):           # a declared fact the engine's answer uses
             arrays[t.name] = (arrays[t.name] + arrays[t.name].T) / 2
+        if t.name in inverted:                       # X⁻¹, det X, log det X: invertible, det X > 0
+            arrays[t.name] = well_conditioned(rng, shape[0], getattr(t, "symmetric", False))
+    for e in (a, b):
+        arrays.update(inverted_arrays(e, arrays))    # X^{-1} once, not at every entry
     scalars = dict(sizes)
     index_like = set()
     for e in (a, b):
@@ -49,7 +61,7 @@ def draw_values(info, a, b, sizes, rng):
         for s in e.free_symbols:
             if s in scalars or s in index_like or isinstance(s, sp.Idx) or isinstance(s, sp.Dummy):
                 continue
-            if s.is_integer:
+            if s.is_integer or s.name in arrays:     # X in det(X) stands for the matrix, not a number
                 continue
             scalars[s] = float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)

@@ -175,6 +175,7 @@ FUNCTIONS = {
     "diag": "diag", "Diag": "diag", "max": "max", "min": "min", "step": "step", "sign": "sign",
     "sgn": "sign", "floor": "floor", "ceil": "ceiling", "tr": "trace", "trace": "trace",
     "sech": "sech", "cosh": "cosh", "sinh": "sinh", "vec": "vec",
+    "Tr": "trace", "det": "det", "logdet": "logdet",
 }
 
 
