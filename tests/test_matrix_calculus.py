@@ -324,6 +324,10 @@ CASES["gaussian-mean-symmetric"] = ("mu", lambda r, n, d, k: {"X": r.normal(size
                                                              "Lambda": symmetric_matrix(r, d)}, gaussian,
                                     {"r": lambda a: a["X"] - a["mu"]})
 
+# By a symmetric Λ: the unconstrained gradient (torch's, at a symmetric value), as the sheet states.
+CASES["gaussian-precision-symmetric"] = ("Lambda", CASES["gaussian-mean-symmetric"][1], gaussian,
+                                         {"r": lambda a: a["X"] - a["mu"]})
+
 SIZES = ((4, 3, 2), (3, 2, 5), (2, 4, 3))     # (N, D, K), each different: a transpose cannot pass
 
 
@@ -420,7 +424,16 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
     "logistic-regression": r"X^{T} \left(-y + p\right)",
     "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)",
+    "gaussian-precision-symmetric": r"- \frac{1}{2} \sum_{n=1}^{N} \left(\left(-\mu + X[n]\right)\, "
+                                    r"\left(-\mu + X[n]\right)^{T}\right) + \frac{N}{2} {\Lambda}^{-1}",   # braces kept before a script
 }
+
+
+def test_the_convention_for_a_symmetric_variable_is_stated(matrix_calculus):
+    """By a symmetric Λ the sheet says which gradient it gives (the unconstrained one) and the other."""
+    steps = " ".join(step.why for step in matrix_calculus["gaussian-precision-symmetric"].steps)
+    assert "as if its entries were independent" in steps and "G + G^{T} - \\operatorname{diag}(G)" in steps
+    assert "as if its entries" not in " ".join(step.why for step in matrix_calculus["gaussian-precision"].steps)
 
 
 def unbraced(latex):
@@ -530,10 +543,26 @@ def test_symmetric_precision_gives_lambda_times_the_residual_sum(symmetric):
         np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL)
 
 
+def test_by_a_symmetric_matrix_the_unconstrained_gradient(symmetric):
+    """∂(xᵀAx)/∂A with A symmetric is x xᵀ, torch's gradient at a symmetric A (not the gradient
+    among symmetric matrices, 2x xᵀ − diag(x xᵀ)), and the sheet says which."""
+    _, answers = symmetric
+    answer = answers["by-a-symmetric-matrix"]
+    assert answer.status is Status.DERIVED, answer.error
+    assert any("as if its entries were independent" in step.why for step in answer.steps)
+    rng = rng_for("by-a-symmetric-matrix")
+    for d in (2, 3, 4):
+        x, a = rng.normal(size=d), rng.normal(size=(d, d))
+        arrays = {"x": x, "A": a + a.T}
+        expected = torch_gradient(lambda t: t["x"] @ t["A"] @ t["x"], arrays, "A")
+        formula, matrix = gradient_from_answer(answer, (d, d), arrays, {"D": d})
+        np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL)
+        assert not np.allclose(matrix, 2 * expected - np.diag(np.diag(expected)))
+
+
 def test_symmetric_declarations_refused_where_they_do_not_apply(symmetric):
     _, answers = symmetric
-    assert answers["by-a-symmetric-matrix"].status is Status.FAILED
-    assert "declared symmetric" in answers["by-a-symmetric-matrix"].error
     assert answers["not-square"].status is Status.FAILED
     assert "only a square matrix can be symmetric" in answers["not-square"].error
     assert re.search(r"symmetric\.yaml:\d+:\d+: question not-square", answers["not-square"].error)
@@ -549,14 +578,3 @@ def test_checking_draws_symmetric_values(symmetric):
         report = problem.check({"quadratic-form": latex}, workers=1, isolate=False)
         verdicts[latex] = next(v.verdict for v in report.verdicts if v.question == "quadratic-form")
     assert verdicts == {r"$2 A x$": "correct", r"$(A + A^{T}) x$": "correct", r"$A x$": "incorrect"}
-
-
-def test_an_inverse_in_an_answer_is_refused_not_misgraded():
-    """(X^{-1})_{qp} is the right ∂ log det X/∂X_pq; the checker does not read inverses yet, and must
-    say so (unparseable) rather than read X^{-1}_{qp} as 1/X_qp and call a right answer incorrect."""
-    problem = load_problem(MATRIX_CALCULUS)
-    for latex in (r"$\frac{\partial L}{\partial X_{p,q}} = {X^{-1}}_{q,p}$", r"$(X^{-1})_{q,p}$"):
-        report = problem.check({"cookbook-logdet": latex}, workers=1, isolate=False)
-        verdict = next(v for v in report.verdicts if v.question == "cookbook-logdet")
-        assert verdict.verdict == "unparseable", (latex, verdict)
-        assert "X^{-1} of a matrix" in verdict.evidence

@@ -3,7 +3,6 @@ the matrix form of a result (checked numerically against the element formula).""
 import sympy as sp
 
 from ..answer import Kind, Result, Step
-from ..errors import ExpressionError
 from ..matrix_functions import symmetric_entries
 from ..derivative import intermediate_definitions
 from ..latex import tex_name
@@ -13,25 +12,35 @@ from ..simplify import combine_sums, factor_sum_bodies, fold
 MATRIX_FORM_TOLERANCE = 1e-9
 
 
+#: How a derivative by a matrix declared symmetric is meant (stated on the sheet).
+SYMMETRIC_CONVENTION = (
+    "{name} is symmetric (declared); the derivative by it is taken entry by entry as if its entries were "
+    "independent (the unconstrained gradient $G$, what autograd gives), then evaluated at a symmetric "
+    "{name}. The gradient among symmetric matrices only is $G + G^{{T}} - \\operatorname{{diag}}(G)$ "
+    "(Matrix Cookbook, section 2.8)")
+
+
 def symmetric_names(of, wrt):
-    """The matrices around ``of`` declared symmetric; differentiating by one is refused (the
-    derivative by a symmetric matrix is another question: its entries are not independent)."""
+    """The matrices around ``of`` declared symmetric, and their inverses (also symmetric), by the
+    names their entries carry. The variable may be one of them: see ``SYMMETRIC_CONVENTION``."""
     names = {name for name, leaf in of.leaves().items() if leaf.symmetric}
-    if wrt.symmetric:
-        raise ExpressionError(f"'{wrt.name}' is declared symmetric: derivatives by a symmetric matrix are not "
-                              "supported (declare it without symmetric for the derivative by each entry)")
-    return names
+    if getattr(wrt, "symmetric", False):
+        names.add(wrt.name)
+    return names | {f"{name}^{{-1}}" for name in names}
 
 
 def folded(value, of, wrt, steps, lhs, ctx):
     """``value`` with intermediate layers recognised; adds a step when that changed something."""
     symmetric = symmetric_names(of, wrt)
+    if getattr(wrt, "symmetric", False):
+        steps.append(Step(f"{lhs} = {ctx.show(value)}", SYMMETRIC_CONVENTION.format(name=f"${wrt.tex}$")))
     if symmetric:
         new = symmetric_entries(value, symmetric)
         if new != value:
             value = new
-            steps.append(Step(f"{lhs} = {ctx.show(value)}", f"{', '.join(sorted(symmetric))} "
-                              f"{'is' if len(symmetric) == 1 else 'are'} symmetric (declared): "
+            declared = sorted(n for n in symmetric if not n.endswith("^{-1}"))
+            steps.append(Step(f"{lhs} = {ctx.show(value)}", f"{', '.join(declared)} "
+                              f"{'is' if len(declared) == 1 else 'are'} symmetric (declared): "
                               "$A_{ji} = A_{ij}$"))
     definitions = intermediate_definitions(of, wrt)
     new = factor_sum_bodies(combine_sums(fold(value, definitions) if definitions else value))
