@@ -458,7 +458,34 @@ def _single(e, i, p):
             inner_chain = [inner]
         chain = ([Diag(row)] if row else []) + inner_chain + ([Diag(col)] if col else [])
         return Product(scalar, tuple(chain), "matmul") if len(chain) > 1 or scalar != 1 else chain[0]
+    if not rows and not cols:                # (1 + log A_ip) B_ip → (1 + log(A)) ⊙ B
+        factors = tuple(_entrywise(f, i, p) for f in both)
+        return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
     raise NotConvertible(f"no matrix form for {e}")
+
+
+def _entrywise(e, i, p):
+    """The matrix whose (i, p) entry is ``e``, a function of entries M_ip (or M_pi) only, applied
+    entry by entry: log(A_ip) → log(A), A_ip² → A^{∘2}; a constant stands for every entry."""
+    if not (_depends(e, i) or _depends(e, p)):
+        if e.has(sp.Indexed, sp.Sum):
+            raise NotConvertible(f"{e} is not a constant of an entrywise form")
+        return Scalar(e)
+    if isinstance(e, sp.Indexed) and len(e.indices) == 2 and set(e.indices) == {i, p}:
+        return Matrix(e.base.label.name, e.indices[0] == p)
+    if isinstance(e, sp.Add):
+        return Sum(tuple(_entrywise(a, i, p) for a in e.args))
+    if isinstance(e, sp.Mul):
+        scalar = sp.Mul(*[f for f in e.args if not (_depends(f, i) or _depends(f, p))])
+        if scalar.has(sp.Indexed, sp.Sum):
+            raise NotConvertible(f"{scalar} is not a scalar of the form")
+        factors = tuple(_entrywise(f, i, p) for f in e.args if _depends(f, i) or _depends(f, p))
+        return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
+    if isinstance(e, sp.Pow) and e.exp.is_Integer:
+        return Power(_entrywise(e.base, i, p), int(e.exp))
+    if isinstance(e, sp.Function) and type(e) in Apply.NAMES and len(e.args) == 1:
+        return Apply(type(e), _entrywise(e.args[0], i, p))
+    raise NotConvertible(f"no entrywise matrix form for {e}")
 
 
 def _sum_matrix(body, limits, i, p):

@@ -267,6 +267,12 @@ class MatrixValue:
         return self.rows == 1 and self.cols == 1
 
 
+def _entrywise_functions():
+    """Functions of one number a problem file may apply to every entry of a matrix: exp(X), tanh(W @ x)."""
+    from .functions import KNOWN_FUNCTIONS
+    return {name: f for name, f in KNOWN_FUNCTIONS.items() if name not in ("Max", "Min")}
+
+
 def _shape_text(value):
     return f"{value.rows}×{value.cols}"
 
@@ -277,6 +283,7 @@ class MatrixReader:
     def __init__(self, reader):
         self.reader = reader
         self.used = set()
+        self.same_product = {}
 
     def fail(self, node, message):
         self.reader.fail(node, message)
@@ -301,6 +308,8 @@ class MatrixReader:
             return self.name(node)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in MATRIX_CALLS:
             return self.call(node, depth)
+        if self.is_entrywise(node):
+            return self.entrywise(node, depth)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             inner = self.value(node.operand, depth)
             return MatrixValue(inner.rows, inner.cols, lambda i, j: -inner.at(i, j))
@@ -349,9 +358,21 @@ class MatrixReader:
                 self.fail(node, f"cannot multiply a {_shape_text(left)} matrix by a {_shape_text(right)} one{hint}")
             if left.cols == 1:
                 return MatrixValue(left.rows, right.cols, lambda i, j: left.at(i, 0) * right.at(0, j))
-            k = self.fresh(left.cols)
+            # one summation index per product as written, so that X @ w twice is one sum, which cancels
+            key = ast.dump(node)
+            if key not in self.same_product:
+                self.same_product[key] = self.fresh(left.cols)
+            k = self.same_product[key]
             return MatrixValue(left.rows, right.cols,
                                lambda i, j: sp.Sum(left.at(i, k) * right.at(k, j), (k, 0, left.cols - 1)))
+        if op in (ast.Add, ast.Sub) and not (self.is_matrix(node.left) and self.is_matrix(node.right)):
+            # 1 - y: a number stands for the matrix with that number in every entry
+            matrix = self.value(node.right if self.is_matrix(node.right) else node.left, depth)
+            number = self.reader.read(node.left if self.is_matrix(node.right) else node.right, depth)
+            sign = 1 if op is ast.Add else -1
+            if self.is_matrix(node.right):
+                return MatrixValue(matrix.rows, matrix.cols, lambda i, j: number + sign * matrix.at(i, j))
+            return MatrixValue(matrix.rows, matrix.cols, lambda i, j: matrix.at(i, j) + sign * number)
         if op in (ast.Add, ast.Sub):
             left, right = self.value(node.left, depth), self.value(node.right, depth)
             if sp.simplify(left.rows - right.rows) != 0 or sp.simplify(left.cols - right.cols) != 0:
@@ -375,12 +396,36 @@ class MatrixReader:
             return MatrixValue(left.rows, left.cols, lambda i, j: left.at(i, j) * right.at(i, j))
         self.fail(node, f"operator {op.__name__} is not defined for matrices (use @ + - * and **-1)")
 
+    def is_entrywise(self, node):
+        """``exp(X)``, ``tanh(W @ x)``: a function of one number applied to every entry of a matrix."""
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1 \
+            and node.func.id in _entrywise_functions() and self.reader.scope.tensor(node.func.id) is None \
+            and self.is_matrix(node.args[0])
+
+    def entrywise(self, node, depth):
+        from .expressions import check_call
+        if node.keywords:
+            self.fail(node.keywords[0].value, f"{node.func.id}() takes no keyword arguments")
+        name, f = node.func.id, _entrywise_functions()[node.func.id]
+        inner = self.value(node.args[0], depth)
+
+        def at(i, j):
+            entry = inner.at(i, j)
+            try:
+                check_call(name, [entry])
+            except ExpressionError as exc:
+                self.fail(node, exc.message)
+            return f(entry)
+        return MatrixValue(inner.rows, inner.cols, at)
+
     def is_matrix(self, node):
         """Does ``node`` stand for a matrix or vector (rather than a number)?"""
         if isinstance(node, ast.Name):
             tensor = self.reader.scope.tensor(node.id)
             return tensor is not None and tensor.rank in (1, 2)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in _entrywise_functions() and len(node.args) == 1:
+                return self.is_matrix(node.args[0])
             return node.func.id in ("inverse", "transpose", "diag", "eye")
         if isinstance(node, ast.UnaryOp):
             return self.is_matrix(node.operand)

@@ -328,6 +328,18 @@ CASES["gaussian-mean-symmetric"] = ("mu", lambda r, n, d, k: {"X": r.normal(size
 CASES["gaussian-precision-symmetric"] = ("Lambda", CASES["gaussian-mean-symmetric"][1], gaussian,
                                          {"r": lambda a: a["X"] - a["mu"]})
 
+# Functions applied entry by entry in the matrix syntax (tanh(W @ x), exp(X), 1 - y).
+CASES["logistic-regression-matrix"] = (
+    "w", CASES["logistic-regression"][1],
+    lambda t: -(t["y"] @ torch.log(torch.sigmoid(t["X"] @ t["w"]))
+                + (1 - t["y"]) @ torch.log(1 - torch.sigmoid(t["X"] @ t["w"]))), {})
+CASES["tanh-layer-squared-error"] = (
+    "W", lambda r, n, d, k: {"W": r.normal(size=(k, d)), "x": r.normal(size=d), "y": r.normal(size=k)},
+    lambda t: ((torch.tanh(t["W"] @ t["x"]) - t["y"]) ** 2).sum() / 2, {})
+CASES["entrywise-exp-trace"] = (
+    "X", lambda r, n, d, k: {"B": r.normal(size=(d, k)), "X": r.normal(size=(d, k))},
+    lambda t: torch.trace(t["B"].T @ torch.exp(t["X"])), {})
+
 SIZES = ((4, 3, 2), (3, 2, 5), (2, 4, 3))     # (N, D, K), each different: a transpose cannot pass
 
 
@@ -424,6 +436,8 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
     "logistic-regression": r"X^{T} \left(-y + p\right)",
     "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)",
+    "logistic-regression-matrix": r"X^{T} \left(-y + \sigma\left(X w\right)\right)",
+    "entrywise-exp-trace": r"B \odot \exp\left(X\right)",
     "gaussian-precision-symmetric": r"- \frac{1}{2} \sum_{n=1}^{N} \left(\left(-\mu + X[n]\right)\, "
                                     r"\left(-\mu + X[n]\right)^{T}\right) + \frac{N}{2} {\Lambda}^{-1}",   # braces kept before a script
 }
@@ -578,3 +592,33 @@ def test_checking_draws_symmetric_values(symmetric):
         report = problem.check({"quadratic-form": latex}, workers=1, isolate=False)
         verdicts[latex] = next(v.verdict for v in report.verdicts if v.question == "quadratic-form")
     assert verdicts == {r"$2 A x$": "correct", r"$(A + A^{T}) x$": "correct", r"$A x$": "incorrect"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad matrix expressions in a problem file: one line naming the file, line, column and question
+# ---------------------------------------------------------------------------------------------
+BAD_MATRIX_LAYERS = [
+    ("inverse(X)", "inverse needs a square matrix; this one is D×K"),
+    ("X**-1", "inverse needs a square matrix; this one is D×K"),
+    ("det(x)", "det needs a square matrix; this one is D×1"),
+    ("logdet(X)", "logdet needs a square matrix; this one is D×K"),
+    ("det(S @ S)", "det takes a declared square matrix by name"),
+    ("trace(X)", "trace needs a square matrix; this one is D×K"),
+    ("trace(exp(X))", "trace needs a square matrix; this one is D×K"),
+    ("norm(X, 1)", "norm(v, 1) is for vectors"),
+    ("norm(x, 3)", "norm() has the orders 2"),
+    ("trace(S @ X)", "trace needs a square matrix; this one is D×K"),
+    ("S**2", "a matrix power is only X**-1"),
+    ("trace(exp(S, 2))", "expected a matrix or vector here"),
+    ("X @ S", "cannot multiply a D×K matrix by a D×D one"),
+]
+
+
+@pytest.mark.parametrize("layer, message", BAD_MATRIX_LAYERS, ids=[c[0] for c in BAD_MATRIX_LAYERS])
+def test_bad_matrix_expressions_get_one_line(tmp_path, layer, message):
+    text = ("title: bad\nsizes: [D, K]\ntensors: {X: [D, K], S: [D, D], x: [D]}\nquestions:\n"
+            f"  - id: q\n    ask: derivative\n    of: f\n    wrt: S\n    layers:\n      f: {layer}\n")
+    answers = solve(tmp_path, text)
+    error = answers["q"].error
+    assert answers["q"].status is Status.FAILED and message in error and "\n" not in error, error
+    assert re.search(r"p\.yaml:10:\d+: question q", error), error
