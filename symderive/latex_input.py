@@ -51,6 +51,12 @@ def parse_latex(text, scope):
             offset = start + number.start()
             raise ExpressionError(f"number longer than {MAX_DIGITS} digits", line=stripped.count("\n", 0, offset) + 1,
                                   column=offset - (stripped.rfind("\n", 0, offset) + 1) + 1)
+    from .latex_matrices import to_matrix_syntax, uses_matrices
+    if uses_matrices(body):                 # tr, det, ^{-1}, ^T, norms: the matrix syntax reads these
+        try:
+            return parse(to_matrix_syntax(body, scope), scope)
+        except ExpressionError as exc:      # its column is in the rewritten text: point at the value instead
+            raise ExpressionError(exc.message) from None
     try:
         raw = _latex2sympy(body)
     except RecursionError:

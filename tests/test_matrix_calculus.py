@@ -616,9 +616,78 @@ BAD_MATRIX_LAYERS = [
 
 @pytest.mark.parametrize("layer, message", BAD_MATRIX_LAYERS, ids=[c[0] for c in BAD_MATRIX_LAYERS])
 def test_bad_matrix_expressions_get_one_line(tmp_path, layer, message):
+    assert_refused_in_one_line(tmp_path, layer, message)
+
+
+def assert_refused_in_one_line(tmp_path, layer, message):
+    """A question whose layer f is ``layer`` fails with one line naming the file, line 10 and the question."""
     text = ("title: bad\nsizes: [D, K]\ntensors: {X: [D, K], S: [D, D], x: [D]}\nquestions:\n"
             f"  - id: q\n    ask: derivative\n    of: f\n    wrt: S\n    layers:\n      f: {layer}\n")
     answers = solve(tmp_path, text)
     error = answers["q"].error
     assert answers["q"].status is Status.FAILED and message in error and "\n" not in error, error
     assert re.search(r"p\.yaml:10:\d+: question q", error), error
+
+
+# ---------------------------------------------------------------------------------------------
+# The same questions with their functions written in LaTeX in the problem file
+# ---------------------------------------------------------------------------------------------
+LATEX_LAYERS = {
+    "cookbook-aXb": r"$a^T X b$",
+    "cookbook-xAx": r"$x^\top A x$",
+    "cookbook-trace-AX": r"$\operatorname{tr}(A X)$",
+    "cookbook-trace-XtBX": r"$\mathrm{tr}(X^{T} B X)$",
+    "cookbook-det": r"$\det X$",
+    "cookbook-logdet": r"$\log\det X$",
+    "cookbook-trace-AXinv": r"$\text{tr}(A X^{-1})$",
+    "cookbook-norm2": r"$\|x - a\|_2$",
+    "cookbook-frobenius": r"$\|X\|_F^2$",
+    "cs229-least-squares": r"$\frac{1}{2}\|X\theta - y\|^2$",
+    "ridge-regression": r"$\|Xw - y\|_2^2 + \lambda \lVert w \rVert_2^2$",
+    "lasso": r"$\|Xw - y\|^2 + \lambda\|w\|_1$",
+    "multi-output-least-squares": r"$\lVert X W - Y \rVert_F^2$",
+    "entrywise-exp-trace": r"$\operatorname{tr}(B^T \exp(X))$",
+    "tanh-layer-squared-error": r"$\frac{1}{2}\|\tanh(W x) - y\|^2$",
+}
+
+
+@pytest.fixture(scope="module")
+def latex_answers(tmp_path_factory):
+    import yaml
+    source = yaml.safe_load(MATRIX_CALCULUS.read_text())
+    questions = []
+    for q in source["questions"]:
+        if q["id"] in LATEX_LAYERS:
+            questions.append({**q, "layers": {q["of"]: LATEX_LAYERS[q["id"]]}})
+    path = tmp_path_factory.mktemp("latex") / "latex.yaml"
+    path.write_text(yaml.safe_dump({"title": "LaTeX", "index_base": 1, "sizes": source["sizes"],
+                                    "questions": questions}))
+    return {a.question_id: a for a in load_problem(path).solve()}
+
+
+@pytest.mark.parametrize("qid", list(LATEX_LAYERS))
+def test_latex_matrix_functions_against_torch(latex_answers, qid):
+    wrt, make, loss, layers = CASES[qid]
+    answer = latex_answers[qid]
+    assert answer.status is Status.DERIVED, answer.error
+    rng = rng_for("latex " + qid)
+    for n, d, k in SIZES:
+        arrays = {name: np.asarray(v, dtype=float) for name, v in make(rng, n, d, k).items()}
+        expected = torch_gradient(loss, arrays, wrt)
+        named = {**arrays, **{name: np.asarray(f(arrays), dtype=float) for name, f in layers.items()}}
+        formula, matrix = answer_gradient(answer, expected.shape, named, {"N": n, "D": d, "K": k})
+        np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: element formula")
+        assert matrix is not None, f"{qid}: no matrix form"
+        np.testing.assert_allclose(matrix, expected, rtol=TOL, atol=TOL, err_msg=f"{qid}: matrix form")
+
+
+@pytest.mark.parametrize("latex, message", [
+    (r"$\det x$", "det needs a square matrix; this one is D×1"),
+    (r"$\operatorname{tr}(x^{-1})$", "inverse needs a square matrix; this one is D×1"),
+    (r"$\|x\|_3$", "a norm's subscript is 1, 2 or F"),
+    (r"$\operatorname{tr}(I)$", "write the identity with its size, I_n"),
+    (r"$\operatorname{tr}(S_{1} S)$", "entries (S_{...}) are not read"),
+    (r"$\|x\| = 1$", "one expression, not a relation"),
+])
+def test_bad_latex_matrix_expressions_get_one_line(tmp_path, latex, message):
+    assert_refused_in_one_line(tmp_path, f"'{latex}'", message)
