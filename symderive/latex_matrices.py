@@ -11,7 +11,7 @@ from .errors import ExpressionError
 
 #: LaTeX that only a matrix expression uses.
 MATRIX_SPELLING = re.compile(r"\\operatorname\{(tr|Tr|diag|logdet)\}|\\mathrm\{tr\}|\\text\{tr\}|\\det\b|\\\||"
-                             r"\\lVert|\^\{?-1\}?|\^\{?-?(\\top|T)\b|\^\{-?\\top\}|\\odot|\\circ")
+                             r"\\lVert|\^\{?-1\}?|\^\{?-?(\\top|T)\b|\^\{-?\\top\}|\^\{\\mathsf\{?T|\\odot|\\circ")
 
 _FUNCTIONS = {"trace": "trace", "det": "det", "logdet": "logdet", "diag": "diag", "exp": "exp", "log": "log",
               "tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu", "sqrt": "sqrt"}

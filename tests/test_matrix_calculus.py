@@ -649,26 +649,37 @@ LATEX_LAYERS = {
     "entrywise-exp-trace": r"$\operatorname{tr}(B^T \exp(X))$",
     "tanh-layer-squared-error": r"$\frac{1}{2}\|\tanh(W x) - y\|^2$",
 }
+#: Other spellings of the same functions, as (question, LaTeX).
+LATEX_SPELLINGS = list(LATEX_LAYERS.items()) + [
+    ("cookbook-logdet", r"$\ln\det(X)$"),
+    ("cookbook-logdet", r"$\operatorname{logdet} X$"),
+    ("cookbook-trace-AXinv", r"$\operatorname{Tr}(A X^{-1})$"),
+    ("cookbook-trace-AXinv", r"$\operatorname{tr}((X^{-T})^{T} A)$"),
+    ("cookbook-aXb", r"$a^{\mathsf{T}} X b$"),
+    ("cookbook-xAx", r"$\operatorname{tr}(x^T A x)$"),
+    ("cs229-least-squares", r"$\frac{1}{2}(X\theta - y)^T I_N (X\theta - y)$"),
+    ("ridge-regression", r"$(Xw - y)^\top (Xw - y) + \lambda\, w^\top w$"),
+]
 
 
 @pytest.fixture(scope="module")
 def latex_answers(tmp_path_factory):
     import yaml
     source = yaml.safe_load(MATRIX_CALCULUS.read_text())
-    questions = []
-    for q in source["questions"]:
-        if q["id"] in LATEX_LAYERS:
-            questions.append({**q, "layers": {q["of"]: LATEX_LAYERS[q["id"]]}})
+    by_id = {q["id"]: q for q in source["questions"]}
+    questions = [{**by_id[qid], "id": f"{qid}-{k}", "layers": {by_id[qid]["of"]: latex}}
+                 for k, (qid, latex) in enumerate(LATEX_SPELLINGS)]
     path = tmp_path_factory.mktemp("latex") / "latex.yaml"
     path.write_text(yaml.safe_dump({"title": "LaTeX", "index_base": 1, "sizes": source["sizes"],
                                     "questions": questions}))
     return {a.question_id: a for a in load_problem(path).solve()}
 
 
-@pytest.mark.parametrize("qid", list(LATEX_LAYERS))
-def test_latex_matrix_functions_against_torch(latex_answers, qid):
+@pytest.mark.parametrize("k, qid, latex", [(k, q, t) for k, (q, t) in enumerate(LATEX_SPELLINGS)],
+                         ids=[t for _, t in LATEX_SPELLINGS])
+def test_latex_matrix_functions_against_torch(latex_answers, k, qid, latex):
     wrt, make, loss, layers = CASES[qid]
-    answer = latex_answers[qid]
+    answer = latex_answers[f"{qid}-{k}"]
     assert answer.status is Status.DERIVED, answer.error
     rng = rng_for("latex " + qid)
     for n, d, k in SIZES:
