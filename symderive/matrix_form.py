@@ -223,6 +223,55 @@ class Outer(Node):
 
 
 @dataclass(frozen=True)
+class Differential(Node):
+    """dX, the differential of a matrix: its values are the tensor ``name`` (random, in checks)."""
+    name: str
+    tex: str
+
+    def latex(self):
+        return rf"\mathrm{{d}}{self.tex}"
+
+    def value(self, env):
+        return env["tensors"][self.name]
+
+
+def differential_form(e, i, j, p, q, dx):
+    """The differential dY = Σ_pq (∂Y_ij/∂X_pq) dX_pq of a matrix Y by a matrix X as a product
+    c L (dX) R, from an element formula c·L_ip·R_qj (Matrix Cookbook eq. 36: dX⁻¹ = −X⁻¹ (dX) X⁻¹;
+    δ_ip B_qj gives (dX) B). L_pi gives Lᵀ; a factor in both index pairs has no such form.
+
+    >>> Y = sp.IndexedBase(sp.Symbol('Y', real=True)); i, j, p, q = sp.symbols('i j p q', integer=True)
+    >>> print(differential_form(-Y[i, p] * Y[q, j], i, j, p, q, Differential('dX', 'X')).latex())
+    -Y \\mathrm{d}X Y
+    """
+    coeff, left, right = sp.S.One, sp.S.One, sp.S.One
+    for factor in sp.Mul.make_args(e):
+        on_left = _depends(factor, i) or _depends(factor, p)
+        on_right = _depends(factor, q) or _depends(factor, j)
+        if on_left and on_right:
+            raise NotConvertible(f"{factor} joins the two index pairs")
+        if on_left:
+            left *= factor
+        elif on_right:
+            right *= factor
+        else:
+            coeff *= factor
+    if coeff.has(sp.Indexed, sp.Sum):
+        raise NotConvertible(f"{coeff} is not a scalar of the form")
+    chain = [node for node in (_chain_factor(left, i, p), dx, _chain_factor(right, q, j)) if node is not None]
+    return Product(coeff, tuple(chain), "matmul")
+
+
+def _chain_factor(e, row, col):
+    """The matrix in (row, col) of one side of a differential; None for the identity δ_row,col."""
+    if e == 1:
+        raise NotConvertible("a side of the differential is constant")
+    if isinstance(e, sp.KroneckerDelta) and set(e.args) == {row, col}:
+        return None
+    return to_matrix(e, row, col)
+
+
+@dataclass(frozen=True)
 class TimeSum(Node):
     var: sp.Symbol
     lo: sp.Expr

@@ -426,6 +426,30 @@ def test_inverse_jacobian_against_torch(matrix_calculus):
         np.testing.assert_allclose(got, expected, rtol=TOL, atol=TOL)
 
 
+def test_the_differential_of_an_inverse(matrix_calculus):
+    """dX⁻¹ = −X⁻¹ (dX) X⁻¹ (Matrix Cookbook eq. 36; Y is the layer X⁻¹), and that reference is
+    torch's directional derivative of inv."""
+    found = [r for r in matrix_calculus["cookbook-inverse"].results if r.label == "differential"]
+    assert found and found[0].value == r"-Y \mathrm{d}X Y", [r.label for r in found]
+    rng = rng_for("differential")
+    for d in (2, 3, 4):
+        X, dX = invertible(rng, d), rng.normal(size=(d, d))
+        _, expected = torch.autograd.functional.jvp(torch.linalg.inv, torch.tensor(X), torch.tensor(dX))
+        inverse = np.linalg.inv(X)
+        np.testing.assert_allclose(-inverse @ dX @ inverse, expected.numpy(), rtol=TOL, atol=TOL)
+
+
+def test_the_differential_of_a_product(tmp_path):
+    """Y = A X B: dY = A (dX) B, and with X alone on the left (dX) B; ⊙ of X has no such form."""
+    text = ("title: d\nsizes: [D, K]\ntensors: {X: [D, D], A: [K, D], B: [D, K]}\nquestions:\n"
+            "  - {id: axb, ask: derivative, of: Y, wrt: X, array: false, layers: {'Y[i:K, j:K]': '(A @ X @ B)[i, j]'}}\n"
+            "  - {id: xb, ask: derivative, of: Y, wrt: X, array: false, layers: {'Y[i:D, j:K]': '(X @ B)[i, j]'}}\n"
+            "  - {id: xx, ask: derivative, of: Y, wrt: X, array: false, layers: {'Y[i:D, j:D]': 'X[i, j]**2'}}\n")
+    answers = solve(tmp_path, text)
+    forms = {qid: [r.value for r in a.results if r.label == "differential"] for qid, a in answers.items()}
+    assert forms == {"axb": [r"A \mathrm{d}X B"], "xb": [r"\mathrm{d}X B"], "xx": []}, forms
+
+
 EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "cookbook-aXb": r"a\, b^{T}",
     "cookbook-trace-AX": "A^{T}",

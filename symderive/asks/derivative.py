@@ -7,7 +7,7 @@ from ..indices import substitute
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
 from ..page_fit import MATRIX_LINE, width
 from ..tensors import flat_positions, is_concrete, numel
-from .matrix_view import folded, matrix_result
+from .matrix_view import differential_result, folded, matrix_result
 
 
 KEYS = {"of", "wrt", "array", "given"}
@@ -44,6 +44,11 @@ def solve(ctx):
     if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1 or of.rank == 0 and wrt.rank == 2:
         step, result = matrix_result(value, d.out_idx + d.wrt_idx,
                                      rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}", of, wrt, ctx)
+        if step:
+            steps.append(step)
+            results.append(result)
+    if of.rank == 2 and wrt.rank == 2:
+        step, result = differential_result(value, d, of, wrt, ctx)
         if step:
             steps.append(step)
             results.append(result)

@@ -104,3 +104,24 @@ def _leaf_shapes(of, wrt):
     if wrt.is_layer and wrt.shape:
         shapes[wrt.name] = wrt.shape
     return shapes
+
+
+def differential_result(value, d, of, wrt, ctx):
+    """(Step, Result) of the differential dY = c L (dX) R of a matrix by a matrix, or (None, None).
+    It is checked like a matrix form: Σ_pq (∂Y_ij/∂X_pq) dX_pq against it at a random dX."""
+    from ..matrix_form import Differential, NotConvertible, differential_form
+    (i, j), (p, q) = d.out_idx, d.wrt_idx
+    dx = Differential("d" + wrt.name, wrt.tex)
+    try:
+        node = differential_form(value, i, j, p, q, dx)
+    except NotConvertible:
+        return None, None
+    contracted = sp.Sum(value * sp.IndexedBase(sp.Symbol(dx.name, real=True))[p, q],
+                        (p, 0, wrt.shape[0] - 1), (q, 0, wrt.shape[1] - 1))
+    step, result = matrix_result(contracted, (i, j), rf"\mathrm{{d}}{of.tex}", of, wrt, ctx,
+                                 extra={dx.name: wrt.shape}, convert=lambda *_: node)
+    if step is None:
+        return None, None
+    step = Step(step.latex, step.why.replace("in matrix notation (numerator layout)",
+                                             "the differential, in matrix notation"))
+    return step, Result("differential", result.value, result.latex, result.kind)
