@@ -149,3 +149,28 @@ def test_random_invertible_matrices_are_well_conditioned(n, symmetric):
         assert np.linalg.det(m) > 0 and np.linalg.cond(m) < 1e3
         if symmetric:
             assert np.allclose(m, m.T)
+
+
+def test_the_engines_matrix_forms_read_back_as_correct(problem):
+    """Every matrix form the sheet prints (X^{-T}, d X^{-T}, (tanh(Wx))^{∘3}, ...), pasted as an answer,
+    is graded correct: the checker reads all the notation the engine writes."""
+    from symderive.answer import Kind
+    wrong = {}
+    for answer in problem.solve():
+        for result in answer.results:
+            if result.kind is Kind.MATRIX_FORM and result.label == "matrix form":
+                verdict = verdict_of(problem, answer.question_id, f"${result.value}$")
+                if verdict.verdict != "correct":
+                    wrong[answer.question_id] = (result.value, verdict.verdict, verdict.evidence)
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("latex, expected", [
+    (r"$\left(\tanh\left(W x\right) - y\right) \odot \left(1 - \tanh\left(W x\right)^{\circ 2}\right) x^T$",
+     "correct"),
+    (r"$\left(\tanh\left(W x\right) - y\right) \odot \left(1 - \tanh\left(W x\right)^{\circ 3}\right) x^T$",
+     "incorrect"),
+])
+def test_entrywise_powers_of_groups_and_calls(problem, latex, expected):
+    verdict = verdict_of(problem, "tanh-layer-squared-error", latex)
+    assert verdict.verdict == expected, (verdict.verdict, verdict.evidence)

@@ -585,6 +585,13 @@ class _Resolver:
     def power(self, v, exponent_node, node):
         if self._is_transpose(exponent_node):
             return _transpose(v)
+        if isinstance(exponent_node, R.Bin) and exponent_node.op == "implicit" \
+                and isinstance(exponent_node.left, R.Word) and exponent_node.left.text == "circ":
+            e = self.scalar(exponent_node.right, "an exponent")        # (...)^{\circ 2}: entry by entry
+            if not (e.is_Integer and abs(e) <= MAX_EXPONENT):
+                self.fail("an entrywise power is a whole number", exponent_node)
+            return Val(v.expr ** e, v.shape) if not is_literal(v) else Val(v.expr.applyfunc(lambda a: a ** e),
+                                                                           v.shape)
         inverse = _inverse_power(exponent_node, self)
         if inverse and not v.is_scalar:
             v = self.inverse(v, node)

@@ -456,6 +456,9 @@ class Parser:
             elif self.at("op", "'"):
                 t = self.take()
                 parts.append(Word(t.pos, "'"))
+            elif self.at("cmd", "circ") and not parts:        # A^{\circ 2}: the entrywise power
+                t = self.take()
+                parts.append(Bin(t.pos, "implicit", Word(t.pos, "circ"), self.parse_expr()))
             else:
                 expr = self.parse_relation()
                 parts.append(expr.items[0] if not expr.ops else expr)
