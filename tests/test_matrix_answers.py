@@ -174,3 +174,20 @@ def test_the_engines_matrix_forms_read_back_as_correct(problem):
 def test_entrywise_powers_of_groups_and_calls(problem, latex, expected):
     verdict = verdict_of(problem, "tanh-layer-squared-error", latex)
     assert verdict.verdict == expected, (verdict.verdict, verdict.evidence)
+
+
+@pytest.mark.parametrize("latex, reason", [
+    (r"$I_{1000000000} X^{-T}$", "I_n takes a size"),
+    (r"$\det\begin{bmatrix} 1 & 0 & 0 & 0 & 0 & 0 \\ 0 & 1 & 0 & 0 & 0 & 0 \\ 0 & 0 & 1 & 0 & 0 & 0 \\ "
+     r"0 & 0 & 0 & 1 & 0 & 0 \\ 0 & 0 & 0 & 0 & 1 & 0 \\ 0 & 0 & 0 & 0 & 0 & 1 \end{bmatrix} X^{-T}$",
+     "larger than 5 × 5"),
+    (r"$\begin{bmatrix} 1 & 2 \\ 2 & 4 \end{bmatrix}^{-1}$", "the inverse of a singular matrix"),
+    (r"$" + r"\det(" * 60 + "X" + ")" * 60 + "$", ""),
+])
+def test_hostile_matrix_answers_are_refused_quickly(problem, latex, reason):
+    import time
+    start = time.monotonic()
+    verdict = verdict_of(problem, "cookbook-logdet", latex)
+    assert verdict.verdict in ("unparseable", "incorrect"), (verdict.verdict, verdict.evidence)
+    assert reason in verdict.evidence and "\n" not in verdict.evidence, verdict.evidence
+    assert time.monotonic() - start < 10

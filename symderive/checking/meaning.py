@@ -32,6 +32,8 @@ from .names import split_name
 ROW = sp.Symbol("_row", integer=True)
 COL = sp.Symbol("_col", integer=True)
 MAX_SUM_TERMS = 10_000
+MAX_LITERAL_SIZE = 100          # I_n with a number n
+MAX_INVERTED_LITERAL = 5        # \det and ^{-1} of a written-out matrix
 
 
 class MeaningError(Exception):
@@ -642,6 +644,7 @@ class _Resolver:
         """X⁻¹: for a declared matrix the engine's own X^{-1} (so the two sides can agree
         symbolically); for any other square matrix an entry of its inverse, evaluated numerically."""
         if is_literal(v) and v.shape[1] == v.shape[2]:
+            self.small(v, node)
             if v.expr.det() == 0:
                 self.fail("the inverse of a singular matrix", node)
             return Val(v.expr.inv(), v.shape)
@@ -658,6 +661,13 @@ class _Resolver:
         body, n = self.entries(v)
         return Val(MF.inverse_entry(*body, n, ROW, COL), v.shape)
 
+    def small(self, v, node):
+        """Inverses and determinants of written-out matrices only up to MAX_INVERTED_LITERAL rows (SymPy's
+        symbolic det grows factorially)."""
+        if v.shape[1] > MAX_INVERTED_LITERAL:
+            self.fail(f"the inverse or determinant of a written-out matrix larger than "
+                      f"{MAX_INVERTED_LITERAL} × {MAX_INVERTED_LITERAL}", node)
+
     def entries(self, v):
         """(body, row, col) with the entry of ``v`` in two fresh symbols, and its size."""
         row, col = sp.Dummy("r", integer=True), sp.Dummy("c", integer=True)
@@ -669,6 +679,7 @@ class _Resolver:
         if not v.is_scalar and not is_literal(v) and _is_eye(v):
             return Val(sp.Integer(0 if log else 1))
         if is_literal(v) and v.shape[1] == v.shape[2]:
+            self.small(v, node)
             d = v.expr.det()
             return Val(sp.log(d) if log else d)
         v = self.square(v, what, node)
@@ -802,8 +813,9 @@ class _Resolver:
                 if not flat:
                     return Val(sp.KroneckerDelta(ROW, COL), EYE)
                 n = self.scalar(flat[0], "the size of I")
-                if not (n.free_symbols <= set(ctx.scope.sizes.values()) and (n.is_Integer or not n.is_number)):
-                    self.fail("I_n takes a size", node)
+                if not (n.free_symbols <= set(ctx.scope.sizes.values()) and (n.is_Integer or not n.is_number)) \
+                        or n.is_Integer and not 1 <= n <= MAX_LITERAL_SIZE:
+                    self.fail(f"I_n takes a size (a number from 1 to {MAX_LITERAL_SIZE}, or a declared size)", node)
                 return Val(sp.KroneckerDelta(ROW, COL), (n, n))
             if name in ("e",) and not flat and not time_groups:
                 return Val(sp.E)
