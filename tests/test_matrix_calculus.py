@@ -442,7 +442,8 @@ def test_the_differential_of_an_inverse(matrix_calculus):
 def test_the_differential_of_a_product(tmp_path):
     """Y = A X B: dY = A (dX) B, and with X alone on the left (dX) B; ⊙ of X has no such form."""
     text = ("title: d\nsizes: [D, K]\ntensors: {X: [D, D], A: [K, D], B: [D, K]}\nquestions:\n"
-            "  - {id: axb, ask: derivative, of: Y, wrt: X, array: false, layers: {'Y[i:K, j:K]': '(A @ X @ B)[i, j]'}}\n"
+            "  - {id: axb, ask: derivative, of: Y, wrt: X, array: false,\n"
+            "     layers: {'Y[i:K, j:K]': '(A @ X @ B)[i, j]'}}\n"
             "  - {id: xb, ask: derivative, of: Y, wrt: X, array: false, layers: {'Y[i:D, j:K]': '(X @ B)[i, j]'}}\n"
             "  - {id: xx, ask: derivative, of: Y, wrt: X, array: false, layers: {'Y[i:D, j:D]': 'X[i, j]**2'}}\n")
     answers = solve(tmp_path, text)
@@ -463,7 +464,8 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "logistic-regression-matrix": r"X^{T} \left(-y + \sigma\left(X w\right)\right)",
     "entrywise-exp-trace": r"B \odot \exp\left(X\right)",
     "gaussian-precision-symmetric": r"- \frac{1}{2} \sum_{n=1}^{N} \left(\left(-\mu + X[n]\right)\, "
-                                    r"\left(-\mu + X[n]\right)^{T}\right) + \frac{N}{2} {\Lambda}^{-1}",   # braces kept before a script
+                                    # braces are kept before a script
+                                    r"\left(-\mu + X[n]\right)^{T}\right) + \frac{N}{2} {\Lambda}^{-1}",
 }
 
 

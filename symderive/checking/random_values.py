@@ -1,10 +1,12 @@
 """Random values for the tensors an answer names (meeting the question's sign constraints),
 and the explicit entries of an answer compared with the engine's at them."""
+import functools
+
 import numpy as np
 import sympy as sp
 
 from ..evaluate import CannotEvaluate, evaluate
-from ..matrix_functions import WHOLE_MATRIX, InverseOf, inverted_arrays, inverted_names, well_conditioned
+from ..matrix_functions import WHOLE_MATRIX, InverseOf, well_conditioned
 
 NUMERIC_RTOL = 1e-7
 
@@ -16,11 +18,24 @@ def rewrite(expr):
                         sp.Piecewise((1, e.args[0] > 0), (-1, e.args[0] < 0), (0, True)))
 
 
+@functools.lru_cache(maxsize=32)
+def _matrix_facts(e):
+    """(names of the tensors ``e`` uses, names of those it inverts, names of those it takes det or
+    log det of), in one walk of ``e``: the same large expression is drawn for many times."""
+    names, inverses, whole = [], set(), set()
+    for atom in e.atoms(sp.Indexed, *WHOLE_MATRIX):
+        if isinstance(atom, WHOLE_MATRIX):
+            whole.add(atom.args[0].label.name)
+        elif isinstance(atom.base, InverseOf):
+            inverses.add(atom.base.matrix.label.name)
+        else:
+            names.append(atom.base.label.name)
+    return tuple(names) + tuple(sorted(inverses | whole)), frozenset(inverses), frozenset(whole)
+
+
 def _matrix_names(e):
     """Names of the tensors ``e`` uses: entries, and the matrices of X⁻¹, det X and log det X."""
-    names = [ind.base.matrix.label.name if isinstance(ind.base, InverseOf) else ind.base.label.name
-             for ind in e.atoms(sp.Indexed)]
-    return names + [f.args[0].label.name for f in e.atoms(*WHOLE_MATRIX)]
+    return _matrix_facts(e)[0]
 
 
 def tensors_in(info, *exprs):
@@ -40,7 +55,9 @@ def draw_values(info, a, b, sizes, rng):
     """Random arrays for the tensors of ``a`` and ``b`` and random reals for their other symbols,
     at the given sizes, meeting the question's constraints: (arrays by name, scalars)."""
     arrays = {}
-    inverted = inverted_names(a) | inverted_names(b)
+    facts = [_matrix_facts(e) for e in (a, b)]
+    inverses = facts[0][1] | facts[1][1]
+    inverted = inverses | facts[0][2] | facts[1][2]
     for t in tensors_in(info, a, b):
         shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in t.shape)
         if np.prod(shape) > 1_000_000:
@@ -50,8 +67,8 @@ def draw_values(info, a, b, sizes, rng):
             arrays[t.name] = (arrays[t.name] + arrays[t.name].T) / 2
         if t.name in inverted:                       # X⁻¹, det X, log det X: invertible, det X > 0
             arrays[t.name] = well_conditioned(rng, shape[0], getattr(t, "symmetric", False))
-    for e in (a, b):
-        arrays.update(inverted_arrays(e, arrays))    # X^{-1} once, not at every entry
+    for name in inverses & set(arrays):             # X^{-1} once, not at every entry
+        arrays[f"{name}^{{-1}}"] = np.linalg.inv(arrays[name])
     scalars = dict(sizes)
     index_like = set()
     for e in (a, b):
@@ -61,7 +78,7 @@ def draw_values(info, a, b, sizes, rng):
         for s in e.free_symbols:
             if s in scalars or s in index_like or isinstance(s, sp.Idx) or isinstance(s, sp.Dummy):
                 continue
-            if s.is_integer or s.name in arrays:     # X in det(X) stands for the matrix, not a number
+            if s.is_integer:
                 continue
             scalars[s] = float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)
