@@ -340,6 +340,11 @@ CASES["entrywise-exp-trace"] = (
     "X", lambda r, n, d, k: {"B": r.normal(size=(d, k)), "X": r.normal(size=(d, k))},
     lambda t: torch.trace(t["B"].T @ torch.exp(t["X"])), {})
 
+CASES["matrixcalculus-trace-AXtBXC"] = (
+    "X", lambda r, n, d, k: {"A": r.normal(size=(n, k)), "X": r.normal(size=(d, k)), "B": r.normal(size=(d, d)),
+                             "C": r.normal(size=(k, n))},
+    lambda t: torch.trace(t["A"] @ t["X"].T @ t["B"] @ t["X"] @ t["C"]), {})
+
 SIZES = ((4, 3, 2), (3, 2, 5), (2, 4, 3))     # (N, D, K), each different: a transpose cannot pass
 
 
@@ -463,6 +468,7 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)",
     "logistic-regression-matrix": r"X^{T} \left(-y + \sigma\left(X w\right)\right)",
     "entrywise-exp-trace": r"B \odot \exp\left(X\right)",
+    "matrixcalculus-trace-AXtBXC": r"B^{T} X A^{T} C^{T} + B X C A",       # Matrix Cookbook, section 2.5.2
     "gaussian-precision-symmetric": r"- \frac{1}{2} \sum_{n=1}^{N} \left(\left(-\mu + X[n]\right)\, "
                                     # braces are kept before a script
                                     r"\left(-\mu + X[n]\right)^{T}\right) + \frac{N}{2} {\Lambda}^{-1}",
