@@ -9,6 +9,10 @@ requested base.
 import sympy as sp
 from sympy.core.cache import cacheit
 
+from . import indexed_facts
+
+indexed_facts.install()       # every Indexed built re-deduced its base's assumptions (issue 17)
+
 def _idx_latex(self, printer):
     r"""An index in LaTeX is its letter. SymPy writes its range too, ``{i}_{0\mathrel{..}\nobreak 1}``,
     which MathJax 2 cannot render: a notebook showing ``derivative(y, x).value`` printed ``\nobreak``.

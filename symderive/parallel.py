@@ -51,6 +51,8 @@ def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None
         return
     global _PROBLEMS
     _PROBLEMS = problems
+    from . import asks, sheet  # noqa: F401  imported once here, not again in every worker
+    asks.ASKS               # the ask modules are imported on first use (``list`` needs none of them)
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
     try:
         futures = {job: pool.submit(_solve, job) for job in sorted(

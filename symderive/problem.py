@@ -10,11 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from . import display_names
-from .answer import Answer, Answers, Status
 from .authored_text import AuthoredTextError, checked
-from .asks import ASKS, Context
-from .declarations import Declarations
+from .asks import question_keys
 from .errors import ExpressionError, ProblemFileError, SymderiveError
 from .timeouts import time_limit
 from .yaml_positions import LocatedDict, key_position, load, position
@@ -67,6 +64,7 @@ class Problem:
 
     def declarations(self, question=None):
         """The scope a question sees: the file's declarations, then its own."""
+        from .declarations import Declarations
         outer = Declarations(self.spec, base=self.index_base)
         if question is None:
             return outer
@@ -74,10 +72,14 @@ class Problem:
 
     def solve(self, ids=None, timeout=DEFAULT_TIMEOUT):
         """Solve every question (or those in ``ids``); never raises for one bad question."""
+        from .answer import Answers
         chosen = [q for q in self.questions if ids is None or q.id in ids]
         return Answers(self.solve_question(q, timeout) for q in chosen)
 
     def solve_question(self, question, timeout=DEFAULT_TIMEOUT):
+        from . import display_names
+        from .answer import Answer, Status
+        from .asks import ASKS, Context
         start = time.perf_counter()
         try:
             with time_limit(_time_limit(question, timeout)):
@@ -127,8 +129,12 @@ def _time_limit(question, default):
     return limit
 
 
-def load_problem(path):
-    """Read a problem file; raises ``ProblemFileError`` if it cannot be used at all."""
+def load_problem(path, check_layers=True):
+    """Read a problem file; raises ``ProblemFileError`` if it cannot be used at all.
+
+    ``check_layers=False`` reads only the file's structure (title, questions, their asks and
+    keys), which needs neither SymPy nor the engine: ``list`` uses it. The declared layers are
+    then not built, and ``declaration_errors`` is empty."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -162,7 +168,7 @@ def load_problem(path):
     if not isinstance(questions_spec, list) or not questions_spec:
         where = key_position(spec, "questions") if "questions" in spec else (1, 1)
         raise ProblemFileError("'questions' must be a non-empty list", *where, file=path)
-    questions, seen = [], set()
+    questions, seen, asks = [], set(), question_keys()
     for entry in questions_spec:
         if not isinstance(entry, LocatedDict):
             raise ProblemFileError("each question is a mapping with id and ask", file=path)
@@ -174,11 +180,11 @@ def load_problem(path):
             raise ProblemFileError(f"duplicate question id '{qid}'", *position(qid), file=path)
         seen.add(qid)
         ask = entry.get("ask")
-        if not isinstance(ask, str) or ask not in ASKS:
-            raise ProblemFileError(f"question {qid}: unknown ask {ask!r} (one of: {', '.join(ASKS)})",
+        if not isinstance(ask, str) or ask not in asks:
+            raise ProblemFileError(f"question {qid}: unknown ask {ask!r} (one of: {', '.join(asks)})",
                                    *(position(ask) if isinstance(ask, str) else key_position(entry, "ask")),
                                    file=path)
-        allowed = QUESTION_KEYS_COMMON | ASKS[ask].keys
+        allowed = QUESTION_KEYS_COMMON | asks[ask]
         unknown = [k for k in entry if k not in allowed]
         if unknown:
             raise ProblemFileError(f"question {qid}: unknown key '{unknown[0]}' for ask '{ask}' (allowed: "
@@ -190,7 +196,8 @@ def load_problem(path):
         raise ProblemFileError("missing 'title'", 1, 1, file=path)
     problem = Problem(path, _text(spec, "title", path), _text(spec, "source", path), base, questions, spec,
                       _text(spec, "notes", path))
-    problem.declaration_errors = declaration_errors(problem)
+    if check_layers:
+        problem.declaration_errors = declaration_errors(problem)
     return problem
 
 

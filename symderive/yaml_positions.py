@@ -3,7 +3,14 @@
 Errors in a problem file name the line and column, so every string read from
 the file is a ``Located`` str carrying its position.
 """
+import re
+
 import yaml
+
+try:                      # libyaml's parser (PyYAML's C extension): scanning and parsing in C
+    from yaml._yaml import CParser
+except ImportError:       # pragma: no cover - PyYAML built without libyaml
+    CParser = None
 
 
 class Located(str):
@@ -69,18 +76,58 @@ class BoundedComposer:
         return node
 
 
+#: What YAML counts as a line break (its marks count lines by these).
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+class _Text:
+    """The document's text, to cut a scalar's source out of it by its marks' (line, column)."""
+
+    def __init__(self, text):
+        self.text = text
+        self._line_starts = None
+
+    def between(self, start, end):
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(self.text)]
+        starts = self._line_starts
+        return self.text[starts[start.line] + start.column:starts[end.line] + end.column]
+
+
 class _Loader(BoundedComposer, yaml.SafeLoader):
-    pass
+    """The pure-Python loader (PyYAML's reader, scanner and parser)."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.source = _Text(text)
+
+
+if CParser is not None:
+    class _FastLoader(BoundedComposer, yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor,
+                      yaml.resolver.Resolver):
+        """libyaml scans and parses (about 5x faster than PyYAML's Python reader and scanner); the
+        nodes are still composed in Python, so ``BoundedComposer`` refuses deep nesting and alias
+        bombs exactly as in ``_Loader``. libyaml's marks carry no buffer, so scalars' source lines
+        are cut from the text by (line, column)."""
+
+        def __init__(self, text):
+            CParser.__init__(self, text)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            self.source = _Text(text)
+else:                     # pragma: no cover
+    _FastLoader = _Loader
 
 
 def _construct_str(loader, node):
     value = Located(loader.construct_scalar(node))
     value.line, value.column = node.start_mark.line + 1, node.start_mark.column + 1
-    value.segments = _segments(node)
+    value.segments = _segments(node, loader.source)
     return value
 
 
-def _segments(node):
+def _segments(node, source):
     """Where each source line of a scalar's content starts in the file.
 
     Plain and quoted scalars start at the node (after the quote); block scalars
@@ -90,10 +137,9 @@ def _segments(node):
     each line's stripped length plus one.
     """
     mark, end = node.start_mark, node.end_mark
-    buffer = mark.buffer
-    if buffer is None:
-        return ((0, mark.line + 1, mark.column + 1),)
-    raw = buffer[mark.index:end.index]
+    if mark.line == end.line and node.style not in ("|", ">"):
+        return ((0, mark.line + 1, mark.column + 1 + (1 if node.style in ("'", '"') else 0)),)
+    raw = source.between(mark, end)
     lines = raw.split("\n")
     segments, offset = [], 0
     if node.style in ("|", ">"):
@@ -128,13 +174,23 @@ def _construct_map(loader, node):
     return out
 
 
-_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+for _loader in {_Loader, _FastLoader}:
+    _loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+    _loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 
 
-def load(text):
-    """Parse YAML text (safe subset) keeping positions."""
-    return yaml.load(text, Loader=_Loader)
+def load(text, loader=_FastLoader):
+    """Parse YAML text (safe subset) keeping positions. ``loader``: ``_Loader`` for PyYAML's
+    pure-Python parser, which gives the same result. A document libyaml refuses is read again
+    by the pure-Python parser, so that errors (message and position) are those of one parser:
+    libyaml, for one, refuses 1000 nested brackets while scanning ahead, before the composer
+    sees the 101st level."""
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError:
+        if loader is _Loader:
+            raise
+        return yaml.load(text, Loader=_Loader)
 
 
 def position(value):

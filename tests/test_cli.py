@@ -257,14 +257,16 @@ def _imported_modules(args, cwd):
 
 
 def _not_for_listing(modules):
-    return sorted(m for m in modules if m.split(".")[0] in ("numpy", "multiprocessing", "torch")
+    return sorted(m for m in modules if m.split(".")[0] in ("numpy", "sympy", "mpmath", "multiprocessing", "torch")
+                  or m in ("importlib.metadata", "symderive.declarations", "symderive.derivative",
+                           "symderive.layers", "symderive.answer", "symderive.terminal")
                   or m == "rich.progress"
                   or (m.startswith("symderive.checking.") and m != "symderive.checking.command"))
 
 
 def test_list_imports_nothing_it_does_not_use():
-    """``list`` only loads problem files: no NumPy, no grading modules, no progress bars or
-    worker processes (they cost a fifth of a second on every call)."""
+    """``list`` only reads problem files' structure: no SymPy (a third of a second), no NumPy, no
+    engine, no grading modules, no progress bars or worker processes."""
     modules = _imported_modules(["-m", "symderive", "list", ROOT / "problems"], ROOT)
     assert "symderive.problem" in modules and "yaml" in modules      # the report is read correctly
     assert not _not_for_listing(modules), f"list imports {_not_for_listing(modules)}"
@@ -273,4 +275,12 @@ def test_list_imports_nothing_it_does_not_use():
 def test_grading_imports_are_seen_by_the_list_test():
     """The filter above can fail: the grading module pulls in exactly what it rejects."""
     modules = _imported_modules(["-c", "import symderive.checking.grade"], ROOT)
-    assert {"numpy", "multiprocessing", "symderive.checking.compare"} <= set(_not_for_listing(modules))
+    assert {"numpy", "sympy", "multiprocessing", "symderive.checking.compare"} <= set(_not_for_listing(modules))
+
+
+def test_solving_imports_what_list_leaves_out(tmp_path):
+    """The other side of the list test: the lazily imported engine is still there when solving."""
+    solving = _imported_modules(["-m", "symderive", "solve", ROOT / "problems" / "hw5-written.yaml", "--only",
+                                 "hw5-p2c", "--no-pdf", "--jobs", "1", "-o", tmp_path], tmp_path)
+    assert {"sympy", "symderive.declarations", "symderive.answer"} <= set(_not_for_listing(solving))
+    assert (tmp_path / "hw5-written.tex").exists()

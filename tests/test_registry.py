@@ -5,6 +5,7 @@ tested without editing a table here.
 Shapes are compared with what the kind's own torch.nn module computes (when torch is
 installed); a missing rule is one error naming the kind and the operation.
 """
+import json
 import pathlib
 import re
 
@@ -112,6 +113,18 @@ def test_every_form_of_a_function_agrees_with_sympy(function):
 def test_problem_files_call_the_registered_functions():
     for function in FUNCTIONS:
         assert (KNOWN_FUNCTIONS.get(function.name) is function.sympy) == function.in_files, function.name
+
+
+def test_question_keys_read_from_the_sources_are_the_registered_ones():
+    """``list`` checks question keys without importing the asks (they import SymPy): the keys it
+    reads from each module's ``KEYS = {...}`` line must be those the imported modules register."""
+    import subprocess
+    import sys
+    script = ("import json, sys; from symderive.asks import question_keys; keys = question_keys(); "
+              "assert 'sympy' not in sys.modules; print(json.dumps({k: sorted(v) for k, v in keys.items()}))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    from symderive.asks import ASKS
+    assert json.loads(done.stdout) == {name: sorted(ask.keys) for name, ask in ASKS.items()}
 
 
 def test_every_ask_has_a_cross_check_or_says_why():

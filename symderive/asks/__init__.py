@@ -7,11 +7,12 @@ function, a ``KEYS`` set of the question keys it reads, and its ``--verify`` cro
 question's scope, ``grading(question, decls)``: nothing else needs to learn its name. Modules without
 ``solve`` and ``KEYS`` (``context``, ``matrix_view``) are helpers.
 """
+import ast
 import importlib
 import pkgutil
+import re
 from dataclasses import dataclass
-
-from .context import Context
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,44 @@ def _discover():
     return found
 
 
-#: ask name (its module's name) -> how to solve it and the question keys it reads.
-ASKS = _discover()
+_DECLARED_KEYS = re.compile(r"^KEYS = (\{[^}\n]*\})$", re.MULTILINE)
+_SOLVE = re.compile(r"^def solve\(", re.MULTILINE)
+_declared = None
 
-__all__ = ["ASKS", "Ask", "Context"]
+
+def question_keys():
+    """ask name -> the question keys it reads, for checking a problem file's structure.
+
+    Read from each ask module's source (its ``KEYS = {...}`` line) without importing it:
+    importing the asks imports SymPy, a third of a second that ``list`` does not need. Once
+    ``ASKS`` is loaded (to solve), its keys are the answer, so an ask registered at run time counts.
+    ``tests/test_registry.py`` checks that both agree.
+    """
+    global _declared
+    if "ASKS" in globals():
+        return {name: ask.keys for name, ask in globals()["ASKS"].items()}
+    if _declared is None:
+        _declared = {}
+        for info in pkgutil.iter_modules(__path__):
+            if info.ispkg:
+                continue
+            source = Path(__path__[0], f"{info.name}.py").read_text(encoding="utf-8")
+            keys = _DECLARED_KEYS.search(source)
+            if keys and _SOLVE.search(source):
+                _declared[info.name] = frozenset(ast.literal_eval(keys.group(1)))
+    return _declared
+
+
+def __getattr__(name):
+    """``ASKS`` (ask name (its module's name) -> how to solve it and the question keys it reads)
+    and ``Context`` are loaded when first asked for: they import SymPy and every ask."""
+    if name == "ASKS":
+        globals()["ASKS"] = _discover()
+        return globals()["ASKS"]
+    if name == "Context":
+        from .context import Context
+        return Context
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ASKS", "Ask", "Context", "question_keys"]
