@@ -8,10 +8,13 @@ Errors:         ``SymderiveError`` (every error the engine raises), ``Expression
 Every result renders as LaTeX in Jupyter. Everything else is in its module
 (``symderive.answer.Status``, ``symderive.shapes.conv_output_size``, ...).
 """
-from .api import LAYER_FUNCTIONS, sizes, tensor
-from .derivative import chain_rule, derivative
-from .errors import ExpressionError, SymderiveError
-from .problem import load_problem
+from . import sympy_fixes
+sympy_fixes.install()           # before any formula is built  # noqa: E402
+
+from .api import LAYER_FUNCTIONS, sizes, tensor  # noqa: E402
+from .derivative import chain_rule, derivative  # noqa: E402
+from .errors import ExpressionError, SymderiveError  # noqa: E402
+from .problem import load_problem  # noqa: E402
 
 globals().update(LAYER_FUNCTIONS)
 
