@@ -61,6 +61,9 @@ class Normalize(Layer):
         raise NotImplementedError
 
     def _statistics(self, idx, taken):
+        """μ = (1/M) Σ x and the biased σ² = (1/M) Σ (x − μ)², two passes as PyTorch: the one-pass
+        (1/M) Σ x² − μ² is the same number and evaluates faster, but its derivative loses digits in
+        float64 when σ² is small (a relative 8e-9 against torch at N = 2)."""
         x_entry, limits = self.group(idx, taken)
         mean = sp.Sum(x_entry, *reversed(limits)) / self.count()
         taken = taken | {str(v) for v, _, _ in limits}
