@@ -198,6 +198,17 @@ questions:
     layers: {y: "conv_transpose1d(x, w, stride=2, padding=1, dilation=2, output_padding=1)"}
     ask: conv_transpose_matrix
     of: y
+  - id: deconv-shapes
+    ask: shape_table
+    network: &deconv
+      input: [N, 3, 5, 4]
+      layers:
+        - ConvTranspose2d(3, 4, (3, 2), stride=(2, 3), padding=1, output_padding=(1, 2), dilation=(1, 2))
+        - BatchNorm2d(4)
+        - ReLU()
+  - id: deconv-parameters
+    ask: parameter_count
+    network: *deconv
   - id: ct-matrix-2d
     tensors: {x: [1, 2, 2], w: [1, 2, 3, 3]}
     layers: {y: "conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)"}
@@ -281,6 +292,23 @@ def test_bad_inputs_are_refused_with_their_position(tmp_path, layer, message):
     error = answers["broken"].error
     assert answers["broken"].status is Status.FAILED and message in error, error
     assert "bad.yaml:" in error and "broken" in error and "\n" not in error.strip()
+
+
+def test_a_stack_entry_with_a_bad_output_padding_is_refused_at_its_call(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent("""
+        title: bad
+        questions:
+          - id: broken
+            ask: shape_table
+            network:
+              input: [3, 8, 8]
+              layers:
+                - ConvTranspose2d(3, 4, 3, stride=2, output_padding=2)
+        """))
+    (answer,) = load_problem(path).solve()
+    assert answer.status is Status.FAILED
+    assert "bad.yaml:9:11:" in answer.error and "output_padding 2 must be smaller than the stride 2" in answer.error
 
 
 def test_batch_norm_needs_more_than_one_value_per_channel():

@@ -18,7 +18,9 @@ from ..errors import ShapeError
 from ..indices import fresh_index, indices_for
 from ..shapes import check_hyperparameters
 from .base import Layer, axis_values, entry, taken_by
-from .registry import LayerKind, TorchOp, register
+from .conv import NetConv
+from .registry import LayerKind, Signature, TorchOp, register
+from .stack import axes_text, per_axis
 
 
 def conv_transpose_output_size(n, kernel, stride=1, padding=0, output_padding=0, dilation=1):
@@ -131,8 +133,83 @@ def _torch_conv_transpose(layer, get, num):
     return fn(x, w, b, **options) if layer.batch else fn(x.unsqueeze(0), w, b, **options)[0]
 
 
+# ---------------------------------------------------------------------------------------------
+# In network: stacks
+
+
+class NetConvTranspose(NetConv):
+    """``ConvTranspose1d`` / ``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
+    padding=0, output_padding=0, dilation=1, bias=True)``: the weights of a convolution from
+    out_channels to in_channels, so the same count; the output size of the transposed one."""
+
+    def __init__(self, name, call, text, node, dims, in_channels, out_channels, kernel_size, stride=1,
+                 padding=0, output_padding=0, dilation=1, bias=True):
+        super().__init__(name, call, text, node, dims, in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, bias)
+        self.kind = f"ConvTranspose{dims}d"
+        self.output_padding = per_axis(self, output_padding, dims, "output_padding")
+        try:
+            self._sizes((sp.Integer(1),) * dims)
+        except ShapeError as exc:
+            raise self.error(exc.message) from None
+
+    def _sizes(self, spatial):
+        return tuple(conv_transpose_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in
+                     zip(spatial, self.kernel, self.stride, self.padding, self.output_padding, self.dilation))
+
+    def count_note(self):
+        kernel = "×".join(map(str, self.kernel))
+        return (f"{self.in_channels}×{self.out_channels}×{kernel} weights (in channels × out channels × kernel, "
+                f"PyTorch's layout), plus one bias per output channel")
+
+    def axis_steps(self, shape):
+        if shape.spatial is None:
+            return []
+        names = ["length"] if self.dims == 1 else ["height", "width"]
+        steps = [("n' = (n - 1)\,S - 2P + D\,(K - 1) + A + 1", "output size along each spatial axis "
+                  "(PyTorch's transposed convolution, A = output_padding)")]
+        for name, n, out, k, s, p, op, d in zip(names, shape.spatial, self._sizes(shape.spatial), self.kernel,
+                                                self.stride, self.padding, self.output_padding, self.dilation):
+            steps.append((rf"n'_{{\text{{{name}}}}} = ({sp.latex(n)} - 1) \cdot {sp.latex(s)} - 2 \cdot {sp.latex(p)}"
+                          rf" + {sp.latex(d)} \cdot ({sp.latex(k)} - 1) + {sp.latex(op)} + 1 = {sp.latex(out)}",
+                          f"{name}: n = {n}, K = {k}, S = {s}, P = {p}, D = {d}, A = {op}"))
+        return steps + [(rf"C_{{\text{{out}}}} = {sp.latex(self.out_channels)}", "out_channels")]
+
+    def receptive(self, r, j):
+        raise self.error("the receptive field is defined here for convolutions and pooling, not for a "
+                         "transposed convolution")
+
+    def multiply_adds(self, shape_in, shape_out):
+        if shape_in is None or not shape_in.known:
+            return None
+        return sp.Mul(self.in_channels, *shape_in.spatial) * sp.Mul(self.out_channels, *self.kernel)
+
+    def describe(self):
+        return super().describe().replace(f"Conv{self.dims}d", self.kind, 1) + (
+            f", output_padding {axes_text(self.output_padding)}" if any(v != 0 for v in self.output_padding) else "")
+
+
+def _torch_module(layer, num, bias):
+    import torch
+    cls = torch.nn.ConvTranspose1d if layer.dims == 1 else torch.nn.ConvTranspose2d
+    return cls(num(layer.in_channels), num(layer.out_channels), tuple(num(k) for k in layer.kernel),
+               stride=tuple(num(v) for v in layer.stride), padding=tuple(num(v) for v in layer.padding),
+               output_padding=tuple(num(v) for v in layer.output_padding),
+               dilation=tuple(num(v) for v in layer.dilation), bias=layer.bias if bias is None else bias,
+               dtype=torch.float64)
+
+
+def _signature(dims):
+    def build(name, call, text, node, **kw):
+        return NetConvTranspose(name, call, text, node, dims, **kw)
+    # PyTorch's order; groups (next) is not supported, so bias and dilation are keywords here
+    return Signature(build, ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding"), 3, {"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "bias": True})
+
+
 for _dims, _builder in ((1, conv_transpose1d), (2, conv_transpose2d)):
     register(LayerKind(
         f"conv_transpose{_dims}d", _builder, ("input", "weight", "bias"),
         ("stride", "padding", "output_padding", "dilation"),
-        torch=TorchOp(f"torch.nn.functional.conv_transpose{_dims}d", _torch_conv_transpose)))
+        torch=TorchOp(f"torch.nn.functional.conv_transpose{_dims}d", _torch_conv_transpose),
+        module=f"ConvTranspose{_dims}d", signature=_signature(_dims), torch_module=_torch_module,
+        torch_module_name=f"torch.nn.ConvTranspose{_dims}d", prefix="deconv"))
