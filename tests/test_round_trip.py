@@ -102,6 +102,8 @@ KNOWN_FAILURES = {
     ('cookbook-trace-AXinv', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
     ('gaussian-precision', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
     ('transposed-weight-gradient', 'element'): 'a divisibility condition (2 \\mid j + 1) is not read yet',
+    ('cs231n-bn-dx', 'element'): 'reads back as correct, but may exceed the time limit of 20 s under load '
+                                 '(the unsimplified batch-norm gradient has triple sums)',
 }
 
 
