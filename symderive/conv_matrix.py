@@ -223,6 +223,17 @@ def im2col_matrix(layer):
 
 
 
+def symbolic_hyperparameters(dims):
+    """(spatial sizes, kernel, stride, padding, dilation) as symbols, one per axis: L (1-D) or H, W,
+    K, S, P (may be 0), D, with suffixes _1, _2 in 2-D."""
+    from .tensors import size_symbol
+    axes = [""] if dims == 1 else ["_1", "_2"]
+    spatial = tuple(size_symbol(n) for n in (["L"] if dims == 1 else ["H", "W"]))
+    kernel, stride, dilation = (tuple(size_symbol(letter + a) for a in axes) for letter in "KSD")
+    padding = tuple(sp.Symbol("P" + a, integer=True, nonnegative=True) for a in axes)
+    return spatial, kernel, stride, padding, dilation
+
+
 def symbolic_twin(layer):
     """The same convolution with every size and hyperparameter a symbol, for proofs.
 
@@ -231,12 +242,7 @@ def symbolic_twin(layer):
     """
     from .layers import Conv
     from .tensors import size_symbol
-    axes = [""] if layer.dims == 1 else ["_1", "_2"]
-    spatial = tuple(size_symbol(n) for n in (["L"] if layer.dims == 1 else ["H", "W"]))
-    kernel = tuple(size_symbol("K" + a) for a in axes)
-    stride = tuple(size_symbol("S" + a) for a in axes)
-    dilation = tuple(size_symbol("D" + a) for a in axes)
-    padding = tuple(sp.Symbol("P" + a, integer=True, nonnegative=True) for a in axes)
+    spatial, kernel, stride, padding, dilation = symbolic_hyperparameters(layer.dims)
     if layer.channels:
         C, O = size_symbol("C"), size_symbol("O")
         x = Tensor(layer.x.name, (C,) + spatial)

@@ -265,21 +265,23 @@ class Reader:
         if len(node.args) > len(positional):
             self.fail(node, f"{name}() takes at most {len(positional)} tensor argument(s): "
                             f"{', '.join(positional)}")
-        tensors = []
-        for arg in node.args:
+        slots = {}          # tensor argument name -> tensor: a keyword fills its own slot (bias=b without weight)
+        for arg, slot in zip(node.args, positional):
             if not isinstance(arg, ast.Name):
                 self.fail(arg, f"{name}(): tensor arguments are names of declared tensors or layers")
             tensor = self._tensor(arg, arg.id)
             if tensor is None:
                 self.fail(arg, f"'{arg.id}' is not a declared tensor or layer")
-            tensors.append(tensor)
+            slots[slot] = tensor
         options = {}
         for kw in node.keywords:
             if kw.arg in positional and kw.arg != "input":
                 tensor = self._tensor(kw.value, kw.value.id) if isinstance(kw.value, ast.Name) else None
                 if tensor is None:
                     self.fail(kw.value, f"{name}(): {kw.arg} must name a declared tensor")
-                tensors.append(tensor)
+                if kw.arg in slots:
+                    self.fail(kw.value, f"{name}(): {kw.arg} is given twice")
+                slots[kw.arg] = tensor
                 continue
             if kw.arg not in keywords:
                 allowed = ", ".join(keywords) or "none"
@@ -298,6 +300,11 @@ class Reader:
                 if not (v.is_integer or (v.is_Symbol and v.is_integer)):
                     self.fail(kw.value, f"{name}(): {kw.arg} must be an integer or a declared size, got {v}")
             options[kw.arg] = value
+        given = [i for i, slot in enumerate(positional) if slot in slots]
+        tensors = [slots.get(slot) for slot in positional[:given[-1] + 1]] if given else []
+        missing = [slot for slot, tensor in zip(positional, tensors) if tensor is None and slot in kind.required()]
+        if missing:
+            self.fail(node, f"{name}() needs the tensor argument(s) {', '.join(missing)}")
         try:
             return builder(self.layer_name, *tensors, **options)
         except ShapeError as exc:

@@ -9,9 +9,11 @@ requested base.
 import sympy as sp
 from sympy.core.cache import cacheit
 
-from . import indexed_facts
+from . import indexed_facts, sympy_fixes
 
 indexed_facts.install()       # every Indexed built re-deduced its base's assumptions (issue 17)
+sympy_fixes.install()         # before any formula is built: Sum must not free a guarded inner index
+
 
 def _idx_latex(self, printer):
     r"""An index in LaTeX is its letter. SymPy writes its range too, ``{i}_{0\mathrel{..}\nobreak 1}``,

@@ -110,7 +110,7 @@ def _at(pos):
 
 #: Arguments that are sizes (positive), hyper-parameters (stride ≥ 1, padding ≥ 0) or flags.
 FLAGS = {"bias", "affine"}
-PER_AXIS = {"kernel_size", "stride", "padding", "dilation"}
+PER_AXIS = {"kernel_size", "stride", "padding", "output_padding", "dilation"}
 IGNORED = {"eps", "momentum"}
 
 
@@ -187,7 +187,7 @@ class CallReader:
             return None
         if isinstance(value, tuple) and arg not in PER_AXIS:
             self.fail(node, f"{kind}(): {arg} is one number, not a tuple")
-        least = 0 if arg == "padding" else 1
+        least = 0 if arg in ("padding", "output_padding") else 1
         for v in value if isinstance(value, tuple) else (value,):
             if not v.is_integer or (v.is_number and v < least):
                 self.fail(node, f"{kind}(): {arg} must be a{' non-negative' if least == 0 else ' positive'} "

@@ -185,6 +185,8 @@ def evaluate(expr, lookup, env, numbers):
             return numbers.const(0.0)
         if isinstance(e, sp.KroneckerDelta):
             return numbers.const(1.0 if integer(e.args[0]) == integer(e.args[1]) else 0.0)
+        if isinstance(e, sp.Mod):          # of whole index expressions: a stride's divisibility condition
+            return numbers.const(float(integer(e.args[0]) % integer(e.args[1])))
         raise VerifyError(f"cannot evaluate {type(e).__name__} ({e}) numerically")
 
     def _iterate(e):

@@ -97,6 +97,9 @@ KNOWN_FAILURES = {
     ('softmax-regression-hessian', 'element'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
     ('softmax-regression-hessian', 'dimension'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
     ('softmax-regression-hessian', 'array'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
+    ('transposed-weight-gradient', 'element'): 'a divisibility condition (2 \\mid j + 1) is not read yet',
+    ('cs231n-bn-dx', 'element'): 'reads back as correct, but may exceed the time limit of 20 s under load '
+                                 '(the unsimplified batch-norm gradient has triple sums)',
 }
 
 

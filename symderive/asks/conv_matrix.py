@@ -69,14 +69,19 @@ def solve(ctx):
 
 # The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
 def check(job):
+    layer = job.ctx.tensor("of")
+    which = job.question.option("matrix", "A")
+    check_matrix(job, layer, layer.x if which == "A" else layer.weight,
+                 job.question.option("name", "A" if which == "A" else "X"))
+
+
+def check_matrix(job, layer, wrt, name, op=""):
+    """The answer's matrix (``Kind.ENTRIES``) and entry formula (``Kind.ELEMENT``) against the
+    Jacobian d vec(layer)/d vec(wrt) from autograd (``op`` names the torch function, if any)."""
     import numpy as np
     from ..tensors import flat_positions
     from ..verify.formulas import answer_indices, compare_pairs, differentiable_setup
     from ..verify.job import Mismatch, jacobian_rows, sampled_rows, sparse_values
-    layer = job.ctx.tensor("of")
-    which = job.question.option("matrix", "A")
-    wrt = layer.x if which == "A" else layer.weight
-    name = job.question.option("name", "A" if which == "A" else "X")
     matrix, formula = job.result(Kind.ENTRIES), job.result(Kind.ELEMENT)
     names = [i.name for idx in answer_indices(layer, wrt, formula) for i in idx]
     base = job.problem.index_base
@@ -93,8 +98,8 @@ def check(job):
         if tuple(matrix.shape) != (int(np.prod(of_shape, dtype=int)), variable.numel()):
             job.shape_mismatch(f"the shape of {name}", matrix.shape, (int(np.prod(of_shape)), variable.numel()))
             return
-        job.compare(f"{name} with the Jacobian d vec({layer.name})/d vec({wrt.name}) from autograd"
-                    + (f" ({len(rows)} random rows)" if len(rows) < matrix.rows else ""),
+        job.compare(f"{name} with the Jacobian d vec({layer.name})/d vec({wrt.name})" + (f" of {op}" if op else "")
+                    + " from autograd" + (f" ({len(rows)} random rows)" if len(rows) < matrix.rows else ""),
                     sparse_values(matrix, values, rows), J,
                     [f"row {r + base}, column {c + base}" for r in rows for c in range(J.shape[1])])
     if formula is not None:

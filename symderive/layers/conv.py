@@ -147,11 +147,15 @@ class NetConv(NetLayer):
             raise self.error(f"needs an input with {self.dims} spatial ax{'i' if self.dims == 1 else 'e'}s; "
                              f"its input is {shape.text()} ({shape.layout})")
         try:
-            spatial = tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in
-                            zip(shape.spatial, self.kernel, self.stride, self.padding, self.dilation))
+            spatial = self._sizes(shape.spatial)
         except ShapeError as exc:
             raise self.error(exc.message) from None
         return FeatureShape(shape.batch, self.out_channels, spatial, shape.layout)
+
+    def _sizes(self, spatial):
+        """The output size along each spatial axis (a transposed convolution has its own)."""
+        return tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in
+                     zip(spatial, self.kernel, self.stride, self.padding, self.dilation))
 
     def axis_steps(self, shape):
         return window_axis_steps(shape, self.kernel, self.stride, self.padding, self.dilation) + [

@@ -74,6 +74,14 @@ class LayerKind:
     activation: bool = False               # its stack entry is parameter-free and entry by entry
     extra: dict = field(default_factory=dict)
 
+    def required(self):
+        """The tensor arguments (``inputs``) the formula cannot do without: those its builder
+        takes with no default (``bias=None`` is optional)."""
+        import inspect
+        params = list(inspect.signature(self.formula).parameters.values())[1:]     # after the layer's name
+        return {slot for slot, p in zip(self.inputs, params)
+                if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
+
 
 KINDS = {}
 MODULES = {}
