@@ -143,6 +143,18 @@ class Sequence(Layer):
         return sp.Add(*[sp.KroneckerDelta(t, s) * entry(step, rest) for s, step in enumerate(self.steps)])
 
 
+def unroll(name, cell, hx, step):
+    """The steps h1..hT of a one-state cell: ``step(names, cell at t, state, its prefix, t)`` builds
+    step t + 1 from the state before it (hx, then the step before)."""
+    names = Names(name, cell.leaves)
+    state, prefix, steps = hx, (cell.state_prefix(hx) if hx is not None else ()), []
+    for t in range(sequence_length(cell.kind, cell.x)):
+        state = step(names, cell.at_step(t), state, prefix, t)
+        steps.append(state)
+        prefix = ()
+    return steps
+
+
 def sequence_length(kind, x):
     """T, the first axis of a sequence input, as a number (unrolling needs one)."""
     steps = sp.sympify(x.shape[0])

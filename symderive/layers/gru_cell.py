@@ -12,7 +12,7 @@ import sympy as sp
 from ..errors import ShapeError
 from ..functions import sigmoid
 from .base import Layer, entry
-from .cells import CellTensors, Gate, Names, Sequence, functional_module, has_bias, module_params, sequence_length
+from .cells import CellTensors, Gate, Names, Sequence, functional_module, has_bias, module_params, unroll
 from .registry import LayerKind, TorchOp, register
 
 
@@ -70,12 +70,8 @@ def gru(name, input, hx=None, weight_ih=None, weight_hh=None, bias_ih=None, bias
     if weight_ih is None or weight_hh is None:
         raise ShapeError("gru: needs input, hx, weight_ih and weight_hh (in PyTorch's order)")
     cell = CellTensors("gru", 3, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, sequence=True)
-    names = Names(name, cell.leaves)
-    h, prefix, steps = hx, (cell.state_prefix(hx) if hx is not None else ()), []
-    for t in range(sequence_length("gru", input)):
-        h = _step(names, cell.at_step(t), h, prefix, "gru step", None, f", step {t + 1}", t + 1)
-        steps.append(h)
-        prefix = ()
+    steps = unroll(name, cell, hx, lambda names, at, state, prefix, t: _step(
+        names, at, state, prefix, "gru step", None, f", step {t + 1}", t + 1))
     layer = Sequence(name, "gru", steps, f"GRU unrolled over {len(steps)} steps")
     layer.cell, layer.hx = cell, hx
     return layer

@@ -8,41 +8,46 @@ import sympy as sp
 from ..errors import ShapeError
 from ..functions import relu
 
-from .base import Layer
-from .cells import CellTensors, Names, Sequence, functional_module, has_bias, module_params, sequence_length
+from .base import Layer, entry
+from .cells import CellTensors, Gate, Names, Sequence, functional_module, has_bias, module_params, unroll
 from .registry import LayerKind, TorchOp, register
 
 FUNCTIONS = {"tanh": sp.tanh, "relu": relu}
 
 
 class RNNCell(Layer):
-    """h'[…, i] = f(Σ_j W_ih[i, j] x[…, j] + b_ih[i] + Σ_k W_hh[i, k] h[…, k] + b_hh[i]).
+    """h'[…, i] = f(a[…, i]), a[…, i] = Σ_j W_ih[i, j] x[…, j] + b_ih[i] + Σ_k W_hh[i, k] h[…, k] + b_hh[i].
 
     >>> from symderive.tensors import Tensor
     >>> x, h, A, B = Tensor('x', (2,)), Tensor('h', (3,)), Tensor('A', (3, 2)), Tensor('B', (3, 3))
-    >>> RNNCell('y', x, h, A, B).definition((0,))
-    tanh(Sum(A[0, j]*x[j], (j, 0, 1)) + Sum(B[0, k]*h[k], (k, 0, 2)))
+    >>> y = RNNCell('y', x, h, A, B)
+    >>> y.definition((0,)), y.preactivation.definition((0,))
+    (tanh(a[0]), Sum(A[0, j]*x[j], (j, 0, 1)) + Sum(B[0, k]*h[k], (k, 0, 2)))
     """
 
     kind = "rnn_cell"
 
     def __init__(self, name, input, hx=None, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None,
-                 nonlinearity="tanh", cell=None, state=None, prefix=()):
+                 nonlinearity="tanh", cell=None, state=None, prefix=(), preactivation=None):
         if cell is None:
             if weight_ih is None or weight_hh is None:
                 raise ShapeErrorMissing("rnn_cell")
             cell = CellTensors("rnn_cell", 1, input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
             state, prefix = hx, (cell.state_prefix(hx) if hx is not None else ())
+            preactivation = Names(name, cell.leaves)("a")
         self.cell, self.state, self.prefix, self.nonlinearity = cell, state, prefix, nonlinearity
-        inputs = cell.leaves if state is None else [state] + [t for t in cell.leaves if t is not cell.hx]
-        super().__init__(name, inputs, cell.lead + (cell.m,))
+        # The pre-activation a = W_ih x + b_ih + W_hh h + b_hh is a layer of its own, so that
+        # backpropagation through time reads δ^a = δ^h ⊙ f'(a) and ∂L/∂W_hh = Σ_t δ^{a_t} h_{t−1}ᵀ.
+        self.preactivation = Gate(preactivation, cell, 0, lambda a: a, state, prefix,
+                                  why="RNN pre-activation" + (f", step {cell.step + 1}" if cell.step is not None else ""))
+        super().__init__(name, [self.preactivation], cell.lead + (cell.m,))
 
     def describe(self):
         step = f", step {self.cell.step + 1}" if self.cell.step is not None else ""
         return f"RNN cell ({self.nonlinearity}){step}"
 
     def definition(self, idx, avoid=()):
-        return FUNCTIONS[self.nonlinearity](self.cell.affine(0, idx, avoid, self.state, self.prefix))
+        return FUNCTIONS[self.nonlinearity](entry(self.preactivation, idx))
 
 
 def ShapeErrorMissing(kind):
@@ -54,13 +59,9 @@ def rnn(name, input, hx=None, weight_ih=None, weight_hh=None, bias_ih=None, bias
     if weight_ih is None or weight_hh is None:
         raise ShapeErrorMissing("rnn")
     cell = CellTensors("rnn", 1, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, sequence=True)
-    names = Names(name, cell.leaves)
-    state, prefix, steps = hx, (cell.state_prefix(hx) if hx is not None else ()), []
-    for t in range(sequence_length("rnn", input)):
-        step = RNNCell(names(f"h{t + 1}"), input, cell=cell.at_step(t), state=state, prefix=prefix,
-                       nonlinearity=nonlinearity)
-        steps.append(step)
-        state, prefix = step, ()
+    steps = unroll(name, cell, hx, lambda names, at, state, prefix, t: RNNCell(
+        names(f"h{t + 1}"), input, cell=at, state=state, prefix=prefix, nonlinearity=nonlinearity,
+        preactivation=names(f"a{t + 1}")))
     layer = Sequence(name, "rnn", steps, f"RNN ({nonlinearity}) unrolled over {len(steps)} steps")
     layer.cell, layer.hx, layer.nonlinearity = cell, hx, nonlinearity
     return layer
