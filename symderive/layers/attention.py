@@ -13,7 +13,7 @@ import sympy as sp
 
 from ..errors import ShapeError
 from ..indices import fresh_index
-from .base import Layer, entry, taken_by
+from .base import Layer, entry, mark_inner, taken_by
 from .cells import Names, _equal
 from .registry import LayerKind, TorchOp, register
 
@@ -100,6 +100,7 @@ class Attention(Layer):
         self.scores = Scores(names(f"{name}_scores"), query, key, self.scale, attn_mask, not boolean)
         self.weights = Weights(names(f"{name}_weights"), self.scores, attn_mask, boolean)
         super().__init__(name, [self.weights, value], tuple(query.shape[:-1]) + (value.shape[-1],))
+        mark_inner(self, [t for t in (query, key, value, attn_mask) if t is not None])
 
     def describe(self):
         return "scaled dot-product attention"

@@ -11,7 +11,7 @@ import sympy as sp
 
 from ..errors import ShapeError
 from ..functions import sigmoid
-from .base import Layer, entry
+from .base import Layer, entry, mark_inner
 from .cells import CellTensors, Gate, Names, Sequence, functional_module, has_bias, module_params, unroll
 from .registry import LayerKind, TorchOp, register
 
@@ -62,7 +62,7 @@ def gru_cell(name, input, hx=None, weight_ih=None, weight_hh=None, bias_ih=None,
     cell = CellTensors("gru_cell", 3, input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
     layer = _step(Names(name, cell.leaves), cell, hx, (), "gru_cell", name)
     layer.hx = hx
-    return layer
+    return mark_inner(layer, cell.leaves)
 
 
 def gru(name, input, hx=None, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None):
@@ -74,7 +74,7 @@ def gru(name, input, hx=None, weight_ih=None, weight_hh=None, bias_ih=None, bias
         names, at, state, prefix, "gru step", None, f", step {t + 1}", t + 1))
     layer = Sequence(name, "gru", steps, f"GRU unrolled over {len(steps)} steps")
     layer.cell, layer.hx = cell, hx
-    return layer
+    return mark_inner(layer, cell.leaves)
 
 
 def _h0(layer, get):

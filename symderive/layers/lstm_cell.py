@@ -12,7 +12,7 @@ import sympy as sp
 
 from ..errors import ShapeError
 from ..functions import sigmoid
-from .base import Layer, entry
+from .base import Layer, entry, mark_inner
 from .cells import CellTensors, Gate, Names, Sequence, functional_module, has_bias, module_params, sequence_length
 from .registry import LayerKind, TorchOp, register
 
@@ -74,7 +74,7 @@ def lstm_cell(name, input, hx=None, cx=None, weight_ih=None, weight_hh=None, bia
         layer = HiddenState(name, "lstm_cell", cell, gates["o"], CellState(names("c"), cell, gates, cx, (), ""))
     layer.kind = "lstm_cell"
     layer.output, layer.hx, layer.cx = output, hx, cx
-    return layer
+    return mark_inner(layer, cell.leaves)
 
 
 def lstm(name, input, hx=None, cx=None, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None, output="h"):
@@ -95,7 +95,7 @@ def lstm(name, input, hx=None, cx=None, weight_ih=None, weight_hh=None, bias_ih=
         hp = cp = ()
     layer = Sequence(name, "lstm", cs if output == "c" else hs, f"LSTM unrolled over {len(hs)} steps ({output})")
     layer.cell, layer.output, layer.hx, layer.cx = cell, output, hx, cx
-    return layer
+    return mark_inner(layer, cell.leaves)
 
 
 def _states(layer, get, cell):

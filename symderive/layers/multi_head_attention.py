@@ -17,7 +17,7 @@ import sympy as sp
 
 from ..errors import ShapeError
 from ..indices import fresh_index
-from .base import Layer, entry, taken_by
+from .base import Layer, entry, mark_inner, taken_by
 from .cells import Names, _equal
 from .registry import LayerKind, TorchOp, register
 
@@ -130,6 +130,7 @@ class MultiHeadAttention(Layer):
         self.weights = HeadWeights(names(f"{name}_weights"), self.scores)
         super().__init__(name, [t for t in (self.weights, self.v, out_proj_weight, out_proj_bias) if t is not None],
                          query.shape)
+        mark_inner(self, [query, key, value])
 
     def describe(self):
         return f"multi-head attention, {self.num_heads} head(s) of dimension {self.head_dim}"

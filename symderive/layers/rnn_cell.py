@@ -8,7 +8,7 @@ import sympy as sp
 from ..errors import ShapeError
 from ..functions import relu
 
-from .base import Layer, entry
+from .base import Layer, entry, mark_inner
 from .cells import CellTensors, Gate, Names, Sequence, functional_module, has_bias, module_params, unroll
 from .registry import LayerKind, TorchOp, register
 
@@ -34,13 +34,17 @@ class RNNCell(Layer):
                 raise ShapeErrorMissing("rnn_cell")
             cell = CellTensors("rnn_cell", 1, input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
             state, prefix = hx, (cell.state_prefix(hx) if hx is not None else ())
-            preactivation = Names(name, cell.leaves)("a")
+            preactivation, single = Names(name, cell.leaves)("a"), True
+        else:
+            single = False
         self.cell, self.state, self.prefix, self.nonlinearity = cell, state, prefix, nonlinearity
         # The pre-activation a = W_ih x + b_ih + W_hh h + b_hh is a layer of its own, so that
         # backpropagation through time reads δ^a = δ^h ⊙ f'(a) and ∂L/∂W_hh = Σ_t δ^{a_t} h_{t−1}ᵀ.
         self.preactivation = Gate(preactivation, cell, 0, lambda a: a, state, prefix,
                                   why="RNN pre-activation" + (f", step {cell.step + 1}" if cell.step is not None else ""))
         super().__init__(name, [self.preactivation], cell.lead + (cell.m,))
+        if single:
+            mark_inner(self, cell.leaves)
 
     def describe(self):
         step = f", step {self.cell.step + 1}" if self.cell.step is not None else ""
@@ -64,7 +68,7 @@ def rnn(name, input, hx=None, weight_ih=None, weight_hh=None, bias_ih=None, bias
         preactivation=names(f"a{t + 1}")))
     layer = Sequence(name, "rnn", steps, f"RNN ({nonlinearity}) unrolled over {len(steps)} steps")
     layer.cell, layer.hx, layer.nonlinearity = cell, hx, nonlinearity
-    return layer
+    return mark_inner(layer, cell.leaves)
 
 
 def _torch_rnn_cell(layer, get, num):
