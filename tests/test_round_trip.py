@@ -101,6 +101,14 @@ KNOWN_FAILURES = {
     ('cookbook-logdet', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
     ('cookbook-trace-AXinv', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
     ('gaussian-precision', 'element'): 'X^{-1} of a matrix is refused (not read as an inverse yet)',
+    ('d2l-bptt-dWhh', 'element'): 'backprop δ names (\\delta^{a_1}_p) are read as a Kronecker delta',
+    ('cs231n-lstm-step-dprev-c', 'element'): 'backprop δ names (\\delta^{c}_p) are read as a Kronecker delta',
+    ('gru-dh-dhprev', 'element'): 'backprop δ names (\\delta^{h}_p) are read as a Kronecker delta',
+    ('lstm-dc-dcprev', 'element'): "a layer's inner layers (the LSTM's gate f) are not names the checker knows",
+    ('vaswani-sdpa-dV', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('vaswani-sdpa-dQ', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('cs224n-attention-dhenc', 'element'): "a layer's inner layers (a_scores) are not names the checker knows",
+    ('vaswani-mha-dWv', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
 }
 
 
