@@ -49,6 +49,14 @@ class Tensor:
         else:
             self.base = sp.Symbol(name, real=True)
 
+    inner_of = None          # see layers.base.Layer.inner_of
+
+    def rename(self, name):
+        """A new name for a layer built inside another (its entries' symbols follow)."""
+        self.name, self.latex_name = name, name
+        self.base = sp.IndexedBase(sp.Symbol(name, real=True), shape=self.shape) if self.shape else \
+            sp.Symbol(name, real=True)
+
     @property
     def tex(self):
         """The name as LaTeX (its declared ``tex:`` or the default), braced when it has a subscript:

@@ -100,6 +100,14 @@ KNOWN_FAILURES = {
     ('transposed-weight-gradient', 'element'): 'a divisibility condition (2 \\mid j + 1) is not read yet',
     ('cs231n-bn-dx', 'element'): 'reads back as correct, but may exceed the time limit of 20 s under load '
                                  '(the unsimplified batch-norm gradient has triple sums)',
+    ('d2l-bptt-dWhh', 'element'): 'backprop δ names (\\delta^{a_1}_p) are read as a Kronecker delta',
+    ('cs231n-lstm-step-dprev-c', 'element'): 'backprop δ names (\\delta^{c}_p) are read as a Kronecker delta',
+    ('gru-dh-dhprev', 'element'): 'backprop δ names (\\delta^{h}_p) are read as a Kronecker delta',
+    ('lstm-dc-dcprev', 'element'): "a layer's inner layers (the LSTM's gate f) are not names the checker knows",
+    ('vaswani-sdpa-dV', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('vaswani-sdpa-dQ', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('cs224n-attention-dhenc', 'element'): "a layer's inner layers (a_scores) are not names the checker knows",
+    ('vaswani-mha-dWv', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
 }
 
 

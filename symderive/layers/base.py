@@ -26,6 +26,7 @@ class Layer(Tensor):
     def __init__(self, name, inputs, shape):
         super().__init__(name, shape)
         self.inputs = list(inputs)
+        rename_inner_apart(self)
 
     # Subclasses implement: the entry at ``idx`` in terms of the inputs' entries.
     def definition(self, idx, avoid=()):
@@ -75,6 +76,42 @@ class Layer(Tensor):
         """Inputs that only make sense with some values, for random inputs of cross-checks: name ->
         ("labels", C) (class indices 0..C−1), ("probabilities",) (in (0, 1)) or ("mask",) (0 or 1)."""
         return {}
+
+
+def rename_inner_apart(layer):
+    """Two different nodes under one name would read as one (an LSTM's gate g beside a tensor g):
+    a layer built inside another (``inner_of``, see ``mark_inner``) takes a free name instead,
+    ``g_h`` (then ``g_h_``)."""
+    by_name, visited, stack = {}, set(), [layer]
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack += list(getattr(node, "inputs", ()))
+        other = by_name.setdefault(node.name, node)
+        if other is node:
+            continue
+        inner = node if node.inner_of is not None else other if other.inner_of is not None else None
+        if inner is None:
+            continue                     # declared names are unique in a file: nothing to rename
+        old, name = inner.name, f"{inner.name}_{inner.inner_of}"
+        while name in by_name:
+            name += "_"
+        inner.rename(name)
+        by_name[old], by_name[name] = (other if inner is node else node), inner
+
+
+def mark_inner(layer, declared):
+    """Mark every layer ``layer`` is built from, other than the ``declared`` inputs and what they are
+    built from, as built inside it (``Tensor.inner_of``)."""
+    outside = set()
+    for node in declared:
+        outside |= {id(node)} | {id(n) for n in (node.layer_inputs().values() if node.is_layer else ())}
+    for node in layer.layer_inputs().values():
+        if id(node) not in outside:
+            node.inner_of = layer.name
+    return layer
 
 
 def taken_by(avoid, idx):

@@ -66,8 +66,11 @@ class Job:
     def values(self, nodes, sizes, extra=()):
         """Random values (|v| in [0.25, 2], either sign) for the leaves of ``nodes`` and for the
         tensors in ``extra`` ((name, shape) pairs); NumPy float64 arrays by name."""
-        out = EngineValues({}, self.decls.lookup, sizes)
         graph = _graph_nodes(nodes)
+        # A layer built inside another (an unrolled RNN's steps, attention weights) is found by name
+        # in the graph when an answer names it.
+        inner = {node.name: node for node in graph}
+        out = EngineValues({}, lambda name: self.decls.lookup(name) or inner.get(name), sizes)
         inverted = _inverted(nodes)
         domains = {name: domain for node in graph if node.is_layer for name, domain in node.domains().items()}
         for node in graph:
@@ -94,6 +97,11 @@ class Job:
             return self.rng.uniform(0.05, 0.95, size=shape)
         if domain[0] == "mask":
             return self.rng.integers(0, 2, size=shape).astype(float)
+        if domain[0] == "mask rows":     # 0 or 1, at least one 1 in every row (a boolean attention mask)
+            mask = self.rng.integers(0, 2, size=shape).astype(float)
+            rows = mask.reshape(-1, shape[-1])
+            rows[np.arange(rows.shape[0]), self.rng.integers(0, shape[-1], size=rows.shape[0])] = 1.0
+            return rows.reshape(shape)
         raise VerifyError(f"unknown domain of values {domain[0]!r}")
 
     def graph(self, sizes, values, override=(), check_shapes=True):
