@@ -66,10 +66,16 @@ class Scalar(Node):
     expr: sp.Expr
 
     def latex(self):
-        return sp.latex(self.expr)
+        return _scalar_latex(self.expr)
 
     def value(self, env):
         return scalar_value(self.expr, env)
+
+
+def _scalar_latex(expr):
+    """A scalar with declared display names (λ for ``lam: {tex: \\lambda}``)."""
+    from .latex import show
+    return show(expr) if sp.sympify(expr).free_symbols else sp.latex(expr)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class Power(Node):
     exp: int
 
     def latex(self):
+        if isinstance(self.base, Apply) and self.exp > 0:             # tanh²(Xw), element-wise
+            return rf"{Apply.NAMES[self.base.func]}^{{{self.exp}}}\left({self.base.arg.latex()}\right)"
         return rf"\left({self.base.latex()}\right)^{{\circ {self.exp}}}"
 
     def value(self, env):
@@ -136,7 +144,7 @@ class Sum(Node):
         out = self.terms[0].latex()
         for t in self.terms[1:]:
             text = t.latex()
-            out += " " + text if text.startswith("-") else " + " + text
+            out += " - " + text[1:].lstrip() if text.startswith("-") else " + " + text
         return out
 
     def value(self, env):
@@ -159,7 +167,7 @@ class Product(Node):
             return body
         if self.scalar == -1:
             return "-" + body
-        return sp.latex(self.scalar) + " " + body
+        return _scalar_latex(self.scalar) + " " + body
 
     def value(self, env):
         values = [f.value(env) for f in self.factors]
@@ -530,13 +538,14 @@ def untransposed(node, symmetric):
     return replace(node, **changes) if changes else node
 
 
-def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, symmetric=()):
+def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, symmetric=(), classes=None):
     """Largest |matrix form − index form| over random sizes and values.
 
     ``tensors``: {name: shape with size symbols}; ``sizes``: the size symbols; ``free``: the
     free indices (one for a vector, two for a matrix) in row, column order; ``derived``:
     [(name, shape, element, indices)] for intermediate layers the form names (their values
-    are computed from their element formulas).
+    are computed from their element formulas); ``classes``: {name: number of classes} for the
+    tensors that hold class indices (drawn as whole numbers 0..C−1).
     """
     rng = np.random.default_rng(seed)
     worst = 0.0
@@ -554,6 +563,12 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, 
             if isinstance(leaf, sp.Symbol) and leaf.is_real and not leaf.is_integer and \
                     leaf.name not in {d[0] for d in derived}:
                 scalars[leaf] = sp.Float(rng.uniform(0.5, 1.5))
+        for name, number in (classes or {}).items():             # class indices 0..C−1
+            count = int(sp.sympify(number).xreplace(scalars))
+            if name in arrays:
+                arrays[name] = rng.integers(0, count, size=arrays[name].shape).astype(float)
+            else:
+                scalars[sp.Symbol(name, real=True)] = sp.Integer(int(rng.integers(0, count)))
         layer_scalars = {}
         for name, shape, element, idx in derived:
             if not shape:      # a scalar layer: its value is a scalar of the form
@@ -576,3 +591,81 @@ def _number(expr, idx, pos, scalars, arrays):
     """``expr`` at index values ``pos``, sizes ``scalars`` and tensor values ``arrays``."""
     from .evaluate import evaluate
     return evaluate(expr, arrays, scalars, dict(zip(idx, pos)))
+
+
+# Course layout -------------------------------------------------------------------------
+
+def _negative(node):
+    """True for a term printed with a leading minus (−y, −2 Xᵀy)."""
+    if isinstance(node, Product):
+        return sp.sympify(node.scalar).could_extract_minus_sign()
+    if isinstance(node, Scalar):
+        return sp.sympify(node.expr).could_extract_minus_sign()
+    return False
+
+
+def _negated(node):
+    if isinstance(node, Product):
+        return Product(-node.scalar, node.factors, node.op)
+    if isinstance(node, Scalar):
+        return Scalar(-node.expr)
+    if isinstance(node, Sum):
+        return Sum(tuple(_negated(t) for t in node.terms))
+    return Product(sp.S.NegativeOne, (node,), "hadamard")
+
+
+def tidy_node(node):
+    """A form laid out as a textbook writes it, with the same value: one scalar out front
+    ((1/N)(2 Xᵀ v) → (2/N) Xᵀ v), a difference rather than a negated sum (−y + ŷ → ŷ − y), and a
+    negative scalar absorbed by a difference among the factors (−2 (y − t) → 2 (t − y)).
+
+    >>> print(tidy_node(Product(sp.Rational(1, 2), (Sum((Product(-1, (Vector('y'),), 'hadamard'),
+    ...                                                 Vector('q'))),), 'matmul')).latex())
+    \\frac{1}{2} \\left(q - y\\right)
+    """
+    changes = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = tidy_node(value)
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            changes[f.name] = tuple(tidy_node(v) if isinstance(v, Node) else v for v in value)
+    node = replace(node, **changes) if changes else node
+    if isinstance(node, Sum):
+        terms = sorted(node.terms, key=_negative)                  # stable: the positive terms first
+        return _common_factors(Sum(tuple(terms)))
+    if isinstance(node, Product):
+        if len(node.factors) == 1 and isinstance(node.factors[0], Product):      # c (d A B) → (cd) A B
+            inner = node.factors[0]
+            node = Product(node.scalar * inner.scalar, inner.factors, inner.op)
+        if sp.sympify(node.scalar).could_extract_minus_sign():
+            for k, factor in enumerate(node.factors):
+                if isinstance(factor, Sum) and (sum(map(_negative, factor.terms)) * 2 > len(factor.terms) or
+                                                len(factor.terms) == 2 and isinstance(factor.terms[1], Scalar)
+                                                and _negative(factor.terms[1])):   # −(a − 1) a → (1 − a) a
+                    flipped = tidy_node(_negated(factor))
+                    return Product(-node.scalar, node.factors[:k] + (flipped,) + node.factors[k + 1:], node.op)
+    return node
+
+
+def _common_factors(node):
+    """A sum with a common scalar or a common leftmost matrix written once, out front:
+    (1/N) P − (1/N) Y → (1/N)(P − Y), U ŷ − U y → U (ŷ − y)."""
+    terms = node.terms
+    products = [t if isinstance(t, Product) else Product(sp.S.One, (t,), "matmul") for t in terms]
+    scalars = [sp.sympify(p.scalar) for p in products]
+    common = scalars[0].as_coeff_Mul()[1]
+    if common != 1 and all((s / common).is_number for s in scalars):
+        inner = tuple(_unit(Product(s / common, p.factors, p.op)) for s, p in zip(scalars, products))
+        return Product(common, (_common_factors(Sum(inner)),), "matmul")
+    first = [p.factors[0] for p in products]
+    if all(p.op == "matmul" or len(p.factors) == 1 for p in products) and len(set(first)) == 1 \
+            and all(len(p.factors) > 1 for p in products) and not isinstance(first[0], (Sum, Scalar)):
+        rest = tuple(_unit(Product(p.scalar, p.factors[1:], "matmul")) for p in products)
+        return Product(sp.S.One, (first[0], Sum(rest)), "matmul")
+    return node
+
+
+def _unit(product):
+    """A product of one factor with scalar 1 is that factor."""
+    return product.factors[0] if product.scalar == 1 and len(product.factors) == 1 else product
