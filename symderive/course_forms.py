@@ -73,7 +73,7 @@ def loss_intermediates(layers, taken):
         j = fresh_index(scores.shape[-1], {i.name for i in idx}, ("j", "k"))
         element = sp.exp(entry(scores, idx)) / sp.Sum(sp.exp(entry(scores, idx[:-1] + (j,))),
                                                       (j, 0, scores.shape[-1] - 1))
-        softmax = Named(soft, idx, element, rf"${soft.tex} = \operatorname{{softmax}}({scores.tex})$ "
+        softmax = Named(soft, idx, element, rf"${soft.tex} = \operatorname{{softmax}}({scores.tex})$, "
                                             + ("row by row, the predicted probabilities"
                                                if batched else "the predicted probabilities"))
         target, label = None, None

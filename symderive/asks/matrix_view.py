@@ -107,7 +107,7 @@ def course_form(value, free, of, wrt, avoid=()):
             node = convert(picked)
         except NotConvertible:
             continue
-        return value, node, named + ([target] if target not in named else []), labels
+        return picked, node, named + ([target] if target not in named else []), labels
     return None
 
 
