@@ -18,6 +18,7 @@ import sympy as sp
 
 from .indices import fresh_index, make_index
 from .layers.base import entry
+from .simplify import pull_out_of_sums
 from .tensors import Tensor
 
 
@@ -277,3 +278,86 @@ def course_signs(expr, predictions=()):
         sign = -1 if len(flips) % 2 else 1
         return sp.Mul(sign, *factors)
     return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+
+
+def _standardizations(layers):
+    """[(x̂, x, μ, s)] for each layer x̂_k = (x_k − μ)/s of a vector x, with μ a layer that is the
+    mean of x (Σ_m x_m / n) and s free of k: batch norm's x̂ of one feature, a z-score."""
+    out = []
+    for layer in layers.values():
+        if getattr(layer, "rank", 0) != 1 or not getattr(layer, "is_layer", False):
+            continue
+        k = make_index("k", layer.shape[0])
+        try:
+            definition = layer.element((k,), expand=False)
+        except Exception:         # a layer that cannot give its entry unexpanded has no such form
+            continue
+        numerator, denominator = sp.fraction(sp.together(definition))
+        if k in denominator.free_symbols:
+            continue
+        terms = sp.Add.make_args(sp.expand(numerator))
+        entries = [t for t in terms if isinstance(t, sp.Indexed) and t.indices == (k,)]
+        if len(entries) != 1 or len(terms) != 2:
+            continue
+        x_entry = entries[0]
+        (centre,) = [t for t in terms if t is not x_entry]
+        mean = next((m for m in layers.values() if getattr(m, "rank", None) == 0 and -centre == m.base), None)
+        if mean is None:
+            continue
+        m_def = sp.together(mean.element((), expand=False))
+        m_num, m_den = sp.fraction(m_def)
+        if not (isinstance(m_num, sp.Sum) and len(m_num.limits) == 1 and m_num.function.func == sp.Indexed
+                and m_num.function.base == x_entry.base and m_num.function.indices == (m_num.limits[0][0],)
+                and sp.simplify(m_den - layer.shape[0]) == 0 and m_num.limits[0][1] == 0
+                and sp.simplify(m_num.limits[0][2] - (layer.shape[0] - 1)) == 0):
+            continue
+        out.append((layer, x_entry.base, mean, denominator))
+    return out
+
+
+def standardized(expr, layers):
+    """``expr`` written through each standardized layer x̂ = (x − μ)/s (``_standardizations``):
+    Σ_m x_m = n μ, then x_k = μ + s x̂_k, then Σ_k x̂_k = 0, so batch norm's gradient reads
+    (γ/(N s)) (N g − Σ_n g_n − x̂ Σ_n g_n x̂_n) instead of a polynomial in x up to N⁻⁴.
+    Returns (expr, [the layers x̂ used])."""
+    used = []
+    for xhat, x, mean, scale in _standardizations(layers):
+        if not expr.has(x):
+            continue
+        n = xhat.shape[0]
+        new = pull_out_of_sums(sp.expand(expr))
+        new = new.replace(lambda s: isinstance(s, sp.Sum) and len(s.limits) == 1 and s.function.func == sp.Indexed
+                          and s.function.base == x and s.function.indices == (s.limits[0][0],),
+                          lambda s: n * mean.base)
+        new = new.replace(lambda s: isinstance(s, sp.Indexed) and s.base == x,
+                          lambda s: mean.base + scale * xhat.base[s.indices])
+        new = pull_out_of_sums(sp.expand(new))
+        new = new.replace(lambda s: isinstance(s, sp.Sum) and len(s.limits) == 1 and s.function.func == sp.Indexed
+                          and s.function.base == xhat.base and s.function.indices == (s.limits[0][0],),
+                          lambda s: sp.S.Zero)
+        new = pull_out_of_sums(sp.expand(sp.simplify(sp.together(new))))
+        if new.has(x):
+            continue
+        expr = _common_out_front(new)
+        used.append(xhat)
+    return expr, used
+
+
+def _common_out_front(expr):
+    """c · (t₁ + t₂ + …) with c the product of the factors every term shares and the terms' numbers
+    made whole: γ/(N s) · (N g_p − Σ g − x̂_p Σ g x̂)."""
+    terms = sp.Add.make_args(sp.expand(expr))
+    if len(terms) < 2:
+        return expr
+    factored = sp.factor_terms(sp.Add(*terms))
+    sums = [a for a in sp.Mul.make_args(factored) if isinstance(a, sp.Add)]
+    if len(sums) != 1:
+        return expr
+    inside = sums[0]
+    outside = sp.Mul(*[a for a in sp.Mul.make_args(factored) if a is not inside])
+    num, den = sp.fraction(sp.together(inside))
+    if den.free_symbols and not num.is_Add:
+        return expr
+    # the denominator of the terms goes out front too: (1/N)(N g − …)
+    return sp.Mul(outside / den, sp.expand(num), evaluate=False) if den != 1 else sp.Mul(outside, inside,
+                                                                                          evaluate=False)

@@ -251,6 +251,39 @@ class TimeSum(Node):
         return total
 
 
+@dataclass(frozen=True)
+class Total(Node):
+    """The sum of a vector's entries, a scalar beside vectors as courses write it: Σ_n g, Σ_n (g ⊙ x̂)
+    (batch norm's backward pass)."""
+    var: sp.Symbol
+    vector: Node
+
+    def latex(self):
+        inner = self.vector.latex()
+        if isinstance(self.vector, (Sum, Product)):
+            inner = rf"\left({inner}\right)"
+        return rf"\sum_{{{sp.latex(sp.Symbol(self.var.name))}}} {inner}"
+
+    def value(self, env):
+        return float(np.sum(self.vector.value(env)))
+
+
+def _total(e):
+    """c · Σ_n f(n) (no other free index) as c times a Total node, or None."""
+    coeff, rest = sp.sympify(e).as_coeff_Mul()
+    factors = sp.Mul.make_args(rest)
+    sums = [f for f in factors if isinstance(f, sp.Sum)]
+    if len(sums) != 1 or len(sums[0].limits) != 1 or any(f.has(sp.Indexed) for f in factors if f is not sums[0]):
+        return None
+    (var, lo, hi), = sums[0].limits
+    try:
+        node = Total(var, to_vector(sums[0].function, var))
+    except NotConvertible:
+        return None
+    scalar = coeff * sp.Mul(*[f for f in factors if f is not sums[0]])
+    return node if scalar == 1 else Product(scalar, (node,), "hadamard")
+
+
 # Conversion ----------------------------------------------------------------------------
 
 #: Conversion steps one form may take. Sums over several indices are tried with each index
@@ -291,7 +324,8 @@ def _free_symbols(e):
 def to_vector(e, i):
     """The vector whose i-th entry is ``e``."""
     if not _depends(e, i):
-        return Scalar(e)
+        total = _total(e) if e.has(sp.Sum) and e.has(sp.Indexed) else None
+        return total if total is not None else Scalar(e)
     if isinstance(e, sp.Indexed):
         if e.indices[-1] == i and not any(_depends(a, i) for a in e.indices[:-1]):
             return Vector(e.base.label.name, tuple(e.indices[:-1]))
@@ -305,9 +339,13 @@ def to_vector(e, i):
             factor, (of, power) = norms[0]
             return OverNorm(to_vector(e / factor, i), of, power)
         scalar = sp.Mul(*[f for f in e.args if not _depends(f, i)])
-        if scalar.has(sp.Indexed):       # a tensor entry as a scalar cannot be evaluated (nor read)
-            raise NotConvertible(f"{scalar} is not a scalar of the form")
-        factors = tuple(to_vector(f, i) for f in e.args if _depends(f, i))
+        totals = []
+        if scalar.has(sp.Indexed):       # Σ_n g_n x̂_n beside x̂_p: a Total; any other entry has no form
+            totals = [f for f in e.args if not _depends(f, i) and isinstance(f, sp.Sum) and _total(f) is not None]
+            scalar = sp.Mul(*[f for f in e.args if not _depends(f, i) and f not in totals])
+            if scalar.has(sp.Indexed):
+                raise NotConvertible(f"{scalar} is not a scalar of the form")
+        factors = tuple(to_vector(f, i) for f in e.args if _depends(f, i)) + tuple(_total(f) for f in totals)
         if len(factors) == 1 and scalar == 1:
             return factors[0]
         if len(factors) == 1 and isinstance(factors[0], Product) and scalar.is_number:   # −Xᵀy, not −(Xᵀy)
@@ -558,8 +596,9 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, 
             arrays[name] = (arrays[name] + arrays[name].T) / 2
         for name in inverted_names(index_expr) & set(arrays):     # invertible, with det > 0
             arrays[name] = arrays[name] + (len(arrays[name]) + 1) * np.eye(len(arrays[name]))
-        labels = {e.base.label for e in sp.sympify(index_expr).atoms(sp.Indexed)}
-        for leaf in sp.sympify(index_expr).free_symbols - labels - set(scalars):   # scalar tensors (λ)
+        everything = sp.Add(sp.sympify(index_expr), *[sp.sympify(d[2]) for d in derived])   # and the layers' (β)
+        labels = {e.base.label for e in everything.atoms(sp.Indexed)}
+        for leaf in everything.free_symbols - labels - set(scalars):   # scalar tensors (λ)
             if isinstance(leaf, sp.Symbol) and leaf.is_real and not leaf.is_integer and \
                     leaf.name not in {d[0] for d in derived}:
                 scalars[leaf] = sp.Float(rng.uniform(0.5, 1.5))

@@ -35,6 +35,11 @@ COURSE_FORMS = {
     # Learning from Data / CSCE 636: ∇E = (2/N) Xᵀ[(1 − tanh²(Xw)) ⊙ (tanh(Xw) − y)]
     "tanh-regression": r"\frac{2}{N} X^{T} \left(\left(1 - \tanh^{2}\left(X w\right)\right) \odot "
                        r"\left(\tanh\left(X w\right) - y\right)\right)",
+    # Ioffe & Szegedy / CS231n a2: ∂L/∂x = (γ/(Nσ))(N g − Σ_n g − x̂ ⊙ Σ_n(g ⊙ x̂)), σ = √(σ² + ε)
+    "batchnorm-dx": r"\frac{\gamma}{N \sqrt{\epsilon + \sigma^2}} \left(N g - \sum_{n} g - \hat{x} \odot "
+                    r"\sum_{n} \left(g \odot \hat{x}\right)\right)",
+    "layernorm-dx": r"\frac{\gamma}{D \sqrt{\epsilon + \sigma^2}} \left(D g - \sum_{n} g - \hat{x} \odot "
+                    r"\sum_{n} \left(g \odot \hat{x}\right)\right)",
 }
 
 
@@ -114,6 +119,20 @@ def draw(qid, rng):
         leaves = {"X": rng.normal(size=(n, d)), "w": rng.normal(size=d) / 2, "y": rng.normal(size=n)}
         return ({"N": n, "D": d}, leaves, {}, {},
                 (lambda t: ((torch.tanh(t["X"] @ t["w"]) - t["y"]) ** 2).mean()), "w")
+    if qid in ("batchnorm-dx", "layernorm-dx"):
+        size = "N" if qid == "batchnorm-dx" else "D"
+        leaves = {"x": rng.normal(size=n), "g": rng.normal(size=n)}
+        gamma, beta, eps = (float(v) for v in rng.uniform(0.2, 2.0, size=3))
+        mu, var = leaves["x"].mean(), leaves["x"].var()                 # biased, as in training
+        xhat = (leaves["x"] - mu) / np.sqrt(var + eps)
+        scalars = {"gamma": gamma, "beta": beta, "eps": eps, "mu": mu, "var": var}
+        g = torch.tensor(leaves["g"])
+
+        def loss(t):
+            y = F.batch_norm(t["x"].reshape(-1, 1), None, None, weight=torch.tensor([gamma], dtype=torch.float64),
+                             bias=torch.tensor([beta], dtype=torch.float64), training=True, eps=eps)
+            return (g * y.reshape(-1)).sum()
+        return {size: n}, leaves, scalars, {"xhat": xhat, "y": gamma * xhat + beta}, loss, "x"
     raise KeyError(qid)
 
 

@@ -65,7 +65,7 @@ def course_form(value, free, of, wrt, avoid=()):
     with the intermediates a course names (ŷ, P, the one-hot y, 1 − tanh²; see course_forms.py),
     or None when it has no matrix form. The node is not checked here: ``check`` it."""
     from ..assumptions import tensor_facts
-    from ..course_forms import course_signs, loss_intermediates, merge_sums, name_one_hot, name_softmax, one_minus_tanh_squared, \
+    from ..course_forms import Named, course_signs, loss_intermediates, merge_sums, standardized, name_one_hot, name_softmax, one_minus_tanh_squared, \
         picked_by_label
     from ..matrix_form import NotConvertible, to_matrix, to_vector, untransposed
     layers = dict(of.layer_inputs())
@@ -90,6 +90,12 @@ def course_form(value, free, of, wrt, avoid=()):
             if new != value:
                 named.append(target)
                 value = new
+    value, standardized_layers = standardized(value, layers)
+    for layer in standardized_layers:
+        k = layer.free_indices()
+        named.append(Named(layer, k, layer.element(k, expand=True),
+                           f"${layer.tex}$ is its input standardized, so the input is its mean plus its scale "
+                           f"times ${layer.tex}$, and the entries of ${layer.tex}$ sum to 0"))
     value = one_minus_tanh_squared(value)
     predictions = tuple(n.tensor.base for n in named if n.tensor.name not in {t.tensor.name for _, t in pickers})
     value = course_signs(value, predictions)
