@@ -129,7 +129,8 @@ class Power(Node):
 
     def latex(self):
         if isinstance(self.base, Apply) and self.exp > 0:             # tanh²(Xw), element-wise
-            return rf"{Apply.NAMES[self.base.func]}^{{{self.exp}}}\left({self.base.arg.latex()}\right)"
+            # one brace group, so that a line break never falls between the function and its argument
+            return rf"{{{Apply.NAMES[self.base.func]}^{{{self.exp}}}\left({self.base.arg.latex()}\right)}}"
         return rf"\left({self.base.latex()}\right)^{{\circ {self.exp}}}"
 
     def value(self, env):
