@@ -55,18 +55,20 @@ def loss_intermediates(layers, taken):
     >>> [(p.tensor.name, t.tensor.name) for p, t, _, _ in loss_intermediates({'J': J}, {'s', 'o', 'J'})]
     [('yhat', 'y')]
     """
-    out = []
-    for layer in layers.values():
+    out, done = [], set()
+    order = {"cross_entropy": 0, "nll_loss": 0, "log_softmax": 1}        # a loss's target before a bare log-softmax
+    for layer in sorted(layers.values(), key=lambda l: order.get(getattr(l, "kind", None), 2)):
         kind = getattr(layer, "kind", None)
-        if kind not in ("cross_entropy", "log_softmax", "nll_loss"):
+        if kind not in order:
             continue
         scores = layer.input if kind != "log_softmax" else layer.inputs[0]
         if getattr(scores, "kind", None) == "log_softmax":        # nll_loss(log_softmax(O)): the softmax of O
             scores = scores.inputs[0]
         elif kind == "nll_loss":
             continue
-        if scores.rank not in (1, 2):
+        if scores.rank not in (1, 2) or scores.name in done:
             continue
+        done.add(scores.name)
         batched = scores.rank == 2
         name = _free_name(("P", "Yhat") if batched else ("yhat", "qhat", "phat"), taken)
         soft = Tensor(name, scores.shape)
@@ -78,7 +80,7 @@ def loss_intermediates(layers, taken):
                                             + ("row by row, the predicted probabilities"
                                                if batched else "the predicted probabilities"))
         target, label = None, None
-        if getattr(layer, "classes", False):
+        if getattr(layer, "classes", kind == "nll_loss"):          # nll_loss always takes class indices
             label = layer.target
             one = Tensor(_free_name(("Y", "T") if batched else ("y", "t"), taken), scores.shape)
             element = sp.KroneckerDelta(idx[-1], entry(label, idx[:-1]))

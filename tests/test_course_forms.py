@@ -229,3 +229,22 @@ def test_derivatives_by_labels_or_a_detached_tensor_are_refused(tmp_path):
     problem = load_problem(str(path))
     answer = {a.question_id: a for a in problem.solve(ids={"softmax-regression-l2"})}["softmax-regression-l2"]
     assert answer.status is Status.FAILED and "holds class labels" in answer.error
+
+
+#: The shipped coursework questions whose matrix forms are now the courses' (they had none before).
+COURSEWORK_FORMS = {
+    "cs231n-softmax-dW": r"\frac{1}{N} X^{T} \left(P - Y\right)",
+    "cs231n-softmax-dS": r"\frac{1}{N} \left(P - Y\right)",
+    "cs231n-full-loss-dW": r"\frac{1}{N} X^{T} \left(P - Y\right) + 2 \mathrm{lam} W",
+    "cs224n-word2vec-dv": r"U \left(\hat{y} - y\right)",
+    "cs224n-word2vec-dU": r"v\, \left(\hat{y} - y\right)^{T}",
+    "d2l-log-softmax-nll": r"\frac{1}{N} \left(P - Y\right)",          # log_softmax then nll_loss
+}
+
+
+def test_coursework_questions_get_the_courses_forms():
+    problem = load_problem("problems/coursework-layers.yaml")
+    answers = {a.question_id: a for a in problem.solve(ids=set(COURSEWORK_FORMS))}
+    for qid, expected in COURSEWORK_FORMS.items():
+        assert answers[qid].status is Status.DERIVED, answers[qid].error
+        assert unbraced(result(answers[qid], Kind.MATRIX_FORM).value) == unbraced(expected), qid
