@@ -31,7 +31,8 @@ COURSE_FORMS = {
     "softmax-regression-l2": r"\frac{1}{N} X^{T} \left(P - Y\right) + 2 \lambda W",     # CS231n a1
     "softmax-scores": r"\frac{1}{N} \left(P - Y\right)",                  # CS231n: dscores = (probs − onehot)/N
     # CS224d a1 (c): δ₁ = (ŷ − y)W₂ᵀ ∘ σ'(z₁), ∂J/∂x = δ₁W₁ᵀ, as a column vector
-    "one-hidden-layer-dx": r"W_1 \left(\left(1 - a\right) \odot a \odot \left(W_2 \left(\hat{y} - y\right)\right)\right)",
+    "one-hidden-layer-dx": r"W_1 \left(\left(1 - a\right) \odot a \odot "
+                           r"\left(W_2 \left(\hat{y} - y\right)\right)\right)",
     # Learning from Data / CSCE 636: ∇E = (2/N) Xᵀ[(1 − tanh²(Xw)) ⊙ (tanh(Xw) − y)]
     "tanh-regression": r"\frac{2}{N} X^{T} \left(\left(1 - \tanh^{2}\left(X w\right)\right) \odot "
                        r"\left(\tanh\left(X w\right) - y\right)\right)",

@@ -65,8 +65,8 @@ def course_form(value, free, of, wrt, avoid=()):
     with the intermediates a course names (ŷ, P, the one-hot y, 1 − tanh²; see course_forms.py),
     or None when it has no matrix form. The node is not checked here: ``check`` it."""
     from ..assumptions import tensor_facts
-    from ..course_forms import Named, course_signs, loss_intermediates, merge_sums, standardized, name_one_hot, name_softmax, one_minus_tanh_squared, \
-        picked_by_label
+    from ..course_forms import (Named, course_signs, loss_intermediates, merge_sums, name_one_hot, name_softmax,
+                                one_minus_tanh_squared, picked_by_label, standardized)
     from ..matrix_form import NotConvertible, to_matrix, to_vector, untransposed
     layers = dict(of.layer_inputs())
     if of.is_layer:
