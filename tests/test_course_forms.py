@@ -249,3 +249,21 @@ def test_coursework_questions_get_the_courses_forms():
     for qid, expected in COURSEWORK_FORMS.items():
         assert answers[qid].status is Status.DERIVED, answers[qid].error
         assert unbraced(result(answers[qid], Kind.MATRIX_FORM).value) == unbraced(expected), qid
+
+
+TANH_FORMS = [      # a student's tanh-regression gradient, and how the checker must read it
+    (r"1 - \tanh^{2}\left(X w\right)", "correct"),
+    (r"1 + \tanh^{2}\left(X w\right)", "incorrect"),
+    (r"1 - \tanh^{3}\left(X w\right)", "incorrect"),
+    (r"1 - \tanh^{-1}\left(X w\right)", "unparseable"),
+]
+TANH_GRADIENT = r"\frac{2}{N} X^{T} \left(\left(FACTOR\right) \odot \left(\tanh\left(X w\right) - y\right)\right)"
+
+
+@pytest.mark.parametrize("latex, verdict", TANH_FORMS)
+def test_tanh_squared_of_a_vector_is_read_entry_by_entry(latex, verdict):
+    """1 − tanh²(Xw), the course's form, is graded: the square of tanh of a vector is entry by entry."""
+    problem = load_problem("problems/csce636-hw2.yaml")
+    report = problem.check({"csce636-q1": TANH_GRADIENT.replace("FACTOR", latex)}, isolate=False)
+    (got,) = [v for v in report.verdicts if v.question == "csce636-q1"]
+    assert got.verdict == verdict, got.evidence
