@@ -102,7 +102,12 @@ def course_form(value, free, of, wrt, avoid=()):
     symmetric = symmetric_names(of, wrt)
 
     def convert(v):
-        return untransposed(to_matrix(v, *free) if len(free) == 2 else to_vector(v, free[0]), symmetric)
+        from .. import matrix_form
+        matrix_form.TOTALS[0] = bool(standardized_layers)          # Σ_n g beside vectors: batch norm's form
+        try:
+            return untransposed(to_matrix(v, *free) if len(free) == 2 else to_vector(v, free[0]), symmetric)
+        finally:
+            matrix_form.TOTALS[0] = False
     try:
         return value, convert(value), named, labels
     except NotConvertible:
