@@ -8,6 +8,7 @@ import re
 
 import sympy as sp
 
+from .assumptions import TENSOR_FACTS, read_tensor_facts
 from .display_names import parse_tex
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, infer_index_ranges, parse
@@ -62,7 +63,8 @@ class Declarations:
         for name, shape_spec in tensors.items():
             check_name(name, "tensor")
             if isinstance(shape_spec, dict):
-                self._display_name(name, shape_spec, "tensor", allowed=("shape", "value", "symmetric", "tex"))
+                self._display_name(name, shape_spec, "tensor",
+                                   allowed=("shape", "value", "symmetric", "tex") + tuple(TENSOR_FACTS))
             self.tensors[str(name)] = self._tensor(name, shape_spec)
         for key, expr in layers.items():
             match = CUSTOM_LAYER.match(str(key))
@@ -165,6 +167,13 @@ class Declarations:
             raise ShapeError(f"tensor '{name}': only a square matrix can be symmetric "
                              f"(shape {' × '.join(map(str, dims)) or 'scalar'})", *position(name))
         tensor.symmetric = symmetric
+        if isinstance(spec, dict):
+            tensor.facts = read_tensor_facts(name, spec, dims, lambda: position(name))
+            if "labels" in tensor.facts and isinstance(tensor.facts["labels"], str):
+                try:
+                    tensor.facts["labels"] = parse(tensor.facts["labels"], self.scope())
+                except SymderiveError as exc:
+                    raise locate(exc, tensor.facts["labels"]) from None
         return tensor
 
     def _layer(self, name, key, expr, custom):

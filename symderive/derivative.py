@@ -142,8 +142,12 @@ def derivative(of, wrt, avoid=()):
 def refuse_labels(of, wrt):
     """Class labels and lookup indices (a loss's target y, an embedding's words) select entries:
     nothing is differentiable by them, so asking is an error rather than a formula in δ′."""
+    from .assumptions import tensor_facts
+    if "detached" in tensor_facts(wrt):
+        raise ShapeError(f"'{wrt.name}' is declared detached: no gradient flows to it")
     layers = [of, *of.layer_inputs().values()] if of.is_layer else []
-    if any(layer.domains().get(wrt.name, ("",))[0] == "labels" for layer in layers):
+    if "labels" in tensor_facts(wrt) or \
+            any(layer.domains().get(wrt.name, ("",))[0] == "labels" for layer in layers):
         raise ShapeError(f"'{wrt.name}' holds class labels or indices (whole numbers that select entries); "
                          f"nothing is differentiable by them")
 

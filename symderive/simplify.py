@@ -225,6 +225,10 @@ def _fold_one(expr, name, defn):
 
     def walk(e):
         if isinstance(e, sp.Add):
+            if isinstance(anchor, sp.Add):            # a definition that is a sum (Σ_h a_h W_hc + b_c)
+                whole = rewrite(e)
+                if whole != e:
+                    return whole
             return rebuilt(e, [walk(t) for t in e.args])
         if isinstance(e, sp.Sum):
             whole = rewrite(e)                      # the sum itself may be the definition

@@ -38,6 +38,7 @@ class Tensor:
 
     is_layer = False
     symmetric = False        # a declared fact (square matrices): A_ji = A_ij
+    facts = {}               # other declared facts (assumptions.TENSOR_FACTS): one_hot, labels, detached, ...
 
     def __init__(self, name, shape=(), latex_name=None):
         self.name = name

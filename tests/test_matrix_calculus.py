@@ -24,7 +24,7 @@ import sympy as sp
 
 from symderive.answer import Kind, Status
 from symderive.evaluate import evaluate
-from symderive.matrix_form import latex_in_base, to_matrix, to_vector
+from symderive.matrix_form import latex_in_base, tidy_node, to_matrix, to_vector
 from symderive.problem import load_problem
 from helpers import NO_PDF, rng_for, run_cli  # noqa: E402
 
@@ -65,6 +65,7 @@ def gradient_from_answer(answer, shape, arrays, sizes):
     matrix = None
     if form:
         node = to_matrix(element.value, *free) if len(free) == 2 else to_vector(element.value, free[0])
+        node = tidy_node(node)            # laid out as printed: differences, common factors out front
         assert latex_in_base(node, answer.index_base) == form[0].value   # the form shown is this one
         env = {"tensors": arrays, "scalars": {names[n]: sp.Integer(v) for n, v in sizes.items() if n in names},
                "indices": {}}
@@ -223,7 +224,7 @@ def test_logistic_gradient_with_layer_p_matches_torch(named):
         formula = np.array([evaluate(element.value, {**arrays, "p": p}, {by_name(element.value)["N"]: n},
                                      {element.axes[0][1]: q}) for q in range(d)])
         np.testing.assert_allclose(formula, expected, rtol=TOL, atol=TOL)
-        assert result(answer, Kind.MATRIX_FORM).value == r"X^{T} \left(-y + p\right)"
+        assert result(answer, Kind.MATRIX_FORM).value == r"X^{T} \left(p - y\right)"
 
 
 def test_json_and_sheet_show_no_declared_index(tmp_path):
@@ -375,7 +376,7 @@ def answer_gradient(answer, shape, arrays, sizes):
     form = [r for r in answer.results if r.kind is Kind.MATRIX_FORM]
     if not form:
         return formula, None
-    node = to_matrix(element.value, *free) if len(free) == 2 else to_vector(element.value, free[0])
+    node = tidy_node(to_matrix(element.value, *free) if len(free) == 2 else to_vector(element.value, free[0]))
     assert latex_in_base(node, answer.index_base) == form[0].value
     env = {"tensors": arrays_only, "indices": {},
            "scalars": {names[n]: sp.Float(v) for n, v in {**sizes, **scalar_values}.items() if n in names}}
@@ -461,17 +462,17 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "cookbook-trace-AX": "A^{T}",
     "cookbook-trace-XtBX": r"\left(B^{T} + B\right) X",
     "cookbook-logdet": "X^{-T}",
-    "cookbook-norm2": r"\frac{-a + x}{\lVert -a + x \rVert_2}",
+    "cookbook-norm2": r"\frac{x - a}{\lVert x - a \rVert_2}",
     "cookbook-trace-AXinv": "-X^{-T} A^{T} X^{-T}",
-    "multi-output-least-squares": "-2 X^{T} Y + 2 X^{T} X W",
-    "logistic-regression": r"X^{T} \left(-y + p\right)",
-    "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)",
-    "logistic-regression-matrix": r"X^{T} \left(-y + \sigma\left(X w\right)\right)",
+    "multi-output-least-squares": "2 X^{T} X W - 2 X^{T} Y",
+    "logistic-regression": r"X^{T} \left(p - y\right)",
+    "gaussian-mean-symmetric": r"\Lambda \sum_{n=1}^{N} \left(X[n] - \mu\right)",
+    "logistic-regression-matrix": r"X^{T} \left(\sigma\left(X w\right) - y\right)",
     "entrywise-exp-trace": r"B \odot \exp\left(X\right)",
     "matrixcalculus-trace-AXtBXC": r"B^{T} X A^{T} C^{T} + B X C A",       # Matrix Cookbook, section 2.5.2
-    "gaussian-precision-symmetric": r"- \frac{1}{2} \sum_{n=1}^{N} \left(\left(-\mu + X[n]\right)\, "
+    "gaussian-precision-symmetric": r"\frac{N}{2} {\Lambda}^{-1} - \frac{1}{2} \sum_{n=1}^{N} \left(\left(X[n] - \mu\right)\, "
                                     # braces are kept before a script
-                                    r"\left(-\mu + X[n]\right)^{T}\right) + \frac{N}{2} {\Lambda}^{-1}",
+                                    r"\left(X[n] - \mu\right)^{T}\right)",
 }
 
 
@@ -579,7 +580,7 @@ def test_symmetric_quadratic_form_is_2Ax(symmetric):
 def test_symmetric_precision_gives_lambda_times_the_residual_sum(symmetric):
     _, answers = symmetric
     answer = answers["gaussian-mean"]
-    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == r"\Lambda \sum_{n=1}^{N} \left(-\mu + X[n]\right)"
+    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == r"\Lambda \sum_{n=1}^{N} \left(X[n] - \mu\right)"
     rng = rng_for("symmetric-gaussian")
     for n, d in ((3, 2), (2, 4)):
         arrays = {"X": rng.normal(size=(n, d)), "mu": rng.normal(size=d), "Lambda": symmetric_matrix(rng, d)}

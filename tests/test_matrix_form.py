@@ -88,7 +88,8 @@ def matrix_form_array(answer, arrays, scalars):
     value = element.value
     names = symbols_by_name(value)
     free = [names[n] for n in free_index_names(element)]
-    node = to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0])
+    # laid out as the sheet prints it (tidy_node only reorders and factors; the value is compared below)
+    node = matrix_form.tidy_node(to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0]))
     with declared(answer.names):           # printed with the question's display names, as the sheet
         assert latex_in_base(node, answer.index_base) == result(answer, "matrix form").value
     env_scalars = {names[n]: sp.Float(v) if not isinstance(v, int) else sp.Integer(v)

@@ -3,6 +3,8 @@ the matrix form of a result (checked numerically against the element formula).""
 import sympy as sp
 
 from ..answer import Kind, Result, Step
+from ..assumptions import rows_sum_to_one
+from ..errors import ExpressionError
 from ..matrix_functions import symmetric_entries
 from ..derivative import intermediate_definitions
 from ..latex import tex_name
@@ -42,11 +44,21 @@ def folded(value, of, wrt, steps, lhs, ctx):
             steps.append(Step(f"{lhs} = {ctx.show(value)}", f"{', '.join(declared)} "
                               f"{'is' if len(declared) == 1 else 'are'} symmetric (declared): "
                               "$A_{ji} = A_{ij}$"))
+    leaves = list(of.leaves().values()) if of.is_layer else []
+    facts_used = []
+    if leaves:
+        new, facts_used = rows_sum_to_one(value, leaves)
+        if facts_used:
+            value = new
+            steps.append(Step(f"{lhs} = {ctx.show(value)}",
+                              "use the declared facts: " + "; ".join(f.why for f in facts_used)))
     definitions = intermediate_definitions(of, wrt)
     new = factor_sum_bodies(combine_sums(fold(value, definitions) if definitions else value))
     factored = sp.factor_terms(new)
     if sp.count_ops(factored) < sp.count_ops(new):
         new = factored
+    from ..course_forms import one_minus_tanh_squared
+    new = one_minus_tanh_squared(new)            # −(t − 1)(t + 1) → 1 − tanh², as courses write it
     if new != value:
         names = [tex_name(str(d[0].base.label if isinstance(d[0], sp.Indexed) else d[0])) for d in definitions
                  if new.has(d[0].base if isinstance(d[0], sp.Indexed) else d[0])]
@@ -58,17 +70,88 @@ def folded(value, of, wrt, steps, lhs, ctx):
     return new
 
 
-def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None):
-    """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None).
-    ``convert(value, *free)`` builds the form when an ask has rules of its own (hessian's Xᵀ diag(a) X)."""
-    # imported here, not at the top: loading a problem file (list) must not import NumPy
-    from ..matrix_form import NotConvertible, check, latex_in_base, to_matrix, to_vector, untransposed
+def course_form(value, free, of, wrt, avoid=()):
+    """(named value, matrix form node, [Named], {label: number of classes}) of ``value`` written
+    with the intermediates a course names (ŷ, P, the one-hot y, 1 − tanh²; see course_forms.py),
+    or None when it has no matrix form. The node is not checked here: ``check`` it."""
+    from ..assumptions import tensor_facts
+    from ..course_forms import (Named, course_signs, loss_intermediates, merge_sums, name_one_hot, name_softmax,
+                                one_minus_tanh_squared, picked_by_label, standardized)
+    from ..matrix_form import NotConvertible, to_matrix, to_vector, untransposed
+    layers = dict(of.layer_inputs())
+    if of.is_layer:
+        layers[of.name] = of
+    taken = set(avoid) | {n for n in layers} | set(of.leaves()) | {wrt.name} | {i.name for i in free}
+    named, labels, pickers = [], {}, []
+    for layer in layers.values():
+        labels.update({name: d[1] for name, d in layer.domains().items() if d[0] == "labels"})
+    for name, leaf in of.leaves().items():
+        if "labels" in tensor_facts(leaf):
+            labels[name] = tensor_facts(leaf)["labels"]
+    for softmax, target, scores, label in loss_intermediates(layers, taken):
+        new = name_softmax(value, scores, softmax.tensor)
+        if new != value:
+            named.append(softmax)
+            value = new
+        if target is not None:
+            new = name_one_hot(value, label, target.tensor)
+            if new != value or any(s.tensor is softmax.tensor for s in named):
+                pickers.append((label, target))
+            if new != value:
+                named.append(target)
+                value = new
+    value, standardized_layers = standardized(value, layers)
+    for layer in standardized_layers:
+        k = layer.free_indices()
+        named.append(Named(layer, k, layer.element(k, expand=True),
+                           f"${layer.tex}$ is its input standardized, so the input is its mean plus its scale "
+                           f"times ${layer.tex}$, and the entries of ${layer.tex}$ sum to 0"))
+    value = one_minus_tanh_squared(value)
+    predictions = tuple(n.tensor.base for n in named if n.tensor.name not in {t.tensor.name for _, t in pickers})
+    value = course_signs(value, predictions)
     symmetric = symmetric_names(of, wrt)
+
+    def convert(v):
+        from .. import matrix_form
+        matrix_form.TOTALS[0] = bool(standardized_layers)          # Σ_n g beside vectors: batch norm's form
+        try:
+            return untransposed(to_matrix(v, *free) if len(free) == 2 else to_vector(v, free[0]), symmetric)
+        finally:
+            matrix_form.TOTALS[0] = False
     try:
-        node = convert(value, *free) if convert else \
-            untransposed(to_matrix(value, *free) if len(free) == 2 else to_vector(value, free[0]), symmetric)
+        return value, convert(value), named, labels
+    except NotConvertible:
+        pass
+    for label, target in pickers:                  # U_{p,o} = Σ_j U_{p,j} y_j, to join Σ_j U_{p,j} ŷ_j
+        picked = course_signs(merge_sums(picked_by_label(value, label, target.tensor, taken)), predictions)
+        try:
+            node = convert(picked)
+        except NotConvertible:
+            continue
+        return picked, node, named + ([target] if target not in named else []), labels
+    return None
+
+
+def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, steps=None):
+    """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None).
+    ``convert(value, *free)`` builds the form when an ask has rules of its own (hessian's Xᵀ diag(a) X).
+    Without one, the form names what a course names (``course_form``); the element formula with
+    those names is then added to ``steps``."""
+    # imported here, not at the top: loading a problem file (list) must not import NumPy
+    from ..matrix_form import NotConvertible, check, latex_in_base, tidy_node, to_matrix, to_vector, untransposed
+    symmetric = symmetric_names(of, wrt)
+    named, labels, named_value = [], {}, value
+    try:
+        if convert:
+            node = convert(value, *free)
+        else:
+            found = course_form(value, free, of, wrt, ctx.declared_names())
+            if found is None:
+                raise NotConvertible("no form")
+            named_value, node, named, labels = found
     except NotConvertible:
         return None, None
+    node = tidy_node(node)
     tensors = {}
     for node_ in [of, wrt] + list(of.layer_inputs().values()) + list(of.leaves().values()):
         if node_.shape:
@@ -87,16 +170,28 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None):
     try:
         # The folded formula is evaluated with each named layer's value computed from its own
         # definition (folding is an exact rewrite), which is much cheaper than expanding it.
-        error = check(node, value, free, {**_leaf_shapes(of, wrt), **(extra or {})}, sizes, derived[::-1],
-                      symmetric=symmetric)
+        error = check(node, value, free, {**_leaf_shapes(of, wrt), **(extra or {})}, sizes,
+                      derived[::-1] + [n.derived() for n in named], symmetric=symmetric, classes=labels)
     except Exception:  # a form we cannot evaluate is not shown: never print an unchecked form
         return None, None
     if error > MATRIX_FORM_TOLERANCE:
         return None, None
+    if steps is not None and named_value != value:
+        steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
+                          "name the intermediates as courses do: " + "; ".join(n.why for n in named)
+                          if named else "write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$"))
     latex = f"{label} = {latex_in_base(node, ctx.base)}"
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
            f"and values, max error {error:.1e}")
     return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex, Kind.MATRIX_FORM)
+
+
+def _element_lhs(label, of, wrt, free, base):
+    """∂J/∂U_{p,q} from the matrix form's label ∂J/∂U and the free indices (the output's first)."""
+    from ..latex import entry
+    n_out = len(free) - wrt.rank
+    numerator = entry(of.name, free[:n_out], base) if n_out else label[len(r"\frac{\partial "):label.index("}{")]
+    return rf"\frac{{\partial {numerator}}}{{\partial {entry(wrt.name, free[n_out:], base)}}}"
 
 
 def _leaf_shapes(of, wrt):

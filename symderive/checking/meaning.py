@@ -511,7 +511,13 @@ class _Resolver:
         if node.sub is not None and node.func not in ("log", "max", "min", "softmax"):
             self.fail(f"a subscript on {node.func} is not understood", node)
         result = self.apply_function(node.func, node.args, node, primes=node.primes, sub=node.sub)
-        if node.power is not None:
+        if node.power is not None and not result.is_scalar and node.func not in ("diag", "softmax", "max", "min"):
+            # tanh²(Xw) of a vector is entry by entry, as courses write 1 − tanh²; tanh^{-1} is not a power
+            e = self.scalar(node.power, "an exponent")
+            if not (e.is_Integer and 0 < e <= MAX_EXPONENT):
+                self.fail("a power of a function of a matrix or vector other than 2, 3, ... is not read", node)
+            result = Val(result.expr ** e, result.shape)
+        elif node.power is not None:
             result = self.power(result, node.power, node)
         return self.apply_scripts(result, node.scripts, node)
 

@@ -166,7 +166,7 @@ class NetConvTranspose(NetConv):
         if shape.spatial is None:
             return []
         names = ["length"] if self.dims == 1 else ["height", "width"]
-        steps = [("n' = (n - 1)\,S - 2P + D\,(K - 1) + A + 1", "output size along each spatial axis "
+        steps = [(r"n' = (n - 1)\,S - 2P + D\,(K - 1) + A + 1", "output size along each spatial axis "
                   "(PyTorch's transposed convolution, A = output_padding)")]
         for name, n, out, k, s, p, op, d in zip(names, shape.spatial, self._sizes(shape.spatial), self.kernel,
                                                 self.stride, self.padding, self.output_padding, self.dilation):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import sympy as sp
 
+from ..assumptions import domain as declared_domain
 from ..layers import op_for
 from ..tensors import flat_positions
 from ..torch_ops import VerifyError, to_float
@@ -75,7 +76,8 @@ class Job:
         domains = {name: domain for node in graph if node.is_layer for name, domain in node.domains().items()}
         for node in graph:
             if not node.is_layer and node.name not in out:
-                out[node.name] = self.random([as_int(n, sizes) for n in node.shape], domains.get(node.name), sizes)
+                out[node.name] = self.random([as_int(n, sizes) for n in node.shape],
+                                             domains.get(node.name) or declared_domain(node), sizes)
                 if node.symmetric:
                     out[node.name] = (out[node.name] + out[node.name].T) / 2
                 if node.name in inverted:        # det, log det, X⁻¹: invertible, det > 0
@@ -87,7 +89,8 @@ class Job:
 
     def random(self, shape, domain=None, sizes=None):
         """Random values of ``shape``; a ``domain`` a layer asks for its input (``Layer.domains``):
-        ("labels", C) whole numbers 0..C−1, ("probabilities",) in (0, 1), ("mask",) 0 or 1."""
+        ("labels", C) whole numbers 0..C−1, ("probabilities",) in (0, 1), ("mask",) 0 or 1; a declared
+        fact (``assumptions.domain``): ("positive",), ("one_hot",) or ("simplex",) along the last axis."""
         shape = tuple(shape)
         if domain is None:
             return self.rng.uniform(0.25, 2.0, size=shape) * self.rng.choice([-1.0, 1.0], size=shape)
@@ -102,6 +105,14 @@ class Job:
             rows = mask.reshape(-1, shape[-1])
             rows[np.arange(rows.shape[0]), self.rng.integers(0, shape[-1], size=rows.shape[0])] = 1.0
             return rows.reshape(shape)
+        if domain[0] == "positive":
+            return self.rng.uniform(0.25, 2.0, size=shape)
+        if domain[0] in ("one_hot", "simplex"):              # along the last axis
+            if domain[0] == "simplex":
+                raw = self.rng.uniform(0.1, 1.0, size=shape)
+                return raw / raw.sum(axis=-1, keepdims=True)
+            picked = self.rng.integers(0, shape[-1], size=shape[:-1])
+            return (np.arange(shape[-1]) == picked[..., None]).astype(float)
         raise VerifyError(f"unknown domain of values {domain[0]!r}")
 
     def graph(self, sizes, values, override=(), check_shapes=True):

@@ -1,0 +1,365 @@
+"""Course forms: the names a course's answer key gives the parts of a gradient.
+
+Each rule is an exact rewrite of an element formula into named intermediates, so that the
+matrix form built from it reads as a course writes it (the form is then checked numerically
+against the element formula, with each name computed from its own definition):
+
+    e^{s_q} / Σ_j e^{s_j}          → ŷ_q       (P_{n,q} on a batch): the softmax of a loss's scores
+    Σ_j f_j e^{s_j} / Σ_k e^{s_k}  → Σ_j f_j ŷ_j
+    δ(q, o), δ(q, y_n)             → y_q, Y_{n,q}: the one-hot of a class label
+    U_{p,o}                        → Σ_j U_{p,j} y_j    (a column picked by a label, for U(ŷ − y))
+    −(t − 1)(t + 1), t = tanh(a)   → 1 − tanh²(a)
+
+A name is made only for what the formula contains, and only under a name the question leaves free.
+"""
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .indices import fresh_index, make_index
+from .layers.base import entry
+from .simplify import pull_out_of_sums
+from .tensors import Tensor
+
+
+@dataclass(frozen=True)
+class Named:
+    """An intermediate a course names: its tensor, its entry at ``idx`` and what it is (LaTeX allowed)."""
+    tensor: Tensor
+    idx: tuple
+    element: sp.Expr
+    why: str
+
+    def derived(self):
+        """The ``(name, shape, element, idx)`` ``matrix_form.check`` computes it from."""
+        return (self.tensor.name, self.tensor.shape, self.element, self.idx)
+
+
+def _free_name(candidates, taken):
+    name = next((n for n in candidates if n not in taken), None)
+    if name is None:
+        name = candidates[0]
+        while name in taken:
+            name += "_"
+    taken.add(name)
+    return name
+
+
+def loss_intermediates(layers, taken):
+    """The softmax and one-hot target a course names for each softmax-based loss among ``layers``
+    ({name: Layer}): ``[(Named softmax, Named one-hot or None, the loss's scores, the label or None)]``.
+
+    >>> import symderive as sd
+    >>> s = sd.tensor('s', 4); o = sd.tensor('o')
+    >>> J = sd.cross_entropy(s, o, name='J')
+    >>> [(p.tensor.name, t.tensor.name) for p, t, _, _ in loss_intermediates({'J': J}, {'s', 'o', 'J'})]
+    [('yhat', 'y')]
+    """
+    out, done = [], set()
+    order = {"cross_entropy": 0, "nll_loss": 0, "log_softmax": 1}        # a loss's target before a bare log-softmax
+    for layer in sorted(layers.values(), key=lambda l: order.get(getattr(l, "kind", None), 2)):
+        kind = getattr(layer, "kind", None)
+        if kind not in order:
+            continue
+        scores = layer.input if kind != "log_softmax" else layer.inputs[0]
+        if getattr(scores, "kind", None) == "log_softmax":        # nll_loss(log_softmax(O)): the softmax of O
+            scores = scores.inputs[0]
+        elif kind == "nll_loss":
+            continue
+        if scores.rank not in (1, 2) or scores.name in done:
+            continue
+        done.add(scores.name)
+        batched = scores.rank == 2
+        name = _free_name(("P", "Yhat") if batched else ("yhat", "qhat", "phat"), taken)
+        soft = Tensor(name, scores.shape)
+        idx = tuple(make_index(letter, n) for letter, n in zip(("n", "c") if batched else ("c",), scores.shape))
+        j = fresh_index(scores.shape[-1], {i.name for i in idx}, ("j", "k"))
+        element = sp.exp(entry(scores, idx)) / sp.Sum(sp.exp(entry(scores, idx[:-1] + (j,))),
+                                                      (j, 0, scores.shape[-1] - 1))
+        softmax = Named(soft, idx, element, rf"${soft.tex} = \operatorname{{softmax}}({scores.tex})$, "
+                                            + ("row by row, the predicted probabilities"
+                                               if batched else "the predicted probabilities"))
+        target, label = None, None
+        if getattr(layer, "classes", kind == "nll_loss"):          # nll_loss always takes class indices
+            label = layer.target
+            one = Tensor(_free_name(("Y", "T") if batched else ("y", "t"), taken), scores.shape)
+            element = sp.KroneckerDelta(idx[-1], entry(label, idx[:-1]))
+            target = Named(one, idx, element, rf"${one.tex} = \operatorname{{onehot}}({label.tex})$, "
+                                              f"the target as a one-hot {'matrix' if batched else 'vector'}")
+        out.append((softmax, target, scores, label))
+    return out
+
+
+def name_softmax(expr, scores, named):
+    """``expr`` with each softmax of ``scores`` written as the entry of ``named`` (ŷ or P).
+
+    The denominator Σ_j e^{s_j} is moved into a sum over the same j that multiplies it by e^{s_j}
+    first, so Σ_j U_{p,j} e^{s_j} / Σ_k e^{s_k} becomes Σ_j U_{p,j} ŷ_j.
+    """
+    def softmax_parts(factor):
+        """(the leading indices, the summation's limits) when ``factor`` is 1 / Σ_j e^{s[…, j]}."""
+        if not (isinstance(factor, sp.Pow) and factor.exp == -1 and isinstance(factor.base, sp.Sum)):
+            return None
+        body, limits = factor.base.function, factor.base.limits
+        if len(limits) != 1 or not isinstance(body, sp.exp):
+            return None
+        arg = body.args[0]
+        if not (isinstance(arg, sp.Indexed) and arg.base == scores.base and arg.indices[-1] == limits[0][0]):
+            return None
+        return tuple(arg.indices[:-1])
+
+    def rewrite(mul):
+        factors = list(sp.Mul.make_args(mul))
+        for k, factor in enumerate(factors):
+            lead = softmax_parts(factor)
+            if lead is None:
+                continue
+            rest = factors[:k] + factors[k + 1:]
+            for m, other in enumerate(rest):
+                if isinstance(other, sp.exp) and isinstance(other.args[0], sp.Indexed) \
+                        and other.args[0].base == scores.base and tuple(other.args[0].indices[:-1]) == lead:
+                    others = rest[:m] + rest[m + 1:]
+                    return sp.Mul(*others) * named.base[lead + (other.args[0].indices[-1],)]
+                if isinstance(other, sp.Sum):
+                    for j in [limit[0] for limit in other.limits]:
+                        inner = [f for f in sp.Mul.make_args(other.function)
+                                 if isinstance(f, sp.exp) and f.args[0] == entry_of(scores, lead + (j,))]
+                        if inner:
+                            body = other.function / inner[0] * named.base[lead + (j,)]
+                            others = rest[:m] + rest[m + 1:]
+                            return sp.Mul(*others) * sp.Sum(body, *other.limits)
+        return mul
+
+    def entry_of(node, idx):
+        return node.base[idx]
+
+    previous = None
+    while previous != expr:
+        previous = expr
+        expr = expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+    return expr
+
+
+def name_one_hot(expr, label, named):
+    """δ(q, o) → y_q and δ(q, y_n) → Y_{n,q}, with ``named`` the one-hot of ``label``."""
+    def is_label(a):
+        return a == label.base if not label.shape else isinstance(a, sp.Indexed) and a.base == label.base
+
+    def rewrite(delta):
+        a, b = delta.args
+        if is_label(a):
+            a, b = b, a
+        if not is_label(b) or is_label(a):
+            return delta
+        lead = () if not label.shape else tuple(b.indices)
+        return named.base[lead + (a,)]
+
+    return expr.replace(lambda e: isinstance(e, sp.KroneckerDelta) and any(is_label(a) for a in e.args), rewrite)
+
+
+def picked_by_label(expr, label, named, avoid):
+    """An entry picked by a label as a sum with the one-hot: U_{p,o} = Σ_j U_{p,j} y_j (so that it
+    joins Σ_j U_{p,j} ŷ_j as U(ŷ − y)). Only entries that are factors of a term, not inside a function."""
+    def label_position(e):
+        if not isinstance(e, sp.Indexed) or e.base == named.base:
+            return None
+        for k, i in enumerate(e.indices):
+            if i == label.base if not label.shape else (isinstance(i, sp.Indexed) and i.base == label.base):
+                return k
+        return None
+
+    def rewrite_term(term):
+        if isinstance(term, sp.Sum):                   # Σ_h … W_{h,k} … → Σ_h Σ_c … W_{h,c} y_c …
+            body = sp.Add(*[rewrite_term(t) for t in sp.Add.make_args(term.function)])
+            return term if body == term.function else sp.Sum(body, *term.limits)
+        factors = list(sp.Mul.make_args(term))
+        sums = [f for f in factors if isinstance(f, sp.Sum)]
+        if len(sums) == 1 and not any(label_position(f) is not None for f in factors):
+            inner = rewrite_term(sums[0])
+            if inner != sums[0]:
+                return sp.Mul(*[f for f in factors if f is not sums[0]]) * inner
+        for k, f in enumerate(factors):
+            pos = label_position(f)
+            if pos is None:
+                continue
+            j = fresh_index(named.shape[-1], set(avoid) | {s.name for s in term.free_symbols}, ("j", "k", "l", "m"))
+            lead = () if not label.shape else tuple(f.indices[pos].indices)
+            picked = f.base[tuple(f.indices[:pos]) + (j,) + tuple(f.indices[pos + 1:])]
+            others = sp.Mul(*(factors[:k] + factors[k + 1:]))
+            return sp.Sum(others * picked * named.base[lead + (j,)], (j, 0, named.shape[-1] - 1))
+        return term
+
+    return sp.Add(*[rewrite_term(t) for t in sp.Add.make_args(expr)])
+
+
+def one_minus_tanh_squared(expr):
+    """−(t − 1)(t + 1) → 1 − t² for t = tanh(a), the derivative of tanh as courses write it.
+
+    >>> a = sp.Symbol('a')
+    >>> one_minus_tanh_squared(sp.Mul(-2, sp.tanh(a) - 1, sp.tanh(a) + 1, sp.Symbol('g'), evaluate=False))
+    2*g*(1 - tanh(a)**2)
+    """
+    def rewrite(mul):
+        factors = list(sp.Mul.make_args(mul))
+        for t in {f for factor in factors if isinstance(factor, sp.Add) for f in factor.args
+                  if isinstance(f, sp.tanh)}:
+            if (t - 1) in factors and (t + 1) in factors:
+                rest = list(factors)
+                rest.remove(t - 1)
+                rest.remove(t + 1)
+                coeff, others = sp.Mul(*rest).as_coeff_Mul()
+                return sp.Mul(-coeff, others, 1 - t ** 2)
+        return mul
+    return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+
+
+def merge_sums(expr):
+    """Σ_{h,c} A + Σ_{h,j} B → Σ_{h,j} (A + B) (bound indices renamed by their ranges), the merged
+    body factored: U(ŷ − y) needs Σ_j U_{p,j} ŷ_j − Σ_c U_{p,c} y_c as one sum. Sums whose ranges
+    cannot be matched one to one are left alone."""
+    if not isinstance(expr, sp.Add):
+        return expr
+    groups, rest = {}, []
+    for term in expr.args:
+        while isinstance(term, sp.Sum) and isinstance(term.function, sp.Sum):     # Σ_h Σ_c f → Σ_{c,h} f
+            term = sp.Sum(term.function.function, *term.function.limits, *term.limits)
+        if isinstance(term, sp.Sum):
+            key = tuple(sorted((str(lo), str(hi)) for _, lo, hi in term.limits))
+            if len(set(key)) == len(key):
+                groups.setdefault(key, []).append(term)
+                continue
+        rest.append(term)
+    out = list(rest)
+    for members in groups.values():
+        first = members[0]
+        by_range = {(str(lo), str(hi)): var for var, lo, hi in first.limits}
+        bodies = [first.function]
+        for other in members[1:]:
+            renames = {var: by_range[(str(lo), str(hi))] for var, lo, hi in other.limits}
+            clash = set(renames.values()) & (other.function.free_symbols - set(renames))
+            if clash:
+                out.append(other)
+                continue
+            bodies.append(other.function.xreplace(renames))
+        body = sp.Add(*bodies)
+        if len(bodies) > 1:
+            factored = sp.factor(body)
+            body = factored if sp.count_ops(factored) <= sp.count_ops(body) else body
+        out.append(sp.Sum(body, *first.limits))
+    return sp.Add(*out)
+
+
+def course_signs(expr, predictions=()):
+    """Each difference in a product written the way round a course writes it, the signs moved to
+    the coefficient: (a − 1) → −(1 − a) (a constant first, as in σ(1 − σ)), (y − ŷ) → −(ŷ − y)
+    (the prediction first; ``predictions`` are the IndexedBases of the named softmaxes).
+
+    >>> a, y, q, j = sp.IndexedBase('a'), sp.IndexedBase('y'), sp.IndexedBase('q'), sp.Symbol('j')
+    >>> course_signs((a[j] - 1) * (y[j] - q[j]) * a[j], predictions=(q,))
+    (1 - a[j])*(q[j] - y[j])*a[j]
+    """
+    def wrong_way(f):
+        if not isinstance(f, sp.Add):
+            return False
+        constant = sum(t for t in f.args if t.is_number)
+        if constant != 0:
+            return constant < 0 and all(t.could_extract_minus_sign() is False for t in f.args if not t.is_number)
+        for t in f.args:
+            base = t.base if isinstance(t, sp.Indexed) else (-t).base if isinstance(-t, sp.Indexed) else None
+            if base is not None and any(base == p or getattr(base, "label", None) == p for p in predictions):
+                return t.could_extract_minus_sign()
+        return False
+
+    def rewrite(mul):
+        factors = list(sp.Mul.make_args(mul))
+        flips = [k for k, f in enumerate(factors) if wrong_way(f)]
+        if not flips:
+            return mul
+        for k in flips:
+            factors[k] = sp.Add(*[-t for t in factors[k].args])
+        sign = -1 if len(flips) % 2 else 1
+        return sp.Mul(sign, *factors)
+    return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+
+
+def _standardizations(layers):
+    """[(x̂, x, μ, s)] for each layer x̂_k = (x_k − μ)/s of a vector x, with μ a layer that is the
+    mean of x (Σ_m x_m / n) and s free of k: batch norm's x̂ of one feature, a z-score."""
+    out = []
+    for layer in layers.values():
+        if getattr(layer, "rank", 0) != 1 or not getattr(layer, "is_layer", False):
+            continue
+        k = make_index("k", layer.shape[0])
+        try:
+            definition = layer.element((k,), expand=False)
+        except Exception:         # a layer that cannot give its entry unexpanded has no such form
+            continue
+        numerator, denominator = sp.fraction(sp.together(definition))
+        if k in denominator.free_symbols:
+            continue
+        terms = sp.Add.make_args(sp.expand(numerator))
+        entries = [t for t in terms if isinstance(t, sp.Indexed) and t.indices == (k,)]
+        if len(entries) != 1 or len(terms) != 2:
+            continue
+        x_entry = entries[0]
+        (centre,) = [t for t in terms if t is not x_entry]
+        mean = next((m for m in layers.values() if getattr(m, "rank", None) == 0 and -centre == m.base), None)
+        if mean is None:
+            continue
+        m_def = sp.together(mean.element((), expand=False))
+        m_num, m_den = sp.fraction(m_def)
+        if not (isinstance(m_num, sp.Sum) and len(m_num.limits) == 1 and m_num.function.func == sp.Indexed
+                and m_num.function.base == x_entry.base and m_num.function.indices == (m_num.limits[0][0],)
+                and sp.simplify(m_den - layer.shape[0]) == 0 and m_num.limits[0][1] == 0
+                and sp.simplify(m_num.limits[0][2] - (layer.shape[0] - 1)) == 0):
+            continue
+        out.append((layer, x_entry.base, mean, denominator))
+    return out
+
+
+def standardized(expr, layers):
+    """``expr`` written through each standardized layer x̂ = (x − μ)/s (``_standardizations``):
+    Σ_m x_m = n μ, then x_k = μ + s x̂_k, then Σ_k x̂_k = 0, so batch norm's gradient reads
+    (γ/(N s)) (N g − Σ_n g_n − x̂ Σ_n g_n x̂_n) instead of a polynomial in x up to N⁻⁴.
+    Returns (expr, [the layers x̂ used])."""
+    used = []
+    for xhat, x, mean, scale in _standardizations(layers):
+        if not expr.has(x):
+            continue
+        n = xhat.shape[0]
+        new = pull_out_of_sums(sp.expand(expr))
+        new = new.replace(lambda s: isinstance(s, sp.Sum) and len(s.limits) == 1 and s.function.func == sp.Indexed
+                          and s.function.base == x and s.function.indices == (s.limits[0][0],),
+                          lambda s: n * mean.base)
+        new = new.replace(lambda s: isinstance(s, sp.Indexed) and s.base == x,
+                          lambda s: mean.base + scale * xhat.base[s.indices])
+        new = pull_out_of_sums(sp.expand(new))
+        new = new.replace(lambda s: isinstance(s, sp.Sum) and len(s.limits) == 1 and s.function.func == sp.Indexed
+                          and s.function.base == xhat.base and s.function.indices == (s.limits[0][0],),
+                          lambda s: sp.S.Zero)
+        new = pull_out_of_sums(sp.expand(sp.simplify(sp.together(new))))
+        if new.has(x):
+            continue
+        expr = _common_out_front(new)
+        used.append(xhat)
+    return expr, used
+
+
+def _common_out_front(expr):
+    """c · (t₁ + t₂ + …) with c the product of the factors every term shares and the terms' numbers
+    made whole: γ/(N s) · (N g_p − Σ g − x̂_p Σ g x̂)."""
+    terms = sp.Add.make_args(sp.expand(expr))
+    if len(terms) < 2:
+        return expr
+    factored = sp.factor_terms(sp.Add(*terms))
+    sums = [a for a in sp.Mul.make_args(factored) if isinstance(a, sp.Add)]
+    if len(sums) != 1:
+        return expr
+    inside = sums[0]
+    outside = sp.Mul(*[a for a in sp.Mul.make_args(factored) if a is not inside])
+    num, den = sp.fraction(sp.together(inside))
+    if den.free_symbols and not num.is_Add:
+        return expr
+    # the denominator of the terms goes out front too: (1/N)(N g − …)
+    return sp.Mul(outside / den, sp.expand(num), evaluate=False) if den != 1 else sp.Mul(outside, inside,
+                                                                                          evaluate=False)
