@@ -15,7 +15,8 @@ from .stack import (Count, FeatureShape, NetLayer, axes_text, dot_latex, grow_re
 
 
 class Conv(Layer):
-    """``conv1d`` / ``conv2d``: y[n, o, i…] = b[o] + Σ_c Σ_k w[o, c, k…] · x[n, g(o)·C/G + c, s·i + d·k − p …].
+    """``conv1d`` / ``conv2d``:
+    y[n, o, i…] = b[o] + Σ_c Σ_k w[o, c, k…] · x[n, g(o)·C/G + c, s·i + d·k − p …].
 
     As PyTorch: the input is (channels, …) or batched (N, channels, …), the weight
     (out_channels, in_channels/groups, *kernel); with ``groups`` G the output channel o sees only

@@ -236,7 +236,8 @@ class NetAdaptiveAvgPool(NetLayer):
         return shape.with_(spatial=tuple(self.output_size))
 
     def axis_steps(self, shape):
-        return [(rf"{sp.latex(out)}", "output entry i averages input entries ⌊i·n/out⌋ … ⌈(i + 1)·n/out⌉ − 1")
+        return [(rf"{sp.latex(out)}",
+                 "output entry i averages input entries ⌊i·n/out⌋ … ⌈(i + 1)·n/out⌉ − 1")
                 for out in self.output_size]
 
     def receptive(self, r, j):
