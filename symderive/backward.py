@@ -185,6 +185,9 @@ class BackwardConvolution:
 def backward_as_convolution(layer):
     """Build ∂L/∂x = conv(pad(dilate_s(g), (K−1)·d), flip(w)ᵀ, dilation d) at concrete sizes."""
     concrete_layer(layer)
+    if layer.batch or layer.groups != 1:
+        raise ShapeError(f"the backward convolution of '{layer.name}' is built for one sample without groups; "
+                         "with a batch axis or groups ask backward_matrix (B = Aᵀ) instead")
     dims = layer.dims
     K = [int(k) for k in layer.kernel]
     s, d, p = ([int(v) for v in vals] for vals in (layer.stride, layer.dilation, layer.padding))

@@ -107,7 +107,7 @@ def concrete_layer(layer):
     if not isinstance(layer, Conv):
         raise ShapeError(f"'{layer.name}' is a {layer.kind}, not a convolution")
     numbers = list(layer.x.shape) + list(layer.weight.shape) + list(layer.stride) \
-        + list(layer.padding) + list(layer.dilation)
+        + list(layer.padding) + list(layer.dilation) + [layer.groups]
     if not all(sp.sympify(v).is_Integer for v in numbers):
         raise ShapeError(f"the matrix of '{layer.name}' needs numeric sizes; for symbolic sizes "
                          "use its element formula")
@@ -144,13 +144,18 @@ class _ConvLayout:
         self.kernel = [int(k) for k in layer.kernel]
         self.stride, self.pad, self.dil = ([int(v) for v in vals]
                                            for vals in (layer.stride, layer.padding, layer.dilation))
+        self.n_batch = int(layer.x.shape[0]) if layer.batch else 1
         self.n_out = int(layer.weight.shape[0]) if layer.channels else 1
-        self.n_in = int(layer.x.shape[0]) if layer.channels else 1
+        self.n_in = int(layer.weight.shape[1]) if layer.channels else 1       # input channels per group
+        self.groups = int(layer.groups)
+        self.all_in = self.n_in * self.groups
+        self.out_per_group = self.n_out // self.groups
         self.axes = [_axis_pairs(*args) for args in zip(self.out_spatial, self.in_spatial, self.kernel,
                                                        self.stride, self.dil, self.pad)]
-        self.shape = (self.n_out, self.n_in) + tuple(len(a[0]) for a in self.axes)
+        self.shape = (self.n_batch, self.n_out, self.n_in) + tuple(len(a[0]) for a in self.axes)
         self.nnz = int(np.prod(self.shape))
-        biggest = max(self.n_out * int(np.prod(self.out_spatial)), self.n_in * int(np.prod(self.in_spatial)),
+        biggest = max(self.n_batch * self.n_out * int(np.prod(self.out_spatial)),
+                      self.n_batch * self.all_in * int(np.prod(self.in_spatial)),
                       self.n_out * self.n_in * int(np.prod(self.kernel)))
         self.dtype = np.int32 if biggest <= np.iinfo(np.int32).max else np.int64
 
@@ -162,16 +167,19 @@ class _ConvLayout:
         return flat
 
     def triples(self):
-        o = np.arange(self.n_out, dtype=np.int64).reshape((-1, 1) + (1,) * len(self.axes))
-        c = np.arange(self.n_in, dtype=np.int64).reshape((1, -1) + (1,) * len(self.axes))
+        lead = (1,) * len(self.axes)
+        n = np.arange(self.n_batch, dtype=np.int64).reshape((-1, 1, 1) + lead)
+        o = np.arange(self.n_out, dtype=np.int64).reshape((1, -1, 1) + lead)
+        c = np.arange(self.n_in, dtype=np.int64).reshape((1, 1, -1) + lead)
+        channel = (o // self.out_per_group) * self.n_in + c          # the input channel of (o, c) in its group
         n_os, n_is, n_k = (int(np.prod(v)) for v in (self.out_spatial, self.in_spatial, self.kernel))
-        parts = [(o * n_os, self._spatial(0, self.out_spatial)),
-                 (c * n_is, self._spatial(2, self.in_spatial)),
+        parts = [((n * self.n_out + o) * n_os, self._spatial(0, self.out_spatial)),
+                 ((n * self.all_in + channel) * n_is, self._spatial(2, self.in_spatial)),
                  ((o * self.n_in + c) * n_k, self._spatial(1, self.kernel))]
         result = []
-        for channel, spatial in parts:       # broadcast straight into the preallocated result
+        for chan, spatial in parts:       # broadcast straight into the preallocated result
             out = np.empty(self.shape, dtype=self.dtype)
-            np.add(channel.astype(self.dtype), spatial.astype(self.dtype), out=out)
+            np.add(chan.astype(self.dtype), spatial.astype(self.dtype), out=out)
             result.append(out.reshape(-1))
         return tuple(result)
 
@@ -180,10 +188,15 @@ class _ConvLayout:
         y_flat, x_flat = np.asarray(y_flat, dtype=np.int64), np.asarray(x_flat, dtype=np.int64)
         n_os, n_is = int(np.prod(self.out_spatial)), int(np.prod(self.in_spatial))
         # as unsigned, a negative number is huge: one comparison checks both ends of a range
-        ok = (y_flat.view(np.uint64) < n_os * self.n_out) & (x_flat.view(np.uint64) < n_is * self.n_in)
-        o, y_rest = np.divmod(y_flat, n_os)
-        c, x_rest = np.divmod(x_flat, n_is)
-        index = o * self.n_in + c
+        ok = (y_flat.view(np.uint64) < n_os * self.n_out * self.n_batch) & \
+            (x_flat.view(np.uint64) < n_is * self.all_in * self.n_batch)
+        no, y_rest = np.divmod(y_flat, n_os)
+        nc, x_rest = np.divmod(x_flat, n_is)
+        n, o = np.divmod(no, self.n_out)
+        n_x, channel = np.divmod(nc, self.all_in)
+        c = channel - (o // self.out_per_group) * self.n_in
+        ok &= (n == n_x) & (c.view(np.uint64) < self.n_in)
+        index = (n * self.n_out + o) * self.n_in + c
         ys = np.unravel_index(y_rest, self.out_spatial)      # remainders are in range
         xs = np.unravel_index(x_rest, self.in_spatial)
         for i, q, (_, _, _, first, k_first, counts), s, d, p in zip(
@@ -237,19 +250,22 @@ def symbolic_hyperparameters(dims):
 def symbolic_twin(layer):
     """The same convolution with every size and hyperparameter a symbol, for proofs.
 
-    Channels C (in) and O (out), lengths L (1-D) or H, W (2-D), kernel K (or KH, KW),
-    stride S, padding P, dilation D (per axis in 2-D).
+    Channels C (in) and O (out) (per group: G·C and G·O in all, G the layer's groups), batch N when
+    the layer has one, lengths L (1-D) or H, W (2-D), kernel K (or KH, KW), stride S, padding P,
+    dilation D (per axis in 2-D).
     """
     from .layers import Conv
     from .tensors import size_symbol
     spatial, kernel, stride, padding, dilation = symbolic_hyperparameters(layer.dims)
     if layer.channels:
-        C, O = size_symbol("C"), size_symbol("O")
-        x = Tensor(layer.x.name, (C,) + spatial)
-        w = Tensor(layer.weight.name, (O, C) + kernel)
+        # with groups G (kept a number): C input and O output channels per group
+        C, O, G = size_symbol("C"), size_symbol("O"), layer.groups
+        lead = (size_symbol("N"),) if layer.batch else ()
+        x = Tensor(layer.x.name, lead + (G * C,) + spatial)
+        w = Tensor(layer.weight.name, (G * O, C) + kernel)
     else:
         x, w = Tensor(layer.x.name, spatial), Tensor(layer.weight.name, kernel)
-    return Conv(layer.name, x, w, None, stride, padding, dilation, layer.dims)
+    return Conv(layer.name, x, w, None, stride, padding, dilation, layer.dims, groups=layer.groups)
 
 
 def size_names(layer):
@@ -289,9 +305,24 @@ def structure_latex(kind, layer, sparse):
     """One sentence on how a convolution matrix is built, for sheets (kind: A, X or B)."""
     if kind == "X":
         return ("rows are the output positions, columns the weights; row (o, i) holds the input "
-                "patch x[c, s·i + d·k − p] under the weights of filter o (the im2col matrix)")
+                "patch x[c, s·i + d·k − p] under the weights of filter o (the im2col matrix)"
+                + ("; with a batch axis the samples' im2col matrices are stacked one below the other"
+                   if layer.batch else ""))
     text = ("banded Toeplitz: row i holds the kernel at columns s·i + d·k − p"
             if layer.dims == 1 else "doubly block-Toeplitz (Toeplitz blocks of Toeplitz rows)")
+    text += _batch_and_groups(layer)
     if kind == "B":
         return "each block is the transpose of the matching block of A, itself " + text
     return "each block is " + text
+
+
+def _batch_and_groups(layer):
+    """What a batch axis and groups do to the matrix, for sheets."""
+    notes = []
+    if layer.groups != 1:
+        notes.append(f"with groups {layer.groups} the (output channel, input channel) blocks outside a group are "
+                     "zero: block-diagonal over the groups")
+    if layer.batch:
+        notes.append("with a batch axis the matrix is block-diagonal over the samples, the same per-sample "
+                     "matrix repeated N times (samples never mix)")
+    return "; " + "; ".join(notes) if notes else ""

@@ -287,6 +287,11 @@ class Reader:
                 allowed = ", ".join(keywords) or "none"
                 self.fail(kw.value if kw.arg else node, f"{name}() has no argument '{kw.arg}' "
                                                         f"(keyword arguments: {allowed})")
+            if kw.arg in kind.flags:             # True or False, such as ceil_mode=True
+                if not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, bool)):
+                    self.fail(kw.value, f"{name}(): {kw.arg} is True or False")
+                options[kw.arg] = kw.value.value
+                continue
             if kw.arg in kind.choices:           # a string of PyTorch's, such as reduction='sum'
                 options[kw.arg] = read_choice(self, kw.value, name, kw.arg, kind.choices[kw.arg])
                 continue

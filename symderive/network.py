@@ -109,8 +109,8 @@ def _at(pos):
 
 
 #: Arguments that are sizes (positive), hyper-parameters (stride ≥ 1, padding ≥ 0) or flags.
-FLAGS = {"bias", "affine"}
-PER_AXIS = {"kernel_size", "stride", "padding", "output_padding", "dilation"}
+FLAGS = {"bias", "affine", "ceil_mode", "count_include_pad"}
+PER_AXIS = {"kernel_size", "stride", "padding", "output_padding", "dilation", "output_size"}
 IGNORED = {"eps", "momentum"}
 
 

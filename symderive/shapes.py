@@ -42,3 +42,29 @@ def check_hyperparameters(kernel, stride, padding, dilation):
 def same_padding(n, kernel, stride=1, dilation=1):
     """Padding P that keeps the output length equal to the input (stride 1): P = d(k−1)/2."""
     return sp.sympify(dilation) * (sp.sympify(kernel) - 1) / 2
+
+
+def pool_output_size(n, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+    """Output length of a pooling along one axis, PyTorch's ``pooling_output_shape``: with
+    ``ceil_mode`` the division rounds up, but the last window must start inside the input or
+    its left padding. Padding is at most half the kernel, as PyTorch requires.
+
+    >>> pool_output_size(5, 2, 2, padding=1, ceil_mode=True)    # the 4th window would start in the right padding
+    3
+    >>> pool_output_size(6, 3, 2, ceil_mode=True), pool_output_size(6, 3, 2)
+    (3, 2)
+    """
+    n, kernel, stride, padding, dilation = map(sp.sympify, (n, kernel, stride, padding, dilation))
+    if (2 * padding - dilation * (kernel - 1) - 1).is_positive:
+        raise ShapeError(f"padding {padding} must be at most half the kernel size {kernel}")
+    if not ceil_mode:
+        return conv_output_size(n, kernel, stride, padding, dilation)
+    conv_output_size(n, kernel, stride, padding, dilation)        # the same checks
+    out = sp.ceiling((n + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1
+    starts_outside = sp.simplify((out - 1) * stride - n - padding)
+    if starts_outside.is_nonnegative:
+        return out - 1
+    if starts_outside.is_negative:
+        return out
+    raise ShapeError(f"ceil_mode: cannot decide whether the last window starts inside the input for "
+                     f"symbolic sizes ((out − 1)·stride − n − padding = {starts_outside}); give numbers")

@@ -967,11 +967,20 @@ def _ints(values):
     return tuple(int(v) for v in values)
 
 
+def _beyond_reference(node):
+    """The direct loops here are per sample, without groups or ceil_mode; those layers are checked
+    against torch autograd in test_batched_conv_pool.py (and by --verify)."""
+    if getattr(node, "batch", False) or getattr(node, "groups", 1) != 1 or getattr(node, "ceil_mode", False) \
+            or not getattr(node, "count_include_pad", True):
+        raise Unsupported(f"{node.name}: batch axis, groups or ceil_mode (see test_batched_conv_pool.py)")
+
+
 def np_forward(node, values):
     if node.name in values:
         return values[node.name]
     if not node.is_layer:
         raise Unsupported(f"no value for {node.name}")
+    _beyond_reference(node)
     if isinstance(node, Conv):
         x, w = np_forward(node.x, values), np_forward(node.weight, values)
         b = np_forward(node.bias, values) if node.bias is not None else None
@@ -1007,6 +1016,7 @@ def torch_forward(node, values):
         return values[node.name]
     if not node.is_layer:
         raise Unsupported(f"no value for {node.name}")
+    _beyond_reference(node)
     if isinstance(node, Conv):
         x, w = torch_forward(node.x, values), torch_forward(node.weight, values)
         b = torch_forward(node.bias, values) if node.bias is not None else None

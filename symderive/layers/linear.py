@@ -11,27 +11,32 @@ from .stack import Count, NetLayer, dot_latex
 
 
 class Linear(Layer):
-    """y[i] = Σ_j W[i, j] x[j] + b[i], with PyTorch's weight layout (out, in)."""
+    """y[i] = Σ_j W[i, j] x[j] + b[i], with PyTorch's weight layout (out, in); with a batch
+    axis (x of shape N × in, as ``F.linear``) y[n, i] = Σ_j W[i, j] x[n, j] + b[i], i.e. Y = X Wᵀ + b."""
 
     kind = "linear"
 
     def __init__(self, name, x, weight, bias=None):
-        if x.rank != 1 or weight.rank != 2:
-            raise ShapeError(f"linear: expected a vector input and a matrix weight, got ranks "
-                             f"{x.rank} and {weight.rank}")
-        if sp.simplify(weight.shape[1] - x.shape[0]) != 0:
+        if x.rank not in (1, 2) or weight.rank != 2:
+            raise ShapeError(f"linear: expected a vector input (in,) or a batch (N, in) and a matrix weight, "
+                             f"got ranks {x.rank} and {weight.rank}")
+        if sp.simplify(weight.shape[1] - x.shape[-1]) != 0:
             raise ShapeError(f"linear: weight {weight.name} has {weight.shape[1]} columns but "
-                             f"{x.name} has {x.shape[0]} entries")
+                             f"{x.name} has {x.shape[-1]} {'features per sample' if x.rank == 2 else 'entries'}")
         if bias is not None and (bias.rank != 1 or sp.simplify(bias.shape[0] - weight.shape[0]) != 0):
             raise ShapeError(f"linear: bias {bias.name} must have shape ({weight.shape[0]},)")
         self.x, self.weight, self.bias = x, weight, bias
-        super().__init__(name, [t for t in (x, weight, bias) if t is not None], (weight.shape[0],))
+        self.batch = x.rank == 2
+        super().__init__(name, [t for t in (x, weight, bias) if t is not None], x.shape[:-1] + (weight.shape[0],))
+
+    def describe(self):
+        return "linear, batched" if self.batch else "linear"
 
     def definition(self, idx, avoid=()):
-        (i,) = idx
-        j = fresh_index(self.x.shape[0], taken_by(avoid, idx), ("j", "k", "l", "m"))
-        expr = sp.Sum(entry(self.weight, (i, j)) * entry(self.x, (j,)),
-                      (j, 0, self.x.shape[0] - 1))
+        lead, i = tuple(idx[:-1]), idx[-1]
+        j = fresh_index(self.x.shape[-1], taken_by(avoid, idx), ("j", "k", "l", "m"))
+        expr = sp.Sum(entry(self.weight, (i, j)) * entry(self.x, lead + (j,)),
+                      (j, 0, self.x.shape[-1] - 1))
         return expr + entry(self.bias, (i,)) if self.bias is not None else expr
 
 

@@ -62,6 +62,7 @@ class LayerKind:
     options: tuple = ()                    # keyword arguments, PyTorch's names
     numbers: tuple = ()                    # options that are real numbers (a slope), not sizes
     choices: dict = field(default_factory=dict)   # string options: name -> PyTorch's values (reduction)
+    flags: tuple = ()                      # options that are True or False (ceil_mode)
     torch: TorchOp = None                  # the torch op of the formula layer, for --verify
     no_torch: str = ""                     # why there is no torch op, when there is none
     module: str = None                     # network: stacks: PyTorch's class name (Conv1d)
