@@ -49,7 +49,7 @@ def run(args, console, errors):
     # The grading modules (NumPy, multiprocessing, the LaTeX reader) load only when checking:
     # the parser is built for every subcommand and must not import them.
     from .answers import AnswersFileError, read_answers_file
-    from .grade import grade, unknown_ids
+    from .grade import grade
     from .exports import read_points
     from .tolerance import read_tolerance
     if args.timeout <= 0 or args.workers < 1:
@@ -73,11 +73,7 @@ def run(args, console, errors):
     except AnswersFileError as exc:
         errors.print(f"error: {exc}", markup=False)
         return 2
-    bad = unknown_ids(problem, answers)
-    if bad:
-        errors.print(f"error: {args.answers}: no question {bad[0]!r} in {problem.path} (questions: "
-                     f"{', '.join(q.id for q in problem.questions)})", markup=False)
-        return 2
+    _warn_unknown_ids(errors, args.answers, problem, answers)
     name = args.answers.stem
     report = grade(problem, {name: answers}, args.timeout, args.workers)[name]
     if args.report:
@@ -93,7 +89,7 @@ def run(args, console, errors):
 def _folder(problem, args, console, errors):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from .answers import AnswersFileError, read_answers_file, submission_files
-    from .grade import grade, split_id, unknown_ids
+    from .grade import grade, split_id
     files = submission_files(args.answers)
     if not files:
         errors.print(f"error: {args.answers}: no answers files (.yaml, .yml, .tex)", markup=False)
@@ -103,9 +99,7 @@ def _folder(problem, args, console, errors):
     for path in files:
         try:
             answers = read_answers_file(path, args.timeout)
-            bad = unknown_ids(problem, answers)
-            if bad:
-                raise AnswersFileError(f"no question {bad[0]!r} in {problem.path}", path)
+            _warn_unknown_ids(errors, path, problem, answers)
             submissions[names[path]] = answers
         except AnswersFileError as exc:
             unusable[names[path]] = str(exc)
@@ -131,6 +125,14 @@ def _folder(problem, args, console, errors):
     if unusable:
         return 2
     return 0 if all(r.ok for r in ordered) else 1
+
+
+def _warn_unknown_ids(errors, path, problem, answers):
+    """One warning line per answer id naming no question; the answer gets an ``unknown name`` verdict
+    and the rest of the file is graded (a typo in one id must not cost a student the whole file)."""
+    from .grade import unknown_question, unknown_ids
+    for key in unknown_ids(problem, answers):
+        errors.print(f"warning: {path}: {unknown_question(problem, key).evidence}", markup=False)
 
 
 def _write_exports(args, problem, reports, folder):

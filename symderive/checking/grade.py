@@ -204,8 +204,8 @@ def _replace(slot, ctx, timeout):
 # Submissions ---------------------------------------------------------------------------
 
 def unknown_ids(problem, answers):
-    """Answer ids naming no question. ``QID:PART`` counts as its question's: an unknown part is a
-    verdict on that answer (``unknown name``), never a reason to refuse the file."""
+    """Answer ids naming no question. ``QID:PART`` counts as its question's. Neither an unknown part
+    nor an unknown question refuses the file: each is a verdict on that answer (``unknown_question``)."""
     known = {q.id for q in problem.questions}
     return [k for k in answers if k not in known and split_id(k, known)[0] not in known]
 
@@ -249,6 +249,26 @@ def find_part(info, part):
     return None
 
 
+def unknown_question(problem, key, latex=""):
+    """The verdict for an answer whose id names no question of ``problem`` (a typo, another problem's
+    id): ``unknown name``, decided by ``question id``, with the nearest ids as a hint. It counts as not
+    correct (exit status 1) but the rest of the file is graded.
+
+    >>> from types import SimpleNamespace as N
+    >>> p = N(name="hw", questions=[N(id="nyu21-1.1a"), N(id="nyu21-1.1b")])
+    >>> unknown_question(p, "nyu21-1.1c", "1").evidence
+    'no question “nyu21-1.1c” in hw (did you mean nyu21-1.1a, nyu21-1.1b?); this answer was not graded'
+    """
+    import difflib
+    ids = [q.id for q in problem.questions]
+    qid = key.rsplit(":", 1)[0] if ":" in key else key
+    near = difflib.get_close_matches(qid, ids, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(near)}?" if near else f"its questions: {', '.join(ids[:12])}" + \
+        (", ..." if len(ids) > 12 else "")
+    return Verdict(key, UNKNOWN_NAME, "question id", f"no question “{key}” in {problem.name} ({hint}); "
+                   "this answer was not graded", answer=str(latex))
+
+
 #: Which part's verdict a question takes when its parts disagree (first listed wins).
 SEVERITY = (ERROR, TIMEOUT, INCORRECT, UNPARSEABLE, UNKNOWN_NAME, MISSING, CORRECT, UNCHECKED)
 
@@ -284,7 +304,8 @@ def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True
 
     Questions a submission does not answer are ``missing`` (authored-text questions are
     only listed when answered: there is nothing to check them against). An id ``QID:PART``
-    answers one part of a question; the question's verdict combines its parts.
+    answers one part of a question; the question's verdict combines its parts. An id naming no
+    question gets its own ``unknown name`` verdict after the questions' (``unknown_question``).
     """
     known = {q.id for q in problem.questions}
     wanted = {split_id(k, known)[0] for answers in submissions.values() for k in answers}
@@ -337,16 +358,16 @@ def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True
                 v = Verdict(q.id, MISSING, "", "no answer given")
             v.submission = name
             report.verdicts.append(v)
+        for key in unknown_ids(problem, answers):
+            v = unknown_question(problem, key, answers[key])
+            v.submission = name
+            report.verdicts.append(v)
         reports[name] = report
     return reports
 
 
 def check(problem, answers, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True):
-    """Check one submission ({id: LaTeX}); a CheckReport. Unknown ids raise KeyError."""
-    bad = unknown_ids(problem, answers)
-    if bad:
-        raise KeyError(f"{problem.path}: no question {bad[0]!r}; questions: "
-                       f"{', '.join(q.id for q in problem.questions)}")
+    """Check one submission ({id: LaTeX}); a CheckReport (an unknown id is an ``unknown name`` verdict)."""
     report = grade(problem, {"": dict(answers)}, timeout, workers, isolate)[""]
     for v in report.verdicts:
         v.submission = ""
