@@ -26,15 +26,30 @@ GRACE = 2.0
 MEMORY_LIMIT = 3 * 2 ** 30
 
 
-def prepare(problem, qids, solve_timeout=60.0):
-    """{question id: QuestionInfo} for the questions that are answered (solved once, here)."""
+def prepare(problem, qids, solve_timeout=60.0, cache=None):
+    """{question id: QuestionInfo} for the questions that are answered (solved once, here, or read from
+    ``cache``, an ``AnswerCache`` of the problem file: see answer_cache.py)."""
     infos = {}
     for q in problem.questions:
         if q.id not in qids:
             continue
-        answer = problem.solve_question(q, solve_timeout)
+        answer = cache.get(q.id) if cache is not None else None
+        if answer is None:
+            answer = problem.solve_question(q, solve_timeout)
+            if cache is not None:
+                cache.put(q.id, answer)
         infos[q.id] = question_info(problem, q, answer)
     return infos
+
+
+def answer_cache(problem, enabled=True, folder=None):
+    """The disk cache of ``problem``'s answers, or None when it is turned off (``enabled`` False,
+    ``SYMDERIVE_NO_CACHE=1``) or the problem was not read from a file."""
+    from .answer_cache import AnswerCache
+    if not enabled or os.environ.get("SYMDERIVE_NO_CACHE") or not getattr(problem, "path", None):
+        return None
+    cache = AnswerCache(problem.path, folder)
+    return cache if cache.enabled else None
 
 
 def check_one(info, latex, timeout=DEFAULT_TIMEOUT, seed=None, part=None):
@@ -299,7 +314,7 @@ def combine_parts(qid, verdicts):
 
 
 def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True, on_done=None,
-          solve_timeout=60.0):
+          solve_timeout=60.0, cache=None):
     """Check several submissions ({name: {id: LaTeX}}) against one problem; {name: CheckReport}.
 
     Questions a submission does not answer are ``missing`` (authored-text questions are
@@ -309,7 +324,7 @@ def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True
     """
     known = {q.id for q in problem.questions}
     wanted = {split_id(k, known)[0] for answers in submissions.values() for k in answers}
-    infos = prepare(problem, wanted, solve_timeout)
+    infos = prepare(problem, wanted, solve_timeout, cache)
     text_questions = {q.id for q in problem.questions if q.ask == "text"}
     tasks, order = [], {}
     for name, answers in submissions.items():

@@ -19,11 +19,14 @@ def tensors_in(info, *exprs):
     """The declared tensors (and the upstream gradient) whose entries the expressions use."""
     decls = info.context_args["scope"]
     upstream = info.context_args.get("upstream")
+    extra = info.context_args.get("extra_tensors") or {}
     out = {}
     for e in exprs:
         for ind in e.atoms(sp.Indexed):
             name = ind.base.label.name
             t = upstream if upstream is not None and name == upstream.name else decls.lookup(name)
+            if t is None:
+                t = extra.get(name)           # the sheet's own names (δ^{z_1})
             if t is not None:
                 out[name] = t
     return list(out.values())
