@@ -540,14 +540,17 @@ class _Resolver:
             return Val(v.expr.applyfunc(g), v.shape)
         return Val(g(v.expr), v.shape)
 
-    def _is_transpose(self, arg):
-        r"""^T, ^\top, ^{\mathsf T}: T when no size or tensor is called T."""
+    def _is_transpose(self, arg, matrix=False):
+        r"""^T, ^\top, ^{\mathsf T}: T when no size or tensor is called T, or when what it is on is a
+        matrix or vector (``matrix``): a power of a matrix is not read, so A^T there is Aᵀ even where the
+        question calls a scalar T (the trace of ∂tr(AX)/∂X)."""
         if isinstance(arg, R.Word) and arg.text == "T":
             return True
-        return isinstance(arg, R.Name) and arg.letters == ["T"] and not arg.scripts and not self.ctx.declared("T")
+        return isinstance(arg, R.Name) and arg.letters == ["T"] and not arg.scripts and \
+            (matrix or not self.ctx.declared("T"))
 
     def power(self, v, exponent_node, node):
-        if self._is_transpose(exponent_node):
+        if self._is_transpose(exponent_node, matrix=not v.is_scalar):
             return _transpose(v)
         e = self.scalar(exponent_node, "an exponent")
         if e.is_number:
@@ -610,10 +613,12 @@ class _Resolver:
         transpose = primes = 0
         power = None
         groups, time_groups = [], []
+        own = ctx.tensor(name)
+        is_array = own is not None and len(own.shape) >= 1
         for kind, arg in scripts:
             if kind == "'":
                 primes += 1
-            elif kind == "^" and self._is_transpose(arg):
+            elif kind == "^" and self._is_transpose(arg, matrix=is_array and not groups):
                 transpose += 1
             elif kind == "^" and isinstance(arg, R.Word) and arg.text == "'":
                 primes += 1

@@ -36,11 +36,15 @@ def draw_values(info, a, b, sizes, rng):
     """Random arrays for the tensors of ``a`` and ``b`` and random reals for their other symbols,
     at the given sizes, meeting the question's constraints: (arrays by name, scalars)."""
     arrays = {}
+    labels = class_labels(a, b, info)
     for t in tensors_in(info, a, b):
         shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in t.shape)
         if np.prod(shape) > 1_000_000:
             raise CannotEvaluate("the sizes are too large to test")
         arrays[t.name] = rng.normal(size=shape) * 0.8
+        if t.name in labels:                       # class labels: whole numbers in [0, C)
+            top = int(sp.sympify(labels[t.name]).xreplace(sizes)) if labels[t.name] is not None else 2
+            arrays[t.name] = rng.integers(0, max(1, top), size=shape).astype(float)
         if getattr(t, "symmetric", False):           # a declared fact the engine's answer uses
             arrays[t.name] = (arrays[t.name] + arrays[t.name].T) / 2
     scalars = dict(sizes)
@@ -57,6 +61,26 @@ def draw_values(info, a, b, sizes, rng):
             scalars[s] = float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)
     return arrays, scalars
+
+
+def class_labels(a, b, info):
+    """{tensor name: number of classes or None}: tensors whose entries the expressions use as class labels —
+    an argument of a Kronecker delta, or a condition bounding the entry by a size (0 ≤ y_n, y_n + 1 ≤ C, the
+    engine's guard that a label is a class). Random values for them are whole numbers below that size, as a
+    class-label tensor holds; random reals would test only the branch for labels that are no class."""
+    sizes = set(info.context_args["scope"].sizes.values())
+    out = {}
+    for e in (a, b):
+        for d in e.atoms(sp.KroneckerDelta):
+            for arg in d.args:
+                for ind in arg.atoms(sp.Indexed):
+                    out.setdefault(ind.base.label.name, None)
+        for rel in e.atoms(sp.core.relational.Relational):
+            bound = (rel.lhs.free_symbols | rel.rhs.free_symbols) & sizes
+            for ind in rel.atoms(sp.Indexed):
+                if bound:
+                    out[ind.base.label.name] = min(bound, key=str)
+    return out
 
 
 def _enforce_constraints(info, arrays, scalars, sizes):

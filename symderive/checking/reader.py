@@ -564,6 +564,9 @@ class Parser:
         if name in ("frac", "dfrac", "tfrac", "cfrac"):
             num = self.braced_or_token()
             den = _merged_partials(self.braced_or_token())
+            if isinstance(num, Name) and num.letters == ["d"] and not num.scripts and isinstance(den, Name) \
+                    and len(den.letters) > 1 and den.letters[0] == "d" and self.starts_factor():
+                num = Partial(num.pos, None)      # \frac{d}{dx} f: the operator form with d
             if isinstance(num, Partial) and num.arg is None:
                 # the operator form \frac{\partial}{\partial z} f: the derivative of the operand after it
                 if not self.starts_factor():
