@@ -9,7 +9,6 @@
 Expected verdicts are decided by hand: the least-squares gradient Σ_n x_n (x_nᵀθ − y_n) is CS229's
 (lecture notes part I, the LMS rule), the others are re-derived in the comments.
 """
-import json
 import os
 import subprocess
 import sys
@@ -55,8 +54,8 @@ def verdict(path, qid, latex):
 # Aliases -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("latex, expected", [
     (r"\nabla_\theta J = \sum_{n=1}^{N} x_n (x_n^T \theta - y_n)", "correct"),
-    (r"\frac{\partial J}{\partial \theta_p} = \sum_{n=1}^{N} x_{n,p} \left(\sum_{i=1}^{D} x_{n,i} \theta_i - y_n\right)",
-     "correct"),
+    (r"\frac{\partial J}{\partial \theta_p} = \sum_{n=1}^{N} x_{n,p} "
+     r"\left(\sum_{i=1}^{D} x_{n,i} \theta_i - y_n\right)", "correct"),
     (r"\nabla_\theta J = \sum_{n=1}^{N} x_n (x_n^T \theta + y_n)", "incorrect"),        # sign of y
     (r"\nabla_\theta J = x_1 (x_1^T \theta - y_1)", "incorrect"),                       # one sample only
     (r"\nabla_\theta J = \sum_{n=1}^{N} x_{n,1} (x_n^T \theta - y_n)", "incorrect"),    # entry 1, not the row
@@ -169,3 +168,32 @@ def test_erf_is_read_in_gelus_derivative():
     wrong = right.replace(r"\sqrt{2\pi}", r"\sqrt{\pi}")
     assert verdict(path, "gelu-derivative", right).verdict == "correct"
     assert verdict(path, "gelu-derivative", wrong).verdict == "incorrect"
+
+
+def test_an_accent_takes_one_letter_without_braces():
+    from symderive.checking.latex_tokens import ReadError
+    from symderive.checking.reader import read
+    assert read(r"\tilde w")[0].items[0].letters == read(r"\tilde{w}")[0].items[0].letters == ["tilde:w"]
+    with pytest.raises(ReadError, match="a braced argument or a letter"):
+        read(r"\hat 2")
+
+
+def test_class_labels_are_bounded_by_the_size_their_guard_names_not_by_their_own_index_range():
+    """The engine guards a label with 0 ≤ y_n, y_n + 1 ≤ C inside Σ_n (n < N): random labels must lie
+    below C, not N (at C = 1 < N a label 1 would test only the branch for labels that are no class)."""
+    import sympy as sp
+    from symderive.checking.random_values import class_labels
+    path = PROBLEMS / "coursework-layers.yaml"
+    info = prepare(load_problem(path), {"d2l-softmax-regression-do"})["d2l-softmax-regression-do"]
+    sizes = info.context_args["scope"].sizes
+    labels = class_labels(info.targets[0].value, sp.Integer(0), info)
+    assert labels == {"y": sizes["C"]}, labels
+    for seed in ("1", "5", "6"):                 # the draw order of the sizes follows the hash seed
+        run = subprocess.run([sys.executable, "-c", (
+            "from symderive import load_problem\n"
+            "from symderive.checking.grade import check_one, prepare\n"
+            f"i = prepare(load_problem({str(path)!r}), {{'d2l-softmax-regression-do'}})['d2l-softmax-regression-do']\n"
+            "print(check_one(i, r'\\frac{\\partial L}{\\partial O_{i,j}} = \\frac{1}{N}\\left(\\frac{\\exp(O_{i,j})}"
+            "{\\sum_{k=0}^{C-1} \\exp(O_{i,k})} - Y_{i,j}\\right)', 30).verdict)")],
+            capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED=seed), timeout=300)
+        assert run.stdout.strip() == "correct", (seed, run.stdout, run.stderr[-500:])

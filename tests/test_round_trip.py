@@ -31,9 +31,9 @@ KNOWN_FAILURES = {
     ('csce636-q4b', 'averaged over'):
         '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
     ('csce636-q5c', 'padding'):
-        'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
+        'the label inside the prose (\\text{zero padding on each side: } 2)',
     ('csce636-q5c', 'kernels'):
-        'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
+        'the flipped kernels are a rank-3 array, shown as a 4 x 3 matrix: the checker has no target for it',
     ('hw5-p1a', 'derivative'): 'a formula in the state, a trajectory, and d: labels the question does not know',
     ('hw5-p1a', 'trajectory'): 'a formula in the state, a trajectory, and d: labels the question does not know',
     ('hw5-p1a', 'derivative at the fixed point'):

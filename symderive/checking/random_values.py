@@ -76,8 +76,10 @@ def class_labels(a, b, info):
                 for ind in arg.atoms(sp.Indexed):
                     out.setdefault(ind.base.label.name, None)
         for rel in e.atoms(sp.core.relational.Relational):
-            bound = (rel.lhs.free_symbols | rel.rhs.free_symbols) & sizes
-            for ind in rel.atoms(sp.Indexed):
+            entries = rel.atoms(sp.Indexed)
+            # the sizes the relation itself names (not the ranges of the entries' own indices)
+            bound = rel.xreplace({ind: sp.Dummy() for ind in entries}).free_symbols & sizes
+            for ind in entries:
                 if bound:
                     out[ind.base.label.name] = min(bound, key=str)
     return out
