@@ -197,3 +197,19 @@ def test_class_labels_are_bounded_by_the_size_their_guard_names_not_by_their_own
             "{\\sum_{k=0}^{C-1} \\exp(O_{i,k})} - Y_{i,j}\\right)', 30).verdict)")],
             capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED=seed), timeout=300)
         assert run.stdout.strip() == "correct", (seed, run.stdout, run.stderr[-500:])
+
+
+def test_one_row_of_a_jacobian_named_by_its_left_side():
+    """The sheet's \\begin{gathered} of ∂y_0/∂x = [...] \\\\ ∂y_1/∂x = [...]: each line is that row of the array.
+    SiLU: ∂y_i/∂x_p = δ_ip (σ(x_i) + x_i σ(x_i)(1 − σ(x_i)))."""
+    path = PROBLEMS / "coursework-layers.yaml"
+    def row(k, sign="-"):
+        entry = rf"\sigma(x_{k}) + x_{k} \sigma(x_{k})(1 {sign} \sigma(x_{k}))"
+        cells = [entry if c == k else "0" for c in range(3)]
+        return rf"\frac{{\partial y_{k}}}{{\partial x}} = \begin{{bmatrix}} {' & '.join(cells)} \end{{bmatrix}}"
+    right = r"\begin{gathered}" + r" \\ ".join(row(k) for k in range(3)) + r"\end{gathered}"
+    assert verdict(path, "swish-derivative", right).verdict == "correct"
+    wrong = r"\begin{gathered}" + r" \\ ".join(row(k, "+" if k == 2 else "-") for k in range(3)) + r"\end{gathered}"
+    v = verdict(path, "swish-derivative", wrong)
+    assert v.verdict == "incorrect" and "entry (2, 2)" in v.evidence, v
+    assert verdict(path, "swish-derivative", row(1).replace("x_1", "x_0")).verdict == "incorrect"

@@ -24,6 +24,7 @@ class Target:
     latex: str = ""
     key: str = ""              # the result's key (answer.Result.key)
     components: tuple = ()     # what each entry of a tuple counts ("with bias", "without bias")
+    row: int = 0               # for one row of an explicit matrix (∂y_k/∂x): k, the row's place in the whole
 
 
 @dataclass
