@@ -74,7 +74,8 @@ def boxed_answers():
 
 @pytest.fixture(scope="module")
 def outcomes():
-    return [(qid, label, latex, check_one(info, latex, ROUND_TRIP_TIMEOUT)) for qid, label, latex, info in boxed_answers()]
+    return [(qid, label, latex, check_one(info, latex, ROUND_TRIP_TIMEOUT))
+            for qid, label, latex, info in boxed_answers()]
 
 
 def test_boxed_answers_read_back_as_correct(outcomes, capsys):
