@@ -200,7 +200,7 @@ def test_class_labels_are_bounded_by_the_size_their_guard_names_not_by_their_own
 
 
 def test_one_row_of_a_jacobian_named_by_its_left_side():
-    """The sheet's \\begin{gathered} of ∂y_0/∂x = [...] \\\\ ∂y_1/∂x = [...]: each line is that row of the array.
+    """The sheet's \\begin{gathered} of ∂y_0/∂x = [...] \\\\ ∂y_1/∂x = [...]: each line is that row.
     SiLU: ∂y_i/∂x_p = δ_ip (σ(x_i) + x_i σ(x_i)(1 − σ(x_i)))."""
     path = PROBLEMS / "coursework-layers.yaml"
     def row(k, sign="-"):
