@@ -272,7 +272,7 @@ def unknown_question(problem, key, latex=""):
     >>> from types import SimpleNamespace as N
     >>> p = N(name="hw", questions=[N(id="nyu21-1.1a"), N(id="nyu21-1.1b")])
     >>> unknown_question(p, "nyu21-1.1c", "1").evidence
-    'no question “nyu21-1.1c” in hw (did you mean nyu21-1.1a, nyu21-1.1b?); this answer was not graded'
+    'no question “nyu21-1.1c” in hw (did you mean nyu21-1.1b, nyu21-1.1a?); this answer was not graded'
     """
     import difflib
     ids = [q.id for q in problem.questions]
