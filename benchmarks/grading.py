@@ -13,6 +13,9 @@ baseline: the same run with
 another checkout's code (``--baseline DIR``, e.g. a ``git archive main``), or the 35 answers/s/core the
 issue measured when no baseline is given.
 
+Then the same with the disk cache of solved answers: once with an empty cache (cold: every question
+solved and written) and once more with it (warm: the answers read back), in fresh processes.
+
 Run:  python benchmarks/grading.py [--students 50] [--baseline /tmp/symderive-main]
 """
 import argparse
@@ -21,6 +24,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -51,15 +55,19 @@ def submissions(students):
     return out
 
 
-def measure(students):
-    """One run with the code importable here: a dict of figures (printed as JSON by --child)."""
+def measure(students, cache_dir=None):
+    """One run with the code importable here: a dict of figures (printed as JSON by --child). With
+    ``cache_dir``, solved answers are read from and kept in that answer cache (when the code has one)."""
     from symderive import load_problem
-    from symderive.checking.grade import grade
+    from symderive.checking import grade as grading
     rows = []
     for name, subs in submissions(students).items():
         problem = load_problem(ROOT / "problems" / name)
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
-        reports = grade(problem, subs, workers=2)
+        if cache_dir and hasattr(grading, "answer_cache"):
+            reports = grading.grade(problem, subs, workers=2, cache=grading.answer_cache(problem, folder=cache_dir))
+        else:
+            reports = grading.grade(problem, subs, workers=2)
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
         n = sum(1 for r in reports.values() for v in r.verdicts if v.verdict != "missing")
         unique = len({(q, " ".join(a.split())) for s in subs.values() for q, a in s.items()})
@@ -67,9 +75,10 @@ def measure(students):
     return rows
 
 
-def run_child(code_dir, students):
+def run_child(code_dir, students, cache_dir=None):
     env = dict(os.environ, PYTHONPATH=str(code_dir), PYTHONDONTWRITEBYTECODE="1")
-    out = subprocess.run([sys.executable, __file__, "--child", "--students", str(students)], env=env,
+    extra = ["--cache-dir", str(cache_dir)] if cache_dir else []
+    out = subprocess.run([sys.executable, __file__, "--child", "--students", str(students), *extra], env=env,
                          capture_output=True, text=True, cwd=code_dir, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -91,11 +100,18 @@ def main():
     parser.add_argument("--students", type=int, default=50)
     parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.students)))
+        print(json.dumps(measure(args.students, args.cache_dir)))
         return
-    rate = show(f"this checkout, {args.students} submissions per problem:", run_child(ROOT, args.students))
+    rate = show(f"this checkout, {args.students} submissions per problem, no answer cache:",
+                run_child(ROOT, args.students))
+    with tempfile.TemporaryDirectory() as folder:
+        cold = show("with an empty answer cache (cold: solved and cached):", run_child(ROOT, args.students, folder))
+        warm = show("again with that cache (warm: the answers read from disk):",
+                    run_child(ROOT, args.students, folder))
+    print(f"answer cache: cold {cold:.1f}, warm {warm:.1f} answers/s/core ({warm / cold:.2f}×)")
     if args.baseline:
         base = show(f"baseline ({args.baseline}):", run_child(args.baseline, args.students))
         print(f"ratio: {rate / base:.2f}× the baseline's answers per CPU-second")

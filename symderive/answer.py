@@ -92,6 +92,7 @@ class Answer:
     cross_check: object = None                        # verify.CrossCheck: numerical agreement, not a status
     source: str = ""                                  # where the question comes from (authored, per question)
     names: dict = field(default_factory=dict)         # {identifier: LaTeX display name} the question sees
+    abbreviations: dict = field(default_factory=dict)  # {Symbol τ_k: exact value} the sheet writes τ_k for
 
     def value(self, key):
         """The value of the result called ``key`` (see ``Result.key``), or None."""

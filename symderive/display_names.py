@@ -177,6 +177,8 @@ def to_declared(latex, reading):
     >>> text, back = to_declared(r"{W_x}_{i,j} + h[t-1]_{i} \exp(x)", {"W_x": "Wx", "h[t-1]": "hp", "x": "xs"})
     >>> text, back(text.index("_{i}")), back(text.index("exp"))
     ('{Wx}_{i,j} + hp_{i} \\exp(x)', 20, 26)
+    >>> to_declared(r"\nabla_\theta J", {"\\theta": "theta"})[0]
+    '\\nabla_{theta} J'
     """
     forms = sorted((f for f, name in reading.items() if f != name and name.isalpha() and not f.isalpha()),
                    key=len, reverse=True)
@@ -186,7 +188,10 @@ def to_declared(latex, reading):
                                   for f in forms))
     pieces, shifts, last = [], [], 0          # shifts: (position in the new text, original - new)
     for m in pattern.finditer(latex):
-        pieces += [latex[last:m.start()], reading[m.group(0)]]
+        name = reading[m.group(0)]
+        if m.start() and latex[m.start() - 1] in "_^" and len(name) > 1:
+            name = "{" + name + "}"             # \nabla_\theta: a script of one name, not of its first letter
+        pieces += [latex[last:m.start()], name]
         last = m.end()
         new_end = sum(map(len, pieces))
         shifts.append((new_end, m.end() - new_end))

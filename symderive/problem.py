@@ -23,7 +23,7 @@ TOP_LEVEL_KEYS = {"title", "source", "index_base", "sizes", "tensors", "layers",
 #: Question keys that are printed as text (``answer`` of a text question, ``note``).
 TEXT_KEYS_OF_QUESTION = ("note", "source")
 QUESTION_KEYS_COMMON = {"id", "statement", "ask", "note", "source", "timeout", "sizes", "tensors", "layers",
-                        "tolerance", "points"}
+                        "tolerance", "points", "aliases"}
 
 
 @dataclass

@@ -310,5 +310,9 @@ def test_problem_check_from_python():
     assert not report.ok
     assert "| nyu21-1.1a | correct | shape |" in report._repr_markdown_()
     assert report["nyu21-1.1a"]._repr_markdown_().startswith("✅")
-    with pytest.raises(KeyError, match="no question"):
-        problem.check({"nope": "1"})
+    typo = problem.check({"nyu21-1.1a": r"\mathbb{R}^{4 \times 5}", "nyu21-1.1z": "1"}, timeout=20, isolate=False)
+    assert typo["nyu21-1.1a"].verdict == "correct"          # the rest of the submission is graded
+    assert typo["nyu21-1.1z"].verdict == "unknown name" and typo["nyu21-1.1z"].decided_by == "question id"
+    assert "no question “nyu21-1.1z”" in typo["nyu21-1.1z"].evidence and "nyu21-1.1a" in \
+        typo["nyu21-1.1z"].evidence
+    assert not typo.ok

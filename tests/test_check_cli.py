@@ -90,7 +90,6 @@ def test_missing_and_unparseable_are_not_correct(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("- a\n- b\n", "mapping"),
     ("nyu21-1.1a: [1, 2]\n", "LaTeX string"),
-    ("nyu21-1.1a: 'x'\nnot-a-question: '1'\n", "no question 'not-a-question'"),
     ("a: [unclosed\n", "YAML syntax error"),
 ])
 def test_exit_2_for_unusable_answers_files(tmp_path, content, message):
@@ -100,6 +99,34 @@ def test_exit_2_for_unusable_answers_files(tmp_path, content, message):
     run = run_cli(["check", problem, path], tmp_path)
     assert run.returncode == 2
     assert message in run.stderr, run.stderr
+
+
+def test_an_unknown_question_id_is_a_verdict_not_a_rejected_file(tmp_path):
+    """Issue 14: an id naming no question is a warning and an ``unknown name`` verdict for that answer;
+    the other answers are graded, in one file, in a folder, and in the Gradescope results."""
+    problem = small_problem(tmp_path)
+    path = tmp_path / "typo.yaml"
+    path.write_text("nyu21-1.1a: '\\mathbb{R}^{4 \\times 5}'\nnot-a-question: '1'\n")
+    run = run_cli(["check", problem, path, "--json"], tmp_path)
+    assert run.returncode == 1, run.stderr
+    assert "warning:" in run.stderr and "no question “not-a-question”" in run.stderr
+    by_id = {v["question"]: v for v in json.loads(run.stdout)["verdicts"]}
+    assert by_id["nyu21-1.1a"]["verdict"] == "correct"
+    assert by_id["not-a-question"]["verdict"] == "unknown name"
+    assert by_id["not-a-question"]["decided_by"] == "question id"
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "typo.yaml").write_text(path.read_text())
+    yaml_answers(folder / "ok.yaml", {"nyu21-1.1a": r"\mathbb{R}^{4 \times 5}"})
+    gradescope = tmp_path / "gs"
+    run = run_cli(["check", problem, folder, "--report", tmp_path / "r.csv", "--gradescope", gradescope],
+                  tmp_path)
+    assert run.returncode == 1, run.stderr               # graded, not unusable (that would be 2)
+    rows = (tmp_path / "r.csv").read_text()
+    assert "typo,not-a-question,unknown name,question id" in rows and "unreadable" not in rows
+    tests = json.loads((gradescope / "typo.json").read_text())["tests"]
+    unknown = [t for t in tests if t["name"] == "not-a-question"]
+    assert unknown and unknown[0]["max_score"] == 0 and unknown[0]["status"] == "failed"
 
 
 def test_exit_2_for_unreadable_inputs(tmp_path):

@@ -218,11 +218,14 @@ def test_an_unknown_part_is_a_verdict_on_that_answer_not_a_rejected_file():
     assert report["cq-3.3"].verdict == "correct"
 
 
-def test_a_part_answer_for_an_unknown_question_is_still_refused(tmp_path):
+def test_a_part_answer_for_an_unknown_question_is_an_unknown_name_verdict(tmp_path):
     from symderive import load_problem
-    from symderive.checking.grade import unknown_ids
+    from symderive.checking.grade import unknown_ids, unknown_question
     problem = load_problem(CSCE)
     assert unknown_ids(problem, {"csce636-q2:dW1": "1", "csce636-q9:dW1": "1"}) == ["csce636-q9:dW1"]
+    v = unknown_question(problem, "csce636-q9:dW1", "1")
+    assert v.verdict == "unknown name" and v.question == "csce636-q9:dW1", v
+    assert "did you mean" in v.evidence and "csce636-q" in v.evidence, v.evidence
 
 
 # 8. Output for autograders; identical answers checked once ---------------------------------------

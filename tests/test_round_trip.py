@@ -15,25 +15,14 @@ from symderive.answer import Kind
 from symderive.checking.grade import check_one, prepare
 
 PROBLEMS = sorted((Path(__file__).resolve().parent.parent / "problems").glob("*.yaml"))
+#: Seconds per answer: what is tested here is reading, not speed (the time limit has its own tests), and
+#: cq-3.1-K needs about 4.3 CPU-seconds, which the default 20 s of wall time did not cover on a loaded machine.
+ROUND_TRIP_TIMEOUT = 60
 GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.DECIMAL, Kind.WORD, Kind.CLAIM}
 
+GATHERED_BLOCKS = "\\begin{gathered} of one block (A^{(1)}, one ∂f_{i,j}) a line: not assembled into the whole"
 #: (question, result label): why it does not read back yet.
 KNOWN_FAILURES = {
-    ('cq-3.4', 'claim'): '\\frac{\\partial}{\\partial z_x} E: the operator form of a derivative',
-    ('csce636-q2', 'x1'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 's2'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'x2'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 's3'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'x3'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/dx3'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/ds3'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/dx2'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/ds2'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/dx1'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/ds1'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/dW1'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/dW2'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('csce636-q2', 'de/dW3'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
     ('csce636-q3c', 'bottleneck / standard'): 'a ratio labelled \\frac{\\text{bottleneck}}{\\text{standard}}',
     ('csce636-q4a', 'gamma, beta'):
         '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
@@ -44,9 +33,9 @@ KNOWN_FAILURES = {
     ('csce636-q4b', 'averaged over'):
         '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
     ('csce636-q5c', 'padding'):
-        'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
+        'the label inside the prose (\\text{zero padding on each side: } 2)',
     ('csce636-q5c', 'kernels'):
-        'the label inside the prose (\\text{zero padding on each side: } 2); \\tilde w without braces',
+        'the flipped kernels are a rank-3 array, shown as a 4 x 3 matrix: the checker has no target for it',
     ('hw5-p1a', 'derivative'): 'a formula in the state, a trajectory, and d: labels the question does not know',
     ('hw5-p1a', 'trajectory'): 'a formula in the state, a trajectory, and d: labels the question does not know',
     ('hw5-p1a', 'derivative at the fixed point'):
@@ -56,50 +45,15 @@ KNOWN_FAILURES = {
     ('hw5-p1b', 'derivative at the fixed point'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p1b', 'verdict'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p2d', 'receptive field'): 'r = 4 \\times 4 (\\text{height} \\times \\text{width}): r is not a label',
-    ('nyu24-1.1c-ii', 'array'): '\\begin{gathered} of several matrices',
-    ('nyu24-1.1c-iii', 'array'): '\\begin{gathered}',
-    ('nyu24-1.1c-matrix', 'matrix'): '\\begin{gathered}',
-    ('nyu24-1.1c-im2col', 'matrix'): '\\begin{gathered}',
-    ('nyu24-1.1c-backward', 'B'): '\\begin{gathered}',
+    ('nyu24-1.1c-ii', 'array'): GATHERED_BLOCKS,
+    ('nyu24-1.1c-iii', 'array'): GATHERED_BLOCKS,
+    ('nyu24-1.1c-matrix', 'matrix'): GATHERED_BLOCKS,
+    ('nyu24-1.1c-im2col', 'matrix'): GATHERED_BLOCKS,
+    ('nyu24-1.1c-backward', 'B'): GATHERED_BLOCKS,
     ('nyu24-1.2.2f', 'element'): 'a formula of several thousand characters: not decided within the time limit',
-    ('nielsen-bp1-bp4', 'element'): 'backprop δ names (\\delta^{z_1}_p) are read as a Kronecker delta',
-    ('nielsen-bp3', 'element'): 'backprop δ names (\\delta^{z_1}_p) are read as a Kronecker delta',
-    ('cs231n-two-layer', 'element'): 'backprop δ names (\\delta^{z_1}_p) are read as a Kronecker delta',
     ('one-hidden-layer-backprop', 'element'): 'backprop δ names (\\delta^{z_1}_p) are read as a Kronecker delta',
-    ('deep-mlp-17-layers', 'element'): 'backprop δ names (\\delta^{z_1}_p) are read as a Kronecker delta',
-    ('nielsen-bp1-bp4', 'dimension'): 'the sizes n_1, n_0 of a network: subscripted size names',
-    ('nielsen-bp3', 'dimension'): 'the sizes n_1, n_0 of a network: subscripted size names',
-    ('deep-mlp-17-layers', 'dimension'): 'the sizes n_1, n_0 of a network: subscripted size names',
-    ('cs231n-softmax-dW', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
-    ('cs231n-softmax-dS', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
-    ('cs231n-svm-dW', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
-    ('cs231n-full-loss-dW', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
     ('softmax-regression-l2', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
     ('softmax-scores', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{p}})',
-    ('d2l-log-softmax-nll', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
-    ('cs224n-embedding-dE', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
-    ('gelu-derivative', 'element'): '\\operatorname{erf} is not a function the checker knows',
-    ('gelu-derivative', 'array'): '\\begin{gathered}',
-    ('gelu-tanh-derivative', 'array'): '\\begin{gathered}',
-    ('swish-derivative', 'array'): '\\begin{gathered}',
-    ('gelu-network-pass', 'a'): "the sheet's abbreviations \\tau_k are not known to the checker",
-    ('gelu-network-pass', 'o'): "the sheet's abbreviations \\tau_k are not known to the checker",
-    ('gelu-network-pass', 'de/do'): "the sheet's abbreviations \\tau_k are not known to the checker",
-    ('gelu-network-pass', 'de/da'): "the sheet's abbreviations \\tau_k are not known to the checker",
-    ('gelu-network-pass', 'de/ds'): "the sheet's abbreviations \\tau_k are not known to the checker",
-    ('gelu-network-pass', 'de/dW'): "the sheet's abbreviations \\tau_k are not known to the checker",
-    ('gelu-network-pass', 'de/dWo'): "the sheet's abbreviations \\tau_k are not known to the checker",
-    ('log-sum-exp-gradient', 'claim'): '\\frac{\\partial}{\\partial z} f: the operator form of a derivative',
-    ('softmax-jacobian-column-sums', 'claim'): '\\frac{\\partial}{\\partial z} f: the operator form of a derivative',
-    ('sigmoid-derivative', 'claim'): '\\frac{\\partial}{\\partial z} f: the operator form of a derivative',
-    ('softplus-derivative', 'claim'): '\\frac{\\partial}{\\partial z} f: the operator form of a derivative',
-    ('logistic-regression-hessian', 'element'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
-    ('logistic-regression-hessian', 'dimension'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
-    ('least-squares-hessian', 'element'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
-    ('least-squares-hessian', 'dimension'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
-    ('softmax-regression-hessian', 'element'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
-    ('softmax-regression-hessian', 'dimension'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
-    ('softmax-regression-hessian', 'array'): 'second derivatives (\\partial^2, \\nabla^2) are not read',
     ('transposed-weight-gradient', 'element'): 'a divisibility condition (2 \\mid j + 1) is not read yet',
     ('cs231n-bn-dx', 'element'): 'reads back as correct, but may exceed the time limit of 20 s under load '
                                  '(the unsimplified batch-norm gradient has triple sums)',
@@ -130,7 +84,8 @@ def boxed_answers():
 
 @pytest.fixture(scope="module")
 def outcomes():
-    return [(qid, label, latex, check_one(info, latex, 20)) for qid, label, latex, info in boxed_answers()]
+    return [(qid, label, latex, check_one(info, latex, ROUND_TRIP_TIMEOUT))
+            for qid, label, latex, info in boxed_answers()]
 
 
 def test_boxed_answers_read_back_as_correct(outcomes, capsys):

@@ -46,7 +46,9 @@ def solve(ctx):
     if done.definitions:
         results.append(Result("where", ", ".join(f"{s} = {m}" for s, m in done.definitions), r",\quad ".join(
             rf"{tex_name(str(s))} = {network.shown(m)}" for s, m in done.definitions), Kind.TEXT))
-    return ctx.answer(results, steps)
+    answer = ctx.answer(results, steps)
+    answer.abbreviations = {s: network.full(m) for s, m in done.definitions}    # so the checker reads τ_k
+    return answer
 
 
 def parameter_order(network, done):

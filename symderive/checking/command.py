@@ -6,6 +6,7 @@ Exit status: 0 when every answer is correct (or unchecked: an authored-text ques
 import csv
 import io
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def add_parser(sub):
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"seconds allowed per answer (default {DEFAULT_TIMEOUT:g})")
     check.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    check.add_argument("--no-cache", action="store_true",
+                       help="solve the questions again instead of reading the answers cached on disk by an "
+                            "earlier run on the same problem file (see docs/checking.md)")
     return check
 
 
@@ -49,9 +53,10 @@ def run(args, console, errors):
     # The grading modules (NumPy, multiprocessing, the LaTeX reader) load only when checking:
     # the parser is built for every subcommand and must not import them.
     from .answers import AnswersFileError, read_answers_file
-    from .grade import grade, unknown_ids
+    from .grade import grade
     from .exports import read_points
     from .tolerance import read_tolerance
+    from .aliases import read_aliases
     if args.timeout <= 0 or args.workers < 1:
         errors.print("error: --timeout must be positive and --workers at least 1", markup=False)
         return 2
@@ -60,6 +65,7 @@ def run(args, console, errors):
         for q in problem.questions:
             read_tolerance(q)
             read_points(q)
+            read_aliases(q, problem.declarations(q))
     except ProblemFileError as exc:
         errors.print(f"error: {exc}", markup=False)
         return 2
@@ -73,13 +79,9 @@ def run(args, console, errors):
     except AnswersFileError as exc:
         errors.print(f"error: {exc}", markup=False)
         return 2
-    bad = unknown_ids(problem, answers)
-    if bad:
-        errors.print(f"error: {args.answers}: no question {bad[0]!r} in {problem.path} (questions: "
-                     f"{', '.join(q.id for q in problem.questions)})", markup=False)
-        return 2
+    _warn_unknown_ids(errors, args.answers, problem, answers)
     name = args.answers.stem
-    report = grade(problem, {name: answers}, args.timeout, args.workers)[name]
+    report = grade(problem, {name: answers}, args.timeout, args.workers, cache=_cache(problem, args, errors))[name]
     if args.report:
         _write_csv(args.report, [report])
     _write_exports(args, problem, [report], folder=False)
@@ -93,7 +95,7 @@ def run(args, console, errors):
 def _folder(problem, args, console, errors):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from .answers import AnswersFileError, read_answers_file, submission_files
-    from .grade import grade, split_id, unknown_ids
+    from .grade import grade, split_id
     files = submission_files(args.answers)
     if not files:
         errors.print(f"error: {args.answers}: no answers files (.yaml, .yml, .tex)", markup=False)
@@ -103,9 +105,7 @@ def _folder(problem, args, console, errors):
     for path in files:
         try:
             answers = read_answers_file(path, args.timeout)
-            bad = unknown_ids(problem, answers)
-            if bad:
-                raise AnswersFileError(f"no question {bad[0]!r} in {problem.path}", path)
+            _warn_unknown_ids(errors, path, problem, answers)
             submissions[names[path]] = answers
         except AnswersFileError as exc:
             unusable[names[path]] = str(exc)
@@ -117,7 +117,7 @@ def _folder(problem, args, console, errors):
                   console=errors, transient=True, disable=args.json and not errors.is_terminal) as progress:
         task = progress.add_task("answers", total=total)
         reports = grade(problem, submissions, args.timeout, args.workers,
-                        on_done=lambda key, verdict: progress.advance(task))
+                        on_done=lambda key, verdict: progress.advance(task), cache=_cache(problem, args, errors))
     ordered = [reports[names[p]] for p in files if names[p] in reports]
     if args.report:
         _write_csv(args.report, ordered, unusable)
@@ -131,6 +131,27 @@ def _folder(problem, args, console, errors):
     if unusable:
         return 2
     return 0 if all(r.ok for r in ordered) else 1
+
+
+def _cache(problem, args, errors):
+    """The answer cache for this run (None with --no-cache); a cache folder that cannot be used safely
+    is one warning line, and the run solves as without a cache."""
+    from .answer_cache import AnswerCache
+    if args.no_cache or os.environ.get("SYMDERIVE_NO_CACHE"):
+        return None
+    cache = AnswerCache(problem.path)
+    if not cache.enabled:
+        errors.print(f"warning: {cache.problem}; solving the questions without it", markup=False)
+        return None
+    return cache
+
+
+def _warn_unknown_ids(errors, path, problem, answers):
+    """One warning line per answer id naming no question; the answer gets an ``unknown name`` verdict
+    and the rest of the file is graded (a typo in one id must not cost a student the whole file)."""
+    from .grade import unknown_question, unknown_ids
+    for key in unknown_ids(problem, answers):
+        errors.print(f"warning: {path}: {unknown_question(problem, key).evidence}", markup=False)
 
 
 def _write_exports(args, problem, reports, folder):

@@ -15,6 +15,7 @@ read for the answer's index letters. Every remaining side must equal its target:
 import itertools
 import math
 import time
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -272,6 +273,7 @@ class _Checker:
             return
         value = M.resolve(side, ctx)
         if target.kind == "entries":
+            target = _row_named(lhs, target, self.info) or target
             self.decided.append(self.compare_entries(value, target, ctx, side))
             return
         if target.kind == "tuple":
@@ -414,7 +416,7 @@ class _Checker:
                     lit = literal_entries.get((r, c)) if literal_entries else None
                     ok, why, rule = number_agrees(a, b, lit, info.tolerance)
                     if not ok:
-                        raise Incorrect("entries", f"entry ({r + base}, {c + base}): {why}")
+                        raise Incorrect("entries", f"entry ({r + target.row + base}, {c + base}): {why}")
                     if rule != "exact":
                         self.notes.append(f"numbers {rule}")
                     continue
@@ -423,7 +425,7 @@ class _Checker:
             points, bad = numeric_entries(pending, info, self.seed, self.deadline)
             if bad is not None:
                 r, c, a, b = bad
-                raise Incorrect("entries", f"entry ({r + base}, {c + base}): the answer has "
+                raise Incorrect("entries", f"entry ({r + target.row + base}, {c + base}): the answer has "
                                            f"{_plain(a, info)}, the expected entry is {_plain(b, info)}")
         return "entries"
 
@@ -1097,6 +1099,27 @@ def _index_items(node, ctx):
         elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "<"):
             items.append(arg.body)
     return items
+
+
+def _row_named(lhs, target, info):
+    """The row of an explicit Jacobian that a left side ∂y_k/∂x names (the sheet's ``\begin{gathered}`` of
+    one row a line), as a target of its own; None when the left side names no single row."""
+    if not (isinstance(lhs, R.Frac) and M.is_partial(lhs.num) and M.is_partial(lhs.den)):
+        return None
+    top, bottom = M.partial_arg(lhs.num), M.partial_arg(lhs.den)
+    if isinstance(top, R.Group) and top.paren == "{" and isinstance(top.body, R.Name):
+        top = R.Name(top.pos, top.body.letters, top.body.scripts + top.scripts)
+    if not isinstance(top, R.Name) or len(top.scripts) != 1 or top.scripts[0][0] != "_" \
+            or not isinstance(top.scripts[0][1], R.Num) or "." in top.scripts[0][1].text:
+        return None
+    if not isinstance(bottom, R.Name) or bottom.scripts:
+        return None
+    k = int(top.scripts[0][1].text) - info.problem.index_base
+    expected = target.value
+    if not (0 <= k < expected.rows) or expected.rows == 1:
+        return None
+    return dataclasses.replace(target, value=expected[k, :], row=k,
+                               label=f"{target.label}, row {k + info.problem.index_base}")
 
 
 def _target_value(v, target):

@@ -47,7 +47,7 @@ def _rows(problem, report):
     questions = {q.id: q for q in problem.questions}
     out = []
     for v in report.verdicts:
-        possible = read_points(questions[v.question])
+        possible = read_points(questions[v.question]) if v.question in questions else 0   # an unknown id
         awarded = possible if v.verdict == CORRECT else 0
         text = f"{v.verdict}" + (f" ({v.decided_by})" if v.decided_by else "") + \
             (f": {v.evidence}" if v.evidence else "") + "".join(f" [{f}]" for f in v.flags)

@@ -26,15 +26,30 @@ GRACE = 2.0
 MEMORY_LIMIT = 3 * 2 ** 30
 
 
-def prepare(problem, qids, solve_timeout=60.0):
-    """{question id: QuestionInfo} for the questions that are answered (solved once, here)."""
+def prepare(problem, qids, solve_timeout=60.0, cache=None):
+    """{question id: QuestionInfo} for the questions that are answered (solved once, here, or read from
+    ``cache``, an ``AnswerCache`` of the problem file: see answer_cache.py)."""
     infos = {}
     for q in problem.questions:
         if q.id not in qids:
             continue
-        answer = problem.solve_question(q, solve_timeout)
+        answer = cache.get(q.id) if cache is not None else None
+        if answer is None:
+            answer = problem.solve_question(q, solve_timeout)
+            if cache is not None:
+                cache.put(q.id, answer)
         infos[q.id] = question_info(problem, q, answer)
     return infos
+
+
+def answer_cache(problem, enabled=True, folder=None):
+    """The disk cache of ``problem``'s answers, or None when it is turned off (``enabled`` False,
+    ``SYMDERIVE_NO_CACHE=1``) or the problem was not read from a file."""
+    from .answer_cache import AnswerCache
+    if not enabled or os.environ.get("SYMDERIVE_NO_CACHE") or not getattr(problem, "path", None):
+        return None
+    cache = AnswerCache(problem.path, folder)
+    return cache if cache.enabled else None
 
 
 def check_one(info, latex, timeout=DEFAULT_TIMEOUT, seed=None, part=None):
@@ -204,8 +219,8 @@ def _replace(slot, ctx, timeout):
 # Submissions ---------------------------------------------------------------------------
 
 def unknown_ids(problem, answers):
-    """Answer ids naming no question. ``QID:PART`` counts as its question's: an unknown part is a
-    verdict on that answer (``unknown name``), never a reason to refuse the file."""
+    """Answer ids naming no question. ``QID:PART`` counts as its question's. Neither an unknown part
+    nor an unknown question refuses the file: each is a verdict on that answer (``unknown_question``)."""
     known = {q.id for q in problem.questions}
     return [k for k in answers if k not in known and split_id(k, known)[0] not in known]
 
@@ -249,6 +264,26 @@ def find_part(info, part):
     return None
 
 
+def unknown_question(problem, key, latex=""):
+    """The verdict for an answer whose id names no question of ``problem`` (a typo, another problem's
+    id): ``unknown name``, decided by ``question id``, with the nearest ids as a hint. It counts as not
+    correct (exit status 1) but the rest of the file is graded.
+
+    >>> from types import SimpleNamespace as N
+    >>> p = N(name="hw", questions=[N(id="nyu21-1.1a"), N(id="nyu21-1.1b")])
+    >>> unknown_question(p, "nyu21-1.1c", "1").evidence
+    'no question “nyu21-1.1c” in hw (did you mean nyu21-1.1b, nyu21-1.1a?); this answer was not graded'
+    """
+    import difflib
+    ids = [q.id for q in problem.questions]
+    qid = key.rsplit(":", 1)[0] if ":" in key else key
+    near = difflib.get_close_matches(qid, ids, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(near)}?" if near else f"its questions: {', '.join(ids[:12])}" + \
+        (", ..." if len(ids) > 12 else "")
+    return Verdict(key, UNKNOWN_NAME, "question id", f"no question “{key}” in {problem.name} ({hint}); "
+                   "this answer was not graded", answer=str(latex))
+
+
 #: Which part's verdict a question takes when its parts disagree (first listed wins).
 SEVERITY = (ERROR, TIMEOUT, INCORRECT, UNPARSEABLE, UNKNOWN_NAME, MISSING, CORRECT, UNCHECKED)
 
@@ -279,16 +314,17 @@ def combine_parts(qid, verdicts):
 
 
 def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True, on_done=None,
-          solve_timeout=60.0):
+          solve_timeout=60.0, cache=None):
     """Check several submissions ({name: {id: LaTeX}}) against one problem; {name: CheckReport}.
 
     Questions a submission does not answer are ``missing`` (authored-text questions are
     only listed when answered: there is nothing to check them against). An id ``QID:PART``
-    answers one part of a question; the question's verdict combines its parts.
+    answers one part of a question; the question's verdict combines its parts. An id naming no
+    question gets its own ``unknown name`` verdict after the questions' (``unknown_question``).
     """
     known = {q.id for q in problem.questions}
     wanted = {split_id(k, known)[0] for answers in submissions.values() for k in answers}
-    infos = prepare(problem, wanted, solve_timeout)
+    infos = prepare(problem, wanted, solve_timeout, cache)
     text_questions = {q.id for q in problem.questions if q.ask == "text"}
     tasks, order = [], {}
     for name, answers in submissions.items():
@@ -337,16 +373,16 @@ def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True
                 v = Verdict(q.id, MISSING, "", "no answer given")
             v.submission = name
             report.verdicts.append(v)
+        for key in unknown_ids(problem, answers):
+            v = unknown_question(problem, key, answers[key])
+            v.submission = name
+            report.verdicts.append(v)
         reports[name] = report
     return reports
 
 
 def check(problem, answers, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True):
-    """Check one submission ({id: LaTeX}); a CheckReport. Unknown ids raise KeyError."""
-    bad = unknown_ids(problem, answers)
-    if bad:
-        raise KeyError(f"{problem.path}: no question {bad[0]!r}; questions: "
-                       f"{', '.join(q.id for q in problem.questions)}")
+    """Check one submission ({id: LaTeX}); a CheckReport (an unknown id is an ``unknown name`` verdict)."""
     report = grade(problem, {"": dict(answers)}, timeout, workers, isolate)[""]
     for v in report.verdicts:
         v.submission = ""

@@ -154,8 +154,13 @@ def tokenize(text):
                 continue
             if name in ACCENTS:
                 content, k = _group(text, j)
-                if content is None:
-                    raise ReadError(f"\\{name} needs a braced argument", i)
+                if content is None:            # \tilde w, \hat y: one letter
+                    k = j
+                    while k < n and text[k] == " ":
+                        k += 1
+                    if k >= n or not text[k].isalpha():
+                        raise ReadError(f"\\{name} needs a braced argument or a letter", i)
+                    content, k = text[k], k + 1
                 emit("letter", f"{name}:{content.strip()}", i)
                 i = k
                 continue

@@ -92,21 +92,28 @@ class Context:
     inferred: dict = field(default_factory=dict)    # Dummy -> size, from its use as an index
     index_context: int = 0
     literals: list = field(default_factory=list)    # Literal, for tolerances
+    #: Names the answer sheet introduces or the question declares as aliases, beyond the scope's:
+    #: tensors (the sheet's δ^{z_1} = ∂C/∂z_1, an alias ``x_n: X[n, :]``) and constants (τ_1 = tanh(7/10)).
+    extra_tensors: dict = field(default_factory=dict)
+    constants: dict = field(default_factory=dict)
+    aliases: dict = field(default_factory=dict)     # alias name -> Alias (a declared tensor's row, column, entry)
 
     # Lookups -------------------------------------------------------------------------
     def tensor(self, name):
         if self.upstream is not None and name == self.upstream.name:
             return self.upstream
         try:
-            return self.scope.lookup(name)
+            found = self.scope.lookup(name)
         except Exception:
-            return None
+            found = None
+        return found if found is not None else self.extra_tensors.get(name)
 
     def size(self, name):
         return self.scope.sizes.get(name)
 
     def declared(self, name):
-        return self.size(name) is not None or self.tensor(name) is not None
+        return self.size(name) is not None or self.tensor(name) is not None or name in self.constants \
+            or name in self.aliases
 
     def index_symbol(self, name, pos, register=None):
         """A letter used as an index: bound by a sum, a known free index, or a new free index."""
@@ -584,14 +591,17 @@ class _Resolver:
             return Val(v.expr.applyfunc(g), v.shape)
         return Val(g(v.expr), v.shape)
 
-    def _is_transpose(self, arg):
-        r"""^T, ^\top, ^{\mathsf T}: T when no size or tensor is called T."""
+    def _is_transpose(self, arg, matrix=False):
+        r"""^T, ^\top, ^{\mathsf T}: T when no size or tensor is called T, or when what it is on is a
+        matrix or vector (``matrix``): a power of a matrix is not read, so A^T there is Aᵀ even where the
+        question calls a scalar T (the trace of ∂tr(AX)/∂X)."""
         if isinstance(arg, R.Word) and arg.text == "T":
             return True
-        return isinstance(arg, R.Name) and arg.letters == ["T"] and not arg.scripts and not self.ctx.declared("T")
+        return isinstance(arg, R.Name) and arg.letters == ["T"] and not arg.scripts and \
+            (matrix or not self.ctx.declared("T"))
 
     def power(self, v, exponent_node, node):
-        if self._is_transpose(exponent_node):
+        if self._is_transpose(exponent_node, matrix=not v.is_scalar):
             return _transpose(v)
         if isinstance(exponent_node, R.Bin) and exponent_node.op == "implicit" \
                 and isinstance(exponent_node.left, R.Word) and exponent_node.left.text == "circ":
@@ -741,10 +751,12 @@ class _Resolver:
         transpose = primes = 0
         power = None
         groups, time_groups = [], []
+        own = ctx.tensor(name)
+        is_array = own is not None and len(own.shape) >= 1
         for kind, arg in scripts:
             if kind == "'":
                 primes += 1
-            elif kind == "^" and self._is_transpose(arg):
+            elif kind == "^" and self._is_transpose(arg, matrix=is_array and not groups):
                 transpose += 1
             elif kind == "^" and isinstance(arg, R.Word) and arg.text == "'":
                 primes += 1
@@ -798,6 +810,10 @@ class _Resolver:
     def entry(self, name, time_groups, groups, node):
         ctx = self.ctx
         flat = [i for g in groups for i in g]
+        if name in ctx.constants and not flat and not time_groups:
+            return Val(ctx.constants[name])              # the sheet's abbreviation τ_1 = tanh(7/10)
+        if name in ctx.aliases and not time_groups and ctx.tensor(name) is None:
+            return self.alias(ctx.aliases[name], flat, node)
         # Sizes, bound and free indices, constants.
         if not time_groups and not flat:
             if name in ctx.bound or name in ctx.free:
@@ -846,6 +862,30 @@ class _Resolver:
                 return resolved
         return self.indexed(tensor, indices, node)
 
+    def alias(self, alias, flat, node):
+        """The question's own name for part of a tensor (``x_n`` for X[n, :]): the student's subscript
+        gives the alias's parameters, then the indices of its ':' axes."""
+        tensor = self.ctx.tensor(alias.tensor)
+        if tensor is None:
+            self.fail(f"'{alias}' stands for '{alias.tensor}', which this question does not declare", node)
+        if len(flat) < len(alias.params):
+            self.fail(f"'{alias}' needs its index ({', '.join(alias.params)})", node)
+        given, rest = list(flat[:len(alias.params)]), list(flat[len(alias.params):])
+        indices = []
+        for kind, what in alias.pattern:
+            if kind == "param":
+                indices.append(given[what])
+            elif kind == "num":
+                indices.append(R.Num(node.pos, what))
+            elif rest:
+                indices.append(rest.pop(0))
+            else:
+                break
+        if rest or any(kind != "all" for kind, _ in alias.pattern[len(indices):]):
+            self.fail(f"'{alias}' takes at most {len(alias.pattern) - sum(k != 'all' for k, _ in alias.pattern)}"
+                      " more ind" + "ices", node)
+        return self.indexed(tensor, indices, node)
+
     def _unbound_time(self, groups):
         """A time index t (t - 1, ...) where t is not summed over nor an index of the answer."""
         return any(time_offset(g) is not None and "t" not in self.ctx.bound and "t" not in self.ctx.free
@@ -881,9 +921,10 @@ class _Resolver:
         if len(flat) == 1 and isinstance(flat[0], R.Name) and len(flat[0].letters) == 2:
             flat = [R.Name(flat[0].pos, [c]) for c in flat[0].letters]
         if len(flat) == 1 and isinstance(flat[0], R.Bin) and flat[0].op == "implicit" \
-                and all(isinstance(n, (R.Name, R.Num)) and not getattr(n, "scripts", None)
+                and all(isinstance(n, (R.Name, R.Num, R.Group)) and not isinstance(getattr(n, "body", None), R.Bin)
                         for n in (flat[0].left, flat[0].right)):
-            flat = [flat[0].left, flat[0].right]       # \delta_{i p}: two indices separated by a space
+            # \delta_{i p}, \delta_{q {y}_{n}}: two indices separated by a space (one may be a class label)
+            flat = [flat[0].left, flat[0].right]
         if len(flat) != 2:
             self.fail("\\delta takes two indices, e.g. \\delta_{ij}", node)
         a, b = (self.index_value(i) for i in flat)
@@ -1121,6 +1162,7 @@ def _declared_hint(ctx):
         parent = parent.parent
     if ctx.upstream is not None:
         names.append(ctx.upstream.name)
+    names += [str(a) for a in ctx.aliases.values()]
     return f" (the question knows: {', '.join(_display(n) for n in names)})" if names else ""
 
 
@@ -1130,7 +1172,7 @@ def _describe(node):
 
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "relu": relu,
              "step": lambda a: sp.Heaviside(a, 0), "sign": sp.sign, "floor": sp.floor, "ceiling": sp.ceiling,
-             "sech": sp.sech, "cosh": sp.cosh, "sinh": sp.sinh}
+             "sech": sp.sech, "cosh": sp.cosh, "sinh": sp.sinh, "erf": sp.erf}
 DERIVATIVES = {f.name: f.derivative for f in FUNCTION_RULES if f.derivative is not None}
 
 

@@ -13,12 +13,43 @@ def join_name(name, script, ctx):
         text = arg.body.text
     elif kind == "^" and isinstance(arg, R.Num) and not ctx.declared(name):
         text = arg.text
+    elif kind == "^" and not ctx.declared(name):
+        # δ^{z_1}, δ^{z}: the sheet's name delta__z1 for ∂(loss)/∂z_1
+        inner = script_text(arg)
+        if inner and ctx.tensor(f"{name}__{inner}") is not None:
+            return f"{name}__{inner}"
+        return None
     if text is None:
         return None
     for cand in (f"{name}_{text}", f"{name}{text}"):
-        if ctx.tensor(cand) is not None:
+        if ctx.tensor(cand) is not None or ctx.size(cand) is not None or cand in ctx.constants \
+                or cand in ctx.aliases:
             return cand
     return None
+
+
+def script_text(node):
+    """The letters and digits of a name written as a script, scripts flattened: z_{1} -> "z1", z -> "z";
+    None for anything else.
+
+    >>> script_text(R.Name(0, ["z"], [("_", R.Num(0, "1"))])), script_text(R.Num(0, "2"))
+    ('z1', None)
+    """
+    if isinstance(node, R.Group) and node.paren == "{" and not node.scripts:
+        return script_text(node.body)
+    if not isinstance(node, R.Name):
+        return None
+    text = "".join(node.letters)
+    for kind, arg in node.scripts:
+        if kind != "_":
+            return None
+        if isinstance(arg, R.Num) and "." not in arg.text:
+            text += arg.text
+        elif isinstance(arg, R.Name) and not arg.scripts:
+            text += "".join(arg.letters)
+        else:
+            return None
+    return text
 
 
 def split_name(name, scripts, ctx):

@@ -42,10 +42,13 @@ def tensors_in(info, *exprs):
     """The declared tensors (and the upstream gradient) whose entries the expressions use."""
     decls = info.context_args["scope"]
     upstream = info.context_args.get("upstream")
+    extra = info.context_args.get("extra_tensors") or {}
     out = {}
     for e in exprs:
         for name in _matrix_names(e):
             t = upstream if upstream is not None and name == upstream.name else decls.lookup(name)
+            if t is None:
+                t = extra.get(name)           # the sheet's own names (δ^{z_1})
             if t is not None:
                 out[name] = t
     return list(out.values())
@@ -58,11 +61,15 @@ def draw_values(info, a, b, sizes, rng):
     facts = [_matrix_facts(e) for e in (a, b)]
     inverses = facts[0][1] | facts[1][1]
     inverted = inverses | facts[0][2] | facts[1][2]
+    labels = class_labels(a, b, info)
     for t in tensors_in(info, a, b):
         shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in t.shape)
         if np.prod(shape) > 1_000_000:
             raise CannotEvaluate("the sizes are too large to test")
         arrays[t.name] = rng.normal(size=shape) * 0.8
+        if t.name in labels:                       # class labels: whole numbers in [0, C)
+            top = int(sp.sympify(labels[t.name]).xreplace(sizes)) if labels[t.name] is not None else 2
+            arrays[t.name] = rng.integers(0, max(1, top), size=shape).astype(float)
         if getattr(t, "symmetric", False):           # a declared fact the engine's answer uses
             arrays[t.name] = (arrays[t.name] + arrays[t.name].T) / 2
         if t.name in inverted:                       # X⁻¹, det X, log det X: invertible, det X > 0
@@ -83,6 +90,28 @@ def draw_values(info, a, b, sizes, rng):
             scalars[s] = float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)
     return arrays, scalars
+
+
+def class_labels(a, b, info):
+    """{tensor name: number of classes or None}: tensors whose entries the expressions use as class labels —
+    an argument of a Kronecker delta, or a condition bounding the entry by a size (0 ≤ y_n, y_n + 1 ≤ C, the
+    engine's guard that a label is a class). Random values for them are whole numbers below that size, as a
+    class-label tensor holds; random reals would test only the branch for labels that are no class."""
+    sizes = set(info.context_args["scope"].sizes.values())
+    out = {}
+    for e in (a, b):
+        for d in e.atoms(sp.KroneckerDelta):
+            for arg in d.args:
+                for ind in arg.atoms(sp.Indexed):
+                    out.setdefault(ind.base.label.name, None)
+        for rel in e.atoms(sp.core.relational.Relational):
+            entries = rel.atoms(sp.Indexed)
+            # the sizes the relation itself names (not the ranges of the entries' own indices)
+            bound = rel.xreplace({ind: sp.Dummy() for ind in entries}).free_symbols & sizes
+            for ind in entries:
+                if bound:
+                    out[ind.base.label.name] = min(bound, key=str)
+    return out
 
 
 def _enforce_constraints(info, arrays, scalars, sizes):

@@ -174,7 +174,7 @@ FUNCTIONS = {
     "softmax": "softmax", "softargmax": "softmax", "Softmax": "softmax", "SoftMax": "softmax",
     "diag": "diag", "Diag": "diag", "max": "max", "min": "min", "step": "step", "sign": "sign",
     "sgn": "sign", "floor": "floor", "ceil": "ceiling", "tr": "trace", "trace": "trace",
-    "sech": "sech", "cosh": "cosh", "sinh": "sinh", "vec": "vec",
+    "sech": "sech", "cosh": "cosh", "sinh": "sinh", "vec": "vec", "erf": "erf",
     "Tr": "trace", "det": "det", "logdet": "logdet",
 }
 
@@ -230,6 +230,9 @@ class Parser:
                 continue
             if self.at("op", ".") and self.peek().kind == "eof":
                 self.take()
+                continue
+            if self.at("begin", "gathered") or self.at("end", "gathered"):
+                self.take()                       # the sheet's \begin{gathered}: one part a line
                 continue
             if self.at("rel") and not parts and self.tok.text in ("=", "approx"):
                 self.take()                       # "\approx 1.386": a value written after its (omitted) left side
@@ -564,7 +567,15 @@ class Parser:
         name = t.text
         if name in ("frac", "dfrac", "tfrac", "cfrac"):
             num = self.braced_or_token()
-            den = self.braced_or_token()
+            den = _merged_partials(self.braced_or_token())
+            if isinstance(num, Name) and num.letters == ["d"] and not num.scripts and isinstance(den, Name) \
+                    and len(den.letters) > 1 and den.letters[0] == "d" and self.starts_factor():
+                num = Partial(num.pos, None)      # \frac{d}{dx} f: the operator form with d
+            if isinstance(num, Partial) and num.arg is None:
+                # the operator form \frac{\partial}{\partial z} f: the derivative of the operand after it
+                if not self.starts_factor():
+                    self.fail(r"\frac{\partial}{\partial ...} needs what it differentiates after it", t)
+                return Frac(t.pos, Partial(num.pos, self.parse_factor()), den)
             return Frac(t.pos, num, den)
         if name == "sqrt":
             index = None
@@ -578,12 +589,21 @@ class Parser:
         if name in FUNCTIONS:
             return self.function(t, FUNCTIONS[name])
         if name == "partial":
+            if self.at("^"):                  # \partial^2 J: a second derivative (the order is in the denominator)
+                self.take()
+                self.parse_script_arg()
+            if self.at("}"):                  # \frac{\partial}{\partial z}: the operator form
+                return Partial(t.pos, None)
             return Partial(t.pos, self.parse_factor())
         if name == "nabla":
             sub = None
-            if self.at("_"):
-                self.take()
-                sub = self.parse_script_arg()
+            for _ in range(2):                # \nabla_w, \nabla^2_w, \nabla_w^2 (a Hessian)
+                if self.at("_") and sub is None:
+                    self.take()
+                    sub = self.parse_script_arg()
+                elif self.at("^"):
+                    self.take()
+                    self.parse_script_arg()
             return Nabla(t.pos, sub, self.parse_factor())
         if name in ("lfloor", "lceil"):
             body = self.parse_expr()
@@ -869,6 +889,29 @@ def _shown(tok):
     if tok.kind in ("begin", "end"):
         return f"\\{tok.kind}{{{tok.text}}}"
     return tok.text
+
+
+def _merged_partials(den):
+    r"""``\partial w_p \, \partial w_q`` (the denominator of a second derivative) as one ∂ of ``w_{p,q}``:
+    the variable's indices in order, as the engine's Hessian entry ∂²J/∂w_p∂w_q has them."""
+    factors, node = [], den
+    while isinstance(node, Bin) and node.op == "implicit" and isinstance(node.right, Partial):
+        factors.insert(0, node.right)
+        node = node.left
+    if not factors or not isinstance(node, Partial):
+        return den
+    factors.insert(0, node)
+    names = [f.arg.body if isinstance(f.arg, Group) and f.arg.paren == "{" and isinstance(f.arg.body, Name)
+             and not f.arg.scripts else f.arg for f in factors]
+    if not all(isinstance(n, Name) for n in names) or len({tuple(n.letters) for n in names}) != 1:
+        return den
+    items = []
+    for n in names:
+        if len(n.scripts) != 1 or n.scripts[0][0] != "_":
+            return den
+        arg = n.scripts[0][1]
+        items += list(arg.items) if isinstance(arg, Tuple) and arg.paren == "," else [arg]
+    return Partial(den.pos, Name(names[0].pos, names[0].letters, [("_", Tuple(names[0].pos, items, ","))]))
 
 
 # Entry point ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Target:
     latex: str = ""
     key: str = ""              # the result's key (answer.Result.key)
     components: tuple = ()     # what each entry of a tuple counts ("with bias", "without bias")
+    row: int = 0               # for one row of an explicit matrix (∂y_k/∂x): k, the row's place in the whole
 
 
 @dataclass
@@ -67,11 +68,41 @@ def question_info(problem, question, answer):
         value = getattr(tensor, "value_spec", None)
         if not tensor.shape and isinstance(value, (int, float)) and not isinstance(value, bool):
             info.values[tensor.base] = sp.Rational(str(value))
+    from .aliases import read_aliases
+    args["aliases"] = read_aliases(question, decls)
     info.targets = _targets(answer)
+    args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets)
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
         info.checkable, info.reason = False, "the engine's answer has nothing an answer can be compared with"
     return info
+
+
+def sheet_names(answer, decls, targets):
+    """({name: Tensor}, {name: value}): the names the answer sheet itself introduces, so that a boxed
+    answer pasted back reads: backpropagation's δ^{z_1} (an IndexedBase of the engine's answer that the
+    question does not declare: delta__z1) and a numeric pass's abbreviations τ_k (their exact values)."""
+    from ..tensors import Tensor
+    tensors = {}
+    for t in targets:
+        value = t.value
+        exprs = list(value) if isinstance(value, (tuple, sp.MatrixBase)) else [value]
+        for e in exprs:
+            atoms = getattr(e, "atoms", None)
+            for base in (atoms(sp.IndexedBase) if atoms is not None else ()):
+                name = base.label.name
+                if name in tensors or not base.shape:
+                    continue
+                try:
+                    if decls.lookup(name) is not None:
+                        continue
+                except Exception:
+                    pass
+                tensor = Tensor(name, base.shape)
+                tensor.base = base
+                tensors[name] = tensor
+    constants = {str(symbol): value for symbol, value in getattr(answer, "abbreviations", {}).items()}
+    return tensors, constants
 
 
 def all_tensors(decls):

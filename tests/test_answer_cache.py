@@ -1,0 +1,159 @@
+"""The disk cache of solved answers for grading (issue 14): a second run reads the answers instead of
+solving; a changed problem file or engine misses; a tampered, truncated or foreign entry is never
+unpickled; the folder must be private; the bounds hold; --no-cache and SYMDERIVE_NO_CACHE turn it off."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from symderive import load_problem
+from symderive.checking import answer_cache as AC
+from symderive.checking.grade import answer_cache, check_one, prepare
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = """\
+title: cache
+index_base: 1
+sizes: [N]
+questions:
+  - id: sig
+    statement: "sigma'"
+    ask: derivative
+    of: y
+    wrt: x
+    tensors: {x: [N]}
+    layers:
+      y: sigmoid(x)
+  - id: count
+    statement: "a count"
+    ask: value
+    expr: "3 * 3 * 3 * 10 + 10"
+"""
+
+
+@pytest.fixture
+def problem_file(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def solve_counting(problem, monkeypatch):
+    calls = []
+    original = type(problem).solve_question
+
+    def counting(self, q, timeout=None):
+        calls.append(q.id)
+        return original(self, q, timeout)
+    monkeypatch.setattr(type(problem), "solve_question", counting)
+    return calls
+
+
+def test_a_second_run_reads_the_answers_instead_of_solving(problem_file, tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    problem = load_problem(problem_file)
+    calls = solve_counting(problem, monkeypatch)
+    first = prepare(problem, {"sig", "count"}, cache=answer_cache(problem, folder=folder))
+    assert sorted(calls) == ["count", "sig"]
+    cache = answer_cache(load_problem(problem_file), folder=folder)
+    second = prepare(load_problem(problem_file), {"sig", "count"}, cache=cache)
+    assert sorted(calls) == ["count", "sig"] and cache.hits == 2          # nothing solved again
+    for qid in ("sig", "count"):
+        assert [r.value for r in second[qid].answer.results] == [r.value for r in first[qid].answer.results]
+    # and the cached answers grade as the solved ones: σ(1 − σ) right, σ(1 + σ) wrong
+    assert check_one(second["sig"], r"\frac{\partial y_i}{\partial x_p} = \delta_{ip} \sigma(x_i)(1 - \sigma(x_i))"
+                     ).verdict == "correct"
+    assert check_one(second["sig"], r"\frac{\partial y_i}{\partial x_p} = \delta_{ip} \sigma(x_i)(1 + \sigma(x_i))"
+                     ).verdict == "incorrect"
+    assert check_one(second["count"], "280").verdict == "correct"
+    assert check_one(second["count"], "270").verdict == "incorrect"
+
+
+def test_a_changed_problem_file_or_engine_misses(problem_file, tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    problem = load_problem(problem_file)
+    prepare(problem, {"count"}, cache=answer_cache(problem, folder=folder))
+    problem_file.write_text(SMALL.replace("3 * 3 * 3 * 10 + 10", "3 * 3 * 3 * 10"))
+    changed = load_problem(problem_file)
+    cache = answer_cache(changed, folder=folder)
+    infos = prepare(changed, {"count"}, cache=cache)
+    assert cache.hits == 0 and infos["count"].answer.value("value") == 270
+    monkeypatch.setattr(AC, "_ENGINE_DIGEST", "another engine")
+    other = answer_cache(changed, folder=folder)
+    prepare(changed, {"count"}, cache=other)
+    assert other.hits == 0
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "foreign"])
+def test_a_damaged_entry_is_never_unpickled(problem_file, tmp_path, monkeypatch, damage):
+    folder = tmp_path / "cache"
+    problem = load_problem(problem_file)
+    prepare(problem, {"count"}, cache=answer_cache(problem, folder=folder))
+    [entry] = list(folder.glob("*.answer"))
+    blob = entry.read_bytes()
+    if damage == "flip":
+        blob = blob[:-1] + bytes([blob[-1] ^ 1])
+    elif damage == "truncate":
+        blob = blob[:len(blob) // 2]
+    else:                             # a pickle that would run code, with a tag made under another key
+        import hashlib
+        import hmac
+        payload = b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR."
+        blob = hmac.new(b"x" * 32, payload, hashlib.sha256).digest() + payload
+    entry.write_bytes(blob)
+    loads = []
+    monkeypatch.setattr(AC.pickle, "loads", lambda data: loads.append(data))
+    cache = answer_cache(load_problem(problem_file), folder=folder)
+    assert cache.get("count") is None and not loads
+    assert not entry.exists() and not (tmp_path / "pwned").exists()
+
+
+def test_a_folder_others_can_write_is_not_used(problem_file, tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    cache = AC.AnswerCache(problem_file, folder)
+    assert not cache.enabled and "not a private folder" in cache.problem
+    private = tmp_path / "private"
+    AC.AnswerCache(problem_file, private)
+    (private / "key").chmod(0o644)
+    cache = AC.AnswerCache(problem_file, private)
+    assert not cache.enabled and "not a private file" in cache.problem
+
+
+def test_the_cache_stays_within_its_bounds(problem_file, tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setattr(AC, "MAX_ENTRIES", 3)
+    problem = load_problem(problem_file)
+    cache = answer_cache(problem, folder=folder)
+    answer = problem.solve_question(problem.questions[1], 60)
+    for k in range(6):
+        cache.put(f"q{k}", answer)
+        os.utime(cache._path(f"q{k}"), (1000 + k, 1000 + k))
+    cache._evict()
+    kept = sorted(p.name for p in folder.glob("*.answer"))
+    assert len(kept) == 3
+    assert sorted(cache._path(f"q{k}").name for k in (3, 4, 5)) == kept       # the newest stay
+
+
+def test_no_cache_flag_and_environment_turn_it_off(problem_file, tmp_path):
+    answers = tmp_path / "a.yaml"
+    answers.write_text("count: '280'\n")
+    folder = tmp_path / "cache"
+    env = dict(os.environ, SYMDERIVE_CACHE_DIR=str(folder))
+    env.pop("SYMDERIVE_NO_CACHE", None)
+
+    def run(*extra, **more):
+        return subprocess.run([sys.executable, "-m", "symderive", "check", str(problem_file), str(answers), *extra],
+                              capture_output=True, text=True, cwd=tmp_path, env=dict(env, **more), timeout=300)
+    # exit 1: the other question is missing; "count" is graded correct every time
+    for r in (run("--no-cache"), run(SYMDERIVE_NO_CACHE="1")):
+        assert r.returncode == 1 and "1 missing, 1 correct" in r.stdout, r.stdout + r.stderr
+        assert not list(folder.glob("*.answer"))
+    r = run()
+    assert r.returncode == 1 and "1 missing, 1 correct" in r.stdout and len(list(folder.glob("*.answer"))) == 1
+    r = run()                                       # read back from the cache
+    assert r.returncode == 1 and "1 missing, 1 correct" in r.stdout, r.stdout + r.stderr
+    assert answer_cache(load_problem(problem_file), enabled=False) is None
