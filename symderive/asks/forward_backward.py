@@ -1,13 +1,29 @@
-"""ask: forward_backward — a numeric forward pass and backpropagation through a small fully
-connected network with given weights: every layer's output, the loss, the gradient of the loss
-by every layer's output (δ) and by every weight, exact and then as decimals."""
+"""ask: forward_backward — a numeric forward pass and backpropagation with given values: through a
+small fully connected ``network:`` stack (every layer's output, the loss, the gradient of the loss
+by every layer's output (δ) and by every weight), or through the declared layers named by ``of:``
+(any kinds, any graph: the gradient of ``of`` by every layer and every tensor, inputs included),
+exact and then as decimals."""
 from ..answer import Kind, Result, Step
 import sympy as sp
 
 from ..latex import tex_name
+from ..errors import ExpressionError
+from ..numeric_graph import check_graph, graph_pass, graph_results
 from ..numeric_network import NumericNetwork, digits_option
+from ..yaml_positions import key_position
 
-KEYS = {"network", "digits"}
+KEYS = {"network", "digits", "of", "upstream"}
+
+
+def through_layers(ctx):
+    """True when the question names declared layers (``of:``) instead of a ``network:`` stack."""
+    if ("network" in ctx.question.spec) == ("of" in ctx.question.spec):
+        raise ExpressionError(f"ask '{ctx.question.ask}' needs either 'network:' (a stack) or 'of:' (declared "
+                              f"layers)", ctx.question.line, None)
+    if "upstream" in ctx.question.spec and "network" in ctx.question.spec:
+        raise ExpressionError("'upstream' is for a pass through declared layers (of:); a network: stack has "
+                              "a loss", *key_position(ctx.question.spec, "upstream"))
+    return "of" in ctx.question.spec
 
 
 def passes(ctx):
@@ -29,6 +45,9 @@ def result(network, label, value, latex_name):
 
 
 def solve(ctx):
+    if through_layers(ctx):
+        graph, done = graph_pass(ctx, backward=True)
+        return ctx.answer(*graph_results(ctx, graph, done, True, digits_option(ctx)))
     network, done, steps = passes(ctx)
     loss = tex_name(network.loss_name)
     results = [result(network, layer.name, done.shown_values[layer.name], tex_name(layer.name))
@@ -57,6 +76,8 @@ def parameter_order(network, done):
 
 # The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
 def check(job):
+    if "of" in job.question.spec:
+        return check_graph(job, backward=True)
     from ..verify.numeric import floats, numeric_pass
     network, outputs, loss, params = numeric_pass(job)
     job.autograd, job.random_inputs = True, False
