@@ -225,11 +225,22 @@ def _variables(expr):
                                                   and not isinstance(s, sp.Dummy)}
 
 
+def is_tie_step(step):
+    """A Heaviside step whose value at 0 is not fixed to 0: it comes from a max (pooling), whose
+    derivative at a tie is a choice. ReLU's step is H(x, 0), PyTorch's derivative at 0.
+
+    >>> x = sp.Symbol('x')
+    >>> is_tie_step(sp.Max(x, 2).diff(x)), is_tie_step(sp.Heaviside(x, 0))
+    (True, False)
+    """
+    return len(step.args) == 1 or step.args[1] != 0
+
+
 def _refuse_ties(derivative, known, layer, pos, ctx):
     """A Heaviside step without a value at 0 comes from max (pooling): at a tie the derivative is a
     choice, not a number (PyTorch sends the whole gradient to one of the maxima)."""
     for step in derivative.atoms(sp.Heaviside):
-        if len(step.args) == 1 and sp.sympify(step.args[0]).xreplace(known).doit() == 0:
+        if is_tie_step(step) and sp.sympify(step.args[0]).xreplace(known).doit() == 0:
             raise TieError(f"layer '{layer.name}': entry {list(pos)} is a max of equal entries, where the "
                            f"derivative is not defined; give values without a tie",
                            ctx.question.line, None)

@@ -13,6 +13,7 @@ import yaml
 from . import display_names
 from .answer import Answer, Answers, Status
 from .authored_text import AuthoredTextError, checked
+from .declared_values import use_declared_values
 from .asks import ASKS, Context
 from .declarations import Declarations
 from .errors import ExpressionError, ProblemFileError, SymderiveError
@@ -83,7 +84,8 @@ class Problem:
             with time_limit(_time_limit(question, timeout)):
                 decls = self.declarations(question)
                 with display_names.declared(decls.display_names()):
-                    answer = ASKS[question.ask].solve(Context(self, question, decls))
+                    ctx = Context(self, question, decls)
+                    answer = use_declared_values(ctx, ASKS[question.ask].solve(ctx))
                 answer.names = display_names.names_of(decls)
         except SymderiveError as exc:
             exc.located(file=self.path, question=question.id, line=question.line)

@@ -1,0 +1,123 @@
+"""Values declared on tensors are used by every answer that can use them, or refused: never ignored.
+
+An ask derives its answer symbolically (a Jacobian's array, a chain rule's ∂L/∂X, a value in
+tensor entries). When the question's tensors carry values (``x: {shape: [2], value: [1, 2]}``),
+every result that is a function of those entries alone (no free index) is then also given at
+those values, exactly: the max-pool backward with X and the upstream G declared gives the
+numbers, not only the array of Heaviside steps. A result that cannot take them (an element
+formula with free indices, and nothing else in the answer that can) makes the question fail with
+one line that says what to ask instead. Asks that compute with values themselves
+(forward_backward, forward, gradient_step, rnn_recurrence) give numbers already, with no tensor
+entries left to put values in, so nothing here changes them.
+"""
+import sympy as sp
+
+from .answer import Kind, Result, Step
+from .errors import ExpressionError
+from .numeric_network import tensor_array, tidy
+from .tensors import zero_outside
+
+#: Kinds whose values are formulas in tensor entries (the others are shapes, words, text).
+EVALUATED = {Kind.ENTRIES, Kind.VALUE, Kind.ELEMENT}
+
+
+def valued_tensors(ctx):
+    """name -> Tensor for every tensor the question sees that carries a value."""
+    found = {}
+    decls = ctx.decls
+    while decls is not None:
+        for name, tensor in decls.tensors.items():
+            if name not in found and getattr(tensor, "value_spec", None) is not None:
+                found[name] = tensor
+        decls = decls.parent
+    return {name: tensor for name, tensor in found.items() if ctx.decls.lookup(name) is tensor}
+
+
+def _label(atom):
+    return atom.base.label.name if isinstance(atom, sp.Indexed) else atom.name
+
+
+def _atoms(value):
+    expr = value if isinstance(value, (sp.Basic, sp.MatrixBase)) else sp.sympify(value)
+    atoms = expr.atoms(sp.Indexed, sp.Symbol) if hasattr(expr, "atoms") else set()
+    return atoms
+
+
+def use_declared_values(ctx, answer):
+    """The answer with each result that is a function of valued tensor entries also given at the
+    values; or an error when the values matter to the answer and none of its results can take them."""
+    if not answer.ok:
+        return answer
+    valued = valued_tensors(ctx)
+    if not valued:
+        return answer
+    arrays, extra, unusable, used_names = {}, [], [], set()
+    for result in list(answer.results):
+        if result.kind not in EVALUATED or isinstance(result.value, (str, tuple)):
+            continue
+        try:
+            atoms = _atoms(result.value)
+        except (TypeError, sp.SympifyError):
+            continue
+        hits = {a for a in atoms if _label(a) in valued and (isinstance(a, sp.Indexed) or not valued[_label(a)].shape)}
+        if not hits:
+            continue
+        names = sorted({_label(a) for a in hits})
+        free = {a for a in atoms if isinstance(a, sp.Symbol) and a not in hits
+                and not any(a == h.base.label for h in hits if isinstance(h, sp.Indexed))}
+        if result.kind is Kind.ELEMENT or free or any(isinstance(a, sp.Indexed) and not all(
+                i.is_Integer for i in a.indices) for a in hits):
+            unusable.append((result, names))
+            continue
+        for name in names:
+            if name not in arrays:
+                arrays[name] = tensor_array(ctx, valued[name])
+        extra.append(_at_values(ctx, result, hits, valued, arrays))
+        used_names |= set(names)
+    if unusable and not extra:
+        result, names = unusable[0]
+        raise ExpressionError(
+            f"tensor{'s' if len(names) > 1 else ''} {', '.join(names)} {'have values' if len(names) > 1 else 'has a value'}"
+            f", which ask '{ctx.question.ask}' cannot use: its answer is a formula in the indices"
+            + (" (ask for the array: leave out 'array: false')" if ctx.option("array") is False else "")
+            + "; for numbers ask forward_backward with of: (see docs/problem-format.md), or remove the value",
+            ctx.question.line, None)
+    if extra:
+        answer.results.extend(extra)
+        answer.steps.append(Step("", f"the answer at the declared values of {', '.join(sorted(used_names))}, exactly"
+                                     + ("; the formula results stay symbolic" if unusable else "")))
+    return answer
+
+
+def _at_values(ctx, result, hits, valued, arrays):
+    from .numeric_graph import TieError, is_tie_step, shown
+    known = {}
+    for atom in hits:
+        name = _label(atom)
+        value = arrays[name]
+        if not isinstance(atom, sp.Indexed):
+            known[atom] = value
+            continue
+        idx = tuple(int(i) for i in atom.indices)
+        shape = tuple(int(s) for s in valued[name].shape)
+        if not all(0 <= i < n for i, n in zip(idx, shape)):
+            known[atom] = sp.Integer(0)          # zero padding
+        elif isinstance(value, sp.MatrixBase):
+            known[atom] = value[idx[0], idx[1] if len(idx) > 1 else 0]
+        else:
+            known[atom] = value[idx]
+
+    def evaluate(expr):
+        expr = zero_outside(sp.sympify(expr), {n: tuple(int(s) for s in t.shape) for n, t in valued.items()})
+        for step in expr.atoms(sp.Heaviside):
+            if is_tie_step(step) and step.args[0].xreplace(known).doit() == 0:
+                raise TieError(f"{result.label}: a max (pooling) of equal entries at the declared values, where "
+                               f"the derivative is not defined; give values without a tie",
+                               ctx.question.line, None)
+        return tidy(expr.xreplace(known).doit())
+
+    value = result.value.applyfunc(evaluate) if hasattr(result.value, "applyfunc") else evaluate(result.value)
+    kind = Kind.ENTRIES if hasattr(value, "shape") else Kind.VALUE
+    names = ", ".join(sorted({_label(a) for a in hits}))
+    return Result(f"{result.label} at the values", value,
+                  rf"\text{{at the given {names}:}}\quad {shown(value)}", kind, key=f"{result.key} at values")
