@@ -118,6 +118,58 @@ def _at_values(ctx, result, hits, valued, arrays):
 
     value = result.value.applyfunc(evaluate) if hasattr(result.value, "applyfunc") else evaluate(result.value)
     kind = Kind.ENTRIES if hasattr(value, "shape") else Kind.VALUE
-    names = ", ".join(sorted({_label(a) for a in hits}))
+    names = ", ".join(valued[n].tex for n in sorted({_label(a) for a in hits}))
     return Result(f"{result.label} at the values", value,
-                  rf"\text{{at the given {names}:}}\quad {shown(value)}", kind, key=f"{result.key} at values")
+                  rf"\text{{at the given }} {names}:\quad {shown(value)}", kind, key=f"{result.key} at values")
+
+
+# The --verify side: the results at the declared values, against torch at those same values.
+def check_at_values(job):
+    """Compare each result given at the declared values with torch autograd at those values: a chain
+    rule's ∂L/∂X with the declared upstream, a derivative's Jacobian row by row. Other asks' results
+    at values (a ``value`` in tensor entries) are compared with the expression evaluated by torch."""
+    results = [r for r in job.answer.results if r.key.endswith(" at values")]
+    if not results:
+        return
+    import numpy as np
+    import torch
+    from .numeric_graph import graph_nodes
+    valued = valued_tensors(job.ctx)
+
+    def floats(value):
+        if isinstance(value, sp.MatrixBase):
+            return np.array([[float(v) for v in value.row(r)] for r in range(value.rows)], dtype=float)
+        if isinstance(value, sp.NDimArray):
+            return np.array(value.tolist(), dtype=float)
+        return np.array(float(value))
+
+    arrays = {name: floats(tensor_array(job.ctx, t)).reshape(tuple(int(s) for s in t.shape))
+              for name, t in valued.items()}
+    ask, base = job.question.ask, job.problem.index_base
+    if ask not in ("chain_rule", "derivative"):
+        return
+    of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
+    missing = [n.name for n in graph_nodes([of]) if not n.is_layer and n.name not in arrays]
+    if missing:
+        return
+    graph = job.graph({}, arrays)
+    variable = graph.leaf(wrt.name, requires_grad=True)
+    out = graph.get(of)
+    job.random_inputs, job.autograd = False, True
+    if ask == "chain_rule":
+        upstream = job.question.option("upstream")
+        if upstream not in arrays:
+            return
+        out.backward(torch.tensor(arrays[upstream], dtype=torch.float64).reshape(out.shape))
+        reference = variable.grad.reshape(-1).numpy()
+    else:
+        rows = []
+        flat = out.reshape(-1)
+        for k in range(flat.numel()):
+            (row,) = torch.autograd.grad(flat[k], variable, retain_graph=True, allow_unused=True)
+            rows.append(np.zeros(variable.numel()) if row is None else row.reshape(-1).numpy())
+        reference = np.concatenate(rows) if rows else np.zeros(0)
+    for result in results:
+        engine = floats(result.value).reshape(-1)
+        job.compare(f"{result.label} with autograd at the declared values", engine, reference,
+                    [f"entry {k + base}" for k in range(engine.size)])

@@ -22,7 +22,7 @@ from .errors import ExpressionError, ShapeError
 from .numeric_network import approx_latex, declared_at, tensor_array, tidy
 from .latex import matrix, tex_name
 from .tensors import flat_positions, zero_outside
-from .yaml_positions import position
+from .yaml_positions import key_position, position
 
 #: An exact entry with more operations than this is shown on the sheet by its decimal only.
 SHOWN_OPS = 14
@@ -241,7 +241,7 @@ def _refuse_ties(derivative, known, layer, pos, ctx):
     choice, not a number (PyTorch sends the whole gradient to one of the maxima)."""
     for step in derivative.atoms(sp.Heaviside):
         if is_tie_step(step) and sp.sympify(step.args[0]).xreplace(known).doit() == 0:
-            raise TieError(f"layer '{layer.name}': entry {list(pos)} is a max of equal entries, where the "
+            raise TieError(f"layer '{layer.name}': entry {[i + ctx.base for i in pos]} is a max of equal entries, where the "
                            f"derivative is not defined; give values without a tie",
                            ctx.question.line, None)
 
@@ -314,19 +314,37 @@ def graph_results(ctx, graph, done, backward, digits):
     if not backward:
         return results, steps
     top = graph.tops[0]
-    loss = tex_name(top.name)
-    seed = "1" if not top.shape else f"the given upstream {ctx.option('upstream')}"
-    steps.append(Step("", f"backward pass from {top.name} (seed ∂{top.name}/∂{top.name} = {seed}), one layer at a "
-                          f"time: ∂/∂input = Σ over the layer's entries of ∂/∂entry · the derivative of that entry's "
-                          f"definition, at the forward values"))
+    name = loss_name(ctx, top)
+    loss = tex_name(name)
+    seed = f"∂{name}/∂{name} = 1" if not top.shape else f"∂{name}/∂{top.name} = {ctx.option('upstream')}, given"
+    steps.append(Step("", f"backward pass from {top.name} (seed {seed}), one layer at a time: the gradient by a "
+                          f"layer's input is the sum over the layer's entries of the gradient by that entry times "
+                          f"the derivative of the entry's own definition, at the forward values"))
     for node in reversed(graph.order):
-        if node is top or node.name not in done.grads:
+        if (node is top and not top.shape) or node.name not in done.grads:
             continue
         label = rf"\frac{{\partial {loss}}}{{\partial {tex_name(node.name)}}}"
-        steps.append(Step(f"{label} = {shown(done.grads[node.name], digits)}",
-                          f"through the layers that read {node.name}"))
-        results.append(result(f"d{top.name}/d{node.name}", done.grads[node.name], label))
+        if node is not top:
+            steps.append(Step(f"{label} = {shown(done.grads[node.name], digits)}",
+                              f"through the layers that read {node.name}"))
+        results.append(result(f"d{name}/d{node.name}", done.grads[node.name], label))
     return results, steps
+
+
+def loss_name(ctx, top):
+    """The name of what is differentiated: ``of`` itself when it is a scalar, else the loss whose
+    gradient by ``of`` is the given upstream (``loss:``, default L)."""
+    if not top.shape:
+        if ctx.option("loss") is not None or ctx.option("upstream") is not None:
+            key = "loss" if ctx.option("loss") is not None else "upstream"
+            raise ExpressionError(f"'{top.name}' is a scalar, differentiated itself: '{key}' is only for an 'of' "
+                                  f"that is not a scalar", *key_position(ctx.question.spec, key))
+        return top.name
+    name = ctx.option("loss", "L")
+    if not isinstance(name, str) or not name.isidentifier() or ctx.decls.lookup(name) is not None:
+        raise ExpressionError("'loss' names the loss whose gradient by 'of' is the upstream: a new name such as L",
+                              *position(name if isinstance(name, str) else ctx.require("of")))
+    return name
 
 
 def self_labels(graph, leaf):
@@ -369,20 +387,21 @@ def check_graph(job, backward):
     if not backward:
         return
     top = graph.tops[0]
+    name = loss_name(job.ctx, top)
     out = outputs[top.name]
     seed = torch.tensor(floats(graph.upstream).reshape(tuple(out.shape)), dtype=torch.float64) if top.shape \
         else None
     out.backward(seed)
     for node in graph.order:
-        if node is top or node.name in graph.domains:
+        if (node is top and not top.shape) or node.name in graph.domains:
             continue
         tensor = outputs.get(node.name, torch_graph.cache.get(node.name))
-        engine = job.result(f"d{top.name}/d{node.name}")
+        engine = job.result(f"d{name}/d{node.name}")
         if engine is None or tensor is None:
             continue
         reference = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
         engine = floats(engine).reshape(-1)
         job.compare("the gradients by every layer and tensor with autograd's", engine,
-                    reference.reshape(-1).numpy(), [f"d{top.name}/d{node.name}, entry {k + base}"
+                    reference.reshape(-1).numpy(), [f"d{name}/d{node.name}, entry {k + base}"
                                                     for k in range(engine.size)])
     job.autograd = True

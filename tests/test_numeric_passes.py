@@ -117,9 +117,9 @@ def test_conv_relu_maxpool_with_upstream_against_autograd(tmp_path, stride):
     p = F.max_pool2d(F.relu(c), 2)[0]
     p.backward(torch.tensor(g, dtype=torch.float64))
     assert_close(floats(answer.value("p")), p.detach().numpy(), "p")
-    assert_close(floats(answer.value("dp/dx")), X.grad.numpy(), "dx")
-    assert_close(floats(answer.value("dp/dw")), W.grad.numpy(), "dw")
-    assert_close(floats(answer.value("dp/db")).reshape(-1), B.grad.numpy(), "db")
+    assert_close(floats(answer.value("dL/dx")), X.grad.numpy(), "dx")
+    assert_close(floats(answer.value("dL/dw")), W.grad.numpy(), "dw")
+    assert_close(floats(answer.value("dL/db")).reshape(-1), B.grad.numpy(), "db")
 
 
 def test_batch_of_two_softmax_cross_entropy_gives_dx_and_dw(tmp_path):
@@ -309,6 +309,12 @@ BAD = {
     "a tie in max pooling": ("tensors: {x: {shape: [2, 2], value: [[1, 3], [3, 0]]}, G: {shape: [1, 1], value: "
                              "[[1]]}}\n    layers: {p: \"max_pool2d(x, kernel_size=2)\"}\n    ask: forward_backward\n"
                              "    of: p\n    upstream: G", "equal entries"),
+    "upstream for a scalar": ("tensors: {x: {shape: [2], value: [1, 2]}, G: {value: 1}}\n"
+                              "    layers: {y: \"dot(x, x)\"}\n    ask: forward_backward\n    of: y\n    upstream: G",
+                              "only for an 'of' that is not a scalar"),
+    "upstream without a value": ("tensors: {x: {shape: [2], value: [1, 2]}, G: {shape: [2]}}\n"
+                                 "    layers: {y: tanh(x)}\n    ask: forward_backward\n    of: y\n    upstream: G",
+                                 "declared tensor with a value"),
     "both network and of": ("tensors: {x: {shape: [2], value: [1, 2]}}\n    layers: {y: tanh(x)}\n"
                             "    network: {input: x, layers: [Tanh()]}\n    ask: forward\n    of: y",
                             "either 'network:'"),

@@ -12,7 +12,7 @@ from ..numeric_graph import check_graph, graph_pass, graph_results
 from ..numeric_network import NumericNetwork, digits_option
 from ..yaml_positions import key_position
 
-KEYS = {"network", "digits", "of", "upstream"}
+KEYS = {"network", "digits", "of", "upstream", "loss"}
 
 
 def through_layers(ctx):
