@@ -7,8 +7,8 @@ those values, exactly: the max-pool backward with X and the upstream G declared 
 numbers, not only the array of Heaviside steps. A result that cannot take them (an element
 formula with free indices, and nothing else in the answer that can) makes the question fail with
 one line that says what to ask instead. Asks that compute with values themselves
-(forward_backward, forward, gradient_step, rnn_recurrence) give numbers already, with no tensor
-entries left to put values in, so nothing here changes them.
+(``USES_VALUES = True``: forward_backward, forward, gradient_step, rnn_recurrence) are left as
+they are.
 """
 import sympy as sp
 
@@ -46,7 +46,8 @@ def _atoms(value):
 def use_declared_values(ctx, answer):
     """The answer with each result that is a function of valued tensor entries also given at the
     values; or an error when the values matter to the answer and none of its results can take them."""
-    if not answer.ok:
+    from .asks import ASKS
+    if not answer.ok or ASKS[ctx.question.ask].uses_values:
         return answer
     valued = valued_tensors(ctx)
     if not valued:

@@ -222,6 +222,7 @@ class Pass:
     shown_values: dict = field(default_factory=dict)  # as the course writes them (bias node 1 first)
     forward_steps: list = field(default_factory=list)  # (latex, why)
     backward_steps: list = field(default_factory=list)
+    input_grad: object = None                         # ∂E/∂(the network's input), unless it is data
 
 
 @dataclass
@@ -282,13 +283,13 @@ class NumericNetwork:
                 raise layer.error(f"the name '{layer.name}' is already used; name each layer's output "
                                   f"differently from the tensors", ExpressionError)
             taken.add(layer.name)
-        self.weights = {}
-        for layer in self.linear_layers():
-            for tensor in (layer.weight, layer.bias_tensor):
-                if tensor is not None and tensor.name not in self.weights:
+        self.weights = {}       # every declared tensor a layer reads (weights, biases, masks), by name
+        for layer in self.net.layers:
+            for tensor in layer.value_tensors():
+                if tensor.name not in self.weights:
                     value = tensor_value(ctx, tensor)
-                    self.weights[tensor.name] = value.reshape(value.rows * value.cols, 1) \
-                        if tensor is layer.bias_tensor and isinstance(value, sp.MatrixBase) else value
+                    flat = isinstance(value, sp.MatrixBase) and tensor is not getattr(layer, "weight", None)
+                    self.weights[tensor.name] = value.reshape(value.rows * value.cols, 1) if flat else value
         if forward_only:
             if "loss" in spec:
                 raise ExpressionError("ask 'forward' computes the outputs only: leave 'loss' out, or ask "
@@ -378,13 +379,12 @@ class NumericNetwork:
         return expr.xreplace(values)
 
     def output_size(self, layer):
-        size = None
+        size = self.x0.rows
         for item in self.net.layers:
-            if isinstance(item, NetLinear):
-                size = item.out_features
+            size = item.flat_size(size)
             if item is layer:
                 break
-        return size if size is not None else self.x0.rows
+        return size
 
     # Forward -----------------------------------------------------------------------------
     def with_one(self, x):
@@ -484,8 +484,10 @@ class NumericNetwork:
         for layer, (name_in, x_in) in zip(reversed(self.net.layers), reversed(inputs)):
             result.grads[layer.name] = grad
             grad = self.backward(layer, name_in, x_in, result.values[layer.name], grad, result)
-            if grad is None:
+            if grad is None:         # the layer's input is data (an embedding's indices)
                 break
+        if grad is not None:         # the gradient by the input too (CS231n's dx)
+            result.input_grad = grad
         return result
 
     def forward(self, layer, name_in, x):
@@ -499,9 +501,8 @@ class NumericNetwork:
         label = self.delta_label_of_input(layer)
         step = BackwardStep(name_in, x_in, y, grad, result, d_out=rf"\frac{{\partial {loss}}}{{\partial "
                             rf"{tex_name(layer.name)}}}", d_in=d_in, target=f"{label} = {d_in}" if label else d_in,
-                            first=layer is self.net.layers[0])
-        below = self.rule(layer).backward(self, layer, step)
-        return below if not step.first else None
+                            first=False)
+        return self.rule(layer).backward(self, layer, step)
 
     @staticmethod
     def rule(layer):

@@ -342,3 +342,119 @@ def test_bad_input_is_one_located_line(tmp_path, case):
     assert bad.status is Status.FAILED
     assert message in bad.error and "\n" not in bad.error, bad.error
     assert bad.error.startswith(f"{path}:") and "question q" in bad.error, bad.error
+
+
+# ---------------------------------------------------------------------------------------------
+# network: stacks: Dropout with its mask, Embedding, and dx
+
+
+def test_stack_with_dropout_mask_gives_dx_against_autograd(tmp_path):
+    answer = solve_text(tmp_path, """
+        title: t
+        questions:
+          - id: q
+            tensors:
+              x: {shape: [3], value: [1, -0.5, 2]}
+              W1: {shape: [4, 3], value: [[0.5, 1, 0], [-1, 0.5, 0.5], [0, -0.5, 1], [1, 1, -1]]}
+              b1: {shape: [4], value: [0, 0.5, -0.5, 1]}
+              M: {shape: [4], value: [1, 0, 1, 1]}
+              W2: {shape: [2, 4], value: [[1, 0, 0, -1], [0.5, 0, 1, 0]]}
+            network:
+              input: x
+              layers:
+                - h: Linear(W1, b1)
+                - a: Tanh()
+                - d: Dropout(p=0.25, mask=M)
+                - o: Linear(W2)
+              loss: {E: "(o[0] - 1)**2 + o[1]**2"}
+            ask: forward_backward
+        """)
+    assert answer.ok, answer.error
+    x = torch.tensor([1, -0.5, 2], dtype=torch.float64, requires_grad=True)
+    W1 = torch.tensor([[0.5, 1, 0], [-1, 0.5, 0.5], [0, -0.5, 1], [1, 1, -1]], dtype=torch.float64,
+                      requires_grad=True)
+    b1 = torch.tensor([0, 0.5, -0.5, 1], dtype=torch.float64)
+    W2 = torch.tensor([[1, 0, 0, -1], [0.5, 0, 1, 0]], dtype=torch.float64)
+    o = W2 @ (torch.tanh(W1 @ x + b1) * torch.tensor([1.0, 0, 1, 1], dtype=torch.float64) / 0.75)
+    ((o[0] - 1) ** 2 + o[1] ** 2).backward()
+    assert_close(floats(answer.value("dE/dx")).reshape(-1), x.grad.numpy(), "dE/dx")
+    assert_close(floats(answer.value("dE/dW1")), W1.grad.numpy(), "dE/dW1")
+
+
+def test_stack_with_an_embedding_against_autograd(tmp_path):
+    """Two word indices (the second looked up twice would add): rows of U, flattened, then Linear."""
+    answer = solve_text(tmp_path, """
+        title: t
+        questions:
+          - id: q
+            tensors:
+              w: {shape: [3], value: [2, 0, 2]}
+              U: {shape: [3, 2], value: [[0.5, -1], [2, 0.25], [-0.75, 1.5]]}
+              W: {shape: [1, 6], value: [[1, 0, 0, -1, 0.5, 2]]}
+            network:
+              input: w
+              layers:
+                - e: Embedding(U)
+                - f: Flatten()
+                - s: Linear(W)
+              loss: {E: "s[0]**2"}
+            ask: forward_backward
+        """)
+    assert answer.ok, answer.error
+    U = torch.tensor([[0.5, -1], [2, 0.25], [-0.75, 1.5]], dtype=torch.float64, requires_grad=True)
+    W = torch.tensor([[1, 0, 0, -1, 0.5, 2]], dtype=torch.float64)
+    s = W @ F.embedding(torch.tensor([2, 0, 2]), U).reshape(-1)
+    (s[0] ** 2).backward()
+    assert_close(floats(answer.value("dE/dU")), U.grad.numpy(), "dE/dU")      # row 2 gets two parts
+    assert answer.value("dE/dw") is None                                      # indices: no gradient
+
+
+def test_embedding_and_dropout_in_shape_questions_match_torch_modules(tmp_path):
+    text = """
+        title: t
+        questions:
+          - id: q
+            network:
+              input: [5]
+              layers: ["Embedding(100, 8)", Dropout(0.1), Flatten(), "Linear(40, 3)"]
+            ask: parameter_count
+          - id: s
+            network:
+              input: [5]
+              layers: ["Embedding(100, 8)", Dropout(0.1), Flatten(), "Linear(40, 3)"]
+            ask: shape_table
+        """
+    count, shapes = solve_text(tmp_path, text, "q"), solve_text(tmp_path, text, "s")
+    assert count.ok and shapes.ok, (count.error, shapes.error)
+    net = torch.nn.Sequential(torch.nn.Embedding(100, 8), torch.nn.Dropout(0.1), torch.nn.Flatten(0),
+                              torch.nn.Linear(40, 3))
+    assert count.value("total")[0] == sum(p.numel() for p in net.parameters())
+    assert tuple(shapes.value("embedding1")) == tuple(net[0](torch.zeros(5, dtype=torch.long)).shape)
+
+
+BAD_STACKS = {
+    "dropout without a mask": ("x: {shape: [2], value: [1, 2]}", "Dropout(0.5)", "needs the mask"),
+    "a mask that is not 0/1": ("x: {shape: [2], value: [1, 2]}\n              M: {shape: [2], value: [1, 2]}",
+                               "Dropout(0.5, mask=M)", "0s and 1s"),
+    "an index out of range": ("x: {shape: [2], value: [1, 3]}\n              U: {shape: [3, 1], value: [[1], [2], [3]]}",
+                              "Embedding(U)", "whole numbers 0..2"),
+    "a mask that is not a tensor": ("x: {shape: [2], value: [1, 2]}", "Dropout(0.5, mask=Q)", "declared tensor"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STACKS))
+def test_bad_stack_entries_are_one_line(tmp_path, case):
+    tensors, call, message = BAD_STACKS[case]
+    answer = solve_text(tmp_path, f"""
+        title: t
+        questions:
+          - id: q
+            tensors:
+              {tensors}
+            network:
+              input: x
+              layers: ["{call}"]
+            ask: forward
+        """)
+    assert answer.status is Status.FAILED
+    assert message in answer.error and "\n" not in answer.error, answer.error

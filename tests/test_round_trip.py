@@ -19,6 +19,12 @@ GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.D
 
 #: (question, result label): why it does not read back yet.
 KNOWN_FAILURES = {
+    ('csce636-q2', 'de/dx'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
+    ('gelu-network-pass', 'de/dx'): "the sheet's abbreviations \\tau_k are not known to the checker",
+    ('conv-relu-maxpool', 'conv'): 'an array of rank 3 is printed as a list of matrices, which the checker does not read',
+    ('conv-relu-maxpool', 'r'): 'an array of rank 3 is printed as a list of matrices, which the checker does not read',
+    ('cs231n-staged-computation', 'df/dx'): 'an exact value too long to print is shown by its decimal after \\approx',
+    ('cs231n-staged-computation', 'df/dy'): 'an exact value too long to print is shown by its decimal after \\approx',
     ('cq-3.4', 'claim'): '\\frac{\\partial}{\\partial z_x} E: the operator form of a derivative',
     ('csce636-q2', 'x1'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
     ('csce636-q2', 's2'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",

@@ -10,6 +10,8 @@ from ..numeric_graph import check_graph, graph_pass, graph_results
 from ..numeric_network import NumericNetwork, digits_option
 
 KEYS = {"network", "of", "digits"}
+USES_VALUES = True
+
 
 
 def solve(ctx):

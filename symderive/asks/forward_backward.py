@@ -13,6 +13,8 @@ from ..numeric_network import NumericNetwork, digits_option
 from ..yaml_positions import key_position
 
 KEYS = {"network", "digits", "of", "upstream", "loss"}
+USES_VALUES = True
+
 
 
 def through_layers(ctx):
@@ -59,6 +61,9 @@ def solve(ctx):
             results.append(result(network, f"d{network.loss_name}/d{layer.name}", done.grads[layer.name],
                                   (f"{label} = " if label else "")
                                   + rf"\frac{{\partial {loss}}}{{\partial {tex_name(layer.name)}}}"))
+    if done.input_grad is not None:
+        results.append(result(network, f"d{network.loss_name}/d{network.input.name}", done.input_grad,
+                              rf"\frac{{\partial {loss}}}{{\partial {tex_name(network.input.name)}}}"))
     for name in parameter_order(network, done):
         results.append(result(network, f"d{network.loss_name}/d{name}", done.param_grads[name],
                               rf"\frac{{\partial {loss}}}{{\partial {tex_name(name)}}}"))
@@ -70,8 +75,8 @@ def solve(ctx):
 
 def parameter_order(network, done):
     """The parameters with gradients, in the order the layers use them."""
-    order = [t.name for layer in network.linear_layers() for t in (layer.weight, layer.bias_tensor) if t]
-    return [name for name in order if name in done.param_grads]
+    order = [t.name for layer in network.net.layers for t in layer.value_tensors()]
+    return [name for name in dict.fromkeys(order) if name in done.param_grads]
 
 
 # The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
@@ -83,6 +88,8 @@ def check(job):
     job.autograd, job.random_inputs = True, False
     base = job.problem.index_base
     for name, out in outputs.items():
+        if job.result(name) is None:                 # the input is given, not computed
+            continue
         engine, reference = floats(job.result(name)), out.detach().reshape(-1).tolist()
         if network.bias_node and len(engine) == len(reference) + 1:
             reference = [1.0] + reference            # shown with the bias node 1 in front
@@ -91,6 +98,8 @@ def check(job):
     job.compare("the loss", floats(job.result(network.loss_name)), [float(loss.detach())], [network.loss_name])
     for name, out in list(outputs.items()) + list(params.items()):
         engine = job.result(f"d{network.loss_name}/d{name}")
+        if out.grad is None:
+            continue
         if engine is not None:
             job.compare("the gradients by every layer's output and every weight with autograd's", floats(engine),
                         out.grad.reshape(-1).tolist(),

@@ -12,6 +12,8 @@ from ..numeric_graph import graph_pass, graph_results
 from .forward_backward import parameter_order, passes, through_layers
 
 KEYS = {"network", "digits", "learning_rate", "update", "of"}
+USES_VALUES = True
+
 
 
 def solve(ctx):
