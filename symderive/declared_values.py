@@ -18,7 +18,7 @@ from .numeric_network import tensor_array, tidy
 from .tensors import zero_outside
 
 #: Kinds whose values are formulas in tensor entries (the others are shapes, words, text).
-EVALUATED = {Kind.ENTRIES, Kind.VALUE, Kind.ELEMENT}
+EVALUATED = {Kind.ENTRIES, Kind.VALUE, Kind.ELEMENT, Kind.CLAIM}
 
 
 def valued_tensors(ctx):
@@ -64,9 +64,10 @@ def use_declared_values(ctx, answer):
         if not hits:
             continue
         names = sorted({_label(a) for a in hits})
-        free = {a for a in atoms if isinstance(a, sp.Symbol) and a not in hits
-                and not any(a == h.base.label for h in hits if isinstance(h, sp.Indexed))}
-        if result.kind is Kind.ELEMENT or free or any(isinstance(a, sp.Indexed) and not all(
+        # free indices (integer symbols) leave a formula; other tensors without values may stay symbolic
+        # (the max-pool backward at the given X with the upstream g still a symbol routes each g entry)
+        free = {a for a in atoms if isinstance(a, (sp.Idx, sp.Symbol)) and a.is_integer}
+        if result.kind in (Kind.ELEMENT, Kind.CLAIM) or free or any(isinstance(a, sp.Indexed) and not all(
                 i.is_Integer for i in a.indices) for a in hits):
             unusable.append((result, names))
             continue
@@ -79,9 +80,11 @@ def use_declared_values(ctx, answer):
         result, names = unusable[0]
         raise ExpressionError(
             f"tensor{'s' if len(names) > 1 else ''} {', '.join(names)} {'have values' if len(names) > 1 else 'has a value'}"
-            f", which ask '{ctx.question.ask}' cannot use: its answer is a formula in the indices"
+            f", which ask '{ctx.question.ask}' cannot use: its answer is "
+            + ("an identity for all values" if result.kind is Kind.CLAIM else "a formula in the indices")
             + (" (ask for the array: leave out 'array: false')" if ctx.option("array") is False else "")
-            + "; for numbers ask forward_backward with of: (see docs/problem-format.md), or remove the value",
+            + ("; remove the value (ask value for the expression at it)" if result.kind is Kind.CLAIM else
+               "; for numbers ask forward_backward with of: (see docs/problem-format.md), or remove the value"),
             ctx.question.line, None)
     if extra:
         answer.results.extend(extra)

@@ -252,8 +252,8 @@ def shown(value, digits=4):
     if isinstance(value, sp.NDimArray):
         value = sp.Matrix(value.tolist()) if value.rank() == 2 else sp.Matrix(list(value))
     entries = list(value) if isinstance(value, sp.MatrixBase) else [sp.sympify(value)]
-    if all(sp.sympify(v).is_Integer for v in entries):
-        return matrix(value) if isinstance(value, sp.MatrixBase) else sp.latex(value)
+    if all(sp.sympify(v).is_Integer for v in entries) or any(sp.sympify(v).free_symbols for v in entries):
+        return matrix(value) if isinstance(value, sp.MatrixBase) else sp.latex(value)   # exact only
     if any(sp.count_ops(v) > SHOWN_OPS for v in entries):
         return rf"\approx {approx_latex(value, digits)}"
     exact = matrix(value) if isinstance(value, sp.MatrixBase) else sp.latex(value)

@@ -324,6 +324,11 @@ BAD = {
                        "not a declared layer"),
     "values an element formula cannot use": ("tensors: {x: {shape: [2], value: [1, 2]}}\n    layers: {y: tanh(x)}\n"
                                              "    ask: element\n    of: y", "cannot use"),
+    "values in an identity": ("tensors: {x: {value: 2}}\n    ask: prove\n    lhs: sigmoid(-x)\n"
+                              "    rhs: 1 - sigmoid(x)", "identity for all values"),
+    "values in a layer-by-layer derivation": ("tensors: {x: {shape: [2], value: [1, 2]}, W: {shape: [2, 2]}}\n"
+                                              "    layers: {z: \"linear(x, W)\", L: \"Sum(z[i]**2, (i, 0, 1))\"}\n"
+                                              "    ask: backprop\n    of: L\n    wrt: W", "cannot use"),
     "a batch backward through a stack": ("tensors: {X: {shape: [2, 2], value: [[1, 2], [3, 4]]}}\n"
                                          "    network: {input: X, layers: [Tanh()], loss: \"y[0]\"}\n"
                                          "    ask: forward_backward", "is a batch"),
@@ -458,3 +463,40 @@ def test_bad_stack_entries_are_one_line(tmp_path, case):
         """)
     assert answer.status is Status.FAILED
     assert message in answer.error and "\n" not in answer.error, answer.error
+
+
+def test_values_of_some_tensors_leave_the_others_symbolic(tmp_path):
+    """X given, the upstream g a symbol: each g entry goes to the larger entry of its window."""
+    answer = solve_text(tmp_path, """
+        title: t
+        questions:
+          - id: q
+            tensors: {X: {shape: [4], value: [1, 3, 5, -1]}}
+            layers: {P: "max_pool1d(X, kernel_size=2)"}
+            ask: chain_rule
+            of: P
+            wrt: X
+        """)
+    assert answer.ok, answer.error
+    (numbers,) = [r.value for r in answer.results if r.key.endswith("at values")]
+    assert [str(v) for v in numbers] == ["0", "g[0]", "g[1]", "0"]
+
+
+def test_values_in_a_value_and_in_a_convolution_matrix(tmp_path):
+    text = """
+        title: t
+        questions:
+          - id: v
+            tensors: {x: {shape: [2], value: [1, 2]}, y: {value: 3}}
+            ask: value
+            expr: x[0] * y + x[1]
+          - id: q
+            tensors: {x: [3], W: {shape: [2], value: [1, -1]}}
+            layers: {y: "conv1d(x, W)"}
+            ask: conv_matrix
+            of: y
+        """
+    value, conv = solve_text(tmp_path, text, "v"), solve_text(tmp_path, text, "q")
+    assert value.value("value at values") == 5                          # 1·3 + 2
+    (A,) = [r.value for r in conv.results if r.key.endswith("at values")]
+    assert A == sp.Matrix([[1, -1, 0], [0, 1, -1]])                     # y_i = x_i − x_{i+1}, by hand
