@@ -293,9 +293,11 @@ def read_network(spec, scope, where, *, numeric=False):
             input_tensor = scope.tensor(value.strip())
             if input_tensor is None:
                 raise located_error(f"network: input '{value}' is not a declared tensor", value)
-            if input_tensor.rank != 1:
-                raise located_error(f"network: input '{value}' must be a vector", value, ShapeError)
-            shape = FeatureShape(None, input_tensor.shape[0], (), "C")
+            if input_tensor.rank not in (1, 2):
+                raise located_error(f"network: input '{value}' must be a vector, or a batch of vectors (a matrix, "
+                                    f"one sample per row)", value, ShapeError)
+            shape = FeatureShape(None, input_tensor.shape[0], (), "C") if input_tensor.rank == 1 else \
+                FeatureShape(input_tensor.shape[0], input_tensor.shape[1], (), "NC")
         else:
             shape = input_shape(value, scope, spec_map)
     elif "layout" in spec_map:

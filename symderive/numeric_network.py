@@ -54,13 +54,20 @@ def declared_at(ctx, name):
 
 def tensor_value(ctx, tensor):
     """The declared ``value`` of a tensor, exact: a number, or a Matrix (a vector is a column)."""
+    if tensor.rank > 2:
+        raise ShapeError(f"tensor '{tensor.name}': values in a network: stack are for scalars, vectors and "
+                         f"matrices", *declared_at(ctx, tensor.name))
+    return tensor_array(ctx, tensor)
+
+
+def tensor_array(ctx, tensor):
+    """The declared ``value`` of a tensor of any rank, exact: a number, a Matrix (a vector is a
+    column) or, from rank 3 on, a SymPy array (row-major nested lists, as PyTorch prints them)."""
     where = declared_at(ctx, tensor.name)
     spec = tensor.value_spec
     if spec is None:
         raise ExpressionError(f"tensor '{tensor.name}' has no value: declare it as "
                               f"{tensor.name}: {{shape: [...], value: ...}}", *where)
-    if tensor.rank > 2:
-        raise ShapeError(f"tensor '{tensor.name}': values are for scalars, vectors and matrices", *where)
     if not all(s.is_Integer for s in tensor.shape):
         raise ShapeError(f"tensor '{tensor.name}': a tensor with a value needs numeric sizes", *where)
     scope = ctx.decls.scope()
@@ -86,12 +93,15 @@ def tensor_value(ctx, tensor):
             wanted = "×".join(map(str, shape))
             raise ShapeError(f"tensor '{tensor.name}': the value must have shape {wanted}"
                              + (f" (a list of {shape[0]} lists of {shape[1]} numbers)" if len(shape) == 2
-                                else f" (a list of {shape[0]} numbers)"), *where)
+                                else f" (a list of {shape[0]} numbers)" if len(shape) == 1
+                                else f" (lists nested {len(shape)} deep)"), *where)
         return [nested(x, dims[1:]) for x in v]
 
     value = nested(spec, shape)
     if not shape:
         return value
+    if len(shape) > 2:
+        return sp.ImmutableDenseNDimArray(value, shape)
     return sp.Matrix(value) if len(shape) == 2 else sp.Matrix(len(value), 1, value)
 
 
@@ -212,6 +222,7 @@ class Pass:
     shown_values: dict = field(default_factory=dict)  # as the course writes them (bias node 1 first)
     forward_steps: list = field(default_factory=list)  # (latex, why)
     backward_steps: list = field(default_factory=list)
+    input_grad: object = None                         # ∂E/∂(the network's input), unless it is data
 
 
 @dataclass
@@ -239,8 +250,8 @@ class NumericNetwork:
     tidy = staticmethod(tidy)
     sign = staticmethod(sign)
 
-    def __init__(self, ctx, key="network"):
-        self.ctx = ctx
+    def __init__(self, ctx, key="network", forward_only=False):
+        self.ctx, self.forward_only = ctx, forward_only
         self.net = question_network(ctx, key, numeric=True)
         spec = self.net.spec
         if self.net.input_tensor is None:
@@ -250,8 +261,15 @@ class NumericNetwork:
         self.bias_node = self.net.convention == "bias_node"
         self.input = self.net.input_tensor
         self.x0 = tensor_value(ctx, self.input)
-        if self.x0.cols != 1:
-            raise ShapeError(f"input '{self.input.name}' must be a vector", *declared_at(ctx, self.input.name))
+        if not isinstance(self.x0, sp.MatrixBase):
+            raise ShapeError(f"input '{self.input.name}' must be a vector, or a batch: a matrix with one sample "
+                             f"per row (N × in, as PyTorch)", *declared_at(ctx, self.input.name))
+        if self.input.rank == 2 and not forward_only:
+            raise ShapeError(f"input '{self.input.name}' is a batch (one sample per row): a backward pass through "
+                             f"a network: stack takes one vector; for a batch write the layers under layers: and "
+                             f"ask with of: (see docs/problem-format.md)", *declared_at(ctx, self.input.name))
+        # a batch: one sample per row (N × in); each is passed through on its own
+        self.batch = [self.x0.row(r).T for r in range(self.x0.rows)] if self.input.rank == 2 else [self.x0]
         taken = {self.input.name}
         for layer in self.net.layers:
             if isinstance(layer, NetLinear):
@@ -265,13 +283,19 @@ class NumericNetwork:
                 raise layer.error(f"the name '{layer.name}' is already used; name each layer's output "
                                   f"differently from the tensors", ExpressionError)
             taken.add(layer.name)
-        self.weights = {}
-        for layer in self.linear_layers():
-            for tensor in (layer.weight, layer.bias_tensor):
-                if tensor is not None and tensor.name not in self.weights:
+        self.weights = {}       # every declared tensor a layer reads (weights, biases, masks), by name
+        for layer in self.net.layers:
+            for tensor in layer.value_tensors():
+                if tensor.name not in self.weights:
                     value = tensor_value(ctx, tensor)
-                    self.weights[tensor.name] = value.reshape(value.rows * value.cols, 1) \
-                        if tensor is layer.bias_tensor and isinstance(value, sp.MatrixBase) else value
+                    flat = isinstance(value, sp.MatrixBase) and tensor is not getattr(layer, "weight", None)
+                    self.weights[tensor.name] = value.reshape(value.rows * value.cols, 1) if flat else value
+        if forward_only:
+            if "loss" in spec:
+                raise ExpressionError("ask 'forward' computes the outputs only: leave 'loss' out, or ask "
+                                      "forward_backward", *key_position(spec, "loss"))
+            self.loss_name = None
+            return
         self.loss_name, self.loss_raw, self.loss_text = self._loss()
         self.loss_expr = self._substitute(self.loss_raw, self.loss_text)
 
@@ -355,13 +379,12 @@ class NumericNetwork:
         return expr.xreplace(values)
 
     def output_size(self, layer):
-        size = None
+        size = self.x0.rows
         for item in self.net.layers:
-            if isinstance(item, NetLinear):
-                size = item.out_features
+            size = item.flat_size(size)
             if item is layer:
                 break
-        return size if size is not None else self.x0.rows
+        return size
 
     # Forward -----------------------------------------------------------------------------
     def with_one(self, x):
@@ -390,9 +413,28 @@ class NumericNetwork:
         self.result.definitions.append((symbol, value))
         return symbol
 
-    def run(self, digits):
+    def run_forward(self, digits):
+        """The forward pass only, sample by sample for a batch: (Pass of the last sample with every
+        step, {layer name: N × out matrix} for a batch or the output vector for one sample)."""
+        outputs, steps, definitions = {}, [], []
+        for n, x in enumerate(self.batch):
+            self.x0 = x
+            done = self.run(digits, definitions=definitions)
+            for latex, why in done.forward_steps:
+                steps.append((latex, why if len(self.batch) == 1 else f"sample {n + self.ctx.base}: {why}"))
+            definitions = done.definitions
+            for name, value in done.shown_values.items():
+                outputs.setdefault(name, []).append(value)
+        done.forward_steps = steps
+        batch = self.input.rank == 2
+        joined = {name: sp.Matrix.vstack(*[v.T for v in vs]) if batch else vs[0] for name, vs in outputs.items()}
+        return done, joined
+
+    def run(self, digits, definitions=None):
         self.digits = digits
         self.result = result = Pass()
+        if definitions is not None:
+            result.definitions = list(definitions)
         x, name = self.x0, self.input.name
         result.values[name] = x
         shown = self.shown_input(x, -1)
@@ -419,6 +461,8 @@ class NumericNetwork:
                 why += "; the bias node 1 goes in front for the next layer"
             result.forward_steps.append((rf"{tex_name(name)} = {formula} = {self.shown(shown)}", why))
             result.shown_values[name] = shown
+        if self.forward_only:
+            return result
         out = {self.output.base[i]: x[i] for i in range(x.rows)}
         symbols = {e: sp.Dummy(f"{self.output.name}{i}") for i, e in enumerate(out)}
         loss_sym = self.loss_expr.xreplace(symbols)
@@ -440,8 +484,10 @@ class NumericNetwork:
         for layer, (name_in, x_in) in zip(reversed(self.net.layers), reversed(inputs)):
             result.grads[layer.name] = grad
             grad = self.backward(layer, name_in, x_in, result.values[layer.name], grad, result)
-            if grad is None:
+            if grad is None:         # the layer's input is data (an embedding's indices)
                 break
+        if grad is not None:         # the gradient by the input too (CS231n's dx)
+            result.input_grad = grad
         return result
 
     def forward(self, layer, name_in, x):
@@ -455,9 +501,8 @@ class NumericNetwork:
         label = self.delta_label_of_input(layer)
         step = BackwardStep(name_in, x_in, y, grad, result, d_out=rf"\frac{{\partial {loss}}}{{\partial "
                             rf"{tex_name(layer.name)}}}", d_in=d_in, target=f"{label} = {d_in}" if label else d_in,
-                            first=layer is self.net.layers[0])
-        below = self.rule(layer).backward(self, layer, step)
-        return below if not step.first else None
+                            first=False)
+        return self.rule(layer).backward(self, layer, step)
 
     @staticmethod
     def rule(layer):

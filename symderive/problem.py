@@ -80,12 +80,14 @@ class Problem:
         from . import display_names
         from .answer import Answer, Status
         from .asks import ASKS, Context
+        from .declared_values import use_declared_values
         start = time.perf_counter()
         try:
             with time_limit(_time_limit(question, timeout)):
                 decls = self.declarations(question)
                 with display_names.declared(decls.display_names()):
-                    answer = ASKS[question.ask].solve(Context(self, question, decls))
+                    ctx = Context(self, question, decls)
+                    answer = use_declared_values(ctx, ASKS[question.ask].solve(ctx))
                 answer.names = display_names.names_of(decls)
         except SymderiveError as exc:
             exc.located(file=self.path, question=question.id, line=question.line)

@@ -22,7 +22,32 @@ GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.D
 
 GATHERED_BLOCKS = "\\begin{gathered} of one block (A^{(1)}, one ∂f_{i,j}) a line: not assembled into the whole"
 #: (question, result label): why it does not read back yet.
+RANK3 = 'an array of rank 3 or 4 is printed as a list of matrices, which the checker does not read'
+DECIMAL_ONLY = 'an exact value too long to print is shown by its decimal after \\approx'
+NOT_INVESTIGATED = 'unparseable when pasted back; not investigated yet (issue 11 numeric passes)'
 KNOWN_FAILURES = {
+    ('maxpool-backward-values', 'element'): NOT_INVESTIGATED,
+    ('maxpool-backward-values', 'array at the values'): 'the boxed line starts with \\text{at the given ...}',
+    ('cs231n-softmax-batch', 'L'): DECIMAL_ONLY,
+    ('cs231n-softmax-batch', 'dL/dW'): DECIMAL_ONLY,
+    ('d2l-dropout-mlp', 'dL/dd'): DECIMAL_ONLY,
+    ('d2l-dropout-mlp', 'dL/dW1'): DECIMAL_ONLY,
+    ('d2l-dropout-mlp', 'dL/da'): DECIMAL_ONLY,
+    ('d2l-dropout-mlp', 'dL/db1'): DECIMAL_ONLY,
+    ('d2l-dropout-mlp', 'dL/dh'): DECIMAL_ONLY,
+    ('d2l-dropout-mlp', 'dL/dx'): DECIMAL_ONLY,
+    ('csce636-q2', 'de/dx'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
+    ('gelu-network-pass', 'de/dx'): "the sheet's abbreviations \\tau_k are not known to the checker",
+    ('conv-relu-maxpool', 'conv'): RANK3,
+    ('conv-relu-maxpool', 'r'): RANK3,
+    ('conv-relu-maxpool', 'p'): RANK3,
+    ('conv-relu-maxpool', 'dL/dp'): RANK3,
+    ('conv-relu-maxpool', 'dL/dr'): RANK3,
+    ('conv-relu-maxpool', 'dL/dconv'): RANK3,
+    ('conv-relu-maxpool', 'dL/dw'): RANK3,
+    ('conv-relu-maxpool', 'dL/dx'): RANK3,
+    ('cs231n-staged-computation', 'df/dx'): DECIMAL_ONLY,
+    ('cs231n-staged-computation', 'df/dy'): DECIMAL_ONLY,
     ('csce636-q3c', 'bottleneck / standard'): 'a ratio labelled \\frac{\\text{bottleneck}}{\\text{standard}}',
     ('csce636-q4a', 'gamma, beta'):
         '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',

@@ -11,6 +11,8 @@ from ..numeric_network import approx_latex, digits_option, integer_option, numbe
 from ..yaml_positions import position
 
 KEYS = {"state", "update", "initial", "steps", "digits"}
+USES_VALUES = True
+
 #: Exact values longer than this (LaTeX characters) are shown as decimals only.
 MAX_EXACT = 60
 #: Sequence lengths at which |d|^T is shown.

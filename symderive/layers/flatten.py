@@ -2,7 +2,8 @@
 import sympy as sp
 
 from ..errors import ExpressionError
-from .registry import LayerKind, Signature, register
+from ..latex import tex_name
+from .registry import LayerKind, NumericRule, Signature, register
 from .stack import NetLayer, dot_latex
 
 
@@ -32,6 +33,22 @@ def _torch_module(layer, num, bias):
     return torch.nn.Flatten()
 
 
+def _numeric_forward(net, layer, name_in, x):
+    """Numeric passes hold every value as one vector, row-major (an embedding's rows one after the
+    other): it is already flat."""
+    return x, rf"\operatorname{{flatten}}({tex_name(name_in)})", f"{layer.name}: already one vector, row-major"
+
+
+def _numeric_backward(net, layer, step):
+    step.record(rf"{step.target} = {step.d_out}", "flattening moves no number: the gradient passes unchanged")
+    return step.grad
+
+
+def _numeric_torch(layer, x, tensors):
+    return x.reshape(-1)
+
+
 register(LayerKind("flatten", module="Flatten",
                    signature=Signature(lambda name, call, text, node: NetFlatten(name, call, text, node), (), 0, {}),
-                   torch_module=_torch_module, torch_module_name="torch.nn.Flatten", prefix="flatten"))
+                   torch_module=_torch_module, torch_module_name="torch.nn.Flatten", prefix="flatten",
+                   numeric=NumericRule(_numeric_forward, _numeric_backward, _numeric_torch)))

@@ -63,6 +63,12 @@ class NetLinear(NetLayer):
         self.in_features, self.out_features, self.bias = in_features, out_features, bias
         self.weight, self.bias_tensor, self.convention = weight, bias_tensor, convention
 
+    def value_tensors(self):
+        return tuple(t for t in (self.weight, self.bias_tensor) if t is not None)
+
+    def flat_size(self, size):
+        return self.out_features
+
     def count(self, mode):
         with_bias = self.bias if mode == "declared" else mode == "with"
         if with_bias:

@@ -49,7 +49,10 @@ class NumericRule:
     """A kind's exact step in numeric networks (``numeric_network``), in the form a course writes
     it. An activation without one is computed from its index formula by the engine."""
     forward: object    # (net, layer, name_in, x) -> (exact output, LaTeX, why)
-    backward: object   # (net, layer, BackwardStep) -> ∂E/∂(its input), recording its steps
+    backward: object   # (net, layer, BackwardStep) -> ∂E/∂(its input) (None: its input is data), recording
+                       # its steps
+    torch: object = None   # (layer, x, tensors by name) -> torch output, for --verify when the layer reads
+                           # declared tensors (a mask, an embedding matrix) that its torch.nn module would not
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,14 @@ class NetLayer:
     def describe(self):
         return self.call
 
+    def value_tensors(self):
+        """Declared tensors whose values a numeric pass needs (weights, a mask), in order."""
+        return ()
+
+    def flat_size(self, size):
+        """The length of its output vector in a numeric pass, from its input's length."""
+        return size
+
 
 class NetActivation(NetLayer):
     """ReLU, Tanh, Sigmoid, Identity, Softmax: applied entry by entry (softmax over the features)."""

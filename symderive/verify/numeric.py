@@ -22,14 +22,18 @@ def numeric_pass(job):
             array = np.array(float(sp.N(value, 30)))
         return torch.tensor(array, dtype=torch.float64, requires_grad=True)
 
-    biases = {layer.bias_tensor.name for layer in network.linear_layers() if layer.bias_tensor is not None}
-    params = {name: leaf(v, name in biases) for name, v in network.weights.items()}
-    x = leaf(network.x0, True).detach()
-    outputs = {}
+    weights = {layer.weight.name for layer in network.linear_layers()}
+    params = {name: leaf(v, name not in weights and isinstance(v, sp.MatrixBase) and v.cols == 1)
+              for name, v in network.weights.items()}
+    x = leaf(network.x0, True)
+    outputs = {network.input.name: x}
     for layer in network.net.layers:
+        rule = getattr(network.rule(layer), "torch", None)
         if layer.kind == "Linear":
             bias = params[layer.bias_tensor.name] if layer.bias_tensor is not None else None
             x = linear_with_weights(x, params[layer.weight.name], bias, network.bias_node)
+        elif rule is not None:
+            x = rule(layer, x, params)
         else:
             x = torch_module(layer, int)(x.unsqueeze(0))[0]
         x.retain_grad()
