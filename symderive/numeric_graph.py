@@ -168,7 +168,7 @@ class NumericGraph:
             result.values[layer.name] = as_value(layer, entries)
             for pos, v in entries.items():
                 known[atom_of(layer, pos)] = v
-            result.steps.append((rf"{tex_name(layer.name)} = {self.shown(result.values[layer.name])}",
+            result.steps.append((equated(tex_name(layer.name), result.values[layer.name]),
                                  f"{layer.name}: {layer.describe()}, each entry from its definition at the "
                                  f"values of {', '.join(n.name for n in layer.inputs)}"))
         self.known = known
@@ -214,11 +214,6 @@ class NumericGraph:
             full = {pos: tidy(grads[node.name].get(pos, 0)) for pos in flat_positions(shapes[node.name])}
             result.grads[node.name] = as_value(node, full)
 
-    # --------------------------------------------------------------------------------------
-    def shown(self, value, digits=4):
-        """Exact ≈ decimal in LaTeX; an entry too long to read exactly is shown by its decimal only."""
-        return shown(value, digits)
-
 
 def _variables(expr):
     return {a for a in expr.atoms(sp.Indexed)} | {s for s in expr.free_symbols if not isinstance(s, sp.Idx)
@@ -258,6 +253,17 @@ def shown(value, digits=4):
         return rf"\approx {approx_latex(value, digits)}"
     exact = matrix(value) if isinstance(value, sp.MatrixBase) else sp.latex(value)
     return rf"{exact} \approx {approx_latex(value, digits)}"
+
+
+def equated(lhs, value, digits=4):
+    r"""``lhs = exact ≈ decimal``, or ``lhs ≈ decimal`` when the exact value is too long to show (never
+    ``lhs = \approx …``, which reads as nothing equal to something approximate).
+
+    >>> equated("f", sp.Rational(1, 2))
+    'f = \\frac{1}{2} \\approx 0.5000'
+    """
+    text = shown(value, digits)
+    return f"{lhs} {text}" if text.startswith(r"\approx") else f"{lhs} = {text}"
 
 
 def upstream_value(ctx, key="upstream"):
@@ -303,9 +309,9 @@ def graph_results(ctx, graph, done, backward, digits):
 
     def result(key, value, latex):
         kind = Kind.VALUE if not isinstance(value, (sp.MatrixBase, sp.NDimArray)) else Kind.ENTRIES
-        return Result(key, value, f"{latex} = {shown(value, digits)}", kind, key=key)
+        return Result(key, value, equated(latex, value, digits), kind, key=key)
 
-    steps = [Step(rf"{tex_name(leaf.name)} = {shown(done.values[leaf.name], digits)}",
+    steps = [Step(equated(tex_name(leaf.name), done.values[leaf.name], digits),
                   "given" + (" (class labels: data, no gradient)" if self_labels(graph, leaf) else
                              " (a mask: data, no gradient)" if leaf.name in graph.domains else ""))
              for leaf in graph.leaves]
@@ -325,7 +331,7 @@ def graph_results(ctx, graph, done, backward, digits):
             continue
         label = rf"\frac{{\partial {loss}}}{{\partial {tex_name(node.name)}}}"
         if node is not top:
-            steps.append(Step(f"{label} = {shown(done.grads[node.name], digits)}",
+            steps.append(Step(equated(label, done.grads[node.name], digits),
                               f"through the layers that read {node.name}"))
         results.append(result(f"d{name}/d{node.name}", done.grads[node.name], label))
     return results, steps

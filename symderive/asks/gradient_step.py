@@ -49,7 +49,7 @@ def solve(ctx):
 def _step_through_layers(ctx, rate):
     """The step for declared layers: ``update`` must list the parameters (the inputs are tensors too,
     and are not updated)."""
-    from ..numeric_graph import shown
+    from ..numeric_graph import equated
     from ..numeric_network import digits_option
     graph, done = graph_pass(ctx, backward=True)
     if graph.tops[0].shape:
@@ -70,7 +70,7 @@ def _step_through_layers(ctx, rate):
         tex = tex_name(name)
         steps.append(Step(rf"{tex}' = {tex} - \eta\, \frac{{\partial {tex_name(graph.tops[0].name)}}}{{\partial {tex}}}",
                           f"gradient descent on {name}"))
-        results.append(Result(f"{name}'", new, rf"{tex}' = {shown(new, digits_option(ctx))}",
+        results.append(Result(f"{name}'", new, equated(rf"{tex}'", new, digits_option(ctx)),
                               Kind.ENTRIES if hasattr(new, "shape") else Kind.VALUE, key=f"{name}'"))
     return ctx.answer(results, steps)
 
