@@ -223,6 +223,7 @@ class _Checker:
             return self.part
         if label:
             named = [t for t in targets if _same_label(label, t.label)]
+            named = [t for t in named if _same_label(label, t.label, case=True)] or named
             if not named:
                 best = _label_prefix_target(label, targets)
                 named = [best] if best is not None else []
@@ -1003,9 +1004,11 @@ def _label(node):
     return None
 
 
-def _same_label(key, label):
+def _same_label(key, label, case=False):
+    """``case``: letters must match in case too (dJ/dV is not dJ/dv when a question has both)."""
     def norm(s):
-        return "".join(ch for ch in str(s) if ch.isalnum() or ch in "/'").lower()
+        text = "".join(ch for ch in str(s) if ch.isalnum() or ch in "/'")
+        return text if case else text.lower()
     k, l = norm(key), norm(label)
     if not k:
         return False
