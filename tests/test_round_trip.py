@@ -23,21 +23,10 @@ GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.D
 GATHERED_BLOCKS = "\\begin{gathered} of one block (A^{(1)}, one ∂f_{i,j}) a line: not assembled into the whole"
 #: (question, result label): why it does not read back yet.
 RANK3 = 'an array of rank 3 or 4 is printed as a list of matrices, which the checker does not read'
-DECIMAL_ONLY = 'an exact value too long to print is shown by its decimal after \\approx'
 NOT_INVESTIGATED = 'unparseable when pasted back; not investigated yet (issue 11 numeric passes)'
 KNOWN_FAILURES = {
     ('maxpool-backward-values', 'element'): NOT_INVESTIGATED,
     ('maxpool-backward-values', 'array at the values'): 'the boxed line starts with \\text{at the given ...}',
-    ('cs231n-softmax-batch', 'L'): DECIMAL_ONLY,
-    ('cs231n-softmax-batch', 'dL/dW'): DECIMAL_ONLY,
-    ('d2l-dropout-mlp', 'dL/dd'): DECIMAL_ONLY,
-    ('d2l-dropout-mlp', 'dL/dW1'): DECIMAL_ONLY,
-    ('d2l-dropout-mlp', 'dL/da'): DECIMAL_ONLY,
-    ('d2l-dropout-mlp', 'dL/db1'): DECIMAL_ONLY,
-    ('d2l-dropout-mlp', 'dL/dh'): DECIMAL_ONLY,
-    ('d2l-dropout-mlp', 'dL/dx'): DECIMAL_ONLY,
-    ('csce636-q2', 'de/dx'): "the sheet's abbreviations \\tau_k = \\tanh(...) are not known to the checker",
-    ('gelu-network-pass', 'de/dx'): "the sheet's abbreviations \\tau_k are not known to the checker",
     ('conv-relu-maxpool', 'conv'): RANK3,
     ('conv-relu-maxpool', 'r'): RANK3,
     ('conv-relu-maxpool', 'p'): RANK3,
@@ -46,8 +35,6 @@ KNOWN_FAILURES = {
     ('conv-relu-maxpool', 'dL/dconv'): RANK3,
     ('conv-relu-maxpool', 'dL/dw'): RANK3,
     ('conv-relu-maxpool', 'dL/dx'): RANK3,
-    ('cs231n-staged-computation', 'df/dx'): DECIMAL_ONLY,
-    ('cs231n-staged-computation', 'df/dy'): DECIMAL_ONLY,
     ('csce636-q3c', 'bottleneck / standard'): 'a ratio labelled \\frac{\\text{bottleneck}}{\\text{standard}}',
     ('csce636-q4a', 'gamma, beta'):
         '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
@@ -76,20 +63,18 @@ KNOWN_FAILURES = {
     ('nyu24-1.1c-im2col', 'matrix'): GATHERED_BLOCKS,
     ('nyu24-1.1c-backward', 'B'): GATHERED_BLOCKS,
     ('nyu24-1.2.2f', 'element'): 'a formula of several thousand characters: not decided within the time limit',
-    ('one-hidden-layer-backprop', 'element'): 'backprop δ names (\\delta^{z_1}_p) are read as a Kronecker delta',
-    ('softmax-regression-l2', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{n}})',
-    ('softmax-scores', 'element'): 'a Kronecker delta against a class label (\\delta_{q {y}_{p}})',
     ('transposed-weight-gradient', 'element'): 'a divisibility condition (2 \\mid j + 1) is not read yet',
-    ('cs231n-bn-dx', 'element'): 'reads back as correct, but may exceed the time limit of 20 s under load '
-                                 '(the unsimplified batch-norm gradient has triple sums)',
-    ('d2l-bptt-dWhh', 'element'): 'backprop δ names (\\delta^{a_1}_p) are read as a Kronecker delta',
-    ('cs231n-lstm-step-dprev-c', 'element'): 'backprop δ names (\\delta^{c}_p) are read as a Kronecker delta',
     ('gru-dh-dhprev', 'element'): 'backprop δ names (\\delta^{h}_p) are read as a Kronecker delta',
-    ('lstm-dc-dcprev', 'element'): "a layer's inner layers (the LSTM's gate f) are not names the checker knows",
     ('vaswani-sdpa-dV', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
     ('vaswani-sdpa-dQ', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
     ('cs224n-attention-dhenc', 'element'): "a layer's inner layers (a_scores) are not names the checker knows",
     ('vaswani-mha-dWv', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('cs231n-max-pool-backward', 'element'): 'reads back incorrect where the checker draws an odd H (3): an index '
+                                             'past the pooled output; not investigated yet',
+    ('d2l-pool-padding-stride', 'element'): "7,532 characters: over the checker's limit of 6,000",
+    ('grouped-conv-backward-matrix', 'B'): 'the block labels B^{(0;0)} of a block matrix are not read',
+    ('mobilenet-separable-parameters', 'ordinary / separable'): 'a label written as a fraction of two labels '
+                                                                '(ordinary over separable) is read as the first',
 }
 
 
