@@ -500,3 +500,67 @@ def test_values_in_a_value_and_in_a_convolution_matrix(tmp_path):
     assert value.value("value at values") == 5                          # 1·3 + 2
     (A,) = [r.value for r in conv.results if r.key.endswith("at values")]
     assert A == sp.Matrix([[1, -1, 0], [0, 1, -1]])                     # y_i = x_i − x_{i+1}, by hand
+
+
+# -- the generic pass through the normalization, transposed-convolution, recurrent and attention kinds --
+def pass_against_autograd(tmp_path, tensors, layers, of, reference, seed):
+    """forward_backward of ``of`` with an upstream G, and forward, against ``reference(**torch tensors)``
+    under torch autograd (float64): the value and the gradient by every tensor."""
+    rng = rng_for(seed)
+    leaves = {name: torch.tensor(np.asarray(a, dtype=float), dtype=torch.float64, requires_grad=True)
+              for name, a in tensors.items()}
+    out = reference(**leaves)
+    g = rng.integers(-3, 4, tuple(out.shape))
+    out.backward(torch.tensor(g, dtype=torch.float64))
+    declared = "\n".join(f"      {name}: {{shape: {list(np.shape(a))}, value: {yaml_list(a)}}}"
+                         for name, a in {**tensors, "G": g}.items())
+    written = "\n".join(f"      {name}: \"{text}\"" for name, text in layers.items())
+    answers = {}
+    for ask, extra in (("forward_backward", "\n    upstream: G"), ("forward", "")):
+        path = tmp_path / f"{ask}.yaml"
+        path.write_text(f"title: t\nquestions:\n  - id: q\n    tensors:\n{declared}\n    layers:\n{written}\n"
+                        f"    ask: {ask}\n    of: {of}{extra}\n")
+        problem = load_problem(path)
+        answers[ask] = answer = problem.solve_question(problem.question("q"))
+        assert answer.ok, f"{ask}: {answer.error}"
+        assert_close(floats(answer.value(of)).reshape(out.shape), out.detach().numpy(), f"{ask} {of}")
+    for name, leaf in leaves.items():
+        got = answers["forward_backward"].value(f"dL/d{name}")
+        assert got is not None, f"no dL/d{name}"
+        assert_close(floats(got).reshape(leaf.shape), leaf.grad.numpy(), f"dL/d{name}")
+
+
+def test_pass_through_batch_norm(tmp_path):
+    x = [[[1, -2], [0.5, 2]], [[3, 0], [-1, 1]], [[-0.5, 2], [1.5, 0]]]
+    pass_against_autograd(tmp_path, {"x": x, "g": [2, -1], "b": [0.25, 1]},
+                          {"y": "batch_norm(x, g, b)"}, "y",
+                          lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True), "bn-pass")
+
+
+def test_pass_through_layer_norm(tmp_path):
+    x = [[1, -2, 0.5], [3, 0, -1]]
+    pass_against_autograd(tmp_path, {"x": x, "g": [2, -1, 0.5], "b": [0.25, 1, -1]},
+                          {"y": "layer_norm(x, g, b, normalized_shape=3)"}, "y",
+                          lambda x, g, b: F.layer_norm(x, (3,), g, b), "ln-pass")
+
+
+def test_pass_through_conv_transpose1d_with_a_batch(tmp_path):
+    x = [[[1, -2, 0.5], [3, 0, -1]]]
+    w = [[[1, 2], [0, -1], [2, 1]], [[-1, 0.5], [1, 1], [0, 3]]]
+    pass_against_autograd(tmp_path, {"x": x, "w": w, "b": [1, -1, 0.5]},
+                          {"y": "conv_transpose1d(x, w, b, stride=2, padding=1, output_padding=1)"}, "y",
+                          lambda x, w, b: F.conv_transpose1d(x, w, b, stride=2, padding=1, output_padding=1),
+                          "ct-pass")
+
+
+def test_pass_through_rnn_cell(tmp_path):
+    tensors = {"x": [0.5, -1], "h": [1, 0.25, -0.5], "Wi": [[1, -1], [0.5, 2], [0, 1]],
+               "Wh": [[0.5, 0, -1], [1, 1, 0], [-0.5, 0.25, 1]], "bi": [0.1, 0, -0.2], "bh": [0, 0.3, 0.1]}
+    pass_against_autograd(tmp_path, tensors, {"y": "rnn_cell(x, h, Wi, Wh, bi, bh)"}, "y",
+                          lambda x, h, Wi, Wh, bi, bh: torch.tanh(Wi @ x + bi + Wh @ h + bh), "rnn-pass")
+
+
+def test_pass_through_scaled_dot_product_attention(tmp_path):
+    tensors = {"Q": [[1, 0], [0.5, -1]], "K": [[1, 1], [-1, 0.5], [0, 2]], "V": [[1, -1], [2, 0], [0.5, 3]]}
+    pass_against_autograd(tmp_path, tensors, {"y": "scaled_dot_product_attention(Q, K, V)"}, "y",
+                          lambda Q, K, V: F.scaled_dot_product_attention(Q, K, V), "sdpa-pass")
