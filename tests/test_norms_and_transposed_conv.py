@@ -150,6 +150,37 @@ def test_conv_transpose_value_and_derivatives_match_torch(dims, batch, draw):
     _compare_jacobian(y, w, at, _torch_jacobian(fn, [tx, tw, tb], 1), atol=TOL)
 
 
+@pytest.mark.parametrize("dims, batch, groups, c_in, per_group", [(1, False, 2, 4, 3), (1, True, 3, 3, 1),
+                                                              (2, True, 2, 2, 2), (2, False, 4, 4, 1)])
+def test_grouped_conv_transpose_matches_torch(dims, batch, groups, c_in, per_group):
+    """groups: weight (C_in, C_out/groups, K…); output channel o of group g reads the input channels of group g."""
+    spatial, kernel = (3,) * dims, (2,) * dims
+    options = dict(stride=(2,) * dims, padding=(1,) * dims, output_padding=(1,) * dims, dilation=(1,) * dims)
+    x = sd.tensor("x", *(((2,) if batch else ()) + (c_in,) + spatial))
+    w, b = sd.tensor("w", c_in, per_group, *kernel), sd.tensor("b", per_group * groups)
+    y = (sd.conv_transpose1d if dims == 1 else sd.conv_transpose2d)(x, w, b, groups=groups, **options)
+    op = F.conv_transpose1d if dims == 1 else F.conv_transpose2d
+    at, (tx, tw, tb) = _values(x, w, b)
+
+    def fn(xx, ww, bb):
+        return op(xx, ww, bb, groups=groups, **options) if batch else op(xx[None], ww, bb, groups=groups,
+                                                                          **options)[0]
+    expected = fn(tx, tw, tb)
+    assert tuple(int(n) for n in y.shape) == tuple(expected.shape)
+    np.testing.assert_allclose(_forward(y, at), expected.numpy(), atol=TOL, rtol=0)
+    _compare_jacobian(y, x, at, _torch_jacobian(fn, [tx, tw, tb], 0), atol=TOL)
+    _compare_jacobian(y, w, at, _torch_jacobian(fn, [tx, tw, tb], 1), atol=TOL)
+
+
+def test_conv_transpose_matrix_refuses_groups(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text('title: t\nquestions: [{id: q, tensors: {x: [2, 3], w: [2, 1, 2]}, ask: conv_transpose_matrix,'
+                    ' layers: {y: "conv_transpose1d(x, w, groups=2)"}, of: y}]\n')
+    answer = load_problem(path).solve()[0]
+    assert answer.status is Status.FAILED and "groups=1 only" in answer.error, answer.error
+    assert "p.yaml:" in answer.error and "\n" not in answer.error.strip()
+
+
 def test_conv_transpose_output_size_is_pytorchs_formula_for_symbols():
     L, K, S, P, D, Q = (sp.Symbol(n, integer=True, positive=True) for n in "LKSPDQ")
     y = sd.conv_transpose1d(sd.tensor("x", 2, L), sd.tensor("w", 2, 3, K), stride=S, padding=P, dilation=D,
@@ -270,6 +301,9 @@ def test_the_proof_can_fail():
     ("conv_transpose1d(x, w, stride=2, output_padding=2)", "output_padding 2 must be smaller than the stride 2"),
     ("conv_transpose1d(x, w, output_padding=1)", "output_padding 1 must be smaller than the stride 1"),
     ("conv_transpose1d(x, v)", "expected input (C_in, …)"),
+    ("conv_transpose1d(x, w, groups=3)", "groups 3 must divide in_channels 4"),
+    ("conv_transpose1d(x, w, groups=0)", "groups must be a positive integer"),
+    ("conv_transpose1d(x, w, v, groups=4)", "bias v must have shape (8,)"),
 ])
 def test_bad_inputs_are_refused_with_their_position(tmp_path, layer, message):
     path = tmp_path / "bad.yaml"

@@ -564,3 +564,11 @@ def test_pass_through_scaled_dot_product_attention(tmp_path):
     tensors = {"Q": [[1, 0], [0.5, -1]], "K": [[1, 1], [-1, 0.5], [0, 2]], "V": [[1, -1], [2, 0], [0.5, 3]]}
     pass_against_autograd(tmp_path, tensors, {"y": "scaled_dot_product_attention(Q, K, V)"}, "y",
                           lambda Q, K, V: F.scaled_dot_product_attention(Q, K, V), "sdpa-pass")
+
+
+def test_pass_through_grouped_conv_transpose2d(tmp_path):
+    x = [[[[1, -2], [0.5, 1]], [[3, 0], [-1, 2]]]]
+    w = [[[[1, 2], [0, -1]]], [[[-1, 0.5], [1, 1]]]]
+    pass_against_autograd(tmp_path, {"x": x, "w": w, "b": [1, -1]},
+                          {"y": "conv_transpose2d(x, w, b, stride=2, groups=2)"}, "y",
+                          lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, groups=2), "ct-groups-pass")

@@ -76,6 +76,9 @@ def solve(ctx):
     if not isinstance(layer, ConvTranspose):
         raise ExpressionError(f"'{layer.name}' is a {layer.kind}, not a transposed convolution "
                               "(conv_transpose1d or conv_transpose2d)", *key_position(ctx.question.spec, "of"))
+    if layer.groups != 1:
+        raise ExpressionError(f"conv_transpose_matrix: '{layer.name}' has groups {layer.groups}; the matrix and "
+                              "its proof T = Aᵀ are for groups=1 only", *key_position(ctx.question.spec, "of"))
     if layer.batch:
         raise ExpressionError(f"the matrix of '{layer.name}' acts on one example: declare its input "
                               "without the batch axis", *key_position(ctx.question.spec, "of"))

@@ -1,15 +1,17 @@
 """Transposed convolutions: ``conv_transpose1d`` / ``conv_transpose2d``, PyTorch's
 ``F.conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-dilation=1)`` without groups.
+dilation=1)``.
 
 Each input entry x[c, j] scatters w[c, o, k] · x[c, j] to the output position s·j + d·k − p:
 
     y[o, i] = b[o] + Σ_c Σ_j Σ_k w[c, o, k] · x[c, j] · δ(s·j + d·k − p, i),
 
-the weight laid out (in_channels, out_channels, *kernel) as PyTorch's, and the output length
-(L − 1)·s − 2p + d·(K − 1) + output_padding + 1. An optional leading batch axis N is carried
-through. Its matrix is Aᵀ for the convolution with the same weight, stride, padding and dilation
-(``symderive/transposed.py`` proves it).
+the weight laid out (in_channels, out_channels/groups, *kernel) as PyTorch's, and the output length
+(L − 1)·s − 2p + d·(K − 1) + output_padding + 1. With ``groups`` G, output channel o of group
+g = ⌊o / (O/G)⌋ reads only the input channels of group g, with the weight w[g·C/G + c, o − g·O/G, k].
+An optional leading batch axis N is carried through. Its matrix is Aᵀ for the convolution with the
+same weight, stride, padding and dilation (``symderive/asks/conv_transpose_matrix.py`` proves it, for
+groups=1).
 """
 import sympy as sp
 
@@ -18,7 +20,7 @@ from ..errors import ShapeError
 from ..indices import fresh_index, indices_for
 from ..shapes import check_hyperparameters
 from .base import Layer, axis_values, entry, taken_by
-from .conv import NetConv
+from .conv import NetConv, _check_groups
 from .registry import LayerKind, Signature, TorchOp, register
 from .stack import axes_text, per_axis
 
@@ -56,9 +58,11 @@ class ConvTranspose(Layer):
     (1, 6)
     """
 
-    def __init__(self, name, x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1, dims=1):
+    def __init__(self, name, x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1, dims=1,
+                 groups=1):
         self.kind = f"conv_transpose{dims}d"
         self.dims = dims
+        self.groups = sp.sympify(groups)
         self.stride = axis_values(stride, dims, "stride")
         self.padding = axis_values(padding, dims, "padding")
         self.output_padding = axis_values(output_padding, dims, "output_padding")
@@ -73,14 +77,16 @@ class ConvTranspose(Layer):
         if sp.simplify(weight.shape[0] - channels) != 0:
             raise ShapeError(f"{self.kind}: weight {weight.name} expects {weight.shape[0]} input channels "
                              f"(its first axis) but {x.name} has {channels}")
-        if bias is not None and (bias.rank != 1 or sp.simplify(bias.shape[0] - weight.shape[1]) != 0):
-            raise ShapeError(f"{self.kind}: bias {bias.name} must have shape ({weight.shape[1]},)")
+        _check_groups(self.kind, self.groups, channels, weight.shape[1] * self.groups)
+        out_channels = weight.shape[1] * self.groups
+        if bias is not None and (bias.rank != 1 or sp.simplify(bias.shape[0] - out_channels) != 0):
+            raise ShapeError(f"{self.kind}: bias {bias.name} must have shape ({out_channels},)")
         self.kernel = tuple(weight.shape[2:])
         spatial = x.shape[x.rank - dims:]
         out = tuple(conv_transpose_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in
                     zip(spatial, self.kernel, self.stride, self.padding, self.output_padding, self.dilation))
         self.x, self.weight, self.bias = x, weight, bias
-        lead = ((x.shape[0],) if self.batch else ()) + (weight.shape[1],)
+        lead = ((x.shape[0],) if self.batch else ()) + (out_channels,)
         super().__init__(name, [t for t in (x, weight, bias) if t is not None], lead + out)
 
     def describe(self):
@@ -90,13 +96,16 @@ class ConvTranspose(Layer):
                                        ("dilation", self.dilation, 1)):
             if any(v != default for v in values):
                 parts.append(f"{label} {', '.join(map(str, values))}")
+        if self.groups != 1:
+            parts.append(f"groups {self.groups}")
         return ", ".join(parts)
 
     def definition(self, idx, avoid=()):
         taken = taken_by(avoid, idx)
         lead = tuple(idx[:1]) if self.batch else ()
         o, pos = idx[len(lead)], idx[len(lead) + 1:]
-        c = fresh_index(self.weight.shape[0], taken, ("c", "d", "e", "a"))
+        per_group = self.weight.shape[0] / self.groups          # input channels each group reads
+        c = fresh_index(per_group, taken, ("c", "d", "e", "a"))
         taken.add(c.name)
         spatial_in = self.x.shape[self.x.rank - self.dims:]
         js = indices_for(spatial_in, taken, ("j", "m", "q", "t"))
@@ -104,8 +113,13 @@ class ConvTranspose(Layer):
         ks = indices_for(self.kernel, taken, ("k", "l", "r", "u", "v"))
         deltas = sp.Mul(*[sp.KroneckerDelta(s * j + d * k - p, i) for i, j, k, s, d, p in
                           zip(pos, js, ks, self.stride, self.dilation, self.padding)])
-        body = entry(self.weight, (c, o) + ks) * entry(self.x, lead + (c,) + js) * deltas
-        limits = [(c, 0, self.weight.shape[0] - 1)] + [(j, 0, n - 1) for j, n in zip(js, spatial_in)] \
+        if self.groups != 1:
+            group = sp.floor(o / self.weight.shape[1])         # output channel o's group g = ⌊o / (O/G)⌋
+            channel, local = c + group * per_group, o - group * self.weight.shape[1]
+        else:
+            channel, local = c, o
+        body = entry(self.weight, (channel, local) + ks) * entry(self.x, lead + (channel,) + js) * deltas
+        limits = [(c, 0, per_group - 1)] + [(j, 0, n - 1) for j, n in zip(js, spatial_in)] \
             + [(k, 0, n - 1) for k, n in zip(ks, self.kernel)]
         # The deltas absorbed here, into the kernel index (a guard on the input position j inside
         # its sum): later contractions then never meet a delta inside a sum inside a product.
@@ -115,12 +129,12 @@ class ConvTranspose(Layer):
         return expr
 
 
-def conv_transpose1d(name, x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):
-    return ConvTranspose(name, x, weight, bias, stride, padding, output_padding, dilation, dims=1)
+def conv_transpose1d(name, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return ConvTranspose(name, x, weight, bias, stride, padding, output_padding, dilation, dims=1, groups=groups)
 
 
-def conv_transpose2d(name, x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):
-    return ConvTranspose(name, x, weight, bias, stride, padding, output_padding, dilation, dims=2)
+def conv_transpose2d(name, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return ConvTranspose(name, x, weight, bias, stride, padding, output_padding, dilation, dims=2, groups=groups)
 
 
 def _torch_conv_transpose(layer, get, num):
@@ -130,6 +144,7 @@ def _torch_conv_transpose(layer, get, num):
     b = get(layer.bias) if layer.bias is not None else None
     options = {name: tuple(num(v) for v in getattr(layer, name))
                for name in ("stride", "padding", "output_padding", "dilation")}
+    options["groups"] = num(layer.groups)
     return fn(x, w, b, **options) if layer.batch else fn(x.unsqueeze(0), w, b, **options)[0]
 
 
@@ -209,7 +224,7 @@ def _signature(dims):
 for _dims, _builder in ((1, conv_transpose1d), (2, conv_transpose2d)):
     register(LayerKind(
         f"conv_transpose{_dims}d", _builder, ("input", "weight", "bias"),
-        ("stride", "padding", "output_padding", "dilation"),
+        ("stride", "padding", "output_padding", "groups", "dilation"),
         torch=TorchOp(f"torch.nn.functional.conv_transpose{_dims}d", _torch_conv_transpose),
         module=f"ConvTranspose{_dims}d", signature=_signature(_dims), torch_module=_torch_module,
         torch_module_name=f"torch.nn.ConvTranspose{_dims}d", prefix="deconv"))
