@@ -115,6 +115,21 @@ def test_layer_norm_value_and_derivative_match_torch(shape, normalized):
     _compare_jacobian(y, x, at, _torch_jacobian(fn, [tx, tg, tb], 0), atol=1e-8)
 
 
+@pytest.mark.parametrize("shape, groups", [((2, 4), 2), ((2, 4, 3), 2), ((1, 6, 2, 2), 3), ((2, 3, 2), 1),
+                                           ((2, 3, 2), 3)])
+def test_group_norm_value_and_derivatives_match_torch(shape, groups):
+    x = sd.tensor("x", *shape)
+    g, b = sd.tensor("g", shape[1]), sd.tensor("b", shape[1])
+    y = sd.group_norm(x, g, b, num_groups=groups, eps=sp.Rational(1, 10))
+    at, (tx, tg, tb) = _values(x, g, b)
+
+    def fn(xx, gg, bb):
+        return F.group_norm(xx, groups, gg, bb, eps=0.1)
+    np.testing.assert_allclose(_forward(y, at), fn(tx, tg, tb).numpy(), atol=TOL, rtol=0)
+    _compare_jacobian(y, x, at, _torch_jacobian(fn, [tx, tg, tb], 0), atol=1e-9)
+    _compare_jacobian(y, g, at, _torch_jacobian(fn, [tx, tg, tb], 1), atol=1e-9)
+
+
 def _random_transposed(dims, batch):
     """Random sizes and hyperparameters PyTorch accepts, output_padding below the stride."""
     stride = tuple(int(v) for v in RNG.integers(1, 4, dims))
@@ -245,6 +260,18 @@ questions:
     layers: {y: "conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)"}
     ask: conv_transpose_matrix
     of: y
+  - id: gn-chain
+    tensors: {x: [2, 4, 2], g: [4], b: [4]}
+    layers: {y: "group_norm(x, g, b, num_groups=2)"}
+    ask: chain_rule
+    of: y
+    wrt: x
+  - id: ct-groups-loss
+    tensors: {x: [2, 4, 3], w: [4, 1, 2], t: [2, 2, 6]}
+    layers: {y: "conv_transpose1d(x, w, stride=2, groups=2)", E: "mse(y, t)"}
+    ask: chain_rule
+    of: E
+    wrt: w
 """
 
 
@@ -301,6 +328,9 @@ def test_the_proof_can_fail():
     ("conv_transpose1d(x, w, stride=2, output_padding=2)", "output_padding 2 must be smaller than the stride 2"),
     ("conv_transpose1d(x, w, output_padding=1)", "output_padding 1 must be smaller than the stride 1"),
     ("conv_transpose1d(x, v)", "expected input (C_in, …)"),
+    ("group_norm(x, num_groups=2)", "num_groups 2 must be a positive integer dividing the 3 channels"),
+    ("group_norm(x, v, num_groups=3)", "weight v must have shape (3,)"),
+    ("group_norm(x)", "group_norm needs num_groups"),
     ("conv_transpose1d(x, w, groups=3)", "groups 3 must divide in_channels 4"),
     ("conv_transpose1d(x, w, groups=0)", "groups must be a positive integer"),
     ("conv_transpose1d(x, w, v, groups=4)", "bias v must have shape (8,)"),

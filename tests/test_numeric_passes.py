@@ -572,3 +572,10 @@ def test_pass_through_grouped_conv_transpose2d(tmp_path):
     pass_against_autograd(tmp_path, {"x": x, "w": w, "b": [1, -1]},
                           {"y": "conv_transpose2d(x, w, b, stride=2, groups=2)"}, "y",
                           lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, groups=2), "ct-groups-pass")
+
+
+def test_pass_through_group_norm(tmp_path):
+    x = [[[1, -2], [0.5, 2], [3, 0], [-1, 1]], [[-0.5, 2], [1.5, 0], [2, 1], [0, -3]]]
+    pass_against_autograd(tmp_path, {"x": x, "g": [2, -1, 0.5, 1], "b": [0.25, 1, -1, 0]},
+                          {"y": "group_norm(x, g, b, num_groups=2)"}, "y",
+                          lambda x, g, b: F.group_norm(x, 2, g, b), "gn-pass")
