@@ -686,7 +686,8 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, 
             arrays[name] = arrays[name] + (len(arrays[name]) + 1) * np.eye(len(arrays[name]))
         everything = sp.Add(sp.sympify(index_expr), *[sp.sympify(d[2]) for d in derived])   # and the layers' (β)
         labels = {e.base.label for e in everything.atoms(sp.Indexed)}
-        for leaf in everything.free_symbols - labels - set(scalars):   # scalar tensors (λ)
+        for leaf in sorted(everything.free_symbols - labels - set(scalars), key=str):   # scalar tensors (λ), in
+            # a fixed order: a set's order follows the hash seed, and each draws from the one rng
             if isinstance(leaf, sp.Symbol) and leaf.is_real and not leaf.is_integer and \
                     leaf.name not in {d[0] for d in derived}:
                 scalars[leaf] = sp.Float(rng.uniform(0.5, 1.5))
