@@ -355,6 +355,23 @@ def test_every_library_layer_has_a_torch_op():
                  "mv": ((W, v), {}), "mm": ((W, M), {}), "dropout": ((x, x), {}),
                  **{name: ((x, x), {}) for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits",
                                                      "huber_loss", "smooth_l1_loss", "kl_div")}})
+    # the kinds of issue 11: normalizations, transposed convolutions, adaptive pooling, cells, attention
+    n, m, T = 3, 2, 2
+    xs, xt, h, c = sd.tensor("xs", n), sd.tensor("xt", T, n), sd.tensor("h", m), sd.tensor("c", m)
+    Q, K, V = sd.tensor("Q", 2, 4), sd.tensor("K", 3, 4), sd.tensor("V", 3, 4)
+    P4 = [sd.tensor(f"P{i}", 4, 4) for i in range(4)]
+    cells = {"rnn": 1, "gru": 3, "lstm": 4}
+    for cell, gates in cells.items():
+        state = (h, c) if cell == "lstm" else (h,)
+        weights = (sd.tensor(f"Wi{cell}", gates * m, n), sd.tensor(f"Wh{cell}", gates * m, m))
+        args[f"{cell}_cell"] = ((xs, *state, *weights), {})
+        args[cell] = ((xt, *state, *weights), {})
+    args.update({"layer_norm": ((x,), {"normalized_shape": 6}), "group_norm": ((x2,), {"num_groups": 1}),
+                 "conv_transpose1d": ((x, sd.tensor("wt", 2, 3, 3)), {}),
+                 "conv_transpose2d": ((x2, sd.tensor("wt2", 2, 3, 3, 3)), {}),
+                 "adaptive_avg_pool1d": ((x,), {"output_size": 3}), "adaptive_avg_pool2d": ((x2,), {"output_size": 3}),
+                 "scaled_dot_product_attention": ((Q, K, V), {}),
+                 "multi_head_attention": ((Q, K, V, *P4), {"num_heads": 2})})
     for name, kind in formula_kinds().items():
         positional, keywords = args.get(name, ((x,), {}))
         layer = kind.formula("y", *positional, **keywords)
