@@ -79,7 +79,8 @@ def use_declared_values(ctx, answer):
     if unusable and not extra:
         result, names = unusable[0]
         raise ExpressionError(
-            f"tensor{'s' if len(names) > 1 else ''} {', '.join(names)} {'have values' if len(names) > 1 else 'has a value'}"
+            f"tensor{'s' if len(names) > 1 else ''} {', '.join(names)} "
+            f"{'have values' if len(names) > 1 else 'has a value'}"
             f", which ask '{ctx.question.ask}' cannot use: its answer is "
             + ("an identity for all values" if result.kind is Kind.CLAIM else "a formula in the indices")
             + (" (ask for the array: leave out 'array: false')" if ctx.option("array") is False else "")

@@ -236,8 +236,8 @@ def _refuse_ties(derivative, known, layer, pos, ctx):
     choice, not a number (PyTorch sends the whole gradient to one of the maxima)."""
     for step in derivative.atoms(sp.Heaviside):
         if is_tie_step(step) and sp.sympify(step.args[0]).xreplace(known).doit() == 0:
-            raise TieError(f"layer '{layer.name}': entry {[i + ctx.base for i in pos]} is a max of equal entries, where the "
-                           f"derivative is not defined; give values without a tie",
+            raise TieError(f"layer '{layer.name}': entry {[i + ctx.base for i in pos]} is a max of equal entries, "
+                           f"where the derivative is not defined; give values without a tie",
                            ctx.question.line, None)
 
 

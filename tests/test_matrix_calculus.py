@@ -470,7 +470,8 @@ EXPECTED_FORMS = {        # the forms a course writes, as printed (index base 1)
     "logistic-regression-matrix": r"X^{T} \left(\sigma\left(X w\right) - y\right)",
     "entrywise-exp-trace": r"B \odot \exp\left(X\right)",
     "matrixcalculus-trace-AXtBXC": r"B^{T} X A^{T} C^{T} + B X C A",       # Matrix Cookbook, section 2.5.2
-    "gaussian-precision-symmetric": r"\frac{N}{2} {\Lambda}^{-1} - \frac{1}{2} \sum_{n=1}^{N} \left(\left(X[n] - \mu\right)\, "
+    "gaussian-precision-symmetric": r"\frac{N}{2} {\Lambda}^{-1} - \frac{1}{2} \sum_{n=1}^{N} "
+                                    r"\left(\left(X[n] - \mu\right)\, "
                                     # braces are kept before a script
                                     r"\left(X[n] - \mu\right)^{T}\right)",
 }

@@ -441,7 +441,8 @@ BAD_STACKS = {
     "dropout without a mask": ("x: {shape: [2], value: [1, 2]}", "Dropout(0.5)", "needs the mask"),
     "a mask that is not 0/1": ("x: {shape: [2], value: [1, 2]}\n              M: {shape: [2], value: [1, 2]}",
                                "Dropout(0.5, mask=M)", "0s and 1s"),
-    "an index out of range": ("x: {shape: [2], value: [1, 3]}\n              U: {shape: [3, 1], value: [[1], [2], [3]]}",
+    "an index out of range": ("x: {shape: [2], value: [1, 3]}\n"
+                              "              U: {shape: [3, 1], value: [[1], [2], [3]]}",
                               "Embedding(U)", "whole numbers 0..2"),
     "a mask that is not a tensor": ("x: {shape: [2], value: [1, 2]}", "Dropout(0.5, mask=Q)", "declared tensor"),
 }

@@ -3,7 +3,8 @@
 Each layer is built with symbolic sizes (n inputs, m hidden units, a batch N where torch takes
 one) and derived once; its forward value, its element derivative and its chain rule are then
 evaluated at random sizes and values (the forward value by SymPy itself, ``helpers.sympy_number``;
-the derivatives with NumPy, each intermediate layer they name computed from its own definition), and compared with torch.nn's modules (RNNCell, LSTMCell,
+the derivatives with NumPy, each intermediate layer they name computed from its own definition), and
+compared with torch.nn's modules (RNNCell, LSTMCell,
 GRUCell, RNN, LSTM, GRU, MultiheadAttention's functional form) and
 torch.nn.functional.scaled_dot_product_attention, differentiated by autograd. The references are
 torch's, never the engine's.
@@ -252,7 +253,8 @@ def test_scaled_dot_product_attention_matches_torch(mask, batched):
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_multi_head_attention_matches_torch(batched):
-    """Two heads of dimension D (embed_dim 2D): forward, ∂y/∂W_q and ∂y/∂W_v against torch.nn.functional.multi_head_attention_forward (what nn.MultiheadAttention calls)."""
+    """Two heads of dimension D (embed_dim 2D): forward, ∂y/∂W_q and ∂y/∂W_v against
+    torch.nn.functional.multi_head_attention_forward (what nn.MultiheadAttention calls)."""
     D = sd.sizes("D")
     rng = rng_for(f"mha {batched}")
     l_, s_, d_, b_ = (int(k) for k in rng.integers(2, 4, size=4))

@@ -4,7 +4,8 @@ A new kind of question is one new module named after it, with a ``solve(ctx) -> 
 function, a ``KEYS`` set of the question keys it reads, and its ``--verify`` cross-check
 ``check(job)`` (torch imported inside; shared helpers in ``symderive/verify/``) or a
 ``NOTHING_TO_CHECK`` reason, ``USES_VALUES = True`` when it computes with declared tensor values
-itself (otherwise ``declared_values`` puts them into its answer or refuses them), and, when reading a student's answer needs more than the
+itself (otherwise ``declared_values`` puts them into its answer or refuses them), and, when reading
+a student's answer needs more than the
 question's scope, ``grading(question, decls)``: nothing else needs to learn its name. Modules without
 ``solve`` and ``KEYS`` (``context``, ``matrix_view``) are helpers.
 """

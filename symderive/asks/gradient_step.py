@@ -68,7 +68,8 @@ def _step_through_layers(ctx, rate):
         old, grad = done.values[name], done.grads[name]
         new = (old - rate * grad).applyfunc(tidy) if hasattr(old, "applyfunc") else tidy(old - rate * grad)
         tex = tex_name(name)
-        steps.append(Step(rf"{tex}' = {tex} - \eta\, \frac{{\partial {tex_name(graph.tops[0].name)}}}{{\partial {tex}}}",
+        top = tex_name(graph.tops[0].name)
+        steps.append(Step(rf"{tex}' = {tex} - \eta\, \frac{{\partial {top}}}{{\partial {tex}}}",
                           f"gradient descent on {name}"))
         results.append(Result(f"{name}'", new, equated(rf"{tex}'", new, digits_option(ctx)),
                               Kind.ENTRIES if hasattr(new, "shape") else Kind.VALUE, key=f"{name}'"))

@@ -202,7 +202,8 @@ def fixed_point(g, a, trajectory, approx, digits):
     (0, True)
     """
     for k in range(len(trajectory) - 1):        # g(a⟨k⟩) = a⟨k+1⟩
-        if not trajectory[k + 1].is_Float and exactly_equal(trajectory[k + 1], trajectory[k], approx[k + 1] - approx[k]):
+        if not trajectory[k + 1].is_Float and exactly_equal(trajectory[k + 1], trajectory[k],
+                                                             approx[k + 1] - approx[k]):
             return trajectory[k], True
     precision = digits + 15
     numeric = g.rewrite(sp.exp) - a

@@ -218,7 +218,8 @@ def _signature(dims):
     def build(name, call, text, node, **kw):
         return NetConvTranspose(name, call, text, node, dims, **kw)
     # PyTorch's order; groups (next) is not supported, so bias and dilation are keywords here
-    return Signature(build, ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding"), 3, {"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "bias": True})
+    return Signature(build, ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding"), 3,
+                     {"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "bias": True})
 
 
 for _dims, _builder in ((1, conv_transpose1d), (2, conv_transpose2d)):

@@ -208,8 +208,8 @@ def _numeric_backward(net, layer, step):
                       f"∂{net.loss_name}/∂{layer.weight.name} = {name_in} (δ)ᵀ, {name_in} with its 1"))
     else:
         dW = (grad * x_in.T).applyfunc(net.tidy)
-        steps.append((rf"{d_w} = {d_out}\, {tex_name(name_in)}^{{T}} = {net.shown(dW)}", f"∂{net.loss_name}/∂{layer.weight.name} = "
-                                                           f"(∂{net.loss_name}/∂{layer.name}) {name_in}ᵀ"))
+        steps.append((rf"{d_w} = {d_out}\, {tex_name(name_in)}^{{T}} = {net.shown(dW)}",
+                      f"∂{net.loss_name}/∂{layer.weight.name} = (∂{net.loss_name}/∂{layer.name}) {name_in}ᵀ"))
     step.result.param_grads[layer.weight.name] = dW
     if layer.bias_tensor is not None:
         b_tex = tex_name(layer.bias_tensor.name)

@@ -28,7 +28,8 @@ class Projection(Layer):
     def __init__(self, name, x, weight, bias, offset, what):
         self.kind, self.x, self.weight, self.bias, self.offset, self.what = "attention projection", x, weight, \
             bias, offset, what
-        super().__init__(name, [t for t in (x, weight, bias) if t is not None], tuple(x.shape[:-1]) + (weight.shape[0],))
+        super().__init__(name, [t for t in (x, weight, bias) if t is not None],
+                         tuple(x.shape[:-1]) + (weight.shape[0],))
 
     def describe(self):
         return f"the {self.what} projection"

@@ -41,7 +41,8 @@ class RNNCell(Layer):
         # The pre-activation a = W_ih x + b_ih + W_hh h + b_hh is a layer of its own, so that
         # backpropagation through time reads δ^a = δ^h ⊙ f'(a) and ∂L/∂W_hh = Σ_t δ^{a_t} h_{t−1}ᵀ.
         self.preactivation = Gate(preactivation, cell, 0, lambda a: a, state, prefix,
-                                  why="RNN pre-activation" + (f", step {cell.step + 1}" if cell.step is not None else ""))
+                                  why="RNN pre-activation"
+                                  + (f", step {cell.step + 1}" if cell.step is not None else ""))
         super().__init__(name, [self.preactivation], cell.lead + (cell.m,))
         if single:
             mark_inner(self, cell.leaves)
