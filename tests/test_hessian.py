@@ -159,6 +159,9 @@ def test_softmax_regression_by_matrix_equals_autograd_row_major(tmp_path):
     np.testing.assert_allclose(reference, closed, rtol=1e-10, atol=1e-12)
     assert any("softmax" in step.why and "= 1" in step.why for step in answer.steps)
     assert answer.value("symmetric") is True
+    texts = [r.latex for r in answer.results] + [s.latex for s in answer.steps]
+    assert any(r"\sum_" in t for t in texts)
+    assert not any("ARKER" in t for t in texts), "the placeholder of a sum split over lines is printed"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -251,7 +251,8 @@ def _pieces(expr, ctx, depth=0):
         head = "-" if outside == -1 else "" if outside == 1 else ctx.show(outside) + " "
         if isinstance(group, sp.Sum):
             marker = sp.Symbol("MARKER")
-            head += ctx.show(sp.Sum(marker, *group.limits)).replace("MARKER", "").rstrip()
+            # the marker as the sheet prints it: display names turn MARKER into M_{ARKER}
+            head += ctx.show(sp.Sum(marker, *group.limits)).replace(ctx.show(marker), "").rstrip()
             group = group.function
         inner = _pieces(group, ctx, depth + 1)
         return [head + r" \Big(" + inner[0].lstrip().removeprefix("+ ")] + inner[1:] + [r" \Big)"]
