@@ -114,20 +114,15 @@ def solve(ctx):
 # formula, with every δ computed from its own step top down (NumPy), against torch autograd.
 def check(job):
     from ..backprop import delta_values
-    from ..verify.formulas import differentiable_setup
-    from ..verify.job import Mismatch, as_int, engine_value, entry_label, sample_positions, vjp
-    from ..verify.report import FORMULA_DRAWS, MAX_ENTRIES
+    from ..verify.formulas import autograd_draws
+    from ..verify.job import as_int, engine_value, entry_label, sample_positions, vjp
+    from ..verify.report import MAX_ENTRIES
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
     formula, dimension = job.result(Kind.ELEMENT), job.result(Kind.SHAPE)
     bp = backprop(of, wrt)
     names = [i.name for i in bp.wrt_idx]
     base = job.problem.index_base
-    job.autograd = True
-    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
-        try:
-            values, forward, variable = differentiable_setup(job, of, wrt, sizes)
-        except Mismatch:
-            return
+    for sizes, values, forward, variable in autograd_draws(job, of, wrt):
         grad = vjp(forward, variable, 1.0)
         wrt_shape = tuple(variable.shape)
         if dimension is not None:

@@ -69,21 +69,16 @@ def solve(ctx):
 def check(job):
     from ..derivative import chain_rule_avoid, upstream_name
     from ..tensors import flat_positions
-    from ..verify.formulas import answer_indices, differentiable_setup
-    from ..verify.job import Mismatch, as_int, engine_value, entry_label, sample_positions, vjp
-    from ..verify.report import FORMULA_DRAWS, MAX_ENTRIES
+    from ..verify.formulas import answer_indices, autograd_draws
+    from ..verify.job import as_int, engine_value, entry_label, sample_positions, vjp
+    from ..verify.report import MAX_ENTRIES
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
     upstream = upstream_name(of, wrt, job.question.option("upstream"))
     formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
     avoid = chain_rule_avoid(of, wrt, upstream, job.question.option("loss", "l")) | job.ctx.declared_names()
     wrt_names = [i.name for i in answer_indices(of, wrt, formula, avoid)[1]]
     base = job.problem.index_base
-    job.autograd = True
-    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
-        try:
-            values, forward, variable = differentiable_setup(job, of, wrt, sizes, extra=[(upstream, of.shape)])
-        except Mismatch:
-            return
+    for sizes, values, forward, variable in autograd_draws(job, of, wrt, extra=[(upstream, of.shape)]):
         grad = vjp(forward, variable, values[upstream])
         wrt_shape = tuple(variable.shape)
         if dimension is not None:

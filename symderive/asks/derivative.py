@@ -125,10 +125,9 @@ def _given_sentence(ctx, signs):
 def check(job):
     import numpy as np
     from ..tensors import flat_positions
-    from ..verify.formulas import answer_indices, compare_pairs, differentiable_setup
+    from ..verify.formulas import answer_indices, autograd_draws, compare_pairs
     from ..verify.job import (Mismatch, as_int, engine_value, entry_label, flat_index, jacobian_rows, sampled_rows,
                               sparse_values)
-    from ..verify.report import FORMULA_DRAWS
     of = job.ctx.tensor("of")
     wrt, at = job.ctx.tensor_or_entry("wrt")
     signs = job.ctx.signs() if job.question.option("given") else {}
@@ -136,10 +135,8 @@ def check(job):
     out_idx, wrt_idx = answer_indices(of, wrt, formula, job.ctx.declared_names())
     out_names, wrt_names = [i.name for i in out_idx], [i.name for i in wrt_idx]
     base = job.problem.index_base
-    job.autograd = True
-    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
+    for sizes, values, forward, variable in autograd_draws(job, of, wrt, signs=signs):
         try:
-            values, forward, variable = differentiable_setup(job, of, wrt, sizes, signs=signs)
             of_shape = tuple(job.graph(sizes, values).num(n) for n in of.shape)
         except Mismatch:
             return

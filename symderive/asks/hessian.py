@@ -361,9 +361,9 @@ def check(job):
     """The element formula and the array against torch.autograd.functional.hessian, float64."""
     import torch
     from ..tensors import flat_positions
-    from ..verify.formulas import differentiable_setup
-    from ..verify.job import Mismatch, as_int, engine_value, entry_label, sparse_values
-    from ..verify.report import FORMULA_DRAWS, MAX_ENTRIES
+    from ..verify.formulas import autograd_draws
+    from ..verify.job import as_int, engine_value, entry_label, sparse_values
+    from ..verify.report import MAX_ENTRIES
     of, wrt = job.ctx.tensor("of"), job.ctx.tensor("wrt")
     formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
     from .prove import _meet_constraints
@@ -372,12 +372,7 @@ def check(job):
     h = hessian(of, wrt)
     names = [i.name for i in h.first_idx + h.second_idx]
     base = job.problem.index_base
-    job.autograd = True
-    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
-        try:
-            values, forward, variable = differentiable_setup(job, of, wrt, sizes)
-        except Mismatch:
-            return
+    for sizes, values, forward, variable in autograd_draws(job, of, wrt):
         _meet_constraints(job, constraints, values, {s: int(v) for s, v in sizes.items()})
         shape = tuple(variable.shape)
         H = torch.autograd.functional.hessian(forward, variable.detach()).reshape(

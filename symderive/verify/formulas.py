@@ -1,11 +1,11 @@
-"""Helpers shared by the cross-checks of the index-formula asks (derivative, chain_rule,
+"""Helpers shared by the cross-checks of the index-formula asks (derivative, chain_rule, backprop, hessian,
 conv_matrix, backward_matrix, backward_conv): the engine's index names, the function
 wrt -> of in torch, and element formulas against rows of an autograd Jacobian."""
 from ..derivative import derivative, derivative_indices
 from ..tensors import flat_positions
 from ..torch_ops import VerifyError
 from .job import Mismatch, as_int, engine_value, entry_label, flat_index, free_indices
-from .report import MAX_ENTRIES
+from .report import FORMULA_DRAWS, MAX_ENTRIES
 
 
 def answer_indices(of, wrt, formula, avoid=()):
@@ -77,3 +77,16 @@ def differentiable_setup(job, of, wrt, sizes, extra=(), signs=None):
 
     variable = job.graph(sizes, values).leaf(wrt.name, requires_grad=True)
     return values, forward, variable
+
+
+def autograd_draws(job, of, wrt, extra=(), signs=None):
+    """The cross-check loop of the gradient asks (derivative, chain_rule, backprop, hessian): for each
+    drawn set of sizes, (sizes, values, wrt -> of in torch, wrt as a torch leaf); it stops at a shape
+    that already disagrees (reported as such by ``differentiable_setup``)."""
+    job.autograd = True
+    for sizes in job.draw_sizes([of, wrt], FORMULA_DRAWS):
+        try:
+            values, forward, variable = differentiable_setup(job, of, wrt, sizes, extra, signs)
+        except Mismatch:
+            return
+        yield sizes, values, forward, variable
