@@ -357,21 +357,27 @@ def self_labels(graph, leaf):
     return graph.domains.get(leaf.name, ("",))[0] == "labels"
 
 
+def floats(value):
+    """A pass's exact value (a number, Matrix or array) as a NumPy float array.
+
+    >>> floats(sp.Matrix([[1, sp.Rational(1, 2)]]))
+    array([[1. , 0.5]])
+    """
+    import numpy as np
+    if isinstance(value, sp.MatrixBase):
+        return np.array([[float(v) for v in value.row(r)] for r in range(value.rows)])
+    if isinstance(value, sp.NDimArray):
+        return np.array(value.tolist(), dtype=float)
+    return np.array(float(value))
+
+
 def check_graph(job, backward):
     """--verify: the same layers in torch (each kind's own torch op) at the declared values; going
     backward, autograd from the same seed."""
-    import numpy as np
     import torch
     graph = NumericGraph(job.ctx, of_names(job.ctx, many=not backward), job.ctx.require("of"),
                          upstream=upstream_value(job.ctx)[1] if backward else None)
     job.random_inputs = False
-
-    def floats(value):
-        if isinstance(value, sp.MatrixBase):
-            return np.array([[float(v) for v in value.row(r)] for r in range(value.rows)])
-        if isinstance(value, sp.NDimArray):
-            return np.array(value.tolist(), dtype=float)
-        return np.array(float(value))
 
     values = {}
     for leaf in graph.leaves:

@@ -10,6 +10,7 @@ import pytest
 import sympy as sp
 
 from symderive.answer import Status
+from symderive.numeric_graph import floats   # exact values as NumPy arrays, to compare
 from symderive.problem import load_problem
 from helpers import assert_close, rng_for
 
@@ -22,14 +23,6 @@ def solve_text(tmp_path, text, qid="q"):
     path.write_text(textwrap.dedent(text))
     problem = load_problem(path)
     return problem.solve_question(problem.question(qid))
-
-
-def floats(value):
-    if isinstance(value, sp.MatrixBase):
-        return np.array([[float(v) for v in value.row(r)] for r in range(value.rows)])
-    if isinstance(value, sp.NDimArray):
-        return np.array(value.tolist(), dtype=float)
-    return np.array(float(value))
 
 
 def yaml_list(array):
