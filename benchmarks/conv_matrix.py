@@ -13,6 +13,7 @@ last and alone, only when enough memory is free.
 
 Run:  python benchmarks/conv_matrix.py          (a few minutes; the naive 24×24 is the slow part)
       python benchmarks/conv_matrix.py --scaling-only
+      python benchmarks/conv_matrix.py --check-only      (check_transpose at the scaling sizes)
 """
 import os
 import resource
@@ -106,6 +107,8 @@ def measure_case(method, c_in, n, c_out):
         nnz = len(numpy_triples(c_in, n, c_out)[0])
     elif method == "symderive":
         nnz = conv_matrix(layer).nnz
+    elif method == "backward":  # B alone: chain rule (SymPy) and reading the triples off it
+        nnz = backward_matrix(layer).matrix.nnz
     elif method == "compare":   # B = Aᵀ only, B and A built beforehand
         b, a = backward_matrix(layer).matrix, conv_matrix(layer)
         before = rss_mb()
@@ -113,6 +116,10 @@ def measure_case(method, c_in, n, c_out):
         assert b.equals(a.transpose())
         nnz = a.nnz
     else:   # check_transpose: derive B, build A, compare
+        if method == "warm":    # first one check at a small size: SymPy's and lambdify's first-use costs
+            check_transpose(sd.conv2d(sd.tensor("x", c_in, 8, 8), sd.tensor("w", c_out, c_in, KERNEL, KERNEL)))
+            before = rss_mb()
+            wall, cpu = time.perf_counter(), time.process_time()
         _, a, equal, _ = check_transpose(layer)
         assert equal
         nnz = a.nnz
@@ -149,13 +156,7 @@ def scaling():
                   f"{cpu / base[1]:>9.2f} {peak / base[3]:>9.2f}")
     nnz, cpu = np.log([f[0] for f in fit]), np.log([f[1] for f in fit])
     print(f"fitted growth: CPU time ∝ nnz^{np.polyfit(nnz, cpu, 1)[0]:.2f} (target ≈ 1.0; ratios target ≤ 2)")
-    a, t, cmp = (min((run_case(method, (16, 64, 32)) for _ in range(3)), key=lambda r: r[1])
-                 for method in ("symderive", "check", "compare"))
-    print(f"building A once at {a[2]:,} nonzeros: wall {a[0]:.2f} s, CPU {a[1]:.2f} s, {a[3]:.0f} MB")
-    print(f"B = A^T compared (no sort, no dense, no copy): wall {cmp[0]:.2f} s, CPU {cmp[1]:.2f} s, "
-          f"{cmp[3]:.0f} MB beyond A and B ({cmp[1] / a[1]:.1f}x building A; target 3x)")
-    print(f"check_transpose whole (derive B by the chain rule, build A, compare): wall {t[0]:.2f} s, "
-          f"CPU {t[1]:.2f} s, peak {t[3]:.0f} MB ({t[1] / a[1]:.1f}x building A)")
+    check_transpose_table(SCALING)
     needed = 12.0
     if free_gb() < needed:
         print(f"32x128x128 -> 64 skipped: {free_gb():.1f} GB available, {needed:.0f} GB wanted")
@@ -165,6 +166,29 @@ def scaling():
     for name, (wall, cpu, nnz, peak) in (("numpy", base), ("symderive", ours)):
         print(f"32x128x128->64 {nnz:,} nonzeros, {name}: wall {wall:.2f} s, CPU {cpu:.2f} s, "
               f"{peak:.0f} MB ({peak * 2 ** 20 / nnz:.1f} B/nnz)")
+    check_transpose_table([HUGE], runs=1, building=ours)
+
+
+def check_transpose_table(cases, runs=3, building=None):
+    """check_transpose against building A once, per case (best of ``runs`` by CPU, fresh processes):
+    B alone (chain rule + read-off), the comparison alone (B and A built beforehand; memory beyond
+    them), and the whole check (derive B, build A, compare)."""
+    print(f"load average {os.getloadavg()[0]:.2f}; check_transpose against building A once (CPU ratios)")
+    print(f"{'case':>16} {'nnz':>12} {'step':>10} {'wall s':>7} {'CPU s':>7} {'ns/nnz':>7} {'MB':>7} "
+          f"{'B/nnz':>6} {'x A':>6}")
+    for case in cases:
+        rows = {"build A": building} if building else {}
+        for name, method in (("build A", "symderive"), ("read B", "backward"), ("compare", "compare"),
+                             ("check", "check"), ("warm check", "warm")):
+            if name not in rows:
+                rows[name] = min((run_case(method, case) for _ in range(runs)), key=lambda r: r[1])
+        for name, (wall, cpu, nnz, peak) in rows.items():
+            print(f"{'%dx%dx%d->%d' % (case[0], case[1], case[1], case[2]):>16} {nnz:>12,} {name:>10} "
+                  f"{wall:>7.2f} {cpu:>7.2f} {cpu / nnz * 1e9:>7.1f} {peak:>7.0f} {peak * 2 ** 20 / nnz:>6.1f} "
+                  f"{cpu / rows['build A'][1]:>6.2f}")
+    print("target: compare and check within 3x of building A. 'compare': MB beyond A and B. 'read B' and "
+          "'check' include the chain rule in SymPy and lambdify's first use (about 0.2 s that does not grow "
+          "with nnz); 'warm check': the same after one check at 8x8 in that process")
 
 
 def main():
@@ -191,6 +215,8 @@ if __name__ == "__main__":
         measure_case(sys.argv[at + 1], *map(int, sys.argv[at + 2:at + 5]))
     elif "--scaling-only" in sys.argv:
         scaling()
+    elif "--check-only" in sys.argv:
+        check_transpose_table(SCALING)
     else:
         main()
         print()

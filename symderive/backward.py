@@ -3,13 +3,16 @@
 B is defined by ∂L/∂vec(x) = B · ∂L/∂vec(y). It is *derived*, not assumed:
 the chain rule gives ∂L/∂x[i] = Σ_j g[j] ∂y[j]/∂x[i] in closed form (with
 ``chain_rule``), and B's nonzeros are read off that closed form by
-enumerating its sums, vectorised over all x positions (the bounds of each
-sum become array ranges, so the work is O(nonzeros)). B = Aᵀ is then checked
+enumerating its sums. The indices split into independent factors (channels,
+one per spatial axis); each is enumerated alone (the bounds of each sum become
+array ranges) and the nonzeros are their broadcast product, so the work is
+O(nonzeros) and they come out in the order of A's. B = Aᵀ is then checked
 exactly against A, which is built independently from the forward sum.
 
 For all sizes the identity is proved at the index level: B[i, j] is the
 coefficient of g[j] in ∂L/∂x[i], i.e. ∂y[j]/∂x[i], which is A[j, i].
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +41,18 @@ def _integer_form(expr):
             .replace(lambda e: isinstance(e, sp.ceiling), lambda e: floor_of(e.args[0], negate=True)))
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(expr, symbols):
+    """``expr`` as a NumPy function of ``symbols`` (kept: compiling costs more than evaluating on
+    the small per-factor tables)."""
+    plain = {s: sp.Dummy(s.name) for s in symbols}
+    return sp.lambdify([plain[s] for s in symbols], _integer_form(expr).xreplace(plain), modules=NUMPY_FUNCTIONS)
+
+
 def _evaluate(expr, env):
     """Evaluate an integer-valued index expression over arrays of index values, exactly."""
-    symbols = list(env)
-    plain = {s: sp.Dummy(s.name) for s in symbols}
-    f = sp.lambdify([plain[s] for s in symbols], _integer_form(expr).xreplace(plain), modules=NUMPY_FUNCTIONS)
-    value = f(*[env[s] for s in symbols])
+    symbols = tuple(env)
+    value = _compiled(sp.sympify(expr), symbols)(*[env[s] for s in symbols])
     return np.broadcast_to(np.asarray(value), next(iter(env.values())).shape)
 
 
@@ -57,11 +66,18 @@ def _evaluate_index(expr, env):
     return np.floor_divide(num_v, den_v), np.mod(num_v, den_v) == 0
 
 
-def _enumerate(term, free_idx, free_shape):
-    """All values of (free indices, summation indices) where the term is nonzero."""
-    grids = np.indices([int(n) for n in free_shape]).reshape(len(free_shape), -1)
-    env = {idx: grid.astype(np.int64) for idx, grid in zip(free_idx, grids)}
-    for var, lo, hi in reversed(term.limits):          # outermost sum first
+_ONE_ROW = sp.Dummy("row")     # stands for "one row, no variable yet" when a factor has no free index
+
+
+def _enumerate(limits, conds, free_idx, free_shape):
+    """All values of (free indices, summation indices) where a term is nonzero: ``limits`` outermost
+    sum first, each bound a function of the free indices and outer sums."""
+    if free_idx:
+        grids = np.indices([int(n) for n in free_shape]).reshape(len(free_shape), -1)
+        env = {idx: grid.astype(np.int64) for idx, grid in zip(free_idx, grids)}
+    else:
+        env = {_ONE_ROW: np.zeros(1, dtype=np.int64)}
+    for var, lo, hi in limits:
         lo_v, lo_exact = _evaluate_index(lo, env)
         hi_v, _ = _evaluate_index(hi, env)
         lo_v = lo_v + (~lo_exact)          # a fractional lower bound rounds up
@@ -75,7 +91,7 @@ def _enumerate(term, free_idx, free_shape):
         env = {k: v[keep] for k, v in env.items()}
         env[var] = values[keep]
     keep = np.ones(len(next(iter(env.values()))), dtype=bool)
-    for cond in term.conds:
+    for cond in conds:
         keep &= np.asarray(_evaluate_condition(cond, env), dtype=bool)
     return {k: v[keep] for k, v in env.items()}
 
@@ -92,23 +108,124 @@ def _evaluate_condition(cond, env):
     raise ShapeError(f"cannot evaluate the condition {cond}")
 
 
-def _flat(tensor, indexed, env):
-    """Flat (row-major) index of ``indexed`` (an entry of ``tensor``) and whether it is in range."""
-    shape = [int(n) for n in tensor.shape]
-    ints, ok = [], None
-    for a, n in zip(indexed.indices, shape):
-        v, exact = _evaluate_index(a, env)
-        good = exact & (v >= 0) & (v < n)
-        ok = good if ok is None else ok & good
-        ints.append(v)
-    flat = np.ravel_multi_index([np.where(ok, v, 0) for v in ints], shape)
-    return flat, ok
+def _factors(term, wrt_idx, tied):
+    """Split a term's variables (free indices, then sums outermost first) into independent factors:
+    two variables share a factor when a sum bound, a condition or one index in ``tied`` names both.
+    Returns [(variables, limits, conditions, tied expressions)] per factor; what names no variable
+    goes with the first factor."""
+    variables = list(wrt_idx) + [var for var, _, _ in reversed(term.limits)]
+    root = {v: v for v in variables}
+
+    def find(v):
+        while root[v] != v:
+            v = root[v]
+        return v
+
+    def join(expr_symbols):
+        named = [v for v in variables if v in expr_symbols]
+        for a, b in zip(named, named[1:]):
+            root[find(b)] = find(a)
+
+    for var, lo, hi in term.limits:
+        join({var} | sp.sympify(lo).free_symbols | sp.sympify(hi).free_symbols)
+    for expr in list(term.conds) + list(tied):
+        join(sp.sympify(expr).free_symbols)
+    groups = {}
+    for v in variables:
+        groups.setdefault(find(v), []).append(v)
+    factors = [(vs, [lim for lim in reversed(term.limits) if lim[0] in vs], [], []) for vs in groups.values()]
+    home = {v: f for f in factors for v in f[0]}
+
+    def owner(expr):
+        named = [v for v in variables if v in sp.sympify(expr).free_symbols]
+        return home[named[0]] if named else factors[0]
+    for cond in term.conds:
+        owner(cond)[2].append(cond)
+    for expr in tied:
+        owner(expr)[3].append(expr)
+    return factors
+
+
+def _term_triples(term, wrt, wrt_idx, placed, dtype):
+    """(rows, cols, entries) of one term Σ … g[…]·w[…], as the product of its independent factors.
+
+    ``placed`` is ((g, g's index expressions, 'col'), (w, w's, 'entry')). Each factor (for a
+    convolution: the sample, the channels, one factor per spatial axis) is enumerated alone,
+    which is small; its share of every flat index is a sum of per-factor parts, so the nonzeros
+    are one broadcast sum into preallocated arrays, O(nonzeros) with no grid and no mask over the
+    whole. Each factor is sorted by the interleaved positions (y's axis a, then x's axis a, for
+    a = 0, 1, …), so for a convolution the triples come out in the order of A's (sample, output
+    channel, input channel, then per axis output and input position), and B = Aᵀ is a streaming
+    comparison."""
+    tied = [e for _, indexed, _ in placed for e in indexed.indices]
+    x_shape = [int(n) for n in wrt.shape]
+    x_stride = np.cumprod([1] + x_shape[::-1])[-2::-1] if x_shape else []
+    parts = []
+    for variables, limits, conds, exprs in _factors(term, wrt_idx, tied):
+        free = [i for i in wrt_idx if i in variables]
+        env = _enumerate(limits, conds, free, [x_shape[list(wrt_idx).index(i)] for i in free])
+        if env is None:
+            return None
+        size = len(next(iter(env.values())))
+        ok = np.ones(size, dtype=bool)
+        share = {"row": np.zeros(size, dtype=np.int64), "col": 0, "entry": 0}
+        keys = {}
+        for axis, idx in enumerate(wrt_idx):
+            if idx in free:
+                share["row"] = share["row"] + env[idx] * int(x_stride[axis])
+                keys[2 * axis + 1] = env[idx]
+        for tensor, indexed, kind in placed:
+            shape = [int(n) for n in tensor.shape]
+            strides = np.cumprod([1] + shape[::-1])[-2::-1]
+            for axis, (expr, n) in enumerate(zip(indexed.indices, shape)):
+                if expr not in exprs:
+                    continue
+                v, exact = _evaluate_index(expr, env)
+                ok &= exact & (v >= 0) & (v < n)
+                share[kind] = share[kind] + v * int(strides[axis])
+                if kind == "col":
+                    keys[2 * axis] = v
+        share = {k: np.broadcast_to(v, (size,))[ok] for k, v in share.items()}
+        order = np.lexsort([keys[k][ok] for k in sorted(keys, reverse=True)]) if keys else slice(None)
+        parts.append((min(keys, default=np.inf), tuple(share[k][order] for k in ("row", "col", "entry"))))
+    parts = [p for _, p in sorted(parts, key=lambda item: item[0])]
+    return _broadcast_sum(parts, dtype)
+
+
+def _broadcast_sum(parts, dtype):
+    """Every combination of one row from each factor, summed, in lexicographic factor order:
+    the factors are merged into two (each small) and one broadcast fills the result.
+
+    >>> rows, cols, entries = _broadcast_sum([(np.array([0, 10]),) * 3, (np.array([1, 2, 3]),) * 3], np.int32)
+    >>> rows.tolist()
+    [1, 2, 3, 11, 12, 13]
+    """
+    sizes = [len(p[0]) for p in parts]
+    total = int(np.prod(sizes, dtype=np.int64))
+    if total == 0:
+        return None
+    cut = min(range(len(parts) + 1), key=lambda k: max(int(np.prod(sizes[:k])), int(np.prod(sizes[k:]))))
+
+    def merged(group):
+        acc = tuple(np.zeros(1, dtype=np.int64) for _ in range(3))
+        for p in group:
+            acc = tuple((a[:, None] + b[None, :]).reshape(-1) for a, b in zip(acc, p))
+        return acc
+    left, right = merged(parts[:cut]), merged(parts[cut:])
+    result = []
+    for a, b in zip(left, right):
+        out = np.empty((len(a), len(b)), dtype=dtype)
+        np.add(a.astype(dtype)[:, None], b.astype(dtype)[None, :], out=out)
+        result.append(out.reshape(-1))
+    return tuple(result)
 
 
 def matrix_from_chain_rule(closed_form, wrt, wrt_idx, upstream, weight):
     """Read the matrix M with ∂L/∂vec(wrt) = M · vec(g) off a chain-rule closed form whose
     terms are Σ … g[…] · weight[…] (entries of M are entries of ``weight``)."""
-    rows, cols, entries = [], [], []
+    biggest = max(int(t.numel) for t in (wrt, upstream, weight))
+    dtype = np.int32 if biggest <= np.iinfo(np.int32).max else np.int64
+    found = []
     for term in flatten(closed_form):
         if term.coeff == 0:          # y identically zero (every window in the padding)
             continue
@@ -117,16 +234,13 @@ def matrix_from_chain_rule(closed_form, wrt, wrt_idx, upstream, weight):
         w = [f for f in factors if isinstance(f, sp.Indexed) and f.base == weight.base]
         if len(g) != 1 or len(w) != 1 or len(factors) != 2:
             raise ShapeError(f"cannot read a matrix off the term {term.coeff}: expected g[…]·{weight.name}[…]")
-        env = _enumerate(term, wrt_idx, wrt.shape)
-        if env is None:
-            continue
-        row = np.ravel_multi_index([env[i] for i in wrt_idx], [int(n) for n in wrt.shape])
-        col, ok_g = _flat(upstream, g[0], env)
-        entry, ok_w = _flat(weight, w[0], env)
-        ok = ok_g & ok_w
-        rows.append(row[ok]), cols.append(col[ok]), entries.append(entry[ok])
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
-    return SparseSymbolMatrix((int(wrt.numel), int(upstream.numel)), cat(rows), cat(cols), cat(entries), weight)
+        triples = _term_triples(term, wrt, wrt_idx, ((upstream, g[0], "col"), (weight, w[0], "entry")), dtype)
+        if triples is not None:
+            found.append(triples)
+    if not found:
+        found = [(np.zeros(0, dtype=dtype),) * 3]
+    rows, cols, entries = found[0] if len(found) == 1 else (np.concatenate(parts) for parts in zip(*found))
+    return SparseSymbolMatrix((int(wrt.numel), int(upstream.numel)), rows, cols, entries, weight)
 
 
 @dataclass

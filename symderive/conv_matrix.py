@@ -54,11 +54,21 @@ class SparseSymbolMatrix:
         """Exact equality (same shape, same symbol at every position)."""
         if self.shape != other.shape or self.nnz != other.nnz or self.source.name != other.source.name:
             return False
+        if self._same_sequence(other):
+            return True
         if self.locate is not None:
             return self._holds(other)
         if other.locate is not None:
             return other._holds(self)
         return all(np.array_equal(a, b) for a, b in zip(self.canonical(), other.canonical()))
+
+    def _same_sequence(self, other, chunk=1 << 16):
+        """The same triples in the same order (then the matrices are equal; if not, they may still
+        be). A streaming comparison in cache-sized chunks, stopping at the first mismatch: B read
+        off the chain rule comes in the order of A's triples, so B = Aᵀ costs one pass."""
+        pairs = ((self.rows, other.rows), (self.cols, other.cols), (self.entries, other.entries))
+        return all(np.array_equal(mine[start:start + chunk], theirs[start:start + chunk])
+                   for start in range(0, self.nnz, chunk) for mine, theirs in pairs)
 
     def _holds(self, other, chunk=1 << 16):
         """Equality in O(nnz) without sorting (nnz already equal): every triple of ``other``
@@ -75,14 +85,33 @@ class SparseSymbolMatrix:
         return bool(seen.all())
 
     def first_difference(self, other):
-        """A position where the two differ, as (row, col, mine, theirs), or None."""
-        mine = {(int(r), int(c)): int(e) for r, c, e in zip(self.rows, self.cols, self.entries)}
-        theirs = {(int(r), int(c)): int(e) for r, c, e in zip(other.rows, other.cols, other.entries)}
-        for pos in sorted(set(mine) | set(theirs)):
-            if mine.get(pos) != theirs.get(pos):
-                show = lambda e: None if e is None else self.symbol(e)  # noqa: E731
-                return pos + (show(mine.get(pos)), show(theirs.get(pos)))
-        return None
+        """The first position, in (row, col) order, where the two differ: (row, col, mine, theirs).
+
+        mine / theirs is the entry's symbol, None where there is no nonzero, or a tuple of symbols
+        where one matrix repeats a position. None when the two are equal. Sorts both (only
+        needed when ``equals`` said no)."""
+        mine, theirs = self._sorted(), other._sorted()
+        n = min(len(mine[0]), len(theirs[0]))
+        differ = np.flatnonzero(np.any([a[:n] != b[:n] for a, b in zip(mine, theirs)], axis=0)) if n else []
+        k = int(differ[0]) if len(differ) else n
+        at = [(int(m[0][k]), int(m[1][k])) for m in (mine, theirs) if k < len(m[0])]
+        if not at:
+            return None
+        row, col = min(at)
+        show = [self._at(m, row, col) for m in (mine, theirs)]
+        return (row, col) + tuple(show)
+
+    def _sorted(self):
+        order = np.lexsort((self.entries, self.cols, self.rows))
+        return tuple(a[order].astype(np.int64) for a in (self.rows, self.cols, self.entries))
+
+    def _at(self, triples, row, col):
+        """The symbol(s) at (row, col) of sorted triples: None, one symbol, or a tuple."""
+        rows, cols, entries = triples
+        lo, hi = np.searchsorted(rows, [row, row + 1])
+        found = entries[lo:hi][cols[lo:hi] == col]
+        symbols = tuple(self.symbol(int(e)) for e in found)
+        return None if not symbols else symbols[0] if len(symbols) == 1 else symbols
 
     def symbol(self, entry):
         return self.source.base[flat_positions(self.source.shape)[entry]] if self.source.shape \
