@@ -31,6 +31,7 @@ from . import meaning as M
 from . import reader as R
 from .names import split_name
 from .random_values import NUMERIC_RTOL, draw_values, numeric_entries, rewrite, tensors_in
+from .targets import unfold
 from .tolerance import DEFAULT_RELATIVE
 from .verdict import UNKNOWN_NAME
 
@@ -328,8 +329,8 @@ class _Checker:
                 self.notes.append("indices matched by first appearance: " + ", ".join(
                     f"your {n} = {i.name}" for n, i in zip(unassigned, remaining)))
             student = student.xreplace({ctx.free[n]: i + base for n, i in assign.items()})
-        student = student.xreplace(info.values)
-        engine = engine.xreplace(info.values)
+        student = unfold(student, info.definitions).xreplace(info.values)
+        engine = unfold(engine, info.definitions).xreplace(info.values)
         if _symbolic_equal(student, engine, info.constraints, self.deadline):
             return "symbolic"
         # One side may name a layer (H(z_i)) that the other writes out (H(Σ f_k x_{i+k−1})).

@@ -85,6 +85,9 @@ class Context:
     losses: tuple = ("l", "L", "ell", "E", "J", "e")
     state: object = None          # (symbol, update expression) of a recurrence question
     question_indices: tuple = ()  # the question's own free index names (a t there is no time step)
+    #: Tensors and layers the engine's answer uses (its definitions written out, with the layers they read):
+    #: z_2 is z2 there, not entry 2 of another network's z, when only z2 is used.
+    used_names: frozenset = frozenset()
     free: dict = field(default_factory=dict)        # student index name -> Dummy
     free_order: list = field(default_factory=list)
     free_pos: dict = field(default_factory=dict)

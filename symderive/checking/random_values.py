@@ -77,6 +77,8 @@ def draw_values(info, a, b, sizes, rng):
     for name in inverses & set(arrays):             # X^{-1} once, not at every entry
         arrays[f"{name}^{{-1}}"] = np.linalg.inv(arrays[name])
     scalars = dict(sizes)
+    scalar_labels = {s: sp.sympify(n).xreplace(sizes) for s, n in scalar_class_labels(a, b).items()}
+    scalar_labels = {s: n for s, n in scalar_labels.items() if n.is_number}
     index_like = set()
     for e in (a, b):
         for s in e.atoms(sp.Sum):
@@ -87,7 +89,8 @@ def draw_values(info, a, b, sizes, rng):
                 continue
             if s.is_integer:
                 continue
-            scalars[s] = float(rng.normal() * 0.8)
+            top = scalar_labels.get(s)
+            scalars[s] = float(rng.integers(0, max(1, int(top)))) if top is not None else float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)
     return arrays, scalars
 
@@ -111,6 +114,34 @@ def class_labels(a, b, info):
             for ind in entries:
                 if bound:
                     out[ind.base.label.name] = min(bound, key=str)
+    return out
+
+
+def scalar_class_labels(a, b):
+    """{symbol: number of classes}: scalar tensors used as an index (U_{p,o}, the outside word o) or in a
+    Kronecker delta against an index (δ(o, c)): a class label, drawn as a whole number below the size of
+    the axis it indexes, as for label tensors (a random real would pick no entry at all).
+
+    >>> import sympy as sp
+    >>> o, V = sp.Symbol("o", real=True), sp.Symbol("V", integer=True)
+    >>> c = sp.Idx("c", (0, V - 1))
+    >>> scalar_class_labels(sp.IndexedBase("U", shape=(3, V))[0, o], sp.KroneckerDelta(o, c))
+    {o: V}
+    """
+    out = {}
+    for e in (a, b):
+        for ind in e.atoms(sp.Indexed):
+            shape = ind.base.shape or ()
+            for k, i in enumerate(ind.indices):
+                if isinstance(i, sp.Symbol) and not isinstance(i, (sp.Idx, sp.Dummy)) and not i.is_integer \
+                        and k < len(shape):
+                    out.setdefault(i, shape[k])
+        for d in e.atoms(sp.KroneckerDelta):
+            x, y = d.args
+            for s, other in ((x, y), (y, x)):
+                if isinstance(s, sp.Symbol) and not isinstance(s, (sp.Idx, sp.Dummy)) and not s.is_integer \
+                        and isinstance(other, sp.Idx) and other.upper is not None:
+                    out.setdefault(s, other.upper + 1)
     return out
 
 

@@ -1,0 +1,87 @@
+"""Names the engine's sheet defines by a formula, and what the checker draws for them (issue 14, blind batch 4).
+
+Each answer's verdict is the one a grader gives from the course's own solution (Nielsen ch. 2 BP1-BP4,
+CS224n a2 word2vec, CS231n softmax, Vaswani §3.2.1), not the engine's output.
+"""
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from symderive import load_problem
+from symderive.checking.grade import check_one, prepare
+from symderive.checking.random_values import scalar_class_labels
+from symderive.checking.targets import unfold
+
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+
+
+def verdict(problem, qid, latex):
+    info = prepare(load_problem(PROBLEMS / problem), {qid})[qid]
+    return check_one(info, latex, 20).verdict
+
+
+@pytest.mark.parametrize("latex, expected", [
+    # δ² = (W³ᵀ δ³) ⊙ σ'(z²), δ³ = (a³ − y) ⊙ σ'(z³), written out: the sheet's δ^{z3} is unfolded to compare
+    (r"\left(W_3^T \left((a_3 - y) \odot \sigma'(z_3)\right)\right) \odot \sigma'(z_2)", "correct"),
+    (r"\left(W_3^T \left((a_3 - y) \odot a_3 \odot (1 - a_3)\right)\right) \odot a_2 \odot (1 - a_2)", "correct"),
+    (r"W_3^T \left((a_3 - y) \odot \sigma'(z_3)\right)", "incorrect"),                 # σ'(z²) dropped
+    (r"\left(W_3^T \left((y - a_3) \odot \sigma'(z_3)\right)\right) \odot \sigma'(z_2)", "incorrect"),   # sign
+])
+def test_backprop_deltas_are_unfolded_and_z_2_is_the_questions_z2(latex, expected):
+    # the file also declares the CS231n net's z (H entries): z_2 there would be its entry 2
+    assert verdict("backprop-by-layers.yaml", "nielsen-bp3", latex) == expected
+
+
+@pytest.mark.parametrize("qid, latex, expected", [
+    ("w2v-dv", r"\frac{\partial J}{\partial v_c} = U(\hat{y} - y)", "correct"),
+    ("w2v-dv", r"U(y - \hat{y})", "incorrect"),
+    ("w2v-dv", r"U \hat{y}", "incorrect"),
+    ("w2v-dU", r"v_c (\hat{y} - y)^T", "correct"),
+    ("softmax-scores", r"\frac{1}{N}(P - Y)", "correct"),
+    ("softmax-scores", r"P - Y", "incorrect"),
+])
+def test_course_names_of_the_softmax_and_the_one_hot_target(qid, latex, expected):
+    assert verdict("course-forms.yaml", qid, latex) == expected
+
+
+def test_a_scalar_label_is_drawn_as_a_class():
+    # CS224n: U_{p,o} picks the outside word's column; with o drawn as a real it would pick nothing
+    assert verdict("course-forms.yaml", "w2v-dv", r"\sum_{c} U_{p,c} \hat{y}_c - U_{p,o}") == "correct"
+    assert verdict("course-forms.yaml", "w2v-dv", r"\sum_{c} U_{p,c} \hat{y}_c") == "incorrect"
+    o, n = sp.Symbol("o", real=True), sp.Symbol("n", integer=True)
+    assert scalar_class_labels(sp.IndexedBase("U", shape=(2, n))[1, o], sp.S.Zero) == {o: n}
+    assert scalar_class_labels(sp.IndexedBase("U", shape=(2, n))[1, 0], sp.S.Zero) == {}
+
+
+def test_inner_layers_of_attention_compare_written_out():
+    exact = (r"\sum_{l=1}^{L} \frac{\exp\left(\sum_{k=1}^{E} Q_{l,k} K_{s,k} / \sqrt{E}\right)}"
+             r"{\sum_{j=1}^{S} \exp\left(\sum_{k=1}^{E} Q_{l,k} K_{j,k} / \sqrt{E}\right)}\, g_{l,e}")
+    lhs = r"\frac{\partial \ell}{\partial V_{s,e}} = "
+    assert verdict("recurrent-and-attention.yaml", "vaswani-sdpa-dV", lhs + exact) == "correct"
+    assert verdict("recurrent-and-attention.yaml", "vaswani-sdpa-dV",
+                   lhs + exact.replace(r" / \sqrt{E}", "")) == "incorrect"
+
+
+def test_unfold_renames_bound_indices():
+    """A definition's summation index is not captured by the index it is evaluated at."""
+    n = sp.Symbol("n", integer=True)
+    i, c = sp.Idx("i", n), sp.Idx("c", n)
+    a, d, w = sp.IndexedBase("a", shape=(n,)), sp.IndexedBase("d", shape=(n,)), sp.IndexedBase("w", shape=(n, n))
+    definitions = [(d, (i,), sp.Sum(w[c, i] * a[c], (c, 0, n - 1)), "d")]
+    out = unfold(d[c], definitions)
+    (s,) = out.atoms(sp.Sum)
+    bound = s.limits[0][0]
+    assert bound != c and out.xreplace({bound: c}) != out
+    assert out.free_symbols >= {c}                               # c is free: the entry asked for
+
+
+def test_without_a_bias_declared_the_count_is_the_networks():
+    # MobileNet: 3·3·32 + 32·64 = 2336 separable, 3·3·32·64 = 18432 ordinary, all bias=False
+    assert verdict("batched-conv-and-pooling.yaml", "mobilenet-separable-parameters",
+                   r"\text{separable} = 2336 \quad \text{ordinary} = 18432") == "correct"
+    assert verdict("batched-conv-and-pooling.yaml", "mobilenet-separable-parameters",
+                   r"\text{separable} = 2432") == "incorrect"              # biases the layers do not have
+    # DCGAN: transposed-conv weights 3574784 + BatchNorm γ, β 1920
+    assert verdict("normalization-and-transposed-conv.yaml", "dcgan-generator-parameters", "3576704") == "correct"
+    assert verdict("normalization-and-transposed-conv.yaml", "dcgan-generator-parameters", "3574784") == "incorrect"
