@@ -22,7 +22,7 @@ def verdict(problem, qid, latex):
 
 
 @pytest.mark.parametrize("latex, expected", [
-    # δ² = (W³ᵀ δ³) ⊙ σ'(z²), δ³ = (a³ − y) ⊙ σ'(z³), written out: the sheet's δ^{z3} is unfolded to compare
+    # δ² = (W³ᵀ δ³) ⊙ σ'(z²), δ³ = (a³ − y) ⊙ σ'(z³), written out: the sheet's δ^{z3} is unfolded
     (r"\left(W_3^T \left((a_3 - y) \odot \sigma'(z_3)\right)\right) \odot \sigma'(z_2)", "correct"),
     (r"\left(W_3^T \left((a_3 - y) \odot a_3 \odot (1 - a_3)\right)\right) \odot a_2 \odot (1 - a_2)", "correct"),
     (r"W_3^T \left((a_3 - y) \odot \sigma'(z_3)\right)", "incorrect"),                 # σ'(z²) dropped
@@ -85,3 +85,53 @@ def test_without_a_bias_declared_the_count_is_the_networks():
     # DCGAN: transposed-conv weights 3574784 + BatchNorm γ, β 1920
     assert verdict("normalization-and-transposed-conv.yaml", "dcgan-generator-parameters", "3576704") == "correct"
     assert verdict("normalization-and-transposed-conv.yaml", "dcgan-generator-parameters", "3574784") == "incorrect"
+
+
+# --- notation of the blind batch's other fixes -------------------------------------------------------------
+@pytest.mark.parametrize("problem, qid, latex, expected", [
+    # CS231n staged computation: f = 3.0180/1.9526 = 1.5456; rounded intermediates are not wrong working
+    ("numeric-passes.yaml", "cs231n-staged-computation", r"f = \frac{3.018}{1.953} = 1.545", ("correct", [])),
+    ("numeric-passes.yaml", "cs231n-staged-computation", r"f = \frac{3.1}{1.953} = 1.545",
+     ("correct", ["wrong working"])),
+    # a one-channel output written as its matrix; the pooled values (7.5, 6.5; 3.5, 9.5) by hand
+    ("numeric-passes.yaml", "conv-relu-maxpool", r"p = \begin{bmatrix} 7.5 & 6.5 \\ 3.5 & 9.5 \end{bmatrix}",
+     ("correct", [])),
+    ("numeric-passes.yaml", "conv-relu-maxpool", r"p = \begin{bmatrix} 7.5 & 3.5 \\ 6.5 & 9.5 \end{bmatrix}",
+     ("incorrect", [])),
+    # numbers are compared with the values at the given data, not with the symbolic entries
+    ("numeric-passes.yaml", "maxpool-backward-values",
+     r"\frac{\partial L}{\partial X} = \begin{bmatrix} 0 & 1 & 2 & 0 & 3 & 0 & 0 & 4 \end{bmatrix}", ("correct", [])),
+    ("numeric-passes.yaml", "maxpool-backward-values",
+     r"\frac{\partial L}{\partial X} = \begin{bmatrix} 1 & 0 & 2 & 0 & 3 & 0 & 4 & 0 \end{bmatrix}", ("incorrect", [])),
+    # softmax of a matrix is row by row (Vaswani: dV = softmax(QKᵀ/√E)ᵀ g)
+    ("recurrent-and-attention.yaml", "vaswani-sdpa-dV",
+     r"\operatorname{softmax}\left(\frac{Q K^T}{\sqrt{E}}\right)^T g", ("correct", [])),
+    ("recurrent-and-attention.yaml", "vaswani-sdpa-dV", r"\operatorname{softmax}\left(Q K^T\right)^T g",
+     ("incorrect", [])),
+    # the square of an N × m state is entry by entry (CS231n rnn_step_backward); W_hh^2 stays refused
+    ("recurrent-and-attention.yaml", "cs231n-rnn-step-dprev-h",
+     r"\left(g \odot (1 - h_{\mathrm{next}}^2)\right) W_{hh}", ("correct", [])),
+    ("recurrent-and-attention.yaml", "cs231n-rnn-step-dprev-h",
+     r"\left(g \odot (1 - h_{\mathrm{next}}^2)\right) W_{hh}^T", ("incorrect", [])),
+    ("recurrent-and-attention.yaml", "cs231n-rnn-step-dprev-h", r"W_{hh}^2 g", ("incorrect", [])),
+    # the statement's x_n (rows of X), declared as an alias
+    ("course-forms.yaml", "tanh-regression",
+     r"\frac{2}{N} \sum_{n=0}^{N-1} \left(\tanh(w^T x_n) - y_n\right)\left(1 - \tanh^2(w^T x_n)\right) x_n",
+     ("correct", [])),
+])
+def test_notation_of_the_blind_batch(problem, qid, latex, expected):
+    info = prepare(load_problem(PROBLEMS / problem), {qid})[qid]
+    v = check_one(info, latex, 20)
+    assert (v.verdict, list(v.flags)) == expected, v.evidence
+
+
+def test_a_kernel_indexed_by_its_spatial_axes():
+    """D2L writes the 2 × 2 kernel of a 1 × 1 × 2 × 2 convolution as K_{0,0} ... K_{1,1}."""
+    rows = [["K_{0,0}", "0", "0", "0"], ["K_{0,1}", "K_{0,0}", "0", "0"], ["0", "K_{0,1}", "0", "0"],
+            ["K_{1,0}", "0", "K_{0,0}", "0"], ["K_{1,1}", "K_{1,0}", "K_{0,1}", "K_{0,0}"],
+            ["0", "K_{1,1}", "0", "K_{0,1}"], ["0", "0", "K_{1,0}", "0"], ["0", "0", "K_{1,1}", "K_{1,0}"],
+            ["0", "0", "0", "K_{1,1}"]]
+    latex = r"T = \begin{bmatrix} " + r" \\ ".join(" & ".join(r) for r in rows) + r" \end{bmatrix}"
+    assert verdict("normalization-and-transposed-conv.yaml", "d2l-transposed-matrix", latex) == "correct"
+    flipped = latex.replace("K_{0,0}", "Z").replace("K_{1,1}", "K_{0,0}").replace("Z", "K_{1,1}")
+    assert verdict("normalization-and-transposed-conv.yaml", "d2l-transposed-matrix", flipped) == "incorrect"

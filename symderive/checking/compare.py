@@ -249,6 +249,8 @@ class _Checker:
                         key=lambda t: (t.key != "total", compatible.index(t.kind)))
         if kind == "number":
             ranked = [t for t in ranked if not (t.kind == "element" and t.axes)] or ranked
+        if kind == "entries" and _numbers_only(node):   # a matrix of numbers: the values at the given data first
+            ranked.sort(key=lambda t: not (t.kind == "entries" and all(sp.sympify(e).is_number for e in t.value)))
         for t in ranked:
             if id(t) not in self.used:
                 self.used.add(id(t))
@@ -474,7 +476,7 @@ class _Checker:
         if _symbolic_equal(expr, expected, (), self.deadline):
             return "symbolic"
         literal = _single_literal(node)
-        ok, why, rule = number_agrees(expr, expected, literal, info.tolerance)
+        ok, why, rule = number_agrees(expr, expected, literal, info.tolerance, writes_decimal(node))
         if not ok:
             raise Incorrect("value", why)
         return f"value ({rule})"
@@ -582,7 +584,7 @@ def _words(node):
     return []
 
 
-def number_agrees(value, expected, literal, tolerance):
+def number_agrees(value, expected, literal, tolerance, decimals_written=False):
     """(ok, why, rule) for a numeric answer against an exact value; ``rule`` names what decided.
 
     The question's ``tolerance`` when it sets one; else a number written with decimals (or any
@@ -623,9 +625,30 @@ def number_agrees(value, expected, literal, tolerance):
                + ("and the value is a whole number" if count else
                   f"more than the precision written (±{half:g}) and more than 1%"))
         return False, why, "value"
-    if not count and diff <= relative and _has_decimal(value):
+    if not count and diff <= relative and (_has_decimal(value) or decimals_written):
         return True, "", "within 1%"
     return False, f"the answer is {a:.6g}, expected {b:.6g}", "value"
+
+
+def writes_decimal(node, depth=0):
+    """Whether the answer writes a decimal anywhere in ``node``: then arithmetic on it (3.018 / 1.953, from
+    rounded intermediates) is held to 1 % like a decimal answer, though its exact value is a fraction such
+    as 3018/1953 that has no decimal left in it.
+
+    >>> writes_decimal(R.Bin(0, "/", R.Num(0, "3.018"), R.Num(0, "1.953"))), writes_decimal(R.Num(0, "18"))
+    (True, False)
+    """
+    if isinstance(node, R.Num):
+        return "." in node.text
+    if depth > 200 or not isinstance(node, R.Node):
+        return False
+    for value in vars(node).values():
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        for item in items:
+            inner = item if isinstance(item, (list, tuple)) else (item,)
+            if any(isinstance(x, R.Node) and writes_decimal(x, depth + 1) for x in inner):
+                return True
+    return False
 
 
 def _is_integer(value):
@@ -941,6 +964,12 @@ def _single_literal(node):
             and "." in node.left.text:
         return None
     return None
+
+
+def _numbers_only(node):
+    """Whether ``node`` is an explicit matrix whose every entry is a number written out."""
+    literals = _entry_literals(node)
+    return bool(literals) and all(v is not None for v in literals.values())
 
 
 def _entry_literals(node):

@@ -552,8 +552,12 @@ class _Resolver:
             return Val(sp.KroneckerDelta(ROW, COL) * entry, (n, n))
         if func == "softmax":
             v = as_symbolic(v)
-            if v.is_scalar or 1 not in v.shape:
-                self.fail("softmax needs a vector", node, ShapeMismatch)
+            if v.is_scalar or _is_eye(v):
+                self.fail("softmax needs a vector or a matrix", node, ShapeMismatch)
+            if 1 not in v.shape:          # softmax(QK^T/√E): row by row, over the last axis (torch's dim=-1)
+                k = sp.Dummy("k", integer=True)
+                out = sp.exp(v.expr) / sp.Sum(sp.exp(v.expr.xreplace({COL: k})), (k, 0, v.shape[1] - 1))
+                return Val(out, v.shape)
             column = v.shape[1] == 1
             n = v.shape[0] if column else v.shape[1]
             entry = v.expr if column else v.expr.xreplace({COL: ROW})
@@ -630,8 +634,12 @@ class _Resolver:
                     self.fail(exc.message, node)
             if v.is_scalar and v.expr == 0 and e.is_negative:
                 self.fail("division by zero", node)
+        if not v.is_scalar and not _is_eye(v) and e.is_Integer and e >= 2 and not _is_square(v.shape):
+            # h_next^2 of an N × m state, (1 - h^2) of a vector: no matrix power exists, so it is the
+            # entries' (rnn_step_backward's 1 - next_h**2), as a course means it; a square matrix stays refused
+            return Val(v.expr ** e, v.shape) if not is_literal(v) else Val(v.expr.applyfunc(lambda a: a ** e), v.shape)
         if not v.is_scalar:
-            self.fail("a power of a matrix or vector (write ^{\\circ 2} for entries)", node, ShapeMismatch)
+            self.fail("a power of a square matrix (write ^{\\circ 2} for entries)", node, ShapeMismatch)
         return Val(v.expr ** e)
 
     # Matrix functions -------------------------------------------------------------
@@ -874,6 +882,15 @@ class _Resolver:
         if len(flat) < len(alias.params):
             self.fail(f"'{alias}' needs its index ({', '.join(alias.params)})", node)
         given, rest = list(flat[:len(alias.params)]), list(flat[len(alias.params):])
+        if alias.pattern[0][0] == "all":                  # a column of a matrix: u_o = U[:, o]
+            kind, what = alias.pattern[1]
+            fixed = given[what] if kind == "param" else R.Num(node.pos, what)
+            if len(rest) > 1:
+                self.fail(f"'{alias}' is a column: it takes one more index", node)
+            if rest:
+                return self.indexed(tensor, [rest[0], fixed], node)
+            column = self.index_value(fixed) - self.ctx.base
+            return Val(tensor.base[ROW, column], (tensor.shape[0], sp.Integer(1)))
         indices = []
         for kind, what in alias.pattern:
             if kind == "param":
@@ -945,6 +962,10 @@ class _Resolver:
         if len(indices) > rank:
             self.fail(f"'{tensor.name}' has {rank} ax{'i' if rank == 1 else 'e'}s but {len(indices)} "
                       f"indices are given", node)
+        lead = rank - len(indices)
+        if indices and lead and all(sp.sympify(n) == 1 for n in tensor.shape[:lead]):
+            # K_{0,0} for a 1 × 1 × 2 × 2 kernel (D2L): the indices of the axes that are not of size 1
+            indices = [R.Num(node.pos, str(self.ctx.base))] * lead + list(indices)
         values = []
         for i, size in zip(indices, tensor.shape):
             v = self.index_value(i) - self.ctx.base
@@ -988,6 +1009,11 @@ class _Resolver:
 
 #: The shape of an identity I written without its size: it takes the shape of what it meets.
 EYE = ("identity",)
+
+
+def _is_square(shape):
+    """Whether a shape is square: its two sizes the same (as written; N and m are different sizes)."""
+    return len(shape) == 2 and sp.simplify(sp.sympify(shape[0]) - sp.sympify(shape[1])) == 0
 
 
 def _is_eye(v):
