@@ -135,3 +135,25 @@ def test_a_kernel_indexed_by_its_spatial_axes():
     assert verdict("normalization-and-transposed-conv.yaml", "d2l-transposed-matrix", latex) == "correct"
     flipped = latex.replace("K_{0,0}", "Z").replace("K_{1,1}", "K_{0,0}").replace("Z", "K_{1,1}")
     assert verdict("normalization-and-transposed-conv.yaml", "d2l-transposed-matrix", flipped) == "incorrect"
+
+
+@pytest.mark.parametrize("problem, qid, latex, expected", [
+    # CS231n two-layer case study: dW1 = (V₂ᵀ(p − t) ⊙ 𝟙[z > 0]) uᵀ, t declared one-hot (drawn one-hot)
+    ("backprop-by-layers.yaml", "cs231n-two-layer",
+     r"\left(\left(V_2^T (\operatorname{softmax}(s) - t)\right) \odot \mathbb{1}[z > 0]\right) u^T", "correct"),
+    ("backprop-by-layers.yaml", "cs231n-two-layer",
+     r"\left(V_2^T (\operatorname{softmax}(s) - t)\right) u^T", "incorrect"),                 # the ReLU gate
+    ("backprop-by-layers.yaml", "cs231n-two-layer",
+     r"\left(\left(V_2^T (t - \operatorname{softmax}(s))\right) \odot \mathbb{1}[z > 0]\right) u^T", "incorrect"),
+    # CS224d a1 with row vectors (z₁ = x W₁ + b₁): ∂J/∂x = ((ŷ − y) W₂ᵀ ∘ σ'(z₁)) W₁ᵀ
+    ("course-forms.yaml", "one-hidden-layer-dx",
+     r"\left((\hat{y} - y) W_2^T \odot \sigma'(z_1)\right) W_1^T", "correct"),
+    ("course-forms.yaml", "one-hidden-layer-dx", r"(\hat{y} - y) W_2^T W_1^T", "incorrect"),
+    ("course-forms.yaml", "one-hidden-layer-dx",
+     r"\left((\hat{y} - y) W_2 \odot \sigma'(z_1)\right) W_1", "incorrect"),      # no product of that shape
+    # CS224n's u_o, column o of U (column alias)
+    ("course-forms.yaml", "w2v-dv", r"U \hat{y} - u_o", "correct"),
+    ("course-forms.yaml", "w2v-dv", r"U \hat{y} - u_1", "incorrect"),
+])
+def test_vector_gates_row_vectors_and_columns(problem, qid, latex, expected):
+    assert verdict(problem, qid, latex) == expected

@@ -310,6 +310,11 @@ class _Resolver:
             return Val(s.expr * m.expr, m.shape)
         a, b = as_symbolic(a), as_symbolic(b)
         (r, k), (k2, c) = a.shape, b.shape
+        if k == 1 and not equal_size(k, k2) and equal_size(r, k2):
+            # v W with v a vector of W's rows: no product of a column exists, so v is read as a row, as
+            # courses that write z = x W + b do (CS224d's (ŷ − y) W₂ᵀ)
+            a = _transpose(a)
+            (r, k) = a.shape
         if not equal_size(k, k2):
             self.fail(f"cannot multiply a {_shape(a.shape)} by a {_shape(b.shape)} matrix "
                       f"(a transpose missing?)", node, ShapeMismatch)
@@ -329,6 +334,10 @@ class _Resolver:
             self.fail("I ⊙ a matrix that is not square", node, ShapeMismatch)
         a, b = _sized_eye(a, b), _sized_eye(b, a)
         a, b = as_symbolic(a), as_symbolic(b)
+        if a.shape[0] == 1 and b.shape[1] == 1 and _same_shape((a.shape[1], 1), b.shape):
+            a = _transpose(a)                   # a row and a column of one length: both vectors
+        elif b.shape[0] == 1 and a.shape[1] == 1 and _same_shape((b.shape[1], 1), a.shape):
+            b = _transpose(b)
         if not _same_shape(a.shape, b.shape):
             self.fail(f"⊙ needs equal shapes: {_shape(a.shape)} and {_shape(b.shape)}", node, ShapeMismatch)
         return Val(a.expr * b.expr, a.shape)
@@ -415,6 +424,15 @@ class _Resolver:
             self.ctx.index_context -= 1
 
     def v_Indicator(self, node):
+        cond = node.cond
+        rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt}.get(cond.ops[0]) \
+            if isinstance(cond, R.Relation) and len(cond.ops) == 1 else None
+        if rel is not None:              # 𝟙[z > 0] of a vector z: entry by entry (CS231n's ReLU gate)
+            left = self.value(cond.items[0])
+            if not left.is_scalar and not _is_eye(left):
+                right = self.scalar(cond.items[1], "a number to compare the entries with")
+                left = as_symbolic(left)
+                return Val(sp.Piecewise((1, rel(left.expr, right)), (0, True)), left.shape)
         return Val(sp.Piecewise((1, self.condition(node.cond)), (0, True)))
 
     def v_Relation(self, node):

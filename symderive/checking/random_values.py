@@ -70,6 +70,15 @@ def draw_values(info, a, b, sizes, rng):
         if t.name in labels:                       # class labels: whole numbers in [0, C)
             top = int(sp.sympify(labels[t.name]).xreplace(sizes)) if labels[t.name] is not None else 2
             arrays[t.name] = rng.integers(0, max(1, top), size=shape).astype(float)
+        declared = declared_domain(t)
+        if declared == ("one_hot",) and shape:          # a declared fact: t one-hot, so Σ t = 1 holds
+            picked = rng.integers(0, shape[-1], size=shape[:-1])
+            arrays[t.name] = (np.arange(shape[-1]) == picked[..., None]).astype(float)
+        elif declared == ("simplex",) and shape:
+            raw = rng.uniform(0.1, 1.0, size=shape)
+            arrays[t.name] = raw / raw.sum(axis=-1, keepdims=True)
+        elif declared == ("positive",):
+            arrays[t.name] = np.abs(arrays[t.name]) + 0.25
         if getattr(t, "symmetric", False):           # a declared fact the engine's answer uses
             arrays[t.name] = (arrays[t.name] + arrays[t.name].T) / 2
         if t.name in inverted:                       # X⁻¹, det X, log det X: invertible, det X > 0
@@ -93,6 +102,18 @@ def draw_values(info, a, b, sizes, rng):
             scalars[s] = float(rng.integers(0, max(1, int(top)))) if top is not None else float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)
     return arrays, scalars
+
+
+def declared_domain(tensor):
+    """("one_hot",), ("simplex",) or ("positive",) when the question declares that of ``tensor``
+    (``assumptions.domain``), so that an answer using the fact (ŷ − t for a one-hot t) is tested where
+    it holds; None otherwise."""
+    from ..assumptions import domain
+    try:
+        found = domain(tensor)
+    except Exception:
+        return None
+    return found if found in (("one_hot",), ("simplex",), ("positive",)) else None
 
 
 def class_labels(a, b, info):
