@@ -157,3 +157,12 @@ def test_a_kernel_indexed_by_its_spatial_axes():
 ])
 def test_vector_gates_row_vectors_and_columns(problem, qid, latex, expected):
     assert verdict(problem, qid, latex) == expected
+
+
+@pytest.mark.parametrize("latex, expected", [
+    # NYU DL 2021 hw3 1.1c(i), index base 1: f_{1,j} = Σ_c Σ_k W_{1,c,k} x_{c,2j+k-2} (stride 2)
+    (r"f_W(x)[1][j] = \sum_{c=1}^{2} \sum_{k=1}^{3} W_{1,c,k}\, x_{c,2j+k-2}", "correct"),
+    (r"f_W(x)[1, j] = \sum_{c=1}^{2} \sum_{k=1}^{3} W_{1,c,k}\, x_{c,2j+k}", "incorrect"),      # off by 2
+])
+def test_the_output_written_as_the_statement_calls_it(latex, expected):
+    assert verdict("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-i", latex) == expected

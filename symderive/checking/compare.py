@@ -66,6 +66,8 @@ def check_latex(info, latex, deadline, seed=0, part=None):
     except R.ReadError as exc:
         return _located("unparseable", "parse", written, _back(back, exc.pos), exc.message, lead)
     _, offset = R.strip_math(latex)
+    if scope is not None:
+        parts = [dataclasses.replace(p, items=[call_form(i, scope) for i in p.items]) for p in parts]
     checker = _Checker(info, latex, deadline, seed, part)
     try:
         return checker.run(parts)
@@ -77,6 +79,44 @@ def check_latex(info, latex, deadline, seed=0, part=None):
         return _located("unparseable", "parse", written, _back(back, _shift(exc.pos, offset)), exc.message, lead)
     except Incorrect as exc:
         return Outcome("incorrect", exc.decided_by, exc.evidence)
+
+
+def call_form(node, scope, depth=0):
+    """``node`` with the statement's call form of a layer, f_W(x) (NYU DL: the convolution f with weight W
+    on input x), written as the layer's name f: ``f_W(x)[1][j]`` is ``f[1][j]``. Only when f is a declared
+    layer, W and x are what it reads, and f_W names nothing else."""
+    if depth > 100 or not isinstance(node, R.Node):
+        return node
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Name) \
+            and isinstance(node.right, R.Group) and node.right.paren == "(" and isinstance(node.right.body, R.Name):
+        f, arg = node.left, node.right.body
+        name = "".join(f.letters)
+        layer = _lookup(scope, name)
+        if layer is not None and getattr(layer, "is_layer", False) and len(f.scripts) == 1 and f.scripts[0][0] == "_" \
+                and isinstance(f.scripts[0][1], R.Name) and not arg.scripts:
+            sub = "".join(f.scripts[0][1].letters)
+            reads = set(layer.leaves()) | set(layer.layer_inputs())
+            if sub in reads and "".join(arg.letters) in reads and _lookup(scope, name + sub) is None \
+                    and _lookup(scope, f"{name}_{sub}") is None:
+                return R.Name(f.pos, list(f.letters), list(node.right.scripts))
+    changes = {}
+    for field in dataclasses.fields(node):
+        value = getattr(node, field.name)
+        if isinstance(value, R.Node):
+            new = call_form(value, scope, depth + 1)
+        elif isinstance(value, list):
+            new = [call_form(v, scope, depth + 1) if isinstance(v, R.Node) else v for v in value]
+        else:
+            continue
+        changes[field.name] = new
+    return dataclasses.replace(node, **changes) if changes else node
+
+
+def _lookup(scope, name):
+    try:
+        return scope.lookup(name)
+    except Exception:
+        return None
 
 
 def _back(back, pos):
