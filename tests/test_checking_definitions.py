@@ -145,6 +145,11 @@ def test_a_kernel_indexed_by_its_spatial_axes():
      r"\left(V_2^T (\operatorname{softmax}(s) - t)\right) u^T", "incorrect"),                 # the ReLU gate
     ("backprop-by-layers.yaml", "cs231n-two-layer",
      r"\left(\left(V_2^T (t - \operatorname{softmax}(s))\right) \odot \mathbb{1}[z > 0]\right) u^T", "incorrect"),
+    # the sheet writes H(z) for ReLU' though the file declares a size H (hidden units)
+    ("backprop-by-layers.yaml", "cs231n-two-layer",
+     r"\left(\left(V_2^T (\operatorname{softmax}(s) - t)\right) \odot H(z)\right) u^T", "correct"),
+    ("backprop-by-layers.yaml", "cs231n-two-layer",
+     r"\left(\left(V_2^T (\operatorname{softmax}(s) - t)\right) \odot H(-z)\right) u^T", "incorrect"),
     # CS224d a1 with row vectors (z₁ = x W₁ + b₁): ∂J/∂x = ((ŷ − y) W₂ᵀ ∘ σ'(z₁)) W₁ᵀ
     ("course-forms.yaml", "one-hidden-layer-dx",
      r"\left((\hat{y} - y) W_2^T \odot \sigma'(z_1)\right) W_1^T", "correct"),

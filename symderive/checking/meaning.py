@@ -88,6 +88,7 @@ class Context:
     #: Tensors and layers the engine's answer uses (its definitions written out, with the layers they read):
     #: z_2 is z2 there, not entry 2 of another network's z, when only z2 is used.
     used_names: frozenset = frozenset()
+    sheet_step: bool = False      # the engine's answer has a unit step H (then H(z) is it, even where H is a size)
     free: dict = field(default_factory=dict)        # student index name -> Dummy
     free_order: list = field(default_factory=list)
     free_pos: dict = field(default_factory=dict)
@@ -244,15 +245,26 @@ class _Resolver:
         if op == "implicit" and isinstance(node.right, R.Group) and node.right.paren == "(" \
                 and not node.right.scripts:
             # H(z) is the unit step (when H is not declared), also inside a product: x_i H(z).
-            head, last = (None, node.left) if not isinstance(node.left, R.Bin) or node.left.op != "implicit" \
-                else (node.left.left, node.left.right)
-            if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts \
-                    and not self.ctx.declared("H"):
-                step = Val(sp.Heaviside(self.scalar(node.right.body), 0))
-                rest = [R.Name(last.pos, last.letters[:-1])] if len(last.letters) > 1 else []
+            # (a ⊙ H(z) is read (a ⊙ H)(z): the step's factor is then the ⊙'s left side)
+            head, last, head_op = (None, node.left, None) \
+                if not isinstance(node.left, R.Bin) or node.left.op not in ("implicit", "odot", "circ") \
+                else (node.left.left, node.left.right, node.left.op)
+            # Where H is a size, H(z) is still the step when the engine's answer has one: the sheet writes
+            # H(z) for ReLU' there (CS231n's two-layer net of H hidden units).
+            step_name = not self.ctx.declared("H") or (self.ctx.sheet_step and self.ctx.tensor("H") is None)
+            if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts and step_name:
+                arg = self.value(node.right.body)
+                if arg.is_scalar:
+                    step = Val(sp.Heaviside(arg.expr, 0))
+                else:                               # H(z) of a vector: entry by entry (the sheet's H(z) ⊙ δ^h)
+                    arg = as_symbolic(arg)
+                    step = Val(sp.Heaviside(arg.expr, 0), arg.shape)
                 out = step
-                for other in ([head] if head is not None else []) + rest:
-                    out = self.matmul(self.value(other), out, node)
+                if len(last.letters) > 1:                   # xH(z): the letters before H multiply it
+                    out = self.matmul(self.value(R.Name(last.pos, last.letters[:-1])), out, node)
+                if head is not None:
+                    out = self.hadamard(self.value(head), out, node) if head_op in ("odot", "circ") \
+                        else self.matmul(self.value(head), out, node)
                 return out
         left, right = self.value(node.left), self.value(node.right)
         if op in ("+", "-"):

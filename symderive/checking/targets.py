@@ -76,6 +76,8 @@ def question_info(problem, question, answer):
     info.definitions = list(getattr(answer, "definitions", ()) or ()) + inner_layer_definitions(info.targets, decls)
     args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets)
     args["used_names"] = used_names(info.targets, info.definitions, decls)
+    args["sheet_step"] = any(isinstance(e, sp.Basic) and e.has(sp.Heaviside)
+                             for e in [t.value for t in info.targets] + [d[2] for d in info.definitions])
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
         info.checkable, info.reason = False, "the engine's answer has nothing an answer can be compared with"
