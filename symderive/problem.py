@@ -105,12 +105,14 @@ class Problem:
         answer.seconds = time.perf_counter() - start
         return answer
 
-    def check(self, answers, timeout=None, workers=2, isolate=True):
+    def check(self, answers, timeout=None, workers=2, isolate=True, cache=True):
         """Check students' LaTeX answers ({question id: LaTeX}) against the engine's: a report of
         verdicts (correct, incorrect, unparseable, missing, timeout) that renders in notebooks.
-        See docs/checking.md."""
-        from .checking.grade import DEFAULT_TIMEOUT as CHECK_TIMEOUT, check
-        return check(self, answers, timeout or CHECK_TIMEOUT, workers, isolate)
+        ``cache``: read the engine's answers from the disk cache of this file, as ``check`` does
+        (False, or SYMDERIVE_NO_CACHE=1, solves again). See docs/checking.md."""
+        from .checking.grade import DEFAULT_TIMEOUT as CHECK_TIMEOUT, answer_cache, check
+        return check(self, answers, timeout or CHECK_TIMEOUT, workers, isolate,
+                     cache=answer_cache(self, enabled=cache))
 
     def sheet(self, answers=None):
         """The LaTeX answer sheet (solving first if no answers are given)."""

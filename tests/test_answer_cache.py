@@ -157,3 +157,24 @@ def test_no_cache_flag_and_environment_turn_it_off(problem_file, tmp_path):
     r = run()                                       # read back from the cache
     assert r.returncode == 1 and "1 missing, 1 correct" in r.stdout, r.stdout + r.stderr
     assert answer_cache(load_problem(problem_file), enabled=False) is None
+
+
+def test_problem_check_and_serve_read_the_cache(problem_file, tmp_path, monkeypatch):
+    """problem.check() in the Python API and the serve command's solving use the cache as `check` does."""
+    from symderive.web.pool import solve_all
+    monkeypatch.setenv("SYMDERIVE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SYMDERIVE_NO_CACHE", raising=False)
+    problem = load_problem(problem_file)
+    calls = solve_counting(problem, monkeypatch)
+    answers = {"count": "280", "sig": r"\frac{\partial y_i}{\partial x_p} = \delta_{ip} \sigma(x_i)(1 - \sigma(x_i))"}
+    first = problem.check(answers, isolate=False)
+    assert sorted(calls) == ["count", "sig"] and first.ok
+    second = load_problem(problem_file).check({"count": "270"}, isolate=False)
+    assert sorted(calls) == ["count", "sig"]                                      # read, not solved
+    assert second["count"].verdict == "incorrect"                                 # 270: without the bias
+    solved, infos = solve_all([load_problem(problem_file)])
+    assert sorted(calls) == ["count", "sig"] and set(infos) == {(0, "sig"), (0, "count")}
+    assert check_one(infos[(0, "count")], "280").verdict == "correct"
+    load_problem(problem_file).check({"count": "280"}, isolate=False, cache=False)  # turned off: solved
+    solve_all([load_problem(problem_file)], cache=False)
+    assert sorted(calls) == ["count", "count", "count", "sig", "sig"]          # serve solves every question

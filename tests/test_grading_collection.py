@@ -1,5 +1,6 @@
-"""The labelled collection (tests/grading_collection/answers.yaml): realistic answers with the verdict a
-careful grader gives, decided by hand before the checker was run (issue 14).
+"""The labelled collection (tests/grading_collection/*.yaml: answers.yaml, then blind4.yaml, a batch written
+blind): realistic answers with the verdict a careful grader gives, decided by hand before the checker was run
+(issue 14).
 
 Reports the agreement by kind of answer and asserts that no answer the grader marks wrong is accepted.
 Agreement means the same verdict and, where the grader flags wrong working, the same flag.
@@ -15,13 +16,17 @@ from symderive.checking.grade import check_one, prepare
 
 HERE = Path(__file__).resolve().parent
 PROBLEMS = HERE.parent / "problems"
-COLLECTION = HERE / "grading_collection" / "answers.yaml"
+COLLECTION = sorted((HERE / "grading_collection").glob("*.yaml"))
 #: The issue's goal: at least 95 % agreement (and no wrong answer accepted, asserted separately).
 MIN_AGREEMENT = 0.95
 
 
+def collection():
+    return [case for path in COLLECTION for case in yaml.safe_load(path.read_text())]
+
+
 def graded():
-    cases = yaml.safe_load(COLLECTION.read_text())
+    cases = collection()
     by_problem = defaultdict(set)
     for c in cases:
         by_problem[c["problem"]].add(c["question"])
@@ -48,7 +53,8 @@ def agrees(case, v):
 
 
 def test_the_collection_is_large_and_labelled():
-    cases = yaml.safe_load(COLLECTION.read_text())
+    cases = collection()
+    assert len(COLLECTION) >= 2 and len(cases) >= 300
     assert len(cases) >= 100
     assert all(c["verdict"] in ("correct", "incorrect", "unparseable", "unknown name") for c in cases)
     assert sum(c["verdict"] == "incorrect" for c in cases) >= 30      # wrong answers are half the point

@@ -78,10 +78,22 @@ def test_without_the_alias_x_n_is_an_unknown_name(tmp_path):
     assert v.verdict == "unknown name", v
 
 
+@pytest.mark.parametrize("latex, expected", [
+    # the columns c_j of X (features): ∂J/∂θ_j = c_jᵀ(Xθ − y), the same gradient entry by entry
+    (r"\frac{\partial J}{\partial \theta_j} = c_j^T (X\theta - y)", "correct"),
+    (r"\frac{\partial J}{\partial \theta_j} = \sum_{n=1}^{N} c_{j,n} "
+     r"\left(\sum_{i=1}^{D} X_{n,i} \theta_i - y_n\right)", "correct"),       # c_{j,n} = X[n, j]
+    (r"\frac{\partial J}{\partial \theta_j} = c_1^T (X\theta - y)", "incorrect"),     # one column for all j
+])
+def test_a_column_alias(tmp_path, latex, expected):
+    path = least_squares(tmp_path, '{c_j: "X[:, j]"}')
+    assert verdict(path, "ls", latex).verdict == expected
+
+
 @pytest.mark.parametrize("aliases, message", [
     ('{x_n: "__import__(\'os\')"}', "the value must be a declared tensor with indices"),
     ('{x_n: "Z[n, :]"}', "'Z' is not a tensor the question declares"),
-    ('{x_n: "X[:, n]"}', "':' axes come after the fixed ones"),
+    ('{x_n: "X[:, n, :]"}', "only as a column of a matrix"),
     ('{x_n: "X[m, :]"}', "index 'm' is not a parameter"),
     ('{x_n: "X[1, :]"}', "the parameter n is not used"),
     ('{"x^n": "X[n, :]"}', "a name is letters with an optional subscript"),

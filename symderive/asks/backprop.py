@@ -99,6 +99,11 @@ def solve(ctx):
                               f"against each step's index formula at random sizes and values, max error {worst:.1e}"))
     steps.append(Step("", f"{len(bp.steps) - 1} δ steps, {bp.size()} operations in all (SymPy count_ops); "
                           "each δ is defined by the step that names it"))
+    for step in bp.steps[:-1]:                  # each δ by its step; ŷ by its softmax
+        ctx.define(step.delta.base, step.idx, step.value, step.delta.tex)
+    for aux, _ in bp.auxiliaries:
+        idx = aux.free_indices()
+        ctx.define(aux.base, idx, aux.element(idx, expand=False), aux.tex)
     last = bp.gradient
     lhs = partial(of.name, (), wrt.name, last.idx, ctx.base)
     results = [

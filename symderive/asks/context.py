@@ -91,10 +91,18 @@ class Context:
     def show(self, expr):
         return show(expr, self.base)
 
+    def define(self, base, idx, element, tex):
+        """Record a tensor the sheet names and defines (δ^{z_1}, ŷ): ``Answer.definitions``."""
+        if not hasattr(self, "definitions"):
+            self.definitions = []
+        if all(d[0] != base for d in self.definitions):
+            self.definitions.append((base, tuple(idx), element, tex))
+
     def answer(self, results, steps=(), status=Status.DERIVED, conventions=(), detail=""):
         notes = self.option("note")
         answer = Answer(self.question.id, self.question.statement, status, list(results), list(steps),
                         [str(notes)] if notes else [], set(conventions) | {"index_base"}, detail)
+        answer.definitions = list(getattr(self, "definitions", ()))
         if status is Status.FAILED:   # e.g. a disproved identity: say why wherever errors are shown
             answer.error = f"{self.problem.path}: question {self.question.id}: {detail}"
         return answer

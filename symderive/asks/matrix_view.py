@@ -176,6 +176,9 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         return None, None
     if error > MATRIX_FORM_TOLERANCE:
         return None, None
+    for n in named:                             # ŷ, P, y, Y: what an answer may call them too
+        if not getattr(n.tensor, "is_layer", False):
+            ctx.define(n.tensor.base, n.idx, n.element, n.tensor.tex)
     if steps is not None and named_value != value:
         steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
                           "name the intermediates as courses do: " + "; ".join(n.why for n in named)

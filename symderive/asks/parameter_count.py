@@ -19,11 +19,28 @@ LABELS = {"with": "with bias", "without": "without bias", "declared": "biases as
 
 
 def modes(ctx):
-    mode = ctx.option("bias", "both")
+    """The counts to give. Without ``bias:``, both (with and without biases) — unless a layer of the
+    network declares ``bias=False``: then the network says what it has, and a count "with bias" would
+    count parameters it does not have (MobileNet's and DCGAN's convolutions), so only the declared one."""
+    mode = ctx.option("bias", None)
+    if mode is None:
+        return ("declared",) if _declares_no_bias(ctx) else ("with", "without")
     if mode not in BIAS_MODES:
         raise ExpressionError(f"'bias' is one of {', '.join(BIAS_MODES)} (both: with and without biases)",
                               *position(mode))
     return ("with", "without") if mode == "both" else (mode,)
+
+
+def _declares_no_bias(ctx):
+    spec = ctx.question.spec
+    if "networks" in spec and isinstance(spec["networks"], dict):
+        networks = [question_network(ctx, "networks", spec=value) for value in spec["networks"].values()]
+    elif "network" in spec:
+        networks = [question_network(ctx)]
+    else:
+        return False
+    return any(getattr(layer, "bias", None) is False
+               for network in networks for top in network.layers for layer in top.flatten())
 
 
 def _components(chosen):

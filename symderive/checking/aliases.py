@@ -7,14 +7,16 @@ the first row of ``V``).
     aliases:
       x_n: "X[n, :]"        # x_n, x_{3}, x_{n,i} (= X[n, i]); a column vector of X's row n
       v_1: "V[1, :]"        # a fixed row: the name v_1 itself
+      u_w: "U[:, w]"        # u_o, column o of U (CS224n's outside vectors); u_{w,i} = U[i, w]
       h_j: "hs[j]"
 ```
 
 The key is a stem with an optional subscript: single letters there are parameters (the student's
 subscript takes their place), digits or a longer name make the whole key one name. The value is a
 declared tensor or layer with brackets: a parameter of the key, a number (in the problem's index base)
-or ``:`` (a whole axis, only after the fixed ones: the result is a vector or a matrix over the
-remaining axes). Nothing is evaluated: both sides are read by the two patterns below, and anything else
+or ``:`` (a whole axis, after the fixed ones: the result is a vector or a matrix over the
+remaining axes; or first, for a column of a matrix, ``U[:, w]``). Nothing is evaluated: both sides
+are read by the two patterns below, and anything else
 is a ProblemFileError with the key's position.
 """
 import re
@@ -89,16 +91,17 @@ indices, e.g. "X[n, :]"
                 pattern.append(("all", None))
                 seen_all = True
             elif item in params:
-                if seen_all:
-                    fail(f"{key_text}: ':' axes come after the fixed ones (write X[n, :], not X[:, n])", key)
                 pattern.append(("param", params.index(item)))
             elif re.fullmatch(r"-?\d{1,6}", item):
-                if seen_all:
-                    fail(f"{key_text}: ':' axes come after the fixed ones (write X[n, :], not X[:, n])", key)
                 pattern.append(("num", item))
             else:
                 fail(f"{key_text}: index {item[:20]!r} is not a parameter of the name ({', '.join(params) or 'none'}),"
                      " a number or ':'", key)
+        if seen_all and pattern[0][0] == "all" and not (len(pattern) == 2 and pattern[1][0] != "all"):
+            fail(f"{key_text}: ':' before a fixed index only as a column of a matrix (X[:, j]); other ':' axes "
+                 "come after the fixed ones (X[n, :])", key)
+        if seen_all and any(a[0] == "all" and b[0] != "all" for a, b in zip(pattern[1:], pattern[2:])):
+            fail(f"{key_text}: ':' axes come after the fixed ones (write X[n, :])", key)
         missing = [p for p in params if ("param", params.index(p)) not in pattern]
         if missing:
             fail(f"{key_text}: the parameter {missing[0]} is not used in {value}", key)

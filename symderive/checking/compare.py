@@ -31,6 +31,7 @@ from . import meaning as M
 from . import reader as R
 from .names import split_name
 from .random_values import NUMERIC_RTOL, draw_values, numeric_entries, rewrite, tensors_in
+from .targets import unfold
 from .tolerance import DEFAULT_RELATIVE
 from .verdict import UNKNOWN_NAME
 
@@ -65,6 +66,8 @@ def check_latex(info, latex, deadline, seed=0, part=None):
     except R.ReadError as exc:
         return _located("unparseable", "parse", written, _back(back, exc.pos), exc.message, lead)
     _, offset = R.strip_math(latex)
+    if scope is not None:
+        parts = [dataclasses.replace(p, items=[call_form(i, scope) for i in p.items]) for p in parts]
     checker = _Checker(info, latex, deadline, seed, part)
     try:
         return checker.run(parts)
@@ -76,6 +79,44 @@ def check_latex(info, latex, deadline, seed=0, part=None):
         return _located("unparseable", "parse", written, _back(back, _shift(exc.pos, offset)), exc.message, lead)
     except Incorrect as exc:
         return Outcome("incorrect", exc.decided_by, exc.evidence)
+
+
+def call_form(node, scope, depth=0):
+    """``node`` with the statement's call form of a layer, f_W(x) (NYU DL: the convolution f with weight W
+    on input x), written as the layer's name f: ``f_W(x)[1][j]`` is ``f[1][j]``. Only when f is a declared
+    layer, W and x are what it reads, and f_W names nothing else."""
+    if depth > 100 or not isinstance(node, R.Node):
+        return node
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Name) \
+            and isinstance(node.right, R.Group) and node.right.paren == "(" and isinstance(node.right.body, R.Name):
+        f, arg = node.left, node.right.body
+        name = "".join(f.letters)
+        layer = _lookup(scope, name)
+        if layer is not None and getattr(layer, "is_layer", False) and len(f.scripts) == 1 and f.scripts[0][0] == "_" \
+                and isinstance(f.scripts[0][1], R.Name) and not arg.scripts:
+            sub = "".join(f.scripts[0][1].letters)
+            reads = set(layer.leaves()) | set(layer.layer_inputs())
+            if sub in reads and "".join(arg.letters) in reads and _lookup(scope, name + sub) is None \
+                    and _lookup(scope, f"{name}_{sub}") is None:
+                return R.Name(f.pos, list(f.letters), list(node.right.scripts))
+    changes = {}
+    for field in dataclasses.fields(node):
+        value = getattr(node, field.name)
+        if isinstance(value, R.Node):
+            new = call_form(value, scope, depth + 1)
+        elif isinstance(value, list):
+            new = [call_form(v, scope, depth + 1) if isinstance(v, R.Node) else v for v in value]
+        else:
+            continue
+        changes[field.name] = new
+    return dataclasses.replace(node, **changes) if changes else node
+
+
+def _lookup(scope, name):
+    try:
+        return scope.lookup(name)
+    except Exception:
+        return None
 
 
 def _back(back, pos):
@@ -248,6 +289,8 @@ class _Checker:
                         key=lambda t: (t.key != "total", compatible.index(t.kind)))
         if kind == "number":
             ranked = [t for t in ranked if not (t.kind == "element" and t.axes)] or ranked
+        if kind == "entries" and _numbers_only(node):   # a matrix of numbers: the values at the given data first
+            ranked.sort(key=lambda t: not (t.kind == "entries" and all(sp.sympify(e).is_number for e in t.value)))
         for t in ranked:
             if id(t) not in self.used:
                 self.used.add(id(t))
@@ -328,8 +371,8 @@ class _Checker:
                 self.notes.append("indices matched by first appearance: " + ", ".join(
                     f"your {n} = {i.name}" for n, i in zip(unassigned, remaining)))
             student = student.xreplace({ctx.free[n]: i + base for n, i in assign.items()})
-        student = student.xreplace(info.values)
-        engine = engine.xreplace(info.values)
+        student = unfold(student, info.definitions).xreplace(info.values)
+        engine = unfold(engine, info.definitions).xreplace(info.values)
         if _symbolic_equal(student, engine, info.constraints, self.deadline):
             return "symbolic"
         # One side may name a layer (H(z_i)) that the other writes out (H(Σ f_k x_{i+k−1})).
@@ -473,7 +516,7 @@ class _Checker:
         if _symbolic_equal(expr, expected, (), self.deadline):
             return "symbolic"
         literal = _single_literal(node)
-        ok, why, rule = number_agrees(expr, expected, literal, info.tolerance)
+        ok, why, rule = number_agrees(expr, expected, literal, info.tolerance, writes_decimal(node))
         if not ok:
             raise Incorrect("value", why)
         return f"value ({rule})"
@@ -581,7 +624,7 @@ def _words(node):
     return []
 
 
-def number_agrees(value, expected, literal, tolerance):
+def number_agrees(value, expected, literal, tolerance, decimals_written=False):
     """(ok, why, rule) for a numeric answer against an exact value; ``rule`` names what decided.
 
     The question's ``tolerance`` when it sets one; else a number written with decimals (or any
@@ -622,9 +665,30 @@ def number_agrees(value, expected, literal, tolerance):
                + ("and the value is a whole number" if count else
                   f"more than the precision written (±{half:g}) and more than 1%"))
         return False, why, "value"
-    if not count and diff <= relative and _has_decimal(value):
+    if not count and diff <= relative and (_has_decimal(value) or decimals_written):
         return True, "", "within 1%"
     return False, f"the answer is {a:.6g}, expected {b:.6g}", "value"
+
+
+def writes_decimal(node, depth=0):
+    """Whether the answer writes a decimal anywhere in ``node``: then arithmetic on it (3.018 / 1.953, from
+    rounded intermediates) is held to 1 % like a decimal answer, though its exact value is a fraction such
+    as 3018/1953 that has no decimal left in it.
+
+    >>> writes_decimal(R.Bin(0, "/", R.Num(0, "3.018"), R.Num(0, "1.953"))), writes_decimal(R.Num(0, "18"))
+    (True, False)
+    """
+    if isinstance(node, R.Num):
+        return "." in node.text
+    if depth > 200 or not isinstance(node, R.Node):
+        return False
+    for value in vars(node).values():
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        for item in items:
+            inner = item if isinstance(item, (list, tuple)) else (item,)
+            if any(isinstance(x, R.Node) and writes_decimal(x, depth + 1) for x in inner):
+                return True
+    return False
 
 
 def _is_integer(value):
@@ -940,6 +1004,12 @@ def _single_literal(node):
             and "." in node.left.text:
         return None
     return None
+
+
+def _numbers_only(node):
+    """Whether ``node`` is an explicit matrix whose every entry is a number written out."""
+    literals = _entry_literals(node)
+    return bool(literals) and all(v is not None for v in literals.values())
 
 
 def _entry_literals(node):

@@ -33,13 +33,18 @@ def prepare(problem, qids, solve_timeout=60.0, cache=None):
     for q in problem.questions:
         if q.id not in qids:
             continue
-        answer = cache.get(q.id) if cache is not None else None
-        if answer is None:
-            answer = problem.solve_question(q, solve_timeout)
-            if cache is not None:
-                cache.put(q.id, answer)
-        infos[q.id] = question_info(problem, q, answer)
+        infos[q.id] = question_info(problem, q, solved_answer(problem, q, solve_timeout, cache))
     return infos
+
+
+def solved_answer(problem, question, solve_timeout, cache):
+    """The engine's answer to ``question``: from ``cache`` (an AnswerCache, or None), else solved (and stored)."""
+    answer = cache.get(question.id) if cache is not None else None
+    if answer is None:
+        answer = problem.solve_question(question, solve_timeout)
+        if cache is not None:
+            cache.put(question.id, answer)
+    return answer
 
 
 def answer_cache(problem, enabled=True, folder=None):
@@ -381,9 +386,10 @@ def grade(problem, submissions, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True
     return reports
 
 
-def check(problem, answers, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True):
-    """Check one submission ({id: LaTeX}); a CheckReport (an unknown id is an ``unknown name`` verdict)."""
-    report = grade(problem, {"": dict(answers)}, timeout, workers, isolate)[""]
+def check(problem, answers, timeout=DEFAULT_TIMEOUT, workers=2, isolate=True, cache=None):
+    """Check one submission ({id: LaTeX}); a CheckReport (an unknown id is an ``unknown name`` verdict).
+    ``cache``: an AnswerCache of the problem file (``answer_cache``), or None to solve."""
+    report = grade(problem, {"": dict(answers)}, timeout, workers, isolate, cache=cache)[""]
     for v in report.verdicts:
         v.submission = ""
     return report

@@ -85,6 +85,10 @@ class Context:
     losses: tuple = ("l", "L", "ell", "E", "J", "e")
     state: object = None          # (symbol, update expression) of a recurrence question
     question_indices: tuple = ()  # the question's own free index names (a t there is no time step)
+    #: Tensors and layers the engine's answer uses (its definitions written out, with the layers they read):
+    #: z_2 is z2 there, not entry 2 of another network's z, when only z2 is used.
+    used_names: frozenset = frozenset()
+    sheet_step: bool = False      # the engine's answer has a unit step H (then H(z) is it, even where H is a size)
     free: dict = field(default_factory=dict)        # student index name -> Dummy
     free_order: list = field(default_factory=list)
     free_pos: dict = field(default_factory=dict)
@@ -241,15 +245,26 @@ class _Resolver:
         if op == "implicit" and isinstance(node.right, R.Group) and node.right.paren == "(" \
                 and not node.right.scripts:
             # H(z) is the unit step (when H is not declared), also inside a product: x_i H(z).
-            head, last = (None, node.left) if not isinstance(node.left, R.Bin) or node.left.op != "implicit" \
-                else (node.left.left, node.left.right)
-            if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts \
-                    and not self.ctx.declared("H"):
-                step = Val(sp.Heaviside(self.scalar(node.right.body), 0))
-                rest = [R.Name(last.pos, last.letters[:-1])] if len(last.letters) > 1 else []
+            # (a ⊙ H(z) is read (a ⊙ H)(z): the step's factor is then the ⊙'s left side)
+            head, last, head_op = (None, node.left, None) \
+                if not isinstance(node.left, R.Bin) or node.left.op not in ("implicit", "odot", "circ") \
+                else (node.left.left, node.left.right, node.left.op)
+            # Where H is a size, H(z) is still the step when the engine's answer has one: the sheet writes
+            # H(z) for ReLU' there (CS231n's two-layer net of H hidden units).
+            step_name = not self.ctx.declared("H") or (self.ctx.sheet_step and self.ctx.tensor("H") is None)
+            if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts and step_name:
+                arg = self.value(node.right.body)
+                if arg.is_scalar:
+                    step = Val(sp.Heaviside(arg.expr, 0))
+                else:                               # H(z) of a vector: entry by entry (the sheet's H(z) ⊙ δ^h)
+                    arg = as_symbolic(arg)
+                    step = Val(sp.Heaviside(arg.expr, 0), arg.shape)
                 out = step
-                for other in ([head] if head is not None else []) + rest:
-                    out = self.matmul(self.value(other), out, node)
+                if len(last.letters) > 1:                   # xH(z): the letters before H multiply it
+                    out = self.matmul(self.value(R.Name(last.pos, last.letters[:-1])), out, node)
+                if head is not None:
+                    out = self.hadamard(self.value(head), out, node) if head_op in ("odot", "circ") \
+                        else self.matmul(self.value(head), out, node)
                 return out
         left, right = self.value(node.left), self.value(node.right)
         if op in ("+", "-"):
@@ -307,6 +322,11 @@ class _Resolver:
             return Val(s.expr * m.expr, m.shape)
         a, b = as_symbolic(a), as_symbolic(b)
         (r, k), (k2, c) = a.shape, b.shape
+        if k == 1 and not equal_size(k, k2) and equal_size(r, k2):
+            # v W with v a vector of W's rows: no product of a column exists, so v is read as a row, as
+            # courses that write z = x W + b do (CS224d's (ŷ − y) W₂ᵀ)
+            a = _transpose(a)
+            (r, k) = a.shape
         if not equal_size(k, k2):
             self.fail(f"cannot multiply a {_shape(a.shape)} by a {_shape(b.shape)} matrix "
                       f"(a transpose missing?)", node, ShapeMismatch)
@@ -326,6 +346,10 @@ class _Resolver:
             self.fail("I ⊙ a matrix that is not square", node, ShapeMismatch)
         a, b = _sized_eye(a, b), _sized_eye(b, a)
         a, b = as_symbolic(a), as_symbolic(b)
+        if a.shape[0] == 1 and b.shape[1] == 1 and _same_shape((a.shape[1], 1), b.shape):
+            a = _transpose(a)                   # a row and a column of one length: both vectors
+        elif b.shape[0] == 1 and a.shape[1] == 1 and _same_shape((b.shape[1], 1), a.shape):
+            b = _transpose(b)
         if not _same_shape(a.shape, b.shape):
             self.fail(f"⊙ needs equal shapes: {_shape(a.shape)} and {_shape(b.shape)}", node, ShapeMismatch)
         return Val(a.expr * b.expr, a.shape)
@@ -412,6 +436,15 @@ class _Resolver:
             self.ctx.index_context -= 1
 
     def v_Indicator(self, node):
+        cond = node.cond
+        rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt}.get(cond.ops[0]) \
+            if isinstance(cond, R.Relation) and len(cond.ops) == 1 else None
+        if rel is not None:              # 𝟙[z > 0] of a vector z: entry by entry (CS231n's ReLU gate)
+            left = self.value(cond.items[0])
+            if not left.is_scalar and not _is_eye(left):
+                right = self.scalar(cond.items[1], "a number to compare the entries with")
+                left = as_symbolic(left)
+                return Val(sp.Piecewise((1, rel(left.expr, right)), (0, True)), left.shape)
         return Val(sp.Piecewise((1, self.condition(node.cond)), (0, True)))
 
     def v_Relation(self, node):
@@ -549,8 +582,12 @@ class _Resolver:
             return Val(sp.KroneckerDelta(ROW, COL) * entry, (n, n))
         if func == "softmax":
             v = as_symbolic(v)
-            if v.is_scalar or 1 not in v.shape:
-                self.fail("softmax needs a vector", node, ShapeMismatch)
+            if v.is_scalar or _is_eye(v):
+                self.fail("softmax needs a vector or a matrix", node, ShapeMismatch)
+            if 1 not in v.shape:          # softmax(QK^T/√E): row by row, over the last axis (torch's dim=-1)
+                k = sp.Dummy("k", integer=True)
+                out = sp.exp(v.expr) / sp.Sum(sp.exp(v.expr.xreplace({COL: k})), (k, 0, v.shape[1] - 1))
+                return Val(out, v.shape)
             column = v.shape[1] == 1
             n = v.shape[0] if column else v.shape[1]
             entry = v.expr if column else v.expr.xreplace({COL: ROW})
@@ -627,8 +664,12 @@ class _Resolver:
                     self.fail(exc.message, node)
             if v.is_scalar and v.expr == 0 and e.is_negative:
                 self.fail("division by zero", node)
+        if not v.is_scalar and not _is_eye(v) and e.is_Integer and e >= 2 and not _is_square(v.shape):
+            # h_next^2 of an N × m state, (1 - h^2) of a vector: no matrix power exists, so it is the
+            # entries' (rnn_step_backward's 1 - next_h**2), as a course means it; a square matrix stays refused
+            return Val(v.expr ** e, v.shape) if not is_literal(v) else Val(v.expr.applyfunc(lambda a: a ** e), v.shape)
         if not v.is_scalar:
-            self.fail("a power of a matrix or vector (write ^{\\circ 2} for entries)", node, ShapeMismatch)
+            self.fail("a power of a square matrix (write ^{\\circ 2} for entries)", node, ShapeMismatch)
         return Val(v.expr ** e)
 
     # Matrix functions -------------------------------------------------------------
@@ -871,6 +912,15 @@ class _Resolver:
         if len(flat) < len(alias.params):
             self.fail(f"'{alias}' needs its index ({', '.join(alias.params)})", node)
         given, rest = list(flat[:len(alias.params)]), list(flat[len(alias.params):])
+        if alias.pattern[0][0] == "all":                  # a column of a matrix: u_o = U[:, o]
+            kind, what = alias.pattern[1]
+            fixed = given[what] if kind == "param" else R.Num(node.pos, what)
+            if len(rest) > 1:
+                self.fail(f"'{alias}' is a column: it takes one more index", node)
+            if rest:
+                return self.indexed(tensor, [rest[0], fixed], node)
+            column = self.index_value(fixed) - self.ctx.base
+            return Val(tensor.base[ROW, column], (tensor.shape[0], sp.Integer(1)))
         indices = []
         for kind, what in alias.pattern:
             if kind == "param":
@@ -942,6 +992,10 @@ class _Resolver:
         if len(indices) > rank:
             self.fail(f"'{tensor.name}' has {rank} ax{'i' if rank == 1 else 'e'}s but {len(indices)} "
                       f"indices are given", node)
+        lead = rank - len(indices)
+        if indices and lead and all(sp.sympify(n) == 1 for n in tensor.shape[:lead]):
+            # K_{0,0} for a 1 × 1 × 2 × 2 kernel (D2L): the indices of the axes that are not of size 1
+            indices = [R.Num(node.pos, str(self.ctx.base))] * lead + list(indices)
         values = []
         for i, size in zip(indices, tensor.shape):
             v = self.index_value(i) - self.ctx.base
@@ -985,6 +1039,11 @@ class _Resolver:
 
 #: The shape of an identity I written without its size: it takes the shape of what it meets.
 EYE = ("identity",)
+
+
+def _is_square(shape):
+    """Whether a shape is square: its two sizes the same (as written; N and m are different sizes)."""
+    return len(shape) == 2 and sp.simplify(sp.sympify(shape[0]) - sp.sympify(shape[1])) == 0
 
 
 def _is_eye(v):

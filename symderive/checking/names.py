@@ -56,6 +56,10 @@ def split_name(name, scripts, ctx):
     """(declared name, remaining scripts): W_x, W_{x}, W^{(1)}, and W_{c,ij} (name part, then indices)."""
     scripts = list(scripts)
     own = ctx.tensor(name)
+    if scripts and own is not None and own.shape and ctx.used_names and name not in ctx.used_names:
+        joined = join_name(name, scripts[0], ctx)      # z_2 for z2 when the question's z2 is used, z not
+        if joined is not None and joined in ctx.used_names:
+            return joined, scripts[1:]
     if not scripts or (own is not None and own.shape):
         return name, scripts
     joined = join_name(name, scripts[0], ctx)

@@ -70,6 +70,15 @@ def draw_values(info, a, b, sizes, rng):
         if t.name in labels:                       # class labels: whole numbers in [0, C)
             top = int(sp.sympify(labels[t.name]).xreplace(sizes)) if labels[t.name] is not None else 2
             arrays[t.name] = rng.integers(0, max(1, top), size=shape).astype(float)
+        declared = declared_domain(t)
+        if declared == ("one_hot",) and shape:          # a declared fact: t one-hot, so Σ t = 1 holds
+            picked = rng.integers(0, shape[-1], size=shape[:-1])
+            arrays[t.name] = (np.arange(shape[-1]) == picked[..., None]).astype(float)
+        elif declared == ("simplex",) and shape:
+            raw = rng.uniform(0.1, 1.0, size=shape)
+            arrays[t.name] = raw / raw.sum(axis=-1, keepdims=True)
+        elif declared == ("positive",):
+            arrays[t.name] = np.abs(arrays[t.name]) + 0.25
         if getattr(t, "symmetric", False):           # a declared fact the engine's answer uses
             arrays[t.name] = (arrays[t.name] + arrays[t.name].T) / 2
         if t.name in inverted:                       # X⁻¹, det X, log det X: invertible, det X > 0
@@ -77,6 +86,8 @@ def draw_values(info, a, b, sizes, rng):
     for name in inverses & set(arrays):             # X^{-1} once, not at every entry
         arrays[f"{name}^{{-1}}"] = np.linalg.inv(arrays[name])
     scalars = dict(sizes)
+    scalar_labels = {s: sp.sympify(n).xreplace(sizes) for s, n in scalar_class_labels(a, b).items()}
+    scalar_labels = {s: n for s, n in scalar_labels.items() if n.is_number}
     index_like = set()
     for e in (a, b):
         for s in e.atoms(sp.Sum):
@@ -87,9 +98,22 @@ def draw_values(info, a, b, sizes, rng):
                 continue
             if s.is_integer:
                 continue
-            scalars[s] = float(rng.normal() * 0.8)
+            top = scalar_labels.get(s)
+            scalars[s] = float(rng.integers(0, max(1, int(top)))) if top is not None else float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)
     return arrays, scalars
+
+
+def declared_domain(tensor):
+    """("one_hot",), ("simplex",) or ("positive",) when the question declares that of ``tensor``
+    (``assumptions.domain``), so that an answer using the fact (ŷ − t for a one-hot t) is tested where
+    it holds; None otherwise."""
+    from ..assumptions import domain
+    try:
+        found = domain(tensor)
+    except Exception:
+        return None
+    return found if found in (("one_hot",), ("simplex",), ("positive",)) else None
 
 
 def class_labels(a, b, info):
@@ -111,6 +135,34 @@ def class_labels(a, b, info):
             for ind in entries:
                 if bound:
                     out[ind.base.label.name] = min(bound, key=str)
+    return out
+
+
+def scalar_class_labels(a, b):
+    """{symbol: number of classes}: scalar tensors used as an index (U_{p,o}, the outside word o) or in a
+    Kronecker delta against an index (δ(o, c)): a class label, drawn as a whole number below the size of
+    the axis it indexes, as for label tensors (a random real would pick no entry at all).
+
+    >>> import sympy as sp
+    >>> o, V = sp.Symbol("o", real=True), sp.Symbol("V", integer=True)
+    >>> c = sp.Idx("c", (0, V - 1))
+    >>> scalar_class_labels(sp.IndexedBase("U", shape=(3, V))[0, o], sp.KroneckerDelta(o, c))
+    {o: V}
+    """
+    out = {}
+    for e in (a, b):
+        for ind in e.atoms(sp.Indexed):
+            shape = ind.base.shape or ()
+            for k, i in enumerate(ind.indices):
+                if isinstance(i, sp.Symbol) and not isinstance(i, (sp.Idx, sp.Dummy)) and not i.is_integer \
+                        and k < len(shape):
+                    out.setdefault(i, shape[k])
+        for d in e.atoms(sp.KroneckerDelta):
+            x, y = d.args
+            for s, other in ((x, y), (y, x)):
+                if isinstance(s, sp.Symbol) and not isinstance(s, (sp.Idx, sp.Dummy)) and not s.is_integer \
+                        and isinstance(other, sp.Idx) and other.upper is not None:
+                    out.setdefault(s, other.upper + 1)
     return out
 
 

@@ -8,6 +8,7 @@ question's left side), explicit entries, a number, a list or a word. The
 question's scope, the upstream gradient of a chain-rule question, the state of a
 recurrence.
 """
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -38,6 +39,7 @@ class QuestionInfo:
     constraints: list = field(default_factory=list)
     values: dict = field(default_factory=dict)       # scalar tensors with declared values
     tolerance: object = None
+    definitions: list = field(default_factory=list)   # Answer.definitions: the sheet's δ, ŷ, y
     checkable: bool = True
     reason: str = ""
 
@@ -71,7 +73,11 @@ def question_info(problem, question, answer):
     from .aliases import read_aliases
     args["aliases"] = read_aliases(question, decls)
     info.targets = _targets(answer)
+    info.definitions = list(getattr(answer, "definitions", ()) or ()) + inner_layer_definitions(info.targets, decls)
     args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets)
+    args["used_names"] = used_names(info.targets, info.definitions, decls)
+    args["sheet_step"] = any(isinstance(e, sp.Basic) and e.has(sp.Heaviside)
+                             for e in [t.value for t in info.targets] + [d[2] for d in info.definitions])
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
         info.checkable, info.reason = False, "the engine's answer has nothing an answer can be compared with"
@@ -101,8 +107,91 @@ def sheet_names(answer, decls, targets):
                 tensor = Tensor(name, base.shape)
                 tensor.base = base
                 tensors[name] = tensor
+    for base, _, _, tex in getattr(answer, "definitions", ()) or ():
+        name = base.label.name
+        if name in tensors or not base.shape or decls.lookup(name) is not None:
+            continue
+        tensor = Tensor(name, base.shape)
+        tensor.base = base
+        tensors[name] = tensor
+        hat = re.fullmatch(r"\{?\\hat\{(\w)\}\}?", tex or "")
+        if hat:                                   # \hat{y} reads as the name hat:y
+            tensors.setdefault(f"hat:{hat.group(1)}", tensor)
     constants = {str(symbol): value for symbol, value in getattr(answer, "abbreviations", {}).items()}
     return tensors, constants
+
+
+def inner_layer_definitions(targets, decls):
+    """Definitions of the layers built inside a declared one that the engine's answer names (an attention
+    layer y's scores y_scores and weights y_weights): an answer that writes them out (Q K^T/√E) compares
+    with them, instead of with random values drawn for a name the question does not declare."""
+    used = set()
+    for t in targets:
+        value = t.value
+        for e in (list(value) if isinstance(value, (tuple, sp.MatrixBase)) else [value]):
+            if isinstance(e, sp.Basic):
+                used |= {a.base.label.name for a in e.atoms(sp.Indexed)}
+    out, seen = [], set()
+    for node in all_tensors(decls).values():
+        if not getattr(node, "is_layer", False):
+            continue
+        for name, inner in node.layer_inputs().items():
+            if name in used and name not in seen and inner.shape and decls.lookup(name) is None:
+                seen.add(name)
+                idx = inner.free_indices()
+                out.append((inner.base, tuple(idx), inner.element(idx, expand=False), inner.tex))
+    return out
+
+
+def unfold(expr, definitions):
+    """``expr`` with every entry of a defined tensor (δ^{z_1}, ŷ) replaced by its definition, until none is
+    left, so that an answer written out in the forward layers and one using the sheet's names compare.
+    The definitions' summation indices are renamed on each use, so that nothing is captured."""
+    by_base = {d[0]: d for d in definitions}
+    if not by_base or not isinstance(expr, sp.Basic):
+        return expr
+    for _ in range(len(by_base) + 1):
+        found = [a for a in expr.atoms(sp.Indexed) if a.base in by_base]
+        if not found:
+            break
+        expr = expr.xreplace({a: _fresh_bound(by_base[a.base][2]).xreplace(dict(zip(by_base[a.base][1], a.indices)))
+                              for a in found})
+    return expr
+
+
+def _fresh_bound(expr):
+    if isinstance(expr, sp.Sum):
+        body, limits = _fresh_bound(expr.function), []
+        for var, lo, hi in expr.limits:
+            fresh = sp.Dummy(var.name, integer=True)
+            body = body.xreplace({var: fresh})
+            limits.append((fresh, lo, hi))
+        return sp.Sum(body, *limits)
+    if expr.args and not isinstance(expr, (sp.Indexed, sp.Idx, sp.IndexedBase)):
+        return expr.func(*[_fresh_bound(a) for a in expr.args])
+    if isinstance(expr, sp.Indexed):
+        return expr.func(expr.base, *[_fresh_bound(i) for i in expr.indices])
+    return expr
+
+
+def used_names(targets, definitions, decls):
+    """The tensors and layers the engine's answer uses, its definitions written out, with every layer's
+    inputs: the question's own names."""
+    names = set()
+    for t in targets:
+        value = t.value
+        for e in (list(value) if isinstance(value, (tuple, sp.MatrixBase)) else [value]):
+            e = unfold(e, definitions) if isinstance(e, sp.Basic) else e
+            if isinstance(e, sp.Basic):
+                names |= {a.base.label.name for a in e.atoms(sp.Indexed)} | {str(x) for x in e.free_symbols}
+    for name in list(names):
+        try:
+            node = decls.lookup(name)
+        except Exception:
+            node = None
+        if node is not None and getattr(node, "is_layer", False):
+            names |= set(node.layer_inputs()) | set(node.leaves())
+    return frozenset(names)
 
 
 def all_tensors(decls):
@@ -153,6 +242,8 @@ def _target(r):
     if kind is Kind.ENTRIES:
         if isinstance(v, sp.MatrixBase):
             return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key)
+        while isinstance(v, sp.NDimArray) and v.rank() > 2 and v.shape[0] == 1:
+            v = sp.ImmutableDenseNDimArray(list(v), v.shape[1:])    # 1 × 2 × 2: one channel, the matrix written
         if isinstance(v, sp.NDimArray) and v.rank() <= 2:
             return Target(label, "entries", v.tomatrix(), latex=r.latex, key=r.key)
         return None

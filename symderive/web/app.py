@@ -74,8 +74,8 @@ document.querySelectorAll('form.answer').forEach(form => {
 class Site:
     """The solved problems, their HTML keys and the checking pool."""
 
-    def __init__(self, problems, timeout=DEFAULT_TIMEOUT, workers=2, solve_timeout=60.0):
-        self.solved, infos = solve_all(problems, solve_timeout)
+    def __init__(self, problems, timeout=DEFAULT_TIMEOUT, workers=2, solve_timeout=60.0, cache=True):
+        self.solved, infos = solve_all(problems, solve_timeout, cache)
         self.keys = {}
         self.pool = CheckPool(infos, timeout, workers)
 
@@ -86,9 +86,10 @@ class Site:
         return self.keys[k]
 
 
-def create_app(problems, timeout=DEFAULT_TIMEOUT, workers=2):
-    """The application over loaded problems (solved now, before the workers are forked)."""
-    site = Site(problems, timeout, workers)
+def create_app(problems, timeout=DEFAULT_TIMEOUT, workers=2, cache=True):
+    """The application over loaded problems (solved now, or read from the disk cache of answers, before the
+    workers are forked)."""
+    site = Site(problems, timeout, workers, cache=cache)
 
     async def index(request):
         items = []
@@ -213,11 +214,11 @@ def _short(statement, n=90):
     return cut.rstrip() + " …"
 
 
-def serve(problems, host="127.0.0.1", port=8000, timeout=DEFAULT_TIMEOUT, workers=2, log=print):
+def serve(problems, host="127.0.0.1", port=8000, timeout=DEFAULT_TIMEOUT, workers=2, log=print, cache=True):
     """Solve ``problems``, start the workers and serve until interrupted."""
     import uvicorn
     log(f"solving {len(problems)} problem(s) before serving …")
-    app = create_app(problems, timeout, workers)
+    app = create_app(problems, timeout, workers, cache)
     log(f"serving on http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=200,
                 timeout_keep_alive=5)

@@ -14,6 +14,8 @@ def add_parsers(sub, shipped):
     serve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"seconds allowed per answer (default {DEFAULT_TIMEOUT:g})")
     serve.add_argument("--workers", type=int, default=2, help="checking processes (default 2)")
+    serve.add_argument("--no-cache", dest="cache", action="store_false",
+                       help="solve the questions again instead of reading the answers cached on disk")
     examples = sub.add_parser("examples", help="copy the bundled example problems into a folder for editing")
     examples.add_argument("folder", type=Path, help="where to copy them (created if missing)")
 
@@ -36,7 +38,7 @@ def run(args, shipped, console, errors):
         errors.print("error: --workers, --timeout and --port must be positive (port below 65536)", markup=False)
         return 2
     serve(problems, args.host, args.port, args.timeout, args.workers,
-          log=lambda line: console.print(line, markup=False))
+          log=lambda line: console.print(line, markup=False), cache=args.cache)
     return 0
 
 

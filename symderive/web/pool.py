@@ -32,11 +32,14 @@ class Busy(Exception):
     """No worker became free in time."""
 
 
-def solve_all(problems, timeout=60.0):
-    """[(problem, answers)] and {(k, qid): QuestionInfo}: every question solved once."""
+def solve_all(problems, timeout=60.0, cache=True):
+    """[(problem, answers)] and {(k, qid): QuestionInfo}: every question solved once, or read from the disk
+    cache of answers that ``check`` keeps (``cache`` False, or SYMDERIVE_NO_CACHE=1, solves again)."""
+    from ..checking.grade import answer_cache, solved_answer
     solved, infos = [], {}
     for k, problem in enumerate(problems):
-        answers = [problem.solve_question(q, timeout) for q in problem.questions]
+        store = answer_cache(problem, enabled=cache)
+        answers = [solved_answer(problem, q, timeout, store) for q in problem.questions]
         for q, a in zip(problem.questions, answers):
             infos[(k, q.id)] = question_info(problem, q, a)
         solved.append((problem, answers))
