@@ -22,20 +22,8 @@ GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.D
 
 GATHERED_BLOCKS = "\\begin{gathered} of one block (A^{(1)}, one ∂f_{i,j}) a line: not assembled into the whole"
 #: (question, result label): why it does not read back yet.
-RANK3 = 'an array of rank 3 or 4 is printed as a list of matrices, which the checker does not read'
-NOT_INVESTIGATED = 'unparseable when pasted back; not investigated yet (issue 11 numeric passes)'
 KNOWN_FAILURES = {
-    ('maxpool-backward-values', 'element'): NOT_INVESTIGATED,
     ('maxpool-backward-values', 'array at the values'): 'the boxed line starts with \\text{at the given ...}',
-    ('conv-relu-maxpool', 'conv'): RANK3,
-    ('conv-relu-maxpool', 'r'): RANK3,
-    ('conv-relu-maxpool', 'p'): RANK3,
-    ('conv-relu-maxpool', 'dL/dp'): RANK3,
-    ('conv-relu-maxpool', 'dL/dr'): RANK3,
-    ('conv-relu-maxpool', 'dL/dconv'): RANK3,
-    ('conv-relu-maxpool', 'dL/dw'): RANK3,
-    ('conv-relu-maxpool', 'dL/dx'): RANK3,
-    ('csce636-q3c', 'bottleneck / standard'): 'a ratio labelled \\frac{\\text{bottleneck}}{\\text{standard}}',
     ('csce636-q4a', 'gamma, beta'):
         '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
     ('csce636-q4a', 'averaged over'):
@@ -63,18 +51,8 @@ KNOWN_FAILURES = {
     ('nyu24-1.1c-im2col', 'matrix'): GATHERED_BLOCKS,
     ('nyu24-1.1c-backward', 'B'): GATHERED_BLOCKS,
     ('nyu24-1.2.2f', 'element'): 'a formula of several thousand characters: not decided within the time limit',
-    ('transposed-weight-gradient', 'element'): 'a divisibility condition (2 \\mid j + 1) is not read yet',
-    ('gru-dh-dhprev', 'element'): 'backprop δ names (\\delta^{h}_p) are read as a Kronecker delta',
-    ('vaswani-sdpa-dV', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
-    ('vaswani-sdpa-dQ', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
-    ('cs224n-attention-dhenc', 'element'): "a layer's inner layers (a_scores) are not names the checker knows",
-    ('vaswani-mha-dWv', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
-    ('cs231n-max-pool-backward', 'element'): 'reads back incorrect where the checker draws an odd H (3): an index '
-                                             'past the pooled output; not investigated yet',
     ('d2l-pool-padding-stride', 'element'): "7,532 characters: over the checker's limit of 6,000",
     ('grouped-conv-backward-matrix', 'B'): 'the block labels B^{(0;0)} of a block matrix are not read',
-    ('mobilenet-separable-parameters', 'ordinary / separable'): 'a label written as a fraction of two labels '
-                                                                '(ordinary over separable) is read as the first',
 }
 
 

@@ -174,17 +174,23 @@ class _Checker:
             target = self.choose(_label(lhs), "shape", part)
             return [(rest[0], target, lhs, "final")]
         lhs = None
+        head_notes = []
+        if len(items) >= 2 and not _is_lhs(items[0]):
+            # \frac{\text{ordinary}}{\text{separable}}\ \text{(with bias)}: a left side with a note after it
+            head, words = _strip_notes(items[0], self.info)
+            if words and _is_lhs(head):
+                items, head_notes = [head] + items[1:], [w for w in words if w != "(…)"]
         if len(items) >= 2 and _is_lhs(items[0]):
             lhs, items = items[0], items[1:]
             # \delta^{(3)} = \frac{\partial e}{\partial s_3} = ...: a second name of the left side
             while len(items) >= 2 and _is_derivative(items[0]):
                 items = items[1:]
-        if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=") for op in ops):
+        if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=", "mid") for op in ops):
             raise M.MeaningError("an inequality is not an answer", part.pos)
         label = _label(lhs) if lhs is not None else None
         stripped = [_strip_notes(side, self.info) for side in items]
         items = [side for side, _ in stripped]
-        notes = " ".join(n for _, words in stripped for n in words if n != "(…)")
+        notes = " ".join(head_notes + [n for _, words in stripped for n in words if n != "(…)"])
         if label:
             self.last_label = label
         if notes and _component_in_label(notes, self.info.targets)[1] is not None:
@@ -271,6 +277,9 @@ class _Checker:
             return
         if target.kind == "word":
             self.decided.append(compare_word(side, target))
+            return
+        if target.kind == "entries" and isinstance(target.value, sp.NDimArray):
+            self.decided.append(self.compare_array(side, target, ctx))
             return
         value = M.resolve(side, ctx)
         if target.kind == "entries":
@@ -377,6 +386,36 @@ class _Checker:
                                  f"the question's is {expected}{hint}")
 
     # Entries -----------------------------------------------------------------------
+    def compare_array(self, side, target, ctx):
+        """An array of rank 3 or 4 (C × H × W, or N × C × H × W) written as the sheet prints it: a list of
+        its matrices, ``\\left[M_0,\\ M_1\\right]`` (a list of such lists for rank 4), each matrix compared
+        entry by entry with its slice; ``M ≈ M'`` is its exact side M. A 1 × H × W array may be one matrix."""
+        expected = target.value
+        shape = " × ".join(str(n) for n in expected.shape)
+        leaves = _array_leaves(side, expected.rank())
+        if leaves is None and expected.shape[0] == 1:
+            leaves = _array_leaves(side, expected.rank() - 1)
+            leaves = None if leaves is None else [leaves]
+        if leaves is None:
+            raise Incorrect("shape", f"the question's array is {shape}: write it as a list of its matrices, "
+                                     f"[M_1, M_2, …]")
+
+        def walk(nodes, array, at):
+            if array.rank() == 2:
+                sub = dataclasses.replace(target, value=array.tomatrix())
+                try:
+                    return self.compare_entries(M.resolve(nodes, self.info.context()), sub, ctx, nodes)
+                except Incorrect as exc:
+                    where = ", ".join(str(k + self.info.problem.index_base) for k in at)
+                    raise Incorrect(exc.decided_by, f"matrix [{where}]: {exc.evidence}") from None
+            if len(nodes) != array.shape[0]:
+                raise Incorrect("shape", f"the answer lists {len(nodes)} matrices where the question's {shape} "
+                                         f"array has {array.shape[0]}")
+            for k, node in enumerate(nodes):
+                walk(node, array[k], at + (k,))
+            return "entries"
+        return walk(leaves, expected, ())
+
     def compare_entries(self, value, target, ctx, node):
         info = self.info
         base = info.problem.index_base
@@ -853,7 +892,7 @@ def _declared_word(word, info):
 
 def _is_prose(node, info):
     """A parenthesis holding words or a condition (|d| < 1), not a value."""
-    if isinstance(node, R.Relation) and any(op in ("<", ">", "<=", ">=", "!=") for op in node.ops):
+    if isinstance(node, R.Relation) and any(op in ("<", ">", "<=", ">=", "!=", "mid") for op in node.ops):
         return True
     if isinstance(node, R.Word):
         return not _declared_word(node, info)
@@ -882,6 +921,8 @@ def _is_lhs(node):
     if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left) and M.is_partial(node.right):
         return True
     if isinstance(node, (R.Nabla, R.Word)):
+        return True
+    if _ratio_label(node) is not None:
         return True
     if isinstance(node, R.Name):
         return True
@@ -987,6 +1028,8 @@ def _label(node):
         return "d" + (_label(M.partial_arg(node.left)) or "") + "/d" + (_label(M.partial_arg(node.right)) or "")
     if isinstance(node, R.Word):
         return node.text
+    if _ratio_label(node) is not None:
+        return _ratio_label(node)
     if isinstance(node, R.Group) and isinstance(node.body, R.Name):
         return _label(R.Name(node.pos, node.body.letters, node.body.scripts + node.scripts))
     if isinstance(node, R.Name):
@@ -1001,6 +1044,36 @@ def _label(node):
         return key
     if isinstance(node, R.Bin) and node.op == "implicit":
         return (_label(node.left) or "") + (_label(node.right) or "")
+    return None
+
+
+def _array_leaves(node, rank):
+    """The nodes of the matrices of an array of ``rank`` written as nested lists of matrices (``M ≈ M'``:
+    its exact side M), nested as the array's leading axes; None when the side is not written so."""
+    if rank == 2:
+        if isinstance(node, R.Relation) and node.ops and all(op == "approx" for op in node.ops):
+            return node.items[0]
+        return None if isinstance(node, (R.Relation, R.Tuple)) else node
+    if isinstance(node, R.Group) and node.paren == "[" and not node.scripts:
+        items = [node.body]
+    elif isinstance(node, R.Tuple) and node.paren == "[":
+        items = node.items
+    else:
+        return None
+    out = [_array_leaves(item, rank - 1) for item in items]
+    return None if any(o is None for o in out) else out
+
+
+def _ratio_label(node):
+    """'ordinary / separable' for a left side \\frac{\\text{ordinary}}{\\text{separable}} (a ratio of two
+    counts the question names in words), else None.
+
+    >>> _ratio_label(R.read(r"\\frac{\\text{a b}}{\\text{c}}")[0].items[0]), _ratio_label(R.read("x/y")[0].items[0])
+    ('a b / c', None)
+    """
+    if isinstance(node, R.Frac) and isinstance(node.num, R.Word) and isinstance(node.den, R.Word) \
+            and not node.num.scripts and not node.den.scripts:
+        return f"{node.num.text} / {node.den.text}"
     return None
 
 

@@ -42,7 +42,7 @@ ACCENTS = {"hat", "bar", "tilde", "widehat", "widetilde", "overline", "dot", "dd
 RELATIONS = {"=": "=", "approx": "approx", "in": "in", "le": "<=", "leq": "<=", "leqslant": "<=",
              "ge": ">=", "geq": ">=", "geqslant": ">=", "neq": "!=", "ne": "!=", "equiv": "=",
              "coloneqq": "=", "simeq": "approx", "sim": "approx", "lt": "<", "gt": ">", "eqqcolon": "=",
-             "triangleq": "=", "cong": "cong"}
+             "triangleq": "=", "cong": "cong", "mid": "mid"}
 TWO_CHAR_RELATIONS = {"<=": "<=", ">=": ">=", ":=": "=", "!=": "!="}
 WORD_SEPARATORS = {"and", "also", "where", "with", "so", "hence", "thus", "i.e.", "then"}
 

@@ -52,6 +52,15 @@ class ShapeMismatch(MeaningError):
     unreadable one."""
 
 
+def _divides(a, b):
+    """a | b, a divisibility condition of the sheet's piecewise entries (2 | j + 1 for a stride of 2).
+
+    >>> _divides(sp.Integer(2), sp.Integer(6)), _divides(sp.Integer(2), sp.Integer(7))
+    (True, False)
+    """
+    return sp.Eq(sp.Mod(b, a), 0)
+
+
 @dataclass
 class Val:
     """A scalar (``shape`` None) or a rows × cols matrix whose entry is ``expr`` at (ROW, COL)."""
@@ -97,6 +106,9 @@ class Context:
     extra_tensors: dict = field(default_factory=dict)
     constants: dict = field(default_factory=dict)
     aliases: dict = field(default_factory=dict)     # alias name -> Alias (a declared tensor's row, column, entry)
+    #: Sizes the file declares that no tensor of this question uses (H of ``sizes: [N, C, H, W]`` in a question on
+    #: a 4 × 4 input): such a letter cannot be part of a right answer, so H(z) there is the sheet's unit step.
+    unused_sizes: tuple = ()
 
     # Lookups -------------------------------------------------------------------------
     def tensor(self, name):
@@ -244,7 +256,7 @@ class _Resolver:
             head, last = (None, node.left) if not isinstance(node.left, R.Bin) or node.left.op != "implicit" \
                 else (node.left.left, node.left.right)
             if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts \
-                    and not self.ctx.declared("H"):
+                    and (not self.ctx.declared("H") or "H" in self.ctx.unused_sizes):
                 step = Val(sp.Heaviside(self.scalar(node.right.body), 0))
                 rest = [R.Name(last.pos, last.letters[:-1])] if len(last.letters) > 1 else []
                 out = step
@@ -402,7 +414,8 @@ class _Resolver:
                 parts = []
                 values = [self.scalar(i) for i in node.items]
                 for op, a, b in zip(node.ops, values, values[1:]):
-                    rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt, "=": sp.Eq, "!=": sp.Ne}.get(op)
+                    rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt, "=": sp.Eq, "!=": sp.Ne,
+                           "mid": _divides}.get(op)
                     if rel is None:
                         self.fail(f"'{op}' is not a condition", node)
                     parts.append(rel(a, b))

@@ -72,6 +72,7 @@ def question_info(problem, question, answer):
     args["aliases"] = read_aliases(question, decls)
     info.targets = _targets(answer)
     args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets)
+    args["unused_sizes"] = unused_sizes(decls)
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
         info.checkable, info.reason = False, "the engine's answer has nothing an answer can be compared with"
@@ -103,6 +104,16 @@ def sheet_names(answer, decls, targets):
                 tensors[name] = tensor
     constants = {str(symbol): value for symbol, value in getattr(answer, "abbreviations", {}).items()}
     return tensors, constants
+
+
+def unused_sizes(decls):
+    """The declared sizes that no tensor or layer of the question has in its shape (the file's
+    ``sizes:`` list serves all its questions)."""
+    used = set()
+    for t in all_tensors(decls).values():
+        for n in getattr(t, "shape", ()) or ():
+            used |= {s.name for s in getattr(sp.sympify(n), "free_symbols", ())}
+    return tuple(sorted(name for name in decls.sizes if name not in used))
 
 
 def all_tensors(decls):
@@ -155,6 +166,8 @@ def _target(r):
             return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key)
         if isinstance(v, sp.NDimArray) and v.rank() <= 2:
             return Target(label, "entries", v.tomatrix(), latex=r.latex, key=r.key)
+        if isinstance(v, sp.NDimArray) and v.rank() in (3, 4) and all(int(n) > 0 for n in v.shape):
+            return Target(label, "entries", v, latex=r.latex, key=r.key)      # a list of matrices
         return None
     if kind is Kind.CLAIM:                       # compare with its right side
         free = tuple((None, i) for i in _free_idx(v))
