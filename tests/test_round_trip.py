@@ -45,8 +45,6 @@ KNOWN_FAILURES = {
     ('hw5-p1b', 'derivative at the fixed point'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p1b', 'verdict'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p2d', 'receptive field'): 'r = 4 \\times 4 (\\text{height} \\times \\text{width}): r is not a label',
-    ('nyu24-1.1c-ii', 'array'): GATHERED_BLOCKS,
-    ('nyu24-1.1c-iii', 'array'): GATHERED_BLOCKS,
     ('nyu24-1.1c-matrix', 'matrix'): GATHERED_BLOCKS,
     ('nyu24-1.1c-im2col', 'matrix'): GATHERED_BLOCKS,
     ('nyu24-1.1c-backward', 'B'): GATHERED_BLOCKS,

@@ -123,3 +123,20 @@ def test_rank_3_and_4_arrays_as_lists_of_matrices(label):
     if label != "dL/dw":
         assert verdict(file, qid, two).verdict == "incorrect"
         assert verdict(file, qid, lhs + " = " + inner).verdict == "correct"    # 1 × H × W as its one matrix
+
+
+@pytest.mark.parametrize("qid,wrt", [("nyu24-1.1c-ii", "W"), ("nyu24-1.1c-iii", "x")])
+def test_jacobian_slices_named_by_an_entry_of_a_tensor(qid, wrt):
+    """\\begin{gathered} of ∂f_{1,j}/∂W = (a matrix shaped like W), one slice a line: each slice is the row of
+    f[1, j] in vec(f), compared with the whole Jacobian's row, whatever came before it."""
+    file = "nyu-dl-2024-hw2.yaml"
+    good = sheet(file, qid, "array")
+    assert verdict(file, qid, good).verdict == "correct"
+    first, second = rf"\frac{{\partial f_{{1,1}}}}{{\partial {wrt}}}", rf"\frac{{\partial f_{{1,2}}}}{{\partial {wrt}}}"
+    swapped = good.replace(first, "@").replace(second, first).replace("@", second)     # two slices' labels swapped
+    assert swapped != good
+    v = verdict(file, qid, swapped)
+    assert v.verdict == "incorrect", v
+    one = good.split(r" \\ \frac")[0].replace(r"\begin{gathered}", "")                  # the first slice alone
+    assert verdict(file, qid, one).verdict == "correct"
+    assert verdict(file, qid, one.replace(first, second)).verdict == "incorrect"

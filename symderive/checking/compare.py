@@ -215,9 +215,14 @@ class _Checker:
             target = self.choose(label, "number", items[-1])
             return [(side, target, lhs, "working") for side in items[:-1]] + [(items[-1], target, lhs, "result")]
         out = []
+        row_of = None if self.part is not None or (label and any(_same_label(label, t.label) for t in
+                                                                 self.info.targets)) \
+            else next((t for t in self.info.targets if t.kind == "entries" and isinstance(t.value, sp.MatrixBase)
+                       and _row_named(lhs, t, self.info) is not None), None)
         for side in items:
             kind = _kind(side, self.info)
-            target = self.choose(label, kind, side)
+            # ∂f_{1,2}/∂W = [...]: one slice of the explicit Jacobian, whichever slice came before it
+            target = row_of or self.choose(label, kind, side)
             out.append((side, target, lhs, "final"))
         return out
 
@@ -1178,24 +1183,51 @@ def _index_items(node, ctx):
 
 
 def _row_named(lhs, target, info):
-    """The row of an explicit Jacobian that a left side ∂y_k/∂x names (the sheet's ``\begin{gathered}`` of
-    one row a line), as a target of its own; None when the left side names no single row."""
+    """The row of an explicit Jacobian that a left side ∂y_k/∂x names (the sheet's ``\\begin{gathered}`` of
+    one row a line), as a target of its own; None when the left side names no single row. An entry of a
+    tensor y (∂f_{1,2}/∂W) names the row of its row-major position, shown as a slice shaped like x."""
     if not (isinstance(lhs, R.Frac) and M.is_partial(lhs.num) and M.is_partial(lhs.den)):
         return None
     top, bottom = M.partial_arg(lhs.num), M.partial_arg(lhs.den)
     if isinstance(top, R.Group) and top.paren == "{" and isinstance(top.body, R.Name):
         top = R.Name(top.pos, top.body.letters, top.body.scripts + top.scripts)
-    if not isinstance(top, R.Name) or len(top.scripts) != 1 or top.scripts[0][0] != "_" \
-            or not isinstance(top.scripts[0][1], R.Num) or "." in top.scripts[0][1].text:
+    if not isinstance(top, R.Name) or len(top.scripts) != 1 or top.scripts[0][0] != "_":
+        return None
+    arg = top.scripts[0][1]
+    nums = arg.items if isinstance(arg, R.Tuple) and arg.paren == "," else [arg]
+    if not all(isinstance(n, R.Num) and "." not in n.text for n in nums):
         return None
     if not isinstance(bottom, R.Name) or bottom.scripts:
         return None
-    k = int(top.scripts[0][1].text) - info.problem.index_base
-    expected = target.value
+    base, expected = info.problem.index_base, target.value
+    at = [int(n.text) - base for n in nums]
+    if len(at) == 1:
+        k, shape = at[0], None
+    else:                                   # ∂f_{1,2}/∂W: the row of f[0, 1] in vec(f), a slice shaped like W
+        from ..derivative import matrix_view
+        of, wrt = _declared("".join(top.letters), info), _declared("".join(bottom.letters), info)
+        if of is None or wrt is None or len(of.shape) != len(at) \
+                or not all(sp.sympify(n).is_Integer for n in tuple(of.shape) + tuple(wrt.shape)) \
+                or not all(0 <= a < int(n) for a, n in zip(at, of.shape)):
+            return None
+        k = 0
+        for a, n in zip(at, of.shape):
+            k = k * int(n) + a
+        shape = matrix_view(wrt.shape)
     if not (0 <= k < expected.rows) or expected.rows == 1:
         return None
-    return dataclasses.replace(target, value=expected[k, :], row=k,
-                               label=f"{target.label}, row {k + info.problem.index_base}")
+    row = expected[k, :]
+    if shape is not None and shape[0] * shape[1] == row.cols:
+        return dataclasses.replace(target, value=row.reshape(*shape), row=0,
+                                   label=f"{target.label}, the slice ∂{''.join(top.letters)}"
+                                         f"[{', '.join(n.text for n in nums)}]")
+    return dataclasses.replace(target, value=row, row=k, label=f"{target.label}, row {k + base}")
+
+
+def _declared(name, info):
+    """The tensor or layer ``name`` of the question, or None."""
+    from .targets import all_tensors
+    return all_tensors(info.context_args["scope"]).get(name)
 
 
 def _target_value(v, target):
