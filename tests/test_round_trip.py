@@ -20,7 +20,6 @@ PROBLEMS = sorted((Path(__file__).resolve().parent.parent / "problems").glob("*.
 ROUND_TRIP_TIMEOUT = 60
 GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.DECIMAL, Kind.WORD, Kind.CLAIM}
 
-GATHERED_BLOCKS = "\\begin{gathered} of one block (A^{(1)}, one ∂f_{i,j}) a line: not assembled into the whole"
 #: (question, result label): why it does not read back yet.
 KNOWN_FAILURES = {
     ('maxpool-backward-values', 'array at the values'): 'the boxed line starts with \\text{at the given ...}',
@@ -45,12 +44,8 @@ KNOWN_FAILURES = {
     ('hw5-p1b', 'derivative at the fixed point'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p1b', 'verdict'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p2d', 'receptive field'): 'r = 4 \\times 4 (\\text{height} \\times \\text{width}): r is not a label',
-    ('nyu24-1.1c-matrix', 'matrix'): GATHERED_BLOCKS,
-    ('nyu24-1.1c-im2col', 'matrix'): GATHERED_BLOCKS,
-    ('nyu24-1.1c-backward', 'B'): GATHERED_BLOCKS,
     ('nyu24-1.2.2f', 'element'): 'a formula of several thousand characters: not decided within the time limit',
     ('d2l-pool-padding-stride', 'element'): "7,532 characters: over the checker's limit of 6,000",
-    ('grouped-conv-backward-matrix', 'B'): 'the block labels B^{(0;0)} of a block matrix are not read',
 }
 
 

@@ -140,3 +140,36 @@ def test_jacobian_slices_named_by_an_entry_of_a_tensor(qid, wrt):
     one = good.split(r" \\ \frac")[0].replace(r"\begin{gathered}", "")                  # the first slice alone
     assert verdict(file, qid, one).verdict == "correct"
     assert verdict(file, qid, one.replace(first, second)).verdict == "incorrect"
+
+
+@pytest.mark.parametrize("file,qid,label,first,second", [
+    ("nyu-dl-2024-hw2.yaml", "nyu24-1.1c-matrix", "matrix", "A^{(1)}", "A^{(2)}"),
+    ("nyu-dl-2024-hw2.yaml", "nyu24-1.1c-im2col", "matrix", "X^{(1,1)}", "X^{(1,2)}"),
+    ("nyu-dl-2024-hw2.yaml", "nyu24-1.1c-backward", "B", "B^{(1)}", "B^{(2)}"),
+    # a batch of 2: the two diagonal blocks are equal, so B^{(0;1)} (a zero block, not printed) is the wrong one
+    ("batched-conv-and-pooling.yaml", "grouped-conv-backward-matrix", "B", "B^{(0;0)}", "B^{(0;1)}"),
+])
+def test_matrix_printed_by_labelled_blocks(file, qid, label, first, second):
+    """A \\in \\mathbb{R}^{3 \\times 35},\\quad \\begin{gathered}A^{(1)} = ... \\\\ A^{(2)} = ...: the size is the
+    whole matrix's, each labelled block is compared with its own part of the whole."""
+    good = sheet(file, qid, label)
+    assert first in good
+    assert verdict(file, qid, good).verdict == "correct"
+    swapped = good.replace(first, "@").replace(second, first).replace("@", second)
+    v = verdict(file, qid, swapped)
+    assert v.verdict == "incorrect" and (second not in good or "block" in v.evidence), v
+    name = first[0]
+    size = good.split(r",\quad", 1)[0]                        # A \in \mathbb{R}^{3 \times 35}
+    rows, cols = size.split("{", 2)[2].rstrip("}").split(r" \times ")
+    transposed = size.replace(f"{rows} \\times {cols}", f"{cols} \\times {rows}")
+    assert verdict(file, qid, transposed + good[len(size):]).verdict == "incorrect"
+    block = good.split(r"\begin{gathered}", 1)[1].split(r" \\ " + name + "^")[0]  # the first block alone
+    assert verdict(file, qid, block).verdict == "correct"
+    assert verdict(file, qid, block.replace(first, second)).verdict == "incorrect"
+
+
+def test_block_label_with_a_comma_reads_as_with_a_semicolon():
+    file, qid = "batched-conv-and-pooling.yaml", "grouped-conv-backward-matrix"
+    block = sheet(file, qid, "B").split(r"\begin{gathered}", 1)[1].split(r" \\ B^")[0]
+    assert block.startswith("B^{(0;0)}")
+    assert verdict(file, qid, block.replace("B^{(0;0)}", "B^{(0,0)}")).verdict == "correct"

@@ -171,6 +171,9 @@ class _Checker:
             lhs, rest = items[0], [_strip_notes(side, self.info)[0] for side in items[1:]]
             if not isinstance(rest[0], R.Reals):
                 raise M.MeaningError("after \\in, write the dimension as \\mathbb{R}^{a \\times b}", rest[0].pos)
+            whole = _block_whole(lhs, self.info)
+            if whole is not None:                  # A \in \mathbb{R}^{3 \times 35} before A's blocks
+                return [(rest[0], whole, lhs, "final")]
             target = self.choose(_label(lhs), "shape", part)
             return [(rest[0], target, lhs, "final")]
         lhs = None
@@ -215,6 +218,9 @@ class _Checker:
             target = self.choose(label, "number", items[-1])
             return [(side, target, lhs, "working") for side in items[:-1]] + [(items[-1], target, lhs, "result")]
         out = []
+        block = _block_named(lhs, self.info) if self.part is None else None
+        if block is not None:                   # A^{(2)} = [...]: that block of the matrix A
+            return [(side, block, lhs, "final") for side in items]
         row_of = None if self.part is not None or (label and any(_same_label(label, t.label) for t in
                                                                  self.info.targets)) \
             else next((t for t in self.info.targets if t.kind == "entries" and isinstance(t.value, sp.MatrixBase)
@@ -283,13 +289,21 @@ class _Checker:
         if target.kind == "word":
             self.decided.append(compare_word(side, target))
             return
+        if target.kind == "entries" and isinstance(side, R.Reals):
+            self.decided.append(_compare_matrix_size(_dims_of(side, ctx), target))
+            return
         if target.kind == "entries" and isinstance(target.value, sp.NDimArray):
             self.decided.append(self.compare_array(side, target, ctx))
             return
         value = M.resolve(side, ctx)
         if target.kind == "entries":
             target = _row_named(lhs, target, self.info) or target
-            self.decided.append(self.compare_entries(value, target, ctx, side))
+            try:
+                self.decided.append(self.compare_entries(value, target, ctx, side))
+            except Incorrect as exc:
+                if ", block " not in target.label:
+                    raise
+                raise Incorrect(exc.decided_by, f"{target.label.split(', ')[-1]}: {exc.evidence}") from None
             return
         if target.kind == "tuple":
             if not value.is_scalar:
@@ -1222,6 +1236,56 @@ def _row_named(lhs, target, info):
                                    label=f"{target.label}, the slice ∂{''.join(top.letters)}"
                                          f"[{', '.join(n.text for n in nums)}]")
     return dataclasses.replace(target, value=row, row=k, label=f"{target.label}, row {k + base}")
+
+
+def _block_parts(lhs):
+    """(name, (indices...)) of a block label A^{(2)}, X^{(1,3)}, B^{(0;0)}; None for any other left side."""
+    if isinstance(lhs, R.Group) and lhs.paren == "{" and isinstance(lhs.body, R.Name) and not lhs.scripts:
+        lhs = lhs.body
+    if not isinstance(lhs, R.Name) or len(lhs.scripts) != 1 or lhs.scripts[0][0] != "^":
+        return None
+    arg = lhs.scripts[0][1]
+    if isinstance(arg, R.Group) and arg.paren == "(":
+        nums = [arg.body]
+    elif isinstance(arg, R.Tuple) and arg.paren == "(":
+        nums = arg.items
+    else:
+        return None
+    if not all(isinstance(n, R.Num) and "." not in n.text for n in nums):
+        return None
+    return "".join(lhs.letters), tuple(int(n.text) for n in nums)
+
+
+def _block_named(lhs, info):
+    """The block of a matrix printed by blocks that a left side A^{(2)} names, as a target of its own."""
+    parts = _block_parts(lhs)
+    if parts is None:
+        return None
+    for t in info.targets:
+        for name, at, r0, c0, rows, cols in t.blocks:
+            if (name, tuple(at)) == parts:
+                return dataclasses.replace(t, value=t.value[r0:r0 + rows, c0:c0 + cols], blocks=(),
+                                           label=f"{t.label}, block {name}^({','.join(map(str, at))})")
+    return None
+
+
+def _block_whole(lhs, info):
+    """The matrix printed by blocks whose name the left side is (A of A \\in \\mathbb{R}^{…}), or None."""
+    if isinstance(lhs, R.Group) and lhs.paren == "{" and isinstance(lhs.body, R.Name) and not lhs.scripts:
+        lhs = lhs.body
+    if not isinstance(lhs, R.Name) or lhs.scripts:
+        return None
+    name = "".join(lhs.letters)
+    return next((t for t in info.targets if t.blocks and t.blocks[0][0] == name), None)
+
+
+def _compare_matrix_size(dims, target):
+    """A dimension stated for an explicit matrix (A \\in \\mathbb{R}^{3 \\times 35}): its size."""
+    if dims is None or tuple(sp.sympify(d) for d in dims) != tuple(target.value.shape):
+        shown = " × ".join(str(d) for d in dims or ())
+        raise Incorrect("shape", f"the answer is {shown}, the matrix {target.label} is "
+                                 f"{target.value.rows} × {target.value.cols}")
+    return "shape"
 
 
 def _declared(name, info):

@@ -25,6 +25,7 @@ class Target:
     key: str = ""              # the result's key (answer.Result.key)
     components: tuple = ()     # what each entry of a tuple counts ("with bias", "without bias")
     row: int = 0               # for one row of an explicit matrix (∂y_k/∂x): k, the row's place in the whole
+    blocks: tuple = ()         # a matrix printed by blocks: answer.Result.blocks
 
 
 @dataclass
@@ -163,7 +164,7 @@ def _target(r):
                       latex=r.latex, key=r.key, components=tuple(getattr(r, "components", ()) or ()))
     if kind is Kind.ENTRIES:
         if isinstance(v, sp.MatrixBase):
-            return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key)
+            return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key, blocks=tuple(r.blocks))
         if isinstance(v, sp.NDimArray) and v.rank() <= 2:
             return Target(label, "entries", v.tomatrix(), latex=r.latex, key=r.key)
         if isinstance(v, sp.NDimArray) and v.rank() in (3, 4) and all(int(n) > 0 for n in v.shape):
