@@ -173,3 +173,25 @@ def test_block_label_with_a_comma_reads_as_with_a_semicolon():
     block = sheet(file, qid, "B").split(r"\begin{gathered}", 1)[1].split(r" \\ B^")[0]
     assert block.startswith("B^{(0;0)}")
     assert verdict(file, qid, block.replace("B^{(0;0)}", "B^{(0,0)}")).verdict == "correct"
+
+
+def test_longest_printed_answer_fits_the_bound_and_reads_back():
+    """d2l-pool-padding-stride's element formula (7,532 characters, with the padding's −∞ in its cases) is
+    the longest answer the engine prints; the reader's bound (12,000 characters, 6,000 tokens) keeps a
+    margin over it and still refuses longer input."""
+    from symderive.checking.latex_tokens import MAX_CHARS
+    from symderive.checking.reader import ReadError, read
+    file, qid = "batched-conv-and-pooling.yaml", "d2l-pool-padding-stride"
+    good = sheet(file, qid, "element")
+    assert 6000 < len(good) < MAX_CHARS and r"-\infty" in good
+    assert verdict(file, qid, good).verdict == "correct"
+    bad = good.replace(r"\delta_{u, 2 l - 1}", r"\delta_{u, 2 l}")              # the window one column off
+    assert bad != good and verdict(file, qid, bad).verdict == "incorrect"
+    with pytest.raises(ReadError, match="characters long"):
+        read("x" * (MAX_CHARS + 1))
+
+
+def test_infinity_only_as_a_case_value():
+    """−∞ is read in a case of a piecewise value (the padded max pool's), not as an answer."""
+    v = verdict("batched-conv-and-pooling.yaml", "d2l-pool-padding-stride", r"-\infty")
+    assert v.verdict == "unparseable" and "infinity" in v.evidence

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from ..unicode_symbols import MATH_UNICODE as UNICODE  # shared with authored_text
 
-MAX_CHARS = 6000
-MAX_TOKENS = 3000
+MAX_CHARS = 12000
+MAX_TOKENS = 6000
 MAX_NUMBER_DIGITS = 60
 
 

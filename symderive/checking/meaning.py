@@ -216,6 +216,8 @@ class _Resolver:
     def v_Word(self, node):
         text = node.text.strip()
         if text in ("infty",):
+            if getattr(self, "in_cases", 0):       # a max pool's padding: −∞ outside the input, never the max
+                return Val(sp.oo)
             self.fail("infinity is not a value", node)
         name = text.replace(" ", "")
         if self.ctx.declared(name) or name in self.ctx.bound or name in self.ctx.free:
@@ -399,7 +401,11 @@ class _Resolver:
     def v_Cases(self, node):
         pieces = []
         for value, cond in node.branches:
-            v = self.scalar(value, "a number or expression in each case")
+            self.in_cases = getattr(self, "in_cases", 0) + 1
+            try:
+                v = self.scalar(value, "a number or expression in each case")
+            finally:
+                self.in_cases -= 1
             pieces.append((v, sp.true if cond is None else self.condition(cond)))
         if pieces[-1][1] is not sp.true:
             pieces.append((sp.Integer(0), sp.true))
