@@ -23,14 +23,9 @@ GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.D
 #: (question, result label): why it does not read back yet.
 KNOWN_FAILURES = {
     ('maxpool-backward-values', 'array at the values'): 'the boxed line starts with \\text{at the given ...}',
-    ('csce636-q4a', 'gamma, beta'):
-        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
-    ('csce636-q4a', 'averaged over'):
-        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
-    ('csce636-q4b', 'gamma, beta'):
-        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
     ('csce636-q4b', 'averaged over'):
-        '\\gamma,\\ \\beta \\in ... (two names, one dimension); \\text{averaged over } N: prose',
+        '\\text{averaged over } N, H, W: the commas split the label into parts; the result is axis names '
+        'graded as a shape, the value written is their count N H W',
     ('csce636-q5c', 'padding'):
         'the label inside the prose (\\text{zero padding on each side: } 2)',
     ('csce636-q5c', 'kernels'):

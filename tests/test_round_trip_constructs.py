@@ -195,3 +195,24 @@ def test_infinity_only_as_a_case_value():
     """−∞ is read in a case of a piecewise value (the padded max pool's), not as an answer."""
     v = verdict("batched-conv-and-pooling.yaml", "d2l-pool-padding-stride", r"-\infty")
     assert v.verdict == "unparseable" and "infinity" in v.evidence
+
+
+@pytest.mark.parametrize("qid", ["csce636-q4a", "csce636-q4b"])
+def test_two_names_sharing_one_dimension(qid):
+    """\\gamma,\\ \\beta \\in \\mathbb{R}^{C}: one labelled part (the result "gamma, beta"), not γ alone and β."""
+    file = "csce636-hw2.yaml"
+    good = sheet(file, qid, "gamma, beta")
+    assert verdict(file, qid, good).verdict == "correct"
+    v = verdict(file, qid, good.replace("{C}", "{N}"))
+    assert v.verdict == "incorrect" and "N" in v.evidence, v
+
+
+def test_a_label_in_words_followed_by_prose():
+    """\\text{averaged over } N:\\ N\\ \\text{values per statistic}: the label 'averaged over', the axis N (the
+    result's axis names are size symbols, not SymPy's function N, which was an internal error)."""
+    file, qid = "csce636-hw2.yaml", "csce636-q4a"
+    good = sheet(file, qid, "averaged over")
+    assert verdict(file, qid, good).verdict == "correct"
+    assert verdict(file, qid, r"\text{averaged over } N:\ N").verdict == "correct"
+    v = verdict(file, qid, good.replace(r":\ N", r":\ C"))
+    assert v.verdict == "incorrect", v

@@ -112,7 +112,7 @@ class _Checker:
 
     def run(self, parts):
         checked = 0
-        for part in parts:
+        for part in _shared_dimensions(parts, self.info.targets):
             sides = self.sides(part)
             working = [s for s in sides if s[3] == "working"]
             for side, target, lhs, role in sides:
@@ -178,6 +178,11 @@ class _Checker:
             return [(rest[0], target, lhs, "final")]
         lhs = None
         head_notes = []
+        if len(items) >= 2 and isinstance(items[0], R.Bin) and items[0].op == "implicit" \
+                and isinstance(items[0].left, R.Word) and not items[0].left.scripts \
+                and any(_same_label(items[0].left.text, t.label) for t in self.info.targets):
+            # \text{averaged over } N: N: a result's label in words, the prose after it part of the label
+            items = [items[0].left] + items[1:]
         if len(items) >= 2 and not _is_lhs(items[0]):
             # \frac{\text{ordinary}}{\text{separable}}\ \text{(with bias)}: a left side with a note after it
             head, words = _strip_notes(items[0], self.info)
@@ -1081,6 +1086,25 @@ def _array_leaves(node, rank):
         return None
     out = [_array_leaves(item, rank - 1) for item in items]
     return None if any(o is None for o in out) else out
+
+
+def _shared_dimensions(parts, targets):
+    """``\\gamma,\\ \\beta \\in \\mathbb{R}^{C}`` is read as two parts, γ and β ∈ ℝ^C: when the names
+    together are a result's label ("gamma, beta"), one part whose left side is that label."""
+    out = list(parts)
+    k = 0
+    while k + 1 < len(out):
+        head, nxt = out[k], out[k + 1]
+        if isinstance(head, R.Relation) and not head.ops and len(head.items) == 1 \
+                and isinstance(nxt, R.Relation) and nxt.ops[:1] == ["in"] and len(nxt.items) == 2:
+            first, second = _label(head.items[0]), _label(nxt.items[0])
+            joined = f"{first}, {second}" if first and second else None
+            if joined and isinstance(head.items[0], R.Name) and any(_same_label(joined, t.label, case=True)
+                                                                     or _same_label(joined, t.label) for t in targets):
+                out[k:k + 2] = [R.Relation(head.pos, [R.Word(head.pos, joined, []), nxt.items[1]], ["in"])]
+                continue
+        k += 1
+    return out
 
 
 def _ratio_label(node):

@@ -136,6 +136,19 @@ def all_tensors(decls):
     return out
 
 
+def _size(x):
+    """A dimension of a shape result as SymPy: a size's name is the size symbol, never SymPy's own N
+    (``sympify("N")`` is the function N, which made \\text{averaged over } N an internal error).
+
+    >>> _size("N"), _size(3), _size("N").is_positive
+    (N, 3, True)
+    """
+    from ..tensors import size_symbol
+    if isinstance(x, str) and x.isidentifier():
+        return size_symbol(x)
+    return sp.sympify(x)
+
+
 def _free_idx(expr):
     bound = set()
     for s in expr.atoms(sp.Sum, sp.Product):
@@ -160,7 +173,7 @@ def _target(r):
     if kind is Kind.WORD:
         return Target(label, "word", v, latex=r.latex, key=r.key)
     if kind in (Kind.SHAPE, Kind.TUPLE):
-        return Target(label, kind.value, tuple(sp.sympify(x) for x in v), alt_shapes=r.alt_shapes,
+        return Target(label, kind.value, tuple(_size(x) for x in v), alt_shapes=r.alt_shapes,
                       latex=r.latex, key=r.key, components=tuple(getattr(r, "components", ()) or ()))
     if kind is Kind.ENTRIES:
         if isinstance(v, sp.MatrixBase):
