@@ -22,7 +22,6 @@ GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.D
 
 #: (question, result label): why it does not read back yet.
 KNOWN_FAILURES = {
-    ('maxpool-backward-values', 'array at the values'): 'the boxed line starts with \\text{at the given ...}',
     ('csce636-q4b', 'averaged over'):
         '\\text{averaged over } N, H, W: the commas split the label into parts; the result is axis names '
         'graded as a shape, the value written is their count N H W',

@@ -216,3 +216,16 @@ def test_a_label_in_words_followed_by_prose():
     assert verdict(file, qid, r"\text{averaged over } N:\ N").verdict == "correct"
     v = verdict(file, qid, good.replace(r":\ N", r":\ C"))
     assert v.verdict == "incorrect", v
+
+
+def test_values_at_the_declared_values_with_a_note():
+    """[...]\\ \\ (\\text{at the given } G, X): the note after the value says where it holds; a matrix of numbers
+    is compared with the result at the declared values, not with the element formula's array."""
+    file, qid = "numeric-passes.yaml", "maxpool-backward-values"
+    good = sheet(file, qid, "array at the values")
+    assert good.endswith(r"\ \ (\text{at the given } G, X)")
+    assert verdict(file, qid, good).verdict == "correct"
+    bare = good.split(r"\ \ (")[0]
+    assert verdict(file, qid, bare).verdict == "correct"
+    v = verdict(file, qid, bare.replace(r"4\end", r"5\end"))
+    assert v.verdict == "incorrect" and "(7, 0)" in v.evidence, v

@@ -233,7 +233,8 @@ class _Checker:
         for side in items:
             kind = _kind(side, self.info)
             # ∂f_{1,2}/∂W = [...]: one slice of the explicit Jacobian, whichever slice came before it
-            target = row_of or self.choose(label, kind, side)
+            target = row_of or (_at_values(side, self.info) if not label and kind == "entries" else None) \
+                or self.choose(label, kind, side)
             out.append((side, target, lhs, "final"))
         return out
 
@@ -897,6 +898,8 @@ def _strip_notes(side, info):
             notes.insert(0, right.text)
         elif isinstance(right, R.Group) and right.paren == "(" and not right.scripts and _is_prose(right.body, info):
             notes.insert(0, "(…)")
+        elif isinstance(right, R.Tuple) and right.paren == "(" and _is_prose(right, info):
+            notes.insert(0, "(…)")             # (\text{at the given } G, X)
         else:
             break
         side = side.left
@@ -922,6 +925,8 @@ def _is_prose(node, info):
         return not _declared_word(node, info)
     if isinstance(node, R.Bin):
         return _is_prose(node.left, info) or _is_prose(node.right, info)
+    if isinstance(node, R.Tuple) and node.paren == "(":     # (\text{at the given } G, X): its first item
+        return _is_prose(node.items[0], info)
     return False
 
 
@@ -1086,6 +1091,15 @@ def _array_leaves(node, rank):
         return None
     out = [_array_leaves(item, rank - 1) for item in items]
     return None if any(o is None for o in out) else out
+
+
+def _at_values(side, info):
+    """The result at the question's declared values, for a matrix of numbers with no label (the sheet's
+    ``[...]\\ (\\text{at the given } G, X)``); None when there is none or the matrix has a letter."""
+    body = side.body if isinstance(side, R.Group) and side.paren == "{" else side
+    if not isinstance(body, R.MatrixNode) or not all(_is_number_node(e) for row in body.rows for e in row):
+        return None
+    return next((t for t in info.targets if t.kind == "entries" and str(t.key).endswith(" at values")), None)
 
 
 def _shared_dimensions(parts, targets):
