@@ -60,7 +60,9 @@ class Result:
     free indices of an ELEMENT or CLAIM as ((group, Idx), ...), group "of" (the output's) or "wrt"
     (the variable's), in the order of the left side; ``alt_shapes`` other accepted forms of a SHAPE;
     ``components`` what each entry of a TUPLE counts ("with bias", "without bias"): grading compares a
-    single number with the first entry unless the answer names another."""
+    single number with the first entry unless the answer names another. ``blocks`` of a matrix printed by
+    blocks (A^{(1)} = ..., B^{(0;0)} = ...): ((name, the label's indices as printed, first row, first
+    column, rows, columns), ...), so that grading compares each labelled block with its part of the whole."""
     label: str
     value: object
     latex: str
@@ -69,6 +71,7 @@ class Result:
     axes: tuple = ()
     alt_shapes: tuple = ()
     components: tuple = ()
+    blocks: tuple = ()
 
     def __post_init__(self):
         self.kind = Kind(self.kind)

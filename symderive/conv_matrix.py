@@ -314,7 +314,8 @@ def _split(shape, limit):
 
 def blocks(sparse, row_shape, col_shape, limit=12):
     """The nonzero blocks of ``sparse`` when rows and columns are grouped by the leading axes
-    of the tensors they index: [(row label, col label, dense block)], and the block size."""
+    of the tensors they index: [(row label, col label, dense block, (first row, first column))], the
+    block size and the number of blocks down and across."""
     kr, kc = _split(row_shape, limit), _split(col_shape, limit)
     rows_per = int(sp.Mul(*row_shape[kr:]))
     cols_per = int(sp.Mul(*col_shape[kc:]))
@@ -326,7 +327,7 @@ def blocks(sparse, row_shape, col_shape, limit=12):
         for b, clabel in enumerate(col_groups):
             block = dense[a * rows_per:(a + 1) * rows_per, b * cols_per:(b + 1) * cols_per]
             if any(v != 0 for v in block):
-                found.append((rlabel, clabel, block))
+                found.append((rlabel, clabel, block, (a * rows_per, b * cols_per)))
     return found, (rows_per, cols_per), (len(row_groups), len(col_groups))
 
 

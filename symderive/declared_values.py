@@ -124,8 +124,13 @@ def _at_values(ctx, result, hits, valued, arrays):
     value = result.value.applyfunc(evaluate) if hasattr(result.value, "applyfunc") else evaluate(result.value)
     kind = Kind.ENTRIES if hasattr(value, "shape") else Kind.VALUE
     names = ", ".join(valued[n].tex for n in sorted({_label(a) for a in hits}))
-    return Result(f"{result.label} at the values", value,
-                  rf"\text{{at the given }} {names}:\quad {shown(value)}", kind, key=f"{result.key} at values")
+    # The value first, then where it holds as a note in parentheses: a line that can be pasted back as an
+    # answer ("at the given G, X:\quad" before it read as two parts, G and X = ...).
+    text = shown(value)
+    if text.startswith(r"\approx"):
+        text = rf"{result.label} {text}" if result.label.isidentifier() and len(result.label) == 1 else text[8:]
+    return Result(f"{result.label} at the values", value, rf"{text}\ \ (\text{{at the given }} {names})",
+                  kind, key=f"{result.key} at values")
 
 
 # The --verify side: the results at the declared values, against torch at those same values.

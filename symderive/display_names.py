@@ -83,7 +83,17 @@ def default_tex(identifier):
     ['x', 'W_{x}', 'W_{1}', 'h_{\\mathrm{prev}}', '\\mathrm{loss}', '\\alpha', 'K_{H}']
     >>> [default_tex(n) for n in ("x_in", "Q0", "tau_1")]
     ['x_{\\mathrm{in}}', 'Q_{0}', '\\tau_{1}']
+
+    A double underscore puts the whole name after it up, as that name's own default: backprop's
+    ``delta__n_h`` (∂L/∂n_h) is δ^{n_h}, not SymPy's δ^n_h.
+
+    >>> [default_tex(n) for n in ("delta__z1", "delta__n_h")]
+    ['\\delta^{z_{1}}', '\\delta^{n_{h}}']
     """
+    if "__" in identifier.strip("_"):
+        head, rest = identifier.split("__", 1)
+        if head and rest:
+            return default_tex(head) + "^{" + default_tex(rest) + "}"
     head, supers, subs = split_super_sub(identifier)
     shown = sp.latex(sp.Symbol(head)) if head else ""
     if len(head.rstrip("'")) > 1 and shown == head:   # not a Greek letter, a primed letter or SymPy's yhat

@@ -172,6 +172,8 @@ POOLS = {  # name: (kind, options, torch function)
     "max1d pad": ("max_pool1d", {"kernel_size": 3, "stride": 2, "padding": 1}, F.max_pool1d),
     "max1d ceil": ("max_pool1d", {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True},
                    F.max_pool1d),
+    # CS231n's 2 × 2 / stride 2 on an odd 5 × 5 input: the last row and column are in no window (issue 14)
+    "max2d odd floor": ("max_pool2d", {"kernel_size": 2, "stride": 2}, F.max_pool2d),
     "max2d pad ceil": ("max_pool2d", {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True},
                        F.max_pool2d),
     "avg1d pad": ("avg_pool1d", {"kernel_size": 3, "stride": 2, "padding": 1}, F.avg_pool1d),

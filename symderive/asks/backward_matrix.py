@@ -23,9 +23,9 @@ def solve(ctx):
         Step(r"B[i, j] = \text{coefficient of } g_j \text{ in } \partial L/\partial x_i",
              "definition of B: ∂L/∂vec(x) = B · vec(g)"),
     ]
-    shown, why = matrix_result(b.matrix, layer, ctx, "B", "B", layer.x.shape, layer.shape)
+    result, why = matrix_result(b.matrix, layer, ctx, "B", "B", layer.x.shape, layer.shape, label="B")
     steps.append(Step("", why + f"; {b.matrix.nnz} nonzeros, read off the closed form above"))
-    results = [Result("B", b.matrix.to_sympy(), shown, Kind.ENTRIES)]
+    results = [result]
     if not equal:
         row, col, mine, theirs = difference
         steps.append(Step(rf"B_{{{row + ctx.base},{col + ctx.base}}} = {sp.latex(mine)} \neq "

@@ -11,27 +11,32 @@ MAX_BLOCKS = 16
 
 KEYS = {"of", "matrix", "name"}
 
-def matrix_result(sparse, layer, ctx, name, kind, row_shape, col_shape):
-    """(latex, why) for a sparse symbol matrix: whole when small, else by blocks, else summarised."""
+def matrix_result(sparse, layer, ctx, name, kind, row_shape, col_shape, label="matrix"):
+    """The Result (ENTRIES) of a sparse symbol matrix, and why it is shown so: whole when small, else by
+    blocks (each labelled with its place, for grading too), else summarised."""
     from ..conv_matrix import blocks, structure_latex
     dense = sparse.to_sympy()
     size = rf"{name} \in \mathbb{{R}}^{{{sparse.shape[0]} \times {sparse.shape[1]}}}"
     if not too_large(dense):
-        return f"{name} = {matrix(dense, ctx.base)}", "built entry by entry from the index arithmetic"
+        return Result(label, dense, f"{name} = {matrix(dense, ctx.base)}", Kind.ENTRIES), \
+            "built entry by entry from the index arithmetic"
     found, (r, c), (nr, nc) = blocks(sparse, row_shape, col_shape)
     if found and len(found) <= MAX_BLOCKS:
-        def label(rl, cl):
+        def block_label(rl, cl):
             parts = [",".join(str(v + ctx.base) for v in rl), ",".join(str(v + ctx.base) for v in cl)]
             return f"{name}^{{({';'.join(p for p in parts if p)})}}"
-        shown = [f"{label(rl, cl)} = {matrix(b, ctx.base)}" for rl, cl, b in found]
+        shown = [f"{block_label(rl, cl)} = {matrix(b, ctx.base)}" for rl, cl, b, _ in found]
+        places = tuple((name, tuple(v + ctx.base for v in rl + cl), at[0], at[1], r, c) for rl, cl, _, at in found)
         why = (f"{nr} × {nc} blocks of size {r} × {c}, grouped by the leading indices of the rows' and "
                f"columns' tensors" + (f"; the {len(found)} nonzero ones are shown, the other "
                                        f"{nr * nc - len(found)} are zero" if len(found) < nr * nc else "")
                + "; "
                + structure_latex(kind, layer, sparse))
-        return size + r",\quad \begin{gathered}" + r" \\ ".join(shown) + r"\end{gathered}", why
-    return size, (f"too large to print: {sparse.nnz} nonzeros in {nr} × {nc} blocks of size {r} × {c}; "
-                  + structure_latex(kind, layer, sparse) + "; the element formula gives every entry")
+        latex = size + r",\quad \begin{gathered}" + r" \\ ".join(shown) + r"\end{gathered}"
+        return Result(label, dense, latex, Kind.ENTRIES, blocks=places), why
+    return Result(label, dense, size, Kind.ENTRIES), \
+        (f"too large to print: {sparse.nnz} nonzeros in {nr} × {nc} blocks of size {r} × {c}; "
+         + structure_latex(kind, layer, sparse) + "; the element formula gives every entry")
 
 
 def solve(ctx):
@@ -58,10 +63,10 @@ def solve(ctx):
              f"entry formula: the contracted derivative; row ({', '.join(i.name for i in d.out_idx)}) is "
              f"the position of {layer.name}'s entry in vec({layer.name}), column likewise in vec({wrt.name})"),
     ]
-    shown, why = matrix_result(sparse, layer, ctx, name, "A" if which == "A" else "X",
-                               layer.shape, wrt.shape)
+    result, why = matrix_result(sparse, layer, ctx, name, "A" if which == "A" else "X",
+                                layer.shape, wrt.shape)
     steps.append(Step("", why + f"; {sparse.nnz} nonzero entries"))
-    results = [Result("matrix", sparse.to_sympy(), shown, Kind.ENTRIES),
+    results = [result,
                Result("element", d.value, f"{name}_{{{at}}} = {ctx.show(d.value)}", Kind.ELEMENT,
                       axes=tuple(("of", i) for i in d.out_idx) + tuple(("wrt", i) for i in d.wrt_idx))]
     return ctx.answer(results, steps, conventions={"flatten", "zero_outside", "layout"})

@@ -108,9 +108,9 @@ def solve(ctx):
              "the convolution with the same weight, stride, padding and dilation; it maps "
              f"{layer.name}'s shape back to {layer.x.name}'s; A = ∂vec(u)/∂vec(z)"),
     ]
-    shown, why = matrix_result(T, layer, ctx, "T", "B", layer.shape, layer.x.shape)
+    result, why = matrix_result(T, layer, ctx, "T", "B", layer.shape, layer.x.shape)
     steps.append(Step("", why + f"; {T.nnz} nonzeros, read off the transposed convolution's own formula"))
-    results = [Result("matrix", T.to_sympy(), shown, Kind.ENTRIES),
+    results = [result,
                Result("element", t.value, f"T_{{{at}}} = {ctx.show(t_el)}", Kind.ELEMENT,
                       axes=tuple(("of", i) for i in t.out_idx) + tuple(("wrt", i) for i in t.wrt_idx))]
     if not equal:

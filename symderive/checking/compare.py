@@ -153,7 +153,7 @@ class _Checker:
 
     def run(self, parts):
         checked = 0
-        for part in parts:
+        for part in _shared_dimensions(parts, self.info.targets):
             sides = self.sides(part)
             working = [s for s in sides if s[3] == "working"]
             for side, target, lhs, role in sides:
@@ -212,20 +212,34 @@ class _Checker:
             lhs, rest = items[0], [_strip_notes(side, self.info)[0] for side in items[1:]]
             if not isinstance(rest[0], R.Reals):
                 raise M.MeaningError("after \\in, write the dimension as \\mathbb{R}^{a \\times b}", rest[0].pos)
+            whole = _block_whole(lhs, self.info)
+            if whole is not None:                  # A \in \mathbb{R}^{3 \times 35} before A's blocks
+                return [(rest[0], whole, lhs, "final")]
             target = self.choose(_label(lhs), "shape", part)
             return [(rest[0], target, lhs, "final")]
         lhs = None
+        head_notes = []
+        if len(items) >= 2 and isinstance(items[0], R.Bin) and items[0].op == "implicit" \
+                and isinstance(items[0].left, R.Word) and not items[0].left.scripts \
+                and any(_same_label(items[0].left.text, t.label) for t in self.info.targets):
+            # \text{averaged over } N: N: a result's label in words, the prose after it part of the label
+            items = [items[0].left] + items[1:]
+        if len(items) >= 2 and not _is_lhs(items[0]):
+            # \frac{\text{ordinary}}{\text{separable}}\ \text{(with bias)}: a left side with a note after it
+            head, words = _strip_notes(items[0], self.info)
+            if words and _is_lhs(head):
+                items, head_notes = [head] + items[1:], [w for w in words if w != "(…)"]
         if len(items) >= 2 and _is_lhs(items[0]):
             lhs, items = items[0], items[1:]
             # \delta^{(3)} = \frac{\partial e}{\partial s_3} = ...: a second name of the left side
             while len(items) >= 2 and _is_derivative(items[0]):
                 items = items[1:]
-        if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=") for op in ops):
+        if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=", "mid") for op in ops):
             raise M.MeaningError("an inequality is not an answer", part.pos)
         label = _label(lhs) if lhs is not None else None
         stripped = [_strip_notes(side, self.info) for side in items]
         items = [side for side, _ in stripped]
-        notes = " ".join(n for _, words in stripped for n in words if n != "(…)")
+        notes = " ".join(head_notes + [n for _, words in stripped for n in words if n != "(…)"])
         if label:
             self.last_label = label
         if notes and _component_in_label(notes, self.info.targets)[1] is not None:
@@ -250,9 +264,18 @@ class _Checker:
             target = self.choose(label, "number", items[-1])
             return [(side, target, lhs, "working") for side in items[:-1]] + [(items[-1], target, lhs, "result")]
         out = []
+        block = _block_named(lhs, self.info) if self.part is None else None
+        if block is not None:                   # A^{(2)} = [...]: that block of the matrix A
+            return [(side, block, lhs, "final") for side in items]
+        row_of = None if self.part is not None or (label and any(_same_label(label, t.label) for t in
+                                                                 self.info.targets)) \
+            else next((t for t in self.info.targets if t.kind == "entries" and isinstance(t.value, sp.MatrixBase)
+                       and _row_named(lhs, t, self.info) is not None), None)
         for side in items:
             kind = _kind(side, self.info)
-            target = self.choose(label, kind, side)
+            # ∂f_{1,2}/∂W = [...]: one slice of the explicit Jacobian, whichever slice came before it
+            target = row_of or (_at_values(side, self.info) if not label and kind == "entries" else None) \
+                or self.choose(label, kind, side)
             out.append((side, target, lhs, "final"))
         return out
 
@@ -315,10 +338,21 @@ class _Checker:
         if target.kind == "word":
             self.decided.append(compare_word(side, target))
             return
+        if target.kind == "entries" and isinstance(side, R.Reals):
+            self.decided.append(_compare_matrix_size(_dims_of(side, ctx), target))
+            return
+        if target.kind == "entries" and isinstance(target.value, sp.NDimArray):
+            self.decided.append(self.compare_array(side, target, ctx))
+            return
         value = M.resolve(side, ctx)
         if target.kind == "entries":
             target = _row_named(lhs, target, self.info) or target
-            self.decided.append(self.compare_entries(value, target, ctx, side))
+            try:
+                self.decided.append(self.compare_entries(value, target, ctx, side))
+            except Incorrect as exc:
+                if ", block " not in target.label:
+                    raise
+                raise Incorrect(exc.decided_by, f"{target.label.split(', ')[-1]}: {exc.evidence}") from None
             return
         if target.kind == "tuple":
             if not value.is_scalar:
@@ -420,6 +454,36 @@ class _Checker:
                                  f"the question's is {expected}{hint}")
 
     # Entries -----------------------------------------------------------------------
+    def compare_array(self, side, target, ctx):
+        """An array of rank 3 or 4 (C × H × W, or N × C × H × W) written as the sheet prints it: a list of
+        its matrices, ``\\left[M_0,\\ M_1\\right]`` (a list of such lists for rank 4), each matrix compared
+        entry by entry with its slice; ``M ≈ M'`` is its exact side M. A 1 × H × W array may be one matrix."""
+        expected = target.value
+        shape = " × ".join(str(n) for n in expected.shape)
+        leaves = _array_leaves(side, expected.rank())
+        if leaves is None and expected.shape[0] == 1:
+            leaves = _array_leaves(side, expected.rank() - 1)
+            leaves = None if leaves is None else [leaves]
+        if leaves is None:
+            raise Incorrect("shape", f"the question's array is {shape}: write it as a list of its matrices, "
+                                     f"[M_1, M_2, …]")
+
+        def walk(nodes, array, at):
+            if array.rank() == 2:
+                sub = dataclasses.replace(target, value=array.tomatrix())
+                try:
+                    return self.compare_entries(M.resolve(nodes, self.info.context()), sub, ctx, nodes)
+                except Incorrect as exc:
+                    where = ", ".join(str(k + self.info.problem.index_base) for k in at)
+                    raise Incorrect(exc.decided_by, f"matrix [{where}]: {exc.evidence}") from None
+            if len(nodes) != array.shape[0]:
+                raise Incorrect("shape", f"the answer lists {len(nodes)} matrices where the question's {shape} "
+                                         f"array has {array.shape[0]}")
+            for k, node in enumerate(nodes):
+                walk(node, array[k], at + (k,))
+            return "entries"
+        return walk(leaves, expected, ())
+
     def compare_entries(self, value, target, ctx, node):
         info = self.info
         base = info.problem.index_base
@@ -898,6 +962,8 @@ def _strip_notes(side, info):
             notes.insert(0, right.text)
         elif isinstance(right, R.Group) and right.paren == "(" and not right.scripts and _is_prose(right.body, info):
             notes.insert(0, "(…)")
+        elif isinstance(right, R.Tuple) and right.paren == "(" and _is_prose(right, info):
+            notes.insert(0, "(…)")             # (\text{at the given } G, X)
         else:
             break
         side = side.left
@@ -917,12 +983,14 @@ def _declared_word(word, info):
 
 def _is_prose(node, info):
     """A parenthesis holding words or a condition (|d| < 1), not a value."""
-    if isinstance(node, R.Relation) and any(op in ("<", ">", "<=", ">=", "!=") for op in node.ops):
+    if isinstance(node, R.Relation) and any(op in ("<", ">", "<=", ">=", "!=", "mid") for op in node.ops):
         return True
     if isinstance(node, R.Word):
         return not _declared_word(node, info)
     if isinstance(node, R.Bin):
         return _is_prose(node.left, info) or _is_prose(node.right, info)
+    if isinstance(node, R.Tuple) and node.paren == "(":     # (\text{at the given } G, X): its first item
+        return _is_prose(node.items[0], info)
     return False
 
 
@@ -946,6 +1014,8 @@ def _is_lhs(node):
     if isinstance(node, R.Bin) and node.op == "/" and M.is_partial(node.left) and M.is_partial(node.right):
         return True
     if isinstance(node, (R.Nabla, R.Word)):
+        return True
+    if _ratio_label(node) is not None:
         return True
     if isinstance(node, R.Name):
         return True
@@ -1057,6 +1127,8 @@ def _label(node):
         return "d" + (_label(M.partial_arg(node.left)) or "") + "/d" + (_label(M.partial_arg(node.right)) or "")
     if isinstance(node, R.Word):
         return node.text
+    if _ratio_label(node) is not None:
+        return _ratio_label(node)
     if isinstance(node, R.Group) and isinstance(node.body, R.Name):
         return _label(R.Name(node.pos, node.body.letters, node.body.scripts + node.scripts))
     if isinstance(node, R.Name):
@@ -1071,6 +1143,64 @@ def _label(node):
         return key
     if isinstance(node, R.Bin) and node.op == "implicit":
         return (_label(node.left) or "") + (_label(node.right) or "")
+    return None
+
+
+def _array_leaves(node, rank):
+    """The nodes of the matrices of an array of ``rank`` written as nested lists of matrices (``M ≈ M'``:
+    its exact side M), nested as the array's leading axes; None when the side is not written so."""
+    if rank == 2:
+        if isinstance(node, R.Relation) and node.ops and all(op == "approx" for op in node.ops):
+            return node.items[0]
+        return None if isinstance(node, (R.Relation, R.Tuple)) else node
+    if isinstance(node, R.Group) and node.paren == "[" and not node.scripts:
+        items = [node.body]
+    elif isinstance(node, R.Tuple) and node.paren == "[":
+        items = node.items
+    else:
+        return None
+    out = [_array_leaves(item, rank - 1) for item in items]
+    return None if any(o is None for o in out) else out
+
+
+def _at_values(side, info):
+    """The result at the question's declared values, for a matrix of numbers with no label (the sheet's
+    ``[...]\\ (\\text{at the given } G, X)``); None when there is none or the matrix has a letter."""
+    body = side.body if isinstance(side, R.Group) and side.paren == "{" else side
+    if not isinstance(body, R.MatrixNode) or not all(_is_number_node(e) for row in body.rows for e in row):
+        return None
+    return next((t for t in info.targets if t.kind == "entries" and str(t.key).endswith(" at values")), None)
+
+
+def _shared_dimensions(parts, targets):
+    """``\\gamma,\\ \\beta \\in \\mathbb{R}^{C}`` is read as two parts, γ and β ∈ ℝ^C: when the names
+    together are a result's label ("gamma, beta"), one part whose left side is that label."""
+    out = list(parts)
+    k = 0
+    while k + 1 < len(out):
+        head, nxt = out[k], out[k + 1]
+        if isinstance(head, R.Relation) and not head.ops and len(head.items) == 1 \
+                and isinstance(nxt, R.Relation) and nxt.ops[:1] == ["in"] and len(nxt.items) == 2:
+            first, second = _label(head.items[0]), _label(nxt.items[0])
+            joined = f"{first}, {second}" if first and second else None
+            if joined and isinstance(head.items[0], R.Name) and any(_same_label(joined, t.label, case=True)
+                                                                     or _same_label(joined, t.label) for t in targets):
+                out[k:k + 2] = [R.Relation(head.pos, [R.Word(head.pos, joined, []), nxt.items[1]], ["in"])]
+                continue
+        k += 1
+    return out
+
+
+def _ratio_label(node):
+    """'ordinary / separable' for a left side \\frac{\\text{ordinary}}{\\text{separable}} (a ratio of two
+    counts the question names in words), else None.
+
+    >>> _ratio_label(R.read(r"\\frac{\\text{a b}}{\\text{c}}")[0].items[0]), _ratio_label(R.read("x/y")[0].items[0])
+    ('a b / c', None)
+    """
+    if isinstance(node, R.Frac) and isinstance(node.num, R.Word) and isinstance(node.den, R.Word) \
+            and not node.num.scripts and not node.den.scripts:
+        return f"{node.num.text} / {node.den.text}"
     return None
 
 
@@ -1175,24 +1305,101 @@ def _index_items(node, ctx):
 
 
 def _row_named(lhs, target, info):
-    """The row of an explicit Jacobian that a left side ∂y_k/∂x names (the sheet's ``\begin{gathered}`` of
-    one row a line), as a target of its own; None when the left side names no single row."""
+    """The row of an explicit Jacobian that a left side ∂y_k/∂x names (the sheet's ``\\begin{gathered}`` of
+    one row a line), as a target of its own; None when the left side names no single row. An entry of a
+    tensor y (∂f_{1,2}/∂W) names the row of its row-major position, shown as a slice shaped like x."""
     if not (isinstance(lhs, R.Frac) and M.is_partial(lhs.num) and M.is_partial(lhs.den)):
         return None
     top, bottom = M.partial_arg(lhs.num), M.partial_arg(lhs.den)
     if isinstance(top, R.Group) and top.paren == "{" and isinstance(top.body, R.Name):
         top = R.Name(top.pos, top.body.letters, top.body.scripts + top.scripts)
-    if not isinstance(top, R.Name) or len(top.scripts) != 1 or top.scripts[0][0] != "_" \
-            or not isinstance(top.scripts[0][1], R.Num) or "." in top.scripts[0][1].text:
+    if not isinstance(top, R.Name) or len(top.scripts) != 1 or top.scripts[0][0] != "_":
+        return None
+    arg = top.scripts[0][1]
+    nums = arg.items if isinstance(arg, R.Tuple) and arg.paren == "," else [arg]
+    if not all(isinstance(n, R.Num) and "." not in n.text for n in nums):
         return None
     if not isinstance(bottom, R.Name) or bottom.scripts:
         return None
-    k = int(top.scripts[0][1].text) - info.problem.index_base
-    expected = target.value
+    base, expected = info.problem.index_base, target.value
+    at = [int(n.text) - base for n in nums]
+    if len(at) == 1:
+        k, shape = at[0], None
+    else:                                   # ∂f_{1,2}/∂W: the row of f[0, 1] in vec(f), a slice shaped like W
+        from ..derivative import matrix_view
+        of, wrt = _declared("".join(top.letters), info), _declared("".join(bottom.letters), info)
+        if of is None or wrt is None or len(of.shape) != len(at) \
+                or not all(sp.sympify(n).is_Integer for n in tuple(of.shape) + tuple(wrt.shape)) \
+                or not all(0 <= a < int(n) for a, n in zip(at, of.shape)):
+            return None
+        k = 0
+        for a, n in zip(at, of.shape):
+            k = k * int(n) + a
+        shape = matrix_view(wrt.shape)
     if not (0 <= k < expected.rows) or expected.rows == 1:
         return None
-    return dataclasses.replace(target, value=expected[k, :], row=k,
-                               label=f"{target.label}, row {k + info.problem.index_base}")
+    row = expected[k, :]
+    if shape is not None and shape[0] * shape[1] == row.cols:
+        return dataclasses.replace(target, value=row.reshape(*shape), row=0,
+                                   label=f"{target.label}, the slice ∂{''.join(top.letters)}"
+                                         f"[{', '.join(n.text for n in nums)}]")
+    return dataclasses.replace(target, value=row, row=k, label=f"{target.label}, row {k + base}")
+
+
+def _block_parts(lhs):
+    """(name, (indices...)) of a block label A^{(2)}, X^{(1,3)}, B^{(0;0)}; None for any other left side."""
+    if isinstance(lhs, R.Group) and lhs.paren == "{" and isinstance(lhs.body, R.Name) and not lhs.scripts:
+        lhs = lhs.body
+    if not isinstance(lhs, R.Name) or len(lhs.scripts) != 1 or lhs.scripts[0][0] != "^":
+        return None
+    arg = lhs.scripts[0][1]
+    if isinstance(arg, R.Group) and arg.paren == "(":
+        nums = [arg.body]
+    elif isinstance(arg, R.Tuple) and arg.paren == "(":
+        nums = arg.items
+    else:
+        return None
+    if not all(isinstance(n, R.Num) and "." not in n.text for n in nums):
+        return None
+    return "".join(lhs.letters), tuple(int(n.text) for n in nums)
+
+
+def _block_named(lhs, info):
+    """The block of a matrix printed by blocks that a left side A^{(2)} names, as a target of its own."""
+    parts = _block_parts(lhs)
+    if parts is None:
+        return None
+    for t in info.targets:
+        for name, at, r0, c0, rows, cols in t.blocks:
+            if (name, tuple(at)) == parts:
+                return dataclasses.replace(t, value=t.value[r0:r0 + rows, c0:c0 + cols], blocks=(),
+                                           label=f"{t.label}, block {name}^({','.join(map(str, at))})")
+    return None
+
+
+def _block_whole(lhs, info):
+    """The matrix printed by blocks whose name the left side is (A of A \\in \\mathbb{R}^{…}), or None."""
+    if isinstance(lhs, R.Group) and lhs.paren == "{" and isinstance(lhs.body, R.Name) and not lhs.scripts:
+        lhs = lhs.body
+    if not isinstance(lhs, R.Name) or lhs.scripts:
+        return None
+    name = "".join(lhs.letters)
+    return next((t for t in info.targets if t.blocks and t.blocks[0][0] == name), None)
+
+
+def _compare_matrix_size(dims, target):
+    """A dimension stated for an explicit matrix (A \\in \\mathbb{R}^{3 \\times 35}): its size."""
+    if dims is None or tuple(sp.sympify(d) for d in dims) != tuple(target.value.shape):
+        shown = " × ".join(str(d) for d in dims or ())
+        raise Incorrect("shape", f"the answer is {shown}, the matrix {target.label} is "
+                                 f"{target.value.rows} × {target.value.cols}")
+    return "shape"
+
+
+def _declared(name, info):
+    """The tensor or layer ``name`` of the question, or None."""
+    from .targets import all_tensors
+    return all_tensors(info.context_args["scope"]).get(name)
 
 
 def _target_value(v, target):

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from ..unicode_symbols import MATH_UNICODE as UNICODE  # shared with authored_text
 
-MAX_CHARS = 6000
-MAX_TOKENS = 3000
+MAX_CHARS = 12000
+MAX_TOKENS = 6000
 MAX_NUMBER_DIGITS = 60
 
 
@@ -42,7 +42,7 @@ ACCENTS = {"hat", "bar", "tilde", "widehat", "widetilde", "overline", "dot", "dd
 RELATIONS = {"=": "=", "approx": "approx", "in": "in", "le": "<=", "leq": "<=", "leqslant": "<=",
              "ge": ">=", "geq": ">=", "geqslant": ">=", "neq": "!=", "ne": "!=", "equiv": "=",
              "coloneqq": "=", "simeq": "approx", "sim": "approx", "lt": "<", "gt": ">", "eqqcolon": "=",
-             "triangleq": "=", "cong": "cong"}
+             "triangleq": "=", "cong": "cong", "mid": "mid"}
 TWO_CHAR_RELATIONS = {"<=": "<=", ">=": ">=", ":=": "=", "!=": "!="}
 WORD_SEPARATORS = {"and", "also", "where", "with", "so", "hence", "thus", "i.e.", "then"}
 

@@ -52,6 +52,15 @@ class ShapeMismatch(MeaningError):
     unreadable one."""
 
 
+def _divides(a, b):
+    """a | b, a divisibility condition of the sheet's piecewise entries (2 | j + 1 for a stride of 2).
+
+    >>> _divides(sp.Integer(2), sp.Integer(6)), _divides(sp.Integer(2), sp.Integer(7))
+    (True, False)
+    """
+    return sp.Eq(sp.Mod(b, a), 0)
+
+
 @dataclass
 class Val:
     """A scalar (``shape`` None) or a rows × cols matrix whose entry is ``expr`` at (ROW, COL)."""
@@ -101,6 +110,9 @@ class Context:
     extra_tensors: dict = field(default_factory=dict)
     constants: dict = field(default_factory=dict)
     aliases: dict = field(default_factory=dict)     # alias name -> Alias (a declared tensor's row, column, entry)
+    #: Sizes the file declares that no tensor of this question uses (H of ``sizes: [N, C, H, W]`` in a question on
+    #: a 4 × 4 input): such a letter cannot be part of a right answer, so H(z) there is the sheet's unit step.
+    unused_sizes: tuple = ()
 
     # Lookups -------------------------------------------------------------------------
     def tensor(self, name):
@@ -208,6 +220,8 @@ class _Resolver:
     def v_Word(self, node):
         text = node.text.strip()
         if text in ("infty",):
+            if getattr(self, "in_cases", 0):       # a max pool's padding: −∞ outside the input, never the max
+                return Val(sp.oo)
             self.fail("infinity is not a value", node)
         name = text.replace(" ", "")
         if self.ctx.declared(name) or name in self.ctx.bound or name in self.ctx.free:
@@ -251,7 +265,8 @@ class _Resolver:
                 else (node.left.left, node.left.right, node.left.op)
             # Where H is a size, H(z) is still the step when the engine's answer has one: the sheet writes
             # H(z) for ReLU' there (CS231n's two-layer net of H hidden units).
-            step_name = not self.ctx.declared("H") or (self.ctx.sheet_step and self.ctx.tensor("H") is None)
+            step_name = not self.ctx.declared("H") or "H" in self.ctx.unused_sizes \
+                or (self.ctx.sheet_step and self.ctx.tensor("H") is None)
             if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts and step_name:
                 arg = self.value(node.right.body)
                 if arg.is_scalar:
@@ -411,7 +426,11 @@ class _Resolver:
     def v_Cases(self, node):
         pieces = []
         for value, cond in node.branches:
-            v = self.scalar(value, "a number or expression in each case")
+            self.in_cases = getattr(self, "in_cases", 0) + 1
+            try:
+                v = self.scalar(value, "a number or expression in each case")
+            finally:
+                self.in_cases -= 1
             pieces.append((v, sp.true if cond is None else self.condition(cond)))
         if pieces[-1][1] is not sp.true:
             pieces.append((sp.Integer(0), sp.true))
@@ -426,7 +445,8 @@ class _Resolver:
                 parts = []
                 values = [self.scalar(i) for i in node.items]
                 for op, a, b in zip(node.ops, values, values[1:]):
-                    rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt, "=": sp.Eq, "!=": sp.Ne}.get(op)
+                    rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt, "=": sp.Eq, "!=": sp.Ne,
+                           "mid": _divides}.get(op)
                     if rel is None:
                         self.fail(f"'{op}' is not a condition", node)
                     parts.append(rel(a, b))

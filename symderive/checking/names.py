@@ -15,9 +15,9 @@ def join_name(name, script, ctx):
         text = arg.text
     elif kind == "^" and not ctx.declared(name):
         # δ^{z_1}, δ^{z}: the sheet's name delta__z1 for ∂(loss)/∂z_1
-        inner = script_text(arg)
-        if inner and ctx.tensor(f"{name}__{inner}") is not None:
-            return f"{name}__{inner}"
+        for inner in (script_text(arg), script_text(arg, "_")):
+            if inner and ctx.tensor(f"{name}__{inner}") is not None:      # δ^{n_h}: delta__n_h
+                return f"{name}__{inner}"
         return None
     if text is None:
         return None
@@ -28,15 +28,15 @@ def join_name(name, script, ctx):
     return None
 
 
-def script_text(node):
+def script_text(node, joiner=""):
     """The letters and digits of a name written as a script, scripts flattened: z_{1} -> "z1", z -> "z";
-    None for anything else.
+    None for anything else. ``joiner`` goes before each subscript ("_": n_{h} -> "n_h").
 
     >>> script_text(R.Name(0, ["z"], [("_", R.Num(0, "1"))])), script_text(R.Num(0, "2"))
     ('z1', None)
     """
     if isinstance(node, R.Group) and node.paren == "{" and not node.scripts:
-        return script_text(node.body)
+        return script_text(node.body, joiner)
     if not isinstance(node, R.Name):
         return None
     text = "".join(node.letters)
@@ -44,9 +44,9 @@ def script_text(node):
         if kind != "_":
             return None
         if isinstance(arg, R.Num) and "." not in arg.text:
-            text += arg.text
+            text += joiner + arg.text
         elif isinstance(arg, R.Name) and not arg.scripts:
-            text += "".join(arg.letters)
+            text += joiner + "".join(arg.letters)
         else:
             return None
     return text
@@ -56,6 +56,11 @@ def split_name(name, scripts, ctx):
     """(declared name, remaining scripts): W_x, W_{x}, W^{(1)}, and W_{c,ij} (name part, then indices)."""
     scripts = list(scripts)
     own = ctx.tensor(name)
+    if scripts and own is not None and own.shape:
+        kind, arg = scripts[0]
+        # y_{\mathrm{scores}}: an inner layer of the layer y (attention's scores), named by a word, not indices
+        if kind == "_" and isinstance(arg, R.Word) and not arg.scripts and ctx.tensor(f"{name}_{arg.text}") is not None:
+            return f"{name}_{arg.text}", scripts[1:]
     if scripts and own is not None and own.shape and ctx.used_names and name not in ctx.used_names:
         joined = join_name(name, scripts[0], ctx)      # z_2 for z2 when the question's z2 is used, z not
         if joined is not None and joined in ctx.used_names:

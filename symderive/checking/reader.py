@@ -486,10 +486,10 @@ class Parser:
                 return False
         return False
 
-    def parse_list(self, close):
+    def parse_list(self, close, separators=(",",)):
         """Comma-separated expressions up to ``close`` (not consumed)."""
         items = [self.parse_condition_or_expr()]
-        while self.at("op", ","):
+        while any(self.at("op", sep) for sep in separators):
             self.take()
             items.append(self.parse_condition_or_expr())
         return items
@@ -523,7 +523,8 @@ class Parser:
         if t.kind == "(" or t.kind == "[":
             close = ")" if t.kind == "(" else "]"
             self.take()
-            items = self.parse_list(close)
+            # (0;0): a semicolon separates too, as in the sheet's block labels B^{(0;0)} (rows; columns)
+            items = self.parse_list(close, (",", ";") if t.kind == "(" else (",",))
             if not self.at(close) and t.kind == "(" and self.at("]"):
                 close = "]"                      # half-open intervals are not expressions anyway
             self.expect(close, what=f"'{close}'")

@@ -26,6 +26,7 @@ class Target:
     key: str = ""              # the result's key (answer.Result.key)
     components: tuple = ()     # what each entry of a tuple counts ("with bias", "without bias")
     row: int = 0               # for one row of an explicit matrix (∂y_k/∂x): k, the row's place in the whole
+    blocks: tuple = ()         # a matrix printed by blocks: answer.Result.blocks
 
 
 @dataclass
@@ -78,6 +79,7 @@ def question_info(problem, question, answer):
     args["used_names"] = used_names(info.targets, info.definitions, decls)
     args["sheet_step"] = any(isinstance(e, sp.Basic) and e.has(sp.Heaviside)
                              for e in [t.value for t in info.targets] + [d[2] for d in info.definitions])
+    args["unused_sizes"] = unused_sizes(decls)
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
         info.checkable, info.reason = False, "the engine's answer has nothing an answer can be compared with"
@@ -194,6 +196,16 @@ def used_names(targets, definitions, decls):
     return frozenset(names)
 
 
+def unused_sizes(decls):
+    """The declared sizes that no tensor or layer of the question has in its shape (the file's
+    ``sizes:`` list serves all its questions)."""
+    used = set()
+    for t in all_tensors(decls).values():
+        for n in getattr(t, "shape", ()) or ():
+            used |= {s.name for s in getattr(sp.sympify(n), "free_symbols", ())}
+    return tuple(sorted(name for name in decls.sizes if name not in used))
+
+
 def all_tensors(decls):
     """Every tensor and layer that ``decls`` can name, by name; inner declarations win."""
     out = {}
@@ -211,6 +223,19 @@ def all_tensors(decls):
             if t is not None:
                 out[name] = t
     return out
+
+
+def _size(x):
+    """A dimension of a shape result as SymPy: a size's name is the size symbol, never SymPy's own N
+    (``sympify("N")`` is the function N, which made \\text{averaged over } N an internal error).
+
+    >>> _size("N"), _size(3), _size("N").is_positive
+    (N, 3, True)
+    """
+    from ..tensors import size_symbol
+    if isinstance(x, str) and x.isidentifier():
+        return size_symbol(x)
+    return sp.sympify(x)
 
 
 def _free_idx(expr):
@@ -237,15 +262,17 @@ def _target(r):
     if kind is Kind.WORD:
         return Target(label, "word", v, latex=r.latex, key=r.key)
     if kind in (Kind.SHAPE, Kind.TUPLE):
-        return Target(label, kind.value, tuple(sp.sympify(x) for x in v), alt_shapes=r.alt_shapes,
+        return Target(label, kind.value, tuple(_size(x) for x in v), alt_shapes=r.alt_shapes,
                       latex=r.latex, key=r.key, components=tuple(getattr(r, "components", ()) or ()))
     if kind is Kind.ENTRIES:
         if isinstance(v, sp.MatrixBase):
-            return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key)
+            return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key, blocks=tuple(r.blocks))
         while isinstance(v, sp.NDimArray) and v.rank() > 2 and v.shape[0] == 1:
             v = sp.ImmutableDenseNDimArray(list(v), v.shape[1:])    # 1 × 2 × 2: one channel, the matrix written
         if isinstance(v, sp.NDimArray) and v.rank() <= 2:
             return Target(label, "entries", v.tomatrix(), latex=r.latex, key=r.key)
+        if isinstance(v, sp.NDimArray) and v.rank() in (3, 4) and all(int(n) > 0 for n in v.shape):
+            return Target(label, "entries", v, latex=r.latex, key=r.key)      # a list of matrices
         return None
     if kind is Kind.CLAIM:                       # compare with its right side
         free = tuple((None, i) for i in _free_idx(v))
