@@ -61,9 +61,10 @@ def test_ratio_of_two_named_counts_as_a_label():
     good = sheet(*args, "ordinary / separable")
     assert good.startswith(r"\frac{\text{ordinary}}{\text{separable}}")
     assert verdict(*args, good).verdict == "correct"
-    assert verdict(*args, r"\frac{\text{ordinary}}{\text{separable}} = \frac{18496}{2432}").verdict == "correct"
-    assert verdict(*args, r"\frac{\text{ordinary}}{\text{separable}}\ \text{(with bias)}:\ 7.9").verdict \
-        == "incorrect"
+    # bias=False: 32·64·9 = 18432 against 32·9 + 32·64 = 2336
+    assert verdict(*args, r"\frac{\text{ordinary}}{\text{separable}} = \frac{18432}{2336}").verdict == "correct"
+    # counting biases the layers do not have: (18432 + 64) / (2336 + 32 + 64)
+    assert verdict(*args, r"\frac{\text{ordinary}}{\text{separable}} = \frac{18496}{2432}").verdict == "incorrect"
     # the inverse ratio is not the ordinary-over-separable ratio
     assert verdict(*args, r"\frac{\text{separable}}{\text{ordinary}} = 7.605").verdict == "incorrect"
 

@@ -457,13 +457,17 @@ class _Checker:
     def compare_array(self, side, target, ctx):
         """An array of rank 3 or 4 (C × H × W, or N × C × H × W) written as the sheet prints it: a list of
         its matrices, ``\\left[M_0,\\ M_1\\right]`` (a list of such lists for rank 4), each matrix compared
-        entry by entry with its slice; ``M ≈ M'`` is its exact side M. A 1 × H × W array may be one matrix."""
+        entry by entry with its slice; ``M ≈ M'`` is its exact side M. A 1 × H × W (or 1 × 1 × H × W) array may be
+        written as its one matrix."""
         expected = target.value
         shape = " × ".join(str(n) for n in expected.shape)
         leaves = _array_leaves(side, expected.rank())
-        if leaves is None and expected.shape[0] == 1:
-            leaves = _array_leaves(side, expected.rank() - 1)
-            leaves = None if leaves is None else [leaves]
+        drop = 0                     # 1 × H × W as its one matrix, 1 × 1 × K × K too (D2L's kernels)
+        while leaves is None and drop < expected.rank() - 2 and expected.shape[drop] == 1:
+            drop += 1
+            leaves = _array_leaves(side, expected.rank() - drop)
+            for _ in range(drop if leaves is not None else 0):
+                leaves = [leaves]
         if leaves is None:
             raise Incorrect("shape", f"the question's array is {shape}: write it as a list of its matrices, "
                                      f"[M_1, M_2, …]")

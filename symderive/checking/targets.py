@@ -267,8 +267,6 @@ def _target(r):
     if kind is Kind.ENTRIES:
         if isinstance(v, sp.MatrixBase):
             return Target(label, "entries", sp.Matrix(v), latex=r.latex, key=r.key, blocks=tuple(r.blocks))
-        while isinstance(v, sp.NDimArray) and v.rank() > 2 and v.shape[0] == 1:
-            v = sp.ImmutableDenseNDimArray(list(v), v.shape[1:])    # 1 × 2 × 2: one channel, the matrix written
         if isinstance(v, sp.NDimArray) and v.rank() <= 2:
             return Target(label, "entries", v.tomatrix(), latex=r.latex, key=r.key)
         if isinstance(v, sp.NDimArray) and v.rank() in (3, 4) and all(int(n) > 0 for n in v.shape):
