@@ -3,7 +3,7 @@ give (SymPy's own functions, or the first version of the renaming), on sums that
 index, bound a sum by another's index, and hold guarded Piecewise terms."""
 import sympy as sp
 
-from symderive import simplify, sum_symbols, sympy_fixes
+from symderive import simplify, sympy_memos, sympy_fixes
 from symderive.indices import make_index
 
 x, y, t = sp.IndexedBase("x"), sp.IndexedBase("y"), sp.IndexedBase("t")
@@ -50,11 +50,11 @@ def test_renaming_does_not_capture():
 
 
 def test_free_symbols_of_a_sum_as_sympy_gives_them():
-    assert sp.Sum.free_symbols.fget is sum_symbols.free_symbols
+    assert sp.Sum.free_symbols.fget is sympy_memos.free_symbols
     for expr in SUMS:
         for s in expr.atoms(sp.Sum):
             ours = s.free_symbols
-            assert ours == sum_symbols.SYMPY_FREE_SYMBOLS(s)
+            assert ours == sympy_memos.SYMPY_FREE_SYMBOLS(s)
             ours.add(sp.Symbol("scribble"))         # a caller may change its copy ...
             assert sp.Symbol("scribble") not in s.free_symbols     # ... not the memo
 
@@ -69,3 +69,15 @@ def test_guarded_fold_as_sympy_or_left_alone():
             assert ours == sympy_fixes._ORIGINAL(body)
     guarded = SUMS[5]
     assert m not in guarded.free_symbols        # the guard's index did not escape its sum
+
+
+def test_max_min_comparisons_as_sympy_gives_them():
+    from sympy.functions.elementary.miscellaneous import MinMaxBase
+    assert MinMaxBase._is_connected.__func__ is sympy_memos.is_connected
+    a, b = sp.symbols("a b", integer=True)
+    pairs = [(a, a + 1), (a + 1, a), (a, b), (2 * a, a), (x[i], x[i] - 3), (sp.Integer(0), n - 1), (n, -n)]
+    for cls in (sp.Max, sp.Min):
+        for u, v in pairs:
+            assert sympy_memos.is_connected(cls, u, v) == sympy_memos.SYMPY_IS_CONNECTED(cls, u, v)
+    assert sp.Max(a, a + 1, b, a + 2) == sp.Max(a + 2, b)
+    assert sp.Min(x[i], x[i] - 3, 0) == sp.Min(x[i] - 3, 0)
