@@ -213,6 +213,7 @@ def _fold_one(expr, name, defn):
 
     anchor_has_wilds = bool(anchor.atoms(sp.Wild))
     concretes = {}          # the definition's factors under one match (xreplace rebuilds its sums)
+    matches = {}            # a factor's bound-normal form -> its match with the anchor (or None)
 
     def rewrite(term):
         have = _factor_counts(term)                       # original factors
@@ -229,7 +230,9 @@ def _fold_one(expr, name, defn):
                 if type(candidate) is not type(anchor):
                     continue
                 form = alpha_normal(candidate)
-                match = form.match(anchor) if anchor_has_wilds else ({} if form == anchor else None)
+                if form not in matches:       # the same factor recurs in many terms; matching is costly
+                    matches[form] = form.match(anchor) if anchor_has_wilds else ({} if form == anchor else None)
+                match = matches[form]
                 if match is None or any(w not in match for w in wilds):
                     continue
                 key = frozenset(match.items())
