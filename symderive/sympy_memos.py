@@ -1,7 +1,8 @@
 """Memos for two things SymPy recomputes for the same trees again and again (issue 17): the free
 symbols of a ``Sum`` and whether two arguments of a ``Max``/``Min`` are comparable.
 
-**Free symbols of a Sum** (SymPy's ``ExprWithLimits.free_symbols``). SymPy computes a sum's free symbols afresh on every call, and the computation is not cheap: it
+**Free symbols of a Sum** (SymPy's ``ExprWithLimits.free_symbols``). SymPy computes a sum's free
+symbols afresh on every call, and the computation is not cheap: it
 ``xreplace`` s each summation index by itself, which rebuilds every subtree that contains the
 index (new ``Indexed`` entries, new products), then walks the rebuilt body. SymPy asks for them
 again and again: ``is_number`` does, and so does every sign or zero question about a product
