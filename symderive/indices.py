@@ -9,10 +9,11 @@ requested base.
 import sympy as sp
 from sympy.core.cache import cacheit
 
-from . import indexed_facts, sympy_fixes
+from . import indexed_facts, sympy_fixes, sympy_memos
 
 indexed_facts.install()       # every Indexed built re-deduced its base's assumptions (issue 17)
 sympy_fixes.install()         # before any formula is built: Sum must not free a guarded inner index
+sympy_memos.install()         # Sum free symbols and Max/Min comparisons were recomputed on every call (issue 17)
 
 
 def _idx_latex(self, printer):

@@ -25,7 +25,19 @@ from .latex import tex_name
 
 
 class NotConvertible(Exception):
-    """The expression has no matrix form under these rules."""
+    """The expression has no matrix form under these rules.
+
+    Raised as ``NotConvertible(template, *parts)`` and formatted only when shown: the search for
+    a form raises and catches it hundreds of times per question, and printing the expressions into
+    messages that were then dropped was half of cq-3.1-K's profile (issue 17).
+
+    >>> str(NotConvertible("no vector form for {}", "x + y"))
+    'no vector form for x + y'
+    """
+
+    def __str__(self):
+        template, *parts = self.args
+        return template.format(*parts)
 
 
 # Nodes ---------------------------------------------------------------------------------
@@ -258,7 +270,7 @@ def differential_form(e, i, j, p, q, dx):
         on_left = _depends(factor, i) or _depends(factor, p)
         on_right = _depends(factor, q) or _depends(factor, j)
         if on_left and on_right:
-            raise NotConvertible(f"{factor} joins the two index pairs")
+            raise NotConvertible("{} joins the two index pairs", factor)
         if on_left:
             left *= factor
         elif on_right:
@@ -266,7 +278,7 @@ def differential_form(e, i, j, p, q, dx):
         else:
             coeff *= factor
     if coeff.has(sp.Indexed, sp.Sum):
-        raise NotConvertible(f"{coeff} is not a scalar of the form")
+        raise NotConvertible("{} is not a scalar of the form", coeff)
     chain = [node for node in (_chain_factor(left, i, p), dx, _chain_factor(right, q, j)) if node is not None]
     return Product(coeff, tuple(chain), "matmul")
 
@@ -390,7 +402,7 @@ def to_vector(e, i):
     if isinstance(e, sp.Indexed):
         if e.indices[-1] == i and not any(_depends(a, i) for a in e.indices[:-1]):
             return Vector(e.base.label.name, tuple(e.indices[:-1]))
-        raise NotConvertible(f"{e}: the index {i} is not the last subscript")
+        raise NotConvertible("{}: the index {} is not the last subscript", e, i)
     if isinstance(e, sp.Add):
         return Sum(tuple(to_vector(a, i) for a in e.args))
     if isinstance(e, sp.Mul):
@@ -405,7 +417,7 @@ def to_vector(e, i):
             totals = [f for f in e.args if not _depends(f, i) and isinstance(f, sp.Sum) and _total(f) is not None]
             scalar = sp.Mul(*[f for f in e.args if not _depends(f, i) and f not in totals])
             if scalar.has(sp.Indexed):
-                raise NotConvertible(f"{scalar} is not a scalar of the form")
+                raise NotConvertible("{} is not a scalar of the form", scalar)
         factors = tuple(to_vector(f, i) for f in e.args if _depends(f, i)) + tuple(_total(f) for f in totals)
         if len(factors) == 1 and scalar == 1:
             return factors[0]
@@ -418,7 +430,7 @@ def to_vector(e, i):
         return Apply(type(e), to_vector(e.args[0], i))
     if isinstance(e, sp.Sum):
         return _sum_vector(e.function, e.limits, i)
-    raise NotConvertible(f"no vector form for {e}")
+    raise NotConvertible("no vector form for {}", e)
 
 
 def _sum_vector(body, limits, i):
@@ -448,7 +460,7 @@ def _sum_vector(body, limits, i):
                 return to_vector(split, i)
             except NotConvertible:
                 continue
-    raise NotConvertible(f"no vector form for the sum of {body}")
+    raise NotConvertible("no vector form for the sum of {}", body)
 
 
 def _factors_out(e):
@@ -476,7 +488,7 @@ def matrix_factor(f, row, col):
             if not isinstance(node, Product) or node.op != "matmul":
                 # a sum of products inside a product (QᵀK + KᵀQ) is left to the caller to split:
                 # students' checking reads the split form QᵀK hp + KᵀQ hp faster (9.5 s, not 15.7 s)
-                raise NotConvertible(f"{term} is not one matrix product")
+                raise NotConvertible("{} is not one matrix product", term)
             terms.append(node)
             continue
         coeff, entries = sp.S.One, []
@@ -484,11 +496,11 @@ def matrix_factor(f, row, col):
             if isinstance(factor, sp.Indexed) and len(factor.indices) == 2 and set(factor.indices) == {row, col}:
                 entries.append(factor)
             elif _depends(factor, row) or _depends(factor, col):
-                raise NotConvertible(f"{f} is not a matrix entry in ({row}, {col})")
+                raise NotConvertible("{} is not a matrix entry in ({}, {})", f, row, col)
             else:
                 coeff *= factor
         if len(entries) != 1:
-            raise NotConvertible(f"{f} is not a matrix entry in ({row}, {col})")
+            raise NotConvertible("{} is not a matrix entry in ({}, {})", f, row, col)
         m = entries[0]
         node = Matrix(m.base.label.name, m.indices[0] == col)
         terms.append(node if coeff == 1 else Product(coeff, (node,), "matmul"))
@@ -500,11 +512,11 @@ def _matvec(body, j, lo, hi, i):
     factors = sp.Mul.make_args(body)
     mats = [f for f in factors if _depends(f, i) and _depends(f, j)]
     if len(mats) != 1:
-        raise NotConvertible(f"no matrix-vector form for Σ_{j} {body}")
+        raise NotConvertible("no matrix-vector form for Σ_{} {}", j, body)
     coeff, matrix = matrix_factor(mats[0], i, j)
     rest = sp.Mul(*[f for f in factors if f is not mats[0]])
     if _depends(rest, i) or not _depends(rest, j):       # Σ_j M_ij alone is M·1: no form
-        raise NotConvertible(f"no matrix-vector form for Σ_{j} {body}")
+        raise NotConvertible("no matrix-vector form for Σ_{} {}", j, body)
     scalar = sp.Mul(*[f for f in sp.Mul.make_args(rest) if not _depends(f, j)])
     vector = to_vector(rest / scalar, j)
     return Product(coeff * scalar, (matrix, vector), "matmul")
@@ -547,7 +559,7 @@ def _single(e, i, p):
     col = to_vector(sp.Mul(*cols), p) if cols else None
     if not both:
         if row is None or col is None:
-            raise NotConvertible(f"{e} is constant along a direction; no matrix form")
+            raise NotConvertible("{} is constant along a direction; no matrix form", e)
         return _scaled(scalar, Outer(row, col))
     if len(both) == 1 and isinstance(both[0], sp.KroneckerDelta) and set(both[0].args) == {i, p}:
         vec = sp.Mul(*rows) * sp.Mul(*cols).xreplace({p: i})
@@ -568,7 +580,7 @@ def _single(e, i, p):
     if not rows and not cols:                # (1 + log A_ip) B_ip → (1 + log(A)) ⊙ B
         factors = tuple(_entrywise(f, i, p) for f in both)
         return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
-    raise NotConvertible(f"no matrix form for {e}")
+    raise NotConvertible("no matrix form for {}", e)
 
 
 def _entrywise(e, i, p):
@@ -576,7 +588,7 @@ def _entrywise(e, i, p):
     entry by entry: log(A_ip) → log(A), A_ip² → A^{∘2}; a constant stands for every entry."""
     if not (_depends(e, i) or _depends(e, p)):
         if e.has(sp.Indexed, sp.Sum):
-            raise NotConvertible(f"{e} is not a constant of an entrywise form")
+            raise NotConvertible("{} is not a constant of an entrywise form", e)
         return Scalar(e)
     if isinstance(e, sp.Indexed) and len(e.indices) == 2 and set(e.indices) == {i, p}:
         return Matrix(e.base.label.name, e.indices[0] == p)
@@ -585,14 +597,14 @@ def _entrywise(e, i, p):
     if isinstance(e, sp.Mul):
         scalar = sp.Mul(*[f for f in e.args if not (_depends(f, i) or _depends(f, p))])
         if scalar.has(sp.Indexed, sp.Sum):
-            raise NotConvertible(f"{scalar} is not a scalar of the form")
+            raise NotConvertible("{} is not a scalar of the form", scalar)
         factors = tuple(_entrywise(f, i, p) for f in e.args if _depends(f, i) or _depends(f, p))
         return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
     if isinstance(e, sp.Pow) and e.exp.is_Integer:
         return Power(_entrywise(e.base, i, p), int(e.exp))
     if isinstance(e, sp.Function) and type(e) in Apply.NAMES and len(e.args) == 1:
         return Apply(type(e), _entrywise(e.args[0], i, p))
-    raise NotConvertible(f"no entrywise matrix form for {e}")
+    raise NotConvertible("no entrywise matrix form for {}", e)
 
 
 def _sum_matrix(body, limits, i, p):
@@ -614,7 +626,7 @@ def _sum_matrix(body, limits, i, p):
     split = pull_out_of_sums(sp.Sum(body, *limits))
     if not isinstance(split, sp.Sum):
         return to_matrix(split, i, p)
-    raise NotConvertible(f"no matrix form for the sum of {body}")
+    raise NotConvertible("no matrix form for the sum of {}", body)
 
 
 def _sample_sum_matrix(body, var, lo, hi, i, p):
@@ -633,7 +645,7 @@ def _matmul(body, k, lo, hi, i, p):
     rows, middle, cols = ([f for f in factors if on(f, x)] for x in (i, k, p))
     scalar = [f for f in factors if not any(_depends(f, x) for x in (i, p, k))]
     if len(left) != 1 or len(right) != 1 or len(factors) != len(left + right + rows + middle + cols + scalar):
-        raise NotConvertible(f"no matrix product for Σ_{k} {body}")
+        raise NotConvertible("no matrix product for Σ_{} {}", k, body)
     c1, lmat = matrix_factor(left[0], i, k)
     c2, rmat = matrix_factor(right[0], k, p)
     chain = ([Diag(to_vector(sp.Mul(*rows), i))] if rows else []) + [lmat] \
