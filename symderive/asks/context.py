@@ -14,6 +14,7 @@ class Context:
         self.problem, self.question, self.decls = problem, question, declarations
         self.base = problem.index_base
         self.allowed = None
+        self.intermediates = {}      # {name: course_forms.Intermediate} the sheet defines (see matrix_view)
 
     def option(self, key, default=None):
         return self.question.spec.get(key, default)
@@ -95,6 +96,7 @@ class Context:
         notes = self.option("note")
         answer = Answer(self.question.id, self.question.statement, status, list(results), list(steps),
                         [str(notes)] if notes else [], set(conventions) | {"index_base"}, detail)
+        answer.intermediates = dict(getattr(self, "intermediates", {}))
         if status is Status.FAILED:   # e.g. a disproved identity: say why wherever errors are shown
             answer.error = f"{self.problem.path}: question {self.question.id}: {detail}"
         return answer

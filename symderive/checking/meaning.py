@@ -97,6 +97,9 @@ class Context:
     extra_tensors: dict = field(default_factory=dict)
     constants: dict = field(default_factory=dict)
     aliases: dict = field(default_factory=dict)     # alias name -> Alias (a declared tensor's row, column, entry)
+    #: The names the answer sheet defines (course_forms.Intermediate: ŷ = softmax(s), the one-hot Y), read as
+    #: their definitions in declared names
+    definitions: dict = field(default_factory=dict)
 
     # Lookups -------------------------------------------------------------------------
     def tensor(self, name):
@@ -113,7 +116,7 @@ class Context:
 
     def declared(self, name):
         return self.size(name) is not None or self.tensor(name) is not None or name in self.constants \
-            or name in self.aliases
+            or name in self.aliases or name in self.definitions
 
     def index_symbol(self, name, pos, register=None):
         """A letter used as an index: bound by a sum, a known free index, or a new free index."""
@@ -245,7 +248,9 @@ class _Resolver:
                 else (node.left.left, node.left.right)
             if isinstance(last, R.Name) and last.letters[-1] == "H" and not last.scripts \
                     and not self.ctx.declared("H"):
-                step = Val(sp.Heaviside(self.scalar(node.right.body), 0))
+                arg = self.value(node.right.body)
+                arg = arg if arg.is_scalar else as_symbolic(arg)     # H(1 + a) of a vector: entry by entry
+                step = Val(sp.Heaviside(arg.expr, 0), arg.shape)
                 rest = [R.Name(last.pos, last.letters[:-1])] if len(last.letters) > 1 else []
                 out = step
                 for other in ([head] if head is not None else []) + rest:
@@ -748,6 +753,11 @@ class _Resolver:
         scripts = list(scripts)
         # A script that completes a declared name: W_x -> Wx, W^{(1)} -> W1, x_t -> x_t.
         name, scripts = split_name(name, scripts, ctx)
+        if ":" in name and not ctx.declared(name):
+            # \hat y, \bar x: the accented letter as the identifier a problem gives it (yhat, xbar)
+            accent, letter = name.split(":", 1)
+            if ctx.declared(letter + accent):
+                name = letter + accent
         transpose = primes = 0
         power = None
         groups, time_groups = [], []
@@ -814,6 +824,8 @@ class _Resolver:
             return Val(ctx.constants[name])              # the sheet's abbreviation τ_1 = tanh(7/10)
         if name in ctx.aliases and not time_groups and ctx.tensor(name) is None:
             return self.alias(ctx.aliases[name], flat, node)
+        if name in ctx.definitions and not time_groups and ctx.tensor(name) is None:
+            return self.defined(ctx.definitions[name], flat, node)
         # Sizes, bound and free indices, constants.
         if not time_groups and not flat:
             if name in ctx.bound or name in ctx.free:
@@ -885,6 +897,28 @@ class _Resolver:
             self.fail(f"'{alias}' takes at most {len(alias.pattern) - sum(k != 'all' for k, _ in alias.pattern)}"
                       " more ind" + "ices", node)
         return self.indexed(tensor, indices, node)
+
+    def defined(self, intermediate, flat, node):
+        """A name the sheet defines (ŷ, P, Y): its definition at the student's indices, or the vector or
+        matrix of it over the axes left unindexed."""
+        shape = intermediate.shape
+        if len(flat) > len(shape):
+            self.fail(f"'{intermediate.tex}' has {len(shape)} ax{'i' if len(shape) == 1 else 'e'}s but {len(flat)} "
+                      "indices are given", node)
+        values = []
+        for i, size in zip(flat, shape):
+            v = self.index_value(i) - self.ctx.base
+            values.append(v)
+            if v in self.ctx.bound.values():
+                self.ctx.inferred.setdefault(v, size)
+        rest = shape[len(values):]
+        if len(rest) > 2:
+            self.fail(f"'{intermediate.tex}' has {len(shape)} axes: give its indices", node)
+        placeholders = (ROW,) if len(rest) == 1 else (ROW, COL)
+        value = intermediate.at(tuple(values) + placeholders[:len(rest)])
+        if not rest:
+            return Val(value)
+        return Val(value, (rest[0], sp.Integer(1)) if len(rest) == 1 else tuple(rest))
 
     def _unbound_time(self, groups):
         """A time index t (t - 1, ...) where t is not summed over nor an index of the answer."""
@@ -980,6 +1014,8 @@ class _Resolver:
             return Val(v.at(values[0], values[1]))
         if len(values) == 1 and (cols == 1 or rows == 1):
             return Val(v.at(values[0], 0) if cols == 1 else v.at(0, values[0]))
+        if len(values) == 1:              # dy[i] of a matrix: its row i (as PyTorch indexes), a column vector
+            return Val(v.expr.xreplace({ROW: values[0]}).xreplace({COL: ROW}), (cols, sp.Integer(1)))
         self.fail("give one index for a vector, two for a matrix", node)
 
 
@@ -1163,7 +1199,19 @@ def _declared_hint(ctx):
     if ctx.upstream is not None:
         names.append(ctx.upstream.name)
     names += [str(a) for a in ctx.aliases.values()]
+    names += [_defined_hint(d) for d in ctx.definitions.values()]
     return f" (the question knows: {', '.join(_display(n) for n in names)})" if names else ""
+
+
+def _defined_hint(intermediate):
+    r"""How the hint shows a name the sheet defines: its definition as the sheet states it.
+
+    >>> from types import SimpleNamespace as D
+    >>> _defined_hint(D(name="yhat", tex=r"\hat{y}", why=r"$\hat{y} = \operatorname{softmax}(s)$, the predicted ..."))
+    '\\hat{y} = \\operatorname{softmax}(s)'
+    """
+    parts = intermediate.why.split("$")
+    return parts[1] if len(parts) >= 3 and parts[1].strip() else intermediate.tex
 
 
 def _describe(node):

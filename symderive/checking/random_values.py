@@ -87,6 +87,10 @@ def draw_values(info, a, b, sizes, rng):
                 continue
             if s.is_integer:
                 continue
+            if isinstance(s, sp.Symbol) and s.name in labels and s.name not in arrays:   # a scalar class label
+                top = int(sp.sympify(labels[s.name]).xreplace(sizes)) if labels[s.name] is not None else 2
+                scalars[s] = float(rng.integers(0, max(1, top)))
+                continue
             scalars[s] = float(rng.normal() * 0.8)
     _enforce_constraints(info, arrays, scalars, sizes)
     return arrays, scalars
@@ -104,6 +108,8 @@ def class_labels(a, b, info):
             for arg in d.args:
                 for ind in arg.atoms(sp.Indexed):
                     out.setdefault(ind.base.label.name, None)
+        for label, top in _scalar_labels(e, info).items():
+            out.setdefault(label, top)
         for rel in e.atoms(sp.core.relational.Relational):
             entries = rel.atoms(sp.Indexed)
             # the sizes the relation itself names (not the ranges of the entries' own indices)
@@ -112,6 +118,42 @@ def class_labels(a, b, info):
                 if bound:
                     out[ind.base.label.name] = min(bound, key=str)
     return out
+
+
+def _scalar_labels(e, info):
+    """{name: number of classes} of the scalar tensors ``e`` uses as a class label: an index of a declared
+    tensor (U_{p,o}: o < V, the size of that axis) or an argument of a Kronecker delta against a summed
+    index (δ(o, j), j < V): word2vec's outside word o, the label of one sample."""
+    scope = info.context_args["scope"]
+    scalar = {}
+    for sym in e.free_symbols:
+        if isinstance(sym, sp.Symbol) and not isinstance(sym, (sp.Dummy, sp.Idx)) and not sym.is_integer:
+            t = _declared(scope, sym.name)
+            if t is not None and not t.shape and t.base == sym:
+                scalar[sym] = sym.name
+    if not scalar:
+        return {}
+    out = {}
+    for ind in e.atoms(sp.Indexed):
+        t = _declared(scope, ind.base.label.name)
+        for k, i in enumerate(ind.indices):
+            if i in scalar and t is not None and k < len(t.shape):
+                out[scalar[i]] = t.shape[k]
+    for total in e.atoms(sp.Sum):
+        ranges = {var: hi + 1 for var, lo, hi in total.limits if lo == 0}
+        for d in total.function.atoms(sp.KroneckerDelta):
+            a, b = d.args
+            for label, other in ((a, b), (b, a)):
+                if label in scalar and other in ranges:
+                    out.setdefault(scalar[label], ranges[other])
+    return out
+
+
+def _declared(scope, name):
+    try:
+        return scope.lookup(name)
+    except Exception:
+        return None
 
 
 def _enforce_constraints(info, arrays, scalars, sizes):

@@ -71,6 +71,15 @@ def question_info(problem, question, answer):
     from .aliases import read_aliases
     args["aliases"] = read_aliases(question, decls)
     info.targets = _targets(answer)
+    # The names the sheet defines (ŷ, P, the one-hot Y; course_forms.Intermediate): a student may write them,
+    # and a boxed result written with them is graded as what they stand for
+    defined = {name: i for name, i in getattr(answer, "intermediates", {}).items() if decls.lookup(name) is None}
+    if defined:
+        from ..course_forms import expand_intermediates
+        args["definitions"] = defined
+        for t in info.targets:
+            if t.kind == "element":
+                t.value = expand_intermediates(t.value, defined)
     args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets)
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
