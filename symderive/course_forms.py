@@ -37,7 +37,13 @@ class Named:
     def record(self):
         """What the sheet defines, kept on the Answer for the checker (``Intermediate``)."""
         return Intermediate(self.tensor.name, self.tensor.tex, tuple(self.tensor.shape), tuple(self.idx),
-                            self.element, self.why)
+                            self.element, self.why, OTHER_NAMES.get(self.tensor.name, ()))
+
+
+#: Other names courses give the same intermediate, which a student may write for it (D2L writes Ŷ for the
+#: batch of predicted probabilities that CS231n calls P); the checker accepts them where the question
+#: leaves them free.
+OTHER_NAMES = {"P": ("Yhat",), "Yhat": ("P",)}
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Intermediate:
     idx: tuple
     element: sp.Expr
     why: str
+    also: tuple = ()          # other identifiers a student may write for it (Yhat for P)
 
     def at(self, indices):
         """The definition at ``indices`` (one per axis)."""

@@ -1199,7 +1199,7 @@ def _declared_hint(ctx):
     if ctx.upstream is not None:
         names.append(ctx.upstream.name)
     names += [str(a) for a in ctx.aliases.values()]
-    names += [_defined_hint(d) for d in ctx.definitions.values()]
+    names += list(dict.fromkeys(_defined_hint(d) for d in ctx.definitions.values()))
     return f" (the question knows: {', '.join(_display(n) for n in names)})" if names else ""
 
 

@@ -76,7 +76,10 @@ def question_info(problem, question, answer):
     defined = {name: i for name, i in getattr(answer, "intermediates", {}).items() if decls.lookup(name) is None}
     if defined:
         from ..course_forms import expand_intermediates
-        args["definitions"] = defined
+        readable = dict(defined)
+        for i in defined.values():                    # Ŷ for P: where the question and the sheet leave it free
+            readable.update({other: i for other in i.also if other not in readable and decls.lookup(other) is None})
+        args["definitions"] = readable
         for t in info.targets:
             if t.kind == "element":
                 t.value = expand_intermediates(t.value, defined)
