@@ -237,7 +237,7 @@ def test_derivatives_by_labels_or_a_detached_tensor_are_refused(tmp_path):
 COURSEWORK_FORMS = {
     "cs231n-softmax-dW": r"\frac{1}{N} X^{T} \left(P - Y\right)",
     "cs231n-softmax-dS": r"\frac{1}{N} \left(P - Y\right)",
-    "cs231n-full-loss-dW": r"\frac{1}{N} X^{T} \left(P - Y\right) + 2 \mathrm{lam} W",
+    "cs231n-full-loss-dW": r"\frac{1}{N} X^{T} \left(P - Y\right) + 2 \lambda W",
     "cs224n-word2vec-dv": r"U \left(\hat{y} - y\right)",
     "cs224n-word2vec-dU": r"v\, \left(\hat{y} - y\right)^{T}",
     "d2l-log-softmax-nll": r"\frac{1}{N} \left(P - Y\right)",          # log_softmax then nll_loss
