@@ -67,6 +67,9 @@ class Intermediate:
     element: sp.Expr
     why: str
     also: tuple = ()          # other identifiers a student may write for it (Yhat for P)
+    #: Backpropagation's δ: kept as a name in what is graded and computed from its definition at each test
+    #: point (top down), since written out the δ's nest one sum per layer and grow with the depth.
+    computed: bool = False
 
     def at(self, indices):
         """The definition at ``indices`` (one per axis)."""

@@ -130,3 +130,25 @@ def test_a_row_of_a_matrix_and_a_step_of_a_vector():
     info = prepare(problem, {"goodfellow-hard-tanh"})["goodfellow-hard-tanh"]
     assert verdict(info, r"((H(1 + a) - H(a - 1)) \odot g) x^T").verdict == "correct"
     assert verdict(info, r"(H(a) \odot g) x^T").verdict == "incorrect"
+
+
+@pytest.fixture(scope="module")
+def backprop_info():
+    problem = load_problem(PROBLEM)
+    return prepare(problem, {"one-hidden-layer-backprop"})["one-hidden-layer-backprop"]
+
+
+@pytest.mark.parametrize("latex, expected", [
+    (r"W_1 \delta^{z_1}", "correct"),                                      # the sheet's own last step
+    (r"W_1 ((1 - a) \odot a \odot \delta^{a})", "correct"),               # one δ further up
+    (r"W_1 (a \odot \delta^{a})", "incorrect"),                            # the sigmoid's derivative wrong
+    # written out to the softmax: δ^a = W_2 δ^t, δ^t = ŷ − onehot(k)
+    (r"\sum_{h=0}^{H-1} {W_1}_{p,h} a_h (1 - a_h) \sum_{c=0}^{C-1} {W_2}_{h,c} (\hat{y}_c - \delta_{c k})", "correct"),
+    (r"\sum_{h=0}^{H-1} {W_1}_{p,h} a_h (1 - a_h) \sum_{c=0}^{C-1} {W_2}_{h,c} (\delta_{c k} - \hat{y}_c)",
+     "incorrect"),
+])
+def test_backprop_deltas_are_their_definitions(backprop_info, latex, expected):
+    """Backpropagation's δ's are computed from their steps at each test point (not drawn at random), so an
+    answer with any δ of the chain, or none, is graded against the same gradient."""
+    assert set(backprop_info.computed) == {"delta__t", "delta__a", "delta__z1"}
+    assert verdict(backprop_info, latex).verdict == expected

@@ -9,6 +9,7 @@ question's scope, the upstream gradient of a chain-rule question, the state of a
 recurrence.
 """
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import sympy as sp
 
@@ -38,6 +39,9 @@ class QuestionInfo:
     constraints: list = field(default_factory=list)
     values: dict = field(default_factory=dict)       # scalar tensors with declared values
     tolerance: object = None
+    #: {name: course_forms.Intermediate} backprop's δ's: names in what is graded, their values computed
+    #: from these definitions at each test point (compare.numeric_equal)
+    computed: dict = field(default_factory=dict)
     checkable: bool = True
     reason: str = ""
 
@@ -73,8 +77,10 @@ def question_info(problem, question, answer):
     info.targets = _targets(answer)
     # The names the sheet defines (ŷ, P, the one-hot Y; course_forms.Intermediate): a student may write them,
     # and a boxed result written with them is graded as what they stand for
-    defined = {name: i for name, i in getattr(answer, "intermediates", {}).items() if decls.lookup(name) is None}
-    if defined:
+    recorded = {name: i for name, i in getattr(answer, "intermediates", {}).items() if decls.lookup(name) is None}
+    defined = {name: i for name, i in recorded.items() if not i.computed}
+    if recorded:
+        from dataclasses import replace
         from ..course_forms import expand_intermediates
         readable = dict(defined)
         for i in defined.values():                    # Ŷ for P: where the question and the sheet leave it free
@@ -83,20 +89,24 @@ def question_info(problem, question, answer):
         for t in info.targets:
             if t.kind == "element":
                 t.value = expand_intermediates(t.value, defined)
-    args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets)
+        # backprop's δ's stay names (sheet_names makes them tensors); their values are computed from these
+        info.computed = {name: replace(i, element=expand_intermediates(i.element, defined))
+                         for name, i in recorded.items() if i.computed}
+    args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets,
+                                                           [i.element for i in info.computed.values()])
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
         info.checkable, info.reason = False, "the engine's answer has nothing an answer can be compared with"
     return info
 
 
-def sheet_names(answer, decls, targets):
+def sheet_names(answer, decls, targets, definitions=()):
     """({name: Tensor}, {name: value}): the names the answer sheet itself introduces, so that a boxed
     answer pasted back reads: backpropagation's δ^{z_1} (an IndexedBase of the engine's answer that the
     question does not declare: delta__z1) and a numeric pass's abbreviations τ_k (their exact values)."""
     from ..tensors import Tensor
     tensors = {}
-    for t in targets:
+    for t in [*targets, *(SimpleNamespace(value=d) for d in definitions)]:
         value = t.value
         exprs = list(value) if isinstance(value, (tuple, sp.MatrixBase)) else [value]
         for e in exprs:
