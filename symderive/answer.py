@@ -96,10 +96,9 @@ class Answer:
     source: str = ""                                  # where the question comes from (authored, per question)
     names: dict = field(default_factory=dict)         # {identifier: LaTeX display name} the question sees
     abbreviations: dict = field(default_factory=dict)  # {Symbol τ_k: exact value} the sheet writes τ_k for
-    #: Tensors the sheet names and defines by a formula, for checking answers written with or without them:
-    #: [(IndexedBase, idx, element at idx, LaTeX name)], each defined in terms of the later ones or of the
-    #: question's own tensors (backpropagation's δ^{z_1}, the softmax ŷ or P, the one-hot y or Y).
-    definitions: list = field(default_factory=list)
+    #: {name: course_forms.Intermediate}: the names the sheet defines (ŷ = softmax(s), the one-hot Y), which
+    #: the checker resolves to their definitions in a student's answer
+    intermediates: dict = field(default_factory=dict)
 
     def value(self, key):
         """The value of the result called ``key`` (see ``Result.key``), or None."""

@@ -34,6 +34,61 @@ class Named:
         """The ``(name, shape, element, idx)`` ``matrix_form.check`` computes it from."""
         return (self.tensor.name, self.tensor.shape, self.element, self.idx)
 
+    def record(self):
+        """What the sheet defines, kept on the Answer for the checker (``Intermediate``)."""
+        return Intermediate(self.tensor.name, self.tensor.tex, tuple(self.tensor.shape), tuple(self.idx),
+                            self.element, self.why, OTHER_NAMES.get(self.tensor.name, ()))
+
+
+#: Other names courses give the same intermediate, which a student may write for it (D2L writes Ŷ for the
+#: batch of predicted probabilities that CS231n calls P); the checker accepts them where the question
+#: leaves them free.
+OTHER_NAMES = {"P": ("Yhat",), "Yhat": ("P",)}
+
+
+@dataclass(frozen=True)
+class Intermediate:
+    """A name the sheet introduces (ŷ, P, the one-hot Y) with its definition in declared names: the one
+    record both the sheet (its step "name the intermediates as courses do") and the checker (a student's
+    ``\\hat{y}`` resolves to it, ``checking/meaning.py``) use. Plain SymPy and strings, so that an Answer
+    carrying it pickles into the grading cache.
+
+    >>> c = make_index("c", 3); o = sp.Symbol("o", integer=True)
+    >>> y = Intermediate("y", "y", (3,), (c,), sp.KroneckerDelta(c, o), "the one-hot of o")
+    >>> y.at((sp.Integer(2),))
+    KroneckerDelta(2, o)
+    >>> expand_intermediates(sp.IndexedBase("y")[1] + 1, {"y": y})
+    KroneckerDelta(1, o) + 1
+    """
+    name: str
+    tex: str
+    shape: tuple
+    idx: tuple
+    element: sp.Expr
+    why: str
+    also: tuple = ()          # other identifiers a student may write for it (Yhat for P)
+    #: Backpropagation's δ: kept as a name in what is graded and computed from its definition at each test
+    #: point (top down), since written out the δ's nest one sum per layer and grow with the depth.
+    computed: bool = False
+
+    def at(self, indices):
+        """The definition at ``indices`` (one per axis)."""
+        return self.element.xreplace(dict(zip(self.idx, indices)))
+
+
+def expand_intermediates(expr, intermediates):
+    """``expr`` with every entry of a named intermediate replaced by its definition (an exact rewrite back
+    to declared names: what an answer written with ŷ is graded against)."""
+    by_name = dict(intermediates)
+
+    def definition(e):
+        found = by_name[e.base.label.name]
+        return found.at(e.indices) if len(e.indices) == len(found.idx) else e
+    if not intermediates or not hasattr(expr, "replace"):
+        return expr
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and getattr(e.base.label, "name", None) in by_name,
+                        definition)
+
 
 def _free_name(candidates, taken):
     name = next((n for n in candidates if n not in taken), None)

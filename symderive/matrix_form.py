@@ -44,16 +44,20 @@ class NotConvertible(Exception):
 
 #: How an index value is printed (``latex_in_base`` swaps in one that shifts to the sheet's base).
 INDEX = [sp.latex]
+#: The sheet's index base while ``latex_in_base`` prints (for the entries a Total writes).
+BASE = [0]
 
 
 def latex_in_base(node, base):
     """The node's LaTeX with index values (x[t], sum limits) printed in ``base``."""
     from .indices import for_display
     INDEX[0] = lambda e: sp.latex(sp.expand(for_display(sp.sympify(e), base) + base))
+    BASE[0] = base
     try:
         return node.latex()
     finally:
         INDEX[0] = sp.latex
+        BASE[0] = 0
 
 
 @dataclass(frozen=True)
@@ -315,14 +319,19 @@ class TimeSum(Node):
 
 @dataclass(frozen=True)
 class Total(Node):
-    """The sum of a vector's entries, a scalar beside vectors as courses write it: Σ_n g, Σ_n (g ⊙ x̂)
-    (batch norm's backward pass)."""
+    """The sum of a vector's entries, a scalar beside vectors as courses write it: Σ_n g_n, Σ_n g_n x̂_n
+    (batch norm's backward pass). ``body`` is the entry summed (g_n x̂_n): printed with its index, since
+    Σ_n g of the vector g reads as N g to a grader (and to the checker)."""
     var: sp.Symbol
     lo: sp.Expr
     hi: sp.Expr
     vector: Node
+    body: sp.Expr = None
 
     def latex(self):
+        if self.body is not None:
+            from .latex import show
+            return show(sp.Sum(self.body, (self.var, self.lo, self.hi)), BASE[0])
         inner = self.vector.latex()
         if isinstance(self.vector, (Sum, Product)):
             inner = rf"\left({inner}\right)"
@@ -350,7 +359,7 @@ def _total(e):
         return None
     (var, lo, hi), = sums[0].limits
     try:
-        node = Total(var, lo, hi, to_vector(sums[0].function, var))
+        node = Total(var, lo, hi, to_vector(sums[0].function, var), sums[0].function)
     except NotConvertible:
         return None
     scalar = coeff * sp.Mul(*[f for f in factors if f is not sums[0]])

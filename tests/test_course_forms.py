@@ -36,11 +36,12 @@ COURSE_FORMS = {
     # Learning from Data / CSCE 636: ∇E = (2/N) Xᵀ[(1 − tanh²(Xw)) ⊙ (tanh(Xw) − y)]
     "tanh-regression": r"\frac{2}{N} X^{T} \left(\left(1 - \tanh^{2}\left(X w\right)\right) \odot "
                        r"\left(\tanh\left(X w\right) - y\right)\right)",
-    # Ioffe & Szegedy / CS231n a2: ∂L/∂x = (γ/(Nσ))(N g − Σ_n g − x̂ ⊙ Σ_n(g ⊙ x̂)), σ = √(σ² + ε)
-    "batchnorm-dx": r"\frac{\gamma}{N \sqrt{\epsilon + \sigma^2}} \left(N g - \sum_{n=0}^{N - 1} g - \hat{x} \odot "
-                    r"\sum_{n=0}^{N - 1} \left(g \odot \hat{x}\right)\right)",
-    "layernorm-dx": r"\frac{\gamma}{D \sqrt{\epsilon + \sigma^2}} \left(D g - \sum_{n=0}^{D - 1} g - \hat{x} \odot "
-                    r"\sum_{n=0}^{D - 1} \left(g \odot \hat{x}\right)\right)",
+    # Ioffe & Szegedy / CS231n a2: ∂L/∂x = (γ/(Nσ))(N g − Σ_n g_n − x̂ Σ_n g_n x̂_n), σ = √(σ² + ε); the sums
+    # of entries written with their index (Σ_n g of the vector g would read as N g)
+    "batchnorm-dx": r"\frac{\gamma}{N \sqrt{\epsilon + \sigma^2}} \left(N g - \sum_{n=0}^{N - 1} g_{n} - \hat{x} \odot "
+                    r"\sum_{n=0}^{N - 1} g_{n} \hat{x}_{n}\right)",
+    "layernorm-dx": r"\frac{\gamma}{D \sqrt{\epsilon + \sigma^2}} \left(D g - \sum_{n=0}^{D - 1} g_{n} - \hat{x} \odot "
+                    r"\sum_{n=0}^{D - 1} g_{n} \hat{x}_{n}\right)",
 }
 
 
@@ -236,7 +237,7 @@ def test_derivatives_by_labels_or_a_detached_tensor_are_refused(tmp_path):
 COURSEWORK_FORMS = {
     "cs231n-softmax-dW": r"\frac{1}{N} X^{T} \left(P - Y\right)",
     "cs231n-softmax-dS": r"\frac{1}{N} \left(P - Y\right)",
-    "cs231n-full-loss-dW": r"\frac{1}{N} X^{T} \left(P - Y\right) + 2 \mathrm{lam} W",
+    "cs231n-full-loss-dW": r"\frac{1}{N} X^{T} \left(P - Y\right) + 2 \lambda W",
     "cs224n-word2vec-dv": r"U \left(\hat{y} - y\right)",
     "cs224n-word2vec-dU": r"v\, \left(\hat{y} - y\right)^{T}",
     "d2l-log-softmax-nll": r"\frac{1}{N} \left(P - Y\right)",          # log_softmax then nll_loss

@@ -352,7 +352,7 @@ def test_every_course_question_is_answered_and_verify_agrees_with_torch(course):
 
 def _element(answer):
     from symderive.answer import Kind
-    (result,) = [r for r in answer.results if r.kind is Kind.ELEMENT]
+    (result,) = [r for r in answer.results if r.kind is Kind.ELEMENT and r.key == "element"]
     return result.value, [idx.name for _, idx in result.axes]
 
 

@@ -18,7 +18,8 @@ PROBLEMS = sorted((Path(__file__).resolve().parent.parent / "problems").glob("*.
 #: Seconds per answer: what is tested here is reading, not speed (the time limit has its own tests), and
 #: cq-3.1-K needs about 4.3 CPU-seconds, which the default 20 s of wall time did not cover on a loaded machine.
 ROUND_TRIP_TIMEOUT = 60
-GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.DECIMAL, Kind.WORD, Kind.CLAIM}
+GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.DECIMAL, Kind.WORD, Kind.CLAIM,
+          Kind.MATRIX_FORM}          # the course forms (U(ŷ − y), Xᵀ(P − Y)/N) are boxed answers too
 
 #: (question, result label): why it does not read back yet.
 KNOWN_FAILURES = {
@@ -39,6 +40,8 @@ KNOWN_FAILURES = {
     ('hw5-p1b', 'verdict'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p2d', 'receptive field'): 'r = 4 \\times 4 (\\text{height} \\times \\text{width}): r is not a label',
     ('nyu24-1.2.2f', 'element'): 'a formula of several thousand characters: not decided within the time limit',
+    ('cookbook-inverse', 'differential'): 'a differential dY = -Y dX Y is not an answer the checker grades '
+                                          '(no target of that kind; \\mathrm{d} reads as an unknown name)',
 }
 
 

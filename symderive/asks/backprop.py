@@ -99,11 +99,7 @@ def solve(ctx):
                               f"against each step's index formula at random sizes and values, max error {worst:.1e}"))
     steps.append(Step("", f"{len(bp.steps) - 1} δ steps, {bp.size()} operations in all (SymPy count_ops); "
                           "each δ is defined by the step that names it"))
-    for step in bp.steps[:-1]:                  # each δ by its step; ŷ by its softmax
-        ctx.define(step.delta.base, step.idx, step.value, step.delta.tex)
-    for aux, _ in bp.auxiliaries:
-        idx = aux.free_indices()
-        ctx.define(aux.base, idx, aux.element(idx, expand=False), aux.tex)
+    _record_deltas(bp, ctx, loss)
     last = bp.gradient
     lhs = partial(of.name, (), wrt.name, last.idx, ctx.base)
     results = [
@@ -113,6 +109,20 @@ def solve(ctx):
                Kind.SHAPE),
     ]
     return ctx.answer(results, steps, conventions={"gradient_shape", "zero_outside"})
+
+
+def _record_deltas(bp, ctx, loss):
+    """The names the steps define, for the checker (``course_forms.Intermediate``): each named sub-expression
+    (ŷ) and each δ, top down, so that an answer written out without the δ's is graded too."""
+    from ..course_forms import Intermediate
+    for aux, why in bp.auxiliaries:
+        idx = aux.free_indices()
+        ctx.intermediates[aux.name] = Intermediate(aux.name, aux.tex, tuple(aux.shape), tuple(idx),
+                                                   aux.element(idx, expand=False), f"${aux.tex}$: {why}")
+    for step in bp.steps[:-1]:
+        ctx.intermediates[step.delta.name] = Intermediate(
+            step.delta.name, step.delta.tex, tuple(step.layer.shape), tuple(step.idx), step.value,
+            rf"${step.delta.tex} = \partial {loss} / \partial {step.layer.tex}$", computed=True)
 
 
 # The --verify cross-check (torch and the verify helpers are imported when it runs): the δ-form

@@ -49,7 +49,7 @@ def solve(ctx):
     conventions = {"gradient_shape", "zero_outside"}
     if 1 <= wrt.rank <= 2:
         step, result = matrix_result(value, d.wrt_idx, rf"\frac{{\partial {tex_name(loss)}}}{{\partial {wrt.tex}}}",
-                                     of, wrt, ctx, extra={upstream: of.shape}, steps=steps)
+                                     of, wrt, ctx, extra={upstream: of.shape}, steps=steps, results=results)
         if step:
             steps.append(step)
             results.append(result)

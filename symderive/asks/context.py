@@ -14,6 +14,7 @@ class Context:
         self.problem, self.question, self.decls = problem, question, declarations
         self.base = problem.index_base
         self.allowed = None
+        self.intermediates = {}      # {name: course_forms.Intermediate} the sheet defines (see matrix_view)
 
     def option(self, key, default=None):
         return self.question.spec.get(key, default)
@@ -91,18 +92,11 @@ class Context:
     def show(self, expr):
         return show(expr, self.base)
 
-    def define(self, base, idx, element, tex):
-        """Record a tensor the sheet names and defines (δ^{z_1}, ŷ): ``Answer.definitions``."""
-        if not hasattr(self, "definitions"):
-            self.definitions = []
-        if all(d[0] != base for d in self.definitions):
-            self.definitions.append((base, tuple(idx), element, tex))
-
     def answer(self, results, steps=(), status=Status.DERIVED, conventions=(), detail=""):
         notes = self.option("note")
         answer = Answer(self.question.id, self.question.statement, status, list(results), list(steps),
                         [str(notes)] if notes else [], set(conventions) | {"index_base"}, detail)
-        answer.definitions = list(getattr(self, "definitions", ()))
+        answer.intermediates = dict(getattr(self, "intermediates", {}))
         if status is Status.FAILED:   # e.g. a disproved identity: say why wherever errors are shown
             answer.error = f"{self.problem.path}: question {self.question.id}: {detail}"
         return answer

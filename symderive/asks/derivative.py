@@ -44,7 +44,7 @@ def solve(ctx):
     if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1 or of.rank == 0 and wrt.rank == 2:
         step, result = matrix_result(value, d.out_idx + d.wrt_idx,
                                      rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}", of, wrt, ctx,
-                                     steps=steps)
+                                     steps=steps, results=results)
         if step:
             steps.append(step)
             results.append(result)

@@ -132,11 +132,13 @@ def course_form(value, free, of, wrt, avoid=()):
     return None
 
 
-def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, steps=None):
+def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, steps=None, results=None):
     """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None).
     ``convert(value, *free)`` builds the form when an ask has rules of its own (hessian's Xᵀ diag(a) X).
     Without one, the form names what a course names (``course_form``); the element formula with
-    those names is then added to ``steps``."""
+    those names is then added to ``steps`` and, boxed beside the element formula in declared names,
+    to ``results`` (key ``course element``), and the names are recorded on ``ctx.intermediates`` (the
+    answer's, for the checker: a student's ŷ is read as its definition)."""
     # imported here, not at the top: loading a problem file (list) must not import NumPy
     from ..matrix_form import NotConvertible, check, latex_in_base, tidy_node, to_matrix, to_vector, untransposed
     symmetric = symmetric_names(of, wrt)
@@ -176,13 +178,17 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         return None, None
     if error > MATRIX_FORM_TOLERANCE:
         return None, None
-    for n in named:                             # ŷ, P, y, Y: what an answer may call them too
-        if not getattr(n.tensor, "is_layer", False):
-            ctx.define(n.tensor.base, n.idx, n.element, n.tensor.tex)
+    for n in named:
+        if n.tensor.name not in ctx.declared_names():
+            ctx.intermediates[n.tensor.name] = n.record()
     if steps is not None and named_value != value:
-        steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
-                          "name the intermediates as courses do: " + "; ".join(n.why for n in named)
+        element_latex = f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}"
+        steps.append(Step(element_latex, "name the intermediates as courses do: " + "; ".join(n.why for n in named)
                           if named else "write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$"))
+        if results is not None and named:
+            axes = next((r.axes for r in results if r.kind is Kind.ELEMENT), ())
+            results.append(Result("element, course names", named_value, element_latex, Kind.ELEMENT,
+                                  key="course element", axes=axes))
     latex = f"{label} = {latex_in_base(node, ctx.base)}"
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
            f"and values, max error {error:.1e}")

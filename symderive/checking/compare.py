@@ -809,6 +809,10 @@ def numeric_equal(a, b, free, info, seed, deadline):
     layers = _layers_in(a, info) | _layers_in(b, info)
     a, b = _expand(a, layers), _expand(b, layers)
     a, b = rewrite(a), rewrite(b)
+    computed = _computed_in(info, a, b)
+    if computed:              # the δ's are computed from their definitions: their tensors and sizes are drawn too
+        b_only = b
+        b = sp.Tuple(b, *[e for _, e, _ in computed])
     rng = np.random.default_rng(seed)
     sizes = sorted(_size_symbols(info, a, b, free), key=str)
     size_draws = 3 if sizes else 1
@@ -823,7 +827,8 @@ def numeric_equal(a, b, free, info, seed, deadline):
             continue
         try:
             arrays, scalars = draw_values(info, a, b, concrete, rng)
-        except CannotEvaluate as exc:
+            _compute(computed, arrays, scalars, concrete)
+        except (CannotEvaluate, ArithmeticError, ValueError, TypeError) as exc:
             errors.append(str(exc))
             continue
         ranges = [range(int(sp.sympify(i.upper).xreplace(concrete)) + 1) for i in free]
@@ -834,7 +839,7 @@ def numeric_equal(a, b, free, info, seed, deadline):
         for at in tuples:
             env = dict(zip(free, at))
             try:
-                vb = evaluate(b, arrays, scalars, env)
+                vb = evaluate(b_only if computed else b, arrays, scalars, env)
             except (CannotEvaluate, ArithmeticError, ValueError, TypeError) as exc:
                 errors.append(f"expected side: {exc}")
                 continue
@@ -854,6 +859,45 @@ def numeric_equal(a, b, free, info, seed, deadline):
         why = errors[0] if errors else "no test point could be evaluated"
         raise Incorrect("numeric", f"could not be compared numerically: {why}")
     return points, None
+
+
+def _computed_in(info, a, b):
+    """[(name, definition with its layers written out, Intermediate)] of the δ's ``a`` and ``b`` use (and the
+    δ's those use), in the order they are computed: each after the ones its definition names."""
+    computed = getattr(info, "computed", None) or {}
+    if not computed:
+        return []
+
+    def names(e):
+        return {x.base.label.name for x in e.atoms(sp.Indexed)} & set(computed)
+    wanted, todo = set(), names(a) | names(b)
+    while todo:
+        name = todo.pop()
+        wanted.add(name)
+        todo |= names(computed[name].element) - wanted
+    written = {}
+    for name in wanted:
+        element = computed[name].element
+        written[name] = rewrite(_expand(element, _layers_in(element, info)))
+    order, done = [], set()
+    while len(order) < len(wanted):
+        ready = [n for n in sorted(wanted - done) if names(written[n]) - {n} <= done]
+        if not ready:
+            raise Incorrect("numeric", "the sheet's δ's could not be ordered")
+        for n in ready:
+            order.append((n, written[n], computed[n]))
+            done.add(n)
+    return order
+
+
+def _compute(computed, arrays, scalars, sizes):
+    """Each δ's array from its definition, top down, at the drawn values (replacing the random one)."""
+    for name, element, intermediate in computed:
+        shape = tuple(int(sp.sympify(n).xreplace(sizes)) for n in intermediate.shape)
+        array = np.zeros(shape)
+        for pos in np.ndindex(*shape):
+            array[pos] = evaluate(element, arrays, scalars, dict(zip(intermediate.idx, pos)))
+        arrays[name] = array
 
 
 def _point_text(info, sizes, free, at, va, vb):

@@ -113,6 +113,9 @@ class Context:
     #: Sizes the file declares that no tensor of this question uses (H of ``sizes: [N, C, H, W]`` in a question on
     #: a 4 × 4 input): such a letter cannot be part of a right answer, so H(z) there is the sheet's unit step.
     unused_sizes: tuple = ()
+    #: The names the answer sheet defines (course_forms.Intermediate: ŷ = softmax(s), the one-hot Y), read as
+    #: their definitions in declared names
+    definitions: dict = field(default_factory=dict)
 
     # Lookups -------------------------------------------------------------------------
     def tensor(self, name):
@@ -129,7 +132,7 @@ class Context:
 
     def declared(self, name):
         return self.size(name) is not None or self.tensor(name) is not None or name in self.constants \
-            or name in self.aliases
+            or name in self.aliases or name in self.definitions
 
     def index_symbol(self, name, pos, register=None):
         """A letter used as an index: bound by a sum, a known free index, or a new free index."""
@@ -809,6 +812,11 @@ class _Resolver:
         scripts = list(scripts)
         # A script that completes a declared name: W_x -> Wx, W^{(1)} -> W1, x_t -> x_t.
         name, scripts = split_name(name, scripts, ctx)
+        if ":" in name and not ctx.declared(name):
+            # \hat y, \bar x: the accented letter as the identifier a problem gives it (yhat, xbar)
+            accent, letter = name.split(":", 1)
+            if ctx.declared(letter + accent):
+                name = letter + accent
         transpose = primes = 0
         power = None
         groups, time_groups = [], []
@@ -875,6 +883,8 @@ class _Resolver:
             return Val(ctx.constants[name])              # the sheet's abbreviation τ_1 = tanh(7/10)
         if name in ctx.aliases and not time_groups and ctx.tensor(name) is None:
             return self.alias(ctx.aliases[name], flat, node)
+        if name in ctx.definitions and not time_groups and ctx.tensor(name) is None:
+            return self.defined(ctx.definitions[name], flat, node)
         # Sizes, bound and free indices, constants.
         if not time_groups and not flat:
             if name in ctx.bound or name in ctx.free:
@@ -955,6 +965,28 @@ class _Resolver:
             self.fail(f"'{alias}' takes at most {len(alias.pattern) - sum(k != 'all' for k, _ in alias.pattern)}"
                       " more ind" + "ices", node)
         return self.indexed(tensor, indices, node)
+
+    def defined(self, intermediate, flat, node):
+        """A name the sheet defines (ŷ, P, Y): its definition at the student's indices, or the vector or
+        matrix of it over the axes left unindexed."""
+        shape = intermediate.shape
+        if len(flat) > len(shape):
+            self.fail(f"'{intermediate.tex}' has {len(shape)} ax{'i' if len(shape) == 1 else 'e'}s but {len(flat)} "
+                      "indices are given", node)
+        values = []
+        for i, size in zip(flat, shape):
+            v = self.index_value(i) - self.ctx.base
+            values.append(v)
+            if v in self.ctx.bound.values():
+                self.ctx.inferred.setdefault(v, size)
+        rest = shape[len(values):]
+        if len(rest) > 2:
+            self.fail(f"'{intermediate.tex}' has {len(shape)} axes: give its indices", node)
+        placeholders = (ROW,) if len(rest) == 1 else (ROW, COL)
+        value = intermediate.at(tuple(values) + placeholders[:len(rest)])
+        if not rest:
+            return Val(value)
+        return Val(value, (rest[0], sp.Integer(1)) if len(rest) == 1 else tuple(rest))
 
     def _unbound_time(self, groups):
         """A time index t (t - 1, ...) where t is not summed over nor an index of the answer."""
@@ -1054,6 +1086,8 @@ class _Resolver:
             return Val(v.at(values[0], values[1]))
         if len(values) == 1 and (cols == 1 or rows == 1):
             return Val(v.at(values[0], 0) if cols == 1 else v.at(0, values[0]))
+        if len(values) == 1:              # dy[i] of a matrix: its row i (as PyTorch indexes), a column vector
+            return Val(v.expr.xreplace({ROW: values[0]}).xreplace({COL: ROW}), (cols, sp.Integer(1)))
         self.fail("give one index for a vector, two for a matrix", node)
 
 
@@ -1242,7 +1276,19 @@ def _declared_hint(ctx):
     if ctx.upstream is not None:
         names.append(ctx.upstream.name)
     names += [str(a) for a in ctx.aliases.values()]
+    names += list(dict.fromkeys(_defined_hint(d) for d in ctx.definitions.values()))
     return f" (the question knows: {', '.join(_display(n) for n in names)})" if names else ""
+
+
+def _defined_hint(intermediate):
+    r"""How the hint shows a name the sheet defines: its definition as the sheet states it.
+
+    >>> from types import SimpleNamespace as D
+    >>> _defined_hint(D(name="yhat", tex=r"\hat{y}", why=r"$\hat{y} = \operatorname{softmax}(s)$, the predicted ..."))
+    '\\hat{y} = \\operatorname{softmax}(s)'
+    """
+    parts = intermediate.why.split("$")
+    return parts[1] if len(parts) >= 3 and parts[1].strip() else intermediate.tex
 
 
 def _describe(node):

@@ -10,6 +10,7 @@ recurrence.
 """
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import sympy as sp
 
@@ -40,7 +41,10 @@ class QuestionInfo:
     constraints: list = field(default_factory=list)
     values: dict = field(default_factory=dict)       # scalar tensors with declared values
     tolerance: object = None
-    definitions: list = field(default_factory=list)   # Answer.definitions: the sheet's δ, ŷ, y
+    definitions: list = field(default_factory=list)   # inner layers of declared ones (attention's y_scores)
+    #: {name: course_forms.Intermediate} backprop's δ's: names in what is graded, their values computed
+    #: from these definitions at each test point (compare.numeric_equal)
+    computed: dict = field(default_factory=dict)
     checkable: bool = True
     reason: str = ""
 
@@ -74,9 +78,28 @@ def question_info(problem, question, answer):
     from .aliases import read_aliases
     args["aliases"] = read_aliases(question, decls)
     info.targets = _targets(answer)
-    info.definitions = list(getattr(answer, "definitions", ()) or ()) + inner_layer_definitions(info.targets, decls)
-    args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets)
-    args["used_names"] = used_names(info.targets, info.definitions, decls)
+    # The names the sheet defines (ŷ, P, the one-hot Y; course_forms.Intermediate): a student may write them,
+    # and a boxed result written with them is graded as what they stand for
+    recorded = {name: i for name, i in getattr(answer, "intermediates", {}).items() if decls.lookup(name) is None}
+    defined = {name: i for name, i in recorded.items() if not i.computed}
+    if recorded:
+        from dataclasses import replace
+        from ..course_forms import expand_intermediates
+        readable = dict(defined)
+        for i in defined.values():                    # Ŷ for P: where the question and the sheet leave it free
+            readable.update({other: i for other in i.also if other not in readable and decls.lookup(other) is None})
+        args["definitions"] = readable
+        for t in info.targets:
+            if t.kind == "element":
+                t.value = expand_intermediates(t.value, defined)
+        # backprop's δ's stay names (sheet_names makes them tensors); their values are computed from these
+        info.computed = {name: replace(i, element=expand_intermediates(i.element, defined))
+                         for name, i in recorded.items() if i.computed}
+    args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets,
+                                                           [i.element for i in info.computed.values()])
+    info.definitions = inner_layer_definitions(info.targets, decls)
+    args["used_names"] = used_names(info.targets, info.definitions, decls,
+                                    [i.element for i in info.computed.values()])
     args["sheet_step"] = any(isinstance(e, sp.Basic) and e.has(sp.Heaviside)
                              for e in [t.value for t in info.targets] + [d[2] for d in info.definitions])
     args["unused_sizes"] = unused_sizes(decls)
@@ -86,13 +109,13 @@ def question_info(problem, question, answer):
     return info
 
 
-def sheet_names(answer, decls, targets):
+def sheet_names(answer, decls, targets, definitions=()):
     """({name: Tensor}, {name: value}): the names the answer sheet itself introduces, so that a boxed
     answer pasted back reads: backpropagation's δ^{z_1} (an IndexedBase of the engine's answer that the
     question does not declare: delta__z1) and a numeric pass's abbreviations τ_k (their exact values)."""
     from ..tensors import Tensor
     tensors = {}
-    for t in targets:
+    for t in [*targets, *(SimpleNamespace(value=d) for d in definitions)]:
         value = t.value
         exprs = list(value) if isinstance(value, (tuple, sp.MatrixBase)) else [value]
         for e in exprs:
@@ -176,12 +199,12 @@ def _fresh_bound(expr):
     return expr
 
 
-def used_names(targets, definitions, decls):
-    """The tensors and layers the engine's answer uses, its definitions written out, with every layer's
-    inputs: the question's own names."""
+def used_names(targets, definitions, decls, computed=()):
+    """The tensors and layers the engine's answer uses, its definitions written out (and the formulas of
+    the δ's it computes, ``computed``), with every layer's inputs: the question's own names."""
     names = set()
-    for t in targets:
-        value = t.value
+    values = [t.value for t in targets] + list(computed)
+    for value in values:
         for e in (list(value) if isinstance(value, (tuple, sp.MatrixBase)) else [value]):
             e = unfold(e, definitions) if isinstance(e, sp.Basic) else e
             if isinstance(e, sp.Basic):
