@@ -101,7 +101,8 @@ def question_info(problem, question, answer):
     args["used_names"] = used_names(info.targets, info.definitions, decls,
                                     [i.element for i in info.computed.values()])
     args["sheet_step"] = any(isinstance(e, sp.Basic) and e.has(sp.Heaviside)
-                             for e in [t.value for t in info.targets] + [d[2] for d in info.definitions])
+                             for e in [t.value for t in info.targets] + [d[2] for d in info.definitions]
+                             + [i.element for i in info.computed.values()])
     args["unused_sizes"] = unused_sizes(decls)
     args["question_indices"] = tuple(sorted({i.name for t in info.targets for _, i in t.axes}))
     if not info.targets:
