@@ -116,6 +116,9 @@ class Apply(Node):
     NUMPY = {**forms("numpy"), sp.Heaviside: lambda a: (a > 0).astype(float)}
 
     def latex(self):
+        if self.func is sp.Heaviside:                  # the mask 1{z > 0}, entry by entry
+            from .latex import indicator
+            return indicator(self.arg.latex())
         return rf"{self.NAMES[self.func]}\left({self.arg.latex()}\right)"
 
     def value(self, env):
@@ -590,8 +593,10 @@ def _entrywise(e, i, p):
         return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
     if isinstance(e, sp.Pow) and e.exp.is_Integer:
         return Power(_entrywise(e.base, i, p), int(e.exp))
-    if isinstance(e, sp.Function) and type(e) in Apply.NAMES and len(e.args) == 1:
-        return Apply(type(e), _entrywise(e.args[0], i, p))
+    if isinstance(e, sp.Function) and type(e) in Apply.NAMES and len(e.args) == 1 or isinstance(e, sp.Heaviside):
+        return Apply(type(e), _entrywise(e.args[0], i, p))          # 1{Z > 0}: H(z, 0) has two arguments
+    if isinstance(e, sp.Sum):                    # ((P − Y) W₂ᵀ) ⊙ 1{Z > 0}: a product beside a mask
+        return to_matrix(e, i, p)
     raise NotConvertible(f"no entrywise matrix form for {e}")
 
 
@@ -745,7 +750,8 @@ def _negated(node):
 def tidy_node(node):
     """A form laid out as a textbook writes it, with the same value: one scalar out front
     ((1/N)(2 Xᵀ v) → (2/N) Xᵀ v), a difference rather than a negated sum (−y + ŷ → ŷ − y), and a
-    negative scalar absorbed by a difference among the factors (−2 (y − t) → 2 (t − y)).
+    negative scalar absorbed by a difference among the factors (−2 (y − t) → 2 (t − y)), and a mask
+    after what it masks (g ⊙ 1{z > 0}, as CS231n's ``dz = dh * (z > 0)``).
 
     >>> print(tidy_node(Product(sp.Rational(1, 2), (Sum((Product(-1, (Vector('y'),), 'hadamard'),
     ...                                                 Vector('q'))),), 'matmul')).latex())
@@ -763,6 +769,9 @@ def tidy_node(node):
         terms = sorted(node.terms, key=_negative)                  # stable: the positive terms first
         return _common_factors(Sum(tuple(terms)))
     if isinstance(node, Product):
+        if node.op == "hadamard" and any(_is_mask(f) for f in node.factors):      # g ⊙ 1{z > 0}: the mask last
+            node = Product(node.scalar, tuple(f for f in node.factors if not _is_mask(f))
+                           + tuple(f for f in node.factors if _is_mask(f)), node.op)
         if len(node.factors) == 1 and isinstance(node.factors[0], Product):      # c (d A B) → (cd) A B
             inner = node.factors[0]
             node = Product(node.scalar * inner.scalar, inner.factors, inner.op)
@@ -776,9 +785,15 @@ def tidy_node(node):
     return node
 
 
+def _is_mask(node):
+    """A mask 1{z > 0} (the step of a ReLU or a hinge), which courses write after what it masks."""
+    return isinstance(node, Apply) and node.func is sp.Heaviside
+
+
 def _common_factors(node):
     """A sum with a common scalar or a common leftmost matrix written once, out front:
-    (1/N) P − (1/N) Y → (1/N)(P − Y), U ŷ − U y → U (ŷ − y)."""
+    (1/N) P − (1/N) Y → (1/N)(P − Y), U ŷ − U y → U (ŷ − y); a common last factor (a mask, or a
+    matrix on the right) written once after: (P W₂ᵀ) ⊙ m − (Y W₂ᵀ) ⊙ m → ((P − Y) W₂ᵀ) ⊙ m."""
     terms = node.terms
     products = [t if isinstance(t, Product) else Product(sp.S.One, (t,), "matmul") for t in terms]
     scalars = [sp.sympify(p.scalar) for p in products]
@@ -791,6 +806,13 @@ def _common_factors(node):
             and all(len(p.factors) > 1 for p in products) and not isinstance(first[0], (Sum, Scalar)):
         rest = tuple(_unit(Product(p.scalar, p.factors[1:], "matmul")) for p in products)
         return Product(sp.S.One, (first[0], Sum(rest)), "matmul")
+    last = [p.factors[-1] for p in products]
+    ops = {p.op for p in products}
+    if len(ops) == 1 and len(set(last)) == 1 and all(len(p.factors) > 1 for p in products) \
+            and not isinstance(last[0], (Sum, Scalar)):     # A M − B M → (A − B) M; a ⊙ m − b ⊙ m → (a − b) ⊙ m
+        op = ops.pop()
+        rest = tuple(_unit(Product(p.scalar, p.factors[:-1], op)) for p in products)
+        return Product(sp.S.One, (tidy_node(Sum(rest)), last[0]), op)
     return node
 
 

@@ -129,7 +129,55 @@ def course_form(value, free, of, wrt, avoid=()):
         except NotConvertible:
             continue
         return picked, node, named + ([target] if target not in named else []), labels
+    if len(free) == 2 and wrt.rank == 2:           # a hinge through a linear map: c Aᵀ M with M the mask
+        from ..course_forms import named_mask
+        found = named_mask(value, free, wrt.shape[1], set(of.leaves()) - {wrt.name}, taken)
+        if found is not None:
+            masked, mask = found
+            try:
+                node = convert(masked)
+            except NotConvertible:
+                return None
+            inner = _mask_form(mask, pickers, predictions, taken)
+            if inner is not None:                  # Xᵀ (((P − Y) W₂ᵀ) ⊙ 1{Z > 0}): M written out
+                targets = [target for _, target in pickers if target not in named]
+                return value, _substituted(node, mask.tensor.name, inner), named + targets, labels
+            return masked, node, named + [mask], labels
     return None
+
+
+def _mask_form(mask, pickers, predictions, taken):
+    """The matrix form of a mask M's own definition, when it has one (the δ of a ReLU layer,
+    ((P − Y) W₂ᵀ) ⊙ 1{Z > 0}), else None: then M stays a name, defined on its own line."""
+    from ..course_forms import course_signs, merge_sums, picked_by_label
+    from ..matrix_form import NotConvertible, to_matrix
+    n, q = mask.idx
+    candidates = [mask.element] + [course_signs(merge_sums(picked_by_label(mask.element, label, target.tensor,
+                                                                           taken)), predictions)
+                                   for label, target in pickers]
+    from ..simplify import pull_out_of_sums
+    for element in candidates:
+        try:
+            return to_matrix(pull_out_of_sums(element), n, q)
+        except NotConvertible:
+            continue
+    return None
+
+
+def _substituted(node, name, inner):
+    """``node`` with the matrix called ``name`` replaced by ``inner``."""
+    from dataclasses import fields, replace
+    from ..matrix_form import Matrix, Node
+    if isinstance(node, Matrix) and node.name == name and not node.transpose:
+        return inner
+    changes = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = _substituted(value, name, inner)
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            changes[f.name] = tuple(_substituted(v, name, inner) if isinstance(v, Node) else v for v in value)
+    return replace(node, **changes) if changes else node
 
 
 def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, steps=None):
@@ -176,9 +224,18 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         return None, None
     if error > MATRIX_FORM_TOLERANCE:
         return None, None
+    if steps is not None:
+        for n in named:
+            if n.defined:                            # a name the form introduces (the mask M): its definition
+                from ..latex import entry
+                steps.append(Step(f"{entry(n.tensor.name, n.idx, ctx.base)} = {ctx.show(n.element)}",
+                                  n.why + " (with a positive margin, the entry $q = y_n$ is $-\\sum_{j \\neq y_n}$ of "
+                                  "the steps, as CS231n writes it)"
+                                  if n.element.has(sp.KroneckerDelta) else n.why))
     if steps is not None and named_value != value:
         steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
-                          "name the intermediates as courses do: " + "; ".join(n.why for n in named)
+                          "name the intermediates as courses do: "
+                          + "; ".join(f"${n.tensor.tex}$ as defined above" if n.defined else n.why for n in named)
                           if named else "write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$"))
     latex = f"{label} = {latex_in_base(node, ctx.base)}"
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
