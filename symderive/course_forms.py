@@ -19,6 +19,7 @@ import sympy as sp
 from .indices import fresh_index, make_index
 from .layers.base import entry
 from .simplify import pull_out_of_sums
+from .functions import sigmoid
 from .tensors import Tensor
 
 
@@ -452,3 +453,36 @@ def _common_scalar(expr):
     factored = sp.factor_terms(expr)
     coeff = sp.Mul(*[f for f in sp.Mul.make_args(factored) if not f.has(sp.Indexed, sp.Sum)])
     return coeff, sp.expand(expr / coeff) if coeff != 1 else expr
+
+
+def sigmoid_derivative(expr, layers):
+    """σ(z)(1 − σ(z)) → σ'(z), as courses name a sigmoid layer's derivative (δ₁ = δ₂W₂ᵀ ⊙ σ'(z₁)):
+    a_h (1 − a_h) for a layer a = sigmoid(z) of ``layers`` ({name: Layer}), and σ(e)(1 − σ(e)) written out.
+
+    >>> z = sp.IndexedBase('z'); h = sp.Symbol('h')
+    >>> sigmoid_derivative(3 * sigmoid(z[h]) * (1 - sigmoid(z[h])), {})
+    3*sigmoid_prime(z[h])
+    """
+    from .functions import sigmoid, sigmoid_prime
+    outputs = {layer.base: layer for layer in layers.values()
+               if getattr(layer, "kind", None) == "sigmoid" and getattr(layer, "rank", 0) >= 1}
+
+    def argument(f):
+        """z when ``f`` is σ(z) or the entry a_h of a layer a = σ(z) (z at h), else None."""
+        if isinstance(f, sigmoid):
+            return f.args[0]
+        if isinstance(f, sp.Indexed) and f.base in outputs:
+            return outputs[f.base].definition(tuple(f.indices)).args[0]
+        return None
+
+    def rewrite(mul):
+        factors = list(sp.Mul.make_args(mul))
+        for k, f in enumerate(factors):
+            z = argument(f)
+            if z is None or (1 - f) not in factors:
+                continue
+            rest = factors[:k] + factors[k + 1:]
+            rest.remove(1 - f)
+            return sp.Mul(*rest) * sigmoid_prime(z)
+        return mul
+    return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)

@@ -171,6 +171,11 @@ class Product(Node):
             return body
         if self.scalar == -1:
             return "-" + body
+        scalar = sp.sympify(self.scalar)
+        if scalar.is_Add:                 # −(γ t + r − v) x, never −γ t − r + v x
+            if scalar.could_extract_minus_sign():
+                return rf"-\left({_scalar_latex(-scalar)}\right) " + body
+            return rf"\left({_scalar_latex(scalar)}\right) " + body
         return _scalar_latex(self.scalar) + " " + body
 
     def value(self, env):
@@ -786,8 +791,10 @@ def tidy_node(node):
 
 
 def _is_mask(node):
-    """A mask 1{z > 0} (the step of a ReLU or a hinge), which courses write after what it masks."""
-    return isinstance(node, Apply) and node.func is sp.Heaviside
+    """A mask 1{z > 0} (the step of a ReLU or a hinge) or a layer's derivative σ'(z), which courses
+    write after what it multiplies: δ₂W₂ᵀ ⊙ σ'(z₁)."""
+    from .functions import sigmoid_prime
+    return isinstance(node, Apply) and node.func in (sp.Heaviside, sigmoid_prime)
 
 
 def _common_factors(node):

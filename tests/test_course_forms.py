@@ -31,8 +31,8 @@ COURSE_FORMS = {
     "softmax-regression-l2": r"\frac{1}{N} X^{T} \left(P - Y\right) + 2 \lambda W",     # CS231n a1
     "softmax-scores": r"\frac{1}{N} \left(P - Y\right)",                  # CS231n: dscores = (probs − onehot)/N
     # CS224d a1 (c): δ₁ = (ŷ − y)W₂ᵀ ∘ σ'(z₁), ∂J/∂x = δ₁W₁ᵀ, as a column vector
-    "one-hidden-layer-dx": r"W_1 \left(\left(1 - a\right) \odot a \odot "
-                           r"\left(W_2 \left(\hat{y} - y\right)\right)\right)",
+    "one-hidden-layer-dx": r"W_1 \left(\left(W_2 \left(\hat{y} - y\right)\right) \odot "
+                           r"\sigma'\left(z_1\right)\right)",
     # Learning from Data / CSCE 636: ∇E = (2/N) Xᵀ[(1 − tanh²(Xw)) ⊙ (tanh(Xw) − y)]
     "tanh-regression": r"\frac{2}{N} X^{T} \left(\left(1 - \tanh^{2}\left(X w\right)\right) \odot "
                        r"\left(\tanh\left(X w\right) - y\right)\right)",
@@ -403,3 +403,108 @@ def test_the_mask_is_read_back(latex, verdict):
     report = load_problem(MASKS).check({"cs231n-relu-backward": latex}, isolate=False)
     (got,) = [v for v in report.verdicts if v.question == "cs231n-relu-backward"]
     assert got.verdict == verdict, got.evidence
+
+
+# positive: SymPy is told, so |σ| = σ ---------------------------------------------------------
+
+def solve_one(text, qid, tmp_path):
+    path = tmp_path / "variant.yaml"
+    path.write_text(text)
+    answer = {a.question_id: a for a in load_problem(str(path)).solve(ids={qid})}[qid]
+    assert answer.status is Status.DERIVED, answer.error
+    return answer
+
+
+def gaussian_case(rng):
+    n = int(rng.integers(2, 6))
+    y, mu, sigma = rng.normal(size=n), rng.normal(size=n), float(rng.uniform(0.5, 2.0))
+    return y, mu, sigma
+
+
+def test_a_positive_sigma_gives_the_gaussian_gradient_without_abs(masks, tmp_path):
+    """d2l 3.1.3: ∂L/∂σ = (1/N) Σ_n (1/σ − (y_n − μ_n)²/σ³), with no |σ| or sign(σ) once σ > 0 is declared;
+    against that reference and torch autograd. Without the fact the answer keeps |σ| sign(σ)."""
+    _, answers = masks
+    element = result(answers["d2l-gaussian-nll-dsigma"], Kind.ELEMENT)
+    assert not element.value.has(sp.Abs, sp.sign)
+    rng = rng_for("masks-gaussian")
+    for _ in range(3):
+        y, mu, sigma = gaussian_case(rng)
+        reference = np.mean(1 / sigma - (y - mu) ** 2 / sigma ** 3)             # written from d2l, by hand
+        s = torch.tensor(sigma, dtype=torch.float64, requires_grad=True)
+        nll = -torch.distributions.Normal(torch.tensor(mu), s).log_prob(torch.tensor(y)).mean()
+        (expected,) = torch.autograd.grad(nll, s)
+        names = by_name(element.value)
+        got = evaluate(element.value, {"y": y, "mu": mu}, {names["sigma"]: sp.Float(sigma), names["N"]: len(y)}, {})
+        np.testing.assert_allclose([got, reference], [expected.item()] * 2, rtol=TOL, atol=TOL)
+    text = open(MASKS).read().replace("sigma: {shape: [], tex: \\sigma, positive: true}", "sigma: {shape: [], tex: \\sigma}")
+    plain = result(solve_one(text, "d2l-gaussian-nll-dsigma", tmp_path), Kind.ELEMENT)
+    assert plain.value.has(sp.Abs)                 # the fact is what removes it
+
+
+# detach: a stop-gradient ----------------------------------------------------------------------
+
+def td_case(rng):
+    d = int(rng.integers(2, 6))
+    return {"w": rng.normal(size=d), "x": rng.normal(size=d), "xn": rng.normal(size=d)}, \
+        float(rng.normal()), float(rng.uniform(0.5, 1.0))
+
+
+def test_the_semi_gradient_treats_the_detached_target_as_a_constant(masks):
+    """Sutton & Barto (9.7): the semi-gradient of ½(r + γ v̂(s′) − v̂(s))² is −(r + γ v̂(s′) − v̂(s)) x(s); against
+    that reference and torch with .detach() on the target, element formula and matrix form."""
+    problem, answers = masks
+    answer = answers["semi-gradient-td0"]
+    element = result(answer, Kind.ELEMENT)
+    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == \
+        unbraced(r"-\left(\gamma v'_{\mathrm{sg}} + r - v\right) x")
+    question = next(q for q in problem.questions if q.id == "semi-gradient-td0")
+    decls = problem.declarations(question)
+    of, wrt = decls.lookup("L"), decls.lookup("w")
+    _, node, _, _ = course_form(element.value, tuple(i for _, i in element.axes), of, wrt, decls.names())
+    rng = rng_for("masks-td0")
+    for _ in range(3):
+        leaves, r, gamma = td_case(rng)
+        v, vn = leaves["w"] @ leaves["x"], leaves["w"] @ leaves["xn"]
+        reference = -(r + gamma * vn - v) * leaves["x"]                          # written from the book, by hand
+
+        def loss(t):
+            return (r + gamma * (t["w"] @ t["xn"]).detach() - t["w"] @ t["x"]) ** 2 / 2
+        assert_equal_to_autograd("semi-gradient-td0", element, tidy_node(node), {"D": len(leaves["w"])}, leaves,
+                                 {"r": r, "gamma": gamma, "v": v, "vn": vn, "vt": vn}, {}, loss, "w")
+        tensors = {k: torch.tensor(a, dtype=torch.float64, requires_grad=k == "w") for k, a in leaves.items()}
+        (expected,) = torch.autograd.grad(loss(tensors), tensors["w"])
+        np.testing.assert_allclose(reference, expected.numpy(), rtol=TOL, atol=TOL)
+
+
+def test_without_detach_the_full_gradient_is_derived(tmp_path):
+    """The same loss with the target not detached: the full gradient −δ (x − γ x′), as torch without
+    .detach() (so the stop-gradient is what changed the answer)."""
+    text = open(MASKS).read().replace("expr: detach(vn)", "expr: vn")
+    element = result(solve_one(text, "semi-gradient-td0", tmp_path), Kind.ELEMENT)
+    rng = rng_for("masks-td0-full")
+    leaves, r, gamma = td_case(rng)
+    tensors = {k: torch.tensor(a, dtype=torch.float64, requires_grad=k == "w") for k, a in leaves.items()}
+    loss = (r + gamma * tensors["w"] @ tensors["xn"] - tensors["w"] @ tensors["x"]) ** 2 / 2
+    (expected,) = torch.autograd.grad(loss, tensors["w"])
+    v, vn = leaves["w"] @ leaves["x"], leaves["w"] @ leaves["xn"]
+    names = by_name(element.value)
+    scalars = {names[k]: sp.Float(val) for k, val in (("r", r), ("gamma", gamma), ("v", v), ("vn", vn), ("vt", vn))
+               if k in names}
+    (p,) = [i for _, i in element.axes]
+    got = [evaluate(element.value, leaves, scalars, {p: k})
+           for k in range(len(leaves["w"]))]
+    np.testing.assert_allclose(got, expected.numpy(), rtol=TOL, atol=TOL)
+    assert not np.allclose(got, -(r + gamma * vn - v) * leaves["x"])
+
+
+def test_detach_is_a_layer_and_a_function():
+    """detach(x) as a layer (its derivative by x is 0, refused by nothing) and inside a formula."""
+    import symderive as sd
+    from symderive.derivative import derivative
+    from symderive.functions import detach
+    x = sd.tensor("x", 3)
+    y = sd.detach(x, name="y")
+    assert derivative(y, x).value == 0
+    w = sp.Symbol("w", real=True)
+    assert sp.diff(w * detach(w ** 2), w) == detach(w ** 2)

@@ -76,7 +76,7 @@ def course_form(value, free, of, wrt, avoid=()):
     or None when it has no matrix form. The node is not checked here: ``check`` it."""
     from ..assumptions import tensor_facts
     from ..course_forms import (Named, course_signs, loss_intermediates, merge_sums, name_one_hot, name_softmax,
-                                one_minus_tanh_squared, picked_by_label, standardized)
+                                one_minus_tanh_squared, picked_by_label, sigmoid_derivative, standardized)
     from ..matrix_form import NotConvertible, to_matrix, to_vector, untransposed
     layers = dict(of.layer_inputs())
     if of.is_layer:
@@ -109,6 +109,7 @@ def course_form(value, free, of, wrt, avoid=()):
     value = one_minus_tanh_squared(value)
     predictions = tuple(n.tensor.base for n in named if n.tensor.name not in {t.tensor.name for _, t in pickers})
     value = course_signs(value, predictions)
+    value = sigmoid_derivative(value, layers)        # a(1 − a) of a = σ(z) → σ'(z)
     symmetric = symmetric_names(of, wrt)
 
     def convert(v):
