@@ -574,7 +574,9 @@ def _single(e, i, p):
         chain = ([Diag(row)] if row else []) + inner_chain + ([Diag(col)] if col else [])
         return Product(scalar, tuple(chain), "matmul") if len(chain) > 1 or scalar != 1 else chain[0]
     if not rows and not cols:                # (1 + log A_ip) B_ip → (1 + log(A)) ⊙ B
-        factors = tuple(_entrywise(f, i, p) for f in both)
+        masked = any(isinstance(f, sp.Heaviside) for f in both)     # ((P − Y) W₂ᵀ) ⊙ 1{Z > 0}: a product too
+        factors = tuple(to_matrix(f, i, p) if masked and isinstance(f, sp.Sum) else _entrywise(f, i, p)
+                        for f in both)
         return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
     raise NotConvertible(f"no matrix form for {e}")
 
@@ -600,8 +602,6 @@ def _entrywise(e, i, p):
         return Power(_entrywise(e.base, i, p), int(e.exp))
     if isinstance(e, sp.Function) and type(e) in Apply.NAMES and len(e.args) == 1 or isinstance(e, sp.Heaviside):
         return Apply(type(e), _entrywise(e.args[0], i, p))          # 1{Z > 0}: H(z, 0) has two arguments
-    if isinstance(e, sp.Sum):                    # ((P − Y) W₂ᵀ) ⊙ 1{Z > 0}: a product beside a mask
-        return to_matrix(e, i, p)
     raise NotConvertible(f"no entrywise matrix form for {e}")
 
 

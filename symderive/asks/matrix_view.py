@@ -237,11 +237,22 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
                           "name the intermediates as courses do: "
                           + "; ".join(f"${n.tensor.tex}$ as defined above" if n.defined else n.why for n in named)
-                          if named else "write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$"))
+                          if named else _rewrites(named_value)))
     latex = f"{label} = {latex_in_base(node, ctx.base)}"
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
            f"and values, max error {error:.1e}")
     return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex, Kind.MATRIX_FORM)
+
+
+def _rewrites(value):
+    """What the course-form rewrites without names did to ``value``, in words."""
+    from ..functions import sigmoid_prime
+    said = []
+    if value.has(sigmoid_prime):
+        said.append("write $a(1 - a)$ of a sigmoid layer $a = \\sigma(z)$ as $\\sigma'(z)$")
+    if value.has(sp.tanh):
+        said.append("write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$")
+    return "; ".join(said) or "write the terms as a course does"
 
 
 def _element_lhs(label, of, wrt, free, base):
