@@ -437,7 +437,8 @@ def test_a_positive_sigma_gives_the_gaussian_gradient_without_abs(masks, tmp_pat
         names = by_name(element.value)
         got = evaluate(element.value, {"y": y, "mu": mu}, {names["sigma"]: sp.Float(sigma), names["N"]: len(y)}, {})
         np.testing.assert_allclose([got, reference], [expected.item()] * 2, rtol=TOL, atol=TOL)
-    text = open(MASKS).read().replace("sigma: {shape: [], tex: \\sigma, positive: true}", "sigma: {shape: [], tex: \\sigma}")
+    text = open(MASKS).read().replace("sigma: {shape: [], tex: \\sigma, positive: true}",
+                                      "sigma: {shape: [], tex: \\sigma}")
     plain = result(solve_one(text, "d2l-gaussian-nll-dsigma", tmp_path), Kind.ELEMENT)
     assert plain.value.has(sp.Abs)                 # the fact is what removes it
 
