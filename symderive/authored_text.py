@@ -305,6 +305,8 @@ def to_plain(s):
 
     >>> to_plain(r"Then $h_t = \tanh(W h_{t-1}) \odot \sigma(z)$, see $\frac{a}{b}$ and ${V_{0}} x$.")
     'Then h_t = tanh(W h_{t-1}) ⊙ σ(z), see a/b and V_0 x.'
+    >>> to_plain(r"$g \odot \mathbf{1}\{z > 0\}$")
+    'g ⊙ 𝟙[z > 0]'
     """
     out = []
     for kind, part in segments(s):
@@ -314,6 +316,8 @@ def to_plain(s):
         part = re.sub(r"\^(?:\{\\top\}|\\top|\{T\}|T\b)", "ᵀ", part)
         part = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: "/".join(
             p if re.fullmatch(r"(\\partial\s*)?\w+", p) else f"({p})" for p in m.groups()), part)
+        part = re.sub(r"\\math(?:bf|bb)\{1\}\s*\\\{", "𝟙[", part)          # the mask 1{z > 0} → 𝟙[z > 0]
+        part = re.sub(r"(𝟙\[[^{}]*?)\\\}", r"\1]", part)
         part = re.sub(r"\\(?:text|mathrm|mathbf|operatorname|boldsymbol|mathit)\{([^{}]*)\}", r"\1", part)
         part = re.sub(r"\\(tanh|log|ln|exp|max|min|sin|cos)\b", r"\1", part)
         part = re.sub(r"\\([A-Za-z]+)", lambda m: PLAIN_SYMBOLS.get(m.group(1), m.group(0)), part)

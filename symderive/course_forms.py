@@ -19,6 +19,7 @@ import sympy as sp
 from .indices import fresh_index, make_index
 from .layers.base import entry
 from .simplify import pull_out_of_sums
+from .functions import sigmoid
 from .tensors import Tensor
 
 
@@ -29,6 +30,7 @@ class Named:
     idx: tuple
     element: sp.Expr
     why: str
+    defined: bool = False            # a name the form introduces (a mask M), its definition shown as a step
 
     def derived(self):
         """The ``(name, shape, element, idx)`` ``matrix_form.check`` computes it from."""
@@ -418,3 +420,124 @@ def _common_out_front(expr):
     # the denominator of the terms goes out front too: (1/N)(N g − …)
     return sp.Mul(outside / den, sp.expand(num), evaluate=False) if den != 1 else sp.Mul(outside, inside,
                                                                                           evaluate=False)
+
+
+def named_mask(expr, free, columns, leaves, taken):
+    """``expr`` = c · Σ_n A_{n,p} M_{n,q} with M a mask (it holds steps 𝟙[· > 0]): the gradient of a
+    hinge through a linear map, written c Aᵀ M as CS231n writes the SVM's ∂L/∂W = (1/N) Xᵀ M.
+    Returns (the expression with M named, Named M) or None. ``free`` = (p, q), ``columns`` the range
+    of q, ``leaves`` the names A may have (the declared tensors); M takes a name the question leaves free.
+
+    >>> from symderive.indices import make_index
+    >>> X, S = sp.IndexedBase('X'), sp.IndexedBase('S')
+    >>> n, p, q = make_index('n', 4), make_index('p', 3), make_index('q', 2)
+    >>> e = sp.Sum(sp.Heaviside(S[n, q], 0) * X[n, p], (n, 0, 3)) / 4
+    >>> new, mask = named_mask(e, (p, q), 2, {'X'}, {'X', 'S'})
+    >>> new, mask.element
+    (Sum(M[n, q]*X[n, p], (n, 0, 3))/4, Heaviside(S[n, q], 0))
+    """
+    if len(free) != 2 or not expr.has(sp.Heaviside):
+        return None
+    p, q = free
+    rows, parts, outside = None, [], []     # rows: (A, n, lo, hi) of the first term; parts: M's terms
+    for term in _distributed(expr):
+        factors = sp.Mul.make_args(term)
+        sums = [f for f in factors if isinstance(f, sp.Sum)]
+        sign = sp.Mul(*[f for f in factors if not isinstance(f, sp.Sum)])
+        if len(sums) != 1 or sign.has(sp.Indexed, p, q):
+            if term.has(sp.Heaviside):
+                return None
+            outside.append(term)                # 2λW beside the hinge's gradient: a term of its own
+            continue
+        rest = sums[0]
+        for k, (var, lo, hi) in enumerate(rest.limits):
+            picked = [f for f in sp.Mul.make_args(rest.function) if isinstance(f, sp.Indexed)
+                      and f.indices == (var, p) and str(f.base.label) in leaves]
+            if len(picked) != 1:
+                continue
+            a = picked[0]
+            if rows is None:
+                rows = (a.base, var, lo, hi)
+            if a.base != rows[0] or (lo, hi) != rows[2:]:
+                return None
+            inner = (rest.function / a).xreplace({var: rows[1]})
+            others = tuple((v, l, h) for v, l, h in rest.limits[:k] + rest.limits[k + 1:])
+            inner_sum = sp.Sum(inner, *others) if others else inner
+            if p in inner_sum.free_symbols:
+                return None
+            parts.append(sign * inner_sum)
+            break
+        else:
+            return None
+    if not parts or not sp.Add(*parts).has(sp.Heaviside):
+        return None
+    coeff, element = _common_scalar(sp.Add(*parts))
+    base, n, lo, hi = rows
+    mask = Tensor(_free_name(("M", "Mask"), taken), (hi - lo + 1, columns))
+    named = Named(mask, (n, q), element,
+                  rf"${mask.tex}$ is the mask of the margins: each entry the steps $\mathbf{{1}}\{{\cdot > 0\}}$ "
+                  "of the terms that reach it", defined=True)
+    return coeff * sp.Sum(base[n, p] * mask.base[n, q], (n, lo, hi)) + sp.Add(*outside), named
+
+
+def _distributed(expr):
+    """The terms of ``expr`` with products of a sum multiplied out, sums (Σ) left whole.
+
+    >>> a, b, c, n = sp.symbols('a b c n')
+    >>> _distributed(2 * c + (sp.Sum(a, (a, 0, n)) - b) / n)
+    [2*c, Sum(a, (a, 0, n))/n, -b/n]
+    """
+    out = []
+    for term in sp.Add.make_args(expr):
+        adds = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Add)]
+        if len(adds) == 1:
+            rest = term / adds[0]
+            out.extend(_distributed(sp.Add(*[rest * t for t in adds[0].args])))
+        else:
+            out.append(term)
+    return out
+
+
+def _common_scalar(expr):
+    """(c, e / c) with c the factor free of indices and sums that every term of ``expr`` shares (1/N).
+
+    >>> n = sp.Symbol('n'); x = sp.IndexedBase('x')
+    >>> _common_scalar(x[n] / n + 2 * x[1] / n)
+    (1/n, 2*x[1] + x[n])
+    """
+    factored = sp.factor_terms(expr)
+    coeff = sp.Mul(*[f for f in sp.Mul.make_args(factored) if not f.has(sp.Indexed, sp.Sum)])
+    return coeff, sp.expand(expr / coeff) if coeff != 1 else expr
+
+
+def sigmoid_derivative(expr, layers):
+    """σ(z)(1 − σ(z)) → σ'(z), as courses name a sigmoid layer's derivative (δ₁ = δ₂W₂ᵀ ⊙ σ'(z₁)):
+    a_h (1 − a_h) for a layer a = sigmoid(z) of ``layers`` ({name: Layer}), and σ(e)(1 − σ(e)) written out.
+
+    >>> z = sp.IndexedBase('z'); h = sp.Symbol('h')
+    >>> sigmoid_derivative(3 * sigmoid(z[h]) * (1 - sigmoid(z[h])), {})
+    3*sigmoid_prime(z[h])
+    """
+    from .functions import sigmoid, sigmoid_prime
+    outputs = {layer.base: layer for layer in layers.values()
+               if getattr(layer, "kind", None) == "sigmoid" and getattr(layer, "rank", 0) >= 1}
+
+    def argument(f):
+        """z when ``f`` is σ(z) or the entry a_h of a layer a = σ(z) (z at h), else None."""
+        if isinstance(f, sigmoid):
+            return f.args[0]
+        if isinstance(f, sp.Indexed) and f.base in outputs:
+            return outputs[f.base].definition(tuple(f.indices)).args[0]
+        return None
+
+    def rewrite(mul):
+        factors = list(sp.Mul.make_args(mul))
+        for k, f in enumerate(factors):
+            z = argument(f)
+            if z is None or (1 - f) not in factors:
+                continue
+            rest = factors[:k] + factors[k + 1:]
+            rest.remove(1 - f)
+            return sp.Mul(*rest) * sigmoid_prime(z)
+        return mul
+    return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)

@@ -169,6 +169,8 @@ class Declarations:
         tensor.symmetric = symmetric
         if isinstance(spec, dict):
             tensor.facts = read_tensor_facts(name, spec, dims, lambda: position(name))
+            if "positive" in tensor.facts:
+                tensor.declare_positive()          # SymPy simplifies with it: |σ| = σ, √(σ²) = σ
             if "labels" in tensor.facts and isinstance(tensor.facts["labels"], str):
                 try:
                     tensor.facts["labels"] = parse(tensor.facts["labels"], self.scope())

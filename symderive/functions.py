@@ -68,6 +68,72 @@ class relu(sp.Function):
         return tex if exp is None else r"%s^{%s}" % (tex, exp)
 
 
+class sigmoid_prime(sp.Function):
+    """σ'(z) = σ(z)(1 − σ(z)), the derivative of a sigmoid layer as courses name it (δ₁ = δ₂W₂ᵀ ⊙ σ'(z₁));
+    made only by ``course_forms.sigmoid_derivative`` for a matrix form, never read from a file.
+
+    >>> from sympy import Symbol
+    >>> z = Symbol('z')
+    >>> sigmoid_prime(z).rewrite(sigmoid), sigmoid_prime(0)
+    ((1 - sigmoid(z))*sigmoid(z), 1/4)
+    """
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return sp.Rational(1, 4)
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s) * (1 - 2 * s)
+
+    def _eval_rewrite_as_sigmoid(self, arg, **kwargs):
+        return sigmoid(arg) * (1 - sigmoid(arg))
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sigmoid).rewrite(sp.exp)._eval_evalf(prec)
+
+    def _latex(self, printer, exp=None):
+        tex = r"\sigma'\left(%s\right)" % printer._print(self.args[0])
+        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+
+
+class detach(sp.Function):
+    """A stop-gradient, PyTorch's ``detach``: its value is its argument, its derivative is 0 (a DQN's
+    target network, the target of a semi-gradient TD update, SimSiam's sg(z)). Written sg(·) as papers do.
+
+    >>> from sympy import Symbol
+    >>> w = Symbol('w')
+    >>> (w * detach(w ** 2)).diff(w), detach(3)
+    (detach(w**2), 3)
+    """
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_number:
+            return arg
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    def _eval_evalf(self, prec):
+        return self.args[0]._eval_evalf(prec)
+
+    def _latex(self, printer, exp=None):
+        tex = r"\operatorname{sg}\left(%s\right)" % printer._print(self.args[0])
+        return tex if exp is None else r"%s^{%s}" % (tex, exp)
+
+
+def _identity(a):
+    return a
+
+
+def _sigmoid_prime(a):
+    import numpy
+    s = 1 / (1 + numpy.exp(-a))
+    return s * (1 - s)
+
+
 @dataclass(frozen=True)
 class Function:
     """One function of one argument, with every form of it the engine uses, so that a new
@@ -118,6 +184,10 @@ FUNCTIONS = (
     Function("erf", sp.erf, math.erf, _vectorized(math.erf), "erf", r"\operatorname{erf}",
              lambda a: 2 * sp.exp(-a ** 2) / sp.sqrt(sp.pi)),
     Function("sign", sp.sign, _sign, _numpy("sign"), "sign", r"\operatorname{sign}", lambda a: sp.S.Zero),
+    Function("sigmoid_prime", sigmoid_prime, lambda a: _sigmoid_prime(a), _sigmoid_prime, None, r"\sigma'",
+             lambda a: sigmoid_prime(a) * (1 - 2 * sigmoid(a)), in_files=False),
+    # a stop-gradient: identity forwards, derivative 0 (torch.detach)
+    Function("detach", detach, _identity, _identity, "detach", r"\operatorname{sg}", lambda a: sp.S.Zero),
     Function("floor", sp.floor, math.floor, _numpy("floor"), "floor"),
     Function("ceiling", sp.ceiling, math.ceil, _numpy("ceil"), "ceil"),
     Function("Abs", sp.Abs, abs, _numpy("abs"), "abs"),

@@ -51,9 +51,42 @@ class SheetPrinter(LatexPrinter):
         return rf"\frac{{\partial}}{{{tops}}} {inner}"
 
     def _print_Heaviside(self, expr, exp=None):
-        """ReLU's derivative, the unit step; written H(z) as courses do."""
-        tex = r"H\left(%s\right)" % self._print(expr.args[0])
-        return tex if exp is None else r"%s^{%s}" % (tex, exp)
+        """ReLU's derivative, the unit step H(z), written as the mask courses write: 1{z > 0}."""
+        arg = expr.args[0]
+        maxima = compared_with(arg)
+        if isinstance(arg, sp.Add) and len(maxima) == 1:        # max pooling: 1{x_p > max(the others)}
+            tex = r"\mathbf{1}\{%s > %s\}" % (self._print(arg - maxima[0]), self._print(-maxima[0]))
+        else:
+            tex = indicator(self._print(arg))
+        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+
+
+def compared_with(arg):
+    """[−b] when a step's argument a − b compares an entry with a maximum or with another entry
+    (max pooling's 1{x_p > max of the others}, 1{x_0 > x_1}), else []: printed a > b, not a − b > 0.
+
+    >>> x = sp.IndexedBase('x')
+    >>> compared_with(x[0] - x[1]), compared_with(x[0] - x[1] + 1)
+    ([-x[1]], [])
+    """
+    terms = sp.Add.make_args(arg)
+    negated = [t for t in terms if t.could_extract_minus_sign()]
+    if len(negated) != 1 or len(terms) < 2:
+        return []
+    if isinstance(-negated[0], sp.Max) or len(terms) == 2 and all(isinstance(-t if t in negated else t, sp.Indexed)
+                                                                  for t in terms):
+        return negated
+    return []
+
+
+def indicator(inner):
+    r"""The indicator 𝟙[inner > 0] as a sheet writes it: ``\mathbf{1}\{…\}`` (plain amsmath; ``\mathbb{1}``
+    needs a package the sheets do not load). The checker reads it, and ``\mathbb{1}[…]``, back.
+
+    >>> indicator("z")
+    '\\mathbf{1}\\{z > 0\\}'
+    """
+    return r"\mathbf{1}\{%s > 0\}" % inner
 
 
 #: Conditions longer than this (LaTeX source characters) are set one per line, to fit the page.

@@ -132,6 +132,9 @@ class Apply(Node):
     NUMPY = {**forms("numpy"), sp.Heaviside: lambda a: (a > 0).astype(float)}
 
     def latex(self):
+        if self.func is sp.Heaviside:                  # the mask 1{z > 0}, entry by entry
+            from .latex import indicator
+            return indicator(self.arg.latex())
         return rf"{self.NAMES[self.func]}\left({self.arg.latex()}\right)"
 
     def value(self, env):
@@ -184,6 +187,11 @@ class Product(Node):
             return body
         if self.scalar == -1:
             return "-" + body
+        scalar = sp.sympify(self.scalar)
+        if scalar.is_Add:                 # −(γ t + r − v) x, never −γ t − r + v x
+            if scalar.could_extract_minus_sign():
+                return rf"-\left({_scalar_latex(-scalar)}\right) " + body
+            return rf"\left({_scalar_latex(scalar)}\right) " + body
         return _scalar_latex(self.scalar) + " " + body
 
     def value(self, env):
@@ -587,7 +595,9 @@ def _single(e, i, p):
         chain = ([Diag(row)] if row else []) + inner_chain + ([Diag(col)] if col else [])
         return Product(scalar, tuple(chain), "matmul") if len(chain) > 1 or scalar != 1 else chain[0]
     if not rows and not cols:                # (1 + log A_ip) B_ip → (1 + log(A)) ⊙ B
-        factors = tuple(_entrywise(f, i, p) for f in both)
+        masked = any(isinstance(f, sp.Heaviside) for f in both)     # ((P − Y) W₂ᵀ) ⊙ 1{Z > 0}: a product too
+        factors = tuple(to_matrix(f, i, p) if masked and isinstance(f, sp.Sum) else _entrywise(f, i, p)
+                        for f in both)
         return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
     raise NotConvertible("no matrix form for {}", e)
 
@@ -611,8 +621,8 @@ def _entrywise(e, i, p):
         return Product(scalar, factors, "hadamard") if len(factors) > 1 or scalar != 1 else factors[0]
     if isinstance(e, sp.Pow) and e.exp.is_Integer:
         return Power(_entrywise(e.base, i, p), int(e.exp))
-    if isinstance(e, sp.Function) and type(e) in Apply.NAMES and len(e.args) == 1:
-        return Apply(type(e), _entrywise(e.args[0], i, p))
+    if isinstance(e, sp.Function) and type(e) in Apply.NAMES and len(e.args) == 1 or isinstance(e, sp.Heaviside):
+        return Apply(type(e), _entrywise(e.args[0], i, p))          # 1{Z > 0}: H(z, 0) has two arguments
     raise NotConvertible("no entrywise matrix form for {}", e)
 
 
@@ -766,7 +776,8 @@ def _negated(node):
 def tidy_node(node):
     """A form laid out as a textbook writes it, with the same value: one scalar out front
     ((1/N)(2 Xᵀ v) → (2/N) Xᵀ v), a difference rather than a negated sum (−y + ŷ → ŷ − y), and a
-    negative scalar absorbed by a difference among the factors (−2 (y − t) → 2 (t − y)).
+    negative scalar absorbed by a difference among the factors (−2 (y − t) → 2 (t − y)), and a mask
+    after what it masks (g ⊙ 1{z > 0}, as CS231n's ``dz = dh * (z > 0)``).
 
     >>> print(tidy_node(Product(sp.Rational(1, 2), (Sum((Product(-1, (Vector('y'),), 'hadamard'),
     ...                                                 Vector('q'))),), 'matmul')).latex())
@@ -784,6 +795,9 @@ def tidy_node(node):
         terms = sorted(node.terms, key=_negative)                  # stable: the positive terms first
         return _common_factors(Sum(tuple(terms)))
     if isinstance(node, Product):
+        if node.op == "hadamard" and any(_is_mask(f) for f in node.factors):      # g ⊙ 1{z > 0}: the mask last
+            node = Product(node.scalar, tuple(f for f in node.factors if not _is_mask(f))
+                           + tuple(f for f in node.factors if _is_mask(f)), node.op)
         if len(node.factors) == 1 and isinstance(node.factors[0], Product):      # c (d A B) → (cd) A B
             inner = node.factors[0]
             node = Product(node.scalar * inner.scalar, inner.factors, inner.op)
@@ -797,9 +811,17 @@ def tidy_node(node):
     return node
 
 
+def _is_mask(node):
+    """A mask 1{z > 0} (the step of a ReLU or a hinge) or a layer's derivative σ'(z), which courses
+    write after what it multiplies: δ₂W₂ᵀ ⊙ σ'(z₁)."""
+    from .functions import sigmoid_prime
+    return isinstance(node, Apply) and node.func in (sp.Heaviside, sigmoid_prime)
+
+
 def _common_factors(node):
     """A sum with a common scalar or a common leftmost matrix written once, out front:
-    (1/N) P − (1/N) Y → (1/N)(P − Y), U ŷ − U y → U (ŷ − y)."""
+    (1/N) P − (1/N) Y → (1/N)(P − Y), U ŷ − U y → U (ŷ − y); a common last factor (a mask, or a
+    matrix on the right) written once after: (P W₂ᵀ) ⊙ m − (Y W₂ᵀ) ⊙ m → ((P − Y) W₂ᵀ) ⊙ m."""
     terms = node.terms
     products = [t if isinstance(t, Product) else Product(sp.S.One, (t,), "matmul") for t in terms]
     scalars = [sp.sympify(p.scalar) for p in products]
@@ -812,6 +834,13 @@ def _common_factors(node):
             and all(len(p.factors) > 1 for p in products) and not isinstance(first[0], (Sum, Scalar)):
         rest = tuple(_unit(Product(p.scalar, p.factors[1:], "matmul")) for p in products)
         return Product(sp.S.One, (first[0], Sum(rest)), "matmul")
+    last = [p.factors[-1] for p in products]
+    ops = {p.op for p in products}
+    if len(ops) == 1 and len(set(last)) == 1 and all(len(p.factors) > 1 for p in products) \
+            and not isinstance(last[0], (Sum, Scalar)):     # A M − B M → (A − B) M; a ⊙ m − b ⊙ m → (a − b) ⊙ m
+        op = ops.pop()
+        rest = tuple(_unit(Product(p.scalar, p.factors[:-1], op)) for p in products)
+        return Product(sp.S.One, (tidy_node(Sum(rest)), last[0]), op)
     return node
 
 

@@ -45,18 +45,26 @@ class Tensor:
         # strict: a size is a number or a SymPy expression, never text to be parsed
         self.shape = tuple(sp.sympify(s, strict=True) for s in shape)
         self.latex_name = latex_name or name
-        if self.shape:
-            self.base = sp.IndexedBase(sp.Symbol(name, real=True), shape=self.shape)
-        else:
-            self.base = sp.Symbol(name, real=True)
+        self._set_base(real=True)
 
     inner_of = None          # see layers.base.Layer.inner_of
+
+    def _set_base(self, **assumptions):
+        symbol = sp.Symbol(self.name, **assumptions)
+        self.base = sp.IndexedBase(symbol, shape=self.shape) if self.shape else symbol
+
+    def declare_positive(self):
+        """Tell SymPy that every entry is > 0 (a declared fact): √(σ²) = σ, |σ| = σ, log(σ²) = 2 log σ.
+
+        >>> s = Tensor('s'); s.declare_positive(); sp.sqrt(s.base ** 2)
+        s
+        """
+        self._set_base(positive=True)
 
     def rename(self, name):
         """A new name for a layer built inside another (its entries' symbols follow)."""
         self.name, self.latex_name = name, name
-        self.base = sp.IndexedBase(sp.Symbol(name, real=True), shape=self.shape) if self.shape else \
-            sp.Symbol(name, real=True)
+        self._set_base(real=True)
 
     @property
     def tex(self):

@@ -19,7 +19,7 @@ MIN_ANSWER_WIDTH = 28
 
 
 class UnicodePrinter(StrPrinter):
-    """SymPy's one-line form with the notation of a sheet: Σ_{k=1..3}, δ(i,p), H(z), σ(z), ⌊x⌋, ≤."""
+    """SymPy's one-line form with the notation of a sheet: Σ_{k=1..3}, δ(i,p), 𝟙[z > 0], σ(z), ⌊x⌋, ≤."""
 
     def _print_Sum(self, expr):
         limits = ", ".join(f"{self._print(i)}={self._print(lo)}..{self._print(hi)}" for i, lo, hi in expr.limits)
@@ -30,7 +30,12 @@ class UnicodePrinter(StrPrinter):
         return f"δ({self._print(expr.args[0])},{self._print(expr.args[1])})"
 
     def _print_Heaviside(self, expr):
-        return f"H({self._print(expr.args[0])})"
+        from .latex import compared_with
+        arg = expr.args[0]
+        maxima = compared_with(arg)
+        if isinstance(arg, sp.Add) and len(maxima) == 1:        # max pooling: 𝟙[x_p > max(the others)]
+            return f"𝟙[{self._print(arg - maxima[0])} > {self._print(-maxima[0])}]"
+        return f"𝟙[{self._print(arg)} > 0]"
 
     def _print_floor(self, expr):
         return f"⌊{self._print(expr.args[0])}⌋"

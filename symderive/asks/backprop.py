@@ -87,7 +87,7 @@ def solve(ctx):
             f"{_delta_entry(step, ctx)} = {lhs} = {ctx.show(step.value)}"
         why = f"the gradient: {_through(step)}" if gradient else f"δ of {step.layer.name}: {_through(step)}"
         if step.value.has(sp.Heaviside):
-            why += "; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)"
+            why += "; the mask $\\mathbf{1}\\{z > 0\\}$ is ReLU$'$ (0 at $z = 0$, as PyTorch)"
         form = vector_form(step, shapes, ctx)
         if form is not None:
             name = rf"\frac{{\partial {loss}}}{{\partial {step.layer.tex}}}" if gradient else step.delta.tex

@@ -96,7 +96,8 @@ def _one_entry(ctx, of, wrt, at, d):
     steps = [
         Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
         Step(f"{lhs_entry} = {ctx.show(value)}", "differentiate and contract the deltas"
-             + ("; $H$ is the unit step, ReLU$'$ (with $H(0) = 0$)" if value.has(sp.Heaviside) else "")),
+             + ("; the mask $\\mathbf{1}\\{z > 0\\}$ is ReLU$'$ (0 at $z = 0$, as PyTorch)"
+                if value.has(sp.Heaviside) else "")),
     ]
     value = folded(value, of, wrt, steps, lhs_entry, ctx)
     results = [Result("element", value, f"{lhs_entry} = {ctx.show(value)}", Kind.ELEMENT,
@@ -118,7 +119,7 @@ def _one_entry(ctx, of, wrt, at, d):
 
 def _given_sentence(ctx, signs):
     shown_signs = ", ".join(ctx.show(e) + (" > 0" if v > 0 else " < 0") for e, v in signs.items())
-    return f"given ${shown_signs}$: the ReLU step $H(z)$ is 1 where $z > 0$ and 0 where $z < 0$"
+    return f"given ${shown_signs}$: the ReLU mask " + r"$\mathbf{1}\{z > 0\}$ is 1 where $z > 0$ and 0 where $z < 0$"
 
 
 # The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).

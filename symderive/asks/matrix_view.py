@@ -76,7 +76,7 @@ def course_form(value, free, of, wrt, avoid=()):
     or None when it has no matrix form. The node is not checked here: ``check`` it."""
     from ..assumptions import tensor_facts
     from ..course_forms import (Named, course_signs, loss_intermediates, merge_sums, name_one_hot, name_softmax,
-                                one_minus_tanh_squared, picked_by_label, standardized)
+                                one_minus_tanh_squared, picked_by_label, sigmoid_derivative, standardized)
     from ..matrix_form import NotConvertible, to_matrix, to_vector, untransposed
     layers = dict(of.layer_inputs())
     if of.is_layer:
@@ -109,6 +109,7 @@ def course_form(value, free, of, wrt, avoid=()):
     value = one_minus_tanh_squared(value)
     predictions = tuple(n.tensor.base for n in named if n.tensor.name not in {t.tensor.name for _, t in pickers})
     value = course_signs(value, predictions)
+    value = sigmoid_derivative(value, layers)        # a(1 − a) of a = σ(z) → σ'(z)
     symmetric = symmetric_names(of, wrt)
 
     def convert(v):
@@ -129,7 +130,55 @@ def course_form(value, free, of, wrt, avoid=()):
         except NotConvertible:
             continue
         return picked, node, named + ([target] if target not in named else []), labels
+    if len(free) == 2 and wrt.rank == 2:           # a hinge through a linear map: c Aᵀ M with M the mask
+        from ..course_forms import named_mask
+        found = named_mask(value, free, wrt.shape[1], set(of.leaves()) - {wrt.name}, taken)
+        if found is not None:
+            masked, mask = found
+            try:
+                node = convert(masked)
+            except NotConvertible:
+                return None
+            inner = _mask_form(mask, pickers, predictions, taken)
+            if inner is not None:                  # Xᵀ (((P − Y) W₂ᵀ) ⊙ 1{Z > 0}): M written out
+                targets = [target for _, target in pickers if target not in named]
+                return value, _substituted(node, mask.tensor.name, inner), named + targets, labels
+            return masked, node, named + [mask], labels
     return None
+
+
+def _mask_form(mask, pickers, predictions, taken):
+    """The matrix form of a mask M's own definition, when it has one (the δ of a ReLU layer,
+    ((P − Y) W₂ᵀ) ⊙ 1{Z > 0}), else None: then M stays a name, defined on its own line."""
+    from ..course_forms import course_signs, merge_sums, picked_by_label
+    from ..matrix_form import NotConvertible, to_matrix
+    n, q = mask.idx
+    candidates = [mask.element] + [course_signs(merge_sums(picked_by_label(mask.element, label, target.tensor,
+                                                                           taken)), predictions)
+                                   for label, target in pickers]
+    from ..simplify import pull_out_of_sums
+    for element in candidates:
+        try:
+            return to_matrix(pull_out_of_sums(element), n, q)
+        except NotConvertible:
+            continue
+    return None
+
+
+def _substituted(node, name, inner):
+    """``node`` with the matrix called ``name`` replaced by ``inner``."""
+    from dataclasses import fields, replace
+    from ..matrix_form import Matrix, Node
+    if isinstance(node, Matrix) and node.name == name and not node.transpose:
+        return inner
+    changes = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = _substituted(value, name, inner)
+        elif isinstance(value, tuple) and any(isinstance(v, Node) for v in value):
+            changes[f.name] = tuple(_substituted(v, name, inner) if isinstance(v, Node) else v for v in value)
+    return replace(node, **changes) if changes else node
 
 
 def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, steps=None, results=None):
@@ -178,13 +227,22 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         return None, None
     if error > MATRIX_FORM_TOLERANCE:
         return None, None
+    if steps is not None:
+        for n in named:
+            if n.defined:                            # a name the form introduces (the mask M): its definition
+                from ..latex import entry
+                steps.append(Step(f"{entry(n.tensor.name, n.idx, ctx.base)} = {ctx.show(n.element)}",
+                                  n.why + " (with a positive margin, the entry $q = y_n$ is $-\\sum_{j \\neq y_n}$ of "
+                                  "the steps, as CS231n writes it)"
+                                  if n.element.has(sp.KroneckerDelta) else n.why))
     for n in named:
         if n.tensor.name not in ctx.declared_names():
             ctx.intermediates[n.tensor.name] = n.record()
     if steps is not None and named_value != value:
         element_latex = f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}"
-        steps.append(Step(element_latex, "name the intermediates as courses do: " + "; ".join(n.why for n in named)
-                          if named else "write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$"))
+        steps.append(Step(element_latex, "name the intermediates as courses do: "
+                          + "; ".join(f"${n.tensor.tex}$ as defined above" if n.defined else n.why for n in named)
+                          if named else _rewrites(named_value)))
         if results is not None and named:
             axes = next((r.axes for r in results if r.kind is Kind.ELEMENT), ())
             results.append(Result("element, course names", named_value, element_latex, Kind.ELEMENT,
@@ -193,6 +251,17 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
            f"and values, max error {error:.1e}")
     return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex, Kind.MATRIX_FORM)
+
+
+def _rewrites(value):
+    """What the course-form rewrites without names did to ``value``, in words."""
+    from ..functions import sigmoid_prime
+    said = []
+    if value.has(sigmoid_prime):
+        said.append("write $a(1 - a)$ of a sigmoid layer $a = \\sigma(z)$ as $\\sigma'(z)$")
+    if value.has(sp.tanh):
+        said.append("write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$")
+    return "; ".join(said) or "write the terms as a course does"
 
 
 def _element_lhs(label, of, wrt, free, base):

@@ -149,9 +149,16 @@ def tokenize(text):
                     emit("word", " ".join(content.split()), i)
                 i = k
                 continue
-            if name in TRANSPARENT:
-                i = j
-                continue
+            if name in TRANSPARENT or name in ("mathbbm", "mathds"):
+                content, k = _group(text, j)
+                if content is not None and content.strip() == "1":     # \mathbf{1}\{z > 0\}: the indicator
+                    emit("cmd", "mathbb:1", i)
+                    i = k
+                    continue
+                if name in TRANSPARENT:
+                    i = j
+                    continue
+                raise ReadError(f"\\{name} is read only as the indicator \\{name}{{1}}", i)
             if name in ACCENTS:
                 content, k = _group(text, j)
                 if content is None:            # \tilde w, \hat y: one letter

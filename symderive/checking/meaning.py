@@ -460,6 +460,19 @@ class _Resolver:
 
     def v_Indicator(self, node):
         cond = node.cond
+        if isinstance(cond, R.Relation) and len(cond.ops) == 1 and cond.ops[0] in (">", "<"):
+            # 1{z > 0} of a vector or matrix is a mask, entry by entry (ReLU's derivative, a hinge's margins)
+            left, right = self.value(cond.items[0]), self.value(cond.items[1])
+            if not (left.is_scalar and right.is_scalar):
+                if right.is_scalar:
+                    diff = Val(left.expr - right.expr, left.shape)
+                elif left.is_scalar:
+                    diff = Val(left.expr - right.expr, right.shape)
+                else:
+                    diff = self.add(left, Val(-right.expr, right.shape), node)
+                if is_literal(diff):
+                    self.fail("a mask of a matrix of numbers is not read", node)
+                return Val(sp.Heaviside(diff.expr if cond.ops[0] == ">" else -diff.expr, 0), diff.shape)
         rel = {"<=": sp.Le, ">=": sp.Ge, "<": sp.Lt, ">": sp.Gt}.get(cond.ops[0]) \
             if isinstance(cond, R.Relation) and len(cond.ops) == 1 else None
         if rel is not None:              # 𝟙[z > 0] of a vector z: entry by entry (CS231n's ReLU gate)
