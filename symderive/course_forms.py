@@ -518,7 +518,7 @@ def sigmoid_derivative(expr, layers):
     >>> sigmoid_derivative(3 * sigmoid(z[h]) * (1 - sigmoid(z[h])), {})
     3*sigmoid_prime(z[h])
     """
-    from .functions import sigmoid, sigmoid_prime
+    from .functions import sigmoid_prime
     outputs = {layer.base: layer for layer in layers.values()
                if getattr(layer, "kind", None) == "sigmoid" and getattr(layer, "rank", 0) >= 1}
 
