@@ -62,7 +62,6 @@ KNOWN_FAILURES = {
     ('nyu24-1.1c-matrix', 'matrix'): GATHERED_BLOCKS,
     ('nyu24-1.1c-im2col', 'matrix'): GATHERED_BLOCKS,
     ('nyu24-1.1c-backward', 'B'): GATHERED_BLOCKS,
-    ('nyu24-1.2.2f', 'element'): 'a formula of several thousand characters: not decided within the time limit',
     ('transposed-weight-gradient', 'element'): 'a divisibility condition (2 \\mid j + 1) is not read yet',
     ('gru-dh-dhprev', 'element'): 'backprop δ names (\\delta^{h}_p) are read as a Kronecker delta',
     ('vaswani-sdpa-dV', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
