@@ -49,7 +49,7 @@ class Backprop:
     seed: Tensor           # δ^of: the upstream gradient (a scalar output: the number 1)
     steps: list            # DeltaStep, from the output down, the last one being by ``wrt``
     auxiliaries: list = field(default_factory=list)     # (Layer, why): named sub-expressions (ŷ)
-    out_idx: tuple = ()    # a Jacobian's output indices: every δ then carries them first (δ^z[i, k] = ∂of[i]/∂z[k])
+    out_idx: tuple = ()    # a Jacobian's output indices, carried first by every δ: δ^z[i, k] = ∂of[i]/∂z[k]
 
     @property
     def gradient(self):

@@ -80,8 +80,8 @@ def backward_steps(bp, ctx, forward=True, upstream_note=None, loss=None):
         steps.append(Step(f"{entry(aux.name, idx, ctx.base)} = {ctx.show(aux.element(idx, expand=False))}", why))
     if bp.out_idx:
         out = ", ".join(i.name for i in bp.out_idx)
-        steps.append(Step("", f"each δ carries the output's indices {out} first: "
-                              f"δ^z[{out}, …] = ∂{of.name}[{out}]/∂z[…], from δ^{of.name}[{out}, c…] = δ({out}; c…)"))
+        steps.append(Step("", f"each δ carries the output's indices {out} first: δ^z[{out}, …] = "
+                              f"∂{of.name}[{out}]/∂z[…], from δ^{of.name}[{out}, c…] = δ({out}; c…)"))
     elif upstream_note:
         steps.append(Step("", upstream_note))
     loss = tex_name(loss_name)
