@@ -49,6 +49,7 @@ class Backprop:
     seed: Tensor           # δ^of: the upstream gradient (a scalar output: the number 1)
     steps: list            # DeltaStep, from the output down, the last one being by ``wrt``
     auxiliaries: list = field(default_factory=list)     # (Layer, why): named sub-expressions (ŷ)
+    out_idx: tuple = ()    # a Jacobian's output indices, carried first by every δ: δ^z[i, k] = ∂of[i]/∂z[k]
 
     @property
     def gradient(self):
@@ -60,7 +61,12 @@ class Backprop:
 
     @property
     def wrt_idx(self):
-        return self.steps[-1].idx
+        return self.steps[-1].idx[len(self.out_idx):]
+
+    @property
+    def depth(self):
+        """How many layers the gradient goes through: one δ step each (the last by ``wrt``)."""
+        return len(self.steps)
 
     def size(self):
         """count_ops of every step: the whole result, definitions included."""
@@ -101,17 +107,23 @@ def path_layers(of, wrt):
     return [n for n in reversed(order) if n.name in nodes and depends(n)]
 
 
-def _local_step(reader, reader_delta, layer, idx, taken):
-    """Σ_c δ^reader[c] · ∂reader[c]/∂layer[idx], contracted: one term of δ^layer."""
+def _local_step(reader, reader_delta, layer, idx, taken, out_idx=()):
+    """Σ_c δ^reader[c] · ∂reader[c]/∂layer[idx], contracted: one term of δ^layer. With ``out_idx``
+    (a Jacobian) every δ carries those output indices first, and ``idx`` starts with them."""
     c_idx = indices_for(reader.shape, taken | {i.name for i in idx}, READER_LETTERS)
     avoid = taken | {i.name for i in idx + c_idx}
     definition = reader.element(c_idx, expand=False, avoid=avoid)     # inputs stay opaque
-    variable = entry(layer, idx)
+    variable = entry(layer, idx[len(out_idx):])
     raw = sp.diff(definition, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
                                                 lambda e: sp.S.Zero)
     if raw == 0:
         return sp.S.Zero
-    upstream = reader_delta if not reader.shape else reader_delta[c_idx]
+    if callable(reader_delta):                   # the Jacobian's seed: δ^of[i, c] = δ(i, c)
+        upstream = reader_delta(c_idx)
+    elif not reader.shape and not out_idx:
+        upstream = reader_delta
+    else:
+        upstream = reader_delta[tuple(out_idx) + tuple(c_idx)]
     summed = sp.Sum(upstream * raw, *[(c, 0, n - 1) for c, n in zip(c_idx, reader.shape)]) if reader.shape \
         else upstream * raw
     return collapse_single_value_sums(conditions_to_bounds(contract(summed)))
@@ -143,10 +155,13 @@ def _softmax_auxiliaries(layers, taken):
     return out
 
 
-def backprop(of, wrt, upstream=None, avoid=()):
+def backprop(of, wrt, upstream=None, avoid=(), jacobian=False):
     """∂of/∂wrt layer by layer.
 
-    ``of`` a scalar (the loss) or, with ``upstream`` (the name of ∂l/∂of), any layer.
+    ``of`` a scalar (the loss) or, with ``upstream`` (the name of ∂l/∂of), any layer. With
+    ``jacobian`` (and no upstream) ``of`` may have a shape: every δ then carries of's indices
+    first, δ^z[i…, k…] = ∂of[i…]/∂z[k…], starting from δ^of[i…, c…] = δ(i, c)… (one backward pass
+    per output entry, written once).
 
     >>> import symderive as sd
     >>> x, W = sd.tensor('x', 3), sd.tensor('W', 2, 3)
@@ -161,29 +176,40 @@ def backprop(of, wrt, upstream=None, avoid=()):
     if not layers or layers[0].name != of.name:
         raise ValueError(f"{of.name} does not depend on {wrt.name}")
     taken = graph_names(of, wrt) | set(avoid)
-    if of.shape:
+    out_idx = ()
+    if jacobian and of.shape and upstream is None:
+        out_idx = of.free_indices(taken)
+        taken |= {i.name for i in out_idx}
+        seed = None
+
+        def seed_delta(c_idx):
+            return sp.Mul(*[sp.KroneckerDelta(i, c) for i, c in zip(out_idx, c_idx)])
+        top = seed_delta
+    elif of.shape:
         seed = Tensor(upstream_name(of, wrt, upstream), of.shape)
         taken.add(seed.name)
+        top = seed.base
     else:
         seed = Tensor(upstream, ()) if upstream else None
+        top = seed.base if seed is not None else sp.S.One
     auxiliaries = _softmax_auxiliaries(layers, taken)
-    deltas = {of.name: (seed.base if seed is not None else sp.S.One)}
+    deltas = {of.name: top}
     steps = []
     below = [n for n in layers[1:] if n.name != wrt.name] + [wrt]
     for layer in below:
         readers = [r for r in layers if r.name in deltas and any(i.name == layer.name for i in r.inputs)]
         name = delta_name(layer.name, taken)
         taken.add(name)
-        delta = Tensor(name, layer.shape)
-        idx = indices_for(layer.shape, taken, WRT_LETTERS if layer is wrt else STEP_LETTERS)
+        delta = Tensor(name, tuple(of.shape if out_idx else ()) + tuple(layer.shape))
+        idx = out_idx + indices_for(layer.shape, taken, WRT_LETTERS if layer is wrt else STEP_LETTERS)
         value = sp.S.Zero
         for reader in readers:
-            term = _local_step(reader, deltas[reader.name], layer, idx, taken)
+            term = _local_step(reader, deltas[reader.name], layer, idx, taken, out_idx)
             value += fold(term, _definitions(reader, auxiliaries))
         value = tidy(sp.factor_terms(value))
         steps.append(DeltaStep(layer, delta, idx, value, tuple(r.name for r in readers)))
         deltas[layer.name] = delta.base
-    return Backprop(of, wrt, seed, steps, auxiliaries)
+    return Backprop(of, wrt, seed, steps, auxiliaries, out_idx)
 
 
 def delta_values(bp, values, sizes=None):
@@ -198,8 +224,42 @@ def delta_values(bp, values, sizes=None):
         values[aux.name] = np.array([engine_value(aux.element(tuple(sp.Integer(i) for i in pos), expand=False),
                                                   values, sizes) for pos in flat_positions(shape)]).reshape(shape)
     for step in bp.steps[:-1]:
-        shape = tuple(as_int(n, sizes or {}) for n in step.layer.shape)
+        shape = tuple(as_int(n, sizes or {}) for n in step.delta.shape)
         names = [i.name for i in step.idx]
         array = [engine_value(step.value, values, sizes, dict(zip(names, pos))) for pos in flat_positions(shape)]
         values[step.delta.name] = np.array(array, dtype=float).reshape(shape)
     return values
+
+
+#: ``derivative`` and ``chain_rule`` go layer by layer (δ steps on the sheet) when the variable sits
+#: at least this many layers below ``of`` (counting the step by the variable itself); closer, the
+#: one-layer formula is already the whole derivation.
+STACK_DEPTH = 3
+#: Through at most this many layers the stack is also written out and differentiated once, for the
+#: closed element formula; deeper, that formula grows about 3× a layer (an MLP's Linear → sigmoid
+#: blocks: 122, 528, 1,752, 5,184 operations for 1 to 4 blocks) and the δ form is the answer.
+CLOSED_MAX_DEPTH = 6
+#: ...and the closed formula is the answer only when its LaTeX is at most this long (a few lines on
+#: the sheet, and well under the checker's 6,000 characters); otherwise the δ form is.
+CLOSED_MAX_CHARS = 1500
+
+
+def through_stack(of, wrt, upstream=None, avoid=(), jacobian=False):
+    """``backprop(of, wrt, …)`` when ``wrt`` sits ``STACK_DEPTH`` or more layers below ``of``, else
+    None: the one decision by which ``derivative`` and ``chain_rule`` derive layer by layer.
+
+    >>> import symderive as sd
+    >>> x, W = sd.tensor('x', 3), sd.tensor('W', 2, 3)
+    >>> a = sd.sigmoid(sd.linear(x, W, name='z'), name='a')
+    >>> through_stack(sd.sum_of_squares(a, name='L'), W).depth, through_stack(a, W)
+    (3, None)
+    """
+    if not of.is_layer:
+        return None
+    layers = path_layers(of, wrt)
+    if not layers or layers[0].name != of.name:
+        return None
+    depth = len(layers) - (1 if any(n.name == wrt.name for n in layers) else 0)
+    if depth < STACK_DEPTH:
+        return None
+    return backprop(of, wrt, upstream, avoid, jacobian=jacobian)

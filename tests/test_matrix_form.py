@@ -269,8 +269,27 @@ def test_attention_rnn_gradient_from_later_steps(answers):
         a = np.array(a)
         arrays = {"xs": xs.numpy(), "hs": hs.detach().numpy(), "g": g.numpy(),
                   "a0": a[:, 0], "a1": a[:, 1], "a2": a[:, 2], **{k: v.numpy() for k, v in W.items()}}
+        arrays.update(_deltas_of_stack(answers, {"n": n, "m": m, "K": K}, arrays))
         got = element_array(answer, (K, m), arrays, {"n": n, "m": m, "K": K})
         assert_close(got, reference.numpy(), f"n={n} m={m} K={K}")
+
+
+def _deltas_of_stack(answers, sizes, arrays):
+    """The boxed answer of nyu24-1.2.2f is the δ form (derived layer by layer, issue 12): each δ^w
+    computed from its own step on the sheet (top down, NumPy), as --verify does."""
+    import sympy as sp
+    from symderive.asks.chain_rule import stack
+    from symderive.backprop import delta_values
+    from symderive.verify.job import EngineValues
+    problem = load_problem(PROBLEMS / "nyu-dl-2024-hw2.yaml")
+    question = problem.question("nyu24-1.2.2f")
+    from symderive.asks.context import Context
+    ctx = Context(problem, question, problem.declarations(question))
+    bp = stack(ctx, ctx.tensor("of"), ctx.tensor("wrt"), "g", "l")
+    numbers = {sp.Symbol(k, integer=True, positive=True): sp.Integer(v) for k, v in sizes.items()}
+    env = EngineValues(dict(arrays), ctx.decls.lookup, numbers)
+    delta_values(bp, env, numbers)
+    return {s.delta.name: env[s.delta.name] for s in bp.steps[:-1]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ KNOWN_FAILURES = {
     ('hw5-p1b', 'derivative at the fixed point'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p1b', 'verdict'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
     ('hw5-p2d', 'receptive field'): 'r = 4 \\times 4 (\\text{height} \\times \\text{width}): r is not a label',
-    ('nyu24-1.2.2f', 'element'): 'a formula of several thousand characters: not decided within the time limit',
     ('cookbook-inverse', 'differential'): 'a differential dY = -Y dX Y is not an answer the checker grades '
                                           '(no target of that kind; \\mathrm{d} reads as an unknown name)',
     ('cs231n-max-pool-1d', 'element'): 'a divisibility condition (2 \\mid p) is not read yet',

@@ -59,36 +59,44 @@ def _through(step):
     return f"chain rule through {', '.join(step.readers)}, the layers that read {step.layer.name} (one term each)"
 
 
-def solve(ctx):
-    of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
-    if not of.is_layer or of.shape:
-        raise ExpressionError(f"'of' must name a scalar loss layer; {of.name} "
-                              + ("has shape " + "×".join(map(str, of.shape)) if of.is_layer else "is not a layer"),
-                              *position(ctx.option("of")))
-    try:
-        bp = backprop(of, wrt)
-    except ValueError as exc:
-        raise ExpressionError(str(exc), *position(ctx.option("wrt"))) from None
+def backward_steps(bp, ctx, forward=True, upstream_note=None, loss=None):
+    """The sheet's backward pass: the forward layers kept as names (with ``forward``), the named
+    sub-expressions (ŷ), then one δ step per layer from the top down, each with its vector form
+    when one checks out; the last step is the gradient by ``wrt``. ``loss`` names what is
+    differentiated when it is not ``of`` (a chain rule's l). Shared by backprop, derivative and
+    chain_rule (through a stack)."""
+    of = bp.of
+    loss_name = str(loss or of.name)
     steps = []
-    if ctx.flag("forward", True):
+    if forward:
         for layer in [s.layer for s in reversed(bp.steps[:-1])] + [of]:
+            if not layer.is_layer:
+                continue
             idx = layer.free_indices()
             steps.append(Step(f"{entry(layer.name, idx, ctx.base)} = {ctx.show(layer.element(idx, expand=False))}",
                               f"forward ({layer.describe()}), kept as a name"))
     for aux, why in bp.auxiliaries:
         idx = aux.free_indices()
         steps.append(Step(f"{entry(aux.name, idx, ctx.base)} = {ctx.show(aux.element(idx, expand=False))}", why))
-    loss = tex_name(of.name)
+    if bp.out_idx:
+        out = ", ".join(i.name for i in bp.out_idx)
+        steps.append(Step("", f"each δ carries the output's indices {out} first: δ^z[{out}, …] = "
+                              f"∂{of.name}[{out}]/∂z[…], from δ^{of.name}[{out}, c…] = δ({out}; c…)"))
+    elif upstream_note:
+        steps.append(Step("", upstream_note))
+    loss = tex_name(loss_name)
+    n_out = len(bp.out_idx)
     shapes, worst = _shapes(bp), None
     for step in bp.steps:
         gradient = step is bp.gradient
-        lhs = partial(of.name, (), step.layer.name, step.idx, ctx.base)
+        lhs = partial(loss_name, step.idx[:n_out], step.layer.name,
+                      step.idx[n_out:], ctx.base)
         shown = f"{lhs} = {ctx.show(step.value)}" if gradient else \
             f"{_delta_entry(step, ctx)} = {lhs} = {ctx.show(step.value)}"
         why = f"the gradient: {_through(step)}" if gradient else f"δ of {step.layer.name}: {_through(step)}"
         if step.value.has(sp.Heaviside):
             why += "; the mask $\\mathbf{1}\\{z > 0\\}$ is ReLU$'$ (0 at $z = 0$, as PyTorch)"
-        form = vector_form(step, shapes, ctx)
+        form = None if n_out else vector_form(step, shapes, ctx)
         if form is not None:
             name = rf"\frac{{\partial {loss}}}{{\partial {step.layer.tex}}}" if gradient else step.delta.tex
             shown += rf", \quad {name} = {form[0]}"
@@ -99,7 +107,23 @@ def solve(ctx):
                               f"against each step's index formula at random sizes and values, max error {worst:.1e}"))
     steps.append(Step("", f"{len(bp.steps) - 1} δ steps, {bp.size()} operations in all (SymPy count_ops); "
                           "each δ is defined by the step that names it"))
-    _record_deltas(bp, ctx, loss)
+    if not bp.out_idx:          # a Jacobian's δ's carry the output's indices: the checker reads them as given
+        _record_deltas(bp, ctx, loss)
+    return steps
+
+
+def solve(ctx):
+    of, wrt = ctx.tensor("of"), ctx.tensor("wrt")
+    if not of.is_layer or of.shape:
+        raise ExpressionError(f"'of' must name a scalar loss layer; {of.name} "
+                              + ("has shape " + "×".join(map(str, of.shape)) if of.is_layer else "is not a layer"),
+                              *position(ctx.option("of")))
+    try:
+        bp = backprop(of, wrt)
+    except ValueError as exc:
+        raise ExpressionError(str(exc), *position(ctx.option("wrt"))) from None
+    steps = backward_steps(bp, ctx, forward=ctx.flag("forward", True))
+    loss = tex_name(of.name)
     last = bp.gradient
     lhs = partial(of.name, (), wrt.name, last.idx, ctx.base)
     results = [
@@ -149,3 +173,27 @@ def check(job):
         engine = [engine_value(formula, values, sizes, dict(zip(names, p))) for p in positions]
         job.compare(f"the δ-form formula d{of.name}/d{wrt.name}, each δ from its step", engine,
                     [grad[p] for p in positions], [entry_label(wrt.name, p, base) for p in positions])
+
+
+def delta_form_element(bp, ctx, loss=None):
+    """The answer in δ form: the last step, written with the δ of the layers above it (each
+    defined by its own step on the sheet), as an element Result."""
+    last = bp.gradient
+    loss = str(loss or bp.of.name)
+    lhs = partial(loss, bp.out_idx, bp.wrt.name, bp.wrt_idx, ctx.base)
+    return Result("element", last.value, f"{lhs} = {ctx.show(last.value)}", Kind.ELEMENT,
+                  axes=tuple(("of", i) for i in bp.out_idx) + tuple(("wrt", i) for i in bp.wrt_idx))
+
+
+def closed_or_delta_note(bp, closed_chars=None):
+    """Why the answer is the closed formula or the δ form (``through_stack``'s rule, on the sheet)."""
+    from ..backprop import CLOSED_MAX_CHARS, CLOSED_MAX_DEPTH
+    if closed_chars is None:
+        return (f"the answer is the δ form: through {bp.depth} layers (more than {CLOSED_MAX_DEPTH}) the "
+                "stack written out as one closed formula grows about 3× a layer; each δ is defined by its "
+                "step above, computed from the top down")
+    if closed_chars > CLOSED_MAX_CHARS:
+        return (f"the answer is the δ form: the closed formula is {closed_chars} characters long (over "
+                f"{CLOSED_MAX_CHARS}); each δ is defined by its step above, computed from the top down")
+    return ("the δ steps expanded into one closed formula (the stack written out and differentiated once, "
+            f"affordable through {bp.depth} layers); it equals the δ form")

@@ -2,43 +2,58 @@
 import sympy as sp
 
 from ..answer import Kind, Result, Step
-from ..derivative import apply_signs, derivative, matrix_view
+from ..backprop import CLOSED_MAX_CHARS, CLOSED_MAX_DEPTH, through_stack
+from ..derivative import apply_signs, derivative, matrix_view, refuse_labels
 from ..indices import substitute
 from ..latex import MAX_PRINTED, dims, entry, matrix, partial, too_large
 from ..page_fit import MATRIX_LINE, width
 from ..tensors import flat_positions, is_concrete, numel
+from .backprop import backward_steps, closed_or_delta_note, delta_form_element
 from .matrix_view import differential_result, folded, matrix_result
 
 
 KEYS = {"of", "wrt", "array", "given"}
 
+def stack(ctx, of, wrt, at=None, signs=None):
+    """The layer-by-layer derivation when ``wrt`` sits several layers below ``of`` (``through_stack``),
+    else None; an entry of ``wrt`` or ``given`` signs (which the array needs) keep the closed route."""
+    if at is not None or signs:
+        return None
+    refuse_labels(of, wrt)
+    return through_stack(of, wrt, avoid=ctx.declared_names(), jacobian=True)
+
+
 def solve(ctx):
     of = ctx.tensor("of")
     wrt, at = ctx.tensor_or_entry("wrt")
     signs = ctx.signs()           # read (and refused with their position) whatever wrt is
+    bp = stack(ctx, of, wrt, at, signs)
+    if bp is not None and bp.depth > CLOSED_MAX_DEPTH:
+        return _delta_form(ctx, of, wrt, bp, closed_or_delta_note(bp))
     d = derivative(of, wrt, ctx.declared_names())     # no index named like a declared tensor
     if at is not None:
         return _one_entry(ctx, of, wrt, at, d)
     lhs = partial(of.name, d.out_idx, wrt.name, d.wrt_idx, ctx.base)
     y_entry = lhs.split("}{")[0][len(r"\frac{\partial "):]
-    steps = [
-        Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
-        Step(f"{lhs} = {ctx.show(d.raw)}",
-             rf"differentiate: $\partial {wrt.tex}_{{a}} / \partial {wrt.tex}_{{b}} = \delta_{{ab}}$ "
-             "per index"),
-        Step(f"{lhs} = {ctx.show(d.value)}",
-             "contract each $\\delta$ against its sum, keeping the range conditions"),
-    ]
+    if bp is None:
+        steps = [
+            Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
+            Step(f"{lhs} = {ctx.show(d.raw)}",
+                 rf"differentiate: $\partial {wrt.tex}_{{a}} / \partial {wrt.tex}_{{b}} = \delta_{{ab}}$ "
+                 "per index"),
+            Step(f"{lhs} = {ctx.show(d.value)}",
+                 "contract each $\\delta$ against its sum, keeping the range conditions"),
+        ]
+    else:
+        steps = backward_steps(bp, ctx) + [Step(f"{lhs} = {ctx.show(d.value)}", closed_or_delta_note(bp, 0))]
     value = folded(d.value, of, wrt, steps, lhs, ctx)
+    if bp is not None and len(ctx.show(value)) > CLOSED_MAX_CHARS:
+        return _delta_form(ctx, of, wrt, bp, closed_or_delta_note(bp, len(ctx.show(value))))
     rows, cols = d.matrix_shape
     results = [
         Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
                axes=tuple(("of", i) for i in d.out_idx) + tuple(("wrt", i) for i in d.wrt_idx)),
-        Result("dimension", d.tensor_shape,
-               rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}} \in {dims(d.tensor_shape)}"
-               + (rf" \;\cong\; \mathbb{{R}}^{{{sp.latex(rows)} \times {sp.latex(cols)}}}"
-                  if len(d.tensor_shape) != 2 else ""), Kind.SHAPE,
-               alt_shapes=((numel(of.shape), numel(wrt.shape)),)),   # the Jacobian as its flattened matrix
+        _dimension(of, wrt),
     ]
     conventions = {"layout", "zero_outside"}
     if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1 or of.rank == 0 and wrt.rank == 2:
@@ -63,6 +78,25 @@ def solve(ctx):
         steps.append(Step("", why + " (the array is in the answer)"))
         results.append(Result("array", array, shown, Kind.ENTRIES))
     return ctx.answer(results, steps, conventions=conventions)
+
+
+def _dimension(of, wrt):
+    shape = tuple(of.shape) + tuple(wrt.shape)
+    rows, cols = numel(of.shape), numel(wrt.shape)
+    return Result("dimension", shape,
+                  rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}} \in {dims(shape)}"
+                  + (rf" \;\cong\; \mathbb{{R}}^{{{sp.latex(rows)} \times {sp.latex(cols)}}}"
+                     if len(shape) != 2 else ""), Kind.SHAPE,
+                  alt_shapes=((rows, cols),))              # the Jacobian as its flattened matrix
+
+
+def _delta_form(ctx, of, wrt, bp, why):
+    """The answer through a deep stack: the δ steps, the last one (by wrt) boxed."""
+    steps = backward_steps(bp, ctx) + [Step("", why)]
+    if ctx.flag("array", True) and is_concrete(of.shape) and is_concrete(wrt.shape):
+        steps.append(Step("", "no array: its entries are the δ form's at each index, from the δ steps"))
+    return ctx.answer([delta_form_element(bp, ctx), _dimension(of, wrt)], steps,
+                      conventions={"layout", "zero_outside"})
 
 
 def array_latex(array, of, wrt, d, ctx):
@@ -125,6 +159,7 @@ def _given_sentence(ctx, signs):
 # The --verify cross-check of this ask (torch and the verify helpers are imported when it runs).
 def check(job):
     import numpy as np
+    from ..backprop import delta_values
     from ..tensors import flat_positions
     from ..verify.formulas import answer_indices, autograd_draws, compare_pairs
     from ..verify.job import (Mismatch, as_int, engine_value, entry_label, flat_index, jacobian_rows, sampled_rows,
@@ -133,7 +168,12 @@ def check(job):
     wrt, at = job.ctx.tensor_or_entry("wrt")
     signs = job.ctx.signs() if job.question.option("given") else {}
     formula, array, dimension = job.result(Kind.ELEMENT), job.result(Kind.ENTRIES), job.result(Kind.SHAPE)
-    out_idx, wrt_idx = answer_indices(of, wrt, formula, job.ctx.declared_names())
+    bp = stack(job.ctx, of, wrt, at, signs)
+    if bp is not None and formula == bp.gradient.value:        # the δ form: each δ from its step, top down
+        out_idx, wrt_idx = bp.out_idx, bp.wrt_idx
+    else:
+        bp = None
+        out_idx, wrt_idx = answer_indices(of, wrt, formula, job.ctx.declared_names())
     out_names, wrt_names = [i.name for i in out_idx], [i.name for i in wrt_idx]
     base = job.problem.index_base
     for sizes, values, forward, variable in autograd_draws(job, of, wrt, signs=signs):
@@ -150,6 +190,8 @@ def check(job):
                 shape = tuple(as_int(n, sizes) for n in dimension)
                 if shape != of_shape + wrt_shape:
                     job.shape_mismatch("the dimension of the Jacobian", shape, of_shape + wrt_shape)
+            if bp is not None:
+                delta_values(bp, values, sizes)
             if array is not None and not sizes:
                 dense = sparse_values(sp.SparseMatrix(array), values, rows)
                 job.compare("the Jacobian array", dense, J,
