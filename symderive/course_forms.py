@@ -363,3 +363,36 @@ def _common_out_front(expr):
     # the denominator of the terms goes out front too: (1/N)(N g − …)
     return sp.Mul(outside / den, sp.expand(num), evaluate=False) if den != 1 else sp.Mul(outside, inside,
                                                                                           evaluate=False)
+
+
+# Backward passes of layer kinds ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BackwardForm:
+    """∂L/∂wrt through one layer as a course writes its backward pass: the intermediates it names,
+    in order (each may use the ones before it: dP, then D, then dS), and the gradient's entry at the
+    free indices in their terms. The layer kind's ``backward_form`` rule builds it; the ask converts
+    each to matrix notation and checks the gradient against the element formula it derived."""
+    named: tuple
+    gradient: sp.Expr
+
+
+def free_name(candidates, taken):
+    """The first of ``candidates`` not in ``taken`` (then marked taken), or the first with underscores.
+
+    >>> free_name(("P", "A"), {"P"})
+    'A'
+    """
+    return _free_name(candidates, taken)
+
+
+def layer_backward(of, wrt, upstream, free, taken):
+    """The course's backward pass of the layer ``of`` to its input ``wrt`` with the upstream gradient
+    ``upstream`` (a Tensor shaped like ``of``), from the rule its kind registers, or None when the kind
+    has none or the rule does not apply (``wrt`` not one of its inputs, leading axes it does not cover)."""
+    from .layers.registry import KINDS
+    kind = KINDS.get(getattr(of, "kind", None))
+    rule = getattr(kind, "backward_form", None)
+    if rule is None or not of.is_layer:
+        return None
+    return rule(of, wrt, upstream, tuple(free), set(taken))
