@@ -12,7 +12,7 @@ against the element formula, with each name computed from its own definition):
 
 A name is made only for what the formula contains, and only under a name the question leaves free.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
@@ -375,6 +375,7 @@ class BackwardForm:
     each to matrix notation and checks the gradient against the element formula it derived."""
     named: tuple
     gradient: sp.Expr
+    layer: object = None          # the layer whose backward pass it is (set by layer_backward, loss_backward)
 
 
 def free_name(candidates, taken):
@@ -395,4 +396,32 @@ def layer_backward(of, wrt, upstream, free, taken):
     rule = getattr(kind, "backward_form", None)
     if rule is None or not of.is_layer:
         return None
-    return rule(of, wrt, upstream, tuple(free), set(taken))
+    form = rule(of, wrt, upstream, tuple(free), set(taken))
+    return None if form is None else replace(form, layer=of)
+
+
+def loss_backward(of, wrt, free, taken):
+    """For a scalar loss ``of`` and ``wrt`` an input of a layer Y below it whose kind has a backward
+    rule: that rule's backward pass with the upstream gradient named G = ∂of/∂Y (its entry derived by
+    the engine, one more intermediate), or None. Another path from ``wrt`` to the loss is not looked
+    for here: the form is checked against the element formula, which has every path."""
+    from .derivative import derivative
+    from .layers.registry import KINDS
+    if of.shape or not of.is_layer:
+        return None
+    taken = set(taken) | {i.name for i in free}
+    for layer in of.layer_inputs().values():
+        rule = getattr(KINDS.get(getattr(layer, "kind", None)), "backward_form", None)
+        if rule is None or wrt.name not in set(layer.leaves()) | set(layer.layer_inputs()):
+            continue
+        name = _free_name(("G", "dY", "dO"), taken)
+        upstream = Tensor(name, layer.shape)
+        form = rule(layer, wrt, upstream, tuple(free), set(taken))
+        if form is None:
+            taken.discard(name)
+            continue
+        d = derivative(of, layer, taken)
+        named = Named(upstream, d.wrt_idx, d.value,
+                      rf"${upstream.tex} = \partial {of.tex}/\partial {layer.tex}$, the upstream gradient")
+        return BackwardForm((named,) + tuple(form.named), form.gradient, layer)
+    return None

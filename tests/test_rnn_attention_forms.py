@@ -18,7 +18,7 @@ import sympy as sp
 
 from symderive.answer import Kind, Status
 from symderive.asks.matrix_view import form_of, matrix_result
-from symderive.course_forms import BackwardForm, layer_backward
+from symderive.course_forms import BackwardForm, layer_backward, loss_backward
 from symderive.derivative import graph_names, upstream_name
 from symderive.display_names import declared
 from symderive.matrix_form import latex_in_base, tidy_node
@@ -61,7 +61,8 @@ def unbraced(latex):
 @pytest.fixture(scope="module")
 def solved():
     problem = load_problem(PROBLEM)
-    return problem, {a.question_id: a for a in problem.solve(ids=set(COURSE_FORMS) | {"d2l-bptt-dWhh"})}
+    return problem, {a.question_id: a for a in problem.solve(ids=set(COURSE_FORMS) | {"d2l-bptt-dWhh",
+                                                                                     "d2l-attention-regression-dQ"})}
 
 
 def result(answer, kind):
@@ -272,3 +273,35 @@ def test_the_rule_stays_out_where_it_does_not_apply(tmp_path):
     answer = other["cs224n-attention-dhenc"]
     assert answer.status is Status.DERIVED, answer.error
     assert "backward pass of the scaled dot-product attention" not in " ".join(s.why for s in answer.steps)
+
+
+def test_a_scalar_loss_names_its_upstream_gradient(solved):
+    """derivative of J = ‖Attention(Q, K, V) − T‖²_F by Q: G = ∂J/∂O = 2(O − T) is one more intermediate, then
+    FlashAttention's backward pass; the printed form, with G, P, dP, D, dS computed here, equals torch autograd."""
+    problem, answers = solved
+    answer = answers["d2l-attention-regression-dQ"]
+    assert answer.status is Status.DERIVED, answer.error
+    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == unbraced(r"\frac{1}{\sqrt{E}} \mathrm{dS} K")
+    steps = unbraced(" ".join(s.latex for s in answer.steps))
+    assert unbraced(r"G = 2 y - 2 T") in steps and unbraced(r"\mathrm{dP} = G V^{T}") in steps
+    question = next(q for q in problem.questions if q.id == "d2l-attention-regression-dQ")
+    decls = problem.declarations(question)
+    of, wrt = decls.lookup("J"), decls.lookup("Q")
+    free = tuple(i for _, i in result(answer, Kind.ELEMENT).axes)
+    backward = loss_backward(of, wrt, free, decls.names() | {i.name for i in free})
+    node = tidy_node(form_of(backward.gradient, free))
+    rng = rng_for("attention-regression")
+    for _ in range(3):
+        L, S, E = (int(v) for v in rng.integers(2, 6, size=3))
+        Q, K, V, T = (rng.normal(size=shape) for shape in ((L, E), (S, E), (S, E), (L, E)))
+        P = softmax(Q @ K.T / np.sqrt(E))
+        G = 2 * (P @ V - T)
+        dP = G @ V.T
+        D = (P * dP).sum(axis=1)
+        arrays = {"Q": Q, "K": K, "V": V, "T": T, "G": G, "P": P, "dP": dP, "Delta": D, "dS": P * (dP - D[:, None])}
+        t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=(k == "Q")) for k, v in arrays.items()}
+        loss = ((torch.nn.functional.scaled_dot_product_attention(t["Q"], t["K"], t["V"]) - t["T"]) ** 2).sum()
+        (expected,) = torch.autograd.grad(loss, t["Q"])
+        scalars = {sp.Symbol("E", integer=True, positive=True): sp.Integer(E)}
+        form = np.asarray(node.value({"tensors": arrays, "scalars": scalars, "indices": {}}), dtype=float)
+        np.testing.assert_allclose(form, expected.numpy(), rtol=TOL, atol=TOL)

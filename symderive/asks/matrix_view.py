@@ -188,8 +188,8 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         if steps is not None:
             steps.extend(shown)
             steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
-                              f"the backward pass of the {of.describe()} as courses write it, in the "
-                              "intermediates above"))
+                              f"the backward pass of the {(backward.layer or of).describe()} as courses write it, "
+                              "in the intermediates above"))
     elif steps is not None and named_value != value:
         steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
                           "name the intermediates as courses do: " + "; ".join(n.why for n in named)

@@ -146,9 +146,9 @@ def _backward_form(layer, wrt, upstream, free, taken):
         δ_i = δ_c ⊙ g̃ ⊙ i ⊙ (1 − i),  δ_f = δ_c ⊙ c ⊙ f ⊙ (1 − f),  δ_g = δ_c ⊙ i ⊙ (1 − g̃²),
         δ_o = g ⊙ tanh(c') ⊙ o ⊙ (1 − o),   ∂L/∂h = Σ_gates W_{h·}ᵀ δ_·,   ∂L/∂x = Σ_gates W_{x·}ᵀ δ_·
 
-    with W_{h·} the gate's block of rows of W_hh (d2l's W_hi, W_hf, W_hc, W_ho; printed W_{h,i}, …). Only for hx, cx and the input
-    of one cell without a batch axis; the weights' gradients (a block of rows per gate) are left to the
-    element formula."""
+    with W_{h·} the gate's block of rows of W_hh (d2l's W_hi, W_hf, W_hc, W_ho; printed W_{h,i}, …). Only for hx,
+    cx and the input of one cell without a batch axis; the weights' gradients (a block of rows per gate) are left
+    to the element formula."""
     from ..course_forms import BackwardForm, Named, free_name
     from ..indices import fresh_index
     from ..tensors import Tensor
@@ -171,8 +171,8 @@ def _backward_form(layer, wrt, upstream, free, taken):
         dc = Tensor(free_name(("delta_c", "dc"), taken), (m,))
         named.append(Named(dc, (k,), entry(upstream, (k,)) * entry(gates["o"], (k,))
                            * (1 - sp.tanh(entry(state, (k,))) ** 2),
-                           rf"${dc.tex} = \partial L/\partial {state.tex}$, through $h' = o \odot \tanh(c')$: "
-                           rf"${upstream.tex} \odot o \odot (1 - \tanh^2(c'))$"))
+                           rf"${dc.tex}$, the gradient by the cell state ${state.tex}$, through "
+                           rf"$h' = o \odot \tanh(c')$: ${upstream.tex} \odot o \odot (1 - \tanh^2(c'))$"))
         d_c = dc.base
     p = free[0]
     gradient = sp.S.Zero

@@ -125,7 +125,7 @@ def _backward_form(layer, wrt, upstream, free, taken):
     at = lead + (i,)
     slope = 1 - entry(layer, at) ** 2 if layer.nonlinearity == "tanh" else sp.Heaviside(entry(layer.preactivation, at))
     named = (Named(delta, at, entry(upstream, at) * slope,
-                   rf"${delta.tex} = \partial L/\partial a$, the gradient at the pre-activation $a$ "
+                   rf"${delta.tex}$, the gradient by the pre-activation $a$ "
                    + (rf"(CS231n's da): ${upstream.tex} \odot (1 - {layer.tex}^2)$, since $\tanh' = 1 - \tanh^2$"
                       if layer.nonlinearity == "tanh" else
                       rf"(CS231n's da): ${upstream.tex} \odot \mathbb{{1}}[a > 0]$")),)
