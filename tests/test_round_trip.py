@@ -67,6 +67,9 @@ KNOWN_FAILURES = {
     ('gru-dh-dhprev', 'element'): 'backprop δ names (\\delta^{h}_p) are read as a Kronecker delta',
     ('vaswani-sdpa-dV', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
     ('vaswani-sdpa-dQ', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('flash-attention-dQ', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('flash-attention-dK', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
+    ('d2l-attention-regression-dQ', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
     ('cs224n-attention-dhenc', 'element'): "a layer's inner layers (a_scores) are not names the checker knows",
     ('vaswani-mha-dWv', 'element'): "a layer's inner layers (y_scores) are not names the checker knows",
     ('cs231n-max-pool-backward', 'element'): 'reads back incorrect where the checker draws an odd H (3): an index '
