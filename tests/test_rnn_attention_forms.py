@@ -76,7 +76,7 @@ class Problems:
 @pytest.fixture(scope="module")
 def solved():
     problems = Problems(PROBLEM, LSTM_PROBLEM)
-    wanted = set(COURSE_FORMS) | {"d2l-bptt-dWhh", "d2l-attention-regression-dQ"}
+    wanted = set(COURSE_FORMS) | {"d2l-bptt-dWhh", "d2l-attention-regression-dQ", "cs224n-rnn-jacobian"}
     return problems, {a.question_id: a for problem in problems.files
                       for a in problem.solve(ids=wanted & {q.id for q in problem.questions})}
 
@@ -321,3 +321,20 @@ def test_a_scalar_loss_names_its_upstream_gradient(solved):
         scalars = {sp.Symbol("E", integer=True, positive=True): sp.Integer(E)}
         form = np.asarray(node.value({"tensors": arrays, "scalars": scalars, "indices": {}}), dtype=float)
         np.testing.assert_allclose(form, expected.numpy(), rtol=TOL, atol=TOL)
+
+
+def test_the_rnn_jacobian_is_diag_of_tanh_prime_times_w_h(solved):
+    """CS224n lecture 6: ∂h⁽ᵗ⁾/∂h⁽ᵗ⁻¹⁾ = diag(1 − h⁽ᵗ⁾²) W_h; written out in NumPy, against torch's jacobian."""
+    _, answers = solved
+    answer = answers["cs224n-rnn-jacobian"]
+    assert answer.status is Status.DERIVED, answer.error
+    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == \
+        unbraced(r"\operatorname{diag}\left(1 - \left(h^{(t)}\right)^{\circ 2}\right) W_h")
+    rng = rng_for("cs224n rnn jacobian")
+    for _ in range(3):
+        n, m = (int(v) for v in rng.integers(2, 6, size=2))
+        e, hp, We, Wh, b1 = (rng.normal(size=s) for s in ((n,), (m,), (m, n), (m, m), (m,)))
+        h = np.tanh(We @ e + Wh @ hp + b1)
+        expected = torch.autograd.functional.jacobian(
+            lambda state: torch.tanh(torch.tensor(We @ e + b1) + torch.tensor(Wh) @ state), torch.tensor(hp))
+        np.testing.assert_allclose(np.diag(1 - h ** 2) @ Wh, expected.numpy(), rtol=TOL, atol=TOL)
