@@ -11,6 +11,11 @@ against the element formula, with each name computed from its own definition):
     −(t − 1)(t + 1), t = tanh(a)   → 1 − tanh²(a)
 
 A name is made only for what the formula contains, and only under a name the question leaves free.
+
+A layer kind whose backward pass courses write with intermediates of their own (an RNN step's δ,
+attention's P, dP, D, dS) registers ``backward_form`` in its module; ``layer_backward`` (chain_rule,
+with the upstream gradient given) and ``loss_backward`` (derivative of a scalar loss, the upstream
+gradient G named) read it, and the ask checks the result against its element formula.
 """
 from dataclasses import dataclass, replace
 
