@@ -11,8 +11,13 @@ against the element formula, with each name computed from its own definition):
     −(t − 1)(t + 1), t = tanh(a)   → 1 − tanh²(a)
 
 A name is made only for what the formula contains, and only under a name the question leaves free.
+
+A layer kind whose backward pass courses write with intermediates of their own (an RNN step's δ,
+attention's P, dP, D, dS) registers ``backward_form`` in its module; ``layer_backward`` (chain_rule,
+with the upstream gradient given) and ``loss_backward`` (derivative of a scalar loss, the upstream
+gradient G named) read it, and the ask checks the result against its element formula.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
@@ -541,3 +546,65 @@ def sigmoid_derivative(expr, layers):
             return sp.Mul(*rest) * sigmoid_prime(z)
         return mul
     return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+
+
+# Backward passes of layer kinds ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BackwardForm:
+    """∂L/∂wrt through one layer as a course writes its backward pass: the intermediates it names,
+    in order (each may use the ones before it: dP, then D, then dS), and the gradient's entry at the
+    free indices in their terms. The layer kind's ``backward_form`` rule builds it; the ask converts
+    each to matrix notation and checks the gradient against the element formula it derived."""
+    named: tuple
+    gradient: sp.Expr
+    layer: object = None          # the layer whose backward pass it is (set by layer_backward, loss_backward)
+
+
+def free_name(candidates, taken):
+    """The first of ``candidates`` not in ``taken`` (then marked taken), or the first with underscores.
+
+    >>> free_name(("P", "A"), {"P"})
+    'A'
+    """
+    return _free_name(candidates, taken)
+
+
+def layer_backward(of, wrt, upstream, free, taken):
+    """The course's backward pass of the layer ``of`` to its input ``wrt`` with the upstream gradient
+    ``upstream`` (a Tensor shaped like ``of``), from the rule its kind registers, or None when the kind
+    has none or the rule does not apply (``wrt`` not one of its inputs, leading axes it does not cover)."""
+    from .layers.registry import KINDS
+    kind = KINDS.get(getattr(of, "kind", None))
+    rule = getattr(kind, "backward_form", None)
+    if rule is None or not of.is_layer:
+        return None
+    form = rule(of, wrt, upstream, tuple(free), set(taken))
+    return None if form is None else replace(form, layer=of)
+
+
+def loss_backward(of, wrt, free, taken):
+    """For a scalar loss ``of`` and ``wrt`` an input of a layer Y below it whose kind has a backward
+    rule: that rule's backward pass with the upstream gradient named G = ∂of/∂Y (its entry derived by
+    the engine, one more intermediate), or None. Another path from ``wrt`` to the loss is not looked
+    for here: the form is checked against the element formula, which has every path."""
+    from .derivative import derivative
+    from .layers.registry import KINDS
+    if of.shape or not of.is_layer:
+        return None
+    taken = set(taken) | {i.name for i in free}
+    for layer in of.layer_inputs().values():
+        rule = getattr(KINDS.get(getattr(layer, "kind", None)), "backward_form", None)
+        if rule is None or wrt.name not in set(layer.leaves()) | set(layer.layer_inputs()):
+            continue
+        name = _free_name(("G", "dY", "dO"), taken)
+        upstream = Tensor(name, layer.shape)
+        form = rule(layer, wrt, upstream, tuple(free), set(taken))
+        if form is None:
+            taken.discard(name)
+            continue
+        d = derivative(of, layer, taken)
+        named = Named(upstream, d.wrt_idx, d.value,
+                      rf"${upstream.tex} = \partial {of.tex}/\partial {layer.tex}$, the upstream gradient")
+        return BackwardForm((named,) + tuple(form.named), form.gradient, layer)
+    return None

@@ -256,6 +256,34 @@ class Outer(Node):
 
 
 @dataclass(frozen=True)
+class RowSum(Node):
+    """The vector of a matrix's row sums: rowsum(P ⊙ dP), FlashAttention's D."""
+    matrix: Node
+
+    def latex(self):
+        return rf"\operatorname{{rowsum}}\left({self.matrix.latex()}\right)"
+
+    def value(self, env):
+        return np.sum(self.matrix.value(env), axis=1)
+
+
+def row_sum(e, i):
+    """Σ_k f(i, k) as rowsum(F) with F the matrix of f (rows i, columns k); NotConvertible otherwise.
+    Only where an ask asks for it (a backward pass's D): elsewhere such sums keep the forms they had.
+
+    >>> P, Q, i, k = sp.IndexedBase('P'), sp.IndexedBase('Q'), sp.Symbol('i'), sp.Symbol('k')
+    >>> print(row_sum(sp.Sum(P[i, k] * Q[i, k], (k, 0, 3)), i).latex())
+    \\operatorname{rowsum}\\left(P \\odot Q\\right)
+    """
+    if not (isinstance(e, sp.Sum) and len(e.limits) == 1):
+        raise NotConvertible(f"{e} is not one sum")
+    k = e.limits[0][0]
+    if any(_depends(b, i) for b in e.limits[0][1:]):
+        raise NotConvertible("a sum whose bounds depend on the free index")
+    return RowSum(to_matrix(e.function, i, k))
+
+
+@dataclass(frozen=True)
 class Differential(Node):
     """dX, the differential of a matrix: its values are the tensor ``name`` (random, in checks)."""
     name: str
@@ -558,8 +586,12 @@ def to_matrix(e, i, p):
             key = sp.Mul(*[f for f in sp.Mul.make_args(term) if _depends(f, i) and _depends(f, p)])
             groups.setdefault(key, []).append(term / key)
         parts = [(key, sp.factor_terms(sp.Add(*rest))) for key, rest in groups.items()]
-        return Sum(tuple(_single(key * rest if not isinstance(rest, sp.Add) or key == 1 else
-                                 sp.Mul(key, rest, evaluate=False), i, p) for key, rest in parts))
+        try:
+            return Sum(tuple(_single(key * rest if not isinstance(rest, sp.Add) or key == 1 else
+                                     sp.Mul(key, rest, evaluate=False), i, p) for key, rest in parts))
+        except NotConvertible:
+            # outer products that share no factor (BPTT's δ^{a_1} h_0ᵀ + δ^{a_2} h_1ᵀ): one term each
+            return Sum(tuple(_single(term, i, p) for term in e.args))
     return _single(e, i, p)
 
 

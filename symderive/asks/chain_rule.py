@@ -57,8 +57,16 @@ def solve(ctx):
     ]
     conventions = {"gradient_shape", "zero_outside"}
     if 1 <= wrt.rank <= 2:
-        step, result = matrix_result(value, d.wrt_idx, rf"\frac{{\partial {tex_name(loss)}}}{{\partial {wrt.tex}}}",
-                                     of, wrt, ctx, extra={upstream: of.shape}, steps=steps, results=results)
+        from ..course_forms import layer_backward
+        label = rf"\frac{{\partial {tex_name(loss)}}}{{\partial {wrt.tex}}}"
+        taken = ctx.declared_names() | graph_names(of, wrt) | {upstream, str(loss)}
+        backward = layer_backward(of, wrt, c.upstream, d.wrt_idx, taken)
+        step, result = (None, None) if backward is None else \
+            matrix_result(value, d.wrt_idx, label, of, wrt, ctx, extra={upstream: of.shape}, steps=steps,
+                          backward=backward)
+        if step is None:
+            step, result = matrix_result(value, d.wrt_idx, label, of, wrt, ctx, extra={upstream: of.shape},
+                                         steps=steps, results=results)
         if step:
             steps.append(step)
             results.append(result)

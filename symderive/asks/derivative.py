@@ -57,9 +57,15 @@ def solve(ctx):
     ]
     conventions = {"layout", "zero_outside"}
     if of.rank <= 1 and wrt.rank <= 1 and of.rank + wrt.rank >= 1 or of.rank == 0 and wrt.rank == 2:
-        step, result = matrix_result(value, d.out_idx + d.wrt_idx,
-                                     rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}", of, wrt, ctx,
-                                     steps=steps, results=results)
+        label = rf"\frac{{\partial {of.tex}}}{{\partial {wrt.tex}}}"
+        from ..course_forms import loss_backward
+        backward = loss_backward(of, wrt, d.wrt_idx, ctx.declared_names() | {i.name for i in d.wrt_idx}) \
+            if of.rank == 0 else None
+        step, result = (None, None) if backward is None else \
+            matrix_result(value, d.out_idx + d.wrt_idx, label, of, wrt, ctx, steps=steps, backward=backward)
+        if step is None:
+            step, result = matrix_result(value, d.out_idx + d.wrt_idx, label, of, wrt, ctx, steps=steps,
+                                         results=results)
         if step:
             steps.append(step)
             results.append(result)

@@ -181,10 +181,13 @@ def _substituted(node, name, inner):
     return replace(node, **changes) if changes else node
 
 
-def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, steps=None, results=None):
+def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, steps=None, results=None,
+                  backward=None):
     """(Step, Result) of the vector/matrix form of ``value`` over ``free`` indices, or (None, None).
     ``convert(value, *free)`` builds the form when an ask has rules of its own (hessian's Xᵀ diag(a) X).
-    Without one, the form names what a course names (``course_form``); the element formula with
+    ``backward`` (a ``course_forms.BackwardForm``) is a layer kind's backward pass as a course writes it:
+    its intermediates (δ, dP, dS) become steps in matrix notation and the form is its gradient.
+    Without either, the form names what a course names (``course_form``); the element formula with
     those names is then added to ``steps`` and, boxed beside the element formula in declared names,
     to ``results`` (key ``course element``), and the names are recorded on ``ctx.intermediates`` (the
     answer's, for the checker: a student's ŷ is read as its definition)."""
@@ -193,7 +196,10 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
     symmetric = symmetric_names(of, wrt)
     named, labels, named_value = [], {}, value
     try:
-        if convert:
+        if backward is not None:
+            named, named_value = list(backward.named), backward.gradient
+            node = form_of(named_value, free)
+        elif convert:
             node = convert(value, *free)
         else:
             found = course_form(value, free, of, wrt, ctx.declared_names())
@@ -227,6 +233,27 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         return None, None
     if error > MATRIX_FORM_TOLERANCE:
         return None, None
+    if backward is not None:
+        shown = _backward_steps(named, derived[::-1], {**_leaf_shapes(of, wrt), **(extra or {})}, sizes, ctx)
+        if shown is None:                         # an intermediate whose form disagrees: show none of them
+            return None, None
+        if steps is not None:
+            steps.extend(shown)
+            steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
+                              f"the backward pass of the {(backward.layer or of).describe()} as courses write it, "
+                              "in the intermediates above"))
+    else:
+        _course_names(named, named_value, value, label, of, wrt, free, ctx, steps, results)
+    latex = f"{label} = {latex_in_base(node, ctx.base)}"
+    why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
+           f"and values, max error {error:.1e}")
+    return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex, Kind.MATRIX_FORM)
+
+
+def _course_names(named, named_value, value, label, of, wrt, free, ctx, steps, results):
+    """The names a course form introduces: the definition of each name the form makes up (the mask M) and
+    the element formula with the names, as steps and (boxed) as the ``course element`` result; each name
+    recorded on ``ctx.intermediates`` for the checker."""
     if steps is not None:
         for n in named:
             if n.defined:                            # a name the form introduces (the mask M): its definition
@@ -247,10 +274,6 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
             axes = next((r.axes for r in results if r.kind is Kind.ELEMENT), ())
             results.append(Result("element, course names", named_value, element_latex, Kind.ELEMENT,
                                   key="course element", axes=axes))
-    latex = f"{label} = {latex_in_base(node, ctx.base)}"
-    why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
-           f"and values, max error {error:.1e}")
-    return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex, Kind.MATRIX_FORM)
 
 
 def _rewrites(value):
@@ -262,6 +285,52 @@ def _rewrites(value):
     if value.has(sp.tanh):
         said.append("write $-(t - 1)(t + 1)$ as $1 - \\tanh^2$")
     return "; ".join(said) or "write the terms as a course does"
+
+
+def form_of(expr, free):
+    """The vector (one free index) or matrix (two) whose entry is ``expr``."""
+    from ..matrix_form import to_matrix, to_vector
+    return to_matrix(expr, *free) if len(free) == 2 else to_vector(expr, free[0])
+
+
+def _intermediate_form(expr, idx):
+    """The form of a backward pass's intermediate: as any other, or the row sums of a matrix (D)."""
+    from ..matrix_form import NotConvertible, row_sum
+    try:
+        return form_of(expr, idx)
+    except NotConvertible:
+        if len(idx) != 1:
+            raise
+        return row_sum(expr, idx[0])
+
+
+def _backward_steps(named, derived, tensors, sizes, ctx):
+    """One step per intermediate of a backward pass: its entry and its matrix form, the form checked
+    against the entry (with the layers and the intermediates before it computed from their own
+    definitions). None when a form disagrees with its entry."""
+    from ..latex import entry
+    from ..matrix_form import Matrix, NotConvertible, Vector, check, latex_in_base, tidy_node
+    out, before = [], list(derived)
+    for n in named:
+        lhs = entry(n.tensor.name, n.idx, ctx.base)
+        shown = f"{lhs} = {ctx.show(n.element)}"
+        try:
+            node = tidy_node(_intermediate_form(n.element, n.idx)) if 1 <= len(n.idx) <= 2 else None
+        except NotConvertible:
+            node = None
+        if isinstance(node, (Matrix, Vector)):           # a new name for a layer or for rows of a tensor: the
+            node = None                                   # element formula says which (a block is no whole matrix)
+        if node is not None:
+            try:
+                error = check(node, n.element, n.idx, tensors, sizes, before)
+            except Exception:  # a form we cannot evaluate is not shown: never print an unchecked form
+                error = None
+            if error is None or error > MATRIX_FORM_TOLERANCE:
+                return None
+            shown += rf", \quad {tex_name(n.tensor.name)} = {latex_in_base(node, ctx.base)}"
+        out.append(Step(shown, n.why))
+        before.append(n.derived())
+    return out
 
 
 def _element_lhs(label, of, wrt, free, base):

@@ -128,6 +128,61 @@ def _torch_sdpa(layer, get, num):
                                           scale=scale)
 
 
+def taken_index(size, taken, letters):
+    """A fresh index over 0..size−1 named by one of ``letters`` if it can be, then added to ``taken``."""
+    index = fresh_index(size, taken, tuple(letters))
+    taken.add(index.name)
+    return index
+
+
+def _backward_form(layer, wrt, upstream, free, taken):
+    """The backward pass as the FlashAttention paper (Dao et al. 2022, Algorithm 2 / eq. in section 2.3)
+    and CS224n/d2l write it, with G = ∂L/∂O the upstream gradient and P the attention weights:
+
+        ∂L/∂V = Pᵀ G,   dP = G Vᵀ,   D = rowsum(P ⊙ dP),   dS = P ⊙ (dP − D),
+        ∂L/∂Q = scale · dS K,   ∂L/∂K = scale · dSᵀ Q
+
+    (an additive mask leaves it unchanged; a boolean one is inside P). ``wrt`` read in several places
+    (self-attention: K = V) collects one term per place. Only Q, K, V without leading (batch, head) axes.
+    """
+    from ..course_forms import BackwardForm, Named, free_name
+    from ..tensors import Tensor
+    slots = [t for t in (layer.query, layer.key, layer.value) if t is wrt]
+    if not slots or layer.query.rank != 2 or len(free) != 2:
+        return None
+    (L, _), (S, Ev) = layer.query.shape, layer.value.shape
+    taken = set(taken) | {i.name for i in free}
+    l, s, k, v = (taken_index(n, taken, letters) for n, letters in ((L, "liab"), (S, "sjrt"), (S, "kjru"),
+                                                                     (Ev, "vecd")))
+    p, q = free
+    P = Tensor(free_name(("P", "A"), taken), (L, S))
+    named = [Named(P, (l, s), entry(layer.weights, (l, s)),
+                   rf"${P.tex} = \operatorname{{softmax}}({layer.scores.tex})$ row by row, the attention weights "
+                   rf"(${layer.weights.tex}$)")]
+    G = upstream.base
+    gradient = sp.S.Zero
+    if layer.value is wrt:
+        gradient += sp.Sum(P.base[l, p] * G[l, q], (l, 0, L - 1))
+    if layer.query is wrt or layer.key is wrt:
+        dP = Tensor(free_name(("dP",), taken), (L, S))
+        D = Tensor(free_name(("D", "Delta"), taken), (L,))
+        dS = Tensor(free_name(("dS",), taken), (L, S))
+        named += [Named(dP, (l, s), sp.Sum(G[l, v] * entry(layer.value, (s, v)), (v, 0, Ev - 1)),
+                        rf"${dP.tex}$, the gradient by ${P.tex}$: the upstream gradient through $O = {P.tex} V$"),
+                  Named(D, (l,), sp.Sum(P.base[l, k] * dP.base[l, k], (k, 0, S - 1)),
+                        rf"${D.tex}_{l} = \sum_{k} {P.tex}_{{{l},{k}}} {dP.tex}_{{{l},{k}}}$, one number per query (the "
+                        "softmax Jacobian's rank-one part)"),
+                  Named(dS, (l, s), P.base[l, s] * (dP.base[l, s] - D.base[l]),
+                        rf"${dS.tex}$, the gradient by the scores ${layer.scores.tex}$, through the row-wise softmax: "
+                        rf"${dS.tex} = {P.tex} \odot ({dP.tex} - {D.tex})$, ${D.tex}$ repeated along each row")]
+        if layer.query is wrt:
+            gradient += layer.scale * sp.Sum(dS.base[p, s] * entry(layer.key, (s, q)), (s, 0, S - 1))
+        if layer.key is wrt:
+            gradient += layer.scale * sp.Sum(dS.base[l, p] * entry(layer.query, (l, q)), (l, 0, L - 1))
+    return BackwardForm(tuple(named), gradient)
+
+
 register(LayerKind("scaled_dot_product_attention", Attention, ("query", "key", "value", "attn_mask"),
                    options=("scale", "mask_dtype"), numbers=("scale",), choices={"mask_dtype": ("float", "bool")},
-                   torch=TorchOp("torch.nn.functional.scaled_dot_product_attention", _torch_sdpa)))
+                   torch=TorchOp("torch.nn.functional.scaled_dot_product_attention", _torch_sdpa),
+                   backward_form=_backward_form))

@@ -138,8 +138,77 @@ def _torch_lstm(layer, get, num):
     return torch.stack(cs)
 
 
+def _backward_form(layer, wrt, upstream, free, taken):
+    """One step's backward pass as CS231n (lstm_step_backward) and d2l 10.1 write it, with g = ∂L/∂h'
+    (or ∂L/∂c' for ``output='c'``, then δ_c = g):
+
+        δ_c = g ⊙ o ⊙ (1 − tanh²(c')),   ∂L/∂c = δ_c ⊙ f,
+        δ_i = δ_c ⊙ g̃ ⊙ i ⊙ (1 − i),  δ_f = δ_c ⊙ c ⊙ f ⊙ (1 − f),  δ_g = δ_c ⊙ i ⊙ (1 − g̃²),
+        δ_o = g ⊙ tanh(c') ⊙ o ⊙ (1 − o),   ∂L/∂h = Σ_gates W_{h·}ᵀ δ_·,   ∂L/∂x = Σ_gates W_{x·}ᵀ δ_·
+
+    with W_{h·} the gate's block of rows of W_hh (d2l's W_hi, W_hf, W_hc, W_ho; printed W_{h,i}, …). Only for hx,
+    cx and the input of one cell without a batch axis; the weights' gradients (a block of rows per gate) are left
+    to the element formula."""
+    from ..course_forms import BackwardForm, Named, free_name
+    from ..indices import fresh_index
+    from ..tensors import Tensor
+    cell = layer.cell
+    if cell.step is not None or cell.lead or len(free) != 1:
+        return None
+    state = layer if layer.output == "c" else layer.c
+    gates, c_prev = state.gates, state.c
+    slots = {"hx": layer.hx, "cx": c_prev, "input": cell.x}
+    if not any(t is wrt for t in slots.values()) or (c_prev is not None and c_prev is layer.hx):
+        return None
+    taken = set(taken) | {free[0].name}
+    k = fresh_index(cell.m, taken, ("k", "i", "j", "u"))
+    taken.add(k.name)
+    m = cell.m
+    named = []
+    if layer.output == "c":
+        d_c = upstream.base
+    else:
+        dc = Tensor(free_name(("delta_c", "dc"), taken), (m,))
+        named.append(Named(dc, (k,), entry(upstream, (k,)) * entry(gates["o"], (k,))
+                           * (1 - sp.tanh(entry(state, (k,))) ** 2),
+                           rf"${dc.tex}$, the gradient by the cell state ${state.tex}$, through "
+                           rf"$h' = o \odot \tanh(c')$: ${upstream.tex} \odot o \odot (1 - \tanh^2(c'))$"))
+        d_c = dc.base
+    p = free[0]
+    gradient = sp.S.Zero
+    if c_prev is wrt:
+        gradient += d_c[p] * entry(gates["f"], (p,))
+    readers = [("hx", cell.weight_hh, "h", m), ("input", cell.weight_ih, "x", cell.n)]
+    if any(slots[slot] is wrt for slot, *_ in readers):
+        i_, f_, g_, o_ = (entry(gates[letter], (k,)) for letter in "ifgo")
+        local = {"i": d_c[k] * g_ * i_ * (1 - i_),
+                 "f": d_c[k] * entry(c_prev, (k,)) * f_ * (1 - f_) if c_prev is not None else None,
+                 "g": d_c[k] * i_ * (1 - g_ ** 2),
+                 "o": entry(upstream, (k,)) * sp.tanh(entry(state, (k,))) * o_ * (1 - o_)
+                 if layer.output == "h" else None}
+        deltas = {}
+        for gate, (letter, _, why) in enumerate(GATES):
+            if local[letter] is None:
+                continue
+            d = Tensor(free_name((f"delta_{letter}", f"da_{letter}"), taken), (m,))
+            named.append(Named(d, (k,), local[letter], rf"${d.tex}$, the gradient at the {why}'s pre-activation"))
+            deltas[letter] = (gate, d, why)
+        for slot, weight, side, size in readers:
+            if slots[slot] is not wrt:
+                continue
+            for letter, (gate, d, why) in deltas.items():
+                block = Tensor(free_name((f"W{side}_{letter}", f"W{side}_{letter}_"), taken), (m, size))
+                q = fresh_index(size, taken | {k.name}, ("q", "j", "r"))
+                named.append(Named(block, (k, q), entry(weight, (gate * m + k, q)),
+                                   rf"${block.tex}$, the {why}'s rows of ${weight.tex}$ (rows "
+                                   rf"${sp.latex(gate * m)}$ to ${sp.latex((gate + 1) * m - 1)}$, counted from 0)"))
+                gradient += sp.Sum(block.base[k, p] * d.base[k], (k, 0, m - 1))
+    return BackwardForm(tuple(named), gradient)
+
+
 INPUTS = ("input", "hx", "cx", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 register(LayerKind("lstm_cell", lstm_cell, INPUTS, options=("output",), choices={"output": ("h", "c")},
+                   backward_form=_backward_form,
                    torch=TorchOp("torch.nn.LSTMCell", _torch_lstm_cell)),
          LayerKind("lstm", lstm, INPUTS, options=("output",), choices={"output": ("h", "c")},
                    torch=TorchOp("torch.nn.LSTM", _torch_lstm)))

@@ -76,6 +76,8 @@ class LayerKind:
     library: bool = True                   # a function of the Python API (False for an alias)
     numeric: NumericRule = None            # exact forward/backward in numeric networks
     activation: bool = False               # its stack entry is parameter-free and entry by entry
+    backward_form: object = None           # (layer, wrt, upstream, free, taken) -> course_forms.BackwardForm or
+                                           # None: ∂L/∂wrt through the layer as a course writes its backward pass
     extra: dict = field(default_factory=dict)
 
     def required(self):

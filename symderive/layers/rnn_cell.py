@@ -98,8 +98,64 @@ def _torch_rnn(layer, get, num):
     return functional_module(module, module_params(cell, get, "_l0"), *args)[0]
 
 
+def _backward_form(layer, wrt, upstream, free, taken):
+    """One step's backward pass as CS231n (rnn_step_backward) and CS224n write it, with g = ∂L/∂h':
+
+        δ = g ⊙ (1 − h'²)  (g ⊙ H(a) for ReLU),   ∂L/∂W_hh = δ hᵀ,   ∂L/∂W_ih = δ xᵀ,
+        ∂L/∂h = W_hhᵀ δ,   ∂L/∂x = W_ihᵀ δ,   ∂L/∂b = δ
+
+    on a batch (rows n): δᵀ h, δᵀ x, δ W_hh, δ W_ih and Σ_n δ_n. A tensor in several places collects
+    one term per place. Not for the steps of an unrolled ``rnn`` (``backprop`` gives their δ)."""
+    from ..course_forms import BackwardForm, Named, free_name
+    from ..indices import fresh_index
+    from ..tensors import Tensor
+    cell = layer.cell
+    if cell.step is not None or layer.prefix or len(cell.lead) > 1:
+        return None
+    slots = {"weight_hh": cell.weight_hh, "weight_ih": cell.weight_ih, "hx": layer.state, "input": cell.x,
+             "bias_ih": cell.bias_ih, "bias_hh": cell.bias_hh}
+    if not any(t is wrt for t in slots.values()):
+        return None
+    taken = set(taken) | {i.name for i in free}
+    lead = tuple(fresh_index(n, taken, ("n", "i", "r")) for n in cell.lead)
+    taken |= {i.name for i in lead}
+    i = fresh_index(cell.m, taken, ("i", "j", "k", "u"))
+    taken.add(i.name)
+    delta = Tensor(free_name(("delta", "da"), taken), cell.lead + (cell.m,))
+    at = lead + (i,)
+    slope = 1 - entry(layer, at) ** 2 if layer.nonlinearity == "tanh" else sp.Heaviside(entry(layer.preactivation, at))
+    named = (Named(delta, at, entry(upstream, at) * slope,
+                   rf"${delta.tex}$, the gradient by the pre-activation $a$ "
+                   + (rf"(CS231n's da): ${upstream.tex} \odot (1 - {layer.tex}^2)$, since $\tanh' = 1 - \tanh^2$"
+                      if layer.nonlinearity == "tanh" else
+                      rf"(CS231n's da): ${upstream.tex} \odot \mathbb{{1}}[a > 0]$")),)
+
+    def over_batch(body):
+        """Σ_n body over the batch axis (as it is without one)."""
+        return sp.Sum(body, (lead[0], 0, cell.lead[0] - 1)) if lead else body
+
+    gradient = sp.S.Zero
+    for slot, tensor in slots.items():
+        if tensor is not wrt:
+            continue
+        if slot in ("weight_hh", "weight_ih"):             # δ_p (h or x)_q, summed over the batch
+            p, q = free
+            other = layer.state if slot == "weight_hh" else cell.x
+            if other is None:
+                continue
+            gradient += over_batch(delta.base[lead + (p,)] * entry(other, lead + (q,)))
+        elif slot in ("hx", "input"):                      # Σ_i W_{i,q} δ_i, row by row
+            weight = cell.weight_hh if slot == "hx" else cell.weight_ih
+            q = free[-1]
+            row = tuple(free[:-1])
+            gradient += sp.Sum(entry(weight, (i, q)) * delta.base[row + (i,)], (i, 0, cell.m - 1))
+        else:                                              # a bias: δ, summed over the batch
+            gradient += over_batch(delta.base[lead + (free[0],)])
+    return BackwardForm(named, gradient)
+
+
 INPUTS = ("input", "hx", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 register(LayerKind("rnn_cell", RNNCell, INPUTS, options=("nonlinearity",), choices={"nonlinearity": ("tanh", "relu")},
-                   torch=TorchOp("torch.nn.RNNCell", _torch_rnn_cell)),
+                   torch=TorchOp("torch.nn.RNNCell", _torch_rnn_cell), backward_form=_backward_form),
          LayerKind("rnn", rnn, INPUTS, options=("nonlinearity",), choices={"nonlinearity": ("tanh", "relu")},
                    torch=TorchOp("torch.nn.RNN", _torch_rnn)))
