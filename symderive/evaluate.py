@@ -34,6 +34,13 @@ def evaluate(expr, arrays, scalars=None, indices=None):
     >>> x = sp.IndexedBase('x'); j = make_index('j', 3)
     >>> evaluate(sp.Sum(x[j]**2, (j, 0, 2)), {'x': np.array([1.0, 2.0, 3.0])})
     14.0
+
+    A condition on a Piecewise folds into an ITE (the padded max pool's −∞ in a comparison):
+
+    >>> t = sp.Symbol('t')
+    >>> e = sp.Piecewise((1, sp.ITE(t > 0, t > 1, t < -1)), (0, True))
+    >>> [evaluate(e, {}, {t: v}) for v in (2, 0.5, -2, -0.5)]
+    [1.0, 0.0, 1.0, 0.0]
     """
     env = {}
     for k, v in (scalars or {}).items():
@@ -136,6 +143,9 @@ def _truth(cond, arrays, env):
         return any(_truth(c, arrays, env) for c in cond.args)
     if isinstance(cond, sp.Not):
         return not _truth(cond.args[0], arrays, env)
+    if isinstance(cond, sp.ITE):                 # a relation of a Piecewise, folded: ITE(c, then, else)
+        c, then, other = cond.args
+        return _truth(then if _truth(c, arrays, env) else other, arrays, env)
     a, b = _eval(cond.lhs, arrays, env), _eval(cond.rhs, arrays, env)
     return {sp.Eq: a == b, sp.Ne: a != b, sp.GreaterThan: a >= b, sp.StrictGreaterThan: a > b,
             sp.LessThan: a <= b, sp.StrictLessThan: a < b}[type(cond)]

@@ -41,7 +41,6 @@ KNOWN_FAILURES = {
     ('hw5-p2d', 'receptive field'): 'r = 4 \\times 4 (\\text{height} \\times \\text{width}): r is not a label',
     ('cookbook-inverse', 'differential'): 'a differential dY = -Y dX Y is not an answer the checker grades '
                                           '(no target of that kind; \\mathrm{d} reads as an unknown name)',
-    ('cs231n-max-pool-1d', 'element'): 'a divisibility condition (2 \\mid p) is not read yet',
 }
 
 

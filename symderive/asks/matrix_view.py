@@ -242,12 +242,26 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
             steps.append(Step(f"{_element_lhs(label, of, wrt, free, ctx.base)} = {ctx.show(named_value)}",
                               f"the backward pass of the {(backward.layer or of).describe()} as courses write it, "
                               "in the intermediates above"))
+        _record_in_order(named, ctx)
     else:
         _course_names(named, named_value, value, label, of, wrt, free, ctx, steps, results)
     latex = f"{label} = {latex_in_base(node, ctx.base)}"
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
            f"and values, max error {error:.1e}")
     return Step(latex, why), Result("matrix form", latex_in_base(node, ctx.base), latex, Kind.MATRIX_FORM)
+
+
+def _record_in_order(named, ctx):
+    """Record a backward pass's intermediates for the checker, each written out in declared names (each
+    may use the ones before it: dS uses dP and P), so that a student's dS or P reads as what it stands for."""
+    from dataclasses import replace
+    from ..course_forms import expand_intermediates
+    recorded = {}
+    for n in named:
+        if n.tensor.name not in ctx.declared_names():
+            record = n.record()
+            recorded[n.tensor.name] = replace(record, element=expand_intermediates(record.element, recorded))
+    ctx.intermediates.update(recorded)
 
 
 def _course_names(named, named_value, value, label, of, wrt, free, ctx, steps, results):

@@ -95,9 +95,11 @@ def question_info(problem, question, answer):
         # backprop's δ's stay names (sheet_names makes them tensors); their values are computed from these
         info.computed = {name: replace(i, element=expand_intermediates(i.element, defined))
                          for name, i in recorded.items() if i.computed}
+    info.definitions = inner_layer_definitions(info.targets, decls, [i.element for i in recorded.values()])
+    # names in those definitions (an inner layer's own inner layers, y_k under y_scores) get values drawn
     args["extra_tensors"], args["constants"] = sheet_names(answer, decls, info.targets,
-                                                           [i.element for i in info.computed.values()])
-    info.definitions = inner_layer_definitions(info.targets, decls)
+                                                           [i.element for i in info.computed.values()]
+                                                           + [d[2] for d in info.definitions])
     args["used_names"] = used_names(info.targets, info.definitions, decls,
                                     [i.element for i in info.computed.values()])
     args["sheet_step"] = any(isinstance(e, sp.Basic) and e.has(sp.Heaviside)
@@ -147,13 +149,14 @@ def sheet_names(answer, decls, targets, definitions=()):
     return tensors, constants
 
 
-def inner_layer_definitions(targets, decls):
+def inner_layer_definitions(targets, decls, extra=()):
     """Definitions of the layers built inside a declared one that the engine's answer names (an attention
-    layer y's scores y_scores and weights y_weights): an answer that writes them out (Q K^T/√E) compares
-    with them, instead of with random values drawn for a name the question does not declare."""
+    layer y's scores y_scores and weights y_weights), in its results or in the ``extra`` expressions (the
+    definitions of the names its sheet introduces: P = y_weights): an answer that writes them out
+    (Q K^T/√E) compares with them, instead of with random values drawn for a name the question does not
+    declare."""
     used = set()
-    for t in targets:
-        value = t.value
+    for value in [t.value for t in targets] + list(extra):
         for e in (list(value) if isinstance(value, (tuple, sp.MatrixBase)) else [value]):
             if isinstance(e, sp.Basic):
                 used |= {a.base.label.name for a in e.atoms(sp.Indexed)}
