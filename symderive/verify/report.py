@@ -146,7 +146,8 @@ def report_lines(problem, reports):
              "(relative; absolute where |value| < 1):"]
     for r in reports:
         if r.max_abs is not None:
-            rel = "n/a" if r.max_rel is None else f"{r.max_rel:.1e}"
+            rel = "n/a (every value compared was near zero: this comparison could not fail)" \
+                if r.max_rel is None else f"{r.max_rel:.1e}"
             numbers = f"max abs. error {r.max_abs:.1e}, max rel. error {rel}, {r.entries} numbers, {r.seconds:.2f} s: "
         else:
             numbers = ""
