@@ -30,15 +30,6 @@ KNOWN_FAILURES = {
         'the label inside the prose (\\text{zero padding on each side: } 2)',
     ('csce636-q5c', 'kernels'):
         'the flipped kernels are a rank-3 array, shown as a 4 x 3 matrix: the checker has no target for it',
-    ('hw5-p1a', 'derivative'): 'a formula in the state, a trajectory, and d: labels the question does not know',
-    ('hw5-p1a', 'trajectory'): 'a formula in the state, a trajectory, and d: labels the question does not know',
-    ('hw5-p1a', 'derivative at the fixed point'):
-        'a formula in the state, a trajectory, and d: labels the question does not know',
-    ('hw5-p1b', 'derivative'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
-    ('hw5-p1b', 'trajectory'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
-    ('hw5-p1b', 'derivative at the fixed point'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
-    ('hw5-p1b', 'verdict'): 'as hw5-p1a; \\text{neither} is not a word the checker knows',
-    ('hw5-p2d', 'receptive field'): 'r = 4 \\times 4 (\\text{height} \\times \\text{width}): r is not a label',
     ('cookbook-inverse', 'differential'): 'a differential dY = -Y dX Y is not an answer the checker grades '
                                           '(no target of that kind; \\mathrm{d} reads as an unknown name)',
 }

@@ -1,6 +1,7 @@
 """The constructs the sheets print that the checker learnt to read back (issue 14's round trip), each
 tested on the sheet's own boxed answer (read back as correct) and on a wrong answer of the same shape
 (read back as incorrect): a right reading must not make a wrong answer pass."""
+import math
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,68 @@ def test_values_at_the_declared_values_with_a_note():
     assert verdict(file, qid, bare).verdict == "correct"
     v = verdict(file, qid, bare.replace(r"4\end", r"5\end"))
     assert v.verdict == "incorrect" and "(7, 0)" in v.evidence, v
+
+
+# hw5-p1: the recurrence a^{<t>} = σ(W_a a^{<t-1>} + W_x x_t + b) (its values: the question's own, 1/2 and 0)
+HW5 = "hw5-written.yaml"
+
+
+@pytest.mark.parametrize("qid", ["hw5-p1a", "hw5-p1b"])
+def test_chain_of_unlabelled_sides_is_one_quantity(qid):
+    """∂a^{<t>}/∂a^{<t-1>} = (in the pre-activation) = (in the state): both sides are the derivative; the
+    second was compared with the next result (the fixed point) and read incorrect."""
+    good = sheet(HW5, qid, "derivative")
+    assert verdict(HW5, qid, good).verdict == "correct"
+    bad = wrong(good, r"= W_{a} ", r"= 2 W_{a} ")                  # the first side, off by a factor 2
+    assert verdict(HW5, qid, bad).verdict == "incorrect"
+    last = good.rindex("=")
+    assert verdict(HW5, qid, good[:last] + r"= W_{a} \left(1 + a^{\langle t\rangle}\right)").verdict == "incorrect"
+
+
+def test_the_sheets_own_name_of_a_result_labels_it():
+    """d ≈ 0.2247: the sheet calls the derivative at the fixed point d; a^* ≈ 0.6590 is the fixed point.
+    Each is compared with the result the sheet names so, not with the next number asked.
+    σ'(z) = σ(1 − σ) at the fixed point a* = σ(a*) (W_a = 1): d = a*(1 − a*)."""
+    qid = "hw5-p1a"
+    assert sheet(HW5, qid, "derivative at the fixed point").startswith("d ")
+    a_star = 0.5
+    for _ in range(200):                                 # a* = σ(a*), by iteration (its own computation)
+        a_star = 1 / (1 + math.exp(-a_star))
+    d = a_star * (1 - a_star)
+    assert verdict(HW5, qid, rf"d \approx {d:.4f}").verdict == "correct"
+    assert verdict(HW5, qid, rf"a^* \approx {a_star:.4f}").verdict == "correct"
+    assert verdict(HW5, qid, rf"d \approx {a_star:.4f}").verdict == "incorrect"    # d is not the fixed point
+    assert verdict(HW5, qid, rf"a^* \approx {d:.4f}").verdict == "incorrect"
+    assert verdict(HW5, qid, sheet(HW5, qid, "derivative at the fixed point")).verdict == "correct"
+
+
+@pytest.mark.parametrize("qid,old,new", [("hw5-p1a", r"\approx 0.6508", r"\approx 0.7508"),
+                                          ("hw5-p1b", r"a^{\langle 3\rangle} = 0", r"a^{\langle 3\rangle} = 1")])
+def test_trajectory_entries_named_as_the_sheet_names_them(qid, old, new):
+    """a^{<1>} = …, a^{<2>} = …, \\dots: each entry named by its step, the list trailing off."""
+    good = sheet(HW5, qid, "trajectory")
+    assert good.endswith(r"\dots")
+    assert verdict(HW5, qid, good).verdict == "correct"
+    bad = wrong(good, old, new)                                   # the third step wrong
+    assert verdict(HW5, qid, bad).verdict == "incorrect"
+
+
+def test_trajectory_step_two_by_its_name():
+    a2 = 1 / (1 + math.exp(-0.5))                     # a^{<2>} = σ(a^{<1>}) with W_a = 1, a^{<1>} = 1/2
+    assert verdict(HW5, "hw5-p1a", rf"a^{{\langle 2\rangle}} \approx {a2:.4f}").verdict == "correct"
+    a3 = 1 / (1 + math.exp(-a2))
+    assert verdict(HW5, "hw5-p1a", rf"a^{{\langle 2\rangle}} \approx {a3:.4f}").verdict == "incorrect"
+
+
+def test_word_with_a_condition_in_parentheses():
+    """\\text{neither}\\ (|d| = 1): the parenthesis is the reason, a note (as (|d| < 1) already was)."""
+    good = sheet(HW5, "hw5-p1b", "verdict")
+    assert verdict(HW5, "hw5-p1b", good).verdict == "correct"
+    assert verdict(HW5, "hw5-p1b", wrong(good, "neither", "vanishing")).verdict == "incorrect"
+
+
+def test_quantity_symbol_after_a_label_in_words():
+    """\\text{pool}:\\ r = 4 \\times 4: r is the receptive field's symbol, not an unknown name."""
+    good = sheet(HW5, "hw5-p2d", "receptive field")
+    assert verdict(HW5, "hw5-p2d", good).verdict == "correct"
+    assert verdict(HW5, "hw5-p2d", wrong(good, r"r = 4 \times 4", r"r = 5 \times 4")).verdict == "incorrect"

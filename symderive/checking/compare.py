@@ -17,6 +17,7 @@ import math
 import time
 import dataclasses
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import sympy as sp
@@ -138,6 +139,14 @@ def _located(verdict, decided_by, latex, pos, message, lead):
     return Outcome(verdict, decided_by, evidence, pos + lead)
 
 
+#: the kinds of result a side of each kind can be compared with, the likeliest first
+_COMPATIBLE = {
+    "shape": ("shape", "tuple"), "tuple": ("tuple", "shape"), "entries": ("entries", "element"),
+    "word": ("word",), "expr": ("element", "entries", "value"),
+    "number": ("value", "tuple", "element", "entries"),
+}
+
+
 class _Checker:
     def __init__(self, info, latex, deadline, seed, part=None):
         self.info, self.latex, self.deadline, self.seed = info, latex, deadline, seed
@@ -150,10 +159,14 @@ class _Checker:
         self.last_label = None
         self.side_labels = {}          # id(side) -> its label, when a note ("without bias") completes it
         self.next_component = {}       # id(tuple target) -> the entry the next unlabelled number gives
+        self.chosen_component = None   # the entry of a list that choose() found by its printed name
+        self.side_component = {}       # id(side) -> that entry
 
     def run(self, parts):
         checked = 0
         for part in _shared_dimensions(parts, self.info.targets):
+            if _is_dots(part) and len(parts) > 1:
+                continue                        # a^{<1>} = 1/2, a^{<2>} = …, \dots: the list trails off
             sides = self.sides(part)
             working = [s for s in sides if s[3] == "working"]
             for side, target, lhs, role in sides:
@@ -161,7 +174,8 @@ class _Checker:
                     continue
                 self.last_component = None
                 try:
-                    self.compare(side, target, None, lhs, number=role == "result")
+                    self.compare(side, target, None, lhs, component=self.side_component.get(id(side)),
+                                 number=role == "result")
                 except Incorrect as exc:
                     if working and all(self._working_holds(s) for s in working):
                         raise Incorrect(exc.decided_by, exc.evidence + "; the working before it is right (a slip "
@@ -234,6 +248,11 @@ class _Checker:
             # \delta^{(3)} = \frac{\partial e}{\partial s_3} = ...: a second name of the left side
             while len(items) >= 2 and _is_derivative(items[0]):
                 items = items[1:]
+            # \text{pool}:\ r = 4 \times 4: after a label in words, a name the question does not declare
+            # is the quantity's symbol, a second name of the left side
+            if len(items) >= 2 and isinstance(lhs, R.Word) and isinstance(items[0], R.Name) \
+                    and not _declared_name(items[0], self.info):
+                items = items[1:]
         if len(items) > 1 and any(op in ("<=", ">=", "<", ">", "!=", "mid") for op in ops):
             raise M.MeaningError("an inequality is not an answer", part.pos)
         label = _label(lhs) if lhs is not None else None
@@ -262,6 +281,8 @@ class _Checker:
             # Working that ends in a number (2 \times (3 \cdot 3 \cdot 32 \cdot 32 + 32) = 18496): one
             # quantity; the last side is the answer, the sides before it the working.
             target = self.choose(label, "number", items[-1])
+            if self.chosen_component is not None:
+                self.side_component[id(items[-1])] = self.chosen_component
             return [(side, target, lhs, "working") for side in items[:-1]] + [(items[-1], target, lhs, "result")]
         out = []
         block = _block_named(lhs, self.info) if self.part is None else None
@@ -274,14 +295,23 @@ class _Checker:
         for side in items:
             kind = _kind(side, self.info)
             # ∂f_{1,2}/∂W = [...]: one slice of the explicit Jacobian, whichever slice came before it
-            target = row_of or (_at_values(side, self.info) if not label and kind == "entries" else None) \
-                or self.choose(label, kind, side)
+            target = row_of or (_at_values(side, self.info) if not label and kind == "entries" else None)
+            if target is None and out and not label and kind == "expr" and out[-1][1].kind == "element":
+                target = out[-1][1]            # A = B = C, unlabelled: every side is the one quantity
+            if target is None:
+                target = self.choose(label, kind, side)
+                if self.chosen_component is not None:
+                    self.side_component[id(side)] = self.chosen_component
             out.append((side, target, lhs, "final"))
         return out
 
     def choose(self, label, kind, node):
         """The result a side is compared with: by its left side's label, else the next unused result
         of a compatible kind (a result labelled 'total' first)."""
+        self.chosen_component = None
+        return self._choose(label, kind, node)
+
+    def _choose(self, label, kind, node):
         targets = self.info.targets
         if self.part is not None:
             return self.part
@@ -291,6 +321,18 @@ class _Checker:
             if not named:
                 best = _label_prefix_target(label, targets)
                 named = [best] if best is not None else []
+            if not named:                       # d ≈ 0.2247: the name the sheet gives the result, of this kind
+                named = [t for t in targets if _same_label(label, _sheet_label(t), case=True)
+                         and t.kind == _COMPATIBLE[kind][0]]
+                named = [t for t in named if id(t) not in self.used] or named
+            if not named:                       # a^{<2>} = …: the name the sheet gives an entry of a list
+                for t in targets:
+                    labels = _sheet_labels(t) if t.kind == "tuple" else []
+                    hits = [k for k, name in enumerate(labels) if k < len(t.value) and _same_label(label, name,
+                                                                                                   case=True)]
+                    if len(labels) > 1 and hits:
+                        self.chosen_component, named = hits[0], [t]
+                        break
             if not named:                       # "conv without bias": the result conv, its second entry
                 rest, _ = _component_in_label(label, targets)
                 named = [t for t in targets if rest and _same_label(rest, t.label)]
@@ -303,11 +345,7 @@ class _Checker:
             for t in targets:
                 if t.kind == "tuple" and id(t) in self.used and 0 < self.next_component.get(id(t), 0) < len(t.value):
                     return t
-        compatible = {
-            "shape": ("shape", "tuple"), "tuple": ("tuple", "shape"), "entries": ("entries", "element"),
-            "word": ("word",), "expr": ("element", "entries", "value"),
-            "number": ("value", "tuple", "element", "entries"),
-        }[kind]
+        compatible = _COMPATIBLE[kind]
         ranked = sorted((t for t in targets if t.kind in compatible),
                         key=lambda t: (t.key != "total", compatible.index(t.kind)))
         if kind == "number":
@@ -1018,6 +1056,11 @@ def _strip_notes(side, info):
     return side, notes
 
 
+def _declared_name(node, info):
+    """Whether a name (its letters, without scripts) is a tensor, layer or size of the question."""
+    return _declared_word(R.Word(node.pos, "".join(node.letters), []), info)
+
+
 def _declared_word(word, info):
     if info is None:
         return False
@@ -1030,8 +1073,9 @@ def _declared_word(word, info):
 
 
 def _is_prose(node, info):
-    """A parenthesis holding words or a condition (|d| < 1), not a value."""
-    if isinstance(node, R.Relation) and any(op in ("<", ">", "<=", ">=", "!=", "mid") for op in node.ops):
+    """A parenthesis holding words or a condition (|d| < 1, |d| = 1), not a value: a relation is never a
+    factor of one."""
+    if isinstance(node, R.Relation) and node.ops:
         return True
     if isinstance(node, R.Word):
         return not _declared_word(node, info)
@@ -1158,6 +1202,40 @@ def _entry_of_derivative(node):
             and all(kind == "[" for kind, _ in node.scripts) and _is_lhs(node.body):
         return node.body, [i for _, items in node.scripts for i in items]
     return None
+
+
+def _sheet_label(target):
+    """The label of the left side the sheet prints for a result (``d`` in ``d \\approx 0.2247``,
+    ``a`` of ``a^*``), so that an answer written as the sheet writes it names that result; '' when the
+    printed answer has no left side.
+
+    >>> _sheet_label(SimpleNamespace(latex=r"d \\approx 0.2247"))
+    'd'
+    """
+    labels = _sheet_labels(target)
+    return labels[0] if labels else ""
+
+
+def _sheet_labels(target):
+    """The labels of the left sides of every part the sheet prints for a result: for a list
+    (``a^{\\langle 1\\rangle} = \\frac{1}{2},\\ a^{\\langle 2\\rangle} = …``) the name of each entry."""
+    if not hasattr(target, "_sheet_labels_cache"):
+        try:
+            parts = R.read(target.latex) if target.latex else []
+        except R.ReadError:
+            parts = []
+        found = [(_label(p.items[0]) or "") if len(p.items) >= 2 and _is_lhs(p.items[0]) else ""
+                 for p in parts if not _is_dots(p)]
+        try:
+            target._sheet_labels_cache = found
+        except AttributeError:
+            return found
+    return target._sheet_labels_cache
+
+
+def _is_dots(part):
+    """A part that is only ``\\dots``: a list that trails off, as the sheet prints a long trajectory."""
+    return len(part.items) == 1 and isinstance(part.items[0], R.Dots)
 
 
 def _label(node):
