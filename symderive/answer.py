@@ -62,7 +62,9 @@ class Result:
     ``components`` what each entry of a TUPLE counts ("with bias", "without bias"): grading compares a
     single number with the first entry unless the answer names another. ``blocks`` of a matrix printed by
     blocks (A^{(1)} = ..., B^{(0;0)} = ...): ((name, the label's indices as printed, first row, first
-    column, rows, columns), ...), so that grading compares each labelled block with its part of the whole."""
+    column, rows, columns), ...), so that grading compares each labelled block with its part of the whole.
+    ``claim``: the entry a MATRIX_FORM equation states, with its ``axes`` (a differential dY = -Y dX Y:
+    Σ_pq (∂Y_ij/∂X_pq) dX_pq), so that grading compares an answer's right side with it."""
     label: str
     value: object
     latex: str
@@ -72,6 +74,7 @@ class Result:
     alt_shapes: tuple = ()
     components: tuple = ()
     blocks: tuple = ()
+    claim: object = None
 
     def __post_init__(self):
         self.kind = Kind(self.kind)

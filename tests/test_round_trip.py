@@ -23,15 +23,6 @@ GRADED = {Kind.ELEMENT, Kind.ENTRIES, Kind.SHAPE, Kind.TUPLE, Kind.VALUE, Kind.D
 
 #: (question, result label): why it does not read back yet.
 KNOWN_FAILURES = {
-    ('csce636-q4b', 'averaged over'):
-        '\\text{averaged over } N, H, W: the commas split the label into parts; the result is axis names '
-        'graded as a shape, the value written is their count N H W',
-    ('csce636-q5c', 'padding'):
-        'the label inside the prose (\\text{zero padding on each side: } 2)',
-    ('csce636-q5c', 'kernels'):
-        'the flipped kernels are a rank-3 array, shown as a 4 x 3 matrix: the checker has no target for it',
-    ('cookbook-inverse', 'differential'): 'a differential dY = -Y dX Y is not an answer the checker grades '
-                                          '(no target of that kind; \\mathrm{d} reads as an unknown name)',
 }
 
 

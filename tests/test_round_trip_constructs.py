@@ -210,13 +210,16 @@ def test_two_names_sharing_one_dimension(qid):
 
 
 def test_a_label_in_words_followed_by_prose():
-    """\\text{averaged over } N:\\ N\\ \\text{values per statistic}: the label 'averaged over', the axis N (the
-    result's axis names are size symbols, not SymPy's function N, which was an internal error)."""
+    """\\text{averaged over } N\\ \\ (N\\ \\text{values per statistic}) as the sheet prints it, and
+    \\text{averaged over } N:\\ N: the label 'averaged over', the axis N (the result's axis names are size
+    symbols, not SymPy's function N, which was an internal error). A fully connected input N × C: averaged
+    over N only."""
     file, qid = "csce636-hw2.yaml", "csce636-q4a"
     good = sheet(file, qid, "averaged over")
     assert verdict(file, qid, good).verdict == "correct"
     assert verdict(file, qid, r"\text{averaged over } N:\ N").verdict == "correct"
-    v = verdict(file, qid, good.replace(r":\ N", r":\ C"))
+    assert verdict(file, qid, r"\text{averaged over } N:\ C").verdict == "incorrect"
+    v = verdict(file, qid, wrong(good, "over } N", "over } C"))
     assert v.verdict == "incorrect", v
 
 
@@ -296,3 +299,66 @@ def test_quantity_symbol_after_a_label_in_words():
     good = sheet(HW5, "hw5-p2d", "receptive field")
     assert verdict(HW5, "hw5-p2d", good).verdict == "correct"
     assert verdict(HW5, "hw5-p2d", wrong(good, r"r = 4 \times 4", r"r = 5 \times 4")).verdict == "incorrect"
+
+
+CSCE = "csce636-hw2.yaml"
+
+
+def test_label_in_prose_ending_in_a_colon():
+    """\\text{zero padding on each side: } 2: the result 'padding' named inside the prose."""
+    good = sheet(CSCE, "csce636-q5c", "padding")
+    assert verdict(CSCE, "csce636-q5c", good).verdict == "correct"
+    assert verdict(CSCE, "csce636-q5c", wrong(good, "} 2", "} 1")).verdict == "incorrect"
+
+
+def test_rank3_array_as_one_matrix_of_its_leading_axes_flattened_row_major():
+    """The flipped kernels (2 × 2 × 3: out channel, in channel, tap) printed as one 4 × 3 matrix whose
+    rows run over the leading axes row-major, as torch's reshape(4, 3): w_{1,1,·}, w_{2,1,·}, w_{1,2,·}, …
+    Each row is its kernel reversed (convolution as correlation with the flipped kernel); the rows in
+    the other order (column-major) are wrong."""
+    good = sheet(CSCE, "csce636-q5c", "kernels")
+    assert verdict(CSCE, "csce636-q5c", good).verdict == "correct"
+    body = good[good.index(r"\begin{bmatrix}") + len(r"\begin{bmatrix}"):good.index(r"\end{bmatrix}")]
+    rows = [r.strip() for r in body.split(r"\\")]
+    assert len(rows) == 4 and rows[0].startswith("{w}_{1,1,3}") and rows[1].startswith("{w}_{2,1,3}")
+    # written by hand: each kernel w_{o,i,·} reversed, rows (o, i) = (1,1), (2,1), (1,2), (2,2)
+    mine = r" \\ ".join(" & ".join(f"w_{{{o},{i},{k}}}" for k in (3, 2, 1)) for i in (1, 2) for o in (1, 2))
+    assert verdict(CSCE, "csce636-q5c", rf"\begin{{bmatrix}} {mine} \end{{bmatrix}}").verdict == "correct"
+    swapped = r" \\ ".join([rows[0], rows[2], rows[1], rows[3]])
+    assert verdict(CSCE, "csce636-q5c", good.replace(body, swapped)).verdict == "incorrect"
+    unflipped = r" \\ ".join(" & ".join(f"w_{{{o},{i},{k}}}" for k in (1, 2, 3)) for i in (1, 2) for o in (1, 2))
+    assert verdict(CSCE, "csce636-q5c", rf"\begin{{bmatrix}} {unflipped} \end{{bmatrix}}").verdict == "incorrect"
+
+
+def test_label_in_words_then_a_list_of_axis_names():
+    """\\text{averaged over } N, H, W\\ \\ (N H W \\text{ values per statistic}): the commas continue the
+    label's list, the count is a note. Batch norm on N × C × H × W keeps one statistic per channel, averaged
+    over N, H and W (torch.nn.BatchNorm2d); C is the channel axis and is not averaged over."""
+    good = sheet(CSCE, "csce636-q4b", "averaged over")
+    assert verdict(CSCE, "csce636-q4b", good).verdict == "correct"
+    assert verdict(CSCE, "csce636-q4b", r"\text{averaged over } N, H, W").verdict == "correct"
+    assert verdict(CSCE, "csce636-q4b", wrong(good, "N, H, W", "N, C, W")).verdict == "incorrect"
+    assert verdict(CSCE, "csce636-q4b", r"\text{averaged over } H, W").verdict == "incorrect"   # instance norm's
+
+
+def test_differential_graded_as_a_claim():
+    """\\mathrm{d}Y = -Y\\,\\mathrm{d}X\\,Y (the Matrix Cookbook, eq. 59, Y = X^{-1}) holds iff its right side,
+    a linear map of dX, equals Σ_pq (∂Y_ij/∂X_pq) dX_pq at random X and dX."""
+    args = ("matrix-calculus.yaml", "cookbook-inverse")
+    good = sheet(*args, "differential")
+    assert good.startswith(r"\mathrm{d}")
+    assert verdict(*args, good).verdict == "correct"
+    assert verdict(*args, r"\mathrm{d}Y = -Y\,\mathrm{d}X\,Y").verdict == "correct"
+    assert verdict(*args, r"\mathrm{d}Y = -Y \mathrm{d}X^{T} Y").verdict == "incorrect"   # same shape, transposed
+    assert verdict(*args, r"\mathrm{d}Y = Y\,\mathrm{d}X\,Y").verdict == "incorrect"       # the sign
+    assert verdict(*args, r"\mathrm{d}Y = -\mathrm{d}X\,Y\,Y").verdict == "incorrect"     # the order
+    # the derivative's own element formula still goes to the element result, not to the differential
+    assert verdict(*args, r"\frac{\partial Y_{i,j}}{\partial X_{p,q}} = -Y_{i,p} Y_{q,j}").verdict == "correct"
+
+
+def test_derivative_written_with_mathrm_d_is_not_a_differential():
+    """\\frac{\\mathrm{d}Y}{\\mathrm{d}X} is a derivative's left side: the differentials' reading leaves it."""
+    from symderive.checking.compare import _differentials
+    info_ = info("matrix-calculus.yaml", "cookbook-inverse")
+    text = r"\frac{\mathrm{d}Y}{\mathrm{d}X} = 1, \mathrm{d}Y = \mathrm{d}\,X"
+    assert _differentials(text, info_) == r"\frac{\mathrm{d}Y}{\mathrm{d}X} = 1, \mathrm{dY} = \mathrm{dX}"

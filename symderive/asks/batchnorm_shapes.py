@@ -49,9 +49,10 @@ def solve(ctx):
                Kind.SHAPE, key="variance"),
         Result("gamma, beta", (sizes["C"],), rf"\gamma,\ \beta \in \mathbb{{R}}^{{{c}}}", Kind.SHAPE,
                key="gamma, beta"),
-        # Axis names, not sizes; graded as a shape (axis by axis) as before.
-        Result("averaged over", tuple(reduced), rf"\text{{averaged over }} {', '.join(reduced)}:\ "
-                                               rf"{count_tex}\ \text{{values per statistic}}", Kind.SHAPE,
+        # Axis names, not sizes; graded as a shape (axis by axis) as before. The count in a parenthesis,
+        # a note: "N, H, W: N H W" read as N, H and W = N H W
+        Result("averaged over", tuple(reduced), rf"\text{{averaged over }} {', '.join(reduced)}\ \ ("
+                                               rf"{count_tex}\ \text{{values per statistic}})", Kind.SHAPE,
                key="averaged over"),
     ]
     return ctx.answer(results, steps)

@@ -380,4 +380,8 @@ def differential_result(value, d, of, wrt, ctx):
         return None, None
     step = Step(step.latex, step.why.replace("in matrix notation (numerator layout)",
                                              "the differential, in matrix notation"))
-    return step, Result("differential", result.value, result.latex, result.kind)
+    # graded as a claim: dX a tensor of X's shape, dY_ij the sum over (p, q) of the derivative times dX_pq
+    shaped = sp.IndexedBase(sp.Symbol(dx.name, real=True), shape=tuple(wrt.shape))
+    claim = sp.Sum(value * shaped[p, q], (p, 0, wrt.shape[0] - 1), (q, 0, wrt.shape[1] - 1))
+    return step, Result("differential", result.value, result.latex, result.kind, claim=claim,
+                        axes=(("of", i), ("of", j)))

@@ -14,6 +14,7 @@ read for the answer's index letters. Every remaining side must equal its target:
 """
 import itertools
 import math
+import re
 import time
 import dataclasses
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ def check_latex(info, latex, deadline, seed=0, part=None):
     """The outcome of one answer to one question (``info``: targets.QuestionInfo); ``part``: the
     target every side is compared with (an answer to one part, ``csce636-q2:dW1``)."""
     lead = len(latex) - len(latex.lstrip())
+    latex = _differentials(latex, info)              # \mathrm{d}X -> the tensor dX of a differential's claim
     scope = info.context_args.get("scope")           # the question's notation: W_x, h[t-1] -> Wx, hp
     written, (latex, back) = latex, to_declared(latex, reading_of(scope) if scope is not None else {})
     try:
@@ -164,7 +166,7 @@ class _Checker:
 
     def run(self, parts):
         checked = 0
-        for part in _shared_dimensions(parts, self.info.targets):
+        for part in _listed_names(_shared_dimensions(parts, self.info.targets), self.info):
             if _is_dots(part) and len(parts) > 1:
                 continue                        # a^{<1>} = 1/2, a^{<2>} = …, \dots: the list trails off
             sides = self.sides(part)
@@ -238,6 +240,13 @@ class _Checker:
                 and any(_same_label(items[0].left.text, t.label) for t in self.info.targets):
             # \text{averaged over } N: N: a result's label in words, the prose after it part of the label
             items = [items[0].left] + items[1:]
+        if len(items) == 1 and isinstance(items[0], R.Bin) and items[0].op == "implicit" \
+                and isinstance(items[0].left, R.Word) and items[0].left.text.endswith(":") \
+                and not items[0].left.scripts:
+            # \text{zero padding on each side: } 2: a label in prose ending in a colon, then the value
+            named = _label_in_prose(items[0].left.text[:-1], self.info.targets)
+            if named is not None:
+                items = [R.Word(items[0].left.pos, named.label, []), items[0].right]
         if len(items) >= 2 and not _is_lhs(items[0]):
             # \frac{\text{ordinary}}{\text{separable}}\ \text{(with bias)}: a left side with a note after it
             head, words = _strip_notes(items[0], self.info)
@@ -506,9 +515,19 @@ class _Checker:
             leaves = _array_leaves(side, expected.rank() - drop)
             for _ in range(drop if leaves is not None else 0):
                 leaves = [leaves]
+        if leaves is None and expected.rank() == 3 and isinstance(side, R.Group) \
+                and isinstance(side.body, R.MatrixNode):
+            # one matrix, the leading axes flattened row-major (as torch's reshape): the rows of a C_out × C_in × K
+            # kernel as the sheet prints them, w_{1,1,·}, w_{2,1,·}, w_{1,2,·}, …
+            rows = expected.shape[0] * expected.shape[1]
+            value = M.resolve(side, self.info.context())
+            if not value.is_scalar and tuple(value.shape[-2:]) == (rows, expected.shape[2]):
+                flat = sp.Matrix(rows, expected.shape[2], list(sp.flatten(expected.tolist())))
+                return self.compare_entries(value, dataclasses.replace(target, value=flat), ctx, side) \
+                    + " (the array's leading axes flattened, row-major)"
         if leaves is None:
             raise Incorrect("shape", f"the question's array is {shape}: write it as a list of its matrices, "
-                                     f"[M_1, M_2, …]")
+                                     f"[M_1, M_2, …], or one matrix of its leading axes flattened row-major")
 
         def walk(nodes, array, at):
             if array.rank() == 2:
@@ -1027,6 +1046,18 @@ def _label_prefix_target(label, targets):
     return max(found, key=lambda t: len(_label_words(t.label)), default=None)
 
 
+def _label_in_prose(text, targets):
+    """The one result whose label's words all occur in ``text`` (``padding`` in "zero padding on each
+    side"), or None when none or several do.
+
+    >>> _label_in_prose("zero padding on each side", [SimpleNamespace(label="padding")]).label
+    'padding'
+    """
+    words = set(_label_words(text))
+    found = [t for t in targets if t.label and set(_label_words(t.label)) <= words]
+    return found[0] if len(found) == 1 else None
+
+
 def _label_words(text):
     import re
     return [w for w in re.split(r"[^a-z0-9']+", str(text).lower().replace("--", "-")) if w]
@@ -1204,6 +1235,31 @@ def _entry_of_derivative(node):
     return None
 
 
+def _differentials(latex, info):
+    """``latex`` with each differential ``\\mathrm{d}X`` (``\\mathrm{d}\\,X``, ``\\mathrm{d}{X}``) of a matrix
+    the question's claims use (their tensor dX) or state (their left side dY) written as the one name
+    ``\\mathrm{dX}``; derivatives (``\\frac{\\mathrm{d}y}{\\mathrm{d}x}``) are left alone. The same length
+    is kept where it can be, so positions stay near.
+
+    >>> _differentials(r"\\mathrm{d}Y = -Y\\,\\mathrm{d}X\\,Y", SimpleNamespace(targets=[], context_args={
+    ...     "extra_tensors": {"dX": None, "dY": None}}))
+    '\\\\mathrm{dY} = -Y\\\\,\\\\mathrm{dX}\\\\,Y'
+    """
+    if r"\mathrm{d}" not in latex and r"\operatorname{d}" not in latex:
+        return latex
+    names = {n[1:] for n in info.context_args.get("extra_tensors", {}) if n.startswith("d") and len(n) > 1}
+    for t in info.targets:
+        stated = re.match(r"\\mathrm\{d\}\s*\{?([A-Za-z])\}?", t.latex or "") if t.kind == "element" else None
+        if stated and t.value is not None and any(str(b).startswith("d") for b in
+                                                  getattr(t.value, "atoms", lambda *_: ())(sp.IndexedBase)):
+            names.add(stated.group(1))
+    if not names:
+        return latex
+    pattern = r"(?<!\\frac\{)(?<!\}\{)\\(?:mathrm|operatorname)\{d\}(?:\s|\\,)*\{?(" + "|".join(
+        re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\}?(?![A-Za-z])"
+    return re.sub(pattern, lambda m: rf"\mathrm{{d{m.group(1)}}}", latex)
+
+
 def _sheet_label(target):
     """The label of the left side the sheet prints for a result (``d`` in ``d \\approx 0.2247``,
     ``a`` of ``a^*``), so that an answer written as the sheet writes it names that result; '' when the
@@ -1220,8 +1276,11 @@ def _sheet_labels(target):
     """The labels of the left sides of every part the sheet prints for a result: for a list
     (``a^{\\langle 1\\rangle} = \\frac{1}{2},\\ a^{\\langle 2\\rangle} = …``) the name of each entry."""
     if not hasattr(target, "_sheet_labels_cache"):
+        latex = target.latex or ""
+        if latex.startswith(r"\mathrm{d}"):           # a differential's left side, \mathrm{d}Y: the name dY
+            latex = re.sub(r"^\\mathrm\{d\}\s*\{?([A-Za-z])\}?", r"\\mathrm{d\1}", latex)
         try:
-            parts = R.read(target.latex) if target.latex else []
+            parts = R.read(latex) if latex else []
         except R.ReadError:
             parts = []
         found = [(_label(p.items[0]) or "") if len(p.items) >= 2 and _is_lhs(p.items[0]) else ""
@@ -1313,6 +1372,33 @@ def _shared_dimensions(parts, targets):
                                                                      or _same_label(joined, t.label) for t in targets):
                 out[k:k + 2] = [R.Relation(head.pos, [R.Word(head.pos, joined, []), nxt.items[1]], ["in"])]
                 continue
+        k += 1
+    return out
+
+
+def _listed_names(parts, info):
+    """``\\text{averaged over } N, H, W`` is read as three parts, the label and N, then H, then W: when a part
+    is a result's label in words followed by a name, the parts after it that are one name each (a note
+    after the last) continue its list: one part, the label = (N, H, W)."""
+    out = list(parts)
+    k = 0
+    while k < len(out):
+        head = out[k]
+        first = head.items[0] if isinstance(head, R.Relation) and not head.ops and len(head.items) == 1 else None
+        first = _strip_notes(first, info)[0] if first is not None else None       # averaged over N (N values)
+        if isinstance(first, R.Bin) and first.op == "implicit" and isinstance(first.left, R.Word) \
+                and not first.left.scripts and isinstance(first.right, R.Name) \
+                and any(t.kind in ("shape", "tuple") and _same_label(first.left.text, t.label) for t in info.targets):
+            names, end = [first.right], k + 1
+            while end < len(out) and isinstance(out[end], R.Relation) and not out[end].ops \
+                    and len(out[end].items) == 1:
+                name = _strip_notes(out[end].items[0], info)[0]
+                if not isinstance(name, R.Name):
+                    break
+                names.append(name)
+                end += 1
+            listed = R.Tuple(first.right.pos, names, "(") if len(names) > 1 else names[0]
+            out[k:end] = [R.Relation(head.pos, [first.left, listed], ["="])]
         k += 1
     return out
 

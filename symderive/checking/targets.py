@@ -317,4 +317,6 @@ def _target(r):
         if v.is_number:
             return Target(label, "value", v, latex=r.latex, key=r.key)
         return Target(label, "element", v, axes=(), latex=r.latex, key=r.key)
+    if kind is Kind.MATRIX_FORM and getattr(r, "claim", None) is not None:    # dY = -Y dX Y: its entry
+        return Target(label, "element", r.claim, axes=tuple(r.axes), latex=r.latex, key=r.key)
     return None                                  # matrix forms, facts and text are shown, not graded
