@@ -10,7 +10,7 @@ import pytest
 
 from symderive.checking.compare import number_agrees
 from symderive.checking.tolerance import Tolerance
-from tests.test_check import CQ, CSCE, HW5, NYU21, NYU24, verdict
+from tests.test_check import CQ, CSCE, HW5, NYU21, NYU24, PROBLEMS, verdict
 
 import sympy as sp
 
@@ -350,3 +350,36 @@ def test_folder_results_keep_submissions_that_differ_only_by_extension(tmp_path)
     rows = (tmp_path / "r.csv").read_text().splitlines()
     assert sum(r.startswith("bob.yaml,hw5-p2a,correct") for r in rows) == 1
     assert sum(r.startswith("bob.tex,hw5-p2a,incorrect") for r in rows) == 1
+
+
+# Dimensions: a written 1 adds no entries; a number is a vector's dimension -----------------------------
+TRANSPOSED = PROBLEMS / "normalization-and-transposed-conv.yaml"
+
+
+@pytest.mark.parametrize("qid, latex, expected", [
+    # D2L 14.10: (2 - 1)·2 + 2 = 4 on each side of one channel, 1 × 4 × 4; the stride-1 size 3 is wrong
+    ("d2l-transposed-stride-2", r"4 \times 4", "correct"),
+    ("d2l-transposed-stride-2", r"1 \times 4 \times 4", "correct"),
+    ("d2l-transposed-stride-2", r"3 \times 3", "incorrect"),
+    ("d2l-transposed-stride-2", r"4 \times 4 \times 4", "incorrect"),
+    ("d2l-transposed-stride-2", r"4", "incorrect"),
+    # Dumoulin and Visin: 2·(3 - 1) + 3 - 2 + 1 = 6
+    ("dumoulin-odd-output", r"6 \times 6", "correct"),
+    ("dumoulin-odd-output", r"5 \times 5", "incorrect"),
+])
+def test_axes_of_size_one_may_be_left_out(qid, latex, expected):
+    v = verdict(TRANSPOSED, qid, latex)
+    assert v.verdict == expected, (latex, v.evidence)
+
+
+@pytest.mark.parametrize("latex, expected", [("3", "correct"), ("2", "incorrect"), ("4", "incorrect"),
+                                             (r"\mathbb{R}^{3}", "correct")])
+def test_a_number_is_the_dimension_of_a_vector(latex, expected):
+    # NYU 2024 hw2 1.2.2b: AttentionRNN(2) weighs q_0, q_1, q_2, so a[t] has k + 1 = 3 entries
+    v = verdict(NYU24, "nyu24-1.2.2b", latex)
+    assert v.verdict == expected, (latex, v.evidence)
+
+
+def test_a_number_for_a_matrix_dimension_is_still_wrong():
+    v = verdict(NYU21, "nyu21-1.1a", "20")      # 4 × 5 has 20 entries, but the question asks for its shape
+    assert v.verdict == "incorrect", v.evidence

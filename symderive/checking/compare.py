@@ -320,6 +320,11 @@ class _Checker:
                 return t
         if ranked:
             return ranked[0]
+        if kind == "number":                    # "3" for the dimension of a vector: a one-axis shape
+            vectors = [t for t in targets if t.kind == "shape" and _one_axis(t)]
+            if vectors:
+                self.used.add(id(vectors[0]))
+                return vectors[0]
         what = {"shape": "a dimension", "tuple": "a list", "entries": "an explicit matrix", "word": "a word",
                 "expr": "an expression", "number": "a number"}[kind]
         asked = ", ".join(dict.fromkeys(t.label or t.kind for t in targets))
@@ -646,12 +651,30 @@ def compare_shape(dims, target, info, seed):
             return "shape"
         best = best or bad
     if best is None:
+        squeezed = _without_unit_axes(dims)
+        for cand in map(_without_unit_axes, candidates):   # no candidate has the answer's number of axes
+            if len(cand) == len(squeezed) and _first_differing_size(squeezed, cand, info, seed) is None:
+                return "shape, axes of size 1 left out"
+    if best is None:
         shown = " × ".join(_show(s, info) for s in expected)
         raise Incorrect("shape", f"the answer has {len(dims)} ax{'i' if len(dims) == 1 else 'e'}s, the expected "
                                  f"dimension is {shown} ({len(expected)} axes)")
     k, a, b, point = best
     where = f" at {point}" if point else ""
     raise Incorrect("shape", f"axis {k + 1}: the answer has {_show(a, info)}, expected {_show(b, info)}{where}")
+
+
+def _without_unit_axes(dims):
+    """The sizes other than a written 1: 4 × 4 and 1 × 4 × 4 hold the same entries in the same order.
+
+    >>> _without_unit_axes([1, 4, sp.Symbol('n')])
+    [4, n]
+    """
+    return [d for d in dims if sp.sympify(d) != 1]
+
+
+def _one_axis(target):
+    return len(list(target.value)) == 1 or len(_without_unit_axes(list(target.value))) == 1
 
 
 def _first_differing_size(dims, expected, info, seed):
