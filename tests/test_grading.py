@@ -383,3 +383,40 @@ def test_a_number_is_the_dimension_of_a_vector(latex, expected):
 def test_a_number_for_a_matrix_dimension_is_still_wrong():
     v = verdict(NYU21, "nyu21-1.1a", "20")      # 4 × 5 has 20 entries, but the question asks for its shape
     assert v.verdict == "incorrect", v.evidence
+
+
+# Entrywise functions of a vector: the derivative by its diagonal, e^x, x σ(x), a division ---------------------
+LAYERS = PROBLEMS / "coursework-layers.yaml"
+
+
+@pytest.mark.parametrize("qid, latex, expected", [
+    # Goodfellow 3.10: ζ'(x) = σ(x) = e^x / (1 + e^x); (log σ)'(x) = 1 − σ(x); the question's x has 3 entries
+    ("goodfellow-softplus", r"\frac{e^x}{1 + e^x}", "correct"),
+    ("goodfellow-softplus", r"e^x / (1 + e^x)", "correct"),
+    ("goodfellow-softplus", r"\frac{1}{1 + e^{-x}}", "correct"),
+    ("goodfellow-softplus", r"\frac{e^x}{1 - e^x}", "incorrect"),
+    ("goodfellow-softplus", r"\frac{1}{1 + e^{x}}", "incorrect"),
+    ("goodfellow-log-sigmoid", r"1 - \sigma(x)", "correct"),
+    ("goodfellow-log-sigmoid", r"\sigma(x)(1 - \sigma(x))", "incorrect"),
+    ("goodfellow-log-sigmoid", r"\sigma(-x)", "correct"),
+    # D2L 5.1: SiLU' = σ(x) + x σ(x)(1 − σ(x)); the product rule's first term alone is wrong
+    ("swish-derivative", r"\sigma(x) + x \sigma(x)(1 - \sigma(x))", "correct"),
+    ("swish-derivative", r"x \sigma(x)(1 - \sigma(x))", "incorrect"),
+    ("swish-derivative", r"\sigma(x) + x^T \sigma(x)(1 - \sigma(x))", "incorrect"),   # an inner product
+])
+def test_an_entrywise_derivative_written_as_its_diagonal(qid, latex, expected):
+    v = verdict(LAYERS, qid, latex)
+    assert v.verdict == expected, (latex, v.evidence)
+
+
+def test_a_vector_is_not_the_diagonal_of_a_jacobian_that_has_entries_off_it():
+    # CS224n: ∂h⁽ᵗ⁾/∂h⁽ᵗ⁻¹⁾ = diag(1 − h⁽ᵗ⁾²) W_h is not diagonal: the vector 1 − h⁽ᵗ⁾² alone is wrong
+    rnn = PROBLEMS / "recurrent-and-attention.yaml"
+    assert verdict(rnn, "cs224n-rnn-jacobian", r"\mathrm{diag}(1 - (h^{(t)})^2) W_h").verdict == "correct"
+    v = verdict(rnn, "cs224n-rnn-jacobian", r"1 - (h^{(t)})^2")
+    assert v.verdict == "incorrect", v.evidence
+
+
+def test_a_division_by_a_matrix_is_still_refused():
+    v = verdict(PROBLEMS / "matrix-calculus.yaml", "cookbook-trace-AX", r"\frac{1}{X}")
+    assert v.verdict in ("incorrect", "unparseable") and "division by a matrix" in v.evidence, v.evidence

@@ -451,6 +451,11 @@ class _Checker:
         elif len(free_axes) == 2:
             if M.equal_size(rows, sizes[0]) and M.equal_size(cols, sizes[1]):
                 return value.expr.xreplace({M.ROW: free_axes[0][1], M.COL: free_axes[1][1]})
+            i, j = free_axes[0][1], free_axes[1][1]
+            if M.equal_size(*sizes) and M.equal_size(rows, sizes[0]) and M.equal_size(cols, 1):
+                # σ(x)(1 − σ(x)) for the n × n Jacobian of an entrywise function: its diagonal, as courses
+                # write an activation's derivative; any entry off the diagonal makes the comparison fail
+                return value.expr.xreplace({M.ROW: i, M.COL: 0}) * sp.KroneckerDelta(i, j)
         expected = " × ".join(_show(s, self.info) for s in sizes) or "a number"
         hint = ""
         if len(free_axes) == 2 and M.equal_size(rows, sizes[1]) and M.equal_size(cols, sizes[0]):
