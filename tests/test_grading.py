@@ -420,3 +420,16 @@ def test_a_vector_is_not_the_diagonal_of_a_jacobian_that_has_entries_off_it():
 def test_a_division_by_a_matrix_is_still_refused():
     v = verdict(PROBLEMS / "matrix-calculus.yaml", "cookbook-trace-AX", r"\frac{1}{X}")
     assert v.verdict in ("incorrect", "unparseable") and "division by a matrix" in v.evidence, v.evidence
+
+
+@pytest.mark.parametrize("path, qid, latex, expected", [
+    # NYU hw3 1.2b / hw2 1.2.1b: c[t] = σ(W_c x[t] + W_h h[t−1]) has the m entries of h[t]; n is x[t]'s size
+    (NYU21, "nyu21-1.2b", "m", "correct"),
+    (NYU21, "nyu21-1.2b", "n", "incorrect"),
+    (NYU24, "nyu24-1.2.1b", "m", "correct"),
+    (NYU24, "nyu24-1.2.1b", r"\mathbb{R}^{m}", "correct"),
+    (NYU24, "nyu24-1.2.1b", r"m \times n", "incorrect"),
+])
+def test_a_size_alone_is_a_vectors_dimension(path, qid, latex, expected):
+    v = verdict(path, qid, latex)
+    assert v.verdict == expected, (latex, v.evidence)

@@ -1108,6 +1108,9 @@ def _kind(side, info):
         return "shape"
     if isinstance(side, R.Tuple):
         return "tuple"
+    if isinstance(side, R.Name) and not side.scripts and any(t.kind == "shape" and _one_axis(t) for t in info.targets) \
+            and info.context().scope.sizes.get("".join(side.letters)) is not None:
+        return "shape"                          # "m" for the dimension of c[t] ∈ R^m: a size is a dimension
     if isinstance(side, R.Word) and not side.scripts:
         return "word"
     if isinstance(side, R.Group) and isinstance(side.body, R.MatrixNode):
