@@ -433,3 +433,15 @@ def test_a_division_by_a_matrix_is_still_refused():
 def test_a_size_alone_is_a_vectors_dimension(path, qid, latex, expected):
     v = verdict(path, qid, latex)
     assert v.verdict == expected, (latex, v.evidence)
+
+
+@pytest.mark.parametrize("latex, expected", [
+    # Matrix Cookbook 2.4.1: ∂(aᵀXb)/∂X = abᵀ (the shape of X); baᵀ is its transpose
+    (r"\frac{\partial a^T X b}{\partial X} = a b^T", "correct"),
+    (r"\frac{\partial a^T X b}{\partial X} = b a^T", "incorrect"),
+    (r"\frac{\partial (a^T X b)}{\partial X} = a b^T", "correct"),
+    (r"\frac{\partial a^T X b}{\partial X}", "unparseable"),
+])
+def test_a_left_side_differentiating_a_product_written_out(latex, expected):
+    v = verdict(PROBLEMS / "matrix-calculus.yaml", "cookbook-aXb", latex)
+    assert v.verdict == expected, (latex, v.evidence)

@@ -1239,8 +1239,8 @@ def is_partial(node):
     """Whether ``node`` is ∂x, ∂x_i or dx: one side of a derivative written as a fraction."""
     if isinstance(node, R.Partial):
         return True
-    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Partial):
-        return True
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(_leftmost(node), R.Partial):
+        return True                             # ∂x_i, and ∂ aᵀXb: the product read from the left
     if isinstance(node, R.Name) and node.letters[0] == "d" and len(node.letters) > 1:
         return True
     if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Word) \
@@ -1249,12 +1249,21 @@ def is_partial(node):
     return False
 
 
+def _leftmost(node):
+    """The first factor of a product written side by side (∂ in ∂ a^T X b)."""
+    while isinstance(node, R.Bin) and node.op == "implicit":
+        node = node.left
+    return node
+
+
 def partial_arg(node):
     """What ``node`` (see ``is_partial``) differentiates: x in ∂x."""
     if isinstance(node, R.Partial):
         return node.arg
     if isinstance(node, R.Bin) and isinstance(node.left, R.Partial):
         return R.Bin(node.pos, "implicit", node.left.arg, node.right)
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(_leftmost(node), R.Partial):
+        return R.Bin(node.pos, "implicit", partial_arg(node.left), node.right)
     if isinstance(node, R.Name):
         return R.Name(node.pos, node.letters[1:], node.scripts)
     if isinstance(node, R.Bin):
