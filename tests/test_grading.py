@@ -445,3 +445,15 @@ def test_a_size_alone_is_a_vectors_dimension(path, qid, latex, expected):
 def test_a_left_side_differentiating_a_product_written_out(latex, expected):
     v = verdict(PROBLEMS / "matrix-calculus.yaml", "cookbook-aXb", latex)
     assert v.verdict == expected, (latex, v.evidence)
+
+
+@pytest.mark.parametrize("latex, expected", [
+    # CS231n a2 relu_backward: dx = dout * (x > 0); the mask the other way round is wrong
+    (r"\frac{\partial l}{\partial z} = g \odot (z > 0)", "correct"),
+    (r"g \odot (z < 0)", "incorrect"),
+    (r"(z > 0)", "incorrect"),
+    (r"g \odot (z = 0)", "unparseable"),
+])
+def test_a_comparison_in_parentheses_is_a_mask(latex, expected):
+    v = verdict(PROBLEMS / "masks-and-stop-gradients.yaml", "cs231n-relu-backward", latex)
+    assert v.verdict == expected, (latex, v.evidence)

@@ -239,6 +239,10 @@ class _Resolver:
         elif isinstance(node.body, R.Name) and node.paren == "{" and node.scripts:
             # {W_x}_{i,j}: the outer scripts belong to the name inside.
             return self.v_Name(R.Name(node.body.pos, node.body.letters, node.body.scripts + node.scripts))
+        elif isinstance(node.body, R.Relation) and node.paren == "(" and len(node.body.ops) == 1 \
+                and node.body.ops[0] in ("<", ">", "<=", ">="):
+            # dh ⊙ (z > 0): CS231n's NumPy mask, 1 where the comparison holds, as 𝟙{z > 0}
+            inner = self.v_Indicator(R.Indicator(node.pos, node.body))
         elif isinstance(node.body, (R.Relation, R.Tuple)):
             self.fail("a list or relation in parentheses is not a value", node)
         else:
