@@ -435,25 +435,22 @@ def test_a_size_alone_is_a_vectors_dimension(path, qid, latex, expected):
     assert v.verdict == expected, (latex, v.evidence)
 
 
-@pytest.mark.parametrize("latex, expected", [
-    # Matrix Cookbook 2.4.1: ∂(aᵀXb)/∂X = abᵀ (the shape of X); baᵀ is its transpose
-    (r"\frac{\partial a^T X b}{\partial X} = a b^T", "correct"),
-    (r"\frac{\partial a^T X b}{\partial X} = b a^T", "incorrect"),
-    (r"\frac{\partial (a^T X b)}{\partial X} = a b^T", "correct"),
-    (r"\frac{\partial a^T X b}{\partial X}", "unparseable"),
-])
-def test_a_left_side_differentiating_a_product_written_out(latex, expected):
-    v = verdict(PROBLEMS / "matrix-calculus.yaml", "cookbook-aXb", latex)
-    assert v.verdict == expected, (latex, v.evidence)
+MATRIX_CALCULUS, MASKS = PROBLEMS / "matrix-calculus.yaml", PROBLEMS / "masks-and-stop-gradients.yaml"
 
 
-@pytest.mark.parametrize("latex, expected", [
-    # CS231n a2 relu_backward: dx = dout * (x > 0); the mask the other way round is wrong
-    (r"\frac{\partial l}{\partial z} = g \odot (z > 0)", "correct"),
-    (r"g \odot (z < 0)", "incorrect"),
-    (r"(z > 0)", "incorrect"),
-    (r"g \odot (z = 0)", "unparseable"),
+@pytest.mark.parametrize("path, qid, latex, expected", [
+    # Matrix Cookbook 2.4.1: ∂(aᵀXb)/∂X = abᵀ (the shape of X); baᵀ is its transpose. A left side may
+    # differentiate a product written out after ∂.
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial a^T X b}{\partial X} = a b^T", "correct"),
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial a^T X b}{\partial X} = b a^T", "incorrect"),
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial (a^T X b)}{\partial X} = a b^T", "correct"),
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial a^T X b}{\partial X}", "unparseable"),
+    # CS231n a2 relu_backward: dx = dout * (x > 0), a comparison in parentheses is a mask; the other way is wrong
+    (MASKS, "cs231n-relu-backward", r"\frac{\partial l}{\partial z} = g \odot (z > 0)", "correct"),
+    (MASKS, "cs231n-relu-backward", r"g \odot (z < 0)", "incorrect"),
+    (MASKS, "cs231n-relu-backward", r"(z > 0)", "incorrect"),
+    (MASKS, "cs231n-relu-backward", r"g \odot (z = 0)", "unparseable"),
 ])
-def test_a_comparison_in_parentheses_is_a_mask(latex, expected):
-    v = verdict(PROBLEMS / "masks-and-stop-gradients.yaml", "cs231n-relu-backward", latex)
+def test_course_notation_on_left_and_right_sides(path, qid, latex, expected):
+    v = verdict(path, qid, latex)
     assert v.verdict == expected, (latex, v.evidence)
