@@ -10,7 +10,7 @@ import pytest
 
 from symderive.checking.compare import number_agrees
 from symderive.checking.tolerance import Tolerance
-from tests.test_check import CQ, CSCE, HW5, NYU21, NYU24, verdict
+from tests.test_check import CQ, CSCE, HW5, NYU21, NYU24, PROBLEMS, verdict
 
 import sympy as sp
 
@@ -350,3 +350,107 @@ def test_folder_results_keep_submissions_that_differ_only_by_extension(tmp_path)
     rows = (tmp_path / "r.csv").read_text().splitlines()
     assert sum(r.startswith("bob.yaml,hw5-p2a,correct") for r in rows) == 1
     assert sum(r.startswith("bob.tex,hw5-p2a,incorrect") for r in rows) == 1
+
+
+# Dimensions: a written 1 adds no entries; a number is a vector's dimension -----------------------------
+TRANSPOSED = PROBLEMS / "normalization-and-transposed-conv.yaml"
+
+
+@pytest.mark.parametrize("qid, latex, expected", [
+    # D2L 14.10: (2 - 1)·2 + 2 = 4 on each side of one channel, 1 × 4 × 4; the stride-1 size 3 is wrong
+    ("d2l-transposed-stride-2", r"4 \times 4", "correct"),
+    ("d2l-transposed-stride-2", r"1 \times 4 \times 4", "correct"),
+    ("d2l-transposed-stride-2", r"3 \times 3", "incorrect"),
+    ("d2l-transposed-stride-2", r"4 \times 4 \times 4", "incorrect"),
+    ("d2l-transposed-stride-2", r"4", "incorrect"),
+    # Dumoulin and Visin: 2·(3 - 1) + 3 - 2 + 1 = 6
+    ("dumoulin-odd-output", r"6 \times 6", "correct"),
+    ("dumoulin-odd-output", r"5 \times 5", "incorrect"),
+])
+def test_axes_of_size_one_may_be_left_out(qid, latex, expected):
+    v = verdict(TRANSPOSED, qid, latex)
+    assert v.verdict == expected, (latex, v.evidence)
+
+
+@pytest.mark.parametrize("latex, expected", [("3", "correct"), ("2", "incorrect"), ("4", "incorrect"),
+                                             (r"\mathbb{R}^{3}", "correct")])
+def test_a_number_is_the_dimension_of_a_vector(latex, expected):
+    # NYU 2024 hw2 1.2.2b: AttentionRNN(2) weighs q_0, q_1, q_2, so a[t] has k + 1 = 3 entries
+    v = verdict(NYU24, "nyu24-1.2.2b", latex)
+    assert v.verdict == expected, (latex, v.evidence)
+
+
+def test_a_number_for_a_matrix_dimension_is_still_wrong():
+    v = verdict(NYU21, "nyu21-1.1a", "20")      # 4 × 5 has 20 entries, but the question asks for its shape
+    assert v.verdict == "incorrect", v.evidence
+
+
+# Entrywise functions of a vector: the derivative by its diagonal, e^x, x σ(x), a division ---------------------
+LAYERS = PROBLEMS / "coursework-layers.yaml"
+
+
+@pytest.mark.parametrize("qid, latex, expected", [
+    # Goodfellow 3.10: ζ'(x) = σ(x) = e^x / (1 + e^x); (log σ)'(x) = 1 − σ(x); the question's x has 3 entries
+    ("goodfellow-softplus", r"\frac{e^x}{1 + e^x}", "correct"),
+    ("goodfellow-softplus", r"e^x / (1 + e^x)", "correct"),
+    ("goodfellow-softplus", r"\frac{1}{1 + e^{-x}}", "correct"),
+    ("goodfellow-softplus", r"\frac{e^x}{1 - e^x}", "incorrect"),
+    ("goodfellow-softplus", r"\frac{1}{1 + e^{x}}", "incorrect"),
+    ("goodfellow-log-sigmoid", r"1 - \sigma(x)", "correct"),
+    ("goodfellow-log-sigmoid", r"\sigma(x)(1 - \sigma(x))", "incorrect"),
+    ("goodfellow-log-sigmoid", r"\sigma(-x)", "correct"),
+    # D2L 5.1: SiLU' = σ(x) + x σ(x)(1 − σ(x)); the product rule's first term alone is wrong
+    ("swish-derivative", r"\sigma(x) + x \sigma(x)(1 - \sigma(x))", "correct"),
+    ("swish-derivative", r"x \sigma(x)(1 - \sigma(x))", "incorrect"),
+    ("swish-derivative", r"\sigma(x) + x^T \sigma(x)(1 - \sigma(x))", "incorrect"),   # an inner product
+])
+def test_an_entrywise_derivative_written_as_its_diagonal(qid, latex, expected):
+    v = verdict(LAYERS, qid, latex)
+    assert v.verdict == expected, (latex, v.evidence)
+
+
+def test_a_vector_is_not_the_diagonal_of_a_jacobian_that_has_entries_off_it():
+    # CS224n: ∂h⁽ᵗ⁾/∂h⁽ᵗ⁻¹⁾ = diag(1 − h⁽ᵗ⁾²) W_h is not diagonal: the vector 1 − h⁽ᵗ⁾² alone is wrong
+    rnn = PROBLEMS / "recurrent-and-attention.yaml"
+    assert verdict(rnn, "cs224n-rnn-jacobian", r"\mathrm{diag}(1 - (h^{(t)})^2) W_h").verdict == "correct"
+    v = verdict(rnn, "cs224n-rnn-jacobian", r"1 - (h^{(t)})^2")
+    assert v.verdict == "incorrect", v.evidence
+
+
+def test_a_division_by_a_matrix_is_still_refused():
+    v = verdict(PROBLEMS / "matrix-calculus.yaml", "cookbook-trace-AX", r"\frac{1}{X}")
+    assert v.verdict in ("incorrect", "unparseable") and "division by a matrix" in v.evidence, v.evidence
+
+
+@pytest.mark.parametrize("path, qid, latex, expected", [
+    # NYU hw3 1.2b / hw2 1.2.1b: c[t] = σ(W_c x[t] + W_h h[t−1]) has the m entries of h[t]; n is x[t]'s size
+    (NYU21, "nyu21-1.2b", "m", "correct"),
+    (NYU21, "nyu21-1.2b", "n", "incorrect"),
+    (NYU24, "nyu24-1.2.1b", "m", "correct"),
+    (NYU24, "nyu24-1.2.1b", r"\mathbb{R}^{m}", "correct"),
+    (NYU24, "nyu24-1.2.1b", r"m \times n", "incorrect"),
+])
+def test_a_size_alone_is_a_vectors_dimension(path, qid, latex, expected):
+    v = verdict(path, qid, latex)
+    assert v.verdict == expected, (latex, v.evidence)
+
+
+MATRIX_CALCULUS, MASKS = PROBLEMS / "matrix-calculus.yaml", PROBLEMS / "masks-and-stop-gradients.yaml"
+
+
+@pytest.mark.parametrize("path, qid, latex, expected", [
+    # Matrix Cookbook 2.4.1: ∂(aᵀXb)/∂X = abᵀ (the shape of X); baᵀ is its transpose. A left side may
+    # differentiate a product written out after ∂.
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial a^T X b}{\partial X} = a b^T", "correct"),
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial a^T X b}{\partial X} = b a^T", "incorrect"),
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial (a^T X b)}{\partial X} = a b^T", "correct"),
+    (MATRIX_CALCULUS, "cookbook-aXb", r"\frac{\partial a^T X b}{\partial X}", "unparseable"),
+    # CS231n a2 relu_backward: dx = dout * (x > 0), a comparison in parentheses is a mask; the other way is wrong
+    (MASKS, "cs231n-relu-backward", r"\frac{\partial l}{\partial z} = g \odot (z > 0)", "correct"),
+    (MASKS, "cs231n-relu-backward", r"g \odot (z < 0)", "incorrect"),
+    (MASKS, "cs231n-relu-backward", r"(z > 0)", "incorrect"),
+    (MASKS, "cs231n-relu-backward", r"g \odot (z = 0)", "unparseable"),
+])
+def test_course_notation_on_left_and_right_sides(path, qid, latex, expected):
+    v = verdict(path, qid, latex)
+    assert v.verdict == expected, (latex, v.evidence)

@@ -225,3 +225,16 @@ def test_one_row_of_a_jacobian_named_by_its_left_side():
     v = verdict(path, "swish-derivative", wrong)
     assert v.verdict == "incorrect" and "entry (2, 2)" in v.evidence, v
     assert verdict(path, "swish-derivative", row(1).replace("x_1", "x_0")).verdict == "incorrect"
+
+
+@pytest.mark.parametrize("path, qid, latex, expected", [
+    # Bishop 4.3.2: ∇E = Σ_n (σ(x_nᵀw) − y_n) x_n; the sign flipped is the log-likelihood's gradient
+    ("matrix-calculus.yaml", "logistic-regression", r"\nabla_w E = \sum_n (\sigma(x_n^T w) - y_n) x_n", "correct"),
+    ("matrix-calculus.yaml", "logistic-regression", r"\sum_n (y_n - \sigma(x_n^T w)) x_n", "incorrect"),
+    # Learning from Data: ∇E_in = (2/N) Σ_n (tanh(wᵀx_n) − y_n)(1 − tanh²(wᵀx_n)) x_n; without tanh' it is wrong
+    ("csce636-hw2.yaml", "csce636-q1",
+     r"\frac{2}{N} \sum_{n=1}^{N} (\tanh(w^T x_n) - y_n)(1 - \tanh^2(w^T x_n)) x_n", "correct"),
+    ("csce636-hw2.yaml", "csce636-q1", r"\frac{2}{N} \sum_{n=1}^{N} (\tanh(w^T x_n) - y_n) x_n", "incorrect"),
+])
+def test_the_statements_x_n_is_declared_where_the_statement_uses_it(path, qid, latex, expected):
+    assert verdict(PROBLEMS / path, qid, latex).verdict == expected

@@ -367,6 +367,11 @@ class _Checker:
                 return t
         if ranked:
             return ranked[0]
+        if kind == "number":                    # "3" for the dimension of a vector: a one-axis shape
+            vectors = [t for t in targets if t.kind == "shape" and _one_axis(t)]
+            if vectors:
+                self.used.add(id(vectors[0]))
+                return vectors[0]
         what = {"shape": "a dimension", "tuple": "a list", "entries": "an explicit matrix", "word": "a word",
                 "expr": "an expression", "number": "a number"}[kind]
         asked = ", ".join(dict.fromkeys(t.label or t.kind for t in targets))
@@ -493,6 +498,11 @@ class _Checker:
         elif len(free_axes) == 2:
             if M.equal_size(rows, sizes[0]) and M.equal_size(cols, sizes[1]):
                 return value.expr.xreplace({M.ROW: free_axes[0][1], M.COL: free_axes[1][1]})
+            i, j = free_axes[0][1], free_axes[1][1]
+            if M.equal_size(*sizes) and M.equal_size(rows, sizes[0]) and M.equal_size(cols, 1):
+                # σ(x)(1 − σ(x)) for the n × n Jacobian of an entrywise function: its diagonal, as courses
+                # write an activation's derivative; any entry off the diagonal makes the comparison fail
+                return value.expr.xreplace({M.ROW: i, M.COL: 0}) * sp.KroneckerDelta(i, j)
         expected = " × ".join(_show(s, self.info) for s in sizes) or "a number"
         hint = ""
         if len(free_axes) == 2 and M.equal_size(rows, sizes[1]) and M.equal_size(cols, sizes[0]):
@@ -703,12 +713,30 @@ def compare_shape(dims, target, info, seed):
             return "shape"
         best = best or bad
     if best is None:
+        squeezed = _without_unit_axes(dims)
+        for cand in map(_without_unit_axes, candidates):   # no candidate has the answer's number of axes
+            if len(cand) == len(squeezed) and _first_differing_size(squeezed, cand, info, seed) is None:
+                return "shape, axes of size 1 left out"
+    if best is None:
         shown = " × ".join(_show(s, info) for s in expected)
         raise Incorrect("shape", f"the answer has {len(dims)} ax{'i' if len(dims) == 1 else 'e'}s, the expected "
                                  f"dimension is {shown} ({len(expected)} axes)")
     k, a, b, point = best
     where = f" at {point}" if point else ""
     raise Incorrect("shape", f"axis {k + 1}: the answer has {_show(a, info)}, expected {_show(b, info)}{where}")
+
+
+def _without_unit_axes(dims):
+    """The sizes other than a written 1: 4 × 4 and 1 × 4 × 4 hold the same entries in the same order.
+
+    >>> _without_unit_axes([1, 4, sp.Symbol('n')])
+    [4, n]
+    """
+    return [d for d in dims if sp.sympify(d) != 1]
+
+
+def _one_axis(target):
+    return len(list(target.value)) == 1 or len(_without_unit_axes(list(target.value))) == 1
 
 
 def _first_differing_size(dims, expected, info, seed):
@@ -1155,6 +1183,9 @@ def _kind(side, info):
         return "shape"
     if isinstance(side, R.Tuple):
         return "tuple"
+    if isinstance(side, R.Name) and not side.scripts and any(t.kind == "shape" and _one_axis(t) for t in info.targets) \
+            and info.context().scope.sizes.get("".join(side.letters)) is not None:
+        return "shape"                          # "m" for the dimension of c[t] ∈ R^m: a size is a dimension
     if isinstance(side, R.Word) and not side.scripts:
         return "word"
     if isinstance(side, R.Group) and isinstance(side.body, R.MatrixNode):

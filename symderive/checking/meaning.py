@@ -239,6 +239,10 @@ class _Resolver:
         elif isinstance(node.body, R.Name) and node.paren == "{" and node.scripts:
             # {W_x}_{i,j}: the outer scripts belong to the name inside.
             return self.v_Name(R.Name(node.body.pos, node.body.letters, node.body.scripts + node.scripts))
+        elif isinstance(node.body, R.Relation) and node.paren == "(" and len(node.body.ops) == 1 \
+                and node.body.ops[0] in ("<", ">", "<=", ">="):
+            # dh ⊙ (z > 0): CS231n's NumPy mask, 1 where the comparison holds, as 𝟙{z > 0}
+            inner = self.v_Indicator(R.Indicator(node.pos, node.body))
         elif isinstance(node.body, (R.Relation, R.Tuple)):
             self.fail("a list or relation in parentheses is not a value", node)
         else:
@@ -300,7 +304,7 @@ class _Resolver:
             return Val(sp.Mod(left.expr, right.expr) if op == "mod" else sp.floor(left.expr / right.expr))
         if op == "/":
             if not right.is_scalar:
-                self.fail("division by a matrix or vector", node, ShapeMismatch)
+                return self.divide_entries(left, right, node)
             if right.expr == 0:
                 self.fail("division by zero", node.right)
             return Val(left.expr / right.expr, left.shape)
@@ -340,6 +344,10 @@ class _Resolver:
             return Val(s.expr * m.expr, m.shape)
         a, b = as_symbolic(a), as_symbolic(b)
         (r, k), (k2, c) = a.shape, b.shape
+        if k == 1 and c == 1 and equal_size(r, k2) and not equal_size(r, 1):
+            # x σ(x) of two columns: no product of matrices exists; entry by entry, as the statements write
+            # SiLU's x σ(x) and courses a derivative σ(z)(1 − σ(z)) (an inner product is written xᵀy)
+            return Val(a.expr * b.expr, a.shape)
         if k == 1 and not equal_size(k, k2) and equal_size(r, k2):
             # v W with v a vector of W's rows: no product of a column exists, so v is read as a row, as
             # courses that write z = x W + b do (CS224d's (ŷ − y) W₂ᵀ)
@@ -372,12 +380,25 @@ class _Resolver:
             self.fail(f"⊙ needs equal shapes: {_shape(a.shape)} and {_shape(b.shape)}", node, ShapeMismatch)
         return Val(a.expr * b.expr, a.shape)
 
+    def divide_entries(self, num, den, node):
+        """e^x / (1 + e^x) of a column x: entry by entry, the only reading a division by a vector has.
+        A division by a matrix (an inverse?) stays refused."""
+        den = as_symbolic(den)
+        if den.shape[1] != 1 or _is_eye(den):
+            self.fail("division by a matrix or vector", node, ShapeMismatch)
+        if num.is_scalar:
+            return Val(num.expr / den.expr, den.shape)
+        num = as_symbolic(num)
+        if not _same_shape(num.shape, den.shape):
+            self.fail(f"division of a {_shape(num.shape)} by a {_shape(den.shape)} vector", node, ShapeMismatch)
+        return Val(num.expr / den.expr, num.shape)
+
     def v_Frac(self, node):
         if is_partial(node.num) and is_partial(node.den):
             return self.derivative(node.num, node.den, node)
         num, den = self.value(node.num), self.value(node.den)
         if not den.is_scalar:
-            self.fail("division by a matrix or vector", node, ShapeMismatch)
+            return self.divide_entries(num, den, node)
         if den.expr == 0:
             self.fail("division by zero", node.den)
         return Val(num.expr / den.expr, num.shape)
@@ -689,6 +710,10 @@ class _Resolver:
             return _transpose(v) if inverse == "-T" else v
         if inverse == "-T":
             self.fail("^{-T} of a number", exponent_node, ShapeMismatch)
+        if v.is_scalar and v.expr == sp.E:
+            exponent = self.value(exponent_node)
+            if isinstance(exponent, Val) and not exponent.is_scalar:   # e^x of a vector: exp entry by entry,
+                return self.apply_function("exp", [exponent_node], node)  # as the statements write softplus
         e = self.scalar(exponent_node, "an exponent")
         if e.is_number:
             if not e.is_finite or abs(e) > MAX_EXPONENT:
@@ -1218,8 +1243,8 @@ def is_partial(node):
     """Whether ``node`` is ∂x, ∂x_i or dx: one side of a derivative written as a fraction."""
     if isinstance(node, R.Partial):
         return True
-    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Partial):
-        return True
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(_leftmost(node), R.Partial):
+        return True                             # ∂x_i, and ∂ aᵀXb: the product read from the left
     if isinstance(node, R.Name) and node.letters[0] == "d" and len(node.letters) > 1:
         return True
     if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(node.left, R.Word) \
@@ -1228,12 +1253,21 @@ def is_partial(node):
     return False
 
 
+def _leftmost(node):
+    """The first factor of a product written side by side (∂ in ∂ a^T X b)."""
+    while isinstance(node, R.Bin) and node.op == "implicit":
+        node = node.left
+    return node
+
+
 def partial_arg(node):
     """What ``node`` (see ``is_partial``) differentiates: x in ∂x."""
     if isinstance(node, R.Partial):
         return node.arg
     if isinstance(node, R.Bin) and isinstance(node.left, R.Partial):
         return R.Bin(node.pos, "implicit", node.left.arg, node.right)
+    if isinstance(node, R.Bin) and node.op == "implicit" and isinstance(_leftmost(node), R.Partial):
+        return R.Bin(node.pos, "implicit", partial_arg(node.left), node.right)
     if isinstance(node, R.Name):
         return R.Name(node.pos, node.letters[1:], node.scripts)
     if isinstance(node, R.Bin):
