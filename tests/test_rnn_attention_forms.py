@@ -76,7 +76,8 @@ class Problems:
 @pytest.fixture(scope="module")
 def solved():
     problems = Problems(PROBLEM, LSTM_PROBLEM)
-    wanted = set(COURSE_FORMS) | {"d2l-bptt-dWhh", "d2l-attention-regression-dQ", "cs224n-rnn-jacobian"}
+    wanted = set(COURSE_FORMS) | {"d2l-bptt-dWhh", "d2l-attention-regression-dQ", "cs224n-rnn-jacobian",
+                                  "vaswani-mha-dWv"}
     return problems, {a.question_id: a for problem in problems.files
                       for a in problem.solve(ids=wanted & {q.id for q in problem.questions})}
 
@@ -496,3 +497,100 @@ def test_the_gru_rule_stays_out_where_it_does_not_apply():
     H = sd.gru(sd.tensor("xs", 3, n), sd.tensor("h0", m), Wih, Whh, name="H")
     step = H.steps[1]
     assert layer_backward(step, step.state, Tensor("g", step.shape), step.free_indices(), set()) is None
+
+
+def test_the_gru_form_reads_back_and_a_slip_does_not():
+    """The checker reads the sheet's names W_{\\mathrm{hr}}, δ_r, … as their definitions: the boxed form is
+    graded correct, and the same form without the reset gate in the candidate's term is not."""
+    from symderive.checking.grade import check_one, prepare
+    info = prepare(load_problem(GRU_PROBLEM), {"d2l-gru-step-dprev-h"})["d2l-gru-step-dprev-h"]
+    assert info.checkable, info.reason
+    lhs = r"\frac{\partial L}{\partial h_{t-1}} = "
+    right = lhs + GRU_FORMS["d2l-gru-step-dprev-h"][1]
+    assert check_one(info, right, 120).verdict == "correct"
+    slip = right.replace(r"\left(\delta_{n} \odot r\right)", r"\delta_{n}")
+    assert slip != right
+    assert check_one(info, slip, 120).verdict not in ("correct", "unknown name")
+
+
+# ---------------------------------------------------------------------------------------------- multi-head attention
+def mha_case(rng):
+    """Vaswani et al. §3.2.2 self-attention with two heads, written out in NumPy (the heads' backward pass by
+    hand: dO = g W_o, dV_h = A_hᵀ dO_h, ∂ℓ/∂W_v = dVᵀ X), and torch's multi_head_attention_forward."""
+    L, D = (int(v) for v in rng.integers(2, 4, size=2))
+    E = 2 * D
+    leaves = {name: rng.normal(size=(E, E)) for name in ("Wq", "Wk", "Wv", "Wo")}
+    leaves["X"] = rng.normal(size=(L, E))
+    X = leaves["X"]
+    Q, K, V = X @ leaves["Wq"].T, X @ leaves["Wk"].T, X @ leaves["Wv"].T
+    A = [softmax(Q[:, h * D:(h + 1) * D] @ K[:, h * D:(h + 1) * D].T / np.sqrt(D)) for h in range(2)]
+    g = rng.normal(size=(L, E))
+    dO = g @ leaves["Wo"]
+    dV = np.concatenate([A[h].T @ dO[:, h * D:(h + 1) * D] for h in range(2)], axis=1)
+    intermediates = {"dO": dO, "dV": dV, **{f"A{h + 1}": A[h] for h in range(2)},
+                     **{f"dO{h + 1}": dO[:, h * D:(h + 1) * D] for h in range(2)},
+                     **{f"dV{h + 1}": dV[:, h * D:(h + 1) * D] for h in range(2)}}
+
+    def forward(t):
+        import torch.nn.functional as F
+        return F.multi_head_attention_forward(
+            t["X"], t["X"], t["X"], E, 2, None, None, None, None, False, 0.0, t["Wo"], None, training=False,
+            need_weights=False, use_separate_proj_weight=True, q_proj_weight=t["Wq"], k_proj_weight=t["Wk"],
+            v_proj_weight=t["Wv"])[0]
+    return leaves, g, intermediates, dV.T @ X, forward, D
+
+
+def test_mha_dWv_is_written_head_by_head_and_equals_torch_autograd(solved):
+    """∂ℓ/∂W_v = dVᵀ X with dV_h = A_hᵀ dO_h per head: the printed steps and form, evaluated with the
+    intermediates computed here, equal torch's autograd of multi_head_attention_forward (float64)."""
+    problem, answers = solved
+    answer = answers["vaswani-mha-dWv"]
+    assert answer.status is Status.DERIVED, answer.error
+    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == unbraced(r"\mathrm{dV}^{T} X")
+    steps = unbraced(" ".join(s.latex for s in answer.steps))
+    for form in (r"\mathrm{dO} = g W_{o}", r"\mathrm{dV}_{1} = A_{1}^{T} \mathrm{dO}_{1}",
+                 r"\mathrm{dV}_{2} = A_{2}^{T} \mathrm{dO}_{2}"):
+        assert unbraced(form) in steps, form
+    question = next(q for q in problem.questions if q.id == "vaswani-mha-dWv")
+    decls = problem.declarations(question)
+    of, wrt = decls.lookup("y"), decls.lookup("Wv")
+    free = tuple(i for _, i in result(answer, Kind.ELEMENT).axes)
+    backward = layer_backward(of, wrt, Tensor("g", of.shape), free, decls.names() | graph_names(of, wrt) | {"g", "l"})
+    node = tidy_node(form_of(backward.gradient, free))
+    rng = rng_for("mha-dWv-heads")
+    for _ in range(3):
+        leaves, g, intermediates, reference, forward, D = mha_case(rng)
+        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in leaves.items()}
+        (expected,) = torch.autograd.grad(forward(tensors), tensors["Wv"],
+                                          grad_outputs=torch.tensor(g, dtype=torch.float64))
+        expected = expected.numpy()
+        np.testing.assert_allclose(reference, expected, rtol=TOL, atol=TOL, err_msg="the hand-written heads")
+        arrays = {**leaves, **intermediates, "g": g}
+        assert {n.tensor.name for n in backward.named} <= set(arrays)
+        scalars = {sp.Symbol("D", integer=True, positive=True): sp.Integer(D)}
+        form = np.asarray(node.value({"tensors": arrays, "scalars": scalars, "indices": {}}), dtype=float)
+        np.testing.assert_allclose(form, expected, rtol=TOL, atol=TOL)
+
+
+def test_a_head_without_its_transpose_is_refused(solved):
+    """dV_h = A_h dO_h (the transpose forgotten; square here, L = S) disagrees with the element formula."""
+    problem, answers = solved
+    question = next(q for q in problem.questions if q.id == "vaswani-mha-dWv")
+    decls = problem.declarations(question)
+    of, wrt = decls.lookup("y"), decls.lookup("Wv")
+    element = result(answers["vaswani-mha-dWv"], Kind.ELEMENT)
+    free = tuple(i for _, i in element.axes)
+    right = layer_backward(of, wrt, Tensor("g", of.shape), free, decls.names() | graph_names(of, wrt) | {"g", "l"})
+    named = list(right.named)
+    k = next(i for i, n in enumerate(named) if n.tensor.name == "dV1")
+    weights = named[k - 2].tensor.base
+    dv = named[k]
+    named[k] = type(dv)(dv.tensor, dv.idx, dv.element.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base == weights, lambda e: weights[e.indices[::-1]]), dv.why)
+    assert named[k].element != dv.element
+    label = r"\frac{\partial l}{\partial W_v}"
+    for form, refused in ((BackwardForm(tuple(named), right.gradient), True), (right, False)):
+        steps = []
+        got = matrix_result(element.value, free, label, of, wrt, sheet_context(), extra={"g": of.shape},
+                            steps=steps, backward=form)
+        assert (got == (None, None)) is refused
