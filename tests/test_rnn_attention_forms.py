@@ -76,7 +76,8 @@ class Problems:
 @pytest.fixture(scope="module")
 def solved():
     problems = Problems(PROBLEM, LSTM_PROBLEM)
-    wanted = set(COURSE_FORMS) | {"d2l-bptt-dWhh", "d2l-attention-regression-dQ", "cs224n-rnn-jacobian"}
+    wanted = set(COURSE_FORMS) | {"d2l-bptt-dWhh", "d2l-attention-regression-dQ", "cs224n-rnn-jacobian",
+                                  "vaswani-mha-dWv"}
     return problems, {a.question_id: a for problem in problems.files
                       for a in problem.solve(ids=wanted & {q.id for q in problem.questions})}
 
@@ -231,6 +232,23 @@ def test_form_and_course_reference_equal_torch_autograd(solved, qid):
                                    err_msg=f"{qid}: the printed form {node.latex()}")
 
 
+def sheet_context():
+    """The little of an ask's context ``matrix_result`` reads: index base 1, LaTeX of an expression, no
+    declared names to keep clear of, and the intermediates it records for the checker."""
+    class Context:
+        base = 1
+        intermediates = {}
+
+        @staticmethod
+        def show(expr):
+            return sp.latex(expr)
+
+        @staticmethod
+        def declared_names():
+            return set()
+    return Context
+
+
 def test_a_wrong_backward_pass_is_not_printed(solved):
     """The form is checked against the element formula: dS without the softmax's rank-one part (dS = P ⊙ dP),
     or Pᵀ g written P g, is refused and the sheet keeps the form it had without the rule."""
@@ -253,12 +271,7 @@ def test_a_wrong_backward_pass_is_not_printed(solved):
             wrong = BackwardForm(right.named, right.gradient.replace(
                 lambda e: isinstance(e, sp.Indexed) and e.base == P, lambda e: P[e.indices[::-1]]))
 
-        class Context:
-            base = 1
-
-            @staticmethod
-            def show(expr):
-                return sp.latex(expr)
+        Context = sheet_context()
         steps, label = [], rf"\frac{{\partial l}}{{\partial {wrt.name}}}"
         assert matrix_result(element.value, free, label, of, wrt, Context, extra={"g": of.shape}, steps=steps,
                              backward=wrong) == (None, None), qid
@@ -338,3 +351,246 @@ def test_the_rnn_jacobian_is_diag_of_tanh_prime_times_w_h(solved):
         expected = torch.autograd.functional.jacobian(
             lambda state: torch.tanh(torch.tensor(We @ e + b1) + torch.tensor(Wh) @ state), torch.tensor(hp))
         np.testing.assert_allclose(np.diag(1 - h ** 2) @ Wh, expected.numpy(), rtol=TOL, atol=TOL)
+
+
+# ---------------------------------------------------------------------------------------------- GRU step
+#: The GRU chain-rule questions are test data, like the LSTM's: the closed formula in their appendix is wider
+#: than a page.
+GRU_PROBLEM = "tests/data/gru-chain-forms.yaml"
+
+#: d2l 10.2 / PyTorch's GRUCell, backward written by hand (CMU 11-785 hw3p1's GRU cell backward):
+#: δ_n = g ⊙ (1 − z) ⊙ (1 − n²), δ_z = g ⊙ (h − n) ⊙ z ⊙ (1 − z), δ_r = δ_n ⊙ (W_hn h + b_hn) ⊙ r ⊙ (1 − r),
+#: ∂L/∂h = g ⊙ z + W_hrᵀ δ_r + W_hzᵀ δ_z + W_hnᵀ (δ_n ⊙ r),  ∂L/∂x = W_irᵀ δ_r + W_izᵀ δ_z + W_inᵀ δ_n.
+GRU_FORMS = {
+    "d2l-gru-step-dprev-h": ("hp", r"g \odot z + W_{\mathrm{hr}}^{T} \delta_{r} + W_{\mathrm{hz}}^{T} \delta_{z} + "
+                                   r"W_{\mathrm{hn}}^{T} \left(\delta_{n} \odot r\right)"),
+    "d2l-gru-step-dx": ("x", r"W_{\mathrm{xn}}^{T} \delta_{n} + W_{\mathrm{xr}}^{T} \delta_{r} + "
+                             r"W_{\mathrm{xz}}^{T} \delta_{z}"),
+    "gru-step-no-bias-dprev-h": ("hp", r"g \odot z + W_{\mathrm{hr}}^{T} \delta_{r} + W_{\mathrm{hz}}^{T} \delta_{z} + "
+                                       r"W_{\mathrm{hn}}^{T} \left(\delta_{n} \odot r\right)"),
+}
+
+
+@pytest.fixture(scope="module")
+def gru_solved():
+    problem = load_problem(GRU_PROBLEM)
+    return problem, {a.question_id: a for a in problem.solve(ids=set(GRU_FORMS))}
+
+
+def gru_case(rng, bias):
+    """One GRU step written out in NumPy from PyTorch's equations, with the course's backward pass by hand."""
+    n, m = (int(v) for v in rng.integers(2, 5, size=2))
+    leaves = {"x": rng.normal(size=n), "hp": rng.normal(size=m), "Wih": rng.normal(size=(3 * m, n)),
+              "Whh": rng.normal(size=(3 * m, m))}
+    if bias:
+        leaves.update(bih=rng.normal(size=3 * m), bhh=rng.normal(size=3 * m))
+    bih, bhh = leaves.get("bih", np.zeros(3 * m)), leaves.get("bhh", np.zeros(3 * m))
+    up = rng.normal(size=m)
+    gi, gh = leaves["Wih"] @ leaves["x"] + bih, leaves["Whh"] @ leaves["hp"] + bhh
+    r, z = sigmoid(gi[:m] + gh[:m]), sigmoid(gi[m:2 * m] + gh[m:2 * m])
+    cand = np.tanh(gi[2 * m:] + r * gh[2 * m:])
+    d_n = up * (1 - z) * (1 - cand ** 2)
+    d_z = up * (leaves["hp"] - cand) * z * (1 - z)
+    d_r = d_n * gh[2 * m:] * r * (1 - r)
+    Wh, Wx = ({letter: W[k * m:(k + 1) * m] for k, letter in enumerate("rzn")} for W in (leaves["Whh"], leaves["Wih"]))
+    reference = {"hp": up * z + Wh["r"].T @ d_r + Wh["z"].T @ d_z + Wh["n"].T @ (d_n * r),
+                 "x": Wx["r"].T @ d_r + Wx["z"].T @ d_z + Wx["n"].T @ d_n}
+    intermediates = {"r": r, "z": z, "n_h": cand, "delta_n": d_n, "delta_z": d_z, "delta_r": d_r,
+                     **{f"Wh{k}": v for k, v in Wh.items()}, **{f"Wx{k}": v for k, v in Wx.items()},
+                     "bhn": bhh[2 * m:]}
+
+    def forward(t):
+        from torch.func import functional_call
+        cell = torch.nn.GRUCell(n, m, bias=bias, dtype=torch.float64)
+        params = {"weight_ih": t["Wih"], "weight_hh": t["Whh"]}
+        if bias:
+            params.update(bias_ih=t["bih"], bias_hh=t["bhh"])
+        return functional_call(cell, params, (t["x"], t["hp"]))
+    return leaves, up, intermediates, reference, forward
+
+
+def gru_backward(problem, answer, qid):
+    question = next(q for q in problem.questions if q.id == qid)
+    decls = problem.declarations(question)
+    of, wrt = decls.lookup(question.spec["of"]), decls.lookup(question.spec["wrt"])
+    element = result(answer, Kind.ELEMENT)
+    free = tuple(i for _, i in element.axes)
+    taken = decls.names() | graph_names(of, wrt) | {"g", "L"}
+    return of, wrt, element, free, layer_backward(of, wrt, Tensor("g", of.shape), free, taken)
+
+
+@pytest.mark.parametrize("qid", list(GRU_FORMS))
+def test_gru_form_is_the_courses_and_equals_torch_autograd(gru_solved, qid):
+    """The printed form is d2l's / CMU 11-785's; evaluated with its intermediates computed here from PyTorch's
+    GRUCell equations, it and the hand-written backward pass equal torch.nn.GRUCell's autograd (float64)."""
+    problem, answers = gru_solved
+    answer = answers[qid]
+    assert answer.status is Status.DERIVED, answer.error
+    variable, course = GRU_FORMS[qid]
+    printed = result(answer, Kind.MATRIX_FORM).value
+    assert unbraced(printed) == unbraced(course)
+    steps = unbraced(" ".join(s.latex for s in answer.steps))
+    assert unbraced(r"\delta_{n} = \left(1 - \left(n_{h}\right)^{\circ 2}\right) \odot \left(1 - z\right) \odot g") \
+        in steps
+    of, wrt, element, free, backward = gru_backward(problem, answer, qid)
+    node = tidy_node(form_of(backward.gradient, free))
+    with declared(answer.names):
+        assert latex_in_base(node, answer.index_base) == printed
+    bias = "no-bias" not in qid
+    rng = rng_for(f"gru-forms-{qid}")
+    for _ in range(3):
+        leaves, up, intermediates, reference, forward = gru_case(rng, bias)
+        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in leaves.items()}
+        (expected,) = torch.autograd.grad(forward(tensors), tensors[variable],
+                                          grad_outputs=torch.tensor(up, dtype=torch.float64))
+        expected = expected.numpy()
+        np.testing.assert_allclose(reference[variable], expected, rtol=TOL, atol=TOL,
+                                   err_msg=f"{qid}: the hand-written backward pass")
+        arrays = {**leaves, **intermediates, "g": up}
+        assert {n.tensor.name for n in backward.named} <= set(arrays)
+        form = np.asarray(node.value({"tensors": arrays, "scalars": {}, "indices": {}}), dtype=float)
+        np.testing.assert_allclose(form.reshape(expected.shape), expected, rtol=TOL, atol=TOL,
+                                   err_msg=f"{qid}: the printed form {node.latex()}")
+
+
+def test_a_wrong_gru_backward_pass_is_not_printed(gru_solved):
+    """Two slips a student makes: W_hnᵀ δ_n without the reset gate r (δ_n reaches h through r ⊙ (W_hn h + b_hn)),
+    and δ_z with (n − h) for (h − n). Each is refused against the element formula; the right one is printed."""
+    problem, answers = gru_solved
+    qid = "d2l-gru-step-dprev-h"
+    of, wrt, element, free, right = gru_backward(problem, answers[qid], qid)
+    r = of.n.r
+    no_reset = BackwardForm(right.named, right.gradient.replace(
+        lambda e: isinstance(e, sp.Sum) and e.function.has(r.base),
+        lambda e: sp.Sum(e.function.xreplace({r.base[e.limits[0][0]]: 1}), *e.limits)))
+    assert no_reset.gradient != right.gradient
+    named = list(right.named)
+    k = next(i for i, nd in enumerate(named) if nd.tensor.name == "delta_z")
+    dz = named[k]
+    named[k] = type(dz)(dz.tensor, dz.idx, -dz.element, dz.why)
+    flipped = BackwardForm(tuple(named), right.gradient)
+
+    Context = sheet_context()
+    label = r"\frac{\partial L}{\partial h_{t-1}}"
+    for wrong in (no_reset, flipped):
+        steps = []
+        assert matrix_result(element.value, free, label, of, wrt, Context, extra={"g": of.shape}, steps=steps,
+                             backward=wrong) == (None, None)
+        assert steps == []
+    steps = []
+    assert matrix_result(element.value, free, label, of, wrt, Context, extra={"g": of.shape}, steps=steps,
+                         backward=right)[0] is not None
+    assert steps
+
+
+def test_the_gru_rule_stays_out_where_it_does_not_apply():
+    """A batch of GRU steps, a step of an unrolled gru and the weights: no backward form (the element
+    formula answers)."""
+    import symderive as sd
+    n, m = (sp.Symbol(s, integer=True, positive=True) for s in "nm")
+    x, hp = sd.tensor("x", 2, n), sd.tensor("hp", 2, m)
+    Wih, Whh = sd.tensor("Wih", 3 * m, n), sd.tensor("Whh", 3 * m, m)
+    batched = sd.gru_cell(x, hp, Wih, Whh, name="h")
+    assert layer_backward(batched, hp, Tensor("g", batched.shape), batched.free_indices()[-1:], set()) is None
+    one = sd.gru_cell(sd.tensor("x1", n), sd.tensor("h1", m), Wih, Whh, name="h")
+    assert layer_backward(one, Whh, Tensor("g", one.shape), one.free_indices() * 2, set()) is None
+    H = sd.gru(sd.tensor("xs", 3, n), sd.tensor("h0", m), Wih, Whh, name="H")
+    step = H.steps[1]
+    assert layer_backward(step, step.state, Tensor("g", step.shape), step.free_indices(), set()) is None
+
+
+def test_the_gru_form_reads_back_and_a_slip_does_not():
+    """The checker reads the sheet's names W_{\\mathrm{hr}}, δ_r, … as their definitions: the boxed form is
+    graded correct, and the same form without the reset gate in the candidate's term is not."""
+    from symderive.checking.grade import check_one, prepare
+    info = prepare(load_problem(GRU_PROBLEM), {"d2l-gru-step-dprev-h"})["d2l-gru-step-dprev-h"]
+    assert info.checkable, info.reason
+    lhs = r"\frac{\partial L}{\partial h_{t-1}} = "
+    right = lhs + GRU_FORMS["d2l-gru-step-dprev-h"][1]
+    assert check_one(info, right, 120).verdict == "correct"
+    slip = right.replace(r"\left(\delta_{n} \odot r\right)", r"\delta_{n}")
+    assert slip != right
+    assert check_one(info, slip, 120).verdict not in ("correct", "unknown name")
+
+
+# ---------------------------------------------------------------------------------------------- multi-head attention
+def mha_case(rng):
+    """Vaswani et al. §3.2.2 self-attention with two heads, written out in NumPy (the heads' backward pass by
+    hand: dO = g W_o, dV_h = A_hᵀ dO_h, ∂ℓ/∂W_v = dVᵀ X), and torch's multi_head_attention_forward."""
+    L, D = (int(v) for v in rng.integers(2, 4, size=2))
+    E = 2 * D
+    leaves = {name: rng.normal(size=(E, E)) for name in ("Wq", "Wk", "Wv", "Wo")}
+    leaves["X"] = rng.normal(size=(L, E))
+    X = leaves["X"]
+    Q, K, V = X @ leaves["Wq"].T, X @ leaves["Wk"].T, X @ leaves["Wv"].T
+    A = [softmax(Q[:, h * D:(h + 1) * D] @ K[:, h * D:(h + 1) * D].T / np.sqrt(D)) for h in range(2)]
+    g = rng.normal(size=(L, E))
+    dO = g @ leaves["Wo"]
+    dV = np.concatenate([A[h].T @ dO[:, h * D:(h + 1) * D] for h in range(2)], axis=1)
+    intermediates = {"dO": dO, "dV": dV, **{f"A{h + 1}": A[h] for h in range(2)},
+                     **{f"dO{h + 1}": dO[:, h * D:(h + 1) * D] for h in range(2)},
+                     **{f"dV{h + 1}": dV[:, h * D:(h + 1) * D] for h in range(2)}}
+
+    def forward(t):
+        import torch.nn.functional as F
+        return F.multi_head_attention_forward(
+            t["X"], t["X"], t["X"], E, 2, None, None, None, None, False, 0.0, t["Wo"], None, training=False,
+            need_weights=False, use_separate_proj_weight=True, q_proj_weight=t["Wq"], k_proj_weight=t["Wk"],
+            v_proj_weight=t["Wv"])[0]
+    return leaves, g, intermediates, dV.T @ X, forward, D
+
+
+def test_mha_dWv_is_written_head_by_head_and_equals_torch_autograd(solved):
+    """∂ℓ/∂W_v = dVᵀ X with dV_h = A_hᵀ dO_h per head: the printed steps and form, evaluated with the
+    intermediates computed here, equal torch's autograd of multi_head_attention_forward (float64)."""
+    problem, answers = solved
+    answer = answers["vaswani-mha-dWv"]
+    assert answer.status is Status.DERIVED, answer.error
+    assert unbraced(result(answer, Kind.MATRIX_FORM).value) == unbraced(r"\mathrm{dV}^{T} X")
+    steps = unbraced(" ".join(s.latex for s in answer.steps))
+    for form in (r"\mathrm{dO} = g W_{o}", r"\mathrm{dV}_{1} = A_{1}^{T} \mathrm{dO}_{1}",
+                 r"\mathrm{dV}_{2} = A_{2}^{T} \mathrm{dO}_{2}"):
+        assert unbraced(form) in steps, form
+    question = next(q for q in problem.questions if q.id == "vaswani-mha-dWv")
+    decls = problem.declarations(question)
+    of, wrt = decls.lookup("y"), decls.lookup("Wv")
+    free = tuple(i for _, i in result(answer, Kind.ELEMENT).axes)
+    backward = layer_backward(of, wrt, Tensor("g", of.shape), free, decls.names() | graph_names(of, wrt) | {"g", "l"})
+    node = tidy_node(form_of(backward.gradient, free))
+    rng = rng_for("mha-dWv-heads")
+    for _ in range(3):
+        leaves, g, intermediates, reference, forward, D = mha_case(rng)
+        tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in leaves.items()}
+        (expected,) = torch.autograd.grad(forward(tensors), tensors["Wv"],
+                                          grad_outputs=torch.tensor(g, dtype=torch.float64))
+        expected = expected.numpy()
+        np.testing.assert_allclose(reference, expected, rtol=TOL, atol=TOL, err_msg="the hand-written heads")
+        arrays = {**leaves, **intermediates, "g": g}
+        assert {n.tensor.name for n in backward.named} <= set(arrays)
+        scalars = {sp.Symbol("D", integer=True, positive=True): sp.Integer(D)}
+        form = np.asarray(node.value({"tensors": arrays, "scalars": scalars, "indices": {}}), dtype=float)
+        np.testing.assert_allclose(form, expected, rtol=TOL, atol=TOL)
+
+
+def test_a_head_without_its_transpose_is_refused(solved):
+    """dV_h = A_h dO_h (the transpose forgotten; square here, L = S) disagrees with the element formula."""
+    problem, answers = solved
+    question = next(q for q in problem.questions if q.id == "vaswani-mha-dWv")
+    decls = problem.declarations(question)
+    of, wrt = decls.lookup("y"), decls.lookup("Wv")
+    element = result(answers["vaswani-mha-dWv"], Kind.ELEMENT)
+    free = tuple(i for _, i in element.axes)
+    right = layer_backward(of, wrt, Tensor("g", of.shape), free, decls.names() | graph_names(of, wrt) | {"g", "l"})
+    named = list(right.named)
+    k = next(i for i, n in enumerate(named) if n.tensor.name == "dV1")
+    weights = named[k - 2].tensor.base
+    dv = named[k]
+    named[k] = type(dv)(dv.tensor, dv.idx, dv.element.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base == weights, lambda e: weights[e.indices[::-1]]), dv.why)
+    assert named[k].element != dv.element
+    label = r"\frac{\partial l}{\partial W_v}"
+    for form, refused in ((BackwardForm(tuple(named), right.gradient), True), (right, False)):
+        steps = []
+        got = matrix_result(element.value, free, label, of, wrt, sheet_context(), extra={"g": of.shape},
+                            steps=steps, backward=form)
+        assert (got == (None, None)) is refused

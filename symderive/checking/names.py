@@ -7,8 +7,9 @@ def join_name(name, script, ctx):
     """The declared name that ``name`` and a first script make together (W_x -> Wx, W^{(1)} -> W1)."""
     kind, arg = script
     text = None
-    if kind == "_" and isinstance(arg, (R.Name, R.Num)) and not getattr(arg, "scripts", None):
-        text = "".join(arg.letters) if isinstance(arg, R.Name) else arg.text
+    if kind == "_" and isinstance(arg, (R.Name, R.Num, R.Word)) and not getattr(arg, "scripts", None):
+        # W_{\mathrm{hr}} (a word) as well as W_x
+        text = "".join(arg.letters) if isinstance(arg, R.Name) else arg.text.strip()
     elif kind == "^" and isinstance(arg, R.Group) and arg.paren in ("(", "[") and isinstance(arg.body, R.Num):
         text = arg.body.text
     elif kind == "^" and isinstance(arg, R.Num) and not ctx.declared(name):
@@ -23,7 +24,7 @@ def join_name(name, script, ctx):
         return None
     for cand in (f"{name}_{text}", f"{name}{text}"):
         if ctx.tensor(cand) is not None or ctx.size(cand) is not None or cand in ctx.constants \
-                or cand in ctx.aliases:
+                or cand in ctx.aliases or cand in getattr(ctx, "definitions", {}):   # a name the sheet defines: W_{hr}
             return cand
     return None
 

@@ -100,6 +100,96 @@ def _torch_gru(layer, get, num):
     return functional_module(module, module_params(cell, get, "_l0"), *args)[0]
 
 
+def _backward_form(layer, wrt, upstream, free, taken):
+    """One step's backward pass as d2l 10.2 and CMU 11-785 (GRU cell backward) write it, with g = ∂L/∂h':
+
+        δ_n = g ⊙ (1 − z) ⊙ (1 − n²),   δ_z = g ⊙ (h − n) ⊙ z ⊙ (1 − z),
+        δ_r = δ_n ⊙ (W_hn h + b_hn) ⊙ r ⊙ (1 − r),
+        ∂L/∂h = g ⊙ z + W_hrᵀ δ_r + W_hzᵀ δ_z + W_hnᵀ (δ_n ⊙ r),   ∂L/∂x = W_irᵀ δ_r + W_izᵀ δ_z + W_inᵀ δ_n
+
+    with W_h· (W_i·, b_hn) the gate's block of rows of W_hh (W_ih, b_hh) in torch's order r, z, n (printed
+    W_{h,r}, …). The reset gate multiplies W_hn h + b_hn, so δ_n reaches h through r. Only for hx and the input
+    of one cell without a batch axis; the weights' gradients (a block of rows per gate) are left to the element
+    formula."""
+    from ..course_forms import BackwardForm, Named, free_name
+    from ..indices import fresh_index
+    from ..tensors import Tensor
+    cell = layer.cell
+    if cell.step is not None or cell.lead or len(free) != 1 or layer.kind != "gru_cell":
+        return None
+    h_prev = layer.state
+    slots = {"hx": h_prev, "input": cell.x}
+    if not any(t is wrt for t in slots.values()) or (h_prev is not None and h_prev is cell.x):
+        return None
+    z_layer, n_layer = layer.z, layer.n
+    r_layer = n_layer.r
+    taken = set(taken) | {free[0].name}
+    k = fresh_index(cell.m, taken, ("k", "i", "j", "u"))
+    taken.add(k.name)
+    m, p = cell.m, free[0]
+    g_k, z_k, n_k, r_k = (entry(t, (k,)) for t in (upstream, z_layer, n_layer, r_layer))
+    named = []
+
+    def block(weight, gate, side, size, why):
+        """The gate's rows of ``weight`` as a named m × size matrix W_{side,gate}."""
+        letter = "rzn"[gate]
+        w = Tensor(free_name((f"W{side}{letter}", f"W{side}_{letter}"), taken), (m, size))
+        q = fresh_index(size, taken | {k.name}, ("q", "j", "l"))
+        named.append(Named(w, (k, q), entry(weight, (gate * m + k, q)),
+                           rf"${w.tex}$, the {why}'s rows of ${weight.tex}$ (rows ${sp.latex(gate * m)}$ to "
+                           rf"${sp.latex((gate + 1) * m - 1)}$, counted from 0)"))
+        return w, q
+
+    delta = {}
+    d_n = Tensor(free_name(("delta_n", "da_n"), taken), (m,))
+    named.append(Named(d_n, (k,), g_k * (1 - z_k) * (1 - n_k ** 2),
+                       rf"${d_n.tex}$, the gradient at the candidate's pre-activation: "
+                       rf"${upstream.tex} \odot (1 - z) \odot (1 - n^2)$, since $\tanh' = 1 - \tanh^2$"))
+    delta["n"] = d_n
+    h_k = entry(h_prev, (k,)) if h_prev is not None else sp.S.Zero
+    d_z = Tensor(free_name(("delta_z", "da_z"), taken), (m,))
+    named.append(Named(d_z, (k,), g_k * (h_k - n_k) * z_k * (1 - z_k),
+                       rf"${d_z.tex}$, the gradient at the update gate's pre-activation: "
+                       rf"${upstream.tex} \odot (h - n) \odot z \odot (1 - z)$"))
+    delta["z"] = d_z
+    hidden, w_hn = sp.S.Zero, None                   # W_hn h + b_hn, what the reset gate multiplies
+    if h_prev is not None:
+        w_hn, q = block(cell.weight_hh, 2, "h", m, "candidate")
+        hidden += sp.Sum(w_hn.base[k, q] * entry(h_prev, (q,)), (q, 0, m - 1))
+    if cell.bias_hh is not None:
+        b_hn = Tensor(free_name(("bhn", "bh_n"), taken), (m,))
+        named.append(Named(b_hn, (k,), entry(cell.bias_hh, (2 * m + k,)),
+                           rf"${b_hn.tex}$, the candidate's entries of ${cell.bias_hh.tex}$ "
+                           rf"(${sp.latex(2 * m)}$ to ${sp.latex(3 * m - 1)}$, counted from 0)"))
+        hidden += b_hn.base[k]
+    if hidden != 0:
+        d_r = Tensor(free_name(("delta_r", "da_r"), taken), (m,))
+        named.append(Named(d_r, (k,), d_n.base[k] * hidden * r_k * (1 - r_k),
+                           rf"${d_r.tex}$, the gradient at the reset gate's pre-activation: "
+                           rf"$\delta_n \odot (W_{{hn}} h + b_{{hn}}) \odot r \odot (1 - r)$"))
+        delta["r"] = d_r
+    gradient = sp.S.Zero
+    if h_prev is wrt:
+        gradient += entry(upstream, (p,)) * entry(z_layer, (p,))           # the update gate's direct path
+        for gate, letter in enumerate("rzn"):
+            if letter not in delta:
+                continue
+            if letter == "n":                    # δ_n reaches h through the reset gate
+                gradient += sp.Sum(w_hn.base[k, p] * delta["n"].base[k] * r_k, (k, 0, m - 1))
+            else:
+                w, _ = block(cell.weight_hh, gate, "h", m, {"r": "reset gate", "z": "update gate"}[letter])
+                gradient += sp.Sum(w.base[k, p] * delta[letter].base[k], (k, 0, m - 1))
+    if cell.x is wrt:
+        for gate, letter in enumerate("rzn"):
+            if letter not in delta:
+                continue
+            w, _ = block(cell.weight_ih, gate, "x", cell.n,
+                         {"r": "reset gate", "z": "update gate", "n": "candidate"}[letter])
+            gradient += sp.Sum(w.base[k, p] * delta[letter].base[k], (k, 0, m - 1))
+    return BackwardForm(tuple(named), gradient)
+
+
 INPUTS = ("input", "hx", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
-register(LayerKind("gru_cell", gru_cell, INPUTS, torch=TorchOp("torch.nn.GRUCell", _torch_gru_cell)),
+register(LayerKind("gru_cell", gru_cell, INPUTS, torch=TorchOp("torch.nn.GRUCell", _torch_gru_cell),
+                   backward_form=_backward_form),
          LayerKind("gru", gru, INPUTS, torch=TorchOp("torch.nn.GRU", _torch_gru)))

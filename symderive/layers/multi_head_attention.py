@@ -163,8 +163,57 @@ def _torch_mha(layer, get, num):
     return out
 
 
+def _backward_form(layer, wrt, upstream, free, taken):
+    """∂ℓ/∂W_v head by head, as the backward pass of Vaswani et al. §3.2.2's multi-head attention is written
+    (each head is scaled dot-product attention, whose ∂/∂V is Aᵀ g, FlashAttention's dV = Pᵀ dO), with
+    g = ∂ℓ/∂y:
+
+        dO = g W_o (the gradient by the heads' concatenated outputs),  dO_h = columns hD … hD + D − 1 of dO,
+        dV_h = A_hᵀ dO_h,   dV = [dV_1 … dV_H],   ∂ℓ/∂W_v = dVᵀ X_value
+
+    with A_h the head's attention weights. Only for the value projection's weight, without a batch axis."""
+    from ..course_forms import BackwardForm, Named, free_name
+    from ..tensors import Tensor
+    if layer.batched or wrt is not layer.v_proj_weight or len(free) != 2 \
+            or any(t is wrt for t in (layer.query, layer.key, layer.value, layer.q_proj_weight,
+                                      layer.k_proj_weight, layer.out_proj_weight)):
+        return None
+    p, q = free
+    taken = set(taken) | {p.name, q.name}
+    L, S, E, D, H = layer.query.shape[0], layer.key.shape[0], layer.embed_dim, layer.head_dim, int(layer.num_heads)
+    l, s, e, a, j = [], None, None, None, None
+    for size, letters in ((L, ("i", "t", "u")), (S, ("s", "k", "r")), (E, ("e", "c", "f")), (D, ("a", "b", "d")),
+                          (E, ("j", "v", "w"))):
+        l.append(fresh_index(size, taken, letters))
+        taken.add(l[-1].name)
+    l, s, e, a, j = l
+    d_out = Tensor(free_name(("dO", "dY"), taken), (L, E))
+    named = [Named(d_out, (l, e), sp.Sum(entry(upstream, (l, j)) * entry(layer.out_proj_weight, (j, e)),
+                                         (j, 0, E - 1)),
+                   rf"${d_out.tex} = {upstream.tex} W_o$, the gradient by the heads' outputs, concatenated")]
+    pieces = []
+    for h in range(H):
+        weights = Tensor(free_name((f"A{h + 1}", f"P{h + 1}"), taken), (L, S))
+        named.append(Named(weights, (l, s), entry(layer.weights, (h, l, s)),
+                           rf"${weights.tex}$, head {h + 1}'s attention weights"))
+        d_head = Tensor(free_name((f"dO{h + 1}", f"dY{h + 1}"), taken), (L, D))
+        named.append(Named(d_head, (l, a), d_out.base[l, h * D + a],
+                           rf"${d_head.tex}$, head {h + 1}'s columns of ${d_out.tex}$"))
+        d_v = Tensor(free_name((f"dV{h + 1}", f"dV{h + 1}_"), taken), (S, D))
+        named.append(Named(d_v, (s, a), sp.Sum(weights.base[l, s] * d_head.base[l, a], (l, 0, L - 1)),
+                           rf"${d_v.tex} = {weights.tex}^T {d_head.tex}$, the gradient by head {h + 1}'s values "
+                           "(scaled dot-product attention's backward pass)"))
+        pieces.append((d_v.base[s, e - h * D], sp.And(e >= h * D, e < (h + 1) * D)))
+    d_value = Tensor(free_name(("dV", "dV_"), taken), (S, E))
+    named.append(Named(d_value, (s, e), sp.Piecewise(*pieces[:-1], (pieces[-1][0], True)),
+                       rf"${d_value.tex}$, the heads' gradients side by side: " + "["
+                       + ", ".join(rf"${n.tensor.tex}$" for n in named if n.tensor.name.startswith("dV")) + "]"))
+    gradient = sp.Sum(d_value.base[s, p] * entry(layer.value, (s, q)), (s, 0, S - 1))
+    return BackwardForm(tuple(named), gradient)
+
+
 register(LayerKind("multi_head_attention", MultiHeadAttention,
                    ("query", "key", "value", "q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj_weight",
                     "in_proj_bias", "out_proj_bias"), options=("num_heads",),
                    torch=TorchOp("torch.nn.functional.multi_head_attention_forward (torch.nn.MultiheadAttention)",
-                                 _torch_mha)))
+                                 _torch_mha), backward_form=_backward_form))
