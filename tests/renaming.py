@@ -166,6 +166,9 @@ def restore_declared(expr, inverse):
     labels = {b.label for b in expr.atoms(sp.IndexedBase)}
     replace = {s: sp.Symbol(inverse[s.name], **s._assumptions_orig) for s in expr.atoms(sp.Symbol)
                if s.name in inverse and (s in labels or not _is_index(s)) and not isinstance(s, sp.Idx)}
+    # backpropagation's δ of a layer is named after it: delta__z1 is the δ of z1
+    replace.update({s: sp.Symbol("delta__" + inverse[s.name[7:]], **s._assumptions_orig) for s in labels
+                    if s.name.startswith("delta__") and s.name[7:] in inverse})
     return expr.xreplace(replace) if replace else expr
 
 

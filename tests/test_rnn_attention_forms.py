@@ -59,7 +59,7 @@ def unbraced(latex):
 
 
 #: The LSTM chain-rule questions are test data: their inlined local derivative is wider than a sheet's page.
-LSTM_PROBLEM = "tests/data/lstm-chain-forms.yaml"
+LSTM_PROBLEM = "tests/data/forms/lstm-chain-forms.yaml"
 
 
 class Problems:
@@ -356,7 +356,7 @@ def test_the_rnn_jacobian_is_diag_of_tanh_prime_times_w_h(solved):
 # ---------------------------------------------------------------------------------------------- GRU step
 #: The GRU chain-rule questions are test data, like the LSTM's: the closed formula in their appendix is wider
 #: than a page.
-GRU_PROBLEM = "tests/data/gru-chain-forms.yaml"
+GRU_PROBLEM = "tests/data/forms/gru-chain-forms.yaml"
 
 #: d2l 10.2 / PyTorch's GRUCell, backward written by hand (CMU 11-785 hw3p1's GRU cell backward):
 #: δ_n = g ⊙ (1 − z) ⊙ (1 − n²), δ_z = g ⊙ (h − n) ⊙ z ⊙ (1 − z), δ_r = δ_n ⊙ (W_hn h + b_hn) ⊙ r ⊙ (1 − r),
