@@ -216,7 +216,8 @@ SHIPPED = [("conceptual-cnn-rnn", "cq-3.1-K"), ("course-forms", "softmax-regress
            ("nyu-dl-2024-hw2", "nyu24-1.2.2f"), ("recurrent-and-attention", "lstm-dc-dcprev"),
            ("recurrent-and-attention", "vaswani-sdpa-dQ"), ("recurrent-and-attention", "cs224n-attention-dhenc"),
            ("masks-and-stop-gradients", "cs231n-two-layer-relu-dW1"), ("masks-and-stop-gradients", "semi-gradient-td0"),
-           ("recurrent-and-attention", "d2l-attention-regression-dQ"), ("recurrent-and-attention", "flash-attention-dK"),
+           ("recurrent-and-attention", "d2l-attention-regression-dQ"),
+           ("recurrent-and-attention", "flash-attention-dK"),
            ("recurrent-and-attention", "flash-attention-dQ")]
 PROBLEMS = __import__("pathlib").Path(__file__).resolve().parent.parent / "problems"
 

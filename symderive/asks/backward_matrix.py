@@ -48,7 +48,8 @@ def solve(ctx):
         status, detail = Status.PROVED, (f"At the index level, for all sizes ({sizes}); "
                                          "also verified exactly at the given sizes.")
     else:
-        status, detail = Status.VERIFIED, "Verified exactly at the given sizes only; the index-level proof did not close."
+        status, detail = (Status.VERIFIED,
+                          "Verified exactly at the given sizes only; the index-level proof did not close.")
     results.append(Result("identity", True, r"B = A^{T}", Kind.FACT))
     return ctx.answer(results, steps, status=status, detail=detail,
                       conventions={"flatten", "zero_outside"})

@@ -170,8 +170,8 @@ def _backward_form(layer, wrt, upstream, free, taken):
         named += [Named(dP, (l, s), sp.Sum(G[l, v] * entry(layer.value, (s, v)), (v, 0, Ev - 1)),
                         rf"${dP.tex}$, the gradient by ${P.tex}$: the upstream gradient through $O = {P.tex} V$"),
                   Named(D, (l,), sp.Sum(P.base[l, k] * dP.base[l, k], (k, 0, S - 1)),
-                        rf"${D.tex}_{l} = \sum_{k} {P.tex}_{{{l},{k}}} {dP.tex}_{{{l},{k}}}$, one number per query (the "
-                        "softmax Jacobian's rank-one part)"),
+                        rf"${D.tex}_{l} = \sum_{k} {P.tex}_{{{l},{k}}} {dP.tex}_{{{l},{k}}}$, one number per query "
+                        "(the softmax Jacobian's rank-one part)"),
                   Named(dS, (l, s), P.base[l, s] * (dP.base[l, s] - D.base[l]),
                         rf"${dS.tex}$, the gradient by the scores ${layer.scores.tex}$, through the row-wise softmax: "
                         rf"${dS.tex} = {P.tex} \odot ({dP.tex} - {D.tex})$, ${D.tex}$ repeated along each row")]

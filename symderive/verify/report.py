@@ -93,7 +93,8 @@ class CrossCheck:
         checked = (f"so only the differentiation through {it} is checked, not the formula itself" if self.autograd
                    else "so the formula is compared with itself")
         return (f"layer{'s' if many else ''} {names} {'have' if many else 'has'} no PyTorch counterpart and "
-                f"{'were' if many else 'was'} computed from {'their own SymPy formulas' if many else 'its own SymPy formula'}, {checked}")
+                f"{'were' if many else 'was'} computed from "
+                f"{'their own SymPy formulas' if many else 'its own SymPy formula'}, {checked}")
 
     def sentence(self):
         """One honest sentence for the sheet: what was compared, with what, and the errors."""
