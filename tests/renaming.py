@@ -122,6 +122,9 @@ def _rename_scope(scope, mapping):
     if isinstance(scope.get("layers"), dict):
         out["layers"] = {rename_text(str(k), mapping): rename_text(_layer_expr(v), mapping)
                          for k, v in scope["layers"].items()}
+    if isinstance(scope.get("aliases"), dict):   # x_n: "X[n, :]": the tensor is renamed, the alias and its index not
+        out["aliases"] = {k: re.sub(r"^\s*([A-Za-z_]\w*)", lambda m: mapping.get(m.group(1), m.group(1)), str(v))
+                          for k, v in scope["aliases"].items()}
     for key in EXPRESSION_KEYS:
         value = scope.get(key)
         if isinstance(value, str):

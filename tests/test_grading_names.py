@@ -65,6 +65,18 @@ def test_a_declared_alias_reads_as_the_row_it_names(tmp_path, latex, expected):
     assert v.verdict == expected, v
 
 
+def test_a_declared_size_wins_over_an_alias_of_the_same_letter(tmp_path):
+    """A size named x beside the alias x_n: a bare x is the size (a declared name wins, as for tensors),
+    x_n is still the row."""
+    path = tmp_path / "sizes.yaml"
+    path.write_text(LEAST_SQUARES.replace("ALIASES", '{x_n: "X[n, :]"}').replace("sizes: [N, D]", "sizes: [x, D]")
+                    .replace("[N, D]", "[x, D]").replace("y: [N]", "y: [x]").replace("^{N}", "^{x}"))
+    good = r"\nabla_\theta J = \sum_{n=1}^{x} x_n (x_n^T \theta - y_n)"
+    assert verdict(path, "ls", good).verdict == "correct"
+    assert verdict(path, "ls", r"\nabla_\theta J = \frac{1}{x} \sum_{n=1}^{x} x_n (x_n^T \theta - y_n)").verdict \
+        == "incorrect"
+
+
 def test_an_undeclared_name_stays_unknown_with_the_aliases_in_the_hint(tmp_path):
     v = verdict(least_squares(tmp_path), "ls", r"\nabla_\theta J = \sum_{n=1}^{N} z_n (z_n^T \theta - y_n)")
     assert v.verdict == "unknown name", v

@@ -919,7 +919,9 @@ class _Resolver:
         flat = [i for g in groups for i in g]
         if name in ctx.constants and not flat and not time_groups:
             return Val(ctx.constants[name])              # the sheet's abbreviation τ_1 = tanh(7/10)
-        if name in ctx.aliases and not time_groups and ctx.tensor(name) is None:
+        # a bare x is the question's size x, if it declares one; x_n is still the alias
+        if name in ctx.aliases and not time_groups and ctx.tensor(name) is None \
+                and (flat or ctx.size(name) is None):
             return self.alias(ctx.aliases[name], flat, node)
         if name in ctx.definitions and not time_groups and ctx.tensor(name) is None:
             return self.defined(ctx.definitions[name], flat, node)
