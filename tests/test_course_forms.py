@@ -16,7 +16,7 @@ from symderive.errors import SymderiveError
 from symderive.evaluate import evaluate
 from symderive.matrix_form import latex_in_base, tidy_node
 from symderive.problem import load_problem
-from helpers import rng_for  # noqa: E402
+from helpers import derivative_question, rng_for  # noqa: E402
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -147,11 +147,7 @@ def by_name(expr):
 def test_form_and_element_formula_equal_torch_autograd(solved, qid):
     problem, answers = solved
     answer = answers[qid]
-    question = next(q for q in problem.questions if q.id == qid)
-    decls = problem.declarations(question)
-    of, wrt = decls.lookup(question.spec["of"]), decls.lookup(question.spec["wrt"])
-    element = result(answer, Kind.ELEMENT)
-    free = tuple(i for _, i in element.axes)
+    question, decls, of, wrt, element, free = derivative_question(problem, answer, qid)
     _, node, named, _ = course_form(element.value, free, of, wrt, decls.names())
     node = tidy_node(node)
     with declared(answer.names):                   # the form checked here is the one printed
@@ -355,11 +351,7 @@ def test_masks_form_and_element_formula_equal_torch_autograd(masks, qid):
     torch autograd in float64; random normal values, so no margin or entry is at a tie."""
     problem, answers = masks
     answer = answers[qid]
-    question = next(q for q in problem.questions if q.id == qid)
-    decls = problem.declarations(question)
-    of, wrt = decls.lookup(question.spec["of"]), decls.lookup(question.spec["wrt"])
-    element = result(answer, Kind.ELEMENT)
-    free = tuple(i for _, i in element.axes)
+    question, decls, of, wrt, element, free = derivative_question(problem, answer, qid)
     _, node, _, _ = course_form(element.value, free, of, wrt, decls.names())
     node = tidy_node(node)
     rng = rng_for(f"masks-{qid}")

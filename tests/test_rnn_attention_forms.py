@@ -24,7 +24,7 @@ from symderive.display_names import declared
 from symderive.matrix_form import latex_in_base, tidy_node
 from symderive.problem import load_problem
 from symderive.tensors import Tensor
-from helpers import rng_for  # noqa: E402
+from helpers import derivative_question, rng_for  # noqa: E402
 
 torch = pytest.importorskip("torch")
 TOL = 1e-10
@@ -200,11 +200,7 @@ def attention_case(qid, rng):
 def test_form_and_course_reference_equal_torch_autograd(solved, qid):
     problem, answers = solved
     answer = answers[qid]
-    question = next(q for q in problem.questions if q.id == qid)
-    decls = problem.declarations(question)
-    of, wrt = decls.lookup(question.spec["of"]), decls.lookup(question.spec["wrt"])
-    element = result(answer, Kind.ELEMENT)
-    free = tuple(i for _, i in element.axes)
+    question, decls, of, wrt, element, free = derivative_question(problem, answer, qid)
     loss = str(question.spec.get("loss", "l"))
     upstream = upstream_name(of, wrt, question.spec.get("upstream"))
     backward = layer_backward(of, wrt, Tensor(upstream, of.shape), free,
@@ -254,11 +250,7 @@ def test_a_wrong_backward_pass_is_not_printed(solved):
     or Pᵀ g written P g, is refused and the sheet keeps the form it had without the rule."""
     problem, answers = solved
     for qid, break_it in (("flash-attention-dQ", "drop D"), ("vaswani-sdpa-dV", "transpose")):
-        question = next(q for q in problem.questions if q.id == qid)
-        decls = problem.declarations(question)
-        of, wrt = decls.lookup(question.spec["of"]), decls.lookup(question.spec["wrt"])
-        element = result(answers[qid], Kind.ELEMENT)
-        free = tuple(i for _, i in element.axes)
+        question, decls, of, wrt, element, free = derivative_question(problem, answers[qid], qid)
         right = layer_backward(of, wrt, Tensor("g", of.shape), free, decls.names() | graph_names(of, wrt) | {"g", "l"})
         if break_it == "drop D":
             named = list(right.named)
@@ -410,11 +402,7 @@ def gru_case(rng, bias):
 
 
 def gru_backward(problem, answer, qid):
-    question = next(q for q in problem.questions if q.id == qid)
-    decls = problem.declarations(question)
-    of, wrt = decls.lookup(question.spec["of"]), decls.lookup(question.spec["wrt"])
-    element = result(answer, Kind.ELEMENT)
-    free = tuple(i for _, i in element.axes)
+    question, decls, of, wrt, element, free = derivative_question(problem, answer, qid)
     taken = decls.names() | graph_names(of, wrt) | {"g", "L"}
     return of, wrt, element, free, layer_backward(of, wrt, Tensor("g", of.shape), free, taken)
 
@@ -522,7 +510,7 @@ def mha_case(rng):
     leaves = {name: rng.normal(size=(E, E)) for name in ("Wq", "Wk", "Wv", "Wo")}
     leaves["X"] = rng.normal(size=(L, E))
     X = leaves["X"]
-    Q, K, V = X @ leaves["Wq"].T, X @ leaves["Wk"].T, X @ leaves["Wv"].T
+    Q, K = X @ leaves["Wq"].T, X @ leaves["Wk"].T
     A = [softmax(Q[:, h * D:(h + 1) * D] @ K[:, h * D:(h + 1) * D].T / np.sqrt(D)) for h in range(2)]
     g = rng.normal(size=(L, E))
     dO = g @ leaves["Wo"]
