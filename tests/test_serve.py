@@ -12,7 +12,8 @@ from symderive.web import pool as web_pool
 pytest.importorskip("httpx")
 from starlette.testclient import TestClient  # noqa: E402
 
-from symderive.web.app import create_app  # noqa: E402
+from symderive.checking.latex_tokens import MAX_CHARS  # noqa: E402
+from symderive.web.app import MAX_ANSWER, MAX_BODY, create_app  # noqa: E402
 
 HW5 = Path(__file__).resolve().parent.parent / "problems" / "hw5-written.yaml"
 ANSWERS = {"hw5-p2a": ["280", "3", r"\frac{1}{"], "hw5-p2b": [r"\mathbb{R}^{126 \times 126 \times 10}",
@@ -65,13 +66,23 @@ def test_preview_shows_the_parsed_form_as_mathml(client):
 
 
 def test_requests_are_bounded_and_name_no_files(client):
-    assert client.post("/api/check", content=b"x" * 20000).status_code == 413
-    assert post(client, "hw5-p2a", "1" * 5000).status_code == 413
+    assert client.post("/api/check", content=b"x" * (MAX_BODY + 1)).status_code == 413
+    assert post(client, "hw5-p2a", "1" * (MAX_ANSWER + 1)).status_code == 413
     assert client.post("/api/check", json={"problem": "problems/hw5-written.yaml", "question": "hw5-p2a",
                                            "answer": "1"}).status_code == 400
     assert client.post("/api/check", json={"problem": 7, "question": "hw5-p2a", "answer": "1"}).status_code == 404
     assert client.get("/problem/3").status_code == 404
     assert client.get("/key/..%2F..%2Fetc%2Fpasswd").status_code == 404
+
+
+def test_the_page_takes_every_answer_the_checker_reads(client):
+    """The page's limit is the checker's, so a long answer (sheets box answers of 7,500 characters)
+    is graded, not refused: 280 written as a sum of 280 ones, 4,757 characters, its backslashes escaped by JSON."""
+    assert MAX_ANSWER == MAX_CHARS
+    long_sum = " + ".join([r"\left(1\right)"] * 280)
+    assert 4000 < len(long_sum) < MAX_ANSWER
+    assert post(client, "hw5-p2a", long_sum).json()["verdict"] == "correct"
+    assert post(client, "hw5-p2a", long_sum + " + 1").json()["verdict"] == "incorrect"
 
 
 def test_a_hung_answer_is_stopped_and_the_server_keeps_serving(client):

@@ -16,12 +16,15 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from ..checking.grade import DEFAULT_TIMEOUT
+from ..checking.latex_tokens import MAX_CHARS
 from ..checking.reader import strip_math
 from ..html_sheet import STYLE, math_html, page, render_html, text_html
 from .pool import Busy, CheckPool, solve_all
 
-MAX_BODY = 16 * 1024
-MAX_ANSWER = 4000
+#: The checker's own bound on an answer (the sheets' longest boxed answer is about 7,500 characters).
+MAX_ANSWER = MAX_CHARS
+#: JSON may escape every character of the answer as \uXXXX (six bytes); a kilobyte for the rest.
+MAX_BODY = 6 * MAX_ANSWER + 1024
 
 PAGE_STYLE = STYLE + """
 textarea { width: 100%; font-family: monospace; font-size: 1rem; }
