@@ -300,6 +300,10 @@ PLAIN_SYMBOLS.update({"le": "≤", "ge": "≥", "to": "→", "cdot": "·", "top"
                       "ldots": "…", "dots": "…"})
 
 
+#: A braced argument holding at most one level of braces (``{\partial h^{enc}}``), captured without them.
+_BRACED = r"\{((?:[^{}]|\{[^{}]*\})*)\}"
+
+
 def to_plain(s):
     r"""Authored text for a terminal: maths spans without dollars, commands as Unicode.
 
@@ -307,6 +311,8 @@ def to_plain(s):
     'Then h_t = tanh(W h_{t-1}) ⊙ σ(z), see a/b and V_0 x.'
     >>> to_plain(r"$g \odot \mathbf{1}\{z > 0\}$")
     'g ⊙ 𝟙[z > 0]'
+    >>> to_plain(r"$\frac{\partial L}{\partial h^{enc}}$ and $\frac{a_{i} + 1}{b}$")
+    '∂L/∂h^{enc} and (a_i + 1)/b'
     """
     out = []
     for kind, part in segments(s):
@@ -314,8 +320,9 @@ def to_plain(s):
             out.append(part)
             continue
         part = re.sub(r"\^(?:\{\\top\}|\\top|\{T\}|T\b)", "ᵀ", part)
-        part = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", lambda m: "/".join(
-            p if re.fullmatch(r"(\\partial\s*)?\w+", p) else f"({p})" for p in m.groups()), part)
+        part = re.sub(rf"\\[dt]?frac{_BRACED}{_BRACED}", lambda m: "/".join(
+            p if re.fullmatch(r"(\\partial\s*)?\w+(?:[_^](?:\w|\{\w+\}))*", p) else f"({p})"
+            for p in m.groups()), part)
         part = re.sub(r"\\math(?:bf|bb)\{1\}\s*\\\{", "𝟙[", part)          # the mask 1{z > 0} → 𝟙[z > 0]
         part = re.sub(r"(𝟙\[[^{}]*?)\\\}", r"\1]", part)
         part = re.sub(r"\\(?:text|mathrm|mathbf|operatorname|boldsymbol|mathit)\{([^{}]*)\}", r"\1", part)
