@@ -46,6 +46,14 @@ DATA = Path(__file__).resolve().parent / "data"
 TOL = 1e-9
 
 
+#: Questions whose compared values are all zero, and why that is still a check.
+ALL_ZERO = {
+    "softmax-jacobian-column-sums": "the answer is the identity that every column sums to zero",
+    "goodfellow-hard-tanh": "at its seed both pre-activations lie outside [-1, 1], where hard tanh is flat; "
+                            "a formula nonzero there would disagree",
+}
+
+
 def within_tolerance(check):
     """Relative error within TOL, or absolute where the value is near zero."""
     return check["max_abs_error"] is not None and (
@@ -108,6 +116,8 @@ def test_every_shipped_question_is_cross_checked(verified):
                 problems.append(f"{where}: agreement claimed but no number compared")
             elif check["entries"] and not within_tolerance(check):
                 problems.append(f"{where}: beyond {TOL}: {check['text']}")
+            elif check["entries"] and check["max_rel_error"] is None and qid not in ALL_ZERO:
+                problems.append(f"{where}: every value compared was zero, so a wrong formula could pass")
             elif not check["compared"]:
                 problems.append(f"{where}: agreement claimed but nothing named as compared")
     assert not unknown, (f"ask(s) {sorted(unknown)} have no cross-check: add check(job) to their module "
@@ -172,6 +182,30 @@ def test_cross_check_is_reproducible():
     for a, b in zip(first, second):
         a.pop("seconds"), b.pop("seconds")
     assert first == second
+
+
+def test_the_first_random_sizes_are_at_least_two():
+    """A size of 1 can zero a formula everywhere it is compared (nyu24-1.2.2f at K = 1 has no step
+    t - 1); the first draw avoids it, later draws may use it, and a question that needs 1 gets it."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from symderive.verify.job import VerifyError, random_sizes
+    K, m = sp.symbols("K m", integer=True, positive=True)
+    ones = 0
+    for seed in range(40):
+        job = SimpleNamespace(rng=np.random.default_rng(seed), sizes=[])
+        drawn = random_sizes(job, [K, m], 3, lambda sizes: None)
+        assert len(drawn) == 3 and min(drawn[0].values()) >= 2, drawn
+        ones += any(v == 1 for d in drawn[1:] for v in d.values())
+    assert ones, "later draws never used a size of 1"
+
+    def only_k_one(sizes):
+        if sizes[K] != 1:
+            raise VerifyError("K must be 1 here")
+    job = SimpleNamespace(rng=np.random.default_rng(0), sizes=[])
+    assert all(d[K] == 1 for d in random_sizes(job, [K, m], 2, only_k_one))
 
 
 @needs_torch

@@ -371,12 +371,17 @@ def sampled_rows(n, rng):
 
 
 def random_sizes(job, symbols, count, valid):
-    """[{}] without symbols, else up to ``count`` random assignments (1..4) that ``valid`` accepts."""
+    """[{}] without symbols, else up to ``count`` random assignments (1..4) that ``valid`` accepts.
+
+    The first is drawn from 2..4 while such sizes are accepted: a size of 1 can make a formula
+    vanish wherever it is compared (a step t - 1 out of range, a sum of one term), so that the
+    comparison could not fail; the others may use 1, the edge case of their own."""
     if not symbols:
         return [{}]
     found, seen = [], set()
-    for _ in range(200 * count):
-        values = tuple(int(v) for v in job.rng.integers(1, 5, size=len(symbols)))
+    for attempt in range(200 * count):
+        low = 2 if not found and attempt < 100 else 1
+        values = tuple(int(v) for v in job.rng.integers(low, 5, size=len(symbols)))
         if values in seen:
             continue
         seen.add(values)
