@@ -94,6 +94,9 @@ def build_parser():
                        help="cross-check every derived answer with PyTorch autograd at random float64 "
                             "inputs (needs torch: pip install 'symderive[verify]'); exit status 1 on a "
                             "disagreement")
+    solve.add_argument("--no-cache", action="store_true",
+                       help="solve every question again instead of reading the answers an earlier run (solve or "
+                            "check) cached on disk for the same problem file and engine (see docs/performance.md)")
     solve.add_argument("--html", action="store_true",
                        help="also write each answer key as HTML (maths as MathML) beside the .tex")
     lister = sub.add_parser("list", help="list problems and their question ids")
@@ -208,27 +211,31 @@ def solve_problems(files, args, console, errors):
     # no sheet for a file none of whose questions was asked for
     problems = [p for p in problems if not args.only or any(q.id in args.only for q in p.questions)]
     total = sum(1 for p in problems for q in p.questions if not args.only or q.id in args.only)
+    from .checking.answer_cache import run_cache
+    caches = [run_cache(p, args.no_cache, errors) for p in problems]
     with progress(errors, total) as bar:
         solved = solve_each(problems, ids=set(args.only) if args.only else None, timeout=args.timeout,
-                            jobs=args.jobs, done=bar)
-        status, records, pdf_jobs = _write_each(problems, solved, args, console, errors, status, bar)
+                            jobs=args.jobs, done=bar, caches=caches)
+        status, records, pdf_jobs = _write_each(problems, solved, caches, args, console, errors, status, bar)
     return _finish(pdf_jobs, records, args, console, errors, status)
 
 
-def _write_each(problems, solved, args, console, errors, status, bar):
+def _write_each(problems, solved, caches, args, console, errors, status, bar):
     """Report, write the sheets of, and start the PDFs of each problem as its answers arrive (the
     progress ``bar`` paused while they are printed)."""
     records = []
     pdf_pool, pdf_jobs = ThreadPoolExecutor(max_workers=os.cpu_count() or 1), []
-    for problem, answers in zip(problems, solved):
+    for problem, answers, cache in zip(problems, solved, caches):
         with bar.paused():
-            status = _report(problem, answers, args, console, errors, status, records, pdf_pool, pdf_jobs)
+            status = _report(problem, answers, cache.hits if cache else 0, args, console, errors, status, records,
+                             pdf_pool, pdf_jobs)
     pdf_pool.shutdown(wait=False)
     return status, records, pdf_jobs
 
 
-def _report(problem, answers, args, console, errors, status, records, pdf_pool, pdf_jobs):
-    """One problem's errors, sheets, PDF job and answers (table or JSON records)."""
+def _report(problem, answers, cached, args, console, errors, status, records, pdf_pool, pdf_jobs):
+    """One problem's errors, sheets, PDF job and answers (table or JSON records); ``cached`` of the
+    answers were read from the answer cache."""
     from .answer import Status
     if args.verify:
         from . import verify
@@ -256,7 +263,7 @@ def _report(problem, answers, args, console, errors, status, records, pdf_pool, 
     if args.json:
         records += [a.to_json() for a in answers]
     else:
-        print_answers(console, problem, answers, written)
+        print_answers(console, problem, answers, written, cached)
         for line in verify.report_lines(problem, reports) if reports else []:
             console.print(line, markup=False)
     return status
@@ -276,11 +283,11 @@ def _finish(pdf_jobs, records, args, console, errors, status):
     return status
 
 
-def print_answers(console, problem, answers, written):
+def print_answers(console, problem, answers, written, cached=0):
     """The answers as a table fitted to the terminal, then what was written and a summary line."""
     from .terminal import answer_table, summary
     console.print(answer_table(problem, answers, console.width, sheet=str(written[0])))
     console.print("wrote " + ", ".join(map(str, written)), markup=False)     # paths whole, never broken
     # wrapped at spaces only, so that a path is never broken either
-    console.print("\n".join(textwrap.wrap(summary(problem, answers), console.width, break_long_words=False,
+    console.print("\n".join(textwrap.wrap(summary(problem, answers, cached), console.width, break_long_words=False,
                                           break_on_hyphens=False)), markup=False)

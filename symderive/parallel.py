@@ -32,19 +32,38 @@ def _solve(job):
     return problem.solve_question(problem.questions[number], timeout)
 
 
-def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None):
+def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None, caches=None):
     """Yield, for each problem in order, what ``problem.solve(ids, timeout)`` returns; ``done()`` is
-    called as each question is solved (a progress bar)."""
+    called as each question is solved (a progress bar). ``caches``: one ``AnswerCache`` (or None)
+    per problem; a question found there is not solved again, and each one solved is stored."""
     done = done or (lambda: None)
-    work = [[(f, n, timeout) for n, q in enumerate(p.questions) if ids is None or q.id in ids]
-            for f, p in enumerate(problems)]
+    caches = caches or [None] * len(problems)
+    asked = [[n for n, q in enumerate(p.questions) if ids is None or q.id in ids] for p in problems]
+    cached = [{} for _ in problems]                  # question number -> the answer read from the cache
+    for f, (problem, cache) in enumerate(zip(problems, caches)):
+        for n in asked[f] if cache is not None else ():
+            answer = cache.get(problem.questions[n].id)
+            if answer is not None:
+                cached[f][n] = answer
+                done()
+    work = [[(f, n, timeout) for n in numbers if n not in cached[f]] for f, numbers in enumerate(asked)]
+    for f, solved in enumerate(_solve_all(problems, work, jobs, done)):
+        for (_, n, _), answer in zip(work[f], solved):
+            cached[f][n] = answer
+            if caches[f] is not None:
+                caches[f].put(problems[f].questions[n].id, answer)
+        yield [cached[f][n] for n in asked[f]]
+
+
+def _solve_all(problems, work, jobs, done):
+    """The answers to ``work`` (per problem, a list of jobs), a list per problem in order."""
     import multiprocessing           # here: 'list' imports this module and must not load these
     from concurrent.futures import ProcessPoolExecutor
     jobs = min(jobs or cores(), sum(map(len, work)))
     if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for problem, file_jobs in zip(problems, work):
             answers = []
-            for _, number, _ in file_jobs:
+            for _, number, timeout in file_jobs:
                 answers.append(problem.solve_question(problem.questions[number], timeout))
                 done()
             yield answers

@@ -149,14 +149,17 @@ def answer_table(problem, answers, width, sheet="the sheet"):
     return table
 
 
-def summary(problem, answers):
-    """One line per problem: how many questions, and how each was established.
+def summary(problem, answers, cached=0):
+    """One line per problem: how many questions, and how each was established; ``cached`` of them were
+    read from the answer cache (their time is that of the run that solved them).
 
     >>> from types import SimpleNamespace as NS
     >>> p = NS(name="hw", path="problems/hw.yaml")
     >>> summary(p, [NS(status=Status.DERIVED, seconds=1.0), NS(status=Status.DERIVED, seconds=0.5),
     ...             NS(status=Status.FAILED, seconds=0.25)])
     'problems/hw.yaml: 3 questions: 2 derived, 1 failed (1.8 s)'
+    >>> summary(p, [NS(status=Status.DERIVED, seconds=1.0)], cached=1)
+    'problems/hw.yaml: 1 question: 1 derived (1.0 s; 1 read from the answer cache)'
     """
     counts = {}
     for a in answers:
@@ -164,7 +167,8 @@ def summary(problem, answers):
     parts = ", ".join(f"{n} {status}" for status, n in counts.items())
     total = sum(a.seconds for a in answers)
     noun = "question" if len(answers) == 1 else "questions"
-    return f"{problem.path}: {len(answers)} {noun}: {parts} ({total:.1f} s)"
+    reuse = f"; {cached} read from the answer cache" if cached else ""
+    return f"{problem.path}: {len(answers)} {noun}: {parts} ({total:.1f} s{reuse})"
 
 
 class Bar:

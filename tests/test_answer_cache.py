@@ -33,6 +33,12 @@ questions:
 """
 
 
+@pytest.fixture(autouse=True)
+def cache_turned_on(monkeypatch):
+    """The test session turns the cache off (tests/conftest.py); these tests are of the cache."""
+    monkeypatch.delenv("SYMDERIVE_NO_CACHE", raising=False)
+
+
 @pytest.fixture
 def problem_file(tmp_path):
     path = tmp_path / "p.yaml"
@@ -178,3 +184,37 @@ def test_problem_check_and_serve_read_the_cache(problem_file, tmp_path, monkeypa
     load_problem(problem_file).check({"count": "280"}, isolate=False, cache=False)  # turned off: solved
     solve_all([load_problem(problem_file)], cache=False)
     assert sorted(calls) == ["count", "count", "count", "sig", "sig"]          # serve solves every question
+
+
+def test_solve_reads_the_cache_and_writes_the_same_sheets(tmp_path):
+    """`solve` shares check's cache: a second run on unchanged files solves nothing and writes the same
+    sheets byte for byte and the same answers (serial and in workers); --no-cache solves again."""
+    import json
+    files = [ROOT / "problems" / name for name in ("hw5-written.yaml", "course-forms.yaml",
+                                                   "masks-and-stop-gradients.yaml")]
+    env = dict(os.environ, SYMDERIVE_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("SYMDERIVE_NO_CACHE", None)
+
+    def solve(out, *extra):
+        done = subprocess.run([sys.executable, "-m", "symderive", "solve", *map(str, files), "--no-pdf", "-o",
+                               str(tmp_path / out), *extra], capture_output=True, text=True, cwd=tmp_path, env=env,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+        sheets = {p.name: p.read_bytes() for p in sorted((tmp_path / out).glob("*.tex"))}
+        return done.stdout, sheets
+
+    def answers(stdout):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads(stdout)]
+
+    first, sheets = solve("cold", "--json")
+    questions = len(answers(first))
+    assert len(list((tmp_path / "cache").glob("*.answer"))) == questions > 20
+    for out, jobs in (("warm1", "1"), ("warm2", "2")):
+        again, again_sheets = solve(out, "--json", "--jobs", jobs)
+        assert answers(again) == answers(first) and again_sheets == sheets
+    table, _ = solve("table")
+    for path in files:                  # the summary line of each file says how many answers were read
+        n = sum(r["problem"] == path.stem for r in json.loads(first))
+        assert f"; {n} read from the answer cache)" in " ".join(table.split()), path.name
+    fresh, fresh_sheets = solve("fresh", "--no-cache")
+    assert "read from the answer cache" not in fresh and fresh_sheets == sheets

@@ -1,5 +1,6 @@
-"""A disk cache of the engine's answers for grading, so that grading the same problem file again (the next
-batch of submissions, a re-run after a fix to one answer file) does not solve its questions again.
+"""A disk cache of the engine's answers, so that grading the same problem file again (the next batch of
+submissions, a re-run after a fix to one answer file) or solving it again (``solve`` on unchanged files)
+does not solve its questions again.
 
 Key: SHA-256 of the problem file's bytes, the question id, symderive's version and a digest of the
 engine's own source files (a changed rule invalidates every entry, even without a version bump), and the
@@ -57,6 +58,19 @@ def engine_digest():
             h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
         _ENGINE_DIGEST = h.hexdigest()
     return _ENGINE_DIGEST
+
+
+def run_cache(problem, turned_off, errors):
+    """The answer cache of ``problem`` for one run of ``check`` or ``solve`` (None with ``--no-cache``,
+    ``turned_off``, or ``SYMDERIVE_NO_CACHE``); a folder that cannot be used safely is one warning line
+    on ``errors`` (a rich console), and the run goes on without it."""
+    if turned_off or os.environ.get("SYMDERIVE_NO_CACHE"):
+        return None
+    cache = AnswerCache(problem.path)
+    if not cache.enabled:
+        errors.print(f"warning: {cache.problem}; solving the questions without it", markup=False)
+        return None
+    return cache
 
 
 class AnswerCache:

@@ -6,7 +6,6 @@ Exit status: 0 when every answer is correct (or unchecked: an authored-text ques
 import csv
 import io
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -53,6 +52,7 @@ def run(args, console, errors):
     # The grading modules (NumPy, multiprocessing, the LaTeX reader) load only when checking:
     # the parser is built for every subcommand and must not import them.
     from .answers import AnswersFileError, read_answers_file
+    from .answer_cache import run_cache
     from .grade import grade
     from .exports import read_points
     from .tolerance import read_tolerance
@@ -81,7 +81,8 @@ def run(args, console, errors):
         return 2
     _warn_unknown_ids(errors, args.answers, problem, answers)
     name = args.answers.stem
-    report = grade(problem, {name: answers}, args.timeout, args.workers, cache=_cache(problem, args, errors))[name]
+    cache = run_cache(problem, args.no_cache, errors)
+    report = grade(problem, {name: answers}, args.timeout, args.workers, cache=cache)[name]
     if args.report:
         _write_csv(args.report, [report])
     _write_exports(args, problem, [report], folder=False)
@@ -95,6 +96,7 @@ def run(args, console, errors):
 def _folder(problem, args, console, errors):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from .answers import AnswersFileError, read_answers_file, submission_files
+    from .answer_cache import run_cache
     from .grade import grade, split_id
     files = submission_files(args.answers)
     if not files:
@@ -117,7 +119,8 @@ def _folder(problem, args, console, errors):
                   console=errors, transient=True, disable=args.json and not errors.is_terminal) as progress:
         task = progress.add_task("answers", total=total)
         reports = grade(problem, submissions, args.timeout, args.workers,
-                        on_done=lambda key, verdict: progress.advance(task), cache=_cache(problem, args, errors))
+                        on_done=lambda key, verdict: progress.advance(task),
+                        cache=run_cache(problem, args.no_cache, errors))
     ordered = [reports[names[p]] for p in files if names[p] in reports]
     if args.report:
         _write_csv(args.report, ordered, unusable)
@@ -131,19 +134,6 @@ def _folder(problem, args, console, errors):
     if unusable:
         return 2
     return 0 if all(r.ok for r in ordered) else 1
-
-
-def _cache(problem, args, errors):
-    """The answer cache for this run (None with --no-cache); a cache folder that cannot be used safely
-    is one warning line, and the run solves as without a cache."""
-    from .answer_cache import AnswerCache
-    if args.no_cache or os.environ.get("SYMDERIVE_NO_CACHE"):
-        return None
-    cache = AnswerCache(problem.path)
-    if not cache.enabled:
-        errors.print(f"warning: {cache.problem}; solving the questions without it", markup=False)
-        return None
-    return cache
 
 
 def _warn_unknown_ids(errors, path, problem, answers):
