@@ -2,7 +2,9 @@
 
 Issue 17 target: under 4 s wall on a quiet 2-core machine, start-up and PDFs included, by
 solving questions in worker processes. The baseline in the same run is the serial run
-(`--jobs 1`); runs alternate so that both see the same machine load. Reported per mode: the
+(`--jobs 1`); runs alternate so that both see the same machine load. Both solve every question
+(SYMDERIVE_NO_CACHE=1); a third mode times a second run on unchanged files, which reads the
+answers from the disk cache (filled by an untimed run first) and writes the sheets and PDFs. Reported per mode: the
 median wall time, the CPU time of the run's processes (children's user + system), the peak
 memory of its largest process, and the load average before the runs.
 
@@ -24,16 +26,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 4.0
+WARM = "cache (default, warm)"
 
 
-def run_once(output, jobs, tree=ROOT, files=None):
-    """(wall s, CPU s of the processes it started, return code); `jobs` None is the default."""
+def run_once(output, jobs, tree=ROOT, files=None, cache=None):
+    """(wall s, CPU s of the processes it started, return code); `jobs` None is the default.
+    ``cache``: the answer-cache folder to use, None to run without it (cold)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     extra = [] if jobs is None else ["--jobs", str(jobs)]
     paths = [str(tree / "problems" / f) for f in files] if files else [str(tree / "problems")]
+    env = dict(os.environ, SYMDERIVE_CACHE_DIR=str(cache)) if cache else dict(os.environ, SYMDERIVE_NO_CACHE="1")
+    if cache:
+        env.pop("SYMDERIVE_NO_CACHE", None)
     done = subprocess.run([sys.executable, "-m", "symderive", "solve", *paths, "-o", str(output),
-                           *extra], cwd=tree, capture_output=True, text=True)
+                           *extra], cwd=tree, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -48,12 +55,16 @@ def main():
     if "--baseline" in sys.argv:
         trees["baseline "] = Path(sys.argv[sys.argv.index("--baseline") + 1]).resolve()
     results = {f"{t}{mode}": [] for t in trees for mode in ("serial (--jobs 1)", "parallel (default)")}
+    results[WARM] = []
     with tempfile.TemporaryDirectory() as scratch:
+        cache = Path(scratch) / "cache"
+        run_once(Path(scratch) / "fill", None, ROOT, files, cache)          # fills the answer cache, not timed
         for n in range(runs):
             for t, tree in trees.items():
                 for mode, jobs in (("serial (--jobs 1)", 1), ("parallel (default)", None)):
                     out = Path(scratch) / f"{t.strip()}{jobs}-{n}"
                     results[f"{t}{mode}"].append(run_once(out, jobs, tree, files))
+            results[WARM].append(run_once(Path(scratch) / f"warm-{n}", None, ROOT, files, cache))
         pdfs = sorted(p.name for p in (Path(scratch) / "None-0").glob("*.pdf"))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     problems = files or sorted(p.name for p in (ROOT / "problems").glob("*.yaml"))
@@ -75,7 +86,9 @@ def main():
     print(f"parallel / serial wall: {parallel / serial:.2f} ({serial / parallel:.2f}x faster); "
           f"largest process peak memory {peak:.0f} MB")
     print(f"parallel median {parallel:.2f} s against the target of {TARGET_SECONDS:g} s: "
-          + ("met" if parallel < TARGET_SECONDS else "NOT met"))
+          + ("met" if parallel < TARGET_SECONDS else "NOT met") + " (every question solved: no answer cache)")
+    print(f"a second run on unchanged files (answers read from the cache, sheets and PDFs written): "
+          f"median {medians[WARM]:.2f} s, {medians[WARM] / parallel:.2f} of the parallel run")
     codes = {c for rs in results.values() for _, _, c in rs}
     return 0 if parallel < TARGET_SECONDS and codes == {0} else 1
 
