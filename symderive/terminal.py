@@ -158,8 +158,8 @@ def summary(problem, answers, cached=0):
     >>> summary(p, [NS(status=Status.DERIVED, seconds=1.0), NS(status=Status.DERIVED, seconds=0.5),
     ...             NS(status=Status.FAILED, seconds=0.25)])
     'problems/hw.yaml: 3 questions: 2 derived, 1 failed (1.8 s)'
-    >>> summary(p, [NS(status=Status.DERIVED, seconds=1.0)], cached=1)
-    'problems/hw.yaml: 1 question: 1 derived (1.0 s; 1 read from the answer cache)'
+    >>> summary(p, [NS(status=Status.DERIVED, seconds=1.0), NS(status=Status.DERIVED, seconds=0.5)], cached=1)
+    'problems/hw.yaml: 2 questions: 2 derived (1 of 2 read from the answer cache; 1.5 s when solved)'
     """
     counts = {}
     for a in answers:
@@ -167,8 +167,9 @@ def summary(problem, answers, cached=0):
     parts = ", ".join(f"{n} {status}" for status, n in counts.items())
     total = sum(a.seconds for a in answers)
     noun = "question" if len(answers) == 1 else "questions"
-    reuse = f"; {cached} read from the answer cache" if cached else ""
-    return f"{problem.path}: {len(answers)} {noun}: {parts} ({total:.1f} s{reuse})"
+    took = f"{cached} of {len(answers)} read from the answer cache; {total:.1f} s when solved" if cached \
+        else f"{total:.1f} s"
+    return f"{problem.path}: {len(answers)} {noun}: {parts} ({took})"
 
 
 class Bar:

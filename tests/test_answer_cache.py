@@ -215,6 +215,6 @@ def test_solve_reads_the_cache_and_writes_the_same_sheets(tmp_path):
     table, _ = solve("table")
     for path in files:                  # the summary line of each file says how many answers were read
         n = sum(r["problem"] == path.stem for r in json.loads(first))
-        assert f"; {n} read from the answer cache)" in " ".join(table.split()), path.name
+        assert f"({n} of {n} read from the answer cache; " in " ".join(table.split()), path.name
     fresh, fresh_sheets = solve("fresh", "--no-cache")
     assert "read from the answer cache" not in fresh and fresh_sheets == sheets
