@@ -135,9 +135,14 @@ def test_the_cache_stays_within_its_bounds(problem_file, tmp_path, monkeypatch):
     problem = load_problem(problem_file)
     cache = answer_cache(problem, folder=folder)
     answer = problem.solve_question(problem.questions[1], 60)
+    scans = []
+    real_evict = AC.AnswerCache._evict
+    monkeypatch.setattr(AC.AnswerCache, "_evict", lambda self: scans.append(1) or real_evict(self))
     for k in range(6):
         cache.put(f"q{k}", answer)
         os.utime(cache._path(f"q{k}"), (1000 + k, 1000 + k))
+        assert len(list(folder.glob("*.answer"))) == min(k + 1, 3)     # within the bound after every store
+    assert len(scans) == 1                                              # the folder was read once
     cache._evict()
     kept = sorted(p.name for p in folder.glob("*.answer"))
     assert len(kept) == 3

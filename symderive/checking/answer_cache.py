@@ -82,6 +82,7 @@ class AnswerCache:
         from .. import __version__
         self.hits = self.misses = 0
         self.problem = None
+        self._entries = None       # (mtime, bytes, path) of the folder's entries, newest first, once read
         self.folder = Path(folder) if folder is not None else default_folder()
         try:
             data = Path(problem_path).read_bytes()
@@ -178,10 +179,18 @@ class AnswerCache:
         except OSError:
             tmp.unlink(missing_ok=True)
             return
-        self._evict()
+        if self._entries is None:
+            self._evict()
+        else:      # the folder was read at this cache's first store: the new entry is the newest
+            self._entries = [e for e in self._entries if e[2] != path]
+            self._entries.insert(0, (0.0, TAG + len(payload), path))
+            self._trim()
 
     def _evict(self):
-        """Delete the oldest entries beyond MAX_ENTRIES files or MAX_BYTES in total."""
+        """Delete the oldest entries beyond MAX_ENTRIES files or MAX_BYTES in total. The folder is read
+        once (19 ms at 2000 entries, which once per store made a cold ``solve`` of 185 questions 3.5 s
+        slower); later stores of this cache update the list it read (other processes' stores are
+        counted at the next cache's first store)."""
         entries = []
         for p in self.folder.glob("*.answer"):
             try:
@@ -189,12 +198,19 @@ class AnswerCache:
             except OSError:
                 continue
             entries.append((s.st_mtime, s.st_size, p))
-        entries.sort(reverse=True)
+        entries.sort(key=lambda e: e[0], reverse=True)
+        self._entries = entries
+        self._trim()
+
+    def _trim(self):
         total = 0
-        for k, (_, size, p) in enumerate(entries):
+        for k, (_, size, p) in enumerate(self._entries):
             total += size
             if k >= MAX_ENTRIES or total > MAX_BYTES:
-                p.unlink(missing_ok=True)
+                for _, _, old in self._entries[k:]:
+                    old.unlink(missing_ok=True)
+                del self._entries[k:]
+                return
 
 
 def _keep_dummies_apart(answer):
