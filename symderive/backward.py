@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from .contract import contract, flatten, same_terms
-from .conv_matrix import SparseSymbolMatrix, concrete_layer, conv_matrix, matching_conv_matrix, symbolic_twin
+from .conv_matrix import SparseSymbolMatrix, concrete_layer, conv_matrix, matching_conv_matrix
 from .derivative import chain_rule, derivative
 from .errors import ShapeError
 from .indices import indices_for, names_in, substitute
@@ -296,60 +296,16 @@ class _Declaration:
 
 
 def _derive(layer):
-    """(closed form, x's indices, upstream g, B's read-off factors, dtype) from this layer's own
-    chain rule: the SymPy part of ``backward_matrix``."""
+    """(chain rule, B's read-off factors, dtype): the SymPy part of ``backward_matrix``."""
     c = chain_rule(layer, layer.x, "g")
-    return (c.value, c.local.wrt_idx, c.upstream) + _read_off(c.value, layer.x, c.local.wrt_idx, c.upstream,
-                                                                layer.weight)
-
-
-@functools.lru_cache(maxsize=64)
-def _twin_chain_rule(declaration):
-    """The chain rule of a convolution with every size symbolic (``symbolic_twin``): it depends only
-    on the layer's structure (dims, channels, batch, groups, names), not on its sizes."""
-    return chain_rule(declaration.layer, declaration.layer.x, "g")
-
-
-def _twin_values(layer, twin):
-    """{size symbol of the twin: the layer's number}, read off the two declarations side by side."""
-    values = {}
-    pairs = [(layer.x.shape, twin.x.shape), (layer.weight.shape, twin.weight.shape), (layer.stride, twin.stride),
-             (layer.padding, twin.padding), (layer.dilation, twin.dilation)]
-    for concrete, symbolic in pairs:
-        for number, size in zip(concrete, symbolic):
-            (symbol,) = size.free_symbols            # a size symbol, times the groups for channel counts
-            values[symbol] = sp.Integer(number) / (size / symbol)
-    return values
-
-
-def _derive_by_structure(layer):
-    """``_derive`` from the chain rule of the layer's symbolic twin (derived once per structure, then
-    the sizes put in), so a convolution of another size costs no new derivation. The substituted
-    closed form is the twin's, proved for all sizes; None where it cannot be read off (then the
-    layer's own chain rule is derived, as it is for tensors with declared facts or assumptions,
-    which the twin does not carry)."""
-    if any(t.facts or t.symmetric or t.base != Tensor(t.name, t.shape).base for t in (layer.x, layer.weight)):
-        return None
-    twin = symbolic_twin(layer)
-    declaration = _Declaration(twin)
-    try:
-        c = _twin_chain_rule(declaration)
-        values = _twin_values(layer, twin)
-        closed_form = c.value.xreplace(values)
-        wrt_idx = tuple(i.xreplace(values) for i in c.local.wrt_idx)
-        upstream = Tensor(c.upstream.name, layer.shape)
-        if any(not v.is_Integer for v in values.values()):
-            return None
-        return (closed_form, wrt_idx, upstream) + _read_off(closed_form, layer.x, wrt_idx, upstream, layer.weight)
-    except (ShapeError, TypeError, ValueError):
-        return None
+    return (c,) + _read_off(c.value, layer.x, c.local.wrt_idx, c.upstream, layer.weight)
 
 
 @functools.lru_cache(maxsize=64)
 def _derived(declaration):
-    """The derivation once per declaration: deriving the chain rule in SymPy cost 0.02-0.05 s per call,
+    """``_derive`` once per declaration: deriving the chain rule in SymPy cost 0.02-0.03 s per call,
     as much as building A at 17.7 M nonzeros, and its result is a pure function of the declaration."""
-    return _derive_by_structure(declaration.layer) or _derive(declaration.layer)
+    return _derive(declaration.layer)
 
 
 def backward_matrix(layer):
@@ -363,9 +319,9 @@ def backward_matrix(layer):
             hash(declaration)
         except TypeError:         # an unhashable declared fact: derive without the cache
             declaration = None
-    closed_form, wrt_idx, upstream, terms, dtype = _derived(declaration) if declaration else _derive(layer)
-    m = _assemble(terms, (int(layer.x.numel), int(upstream.numel)), layer.weight, dtype)
-    return BackwardMatrix(layer, closed_form, wrt_idx, upstream, m)
+    c, terms, dtype = _derived(declaration) if declaration else _derive(layer)
+    m = _assemble(terms, (int(layer.x.numel), int(c.upstream.numel)), layer.weight, dtype)
+    return BackwardMatrix(layer, c.value, c.local.wrt_idx, c.upstream, m)
 
 
 def check_transpose(layer):

@@ -297,34 +297,3 @@ def test_index_arithmetic_is_exact_or_refused():
     with pytest.raises(ShapeError):
         _index_values(q / 2, env)
 
-
-@pytest.mark.parametrize("name", list(VARIANTS) + ["batch"])
-def test_structure_route_agrees_with_the_layers_own_chain_rule(name):
-    """B is read off the symbolic twin's chain rule (derived once per structure, sizes put in); the
-    same B, triple for triple, comes from the layer's own chain rule at its sizes."""
-    from symderive.backward import _assemble, _derive, _derive_by_structure
-    if name == "batch":
-        v = dict(BASE, padding=(1, 1))
-        layer = sd.conv2d(sd.tensor("x", 3, v["C"], v["H"], v["W"]), sd.tensor("w", v["O"], v["C"], *v["K"]),
-                          padding=v["padding"])
-    else:
-        layer, _ = declared(**VARIANTS[name])
-    by_structure, own = _derive_by_structure(layer), _derive(layer)
-    assert by_structure is not None, name
-    shape = (int(layer.x.numel), int(np.prod([int(n) for n in layer.shape])))
-    twin_b, own_b = (_assemble(r[3], shape, layer.weight, r[4]) for r in (by_structure, own))
-    assert all(np.array_equal(a, b) for a, b in zip((twin_b.rows, twin_b.cols, twin_b.entries),
-                                                   (own_b.rows, own_b.cols, own_b.entries))), name
-    assert twin_b.equals(conv_matrix(layer).transpose())
-
-
-def test_declared_facts_take_the_layers_own_chain_rule():
-    """The twin carries no declared facts or assumptions, so a layer with them is derived itself."""
-    from symderive.backward import _derive_by_structure
-    layer, v = declared()
-    layer.weight.declare_positive()
-    assert _derive_by_structure(layer) is None
-    b, _, equal, difference = check_transpose(layer)
-    assert equal and difference is None
-    assert b.matrix.equals(triples(torch_b(v), layer.weight))
-
