@@ -14,8 +14,9 @@ last and alone, only when enough memory is free.
 Run:  python benchmarks/conv_matrix.py          (a few minutes; the naive 24×24 is the slow part)
       python benchmarks/conv_matrix.py --scaling-only
       python benchmarks/conv_matrix.py --check-only      (check_transpose at the scaling sizes)
-      python benchmarks/conv_matrix.py --check-only --baseline /work/main
-                     (the same rows for another tree's symderive too, in the same run, alternating)
+      python benchmarks/conv_matrix.py --check-only --baseline /work/main [--cases 16x64x32,… --runs 5]
+                     (the same rows for another tree's symderive too, in the same run, alternating;
+                      a case is channels in x input side x channels out)
 """
 import os
 import resource
@@ -283,8 +284,11 @@ if __name__ == "__main__":
     elif "--scaling-only" in sys.argv:
         scaling()
     elif "--check-only" in sys.argv:
-        baseline = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else None
-        check_transpose_table(SCALING, baseline=baseline)
+        def option(name, default):
+            return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+        baseline = option("--baseline", None)
+        cases = [tuple(map(int, c.split("x"))) for c in option("--cases", "").split(",") if c] or SCALING
+        check_transpose_table(cases, runs=int(option("--runs", 3)), baseline=baseline)
         for tree in [None] + ([baseline] if baseline else []):
             same_process_ratio(tree=tree)
     else:

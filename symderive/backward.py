@@ -7,7 +7,10 @@ enumerating its sums. The indices split into independent factors (channels,
 one per spatial axis); each is enumerated alone (the bounds of each sum become
 array ranges) and the nonzeros are their broadcast product, so the work is
 O(nonzeros) and they come out in the order of A's. B = Aᵀ is then checked
-exactly against A, which is built independently from the forward sum.
+exactly against A, which is generated independently from the forward sum and
+compared with B block by block as it is generated. The derivation (SymPy) is
+cached per declaration of the layer (``_Declaration``); B's arrays are new on
+every call.
 
 For all sizes the identity is proved at the index level: B[i, j] is the
 coefficient of g[j] in ∂L/∂x[i], i.e. ∂y[j]/∂x[i], which is A[j, i].
