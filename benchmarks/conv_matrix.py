@@ -14,6 +14,9 @@ last and alone, only when enough memory is free.
 Run:  python benchmarks/conv_matrix.py          (a few minutes; the naive 24×24 is the slow part)
       python benchmarks/conv_matrix.py --scaling-only
       python benchmarks/conv_matrix.py --check-only      (check_transpose at the scaling sizes)
+      python benchmarks/conv_matrix.py --check-only --baseline /work/main [--cases 16x64x32,… --runs 5]
+                     (the same rows for another tree's symderive too, in the same run, alternating;
+                      a case is channels in x input side x channels out)
 """
 import os
 import resource
@@ -118,6 +121,9 @@ def measure_case(method, c_in, n, c_out):
     else:   # check_transpose: derive B, build A, compare
         if method == "warm":    # first one check at a small size: SymPy's and lambdify's first-use costs
             check_transpose(sd.conv2d(sd.tensor("x", c_in, 8, 8), sd.tensor("w", c_out, c_in, KERNEL, KERNEL)))
+        if method == "repeat":  # first one check of a layer declared the same way (another object)
+            check_transpose(sd.conv2d(sd.tensor("x", c_in, n, n), sd.tensor("w", c_out, c_in, KERNEL, KERNEL)))
+        if method in ("warm", "repeat"):
             before = rss_mb()
             wall, cpu = time.perf_counter(), time.process_time()
         _, a, equal, _ = check_transpose(layer)
@@ -128,9 +134,17 @@ def measure_case(method, c_in, n, c_out):
     print(f"{wall} {cpu} {nnz} {peak}")
 
 
-def run_case(method, case):
+def tree_env(tree):
+    """The environment of a case process: ``tree``'s symderive first on the path (None: this one)."""
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(tree)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
+def run_case(method, case, tree=None):
     out = subprocess.run([sys.executable, __file__, "--case", method, *map(str, case)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=tree_env(tree))
     wall, cpu, nnz, peak = out.stdout.split()
     return float(wall), float(cpu), int(nnz), float(peak)
 
@@ -170,45 +184,76 @@ def scaling():
     check_transpose_table([HUGE], runs=1, building=ours)
 
 
-def same_process_ratio(case=(16, 64, 32), runs=5):
+def same_process_ratio(case=(16, 64, 32), runs=5, tree=None):
+    """``same_process`` in a fresh process of ``tree`` (None: this tree), printed."""
+    out = subprocess.run([sys.executable, __file__, "--same", *map(str, case), str(runs)],
+                         capture_output=True, text=True, check=True, env=tree_env(tree))
+    print(("" if tree is None else f"[{tree}] ") + out.stdout.strip())
+
+
+def same_process(c_in, n, c_out, runs):
     """Building A and the whole check_transpose alternately in this one process, best CPU of
-    ``runs`` each: under load the fresh-process figures above scatter by several times, and this
-    ratio is the steadier one (SymPy's caches are warm, the chain rule is still derived per call)."""
-    c_in, n, c_out = case
-    layer = sd.conv2d(sd.tensor("x", c_in, n, n), sd.tensor("w", c_out, c_in, KERNEL, KERNEL))
-    check_transpose(layer)
+    ``runs`` each: under load the fresh-process figures scatter by several times, and this
+    ratio is the steadier one (SymPy's caches are warm; each check gets a newly declared layer,
+    so a cache per layer object would not help, one per declaration does)."""
+    def layer():
+        return sd.conv2d(sd.tensor("x", c_in, n, n), sd.tensor("w", c_out, c_in, KERNEL, KERNEL))
+    check_transpose(layer())
     best = {"build A": [], "check": []}
     for _ in range(runs):
-        for name, run in (("build A", lambda: conv_matrix(layer)), ("check", lambda: check_transpose(layer))):
+        for name, run in (("build A", lambda: conv_matrix(layer())), ("check", lambda: check_transpose(layer()))):
             wall, cpu = time.perf_counter(), time.process_time()
             result = run()
             best[name].append((time.process_time() - cpu, time.perf_counter() - wall))
             del result
     (a_cpu, a_wall), (t_cpu, t_wall) = (min(best[k]) for k in ("build A", "check"))
-    print(f"same process, best of {runs} (load {os.getloadavg()[0]:.2f}): build A CPU {a_cpu:.3f} s (wall "
-          f"{a_wall:.3f}), check_transpose CPU {t_cpu:.3f} s (wall {t_wall:.3f}): {t_cpu / a_cpu:.1f}x (target 3x)")
+    print(f"same process, {c_in}x{n}x{n}->{c_out}, best of {runs} (load {os.getloadavg()[0]:.2f}): build A CPU "
+          f"{a_cpu:.3f} s (wall {a_wall:.3f}), check_transpose CPU {t_cpu:.3f} s (wall {t_wall:.3f}): "
+          f"{t_cpu / a_cpu:.1f}x (target 3x)")
 
 
-def check_transpose_table(cases, runs=3, building=None):
+CHECK_STEPS = (("build A", "symderive"), ("read B", "backward"), ("compare", "compare"), ("check", "check"),
+               ("warm check", "warm"), ("repeat", "repeat"))
+
+
+def check_transpose_table(cases, runs=3, building=None, baseline=None):
     """check_transpose against building A once, per case (best of ``runs`` by CPU, fresh processes):
     B alone (chain rule + read-off), the comparison alone (B and A built beforehand; memory beyond
-    them), and the whole check (derive B, build A, compare)."""
-    print(f"load average {os.getloadavg()[0]:.2f}; check_transpose against building A once (CPU ratios)")
-    print(f"{'case':>16} {'nnz':>12} {'step':>10} {'wall s':>7} {'CPU s':>7} {'ns/nnz':>7} {'MB':>7} "
-          f"{'B/nnz':>6} {'x A':>6}")
+    them), and the whole check (derive B, build A, compare): cold, warm (after a check at 8x8) and
+    repeated (after a check of a layer declared the same way). With ``baseline`` (a tree), the same
+    rows for that tree's symderive, each run alternating with this tree's."""
+    trees = [None] + ([baseline] if baseline else [])
+    print(f"load average {os.getloadavg()[0]:.2f}; check_transpose against building A once "
+          f"(ratios of CPU and of wall time)" + (f"; baseline tree {baseline}" if baseline else ""))
+    print(f"{'case':>16} {'nnz':>12} {'tree':>8} {'step':>10} {'wall s':>7} {'CPU s':>7} {'ns/nnz':>7} "
+          f"{'MB':>7} {'B/nnz':>6} {'CPU x A':>7} {'wall x A':>8}")
+    fits = {}
     for case in cases:
-        rows = {"build A": building} if building else {}
-        for name, method in (("build A", "symderive"), ("read B", "backward"), ("compare", "compare"),
-                             ("check", "check"), ("warm check", "warm")):
-            if name not in rows:
-                rows[name] = min((run_case(method, case) for _ in range(runs)), key=lambda r: r[1])
-        for name, (wall, cpu, nnz, peak) in rows.items():
-            print(f"{'%dx%dx%d->%d' % (case[0], case[1], case[1], case[2]):>16} {nnz:>12,} {name:>10} "
-                  f"{wall:>7.2f} {cpu:>7.2f} {cpu / nnz * 1e9:>7.1f} {peak:>7.0f} {peak * 2 ** 20 / nnz:>6.1f} "
-                  f"{cpu / rows['build A'][1]:>6.2f}")
+        rows = {tree: ({"build A": building} if building and tree is None else {}) for tree in trees}
+        for name, method in CHECK_STEPS:
+            measured = {tree: [] for tree in trees if name not in rows[tree]}
+            for _ in range(runs):
+                for tree in measured:
+                    measured[tree].append(run_case(method, case, tree))
+            for tree, results in measured.items():
+                rows[tree][name] = min(results, key=lambda r: r[1])
+        for tree in trees:
+            a = rows[tree]["build A"]
+            label = "this" if tree is None else "baseline"
+            for name, (wall, cpu, nnz, peak) in rows[tree].items():
+                fits.setdefault((label, name), []).append((nnz, cpu))
+                print(f"{'%dx%dx%d->%d' % (case[0], case[1], case[1], case[2]):>16} {nnz:>12,} {label:>8} "
+                      f"{name:>10} {wall:>7.2f} {cpu:>7.2f} {cpu / nnz * 1e9:>7.1f} {peak:>7.0f} "
+                      f"{peak * 2 ** 20 / nnz:>6.1f} {cpu / a[1]:>7.2f} {wall / a[0]:>8.2f}")
+    if len(cases) > 1:
+        for (label, name), points in fits.items():
+            if name in ("check", "warm check", "repeat"):
+                nnz, cpu = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+                print(f"fitted growth ({label}, {name}): CPU time ∝ nnz^{np.polyfit(nnz, cpu, 1)[0]:.2f}")
     print("target: compare and check within 3x of building A. 'compare': MB beyond A and B. 'read B' and "
-          "'check' include the chain rule in SymPy and lambdify's first use (about 0.2 s that does not grow "
-          "with nnz); 'warm check': the same after one check at 8x8 in that process")
+          "'check' include deriving the chain rule in SymPy (and SymPy's first use in the process); "
+          "'warm check': after one check at 8x8 in that process (SymPy warm, this size's chain rule not yet "
+          "derived); 'repeat': after one check of a layer declared the same way (another object)")
 
 
 def main():
@@ -233,11 +278,19 @@ if __name__ == "__main__":
     elif "--case" in sys.argv:
         at = sys.argv.index("--case")
         measure_case(sys.argv[at + 1], *map(int, sys.argv[at + 2:at + 5]))
+    elif "--same" in sys.argv:
+        at = sys.argv.index("--same")
+        same_process(*map(int, sys.argv[at + 1:at + 5]))
     elif "--scaling-only" in sys.argv:
         scaling()
     elif "--check-only" in sys.argv:
-        check_transpose_table(SCALING)
-        same_process_ratio()
+        def option(name, default):
+            return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+        baseline = option("--baseline", None)
+        cases = [tuple(map(int, c.split("x"))) for c in option("--cases", "").split(",") if c] or SCALING
+        check_transpose_table(cases, runs=int(option("--runs", 3)), baseline=baseline)
+        for tree in [None] + ([baseline] if baseline else []):
+            same_process_ratio(tree=tree)
     else:
         main()
         print()

@@ -7,7 +7,10 @@ enumerating its sums. The indices split into independent factors (channels,
 one per spatial axis); each is enumerated alone (the bounds of each sum become
 array ranges) and the nonzeros are their broadcast product, so the work is
 O(nonzeros) and they come out in the order of A's. B = Aᵀ is then checked
-exactly against A, which is built independently from the forward sum.
+exactly against A, which is generated independently from the forward sum and
+compared with B block by block as it is generated. The derivation (SymPy) is
+cached per declaration of the layer (``_Declaration``); B's arrays are new on
+every call.
 
 For all sizes the identity is proved at the index level: B[i, j] is the
 coefficient of g[j] in ∂L/∂x[i], i.e. ∂y[j]/∂x[i], which is A[j, i].
@@ -19,41 +22,46 @@ import numpy as np
 import sympy as sp
 
 from .contract import contract, flatten, same_terms
-from .conv_matrix import SparseSymbolMatrix, concrete_layer, conv_matrix
+from .conv_matrix import SparseSymbolMatrix, concrete_layer, conv_matrix, matching_conv_matrix
 from .derivative import chain_rule, derivative
 from .errors import ShapeError
 from .indices import indices_for, names_in, substitute
 from .tensors import Tensor, flat_positions
 
-_FLOOR_DIV = sp.Function("floor_div")
-NUMPY_FUNCTIONS = [{"floor_div": np.floor_divide, "Max": np.maximum, "Min": np.minimum, "Mod": np.mod},
-                   "numpy"]
+def _index_values(expr, env):
+    """Exact int64 values of an index expression over arrays of index values (``env``), by NumPy
+    directly: the closed form's index arithmetic is integer sums and products of indices, floor and
+    ceiling of quotients (floor division), Mod, Max and Min; anything else is refused.
 
-
-def _integer_form(expr):
-    """Rewrite floor/ceiling of rational expressions as exact integer floor division."""
-    def floor_of(e, negate=False):
-        num, den = sp.fraction(sp.together(-e if negate else e))
-        result = _FLOOR_DIV(sp.expand(num), den) if den != 1 else sp.floor(num)
-        return -result if negate else result
-    return (sp.sympify(expr)
-            .replace(lambda e: isinstance(e, sp.floor), lambda e: floor_of(e.args[0]))
-            .replace(lambda e: isinstance(e, sp.ceiling), lambda e: floor_of(e.args[0], negate=True)))
-
-
-@functools.lru_cache(maxsize=1024)
-def _compiled(expr, symbols):
-    """``expr`` as a NumPy function of ``symbols`` (kept: compiling costs more than evaluating on
-    the small per-factor tables)."""
-    plain = {s: sp.Dummy(s.name) for s in symbols}
-    return sp.lambdify([plain[s] for s in symbols], _integer_form(expr).xreplace(plain), modules=NUMPY_FUNCTIONS)
+    >>> q = sp.Symbol('q'); _index_values(sp.Max(0, sp.ceiling(q / 2 - sp.Rational(1, 2))), {q: np.arange(5)})
+    array([0, 0, 1, 1, 2])
+    """
+    if expr in env:
+        return env[expr]
+    if expr.is_Integer:
+        return np.int64(int(expr))
+    if isinstance(expr, (sp.floor, sp.ceiling)):
+        sign = 1 if isinstance(expr, sp.floor) else -1          # ⌈e⌉ = −⌊−e⌋
+        num, den = sp.fraction(sp.together(sign * expr.args[0]))
+        return sign * np.floor_divide(_index_values(num, env), _index_values(den, env))
+    args = [_index_values(a, env) for a in expr.args]
+    if isinstance(expr, sp.Add):
+        return functools.reduce(np.add, args)
+    if isinstance(expr, sp.Mul):
+        return functools.reduce(np.multiply, args)
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp >= 0:
+        return np.power(args[0], int(expr.exp))
+    if isinstance(expr, sp.Mod):
+        return np.mod(*args)
+    if isinstance(expr, (sp.Max, sp.Min)):
+        return functools.reduce(np.maximum if isinstance(expr, sp.Max) else np.minimum, args)
+    raise ShapeError(f"cannot evaluate the index expression {expr} with integer arithmetic")
 
 
 def _evaluate(expr, env):
     """Evaluate an integer-valued index expression over arrays of index values, exactly."""
-    symbols = tuple(env)
-    value = _compiled(sp.sympify(expr), symbols)(*[env[s] for s in symbols])
-    return np.broadcast_to(np.asarray(value), next(iter(env.values())).shape)
+    value = _index_values(sp.sympify(expr), env)
+    return np.broadcast_to(np.asarray(value, dtype=np.int64), next(iter(env.values())).shape)
 
 
 def _evaluate_index(expr, env):
@@ -146,8 +154,9 @@ def _factors(term, wrt_idx, tied):
     return factors
 
 
-def _term_triples(term, wrt, wrt_idx, placed, dtype):
-    """(rows, cols, entries) of one term Σ … g[…]·w[…], as the product of its independent factors.
+def _term_factors(term, wrt, wrt_idx, placed):
+    """The factors of one term Σ … g[…]·w[…], whose broadcast sum (``_broadcast_sum``) is its
+    (rows, cols, entries); None when the term has no nonzero.
 
     ``placed`` is ((g, g's index expressions, 'col'), (w, w's, 'entry')). Each factor (for a
     convolution: the sample, the channels, one factor per spatial axis) is enumerated alone,
@@ -188,8 +197,7 @@ def _term_triples(term, wrt, wrt_idx, placed, dtype):
         share = {k: np.broadcast_to(v, (size,))[ok] for k, v in share.items()}
         order = np.lexsort([keys[k][ok] for k in sorted(keys, reverse=True)]) if keys else slice(None)
         parts.append((min(keys, default=np.inf), tuple(share[k][order] for k in ("row", "col", "entry"))))
-    parts = [p for _, p in sorted(parts, key=lambda item: item[0])]
-    return _broadcast_sum(parts, dtype)
+    return [p for _, p in sorted(parts, key=lambda item: item[0])]
 
 
 def _broadcast_sum(parts, dtype):
@@ -220,12 +228,12 @@ def _broadcast_sum(parts, dtype):
     return tuple(result)
 
 
-def matrix_from_chain_rule(closed_form, wrt, wrt_idx, upstream, weight):
-    """Read the matrix M with ∂L/∂vec(wrt) = M · vec(g) off a chain-rule closed form whose
-    terms are Σ … g[…] · weight[…] (entries of M are entries of ``weight``)."""
+def _read_off(closed_form, wrt, wrt_idx, upstream, weight):
+    """(factors of every term, index dtype): what B's triples are the broadcast sums of (small
+    tables, read-only so that a cached one cannot be changed)."""
     biggest = max(int(t.numel) for t in (wrt, upstream, weight))
     dtype = np.int32 if biggest <= np.iinfo(np.int32).max else np.int64
-    found = []
+    terms = []
     for term in flatten(closed_form):
         if term.coeff == 0:          # y identically zero (every window in the padding)
             continue
@@ -234,13 +242,29 @@ def matrix_from_chain_rule(closed_form, wrt, wrt_idx, upstream, weight):
         w = [f for f in factors if isinstance(f, sp.Indexed) and f.base == weight.base]
         if len(g) != 1 or len(w) != 1 or len(factors) != 2:
             raise ShapeError(f"cannot read a matrix off the term {term.coeff}: expected g[…]·{weight.name}[…]")
-        triples = _term_triples(term, wrt, wrt_idx, ((upstream, g[0], "col"), (weight, w[0], "entry")), dtype)
-        if triples is not None:
-            found.append(triples)
+        parts = _term_factors(term, wrt, wrt_idx, ((upstream, g[0], "col"), (weight, w[0], "entry")))
+        if parts is not None:
+            for part in parts:
+                for array in part:
+                    array.setflags(write=False)
+            terms.append(parts)
+    return terms, dtype
+
+
+def _assemble(terms, shape, weight, dtype):
+    """B from its read-off factors: one broadcast sum per term into fresh arrays."""
+    found = [t for t in (_broadcast_sum(parts, dtype) for parts in terms) if t is not None]
     if not found:
         found = [(np.zeros(0, dtype=dtype),) * 3]
     rows, cols, entries = found[0] if len(found) == 1 else (np.concatenate(parts) for parts in zip(*found))
-    return SparseSymbolMatrix((int(wrt.numel), int(upstream.numel)), rows, cols, entries, weight)
+    return SparseSymbolMatrix(shape, rows, cols, entries, weight)
+
+
+def matrix_from_chain_rule(closed_form, wrt, wrt_idx, upstream, weight):
+    """Read the matrix M with ∂L/∂vec(wrt) = M · vec(g) off a chain-rule closed form whose
+    terms are Σ … g[…] · weight[…] (entries of M are entries of ``weight``)."""
+    terms, dtype = _read_off(closed_form, wrt, wrt_idx, upstream, weight)
+    return _assemble(terms, (int(wrt.numel), int(upstream.numel)), weight, dtype)
 
 
 @dataclass
@@ -253,17 +277,68 @@ class BackwardMatrix:
     matrix: SparseSymbolMatrix
 
 
-def backward_matrix(layer):
-    """B with ∂L/∂vec(x) = B · ∂L/∂vec(y), from the chain rule (concrete sizes)."""
-    concrete_layer(layer)
+class _Declaration:
+    """A convolution keyed by all its chain rule and B depend on: its class, name and
+    hyperparameters and, per tensor, its class, base (name, shape, assumptions) and declared facts.
+    Layer objects are mutable, so they are not the key; two declared alike share one derivation,
+    and any difference (size, stride, padding, dilation, groups, a name) is another key."""
+    __slots__ = ("layer", "key")
+
+    def __init__(self, layer):
+        self.layer = layer
+        tensors = tuple(None if t is None else (type(t), t.base, t.symmetric, frozenset(t.facts.items()))
+                        for t in (layer.x, layer.weight, layer.bias))
+        self.key = (type(layer), layer.name, layer.dims, layer.stride, layer.padding, layer.dilation,
+                    layer.groups, tensors)
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Declaration) and self.key == other.key
+
+
+def _derive(layer):
+    """(chain rule, B's read-off factors, dtype): the SymPy part of ``backward_matrix``."""
     c = chain_rule(layer, layer.x, "g")
-    m = matrix_from_chain_rule(c.value, layer.x, c.local.wrt_idx, c.upstream, layer.weight)
+    return (c,) + _read_off(c.value, layer.x, c.local.wrt_idx, c.upstream, layer.weight)
+
+
+@functools.lru_cache(maxsize=64)
+def _derived(declaration):
+    """``_derive`` once per declaration: deriving the chain rule in SymPy cost 0.02-0.03 s per call,
+    as much as building A at 17.7 M nonzeros, and its result is a pure function of the declaration."""
+    return _derive(declaration.layer)
+
+
+def backward_matrix(layer):
+    """B with ∂L/∂vec(x) = B · ∂L/∂vec(y), from the chain rule (concrete sizes). The derivation
+    is cached per declaration (``_Declaration``) when the layer's inputs are plain tensors."""
+    concrete_layer(layer)
+    declaration = None
+    if not any(getattr(t, "is_layer", False) for t in (layer.x, layer.weight, layer.bias)):
+        declaration = _Declaration(layer)
+        try:
+            hash(declaration)
+        except TypeError:         # an unhashable declared fact: derive without the cache
+            declaration = None
+    c, terms, dtype = _derived(declaration) if declaration else _derive(layer)
+    m = _assemble(terms, (int(layer.x.numel), int(c.upstream.numel)), layer.weight, dtype)
     return BackwardMatrix(layer, c.value, c.local.wrt_idx, c.upstream, m)
 
 
 def check_transpose(layer):
-    """(B, A, equal, first difference) at the layer's concrete sizes; exact."""
+    """(B, A, equal, first difference) at the layer's concrete sizes; exact.
+
+    B is read off the chain rule in the order of A's triples, so A's triples are first generated
+    from the forward sum a block at a time and compared with Bᵀ's as they come
+    (``matching_conv_matrix``): when they agree, that one pass is the check, and the A returned
+    shares B's arrays (just shown to hold A's triples) instead of a second copy. Otherwise A is built
+    in full and compared by the order-free exact check, which gives a counterexample."""
     b = backward_matrix(layer)
+    a = matching_conv_matrix(layer, b.matrix.transpose())
+    if a is not None:
+        return b, a, True, None
     a = conv_matrix(layer)
     equal = b.matrix.equals(a.transpose())
     return b, a, equal, None if equal else b.matrix.first_difference(a.transpose())

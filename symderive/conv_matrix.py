@@ -195,7 +195,9 @@ class _ConvLayout:
             flat = flat[..., None] * n + axis[which]
         return flat
 
-    def triples(self):
+    def _flat_parts(self):
+        """Per triple array (rows, cols, entries): (channel part, spatial part), flat, in
+        ``self.dtype``; the array is channel[:, None] + spatial[None, :], flattened."""
         lead = (1,) * len(self.axes)
         n = np.arange(self.n_batch, dtype=np.int64).reshape((-1, 1, 1) + lead)
         o = np.arange(self.n_out, dtype=np.int64).reshape((1, -1, 1) + lead)
@@ -205,12 +207,37 @@ class _ConvLayout:
         parts = [((n * self.n_out + o) * n_os, self._spatial(0, self.out_spatial)),
                  ((n * self.all_in + channel) * n_is, self._spatial(2, self.in_spatial)),
                  ((o * self.n_in + c) * n_k, self._spatial(1, self.kernel))]
+        size = self.n_batch * self.n_out * self.n_in
+        return [(np.broadcast_to(chan, self.shape[:3] + lead).reshape(size).astype(self.dtype),
+                 spatial.reshape(-1).astype(self.dtype)) for chan, spatial in parts]
+
+    def triples(self):
         result = []
-        for chan, spatial in parts:       # broadcast straight into the preallocated result
-            out = np.empty(self.shape, dtype=self.dtype)
-            np.add(chan.astype(self.dtype), spatial.astype(self.dtype), out=out)
+        for chan, spatial in self._flat_parts():       # broadcast straight into the preallocated result
+            out = np.empty((len(chan), len(spatial)), dtype=self.dtype)
+            np.add(chan[:, None], spatial[None, :], out=out)
             result.append(out.reshape(-1))
         return tuple(result)
+
+    def same_triples(self, rows, cols, entries, block=1 << 18):
+        """Whether (rows, cols, entries) are exactly ``triples()``, in order. The triples are
+        generated about ``block`` at a time into one buffer that stays in the CPU cache and compared
+        as they come, stopping at the first difference: A is never stored."""
+        parts = self._flat_parts()
+        size, spatial_size = len(parts[0][0]), len(parts[0][1])
+        theirs = (rows, cols, entries)
+        if any(len(a) != size * spatial_size for a in theirs):
+            return False
+        step = max(1, block // max(spatial_size, 1))
+        buffer = np.empty((step, spatial_size), dtype=self.dtype)
+        for start in range(0, size, step):
+            stop = min(start + step, size)
+            out = buffer[:stop - start]
+            for (chan, spatial), mine in zip(parts, theirs):
+                np.add(chan[start:stop, None], spatial[None, :], out=out)
+                if not np.array_equal(out.reshape(-1), mine[start * spatial_size:stop * spatial_size]):
+                    return False
+        return True
 
     def locate(self, y_flat, x_flat):
         """Index into ``triples()`` of the nonzero at (y, x), or −1 where A has none there."""
@@ -255,6 +282,20 @@ def conv_matrix(layer):
     y_flat, x_flat, w_flat = layout.triples()
     shape = (int(sp.Mul(*layer.shape)), int(layer.x.numel))
     return SparseSymbolMatrix(shape, y_flat, x_flat, w_flat, layer.weight, layout.locate)
+
+
+def matching_conv_matrix(layer, candidate):
+    """A, when ``candidate`` (a matrix shaped like A) holds exactly A's triples in A's order, as
+    generated from the forward sum and compared a block at a time (``_ConvLayout.same_triples``);
+    the A returned shares the candidate's arrays. None otherwise: the two may still be equal in
+    another order, which ``SparseSymbolMatrix.equals`` decides.
+    """
+    layout = _ConvLayout(layer)
+    shape = (int(sp.Mul(*layer.shape)), int(layer.x.numel))
+    if candidate.shape != shape or candidate.source.name != layer.weight.name \
+            or not layout.same_triples(candidate.rows, candidate.cols, candidate.entries):
+        return None
+    return SparseSymbolMatrix(shape, candidate.rows, candidate.cols, candidate.entries, layer.weight, layout.locate)
 
 
 def im2col_matrix(layer):

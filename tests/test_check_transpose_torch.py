@@ -160,3 +160,140 @@ def test_wrong_matrix_in_the_engines_order_is_caught():
     row, col, mine, theirs = bad.first_difference(A.transpose())
     assert (row, col) == (int(m.rows[n]), int(m.cols[n]))
     assert mine != theirs
+
+
+# ---------------------------------------------------------------------------------------------
+# The derivation is cached per declaration; A's triples are compared with B's as they are generated
+# ---------------------------------------------------------------------------------------------
+BASE = dict(C=2, H=7, W=6, O=2, K=(3, 2), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
+VARIANTS = {"base": {}, "stride": dict(stride=(2, 1)), "padding": dict(padding=(1, 0)),
+            "dilation": dict(dilation=(1, 2)), "groups": dict(groups=2), "size": dict(H=8),
+            "kernel": dict(K=(2, 2))}
+
+
+def declared(**change):
+    """A newly declared layer (a new object each call) with BASE's hyperparameters, ``change`` applied."""
+    v = dict(BASE, **change)
+    return sd.conv2d(sd.tensor("x", v["C"], v["H"], v["W"]), sd.tensor("w", v["O"], v["C"] // v["groups"], *v["K"]),
+                     stride=v["stride"], padding=v["padding"], dilation=v["dilation"], groups=v["groups"]), v
+
+
+def torch_b(v):
+    """B from torch's conv_transpose2d (with groups), weights encoded as 2**index, as triples."""
+    wshape = (v["O"], v["C"] // v["groups"], *v["K"])
+    weights = torch.tensor(2.0 ** np.arange(int(np.prod(wshape))), dtype=torch.float64).reshape(wshape)
+    Ho, Wo = (out_size(n, k, s, p, d) for n, k, s, p, d in
+              zip((v["H"], v["W"]), v["K"], v["stride"], v["padding"], v["dilation"]))
+    unit = torch.eye(v["O"] * Ho * Wo, dtype=torch.float64).reshape(-1, v["O"], Ho, Wo)
+    full = F.conv_transpose2d(unit, weights, stride=v["stride"], padding=v["padding"], dilation=v["dilation"],
+                              groups=v["groups"], output_padding=tuple(
+                                  (n + 2 * p - d * (k - 1) - 1) % s for n, k, s, p, d in
+                                  zip((v["H"], v["W"]), v["K"], v["stride"], v["padding"], v["dilation"])))
+    assert full.shape[1:] == (v["C"], v["H"], v["W"])
+    return full.reshape(len(unit), -1).T.numpy()
+
+
+def test_cached_derivation_is_not_reused_for_another_declaration():
+    """Each variant (another stride, padding, dilation, groups, size or kernel) gets its own B, equal to
+    torch's for that variant, even when checked between two checks of the base layer; a layer declared
+    like one before (another object) reuses that derivation and still gets its own arrays."""
+    from symderive.backward import _derived
+    dense, matrices = {}, {}
+    for name, change in list(VARIANTS.items()) + [("base", {})]:
+        layer, v = declared(**change)
+        hits = _derived.cache_info().hits
+        b, A, equal, difference = check_transpose(layer)
+        assert equal and difference is None, name
+        theirs = triples(torch_b(v), layer.weight)
+        assert b.matrix.equals(theirs) and theirs.equals(A.transpose()), name
+        if name in matrices:                                   # the second base: from the cache
+            assert _derived.cache_info().hits == hits + 1
+            assert b.matrix.rows is not matrices[name].rows
+            assert b.matrix.equals(matrices[name])
+        matrices[name], dense[name] = b.matrix, b.matrix.numeric(np.arange(1, 1 + int(layer.weight.numel)))
+    for name in VARIANTS:
+        if name != "base":
+            assert dense[name].shape != dense["base"].shape or not np.array_equal(dense[name], dense["base"]), name
+
+
+def test_cached_tables_cannot_be_changed_through_a_result():
+    layer, _ = declared()
+    b = check_transpose(layer)[0]
+    b.matrix.entries[0] += 1                   # the caller's own arrays: allowed, and not the cache's
+    again = check_transpose(declared()[0])
+    assert again[2] and not again[0].matrix.equals(b.matrix)
+
+
+def test_a_is_compared_with_b_as_it_is_generated():
+    """matching_conv_matrix returns A (sharing the candidate's arrays) only for exactly A's triples in
+    A's order; anything else, true in another order or wrong, goes to the full exact check."""
+    from symderive.conv_matrix import matching_conv_matrix
+    case = CASES[0]
+    layer = layer_of(case)
+    A = conv_matrix(layer)
+    b = check_transpose(layer)[0].matrix
+    same = matching_conv_matrix(layer, b.transpose())
+    assert same is not None and same.rows is b.cols
+    assert all(np.array_equal(x, y) for x, y in zip((same.rows, same.cols, same.entries), (A.rows, A.cols, A.entries)))
+    n = A.nnz // 2
+    entries = A.entries.copy()
+    entries[n] ^= 1
+    keep_missing, keep_repeat = np.arange(A.nnz) != n, np.r_[np.arange(A.nnz), n]
+    torch_order = triples(torch_backward(case), layer.weight).transpose()
+    for name, candidate in [
+            ("entry changed", SparseSymbolMatrix(A.shape, A.rows, A.cols, entries, A.source)),
+            ("entry missing", SparseSymbolMatrix(A.shape, *(a[keep_missing] for a in (A.rows, A.cols, A.entries)),
+                                                 A.source)),
+            ("entry repeated", SparseSymbolMatrix(A.shape, *(a[keep_repeat] for a in (A.rows, A.cols, A.entries)),
+                                                  A.source)),
+            ("last entry changed", SparseSymbolMatrix(A.shape, A.rows, A.cols,
+                                                      np.r_[A.entries[:-1], A.entries[-1] + 1], A.source)),
+            ("other shape", SparseSymbolMatrix((A.shape[0] + 1, A.shape[1]), A.rows, A.cols, A.entries, A.source)),
+            ("torch's order", torch_order)]:
+        assert matching_conv_matrix(layer, candidate) is None, name
+    assert torch_order.equals(A)                             # true, in another order: the exact path says so
+
+
+@pytest.mark.parametrize("mistake", ["entry changed", "torch stride off by one"])
+def test_check_transpose_refuses_a_wrong_b(monkeypatch, mistake):
+    """check_transpose itself, handed a wrong B (in A's order, or torch's with the stride off by one),
+    says not equal and gives a position where the dense matrices really differ."""
+    import symderive.backward as backward
+    case = CASES[0]
+    layer = layer_of(case)
+    true = backward.backward_matrix(layer)
+    m = true.matrix
+    if mistake == "entry changed":
+        entries = m.entries.copy()
+        entries[m.nnz // 3] ^= 1
+        wrong = SparseSymbolMatrix(m.shape, m.rows, m.cols, entries, m.source)
+        wrong_dense = wrong.numeric(2.0 ** np.arange(int(layer.weight.numel)))
+    else:
+        wrong_dense = torch_backward(case, stride=(case[3][0] + 1, case[3][1]))
+        wrong = triples(wrong_dense, layer.weight)
+    monkeypatch.setattr(backward, "backward_matrix",
+                        lambda _: backward.BackwardMatrix(layer, true.closed_form, true.wrt_idx, true.upstream, wrong))
+    _, A, equal, difference = backward.check_transpose(layer)
+    assert equal is False and difference is not None
+    row, col, mine, theirs = difference
+    shape = tuple(int(n) for n in layer.weight.shape)
+    assert as_list(theirs, shape) == decoded(torch_backward(case), row, col)
+    assert as_list(mine, shape) == decoded(wrong_dense, row, col) != as_list(theirs, shape)
+
+
+def test_index_arithmetic_is_exact_or_refused():
+    """The read-off evaluates index maps with integer NumPy arithmetic: floor/ceiling of quotients
+    (negative numerators too), Mod, Max, Min; a non-integer expression is refused, not rounded."""
+    import sympy as sp
+    from symderive.backward import _index_values
+    from symderive.errors import ShapeError
+    q = sp.Symbol("q")
+    values = np.arange(-7, 8)
+    env = {q: values}
+    for expr, expected in [(sp.floor(q / 3), values // 3), (sp.ceiling((q - 1) / 2), -((1 - values) // 2)),
+                           (sp.Mod(3 * q + 1, 4), (3 * values + 1) % 4), (sp.Max(0, q - 2), np.maximum(0, values - 2)),
+                           (sp.Min(4, 2 * q), np.minimum(4, 2 * values)), (q ** 2 - q, values ** 2 - values)]:
+        assert np.array_equal(_index_values(expr, env), expected), expr
+    with pytest.raises(ShapeError):
+        _index_values(q / 2, env)
+
