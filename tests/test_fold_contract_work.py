@@ -73,3 +73,23 @@ def test_a_sum_of_more_terms_than_an_add_definition_is_not_matched(monkeypatch):
     longer = exact + x[j]
     assert fold(longer, [(h[a], definition)]) == longer         # h is the whole Add or nothing
     assert longer not in matched and simplify.alpha_normal(longer) not in matched
+
+
+def test_renaming_apart_keeps_what_needs_no_renaming_and_names_as_before():
+    from symderive.indices import INDEX_LETTERS, rename_bound_apart
+    expr = x[i] * sp.Sum(x[j] * sp.Sum(w[k], (k, 0, 2)), (j, 0, 4))
+    assert rename_bound_apart(expr, {"q"}) is expr                      # nothing clashes: the same tree
+    renamed = rename_bound_apart(expr, {"j"} | set(INDEX_LETTERS))       # every letter taken: j2, the first
+    assert renamed.has(sp.Symbol("j2", integer=True)) and not renamed.has(sp.Symbol("j", integer=True))
+
+
+def test_subscripts_are_tidied_and_tidy_entries_kept():
+    from symderive.contract import tidy_subscripts
+    D, p = sp.Symbol("D", integer=True, positive=True), sp.Symbol("p", integer=True)
+    tidied = tidy_subscripts(x[p - 1 + (D - p + 2) / D] + w[p])
+    (sub,) = next(e for e in tidied.atoms(sp.Indexed) if e.base == x).indices
+    num, den = sp.fraction(sub)                          # one fraction, (D p − p + 2)/D, the same value
+    assert den == D and sp.expand(num - (D * p - p + 2)) == 0
+    assert w[p] in tidied.atoms(sp.Indexed)
+    entry = w[p + 1]
+    assert tidy_subscripts(entry) is entry
