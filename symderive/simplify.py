@@ -255,9 +255,7 @@ def _fold_one(expr, name, defn, tensors=None):
         changed = True
         while changed:
             changed = False
-            by_form = Counter()
-            for f, n in have.items():
-                by_form[alpha_normal(f)] += n
+            by_form = None          # every factor's bound-normal form: needed only once the anchor matched
             for candidate in list(have):
                 if type(candidate) is not type(anchor):
                     continue
@@ -272,6 +270,10 @@ def _fold_one(expr, name, defn, tensors=None):
                 if key not in concretes:
                     concretes[key] = Counter({f.xreplace(match): n for f, n in needed.items()})
                 concrete = concretes[key]
+                if by_form is None:
+                    by_form = Counter()
+                    for f, n in have.items():
+                        by_form[alpha_normal(f)] += n
                 if all(by_form[f] >= n for f, n in concrete.items()):
                     for f, n in concrete.items():
                         for original in [g for g in have if alpha_normal(g) == f]:
@@ -303,8 +305,11 @@ def _fold_one(expr, name, defn, tensors=None):
                 return whole
             body = walk(e.function)
             return e if body is e.function else sp.Sum(body, *e.limits)
-        if isinstance(e, sp.Piecewise):
-            return sp.Piecewise(*[(walk(value), cond) for value, cond in e.args])
+        if isinstance(e, sp.Piecewise):          # kept when nothing folded: its sum is not rebuilt either
+            values = [walk(value) for value, _ in e.args]
+            if all(new is value for new, (value, _) in zip(values, e.args)):
+                return e
+            return sp.Piecewise(*[(new, cond) for new, (_, cond) in zip(values, e.args)])
         if isinstance(e, (sp.Mul, sp.Pow, sp.Function)):
             whole = rewrite(e)                      # the definition may span several factors
             if whole != e:

@@ -93,3 +93,10 @@ def test_subscripts_are_tidied_and_tidy_entries_kept():
     assert w[p] in tidied.atoms(sp.Indexed)
     entry = w[p + 1]
     assert tidy_subscripts(entry) is entry
+
+
+def test_a_guarded_sum_where_nothing_folds_is_kept_as_it_is():
+    """Nothing rebuilt when nothing folds: the guard's Piecewise and its sum are the same objects."""
+    a = sp.Wild("a")
+    expr = sp.Sum(sp.Piecewise((x[i] * sp.exp(z[i]) * v[j], j >= 1), (0, True)), (i, 0, 1)) + w[j]   # z, no softmax
+    assert fold(expr, [(q[a], _softmax(a))]) is expr
