@@ -224,6 +224,37 @@ def _factor_counts(expr):
     return counts
 
 
+def _tensors_outside_subscripts(expr, memo):
+    """The tensors ``expr`` names other than inside a subscript (z in z[y[n]], not the labels y).
+
+    >>> x, y, z = sp.IndexedBase('x'), sp.IndexedBase('y'), sp.IndexedBase('z')
+    >>> sorted(map(str, _tensors_outside_subscripts(sp.exp(z[y[1]]) * x[2], {})))
+    ['x', 'z']
+    """
+    got = memo.get(expr)
+    if got is None:
+        if isinstance(expr, sp.Indexed):
+            got = frozenset((expr.base,))
+        elif isinstance(expr, sp.IndexedBase):
+            got = frozenset((expr,))
+        else:
+            got = frozenset().union(*[_tensors_outside_subscripts(a, memo) for a in expr.args])
+        memo[expr] = got
+    return got
+
+
+def _wilds_only_in_subscripts(expr):
+    """True when every Wild in ``expr`` sits inside a subscript (q[w0] = e^{z[w0]}/Σ_k e^{z[k]}).
+
+    >>> w = sp.Wild('w'); z = sp.IndexedBase('z')
+    >>> _wilds_only_in_subscripts(sp.exp(z[w])), _wilds_only_in_subscripts(w * z[1])
+    (True, False)
+    """
+    if isinstance(expr, sp.Wild):
+        return False
+    return isinstance(expr, sp.Indexed) or all(_wilds_only_in_subscripts(a) for a in expr.args)
+
+
 def _fold_one(expr, name, defn, tensors=None):
     """``expr`` with ``defn`` written as ``name`` wherever found. A subtree that lacks one of the
     definition's tensors cannot hold it (matching replaces Wild indices only), so the walk skips it
@@ -244,6 +275,15 @@ def _fold_one(expr, name, defn, tensors=None):
         SymPy's Add matching tries hard before it fails (collecting on the Wilds): on
         nyu24-1.2.2e one match of the whole formula against h = Σ a·V·x took 0.2 s."""
         return isinstance(anchor, sp.Add) and isinstance(form, sp.Add) and len(form.args) > len(anchor.args)
+
+    # When the anchor's Wilds are all subscripts, every instance of it names the anchor's tensors outside
+    # subscripts and no other: a factor naming another there (the upstream gradient g beside the layer
+    # h = Σ a·V·x, in ∂l/∂h[T] of nyu24-1.2.2f) is not it, and is neither normalised (0.08 s for that
+    # formula) nor matched. (Normalising could only drop a tensor by cancelling Σ_j x_j against 1/Σ_k x_k,
+    # which SymPy does not do to the factor itself either.)
+    outside = {}
+    anchor_outside = _tensors_outside_subscripts(anchor, outside) if _wilds_only_in_subscripts(anchor) else None
+
     concretes = {}          # the definition's factors under one match (xreplace rebuilds its sums)
     matches = {}            # a factor's bound-normal form -> its match with the anchor (or None)
 
@@ -257,7 +297,8 @@ def _fold_one(expr, name, defn, tensors=None):
             changed = False
             by_form = None          # every factor's bound-normal form: needed only once the anchor matched
             for candidate in list(have):
-                if type(candidate) is not type(anchor):
+                if type(candidate) is not type(anchor) or anchor_outside is not None and \
+                        not _tensors_outside_subscripts(candidate, outside) <= anchor_outside:
                     continue
                 form = alpha_normal(candidate)
                 if form not in matches:       # the same factor recurs in many terms; matching is costly

@@ -100,3 +100,14 @@ def test_a_guarded_sum_where_nothing_folds_is_kept_as_it_is():
     a = sp.Wild("a")
     expr = sp.Sum(sp.Piecewise((x[i] * sp.exp(z[i]) * v[j], j >= 1), (0, True)), (i, 0, 1)) + w[j]   # z, no softmax
     assert fold(expr, [(q[a], _softmax(a))]) is expr
+
+
+def test_a_factor_naming_another_tensor_is_not_matched_but_labels_in_a_subscript_are_no_obstacle(monkeypatch):
+    a, n = sp.Wild("a"), sp.Symbol("n", integer=True)
+    labels, g = sp.IndexedBase("y"), sp.IndexedBase("g")
+    matched = _record_matches(monkeypatch)
+    picked = x[n] * _softmax(labels[n])                       # the softmax at the label: z[y[n]]
+    assert fold(picked, [(q[a], _softmax(a))]) == x[n] * q[labels[n]]
+    other = sp.Sum(g[i] * sp.exp(z[i] + g[i]), (i, 0, 1)) / sp.Sum(sp.exp(z[k]), (k, 0, 2))   # g beside z
+    assert fold(other, [(q[a], _softmax(a))]) == other
+    assert not any(m.has(g) for m in matched)
