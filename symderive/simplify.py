@@ -191,19 +191,23 @@ def fold(expr, definitions):
     return expr
 
 
-def _tensors_in(expr, memo):
-    """The tensors (``IndexedBase``) in ``expr``, from its arguments', each distinct subtree once.
+def _tensors_in(expr, memo, subscripts=True):
+    """The tensors (``IndexedBase``) in ``expr``, from its arguments', each distinct subtree once;
+    without ``subscripts``, only those named outside a subscript (z in z[y[n]], not the labels y).
+    ``memo`` belongs to one choice of ``subscripts``.
 
-    >>> x, w = sp.IndexedBase('x'), sp.IndexedBase('w')
-    >>> sorted(map(str, _tensors_in(sp.exp(x[1]) * w[2] + 1, {})))
-    ['w', 'x']
+    >>> x, y, z = sp.IndexedBase('x'), sp.IndexedBase('y'), sp.IndexedBase('z')
+    >>> [sorted(map(str, _tensors_in(sp.exp(z[y[1]]) * x[2], {}, s))) for s in (True, False)]
+    [['x', 'y', 'z'], ['x', 'z']]
     """
     got = memo.get(expr)
     if got is None:
         if isinstance(expr, sp.IndexedBase):
             got = frozenset((expr,))
+        elif isinstance(expr, sp.Indexed) and not subscripts:
+            got = frozenset((expr.base,))
         else:
-            got = frozenset().union(*[_tensors_in(a, memo) for a in expr.args])
+            got = frozenset().union(*[_tensors_in(a, memo, subscripts) for a in expr.args])
         memo[expr] = got
     return got
 
@@ -222,25 +226,6 @@ def _factor_counts(expr):
         else:
             counts[factor] += 1
     return counts
-
-
-def _tensors_outside_subscripts(expr, memo):
-    """The tensors ``expr`` names other than inside a subscript (z in z[y[n]], not the labels y).
-
-    >>> x, y, z = sp.IndexedBase('x'), sp.IndexedBase('y'), sp.IndexedBase('z')
-    >>> sorted(map(str, _tensors_outside_subscripts(sp.exp(z[y[1]]) * x[2], {})))
-    ['x', 'z']
-    """
-    got = memo.get(expr)
-    if got is None:
-        if isinstance(expr, sp.Indexed):
-            got = frozenset((expr.base,))
-        elif isinstance(expr, sp.IndexedBase):
-            got = frozenset((expr,))
-        else:
-            got = frozenset().union(*[_tensors_outside_subscripts(a, memo) for a in expr.args])
-        memo[expr] = got
-    return got
 
 
 def _wilds_only_in_subscripts(expr):
@@ -282,7 +267,7 @@ def _fold_one(expr, name, defn, tensors=None):
     # formula) nor matched. (Normalising could only drop a tensor by cancelling Σ_j x_j against 1/Σ_k x_k,
     # which SymPy does not do to the factor itself either.)
     outside = {}
-    anchor_outside = _tensors_outside_subscripts(anchor, outside) if _wilds_only_in_subscripts(anchor) else None
+    anchor_outside = _tensors_in(anchor, outside, subscripts=False) if _wilds_only_in_subscripts(anchor) else None
 
     concretes = {}          # the definition's factors under one match (xreplace rebuilds its sums)
     matches = {}            # a factor's bound-normal form -> its match with the anchor (or None)
@@ -298,7 +283,7 @@ def _fold_one(expr, name, defn, tensors=None):
             by_form = None          # every factor's bound-normal form: needed only once the anchor matched
             for candidate in list(have):
                 if type(candidate) is not type(anchor) or anchor_outside is not None and \
-                        not _tensors_outside_subscripts(candidate, outside) <= anchor_outside:
+                        not _tensors_in(candidate, outside, False) <= anchor_outside:
                     continue
                 form = alpha_normal(candidate)
                 if form not in matches:       # the same factor recurs in many terms; matching is costly
