@@ -188,8 +188,8 @@ def rename_bound_apart(expr, avoid):
         return chosen[var]
 
     def walk(e, enclosing):
-        """``e`` renamed apart; ``e`` itself when nothing in it is renamed (rebuilding every sum of a
-        definition on every use was a quarter of writing nyu24-1.2.2f's layers down)."""
+        """``e`` renamed apart; ``e`` itself when nothing in it is renamed (a layer's definition is
+        renamed apart on every use, and usually nothing clashes)."""
         if isinstance(e, _BINDERS):
             limits = [tuple(limit) for limit in e.limits]
             renames = {var: fresh(var, enclosing) for var, *_ in limits if var.name in avoid or var.name in enclosing}
