@@ -51,16 +51,26 @@ def contract(expr):
     """
     if not isinstance(expr, sp.Basic) or not expr.args:
         return expr
-    return _contract(expr, frozenset(names_in(expr)))
+    return _contract(expr, frozenset(names_in(expr)), {})
 
 
-def _contract(expr, avoid):
+def _contract(expr, avoid, done):
+    """``expr`` contracted; ``done`` holds the subtrees already contracted in this call. A formula
+    repeats its subtrees (the softmax denominator Σ e^{w} in every term): nyu24-1.2.2f visited
+    14,183 subtrees of which 972 were distinct, each visit rebuilding its sums."""
     if not expr.args:
         return expr
-    if isinstance(expr, sp.Sum):
-        inner = sp.Sum(_contract(expr.function, avoid), *expr.limits)
-        return rebuild([t for term in flatten(inner, avoid) for t in contract_term(term)])
-    return expr.func(*[_contract(a, avoid) for a in expr.args])
+    new = done.get(expr)
+    if new is None:
+        if isinstance(expr, sp.Sum):
+            body = _contract(expr.function, avoid, done)
+            inner = expr if body is expr.function else sp.Sum(body, *expr.limits)
+            new = rebuild([t for term in flatten(inner, avoid) for t in contract_term(term)])
+        else:
+            args = [_contract(a, avoid, done) for a in expr.args]
+            new = expr if all(a is b for a, b in zip(args, expr.args)) else expr.func(*args)
+        done[expr] = new
+    return new
 
 
 def flatten(expr, avoid=frozenset()):
@@ -140,11 +150,19 @@ def contract_term(term):
 
 def tidy_subscripts(expr):
     """Write every subscript as one expanded fraction: K − 1 + (q − D·K + D)/D becomes q/D."""
+    return expr.replace(lambda e: isinstance(e, sp.Indexed), _tidy_entry)
+
+
+@cacheit
+def _tidy_entry(entry):
+    """``entry`` with each subscript one expanded fraction; ``entry`` itself when they are already.
+    Memoized (a pure function of the entry): nyu24-1.2.2f tidied 507 entries, 59 distinct, and
+    each built a new entry even when nothing changed."""
     def tidy(a):
         num, den = sp.fraction(sp.together(a))
         return sp.expand(num) / den if den != 1 else sp.expand(a)
-    return expr.replace(lambda e: isinstance(e, sp.Indexed),
-                        lambda e: e.base[tuple(tidy(a) for a in e.indices)])
+    indices = tuple(tidy(a) for a in entry.indices)
+    return entry if indices == entry.indices else entry.base[indices]
 
 
 def _solve_delta(coeff, var):

@@ -184,10 +184,32 @@ def fold(expr, definitions):
     """
     if not definitions:
         return expr
+    tensors = {}          # subtree -> the tensors in it, shared by the definitions' walks
     # Largest definitions first: a = e^{w}/Σ e^{w} must be found before w itself is folded.
     for name, defn in sorted(definitions, key=lambda d: -sp.count_ops(d[1])):
-        expr = _fold_one(expr, name, defn)
+        expr = _fold_one(expr, name, defn, tensors)
     return expr
+
+
+def _tensors_in(expr, memo, subscripts=True):
+    """The tensors (``IndexedBase``) in ``expr``, from its arguments', each distinct subtree once;
+    without ``subscripts``, only those named outside a subscript (z in z[y[n]], not the labels y).
+    ``memo`` belongs to one choice of ``subscripts``.
+
+    >>> x, y, z = sp.IndexedBase('x'), sp.IndexedBase('y'), sp.IndexedBase('z')
+    >>> [sorted(map(str, _tensors_in(sp.exp(z[y[1]]) * x[2], {}, s))) for s in (True, False)]
+    [['x', 'y', 'z'], ['x', 'z']]
+    """
+    got = memo.get(expr)
+    if got is None:
+        if isinstance(expr, sp.IndexedBase):
+            got = frozenset((expr,))
+        elif isinstance(expr, sp.Indexed) and not subscripts:
+            got = frozenset((expr.base,))
+        else:
+            got = frozenset().union(*[_tensors_in(a, memo, subscripts) for a in expr.args])
+        memo[expr] = got
+    return got
 
 
 def _factor_counts(expr):
@@ -206,12 +228,47 @@ def _factor_counts(expr):
     return counts
 
 
-def _fold_one(expr, name, defn):
+def _wilds_only_in_subscripts(expr):
+    """True when every Wild in ``expr`` sits inside a subscript (q[w0] = e^{z[w0]}/Σ_k e^{z[k]}).
+
+    >>> w = sp.Wild('w'); z = sp.IndexedBase('z')
+    >>> _wilds_only_in_subscripts(sp.exp(z[w])), _wilds_only_in_subscripts(w * z[1])
+    (True, False)
+    """
+    if isinstance(expr, sp.Wild):
+        return False
+    return isinstance(expr, sp.Indexed) or all(_wilds_only_in_subscripts(a) for a in expr.args)
+
+
+def _fold_one(expr, name, defn, tensors=None):
+    """``expr`` with ``defn`` written as ``name`` wherever found. A subtree that lacks one of the
+    definition's tensors cannot hold it (matching replaces Wild indices only), so the walk skips it
+    unseen: nyu24-1.2.2e and f spent 0.23–0.27 s CPU looking for the whole layer h = Σ a·V·x (an
+    Add: every Add of the formula normalised and matched) where it never occurs. ``tensors``: the
+    memo of ``_tensors_in``."""
+    tensors = {} if tensors is None else tensors
+    needs = _tensors_in(defn, tensors)
     wilds = [w for w in defn.atoms(sp.Wild)]
     needed = Counter({alpha_normal(f): n for f, n in _factor_counts(defn).items()})
     anchor = max(needed, key=lambda f: (bool(f.atoms(sp.Wild)), sp.count_ops(f)))
 
     anchor_has_wilds = bool(anchor.atoms(sp.Wild))
+
+    def too_many_terms(form):
+        """A sum of more terms than the anchor's cannot be it: a fold needs the anchor with its Wild
+        indices replaced to equal the form, and replacing indices merges terms but never splits one.
+        SymPy's Add matching tries hard before it fails (collecting on the Wilds): on
+        nyu24-1.2.2e one match of the whole formula against h = Σ a·V·x took 0.2 s."""
+        return isinstance(anchor, sp.Add) and isinstance(form, sp.Add) and len(form.args) > len(anchor.args)
+
+    # When the anchor's Wilds are all subscripts, every instance of it names the anchor's tensors outside
+    # subscripts and no other: a factor naming another there (the upstream gradient g beside the layer
+    # h = Σ a·V·x, in ∂l/∂h[T] of nyu24-1.2.2f) is not it, and is neither normalised (0.08 s for that
+    # formula) nor matched. (Normalising could only drop a tensor by cancelling Σ_j x_j against 1/Σ_k x_k,
+    # which SymPy does not do to the factor itself either.)
+    outside = {}
+    anchor_outside = _tensors_in(anchor, outside, subscripts=False) if _wilds_only_in_subscripts(anchor) else None
+
     concretes = {}          # the definition's factors under one match (xreplace rebuilds its sums)
     matches = {}            # a factor's bound-normal form -> its match with the anchor (or None)
 
@@ -223,15 +280,15 @@ def _fold_one(expr, name, defn):
         changed = True
         while changed:
             changed = False
-            by_form = Counter()
-            for f, n in have.items():
-                by_form[alpha_normal(f)] += n
+            by_form = None          # every factor's bound-normal form: needed only once the anchor matched
             for candidate in list(have):
-                if type(candidate) is not type(anchor):
+                if type(candidate) is not type(anchor) or anchor_outside is not None and \
+                        not _tensors_in(candidate, outside, False) <= anchor_outside:
                     continue
                 form = alpha_normal(candidate)
                 if form not in matches:       # the same factor recurs in many terms; matching is costly
-                    matches[form] = form.match(anchor) if anchor_has_wilds else ({} if form == anchor else None)
+                    matches[form] = None if too_many_terms(form) else \
+                        form.match(anchor) if anchor_has_wilds else ({} if form == anchor else None)
                 match = matches[form]
                 if match is None or any(w not in match for w in wilds):
                     continue
@@ -239,6 +296,10 @@ def _fold_one(expr, name, defn):
                 if key not in concretes:
                     concretes[key] = Counter({f.xreplace(match): n for f, n in needed.items()})
                 concrete = concretes[key]
+                if by_form is None:
+                    by_form = Counter()
+                    for f, n in have.items():
+                        by_form[alpha_normal(f)] += n
                 if all(by_form[f] >= n for f, n in concrete.items()):
                     for f, n in concrete.items():
                         for original in [g for g in have if alpha_normal(g) == f]:
@@ -256,6 +317,8 @@ def _fold_one(expr, name, defn):
         return e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
 
     def walk(e):
+        if not needs <= _tensors_in(e, tensors):
+            return e
         if isinstance(e, sp.Add):
             if isinstance(anchor, sp.Add):            # a definition that is a sum (Σ_h a_h W_hc + b_c)
                 whole = rewrite(e)
@@ -268,8 +331,11 @@ def _fold_one(expr, name, defn):
                 return whole
             body = walk(e.function)
             return e if body is e.function else sp.Sum(body, *e.limits)
-        if isinstance(e, sp.Piecewise):
-            return sp.Piecewise(*[(walk(value), cond) for value, cond in e.args])
+        if isinstance(e, sp.Piecewise):          # kept when nothing folded: its sum is not rebuilt either
+            values = [walk(value) for value, _ in e.args]
+            if all(new is value for new, (value, _) in zip(values, e.args)):
+                return e
+            return sp.Piecewise(*[(new, cond) for new, (_, cond) in zip(values, e.args)])
         if isinstance(e, (sp.Mul, sp.Pow, sp.Function)):
             whole = rewrite(e)                      # the definition may span several factors
             if whole != e:

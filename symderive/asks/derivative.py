@@ -35,6 +35,12 @@ def solve(ctx):
         return _one_entry(ctx, of, wrt, at, d)
     lhs = partial(of.name, d.out_idx, wrt.name, d.wrt_idx, ctx.base)
     y_entry = lhs.split("}{")[0][len(r"\frac{\partial "):]
+    # Through a stack the closed formula is the answer only if it is short: fold it first, and write
+    # the steps that lead to it only when it is kept (as chain_rule does).
+    folding = []
+    value = folded(d.value, of, wrt, folding, lhs, ctx)
+    if bp is not None and len(ctx.show(value)) > CLOSED_MAX_CHARS:
+        return _delta_form(ctx, of, wrt, bp, closed_or_delta_note(bp, len(ctx.show(value))))
     if bp is None:
         steps = [
             Step(f"{y_entry} = {ctx.show(d.element)}", "definition, written down to the variables"),
@@ -46,9 +52,7 @@ def solve(ctx):
         ]
     else:
         steps = backward_steps(bp, ctx) + [Step(f"{lhs} = {ctx.show(d.value)}", closed_or_delta_note(bp, 0))]
-    value = folded(d.value, of, wrt, steps, lhs, ctx)
-    if bp is not None and len(ctx.show(value)) > CLOSED_MAX_CHARS:
-        return _delta_form(ctx, of, wrt, bp, closed_or_delta_note(bp, len(ctx.show(value))))
+    steps += folding
     rows, cols = d.matrix_shape
     results = [
         Result("element", value, f"{lhs} = {ctx.show(value)}", Kind.ELEMENT,
