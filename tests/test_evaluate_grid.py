@@ -67,12 +67,9 @@ def _entry_by_entry(formula, free, dims, arrays, scalars):
 
 
 def _free(formula):
-    return (i, j) if formula.has(j) and j in _free_indices(formula) else (i,)
-
-
-def _free_indices(formula):
+    """(i, j), or (i,) where j is not free (summed, or absent)."""
     bound = {limit[0] for s in formula.atoms(sp.Sum) for limit in s.limits}
-    return {a for a in formula.atoms(sp.Idx)} - bound
+    return (i, j) if j in formula.atoms(sp.Idx) - bound else (i,)
 
 
 @pytest.mark.parametrize("name", list(FORMULAS))
