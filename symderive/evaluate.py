@@ -84,7 +84,10 @@ def _eval(e, arrays, env):
             return 0.0
         return float(array[at])
     if isinstance(e, sp.Add):
-        return sum(_eval(a, arrays, env) for a in e.args)
+        out = 0.0
+        for a in e.args:          # left to right, as evaluate_grid (Python 3.12's sum() compensates)
+            out += _eval(a, arrays, env)
+        return out
     if isinstance(e, sp.Mul):
         out = 1.0
         for a in e.args:
