@@ -736,6 +736,7 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, 
     are computed from their element formulas); ``classes``: {name: number of classes} for the
     tensors that hold class indices (drawn as whole numbers 0..C−1).
     """
+    from .evaluate import evaluate_grid
     rng = np.random.default_rng(seed)
     worst = 0.0
     for _ in range(trials):
@@ -766,14 +767,12 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, 
                 layer_scalars[sp.Symbol(name, real=True)] = sp.Float(_number(element, (), (), scalars, arrays))
                 continue
             dims = [int(sp.sympify(n).xreplace(scalars)) for n in shape]
-            arrays[name] = np.array([_number(element, idx, pos, scalars, arrays)
-                                     for pos in np.ndindex(*dims)]).reshape(dims)
+            arrays[name] = evaluate_grid(element, idx, dims, arrays, scalars)     # one walk per layer
         arrays.update(inverted_arrays(index_expr, arrays))
         env = {"tensors": arrays, "scalars": {**scalars, **layer_scalars}, "indices": {}}
         got = np.atleast_1d(node.value(env))
-        expected = np.zeros(got.shape)
-        for pos in np.ndindex(got.shape):
-            expected[pos] = _number(index_expr, free, pos, env["scalars"], arrays)
+        expected = evaluate_grid(index_expr, free[:got.ndim], got.shape[:len(free)], arrays, env["scalars"])
+        expected = np.broadcast_to(expected.reshape(expected.shape + (1,) * (got.ndim - expected.ndim)), got.shape)
         worst = max(worst, float(np.max(np.abs(got - expected))))
     return worst
 
