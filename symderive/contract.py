@@ -58,9 +58,12 @@ def _contract(expr, avoid):
     if not expr.args:
         return expr
     if isinstance(expr, sp.Sum):
-        inner = sp.Sum(_contract(expr.function, avoid), *expr.limits)
+        body = _contract(expr.function, avoid)
+        inner = expr if body is expr.function else sp.Sum(body, *expr.limits)
         return rebuild([t for term in flatten(inner, avoid) for t in contract_term(term)])
-    return expr.func(*[_contract(a, avoid) for a in expr.args])
+    args = [_contract(a, avoid) for a in expr.args]
+    # a node with no sum below it comes back as it was: rebuilding it would only evaluate it again
+    return expr if all(new is old for new, old in zip(args, expr.args)) else expr.func(*args)
 
 
 def flatten(expr, avoid=frozenset()):
