@@ -50,7 +50,7 @@ def render_sheet(problem, answers):
     out += _conventions(problem, answers)
     out.append(_summary(answers))
     for answer in answers:
-        out += _question(answer)
+        out += answer.prepared.get("sheet") or question_section(answer)    # made by the worker that solved it
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
 
@@ -70,7 +70,7 @@ def _summary(answers):
     return rf"\textbf{{Questions:}} {len(answers)} ({text(parts)})."
 
 
-def _question(answer):
+def question_section(answer):
     out, appendix = [rf"\section*{{{text(answer.question_id)}}}"], []
     if answer.statement:
         out.append(text(answer.statement))
