@@ -50,7 +50,9 @@ def render_sheet(problem, answers):
     out += _conventions(problem, answers)
     out.append(_summary(answers))
     for answer in answers:
-        out += answer.prepared.get("sheet") or question_section(answer)    # made by the worker that solved it
+        # made by the worker that solved it, unless --verify has since added its cross-check line
+        prepared = answer.prepared.get("sheet") if answer.cross_check is None else None
+        out += prepared or question_section(answer)
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
 
