@@ -102,6 +102,9 @@ class Answer:
     #: {name: course_forms.Intermediate}: the names the sheet defines (ŷ = softmax(s), the one-hot Y), which
     #: the checker resolves to their definitions in a student's answer
     intermediates: dict = field(default_factory=dict)
+    #: Text made from this answer in the worker process that solved it (``parallel``): its sheet section
+    #: and terminal lines, so that the parent does not redo them serially, with cold caches, at the end
+    prepared: dict = field(default_factory=dict, repr=False, compare=False)
 
     def value(self, key):
         """The value of the result called ``key`` (see ``Result.key``), or None."""

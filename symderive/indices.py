@@ -34,6 +34,8 @@ sp.Idx._latex = _idx_latex
 
 #: Preferred letters for free and summation indices, in order.
 INDEX_LETTERS = ("i", "j", "k", "l", "m", "n", "a", "b", "c", "d", "e", "r", "u", "v")
+#: Then i2, j2, ..., v99: built once (building them on every call was 0.7 % of a whole run).
+_NUMBERED_NAMES = tuple(f"{p}{n}" for n in range(2, 100) for p in INDEX_LETTERS)
 
 
 def make_index(name, size):
@@ -47,7 +49,7 @@ def fresh_index(size, avoid, preferred=INDEX_LETTERS):
     >>> fresh_index(3, {"i", "j"}).name
     'k'
     """
-    for name in list(preferred) + [f"{p}{n}" for n in range(2, 100) for p in INDEX_LETTERS]:
+    for name in itertools.chain(preferred, _NUMBERED_NAMES):
         if name not in avoid:
             return make_index(name, size)
     raise ValueError("ran out of index names")
@@ -107,7 +109,14 @@ def _for_display(expr, base):
         names[name] = idx
         plain[idx] = sp.Symbol(name, integer=True) - shift
 
+    done = {}       # a subtree met again is rebuilt once (a display repeats each about 3 times)
+
     def rebuild(e):
+        if e not in done:
+            done[e] = _rebuild(e)
+        return done[e]
+
+    def _rebuild(e):
         if isinstance(e, sp.Indexed):
             return e.base[tuple(sp.expand(rebuild(a) + shift) for a in e.indices)]
         if isinstance(e, sp.KroneckerDelta):  # compares index values: shift both sides

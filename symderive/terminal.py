@@ -143,7 +143,8 @@ def answer_table(problem, answers, width, sheet="the sheet"):
         if a.status is Status.FAILED:
             shown = a.error
         else:
-            shown = "\n".join(cut(plain(r, problem.index_base), answer_width - 2, where=sheet) for r in a.results)
+            lines = a.prepared.get("terminal") or [plain(r, problem.index_base) for r in a.results]
+            shown = "\n".join(cut(line, answer_width - 2, where=sheet) for line in lines)
         table.add_row(Text(a.question_id), Text(shown), a.status.value, f"{a.seconds:.1f}",
                       style="red" if a.status is Status.FAILED else None)
     return table

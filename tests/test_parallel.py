@@ -58,3 +58,18 @@ def test_answer_that_cannot_come_back_is_solved_here(monkeypatch):
     with pytest.raises(TypeError):
         __import__("pickle").dumps(problems[0].solve()[0])
     assert _summary(solve_each(problems, jobs=2)) == _summary([p.solve() for p in problems])
+
+
+def test_worker_made_texts_equal_the_parents():
+    """The sheet section and terminal lines a worker makes with the answer (``Answer.prepared``) are
+    what the parent would make from the answer it receives, so that the sheet and the table are the
+    same whichever process made them."""
+    from symderive.sheet import question_section
+    from symderive.terminal import plain
+    problems = _small_problems()
+    for problem, answers in zip(problems, solve_each(problems, jobs=2)):
+        assert all(a.prepared for a in answers)
+        for a in answers:
+            assert a.prepared["sheet"] == question_section(a)
+            assert a.prepared["terminal"] == [plain(r, problem.index_base) for r in a.results]
+    assert not any(a.prepared for p in problems[:1] for a in p.solve())     # a serial run makes none
