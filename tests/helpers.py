@@ -79,6 +79,11 @@ def _exact(value):
     return sp.Integer(int(value)) if value.is_integer() else sp.Float(value, 30)
 
 
+def result(answer, kind):
+    """The first result of ``kind`` (a ``Kind``) in ``answer``."""
+    return next(r for r in answer.results if r.kind is kind)
+
+
 def derivative_question(problem, answer, qid):
     """(question, declarations, of, wrt, element result, its free indices) of a solved derivative question:
     what the form tests rebuild a course form from."""
@@ -86,5 +91,5 @@ def derivative_question(problem, answer, qid):
     question = next(q for q in problem.questions if q.id == qid)
     decls = problem.declarations(question)
     of, wrt = decls.lookup(question.spec["of"]), decls.lookup(question.spec["wrt"])
-    element = next(r for r in answer.results if r.kind is Kind.ELEMENT)
+    element = result(answer, Kind.ELEMENT)
     return question, decls, of, wrt, element, tuple(i for _, i in element.axes)

@@ -16,7 +16,7 @@ from symderive.errors import SymderiveError
 from symderive.evaluate import evaluate
 from symderive.matrix_form import latex_in_base, tidy_node
 from symderive.problem import load_problem
-from helpers import derivative_question, rng_for  # noqa: E402
+from helpers import derivative_question, result, rng_for  # noqa: E402
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -53,10 +53,6 @@ def unbraced(latex):
 def solved():
     problem = load_problem(PROBLEM)
     return problem, {a.question_id: a for a in problem.solve()}
-
-
-def result(answer, kind):
-    return next(r for r in answer.results if r.kind is kind)
 
 
 @pytest.mark.parametrize("qid", list(COURSE_FORMS))

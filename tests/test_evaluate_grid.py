@@ -29,7 +29,7 @@ from symderive.matrix_functions import det, det_of_entries
 from symderive.problem import load_problem
 from symderive.tensors import Tensor
 from symderive.course_forms import layer_backward
-from helpers import rng_for  # noqa: E402
+from helpers import result, rng_for  # noqa: E402
 
 N = sp.Symbol("N", integer=True, positive=True)
 i, j, k = make_index("i", N), make_index("j", N), make_index("k", N)
@@ -171,7 +171,7 @@ def _gradient_check(mha, named):
     """``check`` of the form dVᵀ X of ∂ℓ/∂W_v against its element formula, as the sheet's check runs it: the
     layers and each intermediate computed from their own definitions (``named``), one array walk each."""
     problem, question, decls, of, wrt, answer = mha
-    element = next(r for r in answer.results if r.kind is Kind.ELEMENT)
+    element = result(answer, Kind.ELEMENT)
     free = tuple(index for _, index in element.axes)
     right = layer_backward(of, wrt, Tensor("g", of.shape), free, decls.names() | graph_names(of, wrt) | {"g", "l"})
     layers = {**of.layer_inputs(), of.name: of}
@@ -188,7 +188,7 @@ def test_a_wrong_attention_intermediate_is_refused(mha):
     at a = D − 1), or A₁ read from the second head's weights, make dVᵀ X differ from the element formula."""
     problem, question, decls, of, wrt, answer = mha
     assert _gradient_check(mha, None) < 1e-12
-    element = next(r for r in answer.results if r.kind is Kind.ELEMENT)
+    element = result(answer, Kind.ELEMENT)
     free = tuple(index for _, index in element.axes)
     named = layer_backward(of, wrt, Tensor("g", of.shape), free,
                            decls.names() | graph_names(of, wrt) | {"g", "l"}).named

@@ -11,7 +11,7 @@ import sympy as sp
 
 from symderive.answer import Kind, Status
 from symderive.problem import load_problem
-from helpers import NO_PDF, rng_for, run_cli
+from helpers import NO_PDF, result, rng_for, run_cli
 
 torch = pytest.importorskip("torch")
 
@@ -85,7 +85,7 @@ def test_logistic_regression_symbolic_form_and_facts(tmp_path):
     assert [str(s) for s in answer.value(Kind.SHAPE)] == ["D", "D"]
     # The element formula, evaluated at random sizes by us, equals autograd.
     formula = answer.value(Kind.ELEMENT)
-    (p, q) = [i for _, i in next(r for r in answer.results if r.kind is Kind.ELEMENT).axes]
+    (p, q) = [i for _, i in result(answer, Kind.ELEMENT).axes]
     sizes = {s: s for s in formula.free_symbols if s.name in ("N", "D")}
     for n, d in [(2, 3), (5, 2)]:
         rng = rng_for(f"logistic-element-{n}-{d}")
@@ -214,7 +214,7 @@ def test_sum_of_squares_hessian_is_twice_identity(tmp_path):
                     .replace("  - {id: undeclared, ask: hessian, of: L, wrt: zz}\n", ""))
     answer = answers["fine"]
     formula = answer.value(Kind.ELEMENT)
-    p, q = [i for _, i in next(r for r in answer.results if r.kind is Kind.ELEMENT).axes]
+    p, q = [i for _, i in result(answer, Kind.ELEMENT).axes]
     assert formula == 2 * sp.KroneckerDelta(p, q)
     assert answer.value("psd") is None     # 2I is PSD, but the form is not c Σ a Xᵀ X: nothing is claimed
 

@@ -24,7 +24,7 @@ from symderive.display_names import declared
 from symderive.matrix_form import latex_in_base, tidy_node
 from symderive.problem import load_problem
 from symderive.tensors import Tensor
-from helpers import derivative_question, rng_for  # noqa: E402
+from helpers import derivative_question, result, rng_for  # noqa: E402
 
 torch = pytest.importorskip("torch")
 TOL = 1e-10
@@ -80,10 +80,6 @@ def solved():
                                   "vaswani-mha-dWv"}
     return problems, {a.question_id: a for problem in problems.files
                       for a in problem.solve(ids=wanted & {q.id for q in problem.questions})}
-
-
-def result(answer, kind):
-    return next(r for r in answer.results if r.kind is kind)
 
 
 @pytest.mark.parametrize("qid", list(COURSE_FORMS))
