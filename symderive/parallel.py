@@ -50,20 +50,20 @@ def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None
     done = done or (lambda: None)
     caches = caches or [None] * len(problems)
     asked = [[n for n, q in enumerate(p.questions) if ids is None or q.id in ids] for p in problems]
-    cached = [{} for _ in problems]                  # question number -> the answer read from the cache
+    answers = [{} for _ in problems]          # question number -> its answer (read from the cache, or solved)
     for f, (problem, cache) in enumerate(zip(problems, caches)):
         for n in asked[f] if cache is not None else ():
             answer = cache.get(problem.questions[n].id)
             if answer is not None:
-                cached[f][n] = answer
+                answers[f][n] = answer
                 done()
-    work = [[(f, n, timeout) for n in numbers if n not in cached[f]] for f, numbers in enumerate(asked)]
+    work = [[(f, n, timeout) for n in numbers if n not in answers[f]] for f, numbers in enumerate(asked)]
     for f, solved in enumerate(_solve_all(problems, work, jobs, done)):
         for (_, n, _), answer in zip(work[f], solved):
-            cached[f][n] = answer
+            answers[f][n] = answer
             if caches[f] is not None:
                 caches[f].put(problems[f].questions[n].id, answer)
-        yield [cached[f][n] for n in asked[f]]
+        yield [answers[f][n] for n in asked[f]]
 
 
 def _solve_all(problems, work, jobs, done):
