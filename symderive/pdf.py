@@ -78,7 +78,9 @@ def compile_pdf(tex_path, timeout=120):
             tex_path.with_suffix(suffix).unlink()
     fmt = sheet_format(tex_path, timeout) if engine == "pdflatex" else None
     if fmt is not None:
-        done = _run(cmd[:1] + ["-fmt=sheet"] + cmd[1:], tex_path, timeout, engine, {"TEXFORMATS": str(fmt)})
+        # only our folder is searched for formats, and a missing one is not made by mktexfmt
+        done = _run(cmd[:1] + ["-fmt=sheet"] + cmd[1:], tex_path, timeout, engine,
+                    {"TEXFORMATS": str(fmt), "MKTEXFMT": "0"})
         if done.returncode == 0 and tex_path.with_suffix(".pdf").exists():
             return _tidy(tex_path)
     done = _run(cmd, tex_path, timeout, engine)   # the plain compile says what is wrong with the sheet
@@ -145,15 +147,18 @@ def sheet_format(tex_path, timeout=120):
     try:
         with open(tex_path, encoding="utf-8", errors="replace") as f:
             header = format_header(f.read(4096))
-        if not header:
-            return None
-        with _FORMATS_LOCK:
-            digest = hashlib.sha256(header.encode()).hexdigest()
-            if digest not in _FORMATS:
-                _FORMATS[digest] = _find_or_build(header, timeout)
-            return _FORMATS[digest]
-    except (OSError, ValueError, subprocess.SubprocessError):
+    except OSError:
         return None
+    if not header:
+        return None
+    digest = hashlib.sha256(header.encode()).hexdigest()
+    with _FORMATS_LOCK:
+        if digest not in _FORMATS:
+            try:
+                _FORMATS[digest] = _find_or_build(header, timeout)
+            except Exception:     # noqa: BLE001 - whatever went wrong, the plain compile gives the same PDF
+                _FORMATS[digest] = None
+        return _FORMATS[digest]
 
 
 def _find_or_build(header, timeout):
@@ -188,8 +193,11 @@ def _still_valid(place):
 
 def _build(folder, place, header, binary, timeout):
     for old in folder.glob(".build-*"):     # left by a run that was killed while building
-        if time.time() - old.stat().st_mtime > 3600:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            if time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass                        # another run removed it first
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
     try:
         (work / "preamble.tex").write_text(header + FORMAT_TAIL, encoding="utf-8")
@@ -205,7 +213,8 @@ def _build(folder, place, header, binary, timeout):
         (work / "inputs.json").write_text(json.dumps(inputs, indent=0))
         for name in ("preamble.tex", "sheet.log", "sheet.fls"):
             (work / name).unlink()
-        _discard(place) if place.exists() else None      # stale: TeX or the packages changed
+        if place.exists():            # stale: TeX or the packages changed since it was made
+            _discard(place)
         try:
             work.rename(place)
         except OSError:                 # another run put its (equal) format there first
@@ -231,8 +240,10 @@ def _discard(place):
 
 
 def _keep_newest(folder):
+    """At most MAX_FORMATS formats, the newest built (older TeX installations' ones go)."""
     try:
-        formats = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+        formats = sorted((p for p in folder.iterdir() if not p.name.startswith(".")),
+                         key=lambda p: p.stat().st_mtime)
     except OSError:
         return
     for old in formats[:-MAX_FORMATS]:

@@ -5,6 +5,7 @@ compile, which still names a broken sheet's first error.
 Each test has its own cache folder (SYMDERIVE_CACHE_DIR) and forgets the formats this process knew.
 """
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -193,3 +194,17 @@ def test_still_hardened_with_the_format(tmp_path, own_cache, commands):
         compile_pdf(tex)
     assert any("-fmt=sheet" in cmd for cmd, _ in commands), "the format was tried"
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_at_most_max_formats_are_kept(tmp_path, own_cache):
+    """Formats of older TeX installations go, oldest first, when a new one is built."""
+    own_cache.mkdir(parents=True, mode=0o700)
+    for n in range(pdf.MAX_FORMATS):
+        old = own_cache / f"old{n}"
+        old.mkdir()
+        (old / "sheet.fmt").write_bytes(b"x")
+        os.utime(old, (1000 + n, 1000 + n))
+    compile_pdf(sheet(tmp_path / "a", PREAMBLE + BODY + "\\end{document}\n"))
+    kept = formats(own_cache)
+    assert len(kept) == pdf.MAX_FORMATS and own_cache / "old0" not in kept
+    assert any(pdf._still_valid(p) for p in kept)
