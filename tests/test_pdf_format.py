@@ -7,6 +7,7 @@ Each test has its own cache folder (SYMDERIVE_CACHE_DIR) and forgets the formats
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,28 @@ def test_at_most_max_formats_are_kept(tmp_path, own_cache):
     kept = formats(own_cache)
     assert len(kept) == pdf.MAX_FORMATS and own_cache / "old0" not in kept
     assert any(pdf._still_valid(p) for p in kept)
+
+
+def test_threads_of_one_run_share_one_build(tmp_path, own_cache, commands, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    text = PREAMBLE + BODY + "\\end{document}\n"
+    expected = plain_pdf(tmp_path, text, monkeypatch)
+    with ThreadPoolExecutor(4) as pool:
+        pdfs = list(pool.map(lambda n: compile_pdf(sheet(tmp_path / f"t{n}", text)).read_bytes(), range(4)))
+    assert pdfs == [expected] * 4
+    assert len([cmd for cmd, _ in commands if "-ini" in cmd]) == 1
+    assert len([cmd for cmd, code in commands if "-fmt=sheet" in cmd and code == 0]) == 4
+
+
+def test_runs_building_at_once_do_not_clash(tmp_path, own_cache):
+    """Three processes with an empty cache folder: each writes its PDF, and one whole format is left."""
+    text = PREAMBLE + BODY + "\\end{document}\n"
+    code = ("import sys; from symderive.pdf import compile_pdf, sheet_format; "
+            "assert sheet_format(sys.argv[1]) is not None; compile_pdf(sys.argv[1])")
+    texts = [sheet(tmp_path / f"p{n}", text) for n in range(3)]
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(t)], cwd=REPO) for t in texts]
+    assert [r.wait(timeout=300) for r in runs] == [0, 0, 0]
+    assert len({t.with_suffix(".pdf").read_bytes() for t in texts}) == 1
+    (place,) = formats(own_cache)
+    assert pdf._still_valid(place)
+    assert not [p for p in own_cache.iterdir() if p.name.startswith(".")], "no temporary folder left"
