@@ -7,7 +7,11 @@ the median CPU (pdflatex's user + system) and wall time per sheet and mode, thei
 that both modes give the same PDF bytes, and times building the format from nothing (a first-ever run:
 an empty cache folder), N times.
 
-Run:  python benchmarks/pdf_sheets.py [--runs N] [--files a.yaml,b.yaml]
+With --solve, also times whole ``solve`` runs of the files with PDFs, with and without the format
+(alternated, N each): cold (every question solved) and warm (answers read from the answer cache, so that
+the run is mostly writing sheets and PDFs); the format is built before, untimed.
+
+Run:  python benchmarks/pdf_sheets.py [--runs N] [--files a.yaml,b.yaml] [--solve]
       default files: the five the 4 s target of issue 17 was set for.
 """
 import os
@@ -98,7 +102,41 @@ def main():
           + " s; CPU " + ", ".join(f"{c:.2f}" for _, c in builds) + f" s (median CPU {build_cpu:.2f} s, "
           f"what {build_cpu / ((pc - fc) / len(texts)):.1f} sheets save)")
     print("PDF bytes the same in both modes: " + ("yes" if same else "NO"))
+    if "--solve" in sys.argv:
+        solve_runs(files, runs)
     return 0 if same else 1
+
+
+def solve_runs(files, runs):
+    """Whole ``solve`` runs with PDFs, format against plain, cold and warm, alternated in one loop."""
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        paths = [str(ROOT / "problems" / f) for f in files]
+        base = dict(os.environ, SYMDERIVE_CACHE_DIR=str(scratch / "cache"))
+        base.pop("SYMDERIVE_NO_CACHE", None)
+        base.pop(pdf.NO_FORMAT_VARIABLE, None)
+        subprocess.run([sys.executable, "-m", "symderive", "solve", *paths, "-o", str(scratch / "fill")],
+                       cwd=ROOT, env=base, check=True, capture_output=True)   # answers cached, format built
+        results = {}
+        for n in range(runs):
+            for answers in ("cold", "warm"):
+                for mode in ("plain", "format"):
+                    env = dict(base, **({"SYMDERIVE_NO_CACHE": "1"} if answers == "cold" else {}),
+                               **({pdf.NO_FORMAT_VARIABLE: "1"} if mode == "plain" else {}))
+                    out = scratch / f"{answers}-{mode}-{n}"
+                    results.setdefault((answers, mode), []).append(timed(lambda: subprocess.run(
+                        [sys.executable, "-m", "symderive", "solve", *paths, "-o", str(out)], cwd=ROOT, env=env,
+                        check=True, capture_output=True)))
+    print(f"whole solve runs with PDFs ({runs} each, alternated; load now {os.getloadavg()[0]:.2f}):")
+    for answers in ("cold", "warm"):
+        cells = []
+        for mode in ("plain", "format"):
+            rs = results[answers, mode]
+            cells.append(f"{mode} wall " + ", ".join(f"{w:.2f}" for w, _ in rs) + f" (median "
+                         f"{statistics.median(w for w, _ in rs):.2f}) s, CPU median "
+                         f"{statistics.median(c for _, c in rs):.2f} s")
+        walls = [statistics.median(w for w, _ in results[answers, m]) for m in ("plain", "format")]
+        print(f"  {answers}: " + "; ".join(cells) + f"; format / plain wall {walls[1] / walls[0]:.2f}")
 
 
 if __name__ == "__main__":
