@@ -16,9 +16,24 @@ cache (``cacheit``, which honours ``SYMPY_USE_CACHE``); every caller gets its ow
 engine rebuilds the same Max whenever it contracts or renames indices in a tree that holds one:
 in a profile of three questions, 31 Max/Min built made 900 comparisons (19 % of the profile). The
 answer (True, False, Max or Min) depends only on the class and the two arguments.
+
+**Building a Sum** (SymPy's ``expr_with_limits._common_new``, under every ``Sum(...)`` and every
+rebuild of one by ``xreplace``/``subs``/``replace``) walks the whole body with
+``atoms(Piecewise)`` to find the Piecewise to fold, on every call. Most bodies hold none, and the
+same bodies are built again and again: nyu24-1.2.2f built 857 sums, and those walks were 0.59 of
+its 6.7 profiled seconds. ``has_piecewise`` answers per distinct subtree (memoized, so a new body
+made of old parts costs a lookup per new node); a body without one takes the constructor's path
+with nothing to fold, which is SymPy's own result: no Piecewise to mask, and ``piecewise_fold`` of
+a tree without a Piecewise is the tree. A body that holds one is folded as SymPy folds it, memoized
+per body and summation indices, with its Piecewise found per distinct subtree (the 105 such builds
+of 1.2.2f, 71 distinct bodies, walked 0.65 profiled seconds).
 """
-from sympy.concrete.expr_with_limits import ExprWithLimits
+from sympy import Dummy, S, Piecewise, sympify
+from sympy.concrete import expr_with_limits
+from sympy.concrete.expr_with_limits import ExprWithLimits, _process_limits
+from sympy.core.basic import Basic
 from sympy.core.cache import cacheit
+from sympy.core.relational import Equality
 from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 SYMPY_FREE_SYMBOLS = ExprWithLimits.free_symbols.fget
@@ -56,6 +71,64 @@ def is_connected(cls, x, y):
     return SYMPY_IS_CONNECTED(cls, x, y)
 
 
+@cacheit
+def has_piecewise(expr):
+    """Whether ``expr`` holds a Piecewise anywhere (as ``expr.has(Piecewise)``), memoized for every
+    subtree it looks at.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol('x')
+    >>> has_piecewise(sp.exp(x) + 1), has_piecewise(1 + sp.Piecewise((x, x > 0), (0, True)))
+    (False, True)
+    """
+    return isinstance(expr, Piecewise) or any(has_piecewise(a) for a in expr.args if isinstance(a, Basic))
+
+
+@cacheit
+def piecewise_atoms(expr):
+    """Every Piecewise in ``expr`` (as ``expr.atoms(Piecewise)``), memoized for every subtree.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol('x')
+    >>> p = sp.Piecewise((x, x > 0), (0, True))
+    >>> piecewise_atoms(sp.exp(p) + p ** 2) == {p}, piecewise_atoms(x + 1)
+    (True, frozenset())
+    """
+    found = frozenset({expr}) if isinstance(expr, Piecewise) else frozenset()
+    return found.union(*(piecewise_atoms(a) for a in expr.args if isinstance(a, Basic)))
+
+
+@cacheit
+def fold_piecewise(function, symbols_of_integration):
+    """SymPy's folding step of ``_common_new``: the Piecewise that hold a summation index are folded
+    to the top (``piecewise_fold``, as ``sympy_fixes`` wraps it), the others are masked off first."""
+    reps = {p: Dummy() for p in piecewise_atoms(function) if not p.has(*symbols_of_integration)}
+    function = expr_with_limits.piecewise_fold(function.xreplace(reps))
+    return function.xreplace({v: k for k, v in reps.items()})
+
+
+SYMPY_COMMON_NEW = expr_with_limits._common_new
+
+
+def common_new(cls, function, *symbols, discrete, **assumptions):
+    """SymPy's ``_common_new`` (a sum's or integral's body, limits and orientation), with the search
+    for Piecewise to fold memoized, and skipped when the body holds none; the rare cases (an
+    equation, NaN, no limits, a Range to change variables for) are left to SymPy's own."""
+    function = sympify(function)
+    if not symbols or isinstance(function, Equality) or function is S.NaN or not isinstance(function, Basic):
+        return SYMPY_COMMON_NEW(cls, function, *symbols, discrete=discrete, **assumptions)
+    limits, orientation = _process_limits(*symbols, discrete=discrete)
+    if any(len(limit) == 4 for limit in limits):
+        return SYMPY_COMMON_NEW(cls, function, *symbols, discrete=discrete, **assumptions)
+    while cls == type(function):                        # denest, as SymPy does
+        limits = list(function.limits) + limits
+        function = function.function
+    if has_piecewise(function):
+        function = fold_piecewise(function, tuple(limit[0] for limit in limits))
+    return function, limits, orientation
+
+
 def install():
+    expr_with_limits._common_new = common_new
     ExprWithLimits.free_symbols = property(free_symbols, doc=ExprWithLimits.free_symbols.__doc__)
     MinMaxBase._is_connected = classmethod(is_connected)
