@@ -91,8 +91,9 @@ def piecewise_atoms(expr):
     >>> import sympy as sp
     >>> x = sp.Symbol('x')
     >>> p = sp.Piecewise((x, x > 0), (0, True))
-    >>> piecewise_atoms(sp.exp(p) + p ** 2) == {p}, piecewise_atoms(x + 1)
-    (True, frozenset())
+    >>> e = x * p + sp.Piecewise((p, x < 3), (1, True))
+    >>> piecewise_atoms(e) == e.atoms(sp.Piecewise), len(piecewise_atoms(e)), piecewise_atoms(x + 1)
+    (True, 2, frozenset())
     """
     found = frozenset({expr}) if isinstance(expr, Piecewise) else frozenset()
     return found.union(*(piecewise_atoms(a) for a in expr.args if isinstance(a, Basic)))
