@@ -19,6 +19,7 @@ import sympy as sp
 from sympy.core.cache import cacheit
 
 from .indices import INDEX_LETTERS, names_in, substitute
+from .sympy_memos import replace
 
 
 @dataclass
@@ -150,7 +151,7 @@ def contract_term(term):
 
 def tidy_subscripts(expr):
     """Write every subscript as one expanded fraction: K − 1 + (q − D·K + D)/D becomes q/D."""
-    return expr.replace(lambda e: isinstance(e, sp.Indexed), _tidy_entry)
+    return replace(expr, lambda e: isinstance(e, sp.Indexed), _tidy_entry)
 
 
 @cacheit
@@ -435,7 +436,7 @@ def collapse_single_value_sums(expr):
         rest = [l for l in limits if l is not None]
         return sp.Sum(body, *rest) if rest else body
 
-    return expr.replace(lambda e: isinstance(e, sp.Sum), collapse)
+    return replace(expr, lambda e: isinstance(e, sp.Sum), collapse)
 
 
 def _core(bound, kind):

@@ -1,0 +1,82 @@
+"""Issue 17, fifth round (CPU of derivations): a replacement walk that visits each distinct subtree
+once, and index names collected per subtree. Each gives what SymPy's own walk gives
+(``Basic.replace``, ``atoms``), checked on sums that repeat, nest and shadow their parts, and the
+saved work is counted."""
+import sympy as sp
+
+from symderive import sympy_memos
+from symderive.indices import _names_in, make_index, names_in
+from symderive.layers.base import expand_layers
+
+x, y, t = sp.IndexedBase("x"), sp.IndexedBase("y"), sp.IndexedBase("t")
+n = sp.Symbol("n", integer=True, positive=True)
+i, j, k = make_index("i", n), make_index("j", n), make_index("k", n)
+softmax_denominator = sp.Sum(sp.exp(x[k]), (k, 0, n - 1))
+EXPRESSIONS = [
+    sp.exp(x[i]) / softmax_denominator * y[i] + sp.exp(x[j]) / softmax_denominator * y[j] + softmax_denominator,
+    sp.Sum(x[j] * sp.Sum(x[j, i] * t[i], (j, 0, n - 1)), (j, 0, n - 1)),                         # shadowing
+    sp.Sum((y[j] - t[j]) ** 2 * sp.Sum(sp.Piecewise((x[k], j - 2 * k >= 0), (0, True)), (k, 0, n - 1)),
+           (j, 0, n - 1)),                                                                       # a guard
+    sp.tanh(x[i] + y[i]) ** 2 + sp.tanh(x[i] + y[i]) * (x[i] + y[i]),
+]
+RULES = [   # (query, value) pairs of the kinds the engine uses
+    (lambda e: isinstance(e, sp.Indexed) and e.base == x, lambda e: t[e.indices]),
+    (lambda e: isinstance(e, sp.Sum), lambda e: sp.Sum(2 * e.function, *e.limits)),
+    (lambda e: isinstance(e, sp.Add), lambda e: sp.factor_terms(e)),
+    (lambda e: e == x[i] + y[i], lambda e: x[i]),                   # makes a node equal to its argument
+    (lambda e: isinstance(e, sp.exp), lambda e: None),             # a value of None keeps the node
+]
+
+
+def test_replace_gives_what_sympy_replace_gives():
+    for expr in EXPRESSIONS:
+        for query, value in RULES:
+            assert sp.srepr(sympy_memos.replace(expr, query, value)) == sp.srepr(expr.replace(query, value))
+    assert sympy_memos.replace(3, lambda e: True, lambda e: 4) == 3     # not a SymPy tree: as it is
+
+
+def test_replace_visits_each_distinct_subtree_once():
+    expr = EXPRESSIONS[0]
+    seen = []
+    sympy_memos.replace(expr, lambda e: seen.append(e) or False, lambda e: e)
+    distinct = set(sp.preorder_traversal(expr))
+    assert len(seen) == len(distinct) and set(seen) == distinct
+    sympy_seen = []
+    expr.replace(lambda e: sympy_seen.append(e) or False, lambda e: e)
+    assert len(sympy_seen) == sum(1 for _ in sp.preorder_traversal(expr)) > len(seen)    # SymPy: every copy
+
+
+def test_expanding_a_layer_used_twice_expands_it_once():
+    """``expand_layers`` through ``replace``: a layer entry that occurs in several places is
+    expanded once, and the result is the definition substituted (checked with xreplace)."""
+    class Layer:
+        shape, base = (n,), sp.IndexedBase("h")
+        calls = 0
+
+        def element(self, idx, expand=False, avoid=()):
+            Layer.calls += 1
+            return sp.tanh(x[idx[0]] + y[idx[0]])
+
+    h = Layer.base
+    expr = h[i] ** 2 + h[i] * t[i] + sp.exp(h[i])
+    expanded = expand_layers(expr, {"h": Layer()})
+    assert Layer.calls == 1
+    assert expanded == expr.xreplace({h[i]: sp.tanh(x[i] + y[i])})
+
+
+def test_names_in_as_atoms_give_them():
+    for expr in EXPRESSIONS + [x[2 * i + 1], sp.Symbol("a") + sp.Dummy("b"), sp.Integer(3)]:
+        reference = {s.name for s in expr.atoms(sp.Symbol)} | {s.name for s in expr.atoms(sp.Idx)}
+        assert names_in(expr) == reference
+    assert names_in(EXPRESSIONS[1]) == {"x", "t", "i", "j", "n"}
+
+
+def test_names_in_of_a_new_tree_looks_only_at_its_new_nodes():
+    from sympy.core.cache import clear_cache
+    clear_cache()
+    names_in(EXPRESSIONS[0])
+    before = _names_in.cache_info().misses
+    names_in(EXPRESSIONS[0] + t[i])
+    # new nodes: the new sum and t[i] (t, i and t's label were not in EXPRESSIONS[0]; i was): t[i],
+    # IndexedBase t, Symbol t, and the Add -- i, n and its bounds were seen
+    assert _names_in.cache_info().misses - before == 4
