@@ -80,3 +80,40 @@ def test_names_in_of_a_new_tree_looks_only_at_its_new_nodes():
     # new nodes: the new sum and t[i] (t, i and t's label were not in EXPRESSIONS[0]; i was): t[i],
     # IndexedBase t, Symbol t, and the Add -- i, n and its bounds were seen
     assert _names_in.cache_info().misses - before == 4
+
+
+def test_conditions_are_decided_once_and_right(monkeypatch):
+    """``simplify_conditions`` decides each distinct condition once; its verdicts are checked by
+    trying every index value of a small range."""
+    from sympy.core.cache import clear_cache
+    from symderive import contract as contract_module
+    clear_cache()
+    K = 4
+    a, b = make_index("a", K), make_index("b", K)
+    conds = [a + b >= 0, a - b <= K - 1, a >= 1, 2 * a + 1 > 2 * K, (a + 1) / sp.Integer(2) >= 0]
+    calls = []
+    original = contract_module.always
+    monkeypatch.setattr(contract_module, "always", lambda cond: calls.append(cond) or original(cond))
+    for _ in range(3):
+        kept = contract_module.simplify_conditions(conds[:3] + conds[4:])
+    assert len(calls) == 4                                  # four distinct conditions, each decided once
+    assert kept == [a >= 1]                                 # the others hold for every a, b in 0..3
+    assert contract_module.simplify_conditions(conds) is False
+    for cond in conds:
+        holds = {bool(cond.subs({a: u, b: v})) for u in range(K) for v in range(K)}
+        verdict = original(contract_module.clear_denominators(cond))
+        assert verdict == (True if holds == {True} else False if holds == {False} else None), cond
+
+
+def test_numbers_are_tidied_once_and_to_an_equal_value(monkeypatch):
+    from sympy.core.cache import clear_cache
+    from symderive import numeric_network
+    clear_cache()
+    factored = []
+    original = sp.factor
+    monkeypatch.setattr(sp, "factor", lambda e, *a, **k: factored.append(e) or original(e, *a, **k))
+    value = sp.tanh(sp.Rational(7, 10)) * (1 - sp.tanh(sp.Rational(7, 10)) ** 2) + 2 * sp.tanh(sp.Rational(7, 10))
+    tidied = [numeric_network.tidy(value) for _ in range(4)]
+    assert len(factored) == 1 and all(t is tidied[0] for t in tidied)
+    assert abs(sp.N(tidied[0] - value, 30)) < 1e-25 and sp.count_ops(tidied[0]) <= sp.count_ops(value)
+    assert numeric_network.tidy(3) == 3 and numeric_network.tidy(0.5) == sp.Float(0.5)
