@@ -28,7 +28,7 @@ a tree without a Piecewise is the tree. A body that holds one is folded as SymPy
 per body and summation indices, with its Piecewise found per distinct subtree (the 105 such builds
 of 1.2.2f, 71 distinct bodies, walked 0.65 profiled seconds).
 """
-from sympy import Dummy, S, Piecewise, sympify
+from sympy import ITE, Dummy, S, Piecewise, sympify
 from sympy.concrete import expr_with_limits
 from sympy.concrete.expr_with_limits import ExprWithLimits, _process_limits
 from sympy.core.basic import Basic
@@ -111,6 +111,21 @@ def fold_piecewise(function, symbols_of_integration):
 SYMPY_COMMON_NEW = expr_with_limits._common_new
 
 
+def process_limits(symbols, discrete):
+    """SymPy's ``_process_limits`` (limits in canonical form, and the orientation), memoized: it
+    checks each ``Idx`` bound against the index's range with a comparison (``lo >= idx.lower``,
+    assumption queries), and the engine builds sums over the same few limits again and again
+    (nyu24-1.2.2f: 6 % of its CPU in a sampling profile). A fresh list for each caller."""
+    limits, orientation = _memo_process_limits(symbols, discrete)
+    return list(limits), orientation
+
+
+@cacheit
+def _memo_process_limits(symbols, discrete):
+    limits, orientation = _process_limits(*symbols, discrete=discrete)
+    return tuple(limits), orientation
+
+
 def common_new(cls, function, *symbols, discrete, **assumptions):
     """SymPy's ``_common_new`` (a sum's or integral's body, limits and orientation), with the search
     for Piecewise to fold memoized, and skipped when the body holds none; the rare cases (an
@@ -118,15 +133,31 @@ def common_new(cls, function, *symbols, discrete, **assumptions):
     function = sympify(function)
     if not symbols or isinstance(function, Equality) or function is S.NaN or not isinstance(function, Basic):
         return SYMPY_COMMON_NEW(cls, function, *symbols, discrete=discrete, **assumptions)
-    limits, orientation = _process_limits(*symbols, discrete=discrete)
+    limits, orientation = process_limits(symbols, discrete)
     if any(len(limit) == 4 for limit in limits):
         return SYMPY_COMMON_NEW(cls, function, *symbols, discrete=discrete, **assumptions)
     while cls == type(function):                        # denest, as SymPy does
         limits = list(function.limits) + limits
         function = function.function
-    if has_piecewise(function):
+    if has_piecewise(function) and not is_flat_piecewise(function):
         function = fold_piecewise(function, tuple(limit[0] for limit in limits))
     return function, limits, orientation
+
+
+def is_flat_piecewise(expr):
+    """A Piecewise with no Piecewise in its values and no if-then-else in its conditions (a guarded
+    body, as ``contract`` writes them): there is nothing to fold, and SymPy's ``piecewise_fold``
+    would only build it again from its own arguments, re-evaluating its conditions (8 % of
+    nyu24-1.2.2f's CPU). Solving the shipped problems built 249 such sums; rebuilding changed none.
+    Leaving a Piecewise unfolded is always correct (``sympy_fixes``).
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol('x')
+    >>> p = sp.Piecewise((x, x > 0), (0, True))
+    >>> is_flat_piecewise(p), is_flat_piecewise(sp.Piecewise((p, x < 3), (1, True))), is_flat_piecewise(x)
+    (True, False, False)
+    """
+    return isinstance(expr, Piecewise) and not any(has_piecewise(value) or cond.has(ITE) for value, cond in expr.args)
 
 
 def replace(expr, query, value):

@@ -92,7 +92,9 @@ def _bodies_and_limits():
     cases += [(p_free * p_bound + y[i], ((i, 0, n - 1),)),
               (sp.exp(p_bound) + p_free, ((i, 0, n - 1),)),
               (sp.Sum(x[i, j], (j, 0, n - 1)), ((i, 0, n - 1),)),   # denested by Sum's constructor
-              (y[i] * t[i], ((i, 0, n - 1),))]
+              (y[i] * t[i], ((i, 0, n - 1),)),
+              (p_bound, ((i, 0, n - 1),)),                                  # a flat guard: not folded
+              (sp.Piecewise((x[i] * y[i], (i > 1) & (i < n - 2)), (0, True)), ((i, 0, n - 1),))]
     return cases
 
 
