@@ -117,3 +117,31 @@ def test_numbers_are_tidied_once_and_to_an_equal_value(monkeypatch):
     assert len(factored) == 1 and all(t is tidied[0] for t in tidied)
     assert abs(sp.N(tidied[0] - value, 30)) < 1e-25 and sp.count_ops(tidied[0]) <= sp.count_ops(value)
     assert numeric_network.tidy(3) == 3 and numeric_network.tidy(0.5) == sp.Float(0.5)
+
+
+def test_sums_written_out_as_doit_writes_them(monkeypatch):
+    """``derivative.written_out`` gives SymPy's ``doit`` (its own reference) on sums over ranges, nested
+    sums whose inner limit is the outer index, guarded bodies, deltas, an empty range, and it
+    leaves to ``doit`` what it does not write out: a symbolic limit, a backward range, a Derivative."""
+    import importlib
+    derivative_module = importlib.import_module("symderive.derivative")
+    a, b = make_index("a", 4), make_index("b", 4)
+    cases = [
+        sp.Sum(x[a] * y[a], (a, 0, 3)),
+        sp.Sum(x[a] * sp.Sum(x[b] * t[a, b], (b, 0, a)), (a, 0, 3)),
+        sp.Sum(sp.Piecewise((x[a], a >= 2), (0, True)) * y[a], (a, 0, 3)),
+        sp.Sum(x[a] * sp.KroneckerDelta(a, 2) + sp.KroneckerDelta(a, b) * y[b], (a, 0, 3), (b, 1, 2)),
+        sp.Sum(x[a], (a, 2, 1)) + y[0],                                    # empty: 0
+        sp.exp(sp.Sum(x[a], (a, 1, 3))) / sp.Sum(sp.exp(x[a]), (a, 0, 3)),
+    ]
+    for expr in cases:
+        assert sp.srepr(derivative_module.written_out(expr)) == sp.srepr(expr.doit()), expr
+    m = sp.Symbol("m", integer=True)
+    assert derivative_module.written_out(sp.Sum(x[m], (m, 0, n))) is None
+    assert derivative_module.written_out(sp.Sum(x[m], (m, 3, 0))) is None            # Karr: −(x[1] + x[2])
+    assert derivative_module.written_out(sp.Derivative(sp.Sum(x[a] * m, (a, 0, 1)), m)) is None
+    doit_calls, reference = [], cases[1].doit()
+    original = sp.Sum.doit
+    monkeypatch.setattr(sp.Sum, "doit", lambda self, **hints: doit_calls.append(self) or original(self, **hints))
+    assert derivative_module.entry(cases[1], (), (), {}) == reference
+    assert not doit_calls                                                # written out, not searched
