@@ -203,10 +203,13 @@ def chain_rule(of, wrt, upstream=None, avoid=()):
 def entry(expr, idx, position, shapes):
     """``expr`` at concrete index values, out-of-range tensor entries set to zero."""
     value = expr.xreplace(dict(zip(idx, [sp.Integer(p) for p in position])))
-    if value.has(sp.Sum):
-        written = written_out(value)
-        value = value.doit() if written is None else written
-    return zero_outside(value, shapes)
+    return zero_outside(evaluated(value) if value.has(sp.Sum) else value, shapes)
+
+
+def evaluated(expr):
+    """``expr.doit()``, with the sums written out directly when ``written_out`` can."""
+    written = written_out(expr) if expr.has(sp.Sum) else None
+    return expr.doit() if written is None else written
 
 
 def written_out(expr):

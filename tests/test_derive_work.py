@@ -145,3 +145,16 @@ def test_sums_written_out_as_doit_writes_them(monkeypatch):
     monkeypatch.setattr(sp.Sum, "doit", lambda self, **hints: doit_calls.append(self) or original(self, **hints))
     assert derivative_module.entry(cases[1], (), (), {}) == reference
     assert not doit_calls                                                # written out, not searched
+
+
+def test_evaluated_is_doit():
+    """``evaluated`` (the numeric passes' entry evaluation) equals ``doit`` on a max-pool of a
+    convolution entry, a relu of a sum, and an expression without sums (which ``doit`` itself does)."""
+    import importlib
+    derivative_module = importlib.import_module("symderive.derivative")
+    a = make_index("a", 3)
+    conv = [sp.Sum(x[a + p] * y[a], (a, 0, 2)) for p in range(2)]
+    cases = [sp.Max(*conv), sp.Heaviside(conv[0]) * conv[1], sp.Max(x[0], x[1]) + sp.Derivative(x[0] ** 2, x[0])]
+    for expr in cases:
+        assert sp.srepr(derivative_module.evaluated(expr)) == sp.srepr(expr.doit())
+    assert derivative_module.evaluated(cases[2]) == sp.Max(x[0], x[1]) + 2 * x[0]
