@@ -158,3 +158,21 @@ def test_evaluated_is_doit():
     for expr in cases:
         assert sp.srepr(derivative_module.evaluated(expr)) == sp.srepr(expr.doit())
     assert derivative_module.evaluated(cases[2]) == sp.Max(x[0], x[1]) + 2 * x[0]
+
+
+def test_a_formula_is_contracted_once(monkeypatch):
+    from sympy.core.cache import clear_cache
+    from symderive import contract as contract_module
+    clear_cache()
+    w = sp.IndexedBase("w")
+    a, b, c = make_index("a", 2), make_index("b", 5), make_index("c", 3)
+    expr = sp.Sum(w[c] * sp.KroneckerDelta(2 * a + c, b), (c, 0, 2)) * x[b]
+    calls = []
+    original = contract_module.contract_term
+    monkeypatch.setattr(contract_module, "contract_term", lambda term: calls.append(term) or original(term))
+    first = [contract_module.contract(expr) for _ in range(3)]
+    assert len(calls) == 1 and first[0] is first[1] is first[2]
+    for at_a in range(2):                 # Σ_c w[c] δ(2a + c, b) = w[b − 2a] when 0 ≤ b − 2a ≤ 2
+        for at_b in range(5):
+            value = first[0].xreplace({a: at_a, b: at_b})
+            assert value == (w[at_b - 2 * at_a] * x[at_b] if 0 <= at_b - 2 * at_a <= 2 else 0)
