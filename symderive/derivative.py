@@ -18,6 +18,7 @@ from .contract import collapse_single_value_sums, conditions_to_bounds, contract
 from .errors import ShapeError
 from .indices import indices_for, names_in
 from .layers import expand_layers
+from .sympy_memos import replace
 from .tensors import Tensor, flat_positions, is_concrete, numel, zero_outside
 
 #: Letters for the indices of the variable we differentiate by, distinct from the output's.
@@ -133,8 +134,8 @@ def derivative(of, wrt, avoid=()):
     refuse_labels(of, wrt)
     out_idx, element, wrt_idx = derivative_indices(of, wrt, avoid)
     variable = wrt.base[wrt_idx] if wrt.shape else wrt.base     # a layer's entry, not its definition
-    raw = sp.diff(element, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
-                                             lambda e: sp.S.Zero)     # diff leaves Σ 0 behind
+    raw = replace(sp.diff(element, variable), lambda e: isinstance(e, sp.Sum) and e.function == 0,
+                  lambda e: sp.S.Zero)     # diff leaves Σ 0 behind
     value = tidy(contract(raw))
     return ElementDerivative(of, wrt, out_idx, wrt_idx, element, raw, value)
 
