@@ -241,8 +241,8 @@ def written_out(expr):
         return None
     try:
         return _write_out(expr)
-    except _NotWhole:
-        return None
+    except (_NotWhole, ValueError):     # ValueError: an inner sum binds the outer index's name (xreplace
+        return None                     # would set its bound index to a number), left to doit's subs
 
 
 class _NotWhole(Exception):

@@ -140,6 +140,9 @@ def test_sums_written_out_as_doit_writes_them(monkeypatch):
     assert derivative_module.written_out(sp.Sum(x[m], (m, 0, n))) is None
     assert derivative_module.written_out(sp.Sum(x[m], (m, 3, 0))) is None            # Karr: −(x[1] + x[2])
     assert derivative_module.written_out(sp.Derivative(sp.Sum(x[a] * m, (a, 0, 1)), m)) is None
+    shadowed = sp.Sum(x[a] * sp.Sum(y[a], (a, 0, 2)), (a, 0, 1))          # the inner Σ binds a again
+    assert derivative_module.written_out(shadowed) is None
+    assert derivative_module.evaluated(shadowed) == (x[0] + x[1]) * (y[0] + y[1] + y[2])
     doit_calls, reference = [], cases[1].doit()
     original = sp.Sum.doit
     monkeypatch.setattr(sp.Sum, "doit", lambda self, **hints: doit_calls.append(self) or original(self, **hints))
