@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .contract import collapse_single_value_sums, conditions_to_bounds, contract
-from .derivative import WRT_LETTERS, graph_names, tidy, upstream_name
+from .derivative import WRT_LETTERS, differentiated, graph_names, tidy, upstream_name
 from .indices import indices_for
 from .layers.base import entry
 from .simplify import fold
@@ -114,8 +114,7 @@ def _local_step(reader, reader_delta, layer, idx, taken, out_idx=()):
     avoid = taken | {i.name for i in idx + c_idx}
     definition = reader.element(c_idx, expand=False, avoid=avoid)     # inputs stay opaque
     variable = entry(layer, idx[len(out_idx):])
-    raw = sp.diff(definition, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
-                                                lambda e: sp.S.Zero)
+    raw = differentiated(definition, variable)
     if raw == 0:
         return sp.S.Zero
     if callable(reader_delta):                   # the Jacobian's seed: δ^of[i, c] = δ(i, c)

@@ -19,6 +19,7 @@ import sympy as sp
 from sympy.core.cache import cacheit
 
 from .indices import INDEX_LETTERS, names_in, substitute
+from .sympy_memos import replace
 
 
 @dataclass
@@ -51,6 +52,13 @@ def contract(expr):
     """
     if not isinstance(expr, sp.Basic) or not expr.args:
         return expr
+    return _contracted(expr)
+
+
+@cacheit
+def _contracted(expr):
+    """Memoized (a pure function of the formula): solving the shipped problems contracted 764
+    formulas, 555 distinct; a file's questions share their layers' definitions."""
     return _contract(expr, frozenset(names_in(expr)), {})
 
 
@@ -150,7 +158,7 @@ def contract_term(term):
 
 def tidy_subscripts(expr):
     """Write every subscript as one expanded fraction: K − 1 + (q − D·K + D)/D becomes q/D."""
-    return expr.replace(lambda e: isinstance(e, sp.Indexed), _tidy_entry)
+    return replace(expr, lambda e: isinstance(e, sp.Indexed), _tidy_entry)
 
 
 @cacheit
@@ -188,13 +196,21 @@ def simplify_conditions(conds):
     for cond in conds:
         parts = cond.args if isinstance(cond, sp.And) else (cond,)
         for part in parts:
-            part = clear_denominators(part)
-            verdict = always(part)
+            part, verdict = _decided(part)
             if verdict is False:
                 return False
             if verdict is None and part not in kept:
                 kept.append(part)
     return kept
+
+
+@cacheit
+def _decided(cond):
+    """``cond`` with its denominators cleared, and whether it always holds (``always``). Memoized (a
+    pure function of the condition): solving the shipped problems decided 1,438 conditions, 228
+    distinct; 1.19 s of CPU with the clearing, 0.77 s with the memo."""
+    cond = clear_denominators(cond)
+    return cond, always(cond)
 
 
 def clear_denominators(cond):
@@ -435,7 +451,7 @@ def collapse_single_value_sums(expr):
         rest = [l for l in limits if l is not None]
         return sp.Sum(body, *rest) if rest else body
 
-    return expr.replace(lambda e: isinstance(e, sp.Sum), collapse)
+    return replace(expr, lambda e: isinstance(e, sp.Sum), collapse)
 
 
 def _core(bound, kind):

@@ -13,11 +13,13 @@ PyTorch's row-major order for vec(·).
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.core.cache import cacheit
 
 from .contract import collapse_single_value_sums, conditions_to_bounds, contract
 from .errors import ShapeError
 from .indices import indices_for, names_in
 from .layers import expand_layers
+from .sympy_memos import replace
 from .tensors import Tensor, flat_positions, is_concrete, numel, zero_outside
 
 #: Letters for the indices of the variable we differentiate by, distinct from the output's.
@@ -133,8 +135,7 @@ def derivative(of, wrt, avoid=()):
     refuse_labels(of, wrt)
     out_idx, element, wrt_idx = derivative_indices(of, wrt, avoid)
     variable = wrt.base[wrt_idx] if wrt.shape else wrt.base     # a layer's entry, not its definition
-    raw = sp.diff(element, variable).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0,
-                                             lambda e: sp.S.Zero)     # diff leaves Σ 0 behind
+    raw = differentiated(element, variable)
     value = tidy(contract(raw))
     return ElementDerivative(of, wrt, out_idx, wrt_idx, element, raw, value)
 
@@ -203,9 +204,61 @@ def chain_rule(of, wrt, upstream=None, avoid=()):
 def entry(expr, idx, position, shapes):
     """``expr`` at concrete index values, out-of-range tensor entries set to zero."""
     value = expr.xreplace(dict(zip(idx, [sp.Integer(p) for p in position])))
-    if value.has(sp.Sum):
-        value = value.doit()
-    return zero_outside(value, shapes)
+    return zero_outside(evaluated(value) if value.has(sp.Sum) else value, shapes)
+
+
+def evaluated(expr):
+    """``expr.doit()``, with the sums written out directly when ``written_out`` can."""
+    written = written_out(expr) if expr.has(sp.Sum) else None
+    return expr.doit() if written is None else written
+
+
+@cacheit
+def differentiated(expr, variable):
+    """``diff(expr, variable)`` without the sums of 0 that ``diff`` leaves behind. Memoized (a pure
+    function of the two): the shipped run differentiated 142 elements in ``derivative``, 114
+    distinct, 1.36 s of CPU, and 160 in ``backprop``'s local steps, 146 distinct."""
+    return replace(sp.diff(expr, variable), lambda e: isinstance(e, sp.Sum) and e.function == 0,
+                   lambda e: sp.S.Zero)
+
+
+def written_out(expr):
+    """``expr`` with every sum written out term by term, when each has whole-number limits with
+    hi ≥ lo − 1 (what ``doit`` gives there: the same terms, added); None otherwise, or when
+    something else in ``expr`` has its own ``doit``. ``Sum.doit`` first looks for a closed form
+    (deltas, Piecewise, polynomial sums) before writing the terms out, and that search was 60 % of
+    transposed-weight-gradient's CPU, entry by entry.
+
+    >>> from symderive.indices import make_index
+    >>> x = sp.IndexedBase('x'); i, j = make_index('i', 3), make_index('j', 3)
+    >>> s = sp.Sum(x[i] * sp.Sum(x[j], (j, 0, i)), (i, 0, 2))
+    >>> written_out(s) == x[0]**2 + x[1]*(x[0] + x[1]) + x[2]*(x[0] + x[1] + x[2]) == s.doit()
+    True
+    >>> written_out(sp.Sum(x[i], (i, 0, sp.Symbol('n')))) is None
+    True
+    """
+    if expr.has(sp.Derivative, sp.Integral, sp.Product, sp.Limit):
+        return None
+    try:
+        return _write_out(expr)
+    except (_NotWhole, ValueError):     # ValueError: an inner sum binds the outer index's name (xreplace
+        return None                     # would set its bound index to a number), left to doit's subs
+
+
+class _NotWhole(Exception):
+    """A sum whose limits are not whole numbers (or run backwards): left to ``doit``."""
+
+
+def _write_out(expr):
+    if not expr.args or not expr.has(sp.Sum):
+        return expr
+    if isinstance(expr, sp.Sum):
+        *inner, (var, lo, hi) = expr.limits                 # the last limit is the outermost sum
+        if not (lo.is_Integer and hi.is_Integer) or hi < lo - 1:
+            raise _NotWhole
+        body = sp.Sum(expr.function, *inner) if inner else expr.function
+        return sp.Add(*[_write_out(body.xreplace({var: sp.Integer(k)})) for k in range(int(lo), int(hi) + 1)])
+    return expr.func(*[_write_out(a) for a in expr.args])
 
 
 def entries_matrix(expr, out_idx, out_shape, in_idx, in_shape, shapes):

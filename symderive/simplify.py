@@ -22,6 +22,7 @@ import sympy as sp
 
 from .contract import contract
 from .indices import INDEX_LETTERS
+from .sympy_memos import replace
 
 
 @dataclass
@@ -382,7 +383,7 @@ def combine_sums(expr):
     >>> combine_sums(sp.Sum(g[j], (j, 0, 2)) - sp.Sum(g[k]**2, (k, 0, 2)))
     Sum((1 - g[k])*g[k], (k, 0, 2))
     """
-    return expr.replace(lambda e: isinstance(e, sp.Add), _combine_add) if isinstance(expr, sp.Basic) else expr
+    return replace(expr, lambda e: isinstance(e, sp.Add), _combine_add)
 
 
 def _combine_add(expr):
@@ -425,7 +426,7 @@ def factor_sum_bodies(expr):
             return e
         return sp.Sum(factored, *e.limits) if sp.count_ops(factored) < sp.count_ops(body) else e
 
-    return expr.replace(lambda e: isinstance(e, sp.Sum), better)
+    return replace(expr, lambda e: isinstance(e, sp.Sum), better)
 
 
 def tidy(expr):

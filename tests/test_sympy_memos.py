@@ -81,3 +81,75 @@ def test_max_min_comparisons_as_sympy_gives_them():
             assert sympy_memos.is_connected(cls, u, v) == sympy_memos.SYMPY_IS_CONNECTED(cls, u, v)
     assert sp.Max(a, a + 1, b, a + 2) == sp.Max(a + 2, b)
     assert sp.Min(x[i], x[i] - 3, 0) == sp.Min(x[i] - 3, 0)
+
+
+def _bodies_and_limits():
+    """Bodies with and without Piecewise (one guarded by the summation index, one not, one nested
+    in an inner sum), nested sums to denest, and each SUMS entry's own body and limits."""
+    p_free = sp.Piecewise((x[j], j > 0), (0, True))                 # no summation index: masked off
+    p_bound = sp.Piecewise((x[i], i > 1), (0, True))                # holds i: folded to the top
+    cases = [(expr.function, tuple(expr.limits)) for expr in SUMS if isinstance(expr, sp.Sum)]
+    cases += [(p_free * p_bound + y[i], ((i, 0, n - 1),)),
+              (sp.exp(p_bound) + p_free, ((i, 0, n - 1),)),
+              (sp.Sum(x[i, j], (j, 0, n - 1)), ((i, 0, n - 1),)),   # denested by Sum's constructor
+              (y[i] * t[i], ((i, 0, n - 1),)),
+              (p_bound, ((i, 0, n - 1),)),                                  # a flat guard: not folded
+              (sp.Piecewise((x[i] * y[i], (i > 1) & (i < n - 2)), (0, True)), ((i, 0, n - 1),))]
+    return cases
+
+
+def test_sum_construction_as_sympy_builds_it():
+    """SymPy's own ``_common_new`` (kept as SYMPY_COMMON_NEW) gives the same body, limits and
+    orientation, for Sum and Integral, and for the cases left to it."""
+    from sympy.concrete import expr_with_limits
+    assert expr_with_limits._common_new is sympy_memos.common_new
+    s = sp.Symbol("s")
+    for body, limits in _bodies_and_limits():
+        for cls, discrete in ((sp.Sum, True), (sp.Integral, False)):
+            ours = sympy_memos.common_new(cls, body, *limits, discrete=discrete)
+            theirs = sympy_memos.SYMPY_COMMON_NEW(cls, body, *limits, discrete=discrete)
+            assert sp.srepr(ours[0]) == sp.srepr(theirs[0]) and list(ours[1]) == list(theirs[1]) \
+                and ours[2] == theirs[2], (cls, body)
+    assert sp.Sum(sp.Eq(x[i], y[i]), (i, 0, 2)) == sp.Eq(sp.Sum(x[i], (i, 0, 2)), sp.Sum(y[i], (i, 0, 2)))
+    assert sp.Sum(s, (s, sp.Range(1, 7, 2))).doit() == 1 + 3 + 5           # a Range: SymPy's own path
+
+
+def test_sum_construction_walks_each_body_once(monkeypatch):
+    """Counted: a body without a Piecewise is never searched with ``atoms``; one with a Piecewise is
+    folded once however often an equal sum is built; a new body made of old parts looks only at
+    its new nodes."""
+    from sympy.core.cache import clear_cache
+    clear_cache()
+    calls = {"atoms": 0, "fold": 0}
+    real_atoms, real_fold = sp.Basic.atoms, sympy_fixes._fold_unless_bound
+    folding = []
+
+    def counting_atoms(self, *types):
+        calls["atoms"] += not folding              # the constructor's own searches, not piecewise_fold's
+        return real_atoms(self, *types)
+
+    def counting_fold(expr, evaluate=True):
+        calls["fold"] += 1
+        folding.append(expr)
+        try:
+            return real_fold(expr, evaluate)
+        finally:
+            folding.pop()
+
+    monkeypatch.setattr(sp.Basic, "atoms", counting_atoms)
+    monkeypatch.setattr("sympy.concrete.expr_with_limits.piecewise_fold", counting_fold)
+    plain = sp.exp(x[i]) * y[i] + t[i] ** 2
+    for _ in range(5):
+        sp.Sum(plain, (i, 0, n - 1))
+    assert calls == {"atoms": 0, "fold": 0}
+    guarded = plain * sp.Piecewise((x[i], i > 1), (0, True))
+    for _ in range(5):
+        folded = sp.Sum(guarded, (i, 0, n - 1))
+    assert calls["atoms"] == 0 and calls["fold"] == 1
+    assert isinstance(folded.function, sp.Piecewise)                        # SymPy folded it to the top
+    before = sympy_memos.piecewise_atoms.cache_info().misses
+    sp.Sum(guarded + sp.Piecewise((y[i], i > 2), (0, True)), (i, 0, n - 1))
+    # new nodes: the sum of the two, the new Piecewise, its pair (y[i], i > 2) and i > 2; y[i], i, 0 and
+    # 2 (the square's exponent) were looked at already
+    assert sympy_memos.piecewise_atoms.cache_info().misses - before == 4
+    clear_cache()

@@ -14,6 +14,7 @@ import sympy as sp
 
 from ..errors import ShapeError
 from ..indices import names_in
+from ..sympy_memos import replace
 from ..tensors import Tensor
 
 
@@ -155,7 +156,7 @@ def expand_layers(expr, layers, avoid=()):
         # Expand only the layers we were given (a derivative by C must stop at C).
         return expand_layers(layer.element(idx, expand=False, avoid=avoid), layers, avoid)
 
-    return expr.replace(is_layer_entry, substitute)
+    return replace(expr, is_layer_entry, substitute)
 
 
 def axis_values(value, dims, what):
