@@ -17,6 +17,9 @@ Run:  python benchmarks/conv_matrix.py          (a few minutes; the naive 24×24
       python benchmarks/conv_matrix.py --check-only --baseline /work/main [--cases 16x64x32,… --runs 5]
                      (the same rows for another tree's symderive too, in the same run, alternating;
                       a case is channels in x input side x channels out)
+      python benchmarks/conv_matrix.py --fresh-split [--baseline /work/main] [--cases 16x64x32,32x128x64 --runs 3]
+                     (check_transpose and building A, each in a fresh process: fixed cost and cost per
+                      nonzero apart, CPU and wall, and the size from which the check is within 3x)
 """
 import os
 import resource
@@ -132,6 +135,89 @@ def measure_case(method, c_in, n, c_out):
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak = hwm_mb() - before
     print(f"{wall} {cpu} {nnz} {peak}")
+
+
+def measure_parts(method, c_in, n, c_out):
+    """One build in this (fresh) process, in two timed parts: the fixed part (independent of the
+    number of nonzeros) and the rest. ``check``: the fixed part is deriving the chain rule in SymPy
+    and reading B's small per-factor tables off it (``backward._derived``; SymPy's first use in the
+    process included), the rest is check_transpose itself, which then finds that derivation cached:
+    B's broadcast and A generated and compared. ``build A``: the fixed part is A's per-axis layout
+    tables, the rest their broadcast into A's triples. Prints the two parts' wall and CPU seconds,
+    nnz and the peak memory of the whole."""
+    from symderive import backward
+    from symderive.conv_matrix import SparseSymbolMatrix, _ConvLayout
+    layer = sd.conv2d(sd.tensor("x", c_in, n, n), sd.tensor("w", c_out, c_in, KERNEL, KERNEL))
+    before = rss_mb()
+    clock = [(time.perf_counter(), time.process_time())]
+    if method == "check":
+        backward._derived(backward._Declaration(layer))
+        clock.append((time.perf_counter(), time.process_time()))
+        _, a, equal, _ = check_transpose(layer)
+        assert equal
+    else:
+        layout = _ConvLayout(layer)
+        clock.append((time.perf_counter(), time.process_time()))
+        shape = (int(sp.Mul(*layer.shape)), int(layer.x.numel))      # as conv_matrix builds A
+        a = SparseSymbolMatrix(shape, *layout.triples(), layer.weight, layout.locate)
+    clock.append((time.perf_counter(), time.process_time()))
+    (w0, c0), (w1, c1), (w2, c2) = clock
+    print(f"{w1 - w0} {c1 - c0} {w2 - w1} {c2 - c1} {a.nnz} {hwm_mb() - before}")
+
+
+def run_parts(method, case, tree=None):
+    out = subprocess.run([sys.executable, __file__, "--parts", method, *map(str, case)],
+                         capture_output=True, text=True, check=True, env=tree_env(tree))
+    fixed_wall, fixed_cpu, rest_wall, rest_cpu, nnz, peak = out.stdout.split()
+    return {"fixed": (float(fixed_wall), float(fixed_cpu)), "rest": (float(rest_wall), float(rest_cpu)),
+            "whole": (float(fixed_wall) + float(rest_wall), float(fixed_cpu) + float(rest_cpu)),
+            "nnz": int(nnz), "peak": float(peak)}
+
+
+def fresh_split(cases, runs=3, target=3.0, baseline=None):
+    """check_transpose against building A once, each in a fresh process (best of ``runs`` by whole
+    CPU; A and the check alternating, and with ``baseline`` (a tree) that tree's too): the fixed cost
+    and the cost per nonzero of each, printed apart, and the ratio of the wholes. The fixed cost of
+    the check is paid once per structure in a process: a layer declared alike reuses the derivation,
+    another size of the same structure costs about 0.003 s, but another stride, dilation or kernel
+    is derived again (0.04-0.08 s, SymPy's imports aside)."""
+    trees = [None] + ([baseline] if baseline else [])
+    print(f"load average {os.getloadavg()[0]:.2f}; fresh process per run, best of {runs} by CPU; "
+          f"'fixed': check = chain rule derived in SymPy + B's tables read off it, A = its layout tables; "
+          f"'per nnz': the rest (check: B broadcast, A generated and compared; A: broadcast)"
+          + (f"; baseline tree {baseline}" if baseline else ""))
+    print(f"{'case':>16} {'nnz':>12} {'tree':>8} {'what':>8} {'fixed CPU':>9} {'(wall)':>7} {'ns/nnz CPU':>10} "
+          f"{'(wall)':>7} {'whole CPU':>9} {'(wall)':>7} {'MB':>6} {'CPU x A':>7} {'wall x A':>8}")
+    last = {}
+    for case in cases:
+        measured = {(tree, what): [] for tree in trees for what in ("build A", "check")}
+        for _ in range(runs):
+            for tree, what in measured:
+                measured[tree, what].append(run_parts("A" if what == "build A" else "check", case, tree))
+        best = {key: min(results, key=lambda r: r["whole"][1]) for key, results in measured.items()}
+        for tree in trees:
+            a = best[tree, "build A"]
+            for what in ("build A", "check"):
+                r, nnz = best[tree, what], best[tree, what]["nnz"]
+                print(f"{'%dx%dx%d->%d' % (case[0], case[1], case[1], case[2]):>16} {nnz:>12,} "
+                      f"{'this' if tree is None else 'baseline':>8} {what:>8} "
+                      f"{r['fixed'][1]:>9.3f} {r['fixed'][0]:>7.3f} {r['rest'][1] / nnz * 1e9:>10.2f} "
+                      f"{r['rest'][0] / nnz * 1e9:>7.2f} {r['whole'][1]:>9.3f} {r['whole'][0]:>7.3f} "
+                      f"{r['peak']:>6.0f} {r['whole'][1] / a['whole'][1]:>7.2f} {r['whole'][0] / a['whole'][0]:>8.2f}")
+            last[tree] = (best[tree, "build A"], best[tree, "check"])
+    # what the fixed cost means: from which size the check is within the target of building A, with the
+    # per-nonzero costs measured at the last (largest) case
+    for tree, (a, c) in last.items():
+        per_a, per_c = a["rest"][1] / a["nnz"], c["rest"][1] / c["nnz"]
+        label = "this tree" if tree is None else "baseline"
+        if per_c < target * per_a:
+            above = (c["fixed"][1] - target * a["fixed"][1]) / (target * per_a - per_c)
+            print(f"{label}: per nonzero the check costs {per_c / per_a:.2f}x building A (last case); with its fixed "
+                  f"cost of {c['fixed'][1]:.3f} s CPU it is within {target:.0f}x of building A once from about "
+                  f"{above / 1e6:.0f} M nonzeros up (CPU, fresh process)")
+        else:
+            print(f"{label}: per nonzero the check costs {per_c / per_a:.2f}x building A: not within {target:.0f}x "
+                  f"at any size")
 
 
 def tree_env(tree):
@@ -278,6 +364,15 @@ if __name__ == "__main__":
     elif "--case" in sys.argv:
         at = sys.argv.index("--case")
         measure_case(sys.argv[at + 1], *map(int, sys.argv[at + 2:at + 5]))
+    elif "--parts" in sys.argv:
+        at = sys.argv.index("--parts")
+        measure_parts(sys.argv[at + 1], *map(int, sys.argv[at + 2:at + 5]))
+    elif "--fresh-split" in sys.argv:
+        def option(name, default):
+            return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+        cases = [tuple(map(int, c.split("x"))) for c in option("--cases", "").split(",") if c] \
+            or [(16, 64, 32), (32, 96, 48)]
+        fresh_split(cases, runs=int(option("--runs", 3)), baseline=option("--baseline", None))
     elif "--same" in sys.argv:
         at = sys.argv.index("--same")
         same_process(*map(int, sys.argv[at + 1:at + 5]))

@@ -342,6 +342,14 @@ def _as_bound(cond, variables):
     e = cond.lhs - cond.rhs if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)) else cond.rhs - cond.lhs
     if isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
         e -= 1
+    linear = _rational_linear(e)
+    if linear is not None:       # the usual case, at concrete sizes: no together/cancel needed
+        present = [v for v in variables if v in linear]
+        if len(present) != 1:
+            return None
+        var = present[0]
+        a, r = linear[var], e - linear[var] * var
+        return (var, "lower", sp.ceiling(-r / a)) if a > 0 else (var, "upper", sp.floor(r / -a))
     num, den = sp.fraction(sp.together(e))
     e = sp.expand(num) if den.is_positive else sp.expand(e)
     present = [v for v in variables if v in e.free_symbols]
@@ -357,6 +365,31 @@ def _as_bound(cond, variables):
     if a.is_negative:
         return var, "upper", sp.floor(sp.cancel(r / -a))
     return None
+
+
+def _rational_linear(e):
+    """{symbol or index: rational coefficient} when ``e`` is c + Σ aₖ·sₖ with rational c (the
+    index arithmetic of a layer at concrete sizes), else None. For such an e the general path of
+    ``_as_bound`` (together, fraction, expand, cancel: 0.014 s per conv layer, half of the chain
+    rule's moving of conditions into bounds) gives exactly ceiling(−r/a) and floor(r/−a) as SymPy
+    builds them: a positive common denominator does not change the bound, and cancel leaves a
+    polynomial with rational coefficients as it is (tests/test_contract_bounds.py).
+
+    >>> q, j = sp.symbols('q j', integer=True)
+    >>> _rational_linear(2*j - q/2 + 1) == {j: 2, q: -sp.Rational(1, 2)}
+    True
+    >>> _rational_linear(j*q) is None, _rational_linear(sp.Symbol('n')*j) is None
+    (True, True)
+    """
+    terms = {}
+    for term in sp.Add.make_args(e):
+        if term.is_Rational:
+            continue
+        coeff, rest = term.as_coeff_Mul()
+        if not (coeff.is_Rational and (rest.is_Symbol or isinstance(rest, sp.Idx))) or rest in terms:
+            return None
+        terms[rest] = coeff
+    return terms
 
 
 def same_terms(a, b):
