@@ -43,11 +43,14 @@ def _solve_and_prepare(job):
     return answer
 
 
-def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None, caches=None):
+def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None, caches=None, meanwhile=None):
     """Yield, for each problem in order, what ``problem.solve(ids, timeout)`` returns; ``done()`` is
     called as each question is solved (a progress bar). ``caches``: one ``AnswerCache`` (or None)
-    per problem; a question found there is not solved again, and each one solved is stored."""
+    per problem; a question found there is not solved again, and each one solved is stored.
+    ``meanwhile()``: work only this process needs, done here once the workers are solving (before
+    solving, when nothing is solved in workers), so that it does not delay them."""
     done = done or (lambda: None)
+    meanwhile = meanwhile or (lambda: None)
     caches = caches or [None] * len(problems)
     asked = [[n for n, q in enumerate(p.questions) if ids is None or q.id in ids] for p in problems]
     answers = [{} for _ in problems]          # question number -> its answer (read from the cache, or solved)
@@ -58,7 +61,7 @@ def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None
                 answers[f][n] = answer
                 done()
     work = [[(f, n, timeout) for n in numbers if n not in answers[f]] for f, numbers in enumerate(asked)]
-    for f, solved in enumerate(_solve_all(problems, work, jobs, done)):
+    for f, solved in enumerate(_solve_all(problems, work, jobs, done, meanwhile)):
         for (_, n, _), answer in zip(work[f], solved):
             answers[f][n] = answer
             if caches[f] is not None:
@@ -66,12 +69,13 @@ def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None
         yield [answers[f][n] for n in asked[f]]
 
 
-def _solve_all(problems, work, jobs, done):
+def _solve_all(problems, work, jobs, done, meanwhile):
     """The answers to ``work`` (per problem, a list of jobs), a list per problem in order."""
     import multiprocessing           # here: 'list' imports this module and must not load these
     from concurrent.futures import ProcessPoolExecutor
     jobs = min(jobs or cores(), sum(map(len, work)))
     if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        meanwhile()
         for problem, file_jobs in zip(problems, work):
             answers = []
             for _, number, timeout in file_jobs:
@@ -89,6 +93,7 @@ def _solve_all(problems, work, jobs, done):
             (job for file_jobs in work for job in file_jobs), key=lambda job: -_expected_cost(job))}
         for future in futures.values():
             future.add_done_callback(lambda _: done())
+        meanwhile()
         for file_jobs in work:
             yield [_result(futures[job], job) for job in file_jobs]
     finally:        # also when the caller stops early: queued questions are dropped, not solved

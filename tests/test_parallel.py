@@ -114,3 +114,39 @@ def test_parent_rebuilds_no_sympy_value_for_sheet_table_and_cache(monkeypatch, t
     read_back = [[c.get(a.question_id) for a in answers] for c, answers in zip(caches, serial)]
     assert all("_packed" in a.__dict__ for answers in read_back for a in answers)
     assert records(read_back) == records(serial)
+
+
+def test_meanwhile_runs_once_here_while_the_workers_solve():
+    """``meanwhile`` (the CLI builds the declared layers in it, for the report) runs once in this process,
+    after the workers are forked, so that they do not wait for it; in a serial run, before solving."""
+    import multiprocessing
+    problems = _small_problems()[:1]
+    seen = []
+    list(solve_each(problems, jobs=2, meanwhile=lambda: seen.append(len(multiprocessing.active_children()))))
+    list(solve_each(problems, jobs=1, meanwhile=lambda: seen.append(len(multiprocessing.active_children()))))
+    assert seen == [2, 0]
+
+
+BROKEN_UNUSED_LAYER = """\
+title: T
+sizes: [N]
+tensors: {x: [N]}
+layers:
+  bad: conv1d(x, nothere)
+  good: relu(x)
+questions:
+  - {id: q1, ask: shape, of: good}
+  - {id: q2, ask: shape, of: x}
+"""
+
+
+def test_a_broken_layer_is_reported_once_in_a_parallel_run(tmp_path):
+    """The declared layers are built in the parent while the workers solve: their mistakes are still
+    reported, once, with their position, and the run's status is 1, as in a serial run."""
+    (tmp_path / "u.yaml").write_text(BROKEN_UNUSED_LAYER)
+    runs = [run_cli(["solve", "u.yaml", "-o", f"out{jobs}", "--no-pdf", "-j", jobs], tmp_path) for jobs in (1, 2)]
+    for run in runs:
+        assert run.returncode == 1
+        errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+        assert errors == ["error: u.yaml:5:18: layer 'bad': 'nothere' is not a declared tensor or layer"], run.stderr
+    assert (tmp_path / "out1" / "u.tex").read_bytes() == (tmp_path / "out2" / "u.tex").read_bytes()
