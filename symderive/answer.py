@@ -142,9 +142,13 @@ class Answer:
 
     def _unpack(self):
         # the bytes come from this engine only: a forked worker, or the answer cache, which unpickles
-        # nothing it has not authenticated (checking/answer_cache.py); a field set since then is kept
-        for k, v in pickle.loads(self.__dict__.pop("_packed")).items():
+        # nothing it has not authenticated (checking/answer_cache.py); a field set since then is kept.
+        # The bytes are dropped last: another thread reading a field meanwhile unpacks them too, and
+        # the first values set are kept (``parallel`` unpacks in the pool's result thread)
+        packed = self.__dict__.get("_packed")
+        for k, v in (pickle.loads(packed) if packed is not None else {}).items():
             self.__dict__.setdefault(k, v)
+        self.__dict__.pop("_packed", None)
 
     def value(self, key):
         """The value of the result called ``key`` (see ``Result.key``), or None."""

@@ -217,7 +217,8 @@ def solve_problems(files, args, console, errors):
     caches = [run_cache(p, args.no_cache, errors) for p in problems]
     with progress(errors, total) as bar:
         solved = solve_each(problems, ids=set(args.only) if args.only else None, timeout=args.timeout,
-                            jobs=args.jobs, done=bar, caches=caches, meanwhile=lambda: _check_layers(problems))
+                            jobs=args.jobs, done=bar, caches=caches, meanwhile=lambda: _check_layers(problems),
+                            values=args.json or args.verify or args.html)
         status, records, pdf_jobs = _write_each(problems, solved, caches, args, console, errors, status, bar)
     return _finish(pdf_jobs, records, args, console, errors, status)
 

@@ -43,12 +43,16 @@ def _solve_and_prepare(job):
     return answer
 
 
-def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None, caches=None, meanwhile=None):
+def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None, caches=None, meanwhile=None,
+               values=True):
     """Yield, for each problem in order, what ``problem.solve(ids, timeout)`` returns; ``done()`` is
     called as each question is solved (a progress bar). ``caches``: one ``AnswerCache`` (or None)
     per problem; a question found there is not solved again, and each one solved is stored.
     ``meanwhile()``: work only this process needs, done here once the workers are solving (before
-    solving, when nothing is solved in workers), so that it does not delay them."""
+    solving, when nothing is solved in workers), so that it does not delay them. ``values``: whether the
+    caller reads the answers' SymPy values (``--json``, ``--verify``, ``--html``): a worker's answer comes
+    with them packed (``Answer.PACKED``), and they are then unpacked as each answer arrives, while the
+    workers still solve, rather than when first read; otherwise they stay packed."""
     done = done or (lambda: None)
     meanwhile = meanwhile or (lambda: None)
     caches = caches or [None] * len(problems)
@@ -61,7 +65,7 @@ def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None
                 answers[f][n] = answer
                 done()
     work = [[(f, n, timeout) for n in numbers if n not in answers[f]] for f, numbers in enumerate(asked)]
-    for f, solved in enumerate(_solve_all(problems, work, jobs, done, meanwhile)):
+    for f, solved in enumerate(_solve_all(problems, work, jobs, done, meanwhile, values)):
         for (_, n, _), answer in zip(work[f], solved):
             answers[f][n] = answer
             if caches[f] is not None:
@@ -69,7 +73,7 @@ def solve_each(problems, ids=None, timeout=DEFAULT_TIMEOUT, jobs=None, done=None
         yield [answers[f][n] for n in asked[f]]
 
 
-def _solve_all(problems, work, jobs, done, meanwhile):
+def _solve_all(problems, work, jobs, done, meanwhile, values):
     """The answers to ``work`` (per problem, a list of jobs), a list per problem in order."""
     import multiprocessing           # here: 'list' imports this module and must not load these
     from concurrent.futures import ProcessPoolExecutor
@@ -92,7 +96,7 @@ def _solve_all(problems, work, jobs, done, meanwhile):
         futures = {job: pool.submit(_solve_and_prepare, job) for job in sorted(
             (job for file_jobs in work for job in file_jobs), key=lambda job: -_expected_cost(job))}
         for future in futures.values():
-            future.add_done_callback(lambda _: done())
+            future.add_done_callback(lambda future: _arrived(future, done, values))
         meanwhile()
         for file_jobs in work:
             yield [_result(futures[job], job) for job in file_jobs]
@@ -107,6 +111,13 @@ def _expected_cost(job):
     (2.1 s and 1.0 s of 6 s) among the first three."""
     file, number, _ = job
     return len(repr(_PROBLEMS[file].questions[number].spec))
+
+
+def _arrived(future, done, values):
+    """In the pool's result thread, as an answer arrives."""
+    done()
+    if values and not future.cancelled() and future.exception() is None:
+        future.result().results                # unpacks the SymPy values (Answer.__getattr__)
 
 
 def _result(future, job):

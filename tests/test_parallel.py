@@ -96,7 +96,7 @@ def test_parent_rebuilds_no_sympy_value_for_sheet_table_and_cache(monkeypatch, t
         console.print(answer_table(problem, answers, 100))
         return console.export_text(), summary(problem, answers)
 
-    parallel = list(solve_each(problems, jobs=2, caches=caches))
+    parallel = list(solve_each(problems, jobs=2, caches=caches, values=False))
     sheets = [p.sheet(answers) for p, answers in zip(problems, parallel)]
     tables = [shown(p, answers) for p, answers in zip(problems, parallel)]
     assert not any(unreported(p.declaration_errors, answers) for p, answers in zip(problems, parallel))
@@ -125,6 +125,20 @@ def test_meanwhile_runs_once_here_while_the_workers_solve():
     list(solve_each(problems, jobs=2, meanwhile=lambda: seen.append(len(multiprocessing.active_children()))))
     list(solve_each(problems, jobs=1, meanwhile=lambda: seen.append(len(multiprocessing.active_children()))))
     assert seen == [2, 0]
+
+
+def test_values_asked_for_are_unpacked_as_answers_arrive(monkeypatch):
+    """With ``values`` (--json, --verify, --html read them) each answer's SymPy values are unpacked once,
+    in the pool's result thread while the workers still solve, not later in the report."""
+    import threading
+    problems = _small_problems()[:1]
+    threads = []
+    real_unpack = Answer._unpack
+    monkeypatch.setattr(Answer, "_unpack", lambda self: threads.append(threading.current_thread()) or real_unpack(self))
+    [answers] = list(solve_each(problems, jobs=2))
+    assert all("_packed" not in a.__dict__ for a in answers) and len(threads) == len(answers)
+    assert threading.main_thread() not in threads
+    assert _summary([answers]) == _summary([problems[0].solve()])
 
 
 BROKEN_UNUSED_LAYER = """\
