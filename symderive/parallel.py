@@ -3,9 +3,11 @@
 Questions are independent (each is solved in its own ``Context``), so the unit of work is one
 question, not one file: the largest shipped file is 42 % of the run, so by file two cores could
 save at most a third. Workers are forked after the problems are loaded and inherit them; each
-job is only (file number, question number) and its ``Answer`` comes back pickled. Answers are
-yielded per file, in question order, as soon as that file is complete, so sheets are written
-(and PDFs compiled) while later files are still being solved; questions start longest first.
+job is only (file number, question number) and its ``Answer`` comes back pickled, its SymPy values
+packed until the parent reads them (``Answer.PACKED``); the parent builds the declared layers, for its
+report, once the workers are solving. Answers are yielded per file, in question order, as soon as that
+file is complete, so sheets are written (and PDFs compiled) while later files are still being solved;
+questions start longest first.
 
 A question whose answer cannot come back from a worker (it could not be pickled, or the worker
 died) is solved again here, so a parallel run never answers less than a serial one.

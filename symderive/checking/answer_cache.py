@@ -10,7 +10,10 @@ old entries are evicted by the bounds below, oldest first.
 Why pickle, and why it is safe here: the cached value is an ``Answer`` holding SymPy expressions
 (indexed sums, piecewise, dummies). Writing them as JSON would need a SymPy reader for the way back,
 and ``sympify``/``parse_expr`` evaluate Python, which we refuse for anything read from disk; a pickle
-restores them exactly. A pickle is only unpickled when it is authenticated as written by this cache:
+restores them (not always node for node: an unevaluated product such as ``ceiling((p - 1)/2)`` comes
+back evaluated, ``ceiling(p/2 - 1/2)``; the sheets and JSON print both alike). An answer is stored
+as it was pickled, its SymPy values packed (``Answer.PACKED``) until they are read. A pickle is only
+unpickled when it is authenticated as written by this cache:
 
 * the folder is ours: created 0700, owned by the current user and not writable by group or others
   (otherwise the cache is not used and a warning says why);
