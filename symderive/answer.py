@@ -4,6 +4,7 @@ Every answer carries a ``Status`` so that a sheet never claims more than was
 done: a numeric spot check is never printed as a proof.
 """
 import enum
+import pickle
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -106,6 +107,49 @@ class Answer:
     #: and terminal lines, so that the parent does not redo them serially, with cold caches, at the end
     prepared: dict = field(default_factory=dict, repr=False, compare=False)
 
+    # A pickled Answer carries the fields that hold SymPy values (``PACKED``) as one pickle of their own,
+    # unpickled here only when one of them is first read. The parent of a parallel run and a run reading the
+    # answer cache mostly need only the status, the times and the texts the worker prepared; rebuilding
+    # every answer's SymPy values cost the parent 0.6 s CPU for 185 answers (docs/performance.md), and
+    # the cache stores the bytes as they came. Each of these fields has no class default (only
+    # ``default_factory``), so reading a missing one reaches ``__getattr__``.
+    PACKED = ("results", "steps", "notes", "names", "abbreviations", "intermediates")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if "_packed" in state and not any(k in state for k in self.PACKED):
+            return state                                  # not unpacked since it came: the same bytes
+        if "_packed" in state:
+            self._unpack()
+            state = dict(self.__dict__)
+        packed = {k: state.pop(k) for k in self.PACKED if k in state}
+        state["_packed"] = pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
+        # every Dummy in the values is below this process's next Dummy index, or below the one of the
+        # process that pickled the answer before (see ``_keep_dummies_apart``)
+        state["_dummy_top"] = max(_next_dummy_index(), state.get("_dummy_top", 0))
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        _keep_dummies_apart(state.get("_dummy_top", 0))
+
+    def __getattr__(self, name):
+        """Only called for an attribute not set: a packed field of an answer that came pickled."""
+        if name in self.PACKED and "_packed" in self.__dict__:
+            self._unpack()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _unpack(self):
+        # the bytes come from this engine only: a forked worker, or the answer cache, which unpickles
+        # nothing it has not authenticated (checking/answer_cache.py); a field set since then is kept.
+        # The bytes are dropped last: another thread reading a field meanwhile unpacks them too, and
+        # the first values set are kept (``parallel`` unpacks in the pool's result thread)
+        packed = self.__dict__.get("_packed")
+        for k, v in (pickle.loads(packed) if packed is not None else {}).items():
+            self.__dict__.setdefault(k, v)
+        self.__dict__.pop("_packed", None)
+
     def value(self, key):
         """The value of the result called ``key`` (see ``Result.key``), or None."""
         for r in self.results:
@@ -197,6 +241,29 @@ class Answers(list):
     def _repr_latex_(self):
         rows = [row for answer in self for row in answer._latex_rows()]
         return r"$\displaystyle \begin{gathered}" + r" \\ ".join(rows) + r"\end{gathered}$"
+
+
+def _next_dummy_index():
+    """The ``dummy_index`` the next ``sympy.Dummy()`` of this process gets (SymPy adds a random
+    per-process base to a counter)."""
+    return getattr(sp.Dummy, "_base_dummy_index", 0) + sp.Dummy._count
+
+
+def _keep_dummies_apart(top):
+    """SymPy tells Dummy symbols apart by their ``dummy_index``; one restored from a pickle keeps its
+    index, so this process's counter is moved until its next index is at least ``top``, the next index of
+    the process that pickled it (every Dummy in the answer is below that). A Dummy made here later then
+    cannot equal one of the answer's, even before the answer's values are unpacked.
+
+    >>> _keep_dummies_apart(_next_dummy_index() + 100); top = _next_dummy_index()
+    >>> sp.Dummy().dummy_index == top
+    True
+    >>> _keep_dummies_apart(5); _next_dummy_index() == top + 1          # never moved back
+    True
+    """
+    need = top - getattr(sp.Dummy, "_base_dummy_index", 0)
+    if need > sp.Dummy._count:
+        sp.Dummy._count = need
 
 
 def sympy_string(value, base=0):

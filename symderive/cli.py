@@ -18,7 +18,7 @@ from .errors import ProblemFileError
 from .files import write_atomically
 from .parallel import solve_each
 from .pdf import PdfError, compile_pdf, tex_engine, INSTALL_HINT
-from .problem import DEFAULT_TIMEOUT, find_problem_files, load_problem
+from .problem import DEFAULT_TIMEOUT, declaration_errors, find_problem_files, load_problem
 
 DEFAULT_PROBLEMS = Path("problems")
 #: The example problems: package data in an installed wheel, problems/ in a source checkout.
@@ -197,7 +197,9 @@ def solve_problems(files, args, console, errors):
         except verify.TorchMissing as exc:
             errors.print(f"error: {exc}", markup=False)
             return 2
-    problems = list(readable_problems(files, errors))
+    # the declared layers are built (to report their mistakes) once the workers are solving: only this
+    # process needs them, for the report (docs/performance.md, fifth round)
+    problems = list(readable_problems(files, errors, check_layers=False))
     status = 2 if None in problems else 0
     problems = [p for p in problems if p is not None]
     if args.only:
@@ -215,9 +217,15 @@ def solve_problems(files, args, console, errors):
     caches = [run_cache(p, args.no_cache, errors) for p in problems]
     with progress(errors, total) as bar:
         solved = solve_each(problems, ids=set(args.only) if args.only else None, timeout=args.timeout,
-                            jobs=args.jobs, done=bar, caches=caches)
+                            jobs=args.jobs, done=bar, caches=caches, meanwhile=lambda: _check_layers(problems),
+                            values=args.json or args.verify or args.html)
         status, records, pdf_jobs = _write_each(problems, solved, caches, args, console, errors, status, bar)
     return _finish(pdf_jobs, records, args, console, errors, status)
+
+
+def _check_layers(problems):
+    for problem in problems:
+        problem.declaration_errors = declaration_errors(problem)
 
 
 def _write_each(problems, solved, caches, args, console, errors, status, bar):

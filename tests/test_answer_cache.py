@@ -223,3 +223,26 @@ def test_solve_reads_the_cache_and_writes_the_same_sheets(tmp_path):
         assert f"({n} of {n} read from the answer cache; " in " ".join(table.split()), path.name
     fresh, fresh_sheets = solve("fresh", "--no-cache")
     assert "read from the answer cache" not in fresh and fresh_sheets == sheets
+
+
+def test_a_read_answer_keeps_its_values_packed_and_its_dummies_apart(problem_file, tmp_path, monkeypatch):
+    """An answer read from the cache rebuilds its SymPy values only when one is read; its Dummy symbols
+    never equal one made in this process afterwards, even one made before its values were read (SymPy
+    tells Dummies apart by an index that a pickle keeps). Here the Dummy was made in this process, and
+    the counter is set back as if this were a fresh process, which would otherwise repeat its index."""
+    import sympy as sp
+    from symderive.answer import Answer, Result, Status
+    folder = tmp_path / "cache"
+    cache = answer_cache(load_problem(problem_file), folder=folder)
+    before = sp.Dummy._count
+    d = sp.Dummy("i", integer=True)
+    cache.put("count", Answer("count", "", Status.DERIVED, results=[Result("value", 2 * d, "2 i", "value")]))
+    monkeypatch.setattr(sp.Dummy, "_count", before)          # a process whose counter is behind
+    assert sp.Dummy("i", integer=True) == d                    # (what the counter alone would give)
+    monkeypatch.setattr(sp.Dummy, "_count", before)
+    read = answer_cache(load_problem(problem_file), folder=folder).get("count")
+    assert read is not None and "results" not in read.__dict__          # packed: nothing rebuilt yet
+    made = sp.Dummy("i", integer=True)
+    read.notes = ["set before the values were read"]
+    assert read.results[0].value == 2 * d and made != d                 # kept apart, and read back whole
+    assert read.notes == ["set before the values were read"] and read.status is Status.DERIVED

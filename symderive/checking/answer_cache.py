@@ -10,7 +10,10 @@ old entries are evicted by the bounds below, oldest first.
 Why pickle, and why it is safe here: the cached value is an ``Answer`` holding SymPy expressions
 (indexed sums, piecewise, dummies). Writing them as JSON would need a SymPy reader for the way back,
 and ``sympify``/``parse_expr`` evaluate Python, which we refuse for anything read from disk; a pickle
-restores them exactly. A pickle is only unpickled when it is authenticated as written by this cache:
+restores them (not always node for node: an unevaluated product such as ``ceiling((p - 1)/2)`` comes
+back evaluated, ``ceiling(p/2 - 1/2)``; the sheets and JSON print both alike). An answer is stored
+as it was pickled, its SymPy values packed (``Answer.PACKED``) until they are read. A pickle is only
+unpickled when it is authenticated as written by this cache:
 
 * the folder is ours: created 0700, owned by the current user and not writable by group or others
   (otherwise the cache is not used and a warning says why);
@@ -143,12 +146,13 @@ class AnswerCache:
             self.misses += 1
             return None
         try:
-            answer = pickle.loads(payload)        # authenticated above: bytes this cache wrote
+            # authenticated above: bytes this cache wrote. The answer's SymPy values stay packed until they
+            # are read (``Answer.PACKED``), and its Dummy symbols are kept apart from this process's
+            answer = pickle.loads(payload)
         except Exception:
             path.unlink(missing_ok=True)
             self.misses += 1
             return None
-        _keep_dummies_apart(answer)
         self.hits += 1
         try:
             os.utime(path)                        # recently used: evicted last
@@ -212,17 +216,3 @@ class AnswerCache:
                 del self._entries[k:]
                 return
 
-
-def _keep_dummies_apart(answer):
-    """SymPy tells Dummy symbols apart by a per-process counter; one restored from a pickle keeps its
-    number, so the counter is moved past it (a Dummy made later must not equal one of the answer's)."""
-    import sympy as sp
-    top = -1
-    for r in answer.results:
-        values = r.value if isinstance(r.value, (tuple, list)) else [r.value]
-        for v in values:
-            atoms = getattr(v, "atoms", None)
-            if atoms is not None:
-                top = max([top] + [d.dummy_index for d in atoms(sp.Dummy)])
-    if top >= sp.Dummy._count:
-        sp.Dummy._count = top + 1
