@@ -33,7 +33,8 @@ def _shown_means_the_same(expr, shown, base, at):
 
 
 def _cold():
-    indices._for_display.cache_clear()
+    """Forget earlier displays (``cacheit`` has no ``cache_clear`` when SYMPY_USE_CACHE=no)."""
+    getattr(indices._for_display, "cache_clear", lambda: None)()
     indices._displayed.cache_clear()
 
 
