@@ -171,3 +171,25 @@ def test_shipped_answers_are_shown_as_before(name):
                     assert show(result.value, problem.index_base) == _reference_show(result.value, problem.index_base)
                     shown += 1
     assert shown >= 10
+
+
+def test_terminal_lines_print_a_subtree_once_and_as_sympy_prints_it(monkeypatch):
+    from symderive import terminal
+    shared = sp.Sum(w[k] * sp.tanh(x[k] * y[k]), (k, 0, 2))   # in no other test
+    first, second = shared / (1 + shared) + sp.Float(1.5), sp.log(shared) * y[j]
+    asked, original = [], terminal.UnicodePrinter._print_Sum
+    monkeypatch.setattr(terminal.UnicodePrinter, "_print_Sum", lambda self, e: asked.append(e) or original(self, e))
+    shown = terminal.formula(first), terminal.formula(second)
+    assert len(asked) == 1                                 # three occurrences in two lines, printed once
+    assert shown == tuple(_formula_without_memo(terminal, e) for e in (first, second))
+    assert (terminal.formula(sp.Float(2.0)), terminal.formula(sp.Float(2.0) * sp.Symbol("a"))) == \
+        ("2.00000000000000", "2.0·a")                     # SymPy strips a Float's zeros below the top only
+
+
+def _formula_without_memo(terminal, value):
+    """``terminal.formula`` with a fresh SymPy printer, as before the memo."""
+    import re
+    shown = terminal.UnicodePrinter().doprint(for_display(value))
+    shown = re.sub(r"\*\*2\b", "²", shown)
+    shown = re.sub(r"\*\*(\w+|\([^()]*\))", r"^\1", shown)
+    return shown.replace("*", "·")
