@@ -1,10 +1,12 @@
 """LaTeX for sheets and notebooks: expressions in the display index base, partials,
 dimensions, and matrices as ``bmatrix`` (or a summary when too large to read)."""
+import functools
+
 import sympy as sp
 from sympy.core.cache import cacheit
 from sympy.printing.latex import LatexPrinter
 
-from . import display_names
+from . import display_names, sympy_memos
 from .indices import for_display
 
 #: Matrices with more rows or columns than this are summarised, not printed in full.
@@ -179,14 +181,49 @@ def _show(expr, base, names):
     the shipped problems printed 227 distinct expressions 901 times."""
     if isinstance(expr, sp.MatrixBase):
         return matrix(expr, base)
-    shown = for_display(sp.sympify(expr), base)
-    # One fraction per subscript or floor: (q + P - S j)/D rather than q/D + P/D - S j/D.
-    shown = shown.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)) and e.args[0].is_Add,
-                          lambda e: e.func(sp.together(e.args[0])))
-    shown = shown.replace(lambda e: isinstance(e, sp.Indexed) and any(
-        sp.fraction(sp.together(a))[1] != 1 for a in e.indices),
-        lambda e: e.base[tuple(sp.together(a) for a in e.indices)])
-    return SheetPrinter({"mul_symbol": None}).doprint(shown)
+    shown = _one_fraction(_together_subscripts(for_display(sp.sympify(expr), base)))
+    return _sheet_printer(names).doprint(shown)
+
+
+# One fraction per subscript or floor: (q + P - S j)/D rather than q/D + P/D - S j/D.
+_together_subscripts = sympy_memos.replacer(lambda e: isinstance(e, (sp.floor, sp.ceiling)) and e.args[0].is_Add,
+                                            lambda e: e.func(sp.together(e.args[0])))
+_one_fraction = sympy_memos.replacer(lambda e: isinstance(e, sp.Indexed) and any(
+                                         sp.fraction(sp.together(a))[1] != 1 for a in e.indices),
+                                     lambda e: e.base[tuple(sp.together(a) for a in e.indices)])
+
+
+class _MemoPrinter(SheetPrinter):
+    """The printer of ``show``: each subtree's LaTeX is kept, since a run prints the same subtrees
+    again and again (5,336 distinct subtrees in 38,886 prints). SymPy's LaTeX printer writes a
+    subtree the same wherever it occurs (a parent only wraps the child's string), given the
+    printer's settings, the display names in force and the keyword arguments (such as ``exp``)."""
+
+    def __init__(self, names):
+        super().__init__({"mul_symbol": None})
+        self.names = names
+
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sp.Basic):
+            try:
+                return _subtree_tex(expr, tuple(sorted(kwargs.items())), self.names)
+            except TypeError:       # an unhashable keyword argument: print it afresh
+                pass
+        return super()._print(expr, **kwargs)
+
+    def print_afresh(self, expr, kwargs):
+        return super()._print(expr, **dict(kwargs))
+
+
+@functools.lru_cache(maxsize=64)
+def _sheet_printer(names):
+    """One memoizing printer per set of display names."""
+    return _MemoPrinter(names)
+
+
+@functools.lru_cache(maxsize=1 << 14, typed=True)
+def _subtree_tex(expr, kwargs, names):
+    return _sheet_printer(names).print_afresh(expr, kwargs)
 
 
 def plain(expr):

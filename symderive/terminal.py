@@ -2,6 +2,7 @@
 instead of SymPy's ``Sum(...)`` and raw LaTeX, long answers cut with a pointer to the sheet, a
 progress bar while questions are solved and one summary line per problem."""
 import contextlib
+import functools
 import re
 
 import sympy as sp
@@ -67,6 +68,30 @@ class UnicodePrinter(StrPrinter):
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
 
+
+class _MemoUnicodePrinter(UnicodePrinter):
+    """The printer of ``formula``: each subtree's text is kept, as the terminal lines of a run print
+    the same subtrees again and again (the sheet's printer has the same memo, ``latex._MemoPrinter``).
+    SymPy's ``StrPrinter`` writes a subtree the same wherever it occurs, except a ``Float``, whose
+    zeros are stripped below the top level (``_print_level``): that level is part of the key."""
+
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sp.Basic) and not kwargs:
+            return _subtree_text(expr, self._print_level > 0)
+        return super()._print(expr, **kwargs)
+
+
+_MEMO_PRINTER = _MemoUnicodePrinter()
+
+
+@functools.lru_cache(maxsize=1 << 14, typed=True)
+def _subtree_text(expr, nested):
+    level, _MEMO_PRINTER._print_level = _MEMO_PRINTER._print_level, int(nested)
+    try:
+        return UnicodePrinter._print(_MEMO_PRINTER, expr)
+    finally:
+        _MEMO_PRINTER._print_level = level
+
 def formula(value, base=0):
     """One line of Unicode for a SymPy value, indices shown in ``base``.
 
@@ -78,7 +103,7 @@ def formula(value, base=0):
     '∂E/∂x[i] = e/2'
     """
     from .indices import for_display
-    shown = UnicodePrinter().doprint(for_display(value, base) if isinstance(value, sp.Basic) else value)
+    shown = _MEMO_PRINTER.doprint(for_display(value, base) if isinstance(value, sp.Basic) else value)
     shown = re.sub(r"\*\*2\b", "²", shown)
     shown = re.sub(r"\*\*(\w+|\([^()]*\))", r"^\1", shown)
     return shown.replace("*", "·")
