@@ -225,9 +225,10 @@ def differentiated(expr, variable):
 def written_out(expr):
     """``expr`` with every sum written out term by term, when each has whole-number limits with
     hi ≥ lo − 1 (what ``doit`` gives there: the same terms, added); None otherwise, or when
-    something else in ``expr`` has its own ``doit``. ``Sum.doit`` first looks for a closed form
-    (deltas, Piecewise, polynomial sums) before writing the terms out, and that search was 60 % of
-    transposed-weight-gradient's CPU, entry by entry.
+    something else in ``expr`` has a ``doit`` that does more than rebuild the node from its
+    arguments (Add's, Mul's, Max's and Piecewise's only rebuild it, as ``_write_out`` does).
+    ``Sum.doit`` first looks for a closed form (deltas, Piecewise, polynomial sums) before writing
+    the terms out, and that search was 60 % of transposed-weight-gradient's CPU, entry by entry.
 
     >>> from symderive.indices import make_index
     >>> x = sp.IndexedBase('x'); i, j = make_index('i', 3), make_index('j', 3)
@@ -237,7 +238,7 @@ def written_out(expr):
     >>> written_out(sp.Sum(x[i], (i, 0, sp.Symbol('n')))) is None
     True
     """
-    if expr.has(sp.Derivative, sp.Integral, sp.Product, sp.Limit):
+    if expr.has(sp.Derivative, sp.Integral, sp.Product, sp.Limit, sp.Subs):    # each has a doit of its own
         return None
     try:
         return _write_out(expr)
