@@ -241,15 +241,9 @@ def always(cond):
     """
     if cond in (sp.true, sp.false):
         return bool(cond)
-    if not isinstance(cond, (sp.GreaterThan, sp.LessThan, sp.StrictGreaterThan, sp.StrictLessThan)):
+    e = as_nonnegative(cond)
+    if e is None:
         return None
-    # Normalise to  e >= 0  (integers: e > 0  is  e - 1 >= 0).
-    if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)):
-        e = cond.lhs - cond.rhs
-    else:
-        e = cond.rhs - cond.lhs
-    if isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
-        e -= 1
     e = sp.expand(e)
     low, high = _extremes(e)
     if low is not None and _nonneg(low):
@@ -257,6 +251,32 @@ def always(cond):
     if high is not None and _nonneg(-high - 1):
         return False
     return None
+
+
+def as_nonnegative(cond):
+    """An ``e`` with  cond ⟺ e ≥ 0  for integer values of the indices and sizes, or None.
+
+    A strict  e > 0  is  e − 1 ≥ 0  only where e takes integer values, so a strict condition with
+    fractional coefficients is first scaled by their denominators (positive); None when it still is
+    not known to be integer-valued (the condition then stays a condition: never a wrong bound).
+
+    >>> i = sp.Symbol('i', integer=True)
+    >>> as_nonnegative(i > sp.Rational(1, 2)), as_nonnegative(3 > i), as_nonnegative(i >= sp.Rational(1, 2))
+    (2*i - 2, 2 - i, i - 1/2)
+    >>> as_nonnegative(sp.Symbol('x') > 0) is None, as_nonnegative(sp.Eq(i, 1)) is None
+    (True, True)
+    """
+    if not isinstance(cond, (sp.GreaterThan, sp.LessThan, sp.StrictGreaterThan, sp.StrictLessThan)):
+        return None
+    e = cond.lhs - cond.rhs if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)) else cond.rhs - cond.lhs
+    if not isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
+        return e
+    if not e.is_integer:
+        coeffs = [term.as_coeff_Mul()[0] for term in sp.Add.make_args(e)]
+        e = sp.expand(sp.ilcm(1, *[c.q for c in coeffs if c.is_Rational]) * e)
+        if not e.is_integer:
+            return None
+    return e - 1
 
 
 def _extremes(e):
@@ -337,11 +357,9 @@ def conditions_to_bounds(expr):
 
 def _as_bound(cond, variables):
     """For  a·var + r ≥ 0  with a of known sign, give (var, 'lower'|'upper', bound)."""
-    if not isinstance(cond, (sp.GreaterThan, sp.LessThan, sp.StrictGreaterThan, sp.StrictLessThan)):
+    e = as_nonnegative(cond)
+    if e is None:
         return None
-    e = cond.lhs - cond.rhs if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)) else cond.rhs - cond.lhs
-    if isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
-        e -= 1
     linear = _rational_linear(e)
     if linear is not None:       # the usual case, at concrete sizes: no together/cancel needed
         present = [v for v in variables if v in linear]

@@ -5,7 +5,7 @@ path without together/cancel. Checked two ways: the bound is the one SymPy's gen
 import sympy as sp
 from hypothesis import given, settings, strategies as st
 
-from symderive.contract import _as_bound, _rational_linear, conditions_to_bounds
+from symderive.contract import _as_bound, _rational_linear, always, as_nonnegative, conditions_to_bounds
 from symderive.indices import make_index
 
 i, j = make_index("i", 9), make_index("j", 9)
@@ -15,9 +15,7 @@ RELATIONS = (sp.GreaterThan, sp.StrictGreaterThan, sp.LessThan, sp.StrictLessTha
 
 def _general_route(cond, var):
     """The bound by SymPy's general route (together, fraction, expand, coeff, cancel)."""
-    e = cond.lhs - cond.rhs if isinstance(cond, (sp.GreaterThan, sp.StrictGreaterThan)) else cond.rhs - cond.lhs
-    if isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
-        e -= 1
+    e = as_nonnegative(cond)         # e ≥ 0, strict conditions made integer-valued first (tested below)
     num, den = sp.fraction(sp.together(e))
     e = sp.expand(num) if den.is_positive else sp.expand(e)
     a = e.coeff(var)
@@ -40,8 +38,6 @@ def test_a_rational_linear_condition_gives_the_general_routes_bound_and_the_righ
     assert bound == _general_route(cond, i)
     assert sp.srepr(bound[2]) == sp.srepr(_general_route(cond, i)[2])      # printed alike
     var, side, value = bound
-    if relation in (sp.StrictGreaterThan, sp.StrictLessThan) and not all(v.is_Integer for v in (a, b, c, rhs)):
-        return      # a strict bound is taken as e − 1 ≥ 0, right where e is integer-valued (index arithmetic)
     for at_q in range(-4, 5):
         limit = value.subs(q, at_q)
         for at_i in range(-12, 13):
@@ -66,3 +62,15 @@ def test_conditions_become_the_bounds_of_a_strided_sum():
                                                      sp.Min(8, sp.floor(j / 2 + sp.Rational(1, 2)))))
     for at_j in range(9):       # the same terms as the conditions select, summed
         assert moved.subs(j, at_j).doit() == sp.Sum(body, (i, 0, 8)).subs(j, at_j).doit()
+
+
+def test_a_strict_condition_with_fractions_selects_the_right_integers():
+    """Found by the hypothesis test above: i > 1/2 was taken as i − 1/2 − 1 ≥ 0, so i ≥ 2, which
+    drops i = 1; for integers, i > 1/2 is i ≥ 1."""
+    assert _as_bound(sp.StrictGreaterThan(i, sp.Rational(1, 2)), [i]) == (i, "lower", 1)
+    assert _as_bound(sp.StrictLessThan(i, sp.Rational(7, 2)), [i]) == (i, "upper", 3)
+    assert always(sp.StrictGreaterThan(i, -sp.Rational(1, 2))) is True        # i ranges over 0..8
+    assert always(sp.StrictGreaterThan(i, sp.Rational(17, 2))) is False
+    assert always(sp.StrictGreaterThan(i, sp.Rational(1, 2))) is None         # holds for i ≥ 1 only
+    x = sp.Symbol("x")                                  # not known to be an integer: no bound at all
+    assert _as_bound(sp.StrictGreaterThan(i, x), [i]) is None and always(sp.StrictGreaterThan(x, 0)) is None
