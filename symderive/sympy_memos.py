@@ -175,8 +175,10 @@ def replace(expr, query, value):
     >>> e = sp.exp(x + 1) * (x + 1) + sp.sin(x + 1)
     >>> replace(e, lambda n: n == x + 1, lambda n: y) == e.replace(lambda n: n == x + 1, lambda n: y)
     True
+    >>> replace([x], lambda n: True, lambda n: y)        # not a SymPy tree (a list, a mutable Matrix): as it is
+    [x]
     """
-    return replacer(query, value, maxsize=None)(expr)
+    return replacer(query, value, maxsize=None)(expr) if isinstance(expr, Basic) else expr
 
 
 def install():
