@@ -344,66 +344,186 @@ def course_signs(expr, predictions=()):
     return expr.replace(lambda e: isinstance(e, sp.Mul), rewrite)
 
 
+@dataclass(frozen=True)
+class Standardization:
+    """A layer x̂[k] = (x[k] − μ[k_P]) / s(k_P): x centred by its mean μ over the axes Q (the others,
+    P, index μ) and divided by a scale s that depends on k_P only. Batch norm of one feature
+    (P = ()), of N × C (P = (1,): a mean per channel), layer norm (P = the leading axes)."""
+    xhat: object            # the layer x̂
+    x: object               # x's IndexedBase
+    mean: object            # the layer μ (rank len(P))
+    scale: object           # s as an expression in ``free_kept``
+    kept: tuple             # P: the axes of x that index μ, in order
+    free_kept: tuple        # the indices the scale is written in (x̂'s own, at P)
+
+    @property
+    def summed(self):
+        return tuple(a for a in range(self.xhat.rank) if a not in self.kept)
+
+    def count(self):
+        return sp.Mul(*[self.xhat.shape[a] for a in self.summed])
+
+    def scale_at(self, idx_kept):
+        return self.scale.xreplace(dict(zip(self.free_kept, idx_kept)))
+
+    def mean_at(self, idx_kept):
+        return self.mean.base[tuple(idx_kept)] if idx_kept else self.mean.base
+
+
+def _sum_limits(expr):
+    """(body, [(var, lo, hi)]) of nested sums Σ_a Σ_b … f, outermost first."""
+    limits = []
+    while isinstance(expr, sp.Sum):
+        limits += list(expr.limits)
+        expr = expr.function
+    return expr, limits
+
+
+def _summed_entry(s, base, kept_axes, shape):
+    """The kept indices when ``s`` is Σ over the other axes of base[…], each over its whole range
+    (the summation indices exactly the entry's indices at those axes), else None."""
+    body, limits = _sum_limits(s)
+    if not (isinstance(body, sp.Indexed) and body.base == base) or len(limits) != len(shape) - len(kept_axes):
+        return None
+    summed_axes = [a for a in range(len(shape)) if a not in kept_axes]
+    by_var = {var: (lo, hi) for var, lo, hi in limits}
+    for a in summed_axes:
+        var = body.indices[a]
+        if var not in by_var or by_var[var][0] != 0 or sp.simplify(by_var[var][1] - (shape[a] - 1)) != 0:
+            return None
+    kept = tuple(body.indices[a] for a in kept_axes)
+    if any(set(by_var) & sp.sympify(k).free_symbols for k in kept) or len(set(body.indices[a] for a in summed_axes)) \
+            != len(summed_axes):
+        return None
+    return kept
+
+
 def _standardizations(layers):
-    """[(x̂, x, μ, s)] for each layer x̂_k = (x_k − μ)/s of a vector x, with μ a layer that is the
-    mean of x (Σ_m x_m / n) and s free of k: batch norm's x̂ of one feature, a z-score."""
+    """[Standardization] for each layer x̂[k] = (x[k] − μ[k_P]) / s(k_P) whose μ is a layer that is
+    the mean of x over the other axes (Σ x / their count): batch norm's x̂, a z-score."""
     out = []
     for layer in layers.values():
-        if getattr(layer, "rank", 0) != 1 or not getattr(layer, "is_layer", False):
+        if getattr(layer, "rank", 0) < 1 or not getattr(layer, "is_layer", False):
             continue
-        k = make_index("k", layer.shape[0])
+        k = tuple(make_index(f"k{a}" if layer.rank > 1 else "k", n) for a, n in enumerate(layer.shape))
         try:
-            definition = layer.element((k,), expand=False)
+            definition = layer.element(k, expand=False)
         except Exception:         # a layer that cannot give its entry unexpanded has no such form
             continue
-        numerator, denominator = sp.fraction(sp.together(definition))
-        if k in denominator.free_symbols:
+        centred = [f for f in sp.Mul.make_args(definition) if isinstance(f, sp.Add)
+                   and any(isinstance(t, sp.Indexed) and t.indices == k for t in f.args)]
+        if len(centred) != 1:
             continue
-        terms = sp.Add.make_args(sp.expand(numerator))
-        entries = [t for t in terms if isinstance(t, sp.Indexed) and t.indices == (k,)]
+        denominator = 1 / sp.Mul(*[f for f in sp.Mul.make_args(definition) if f is not centred[0]])
+        terms = centred[0].args
+        entries = [t for t in terms if isinstance(t, sp.Indexed) and t.indices == k]
         if len(entries) != 1 or len(terms) != 2:
             continue
         x_entry = entries[0]
         (centre,) = [t for t in terms if t is not x_entry]
-        mean = next((m for m in layers.values() if getattr(m, "rank", None) == 0 and -centre == m.base), None)
+        centre = -centre
+        base = centre.base if isinstance(centre, sp.Indexed) else centre
+        mean = next((m for m in layers.values() if getattr(m, "is_layer", False) and m.base == base), None)
         if mean is None:
             continue
-        m_def = sp.together(mean.element((), expand=False))
-        m_num, m_den = sp.fraction(m_def)
-        if not (isinstance(m_num, sp.Sum) and len(m_num.limits) == 1 and m_num.function.func == sp.Indexed
-                and m_num.function.base == x_entry.base and m_num.function.indices == (m_num.limits[0][0],)
-                and sp.simplify(m_den - layer.shape[0]) == 0 and m_num.limits[0][1] == 0
-                and sp.simplify(m_num.limits[0][2] - (layer.shape[0] - 1)) == 0):
+        idx_kept = tuple(centre.indices) if isinstance(centre, sp.Indexed) else ()
+        if len(set(idx_kept)) != len(idx_kept) or not all(i in k for i in idx_kept) or \
+                list(idx_kept) != sorted(idx_kept, key=k.index):
             continue
-        out.append((layer, x_entry.base, mean, denominator))
+        kept = tuple(k.index(i) for i in idx_kept)
+        if not denominator.free_symbols & set(k) <= set(idx_kept):
+            continue
+        j = mean.free_indices() if mean.rank else ()
+        m_num, m_den = sp.fraction(sp.together(mean.element(j, expand=False)))
+        shape = tuple(x_entry.base.shape) if x_entry.base.shape is not None else tuple(layer.shape)
+        summed_kept = _summed_entry(m_num, x_entry.base, kept, shape)
+        count = sp.Mul(*[shape[a] for a in range(len(shape)) if a not in kept])
+        if summed_kept is None or tuple(summed_kept) != tuple(j) or sp.simplify(m_den - count) != 0:
+            continue
+        out.append(Standardization(layer, x_entry.base, mean, denominator, kept, idx_kept))
     return out
+
+
+class _Opaque:
+    """The square of a standardization's scale, s² = σ² + ε, held as one positive symbol S[k_P] while
+    the sums are rewritten (σ² is written S − ε), so that simplify cannot spread ε's digits over the
+    form (100√10 / √(100000 σ² + 1) instead of 1/√(σ² + 1/100000)); calling it puts σ² + ε back."""
+
+    def __init__(self, st, variance, rest):
+        self.st, self.variance, self.rest = st, variance, rest
+        self.base = sp.IndexedBase(sp.Dummy("S", positive=True))
+
+    def entry(self, kept):
+        return self.base[tuple(kept)] if kept else self.base.label
+
+    def scale(self, kept):
+        return sp.sqrt(self.entry(kept)) if self.variance is not None else self.st.scale_at(kept)
+
+    def hide(self, expr):
+        if self.variance is None:
+            return expr
+        if isinstance(self.variance, sp.IndexedBase):
+            return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == self.variance,
+                                lambda e: self.entry(e.indices) - self.rest)
+        return expr.xreplace({self.variance: self.entry(()) - self.rest})
+
+    def __call__(self, expr):
+        if self.variance is None:
+            return expr
+        if isinstance(self.variance, sp.IndexedBase):
+            return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == self.base,
+                                lambda e: self.variance[e.indices] + self.rest)
+        return expr.xreplace({self.base.label: self.variance + self.rest})
+
+
+def _opaque_square(expr, st):
+    """(``expr`` with σ²[k_P] written S[k_P] − ε, where s(k_P)² = σ²[k_P] + ε, and the _Opaque that
+    undoes it); nothing is hidden unless the scale is that square root, σ² the entry of a layer indexed
+    by k_P, and ε a constant."""
+    scale, nothing = st.scale, (expr, _Opaque(st, None, None))
+    if not (isinstance(scale, sp.Pow) and scale.exp == sp.S.Half and isinstance(scale.base, sp.Add)):
+        return nothing
+    entries = [t for t in scale.base.args if (isinstance(t, sp.Indexed) and t.indices == st.free_kept)
+               or (not st.free_kept and isinstance(t, sp.Symbol) and t.is_real and not isinstance(t, sp.Idx))]
+    if len(entries) != 1:
+        return nothing
+    rest = scale.base - entries[0]
+    if rest.free_symbols & set(st.free_kept) or rest.has(sp.Indexed):
+        return nothing
+    opaque = _Opaque(st, entries[0].base if isinstance(entries[0], sp.Indexed) else entries[0], rest)
+    return opaque.hide(expr), opaque
 
 
 def standardized(expr, layers):
     """``expr`` written through each standardized layer x̂ = (x − μ)/s (``_standardizations``):
-    Σ_m x_m = n μ, then x_k = μ + s x̂_k, then Σ_k x̂_k = 0, so batch norm's gradient reads
+    Σ_Q x = n μ, then x[k] = μ[k_P] + s(k_P) x̂[k], then Σ_Q x̂ = 0, so batch norm's gradient reads
     (γ/(N s)) (N g − Σ_n g_n − x̂ Σ_n g_n x̂_n) instead of a polynomial in x up to N⁻⁴.
     Returns (expr, [the layers x̂ used])."""
     used = []
-    for xhat, x, mean, scale in _standardizations(layers):
-        if not expr.has(x):
+    for st in _standardizations(layers):
+        if not expr.has(st.x):
             continue
-        n = xhat.shape[0]
-        new = pull_out_of_sums(sp.expand(expr))
-        new = new.replace(lambda s: isinstance(s, sp.Sum) and len(s.limits) == 1 and s.function.func == sp.Indexed
-                          and s.function.base == x and s.function.indices == (s.limits[0][0],),
-                          lambda s: n * mean.base)
-        new = new.replace(lambda s: isinstance(s, sp.Indexed) and s.base == x,
-                          lambda s: mean.base + scale * xhat.base[s.indices])
+        shape, n = tuple(st.xhat.shape), st.count()
+
+        def totals(base, value):
+            def match(s):
+                return isinstance(s, sp.Sum) and _summed_entry(s, base, st.kept, shape) is not None
+            return lambda e: e.replace(match, lambda s: value(_summed_entry(s, base, st.kept, shape)))
+
+        squared, back = _opaque_square(expr, st)
+        new = pull_out_of_sums(sp.expand(squared))
+        new = totals(st.x, lambda kept: n * st.mean_at(kept))(new)
+        new = new.replace(lambda s: isinstance(s, sp.Indexed) and s.base == st.x,
+                          lambda s: st.mean_at([s.indices[a] for a in st.kept])
+                          + back.scale([s.indices[a] for a in st.kept]) * st.xhat.base[s.indices])
         new = pull_out_of_sums(sp.expand(new))
-        new = new.replace(lambda s: isinstance(s, sp.Sum) and len(s.limits) == 1 and s.function.func == sp.Indexed
-                          and s.function.base == xhat.base and s.function.indices == (s.limits[0][0],),
-                          lambda s: sp.S.Zero)
+        new = totals(st.xhat.base, lambda kept: sp.S.Zero)(new)
         new = pull_out_of_sums(sp.expand(sp.simplify(sp.together(new))))
-        if new.has(x):
+        if new.has(st.x):
             continue
+        new = back(new)
         expr = _common_out_front(new)
-        used.append(xhat)
+        used.append(st.xhat)
     return expr, used
 
 

@@ -69,6 +69,23 @@ class Node:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Entries(Node):
+    """A course form with no matrix notation, given by its entries: an index formula over ``free``
+    (batch norm of N × C, written per channel as CS231n does). It is checked like a matrix form, never
+    printed as one."""
+    expr: sp.Expr
+    free: tuple
+
+    def latex(self):
+        raise NotConvertible("an index formula, not a matrix form")
+
+    def value(self, env):
+        from .evaluate import evaluate_grid
+        dims = [int((i.upper - i.lower + 1).xreplace(env["scalars"])) for i in self.free]
+        return evaluate_grid(self.expr, self.free, dims, env["tensors"], env["scalars"])
+
+
 def scalar_value(expr, env):
     """A scalar of a form: numbers, sizes, scalar tensors and layers, det X and log det X."""
     if sp.sympify(expr).has(*WHOLE_MATRIX):

@@ -123,6 +123,9 @@ def course_form(value, free, of, wrt, avoid=()):
         return value, convert(value), named, labels
     except NotConvertible:
         pass
+    if standardized_layers:                         # per channel: the course writes it entry by entry
+        from ..matrix_form import Entries
+        return value, Entries(value, tuple(free)), named, labels
     for label, target in pickers:                  # U_{p,o} = Σ_j U_{p,j} y_j, to join Σ_j U_{p,j} ŷ_j
         picked = course_signs(merge_sums(picked_by_label(value, label, target.tensor, taken)), predictions)
         try:
@@ -208,7 +211,9 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
             named_value, node, named, labels = found
     except NotConvertible:
         return None, None
-    node = tidy_node(node)
+    from ..matrix_form import Entries
+    entries_only = isinstance(node, Entries)
+    node = node if entries_only else tidy_node(node)
     tensors = {}
     for node_ in [of, wrt] + list(of.layer_inputs().values()) + list(of.leaves().values()):
         if node_.shape:
@@ -245,6 +250,8 @@ def matrix_result(value, free, label, of, wrt, ctx, extra=None, convert=None, st
         _record_in_order(named, ctx)
     else:
         _course_names(named, named_value, value, label, of, wrt, free, ctx, steps, results)
+    if entries_only:                    # the course element above is the form; there is no matrix notation
+        return None, None
     latex = f"{label} = {latex_in_base(node, ctx.base)}"
     why = (f"in matrix notation (numerator layout); checked against the element formula at random sizes "
            f"and values, max error {error:.1e}")
