@@ -260,6 +260,12 @@ questions:
     layers: {y: "conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)"}
     ask: conv_transpose_matrix
     of: y
+  - id: bn-mse-chain
+    tensors: {x: [4, 2], g: [2], b: [2], t: [4, 2]}
+    layers: {y: "batch_norm(x, g, b)", E: "mse(y, t)"}
+    ask: chain_rule
+    of: E
+    wrt: x
   - id: gn-chain
     tensors: {x: [2, 4, 2], g: [4], b: [4]}
     layers: {y: "group_norm(x, g, b, num_groups=2)"}
@@ -378,3 +384,98 @@ def test_a_stack_entry_with_a_bad_output_padding_is_refused_at_its_call(tmp_path
 def test_batch_norm_needs_more_than_one_value_per_channel():
     with pytest.raises(ShapeError, match="more than one value per channel"):
         sd.batch_norm(sd.tensor("x", 1, 3))
+
+
+# The library norms' gradients in the form courses write (CS231n assignment 2, batchnorm_backward; Ba
+# et al. 2016 for layer norm). The expected numbers are torch autograd through F.batch_norm/F.layer_norm;
+# the course form is evaluated with μ, var and x̂ computed here by NumPy from x, not by the engine.
+COURSE_FORMS = """
+title: library norms in course form
+index_base: 0
+sizes: [N, D]
+questions:
+  - id: bn
+    tensors: {x: [N, 3], g: [3], b: [3]}
+    layers: {y: "batch_norm(x, weight=g, bias=b)"}
+    ask: chain_rule
+    of: y
+    wrt: x
+    upstream: dy
+  - id: bn-plain
+    tensors: {x: [N, D]}
+    layers: {y: "batch_norm(x, eps=1/10)"}
+    ask: chain_rule
+    of: y
+    wrt: x
+    upstream: dy
+  - id: ln
+    tensors: {x: [N, D], g: [D], b: [D]}
+    layers: {y: "layer_norm(x, g, b, normalized_shape=D)"}
+    ask: chain_rule
+    of: y
+    wrt: x
+    upstream: dy
+"""
+
+
+def _course_element(answer):
+    (result,) = [r for r in answer.results if r.key == "course element"]
+    return result.value
+
+
+def _entrywise(expr, arrays, sizes, shape):
+    """``expr`` (free indices: its Idx symbols, in name order p, q) at every position of ``shape``, each
+    tensor's entries from ``arrays`` by name and the sizes from ``sizes`` by name."""
+    expr = expr.xreplace({s: sp.Integer(sizes[s.name]) for s in expr.free_symbols if s.name in sizes})
+    free = sorted((s for s in expr.free_symbols if isinstance(s, sp.Idx)), key=lambda s: s.name)
+    out = np.empty(shape)
+    for pos in np.ndindex(*shape):
+        e = _explicit(expr.xreplace(dict(zip(free, map(sp.Integer, pos)))))
+        out[pos] = float(e.xreplace({a: sp.Float(arrays[a.base.label.name][tuple(int(i) for i in a.indices)], 30)
+                                     for a in e.atoms(sp.Indexed)}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def course_forms(tmp_path_factory):
+    path = tmp_path_factory.mktemp("norm-forms") / "forms.yaml"
+    path.write_text(textwrap.dedent(COURSE_FORMS))
+    problem = load_problem(path)
+    return {a.question_id: a for a in problem.solve()}
+
+
+@pytest.mark.parametrize("qid, n, d", [("bn", 5, 3), ("bn", 2, 3), ("bn-plain", 4, 2), ("ln", 3, 4)])
+def test_library_norm_gradients_are_in_the_course_form(course_forms, qid, n, d):
+    """dx = (γ / (M √(var + ε))) (M dy − Σ dy − x̂ Σ dy x̂) over the M entries sharing statistics: the
+    course element names x̂ and var (x itself is gone) and equals torch's gradient."""
+    form = _course_element(course_forms[qid])
+    bases = {a.base.label.name for a in form.atoms(sp.Indexed)}
+    assert "x" not in bases and "var" in bases, bases
+    assert ("xhat" if qid != "bn-plain" else "y") in bases, bases
+    x, dy = RNG.normal(size=(n, d)), RNG.normal(size=(n, d))
+    g, b = RNG.normal(size=d), RNG.normal(size=d)
+    eps, axis = (0.1 if qid == "bn-plain" else 1e-5), (0 if qid.startswith("bn") else 1)
+    mean, var = x.mean(axis=axis, keepdims=True), x.var(axis=axis, keepdims=True)      # biased, as torch
+    xhat = (x - mean) / np.sqrt(var + eps)
+    arrays = {"x": x, "dy": dy, "g": g, "b": b, "mu": mean.ravel(), "var": var.ravel(),
+              "xhat": xhat, "y": xhat}
+    got = _entrywise(form, arrays, {"N": n, "D": d}, (n, d))
+    tx = torch.tensor(x, requires_grad=True)
+    tg, tb = torch.tensor(g), torch.tensor(b)
+    if qid == "ln":
+        out = F.layer_norm(tx, [d], tg, tb, eps=eps)
+    else:
+        out = F.batch_norm(tx, None, None, *((tg, tb) if qid == "bn" else (None, None)), training=True, eps=eps)
+    out.backward(torch.tensor(dy))
+    np.testing.assert_allclose(got, tx.grad.numpy(), atol=1e-10, rtol=0)
+
+
+def test_library_batch_norm_goes_through_its_statistics():
+    """μ, var and x̂ are layers inside batch_norm (named so, and apart from a weight already called mu), and
+    its entry written out is still the whole formula."""
+    x, mu = sd.tensor("x", 4, 2), sd.tensor("mu", 2)
+    y = sd.batch_norm(x, mu, None)
+    inner = {name: layer.kind for name, layer in y.layer_inputs().items()}
+    assert "mu" not in inner and inner.get("mu_y") == "batch_norm mean", inner
+    assert inner.get("var") == "batch_norm variance" and inner.get("xhat") == "batch_norm standardized input"
+    assert not y.element((1, 0)).has(sp.IndexedBase("var"), sp.IndexedBase("mu_y"))

@@ -20,11 +20,15 @@ class BatchNorm(Normalize):
     """``batch_norm`` in training mode on (N, C, *spatial).
 
     >>> from symderive.tensors import Tensor
-    >>> BatchNorm('y', Tensor('x', (2, 1)), eps=1).definition((0, 0))
-    (x[0, 0] - Sum(x[a, 0], (a, 0, 1))/2)/sqrt(Sum((x[b, 0] - Sum(x[a, 0], (a, 0, 1))/2)**2, (b, 0, 1))/2 + 1)
+    >>> y = BatchNorm('y', Tensor('x', (2, 1)), eps=1)
+    >>> y.definition((0, 0))
+    (-mu[0] + x[0, 0])/sqrt(var[0] + 1)
+    >>> y.element((0, 0))
+    (x[0, 0] - Sum(x[a, 0], (a, 0, 1))/2)/sqrt(Sum((x[a, 0] - Sum(x[b, 0], (b, 0, 1))/2)**2, (a, 0, 1))/2 + 1)
     """
 
     kind = "batch_norm"
+    per = "over the batch and spatial axes, per channel"
 
     def __init__(self, name, x, weight=None, bias=None, eps=DEFAULT_EPS):
         if x.rank < 2:
@@ -41,10 +45,16 @@ class BatchNorm(Normalize):
     def count(self):
         return sp.Mul(self.x.shape[0], *self.x.shape[2:])
 
-    def group(self, idx, taken):
+    def stats_shape(self):
+        return (self.x.shape[1],)
+
+    def stats_index(self, idx):
+        return (idx[1],)
+
+    def group(self, at, taken):
         rest = tuple(self.x.shape[:1]) + tuple(self.x.shape[2:])
         fresh = summed(rest, taken)
-        return entry_at(self.x, (fresh[0], idx[1]) + fresh[1:]), [(i, 0, n - 1) for i, n in zip(fresh, rest)]
+        return entry_at(self.x, (fresh[0], at[0]) + fresh[1:]), [(i, 0, n - 1) for i, n in zip(fresh, rest)]
 
     def affine_index(self, idx):
         return (idx[1],)

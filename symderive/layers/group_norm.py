@@ -24,6 +24,7 @@ class GroupNorm(Normalize):
     """
 
     kind = "group_norm"
+    per = "per sample and group of channels"
 
     def __init__(self, name, x, weight=None, bias=None, num_groups=None, eps=DEFAULT_EPS):
         if num_groups is None:
@@ -45,11 +46,17 @@ class GroupNorm(Normalize):
     def count(self):
         return sp.Mul(self.per_group, *self.x.shape[2:])
 
-    def group(self, idx, taken):
+    def stats_shape(self):
+        return (self.x.shape[0], self.num_groups)
+
+    def stats_index(self, idx):
+        return (idx[0], sp.floor(idx[1] / self.per_group))
+
+    def group(self, at, taken):
         rest = (self.per_group,) + tuple(self.x.shape[2:])
         fresh = summed(rest, taken)
-        first = sp.floor(idx[1] / self.per_group) * self.per_group     # first channel of idx's group
-        return self.x.base[(idx[0], first + fresh[0]) + fresh[1:]], [(i, 0, n - 1) for i, n in zip(fresh, rest)]
+        first = at[1] * self.per_group                     # the first channel of group at[1]
+        return self.x.base[(at[0], first + fresh[0]) + fresh[1:]], [(i, 0, n - 1) for i, n in zip(fresh, rest)]
 
     def affine_index(self, idx):
         return (idx[1],)

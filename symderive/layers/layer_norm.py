@@ -20,6 +20,7 @@ class LayerNorm(Normalize):
     """
 
     kind = "layer_norm"
+    per = "over the normalized axes"
 
     def __init__(self, name, x, weight=None, bias=None, normalized_shape=None, eps=DEFAULT_EPS):
         if normalized_shape is None:
@@ -38,10 +39,15 @@ class LayerNorm(Normalize):
     def count(self):
         return sp.Mul(*self.normalized_shape)
 
-    def group(self, idx, taken):
+    def stats_shape(self):
+        return tuple(self.x.shape[:self.x.rank - len(self.normalized_shape)])
+
+    def stats_index(self, idx):
+        return tuple(idx[:len(idx) - len(self.normalized_shape)])
+
+    def group(self, at, taken):
         fresh = summed(self.normalized_shape, taken)
-        kept = tuple(idx[:len(idx) - len(fresh)])
-        return self.x.base[kept + fresh], [(i, 0, n - 1) for i, n in zip(fresh, self.normalized_shape)]
+        return self.x.base[tuple(at) + fresh], [(i, 0, n - 1) for i, n in zip(fresh, self.normalized_shape)]
 
     def affine_index(self, idx):
         return tuple(idx[len(idx) - len(self.normalized_shape):])
