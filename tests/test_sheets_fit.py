@@ -1,5 +1,6 @@
 """Answer sheets a TA hands out: every shipped sheet fits the page (no line sticks out by more
-than 1 pt in pdflatex's log), and names are written as the questions write them.
+than 1 pt in pdflatex's log, and no formula is taller than the page), and names are written as the
+questions write them.
 
 Before the page fitting (issue 13) the shipped sheets had 27 overfull lines over 1 pt, the
 widest 4,651 pt; the display names (``tex:``) are checked on the sheets, in ``--json`` and
@@ -26,6 +27,9 @@ SHIPPED = sorted(p for p in (REPO / "problems").iterdir() if p.suffix in (".yaml
 FIXTURES = sorted((Path(__file__).resolve().parent / "data").glob("*.yaml"))
 PDFLATEX = shutil.which("pdflatex")
 OVERFULL = re.compile(r"Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\)")
+#: A formula that cannot break across pages and is taller than one runs off its page's foot (the
+#: library batch_norm's ∂L/∂x as one expanded formula did, by 138 pt).
+TOO_TALL = re.compile(r"Overfull \\vbox \((\d+(?:\.\d+)?)pt too high\)")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,8 @@ def test_every_sheet_fits_the_page(sheets, stem):
     assert "Output written" in log, log[-2000:]
     overfull = [float(w) for w in OVERFULL.findall(log) if float(w) > 1.0]
     assert overfull == [], f"{stem}: {len(overfull)} lines wider than the text, by up to {max(overfull)} pt"
+    too_tall = [float(h) for h in TOO_TALL.findall(log) if float(h) > 1.0]
+    assert too_tall == [], f"{stem}: {len(too_tall)} pages overfilled, by up to {max(too_tall)} pt"
 
 
 def test_sheets_use_the_questions_names(sheets):
