@@ -779,12 +779,13 @@ def check(node, index_expr, free, tensors, sizes, derived=(), trials=3, seed=0, 
             else:
                 scalars[sp.Symbol(name, real=True)] = sp.Integer(int(rng.integers(0, count)))
         layer_scalars = {}
-        for name, shape, element, idx in derived:
+        for name, shape, element, idx in derived:       # each may read the ones before it (x̂ reads μ, σ²)
+            known = {**scalars, **layer_scalars}
             if not shape:      # a scalar layer: its value is a scalar of the form
-                layer_scalars[sp.Symbol(name, real=True)] = sp.Float(_number(element, (), (), scalars, arrays))
+                layer_scalars[sp.Symbol(name, real=True)] = sp.Float(_number(element, (), (), known, arrays))
                 continue
             dims = [int(sp.sympify(n).xreplace(scalars)) for n in shape]
-            arrays[name] = evaluate_grid(element, idx, dims, arrays, scalars)     # one walk per layer
+            arrays[name] = evaluate_grid(element, idx, dims, arrays, known)     # one walk per layer
         arrays.update(inverted_arrays(index_expr, arrays))
         env = {"tensors": arrays, "scalars": {**scalars, **layer_scalars}, "indices": {}}
         got = np.atleast_1d(node.value(env))

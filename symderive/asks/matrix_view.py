@@ -103,7 +103,9 @@ def course_form(value, free, of, wrt, avoid=()):
     value, standardized_layers = standardized(value, layers)
     for layer in standardized_layers:
         k = layer.free_indices()
-        named.append(Named(layer, k, layer.element(k, expand=True),
+        # in its mean and variance (layers the grader defines too), not written down to x: a μ left to chance
+        # under a written-out x̂ made a correct answer in x̂ read as wrong
+        named.append(Named(layer, k, layer.element(k, expand=False),
                            f"${layer.tex}$ is its input standardized, so the input is its mean plus its scale "
                            f"times ${layer.tex}$, and the entries of ${layer.tex}$ sum to 0"))
     value = one_minus_tanh_squared(value)
