@@ -171,3 +171,24 @@ def test_vector_gates_row_vectors_and_columns(problem, qid, latex, expected):
 ])
 def test_the_output_written_as_the_statement_calls_it(latex, expected):
     assert verdict("nyu-dl-2021-hw3.yaml", "nyu21-1.1c-i", latex) == expected
+
+
+@pytest.mark.parametrize("qid, latex, expected", [
+    # CS231n batchnorm_backward: dgamma = Σ_i dy ⊙ x̂, dx = (γ/(N√(var + ε)))(N dy − Σ dy − x̂ Σ dy x̂); x̂, var and μ
+    # are the library batch_norm's own inner layers (the question declares none of them)
+    ("cs231n-bn-dgamma", r"\sum_{i=0}^{N-1} \mathrm{dy}_{i,p} \hat{x}_{i,p}", "correct"),
+    ("cs231n-bn-dgamma", r"\sum_{i=0}^{N-1} \mathrm{dy}_{i,p} x_{i,p}", "incorrect"),
+    ("cs231n-bn-dgamma", r"\frac{\sum_{i=0}^{N-1} \mathrm{dy}_{i,p} (x_{i,p} - \mu_p)}{\sqrt{\mathrm{var}_p + 10^{-5}}}",
+     "correct"),
+    # γ in front of the parenthesis: the parenthesis holds the sheet's dy, a name, not a prose note to drop
+    ("cs231n-bn-dx", r"\frac{\gamma_q}{N \sqrt{\mathrm{var}_q + 10^{-5}}} \left(N \mathrm{dy}_{p,q} - \sum_{i=0}^{N-1} "
+                     r"\mathrm{dy}_{i,q} - \hat{x}_{p,q} \sum_{i=0}^{N-1} \mathrm{dy}_{i,q} \hat{x}_{i,q}\right)", "correct"),
+    ("cs231n-bn-dx", r"\frac{\gamma_q}{N \sqrt{\mathrm{var}_q + 10^{-5}}} \left(N \mathrm{dy}_{p,q} - "
+                     r"\hat{x}_{p,q} \sum_{i=0}^{N-1} \mathrm{dy}_{i,q} \hat{x}_{i,q}\right)", "incorrect"),   # Σ dy dropped
+])
+def test_batch_norm_answers_in_its_statistics(qid, latex, expected):
+    """A μ or var named by another inner layer's definition is that layer, not a value drawn at random: with
+    μ drawn, an answer using var (defined through μ) and one using x̂ (written out) disagreed. And
+    γ_q (N dy_{p,q} − …) is a product: the parenthesis was read as a prose note (dy is no declared name) and
+    dropped, so the answer read γ_q alone."""
+    assert verdict("normalization-and-transposed-conv.yaml", qid, latex) == expected

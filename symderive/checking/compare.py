@@ -1131,13 +1131,23 @@ def _declared_word(word, info):
         return False
 
 
+def _sheet_word(word, info):
+    """Whether a word is a name the engine's sheet writes that the question does not declare: the upstream
+    gradient dy of a chain rule, a δ, a name the sheet defines (x̂)."""
+    if info is None:
+        return False
+    name = word.text.replace(" ", "")
+    args = info.context_args
+    return name in (args.get("extra_tensors") or {}) or name in (args.get("definitions") or {})
+
+
 def _is_prose(node, info):
     """A parenthesis holding words or a condition (|d| < 1, |d| = 1), not a value: a relation is never a
     factor of one."""
     if isinstance(node, R.Relation) and node.ops:
         return True
-    if isinstance(node, R.Word):
-        return not _declared_word(node, info)
+    if isinstance(node, R.Word):            # \mathrm{dy}_{p,q}, a name the sheet gives, is not prose
+        return not node.scripts and not _declared_word(node, info) and not _sheet_word(node, info)
     if isinstance(node, R.Bin):
         return _is_prose(node.left, info) or _is_prose(node.right, info)
     if isinstance(node, R.Tuple) and node.paren == "(":     # (\text{at the given } G, X): its first item
