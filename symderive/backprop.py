@@ -23,8 +23,7 @@ from .contract import collapse_single_value_sums, conditions_to_bounds, contract
 from .derivative import WRT_LETTERS, differentiated, graph_names, tidy, upstream_name
 from .indices import indices_for
 from .layers.base import entry
-from .simplify import fold
-from .sympy_memos import replace
+from .simplify import counted, fold
 from .tensors import Tensor
 
 #: Letters for the indices of a δ step (the layer's entry) and of the layers that read it.
@@ -127,20 +126,6 @@ def _local_step(reader, reader_delta, layer, idx, taken, out_idx=()):
     summed = sp.Sum(upstream * raw, *[(c, 0, n - 1) for c, n in zip(c_idx, reader.shape)]) if reader.shape \
         else upstream * raw
     return counted(collapse_single_value_sums(conditions_to_bounds(contract(summed))))
-
-
-def counted(expr):
-    """A sum whose terms do not depend on its indices is that term times their count: Σ_{a=0}^{N−1} 1
-    is N (the δ of batch norm's mean, through its variance Σ (x − μ)²).
-
-    >>> from symderive.indices import make_index
-    >>> a, mu = make_index('a', sp.Symbol('N', integer=True, positive=True)), sp.Symbol('mu')
-    >>> counted(2 * mu * sp.Sum(1, (a, 0, a.upper)))
-    2*N*mu
-    """
-    def constant(e):
-        return isinstance(e, sp.Sum) and not (e.function.free_symbols & {v for v, _, _ in e.limits})
-    return replace(expr, constant, lambda e: e.doit()) if expr.has(sp.Sum) else expr
 
 
 def _definitions(reader, auxiliaries):

@@ -147,6 +147,32 @@ def pull_out_of_sums(expr):
     return expr.func(*[pull_out_of_sums(a) for a in expr.args])
 
 
+def counted(expr):
+    """Each summation index the terms do not depend on (nor another limit) is dropped for its count:
+    Σ_{a=0}^{N−1} 1 = N (the δ of batch norm's mean, through its variance Σ (x − μ)²), Σ_{a,b} x_b = 4 Σ_b x_b.
+    Only where the count is known to be ≥ 0 (an empty range clipped by max/min counts 0, not hi − lo + 1).
+
+    >>> from symderive.indices import make_index
+    >>> n = sp.Symbol('N', integer=True, positive=True)
+    >>> a, b, x = make_index('a', n), make_index('b', 4), sp.IndexedBase('x')
+    >>> counted(2 * sp.Sum(1, (a, 0, n - 1))), counted(sp.Sum(x[b], (b, 0, 3), (a, 0, n - 1)))
+    (2*N, N*Sum(x[b], (b, 0, 3)))
+    """
+    def unused(limit, e):
+        var, lo, hi = limit
+        others = [bound for v, l, h in e.limits if v != var for bound in (l, h)]
+        return var not in e.function.free_symbols and not any(var in sp.sympify(b).free_symbols for b in others) \
+            and (hi - lo + 1).is_nonnegative is True
+
+    def drop(e):
+        keep = [l for l in e.limits if not unused(l, e)]
+        count = sp.Mul(*[hi - lo + 1 for var, lo, hi in e.limits if unused((var, lo, hi), e)])
+        return count * (sp.Sum(e.function, *keep) if keep else e.function)
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.Sum):
+        return expr
+    return replace(expr, lambda e: isinstance(e, sp.Sum) and any(unused(l, e) for l in e.limits), drop)
+
+
 def _pull(body, var, lo, hi):
     terms = sp.Add.make_args(sp.expand(body, deep=False, mul=True, multinomial=False, power_exp=False,
                                        power_base=False, log=False))
