@@ -218,7 +218,10 @@ SHIPPED = [("conceptual-cnn-rnn", "cq-3.1-K"), ("course-forms", "softmax-regress
            ("masks-and-stop-gradients", "cs231n-two-layer-relu-dW1"), ("masks-and-stop-gradients", "semi-gradient-td0"),
            ("recurrent-and-attention", "d2l-attention-regression-dQ"),
            ("recurrent-and-attention", "flash-attention-dK"),
-           ("recurrent-and-attention", "flash-attention-dQ")]
+           ("recurrent-and-attention", "flash-attention-dQ"),
+           # the library norms go through their mean, variance and x̂ (layers inside them)
+           ("normalization-and-transposed-conv", "cs231n-bn-dx"),
+           ("normalization-and-transposed-conv", "d2l-layer-norm-jacobian")]
 PROBLEMS = __import__("pathlib").Path(__file__).resolve().parent.parent / "problems"
 
 
