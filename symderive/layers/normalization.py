@@ -10,6 +10,7 @@ import sympy as sp
 from ..errors import ShapeError
 from ..indices import indices_for
 from .base import Layer, entry, mark_inner, taken_by
+from .cells import Names
 
 #: PyTorch's default eps, exact so that numeric passes stay exact.
 DEFAULT_EPS = sp.Rational(1, 100000)
@@ -57,7 +58,6 @@ class Normalize(Layer):
                 raise ShapeError(f"{self.kind}: {role} {t.name} must have shape "
                                  f"({', '.join(map(str, affine_shape))}{',' if len(affine_shape) == 1 else ''}), "
                                  f"not {t.shape}")
-        from .cells import Names
         names = Names(name, [t for t in (x, weight, bias) if t is not None])
         self.mean = Statistic(names("mu"), self)
         self.variance = Statistic(names("var"), self, mean=self.mean)
