@@ -77,6 +77,7 @@ def compile_pdf(tex_path, timeout=120):
         if tex_path.with_suffix(suffix).is_symlink():
             tex_path.with_suffix(suffix).unlink()
     fmt = sheet_format(tex_path, timeout) if engine == "pdflatex" else None
+    used = _identity(fmt) if fmt is not None else None
     if fmt is not None:
         # only our folder is searched for formats, and a missing one is not made by mktexfmt
         done = _run(cmd[:1] + ["-fmt=sheet"] + cmd[1:], tex_path, timeout, engine,
@@ -90,9 +91,18 @@ def compile_pdf(tex_path, timeout=120):
         text = log.read_text(errors="replace") if log.exists() else done.stdout
         first = next((line for line in text.splitlines() if line.startswith("!")), "see the log")
         raise PdfError(f"{engine} failed on {tex_path}: {first}")
-    if fmt is not None:           # the sheet is fine, so the format is not: made again by the next run
-        _discard(fmt)
+    if fmt is not None and _identity(fmt) == used:    # the sheet is fine, so the format is not: made again
+        _discard(fmt)                                  # by the next run (unless another run replaced it)
     return _tidy(tex_path)
+
+
+def _identity(place):
+    """Which build of the format at ``place`` this is (its file's inode and time), None when there is none."""
+    try:
+        info = (Path(place) / "sheet.fmt").stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
 
 
 def _run(cmd, tex_path, timeout, engine, extra_env=None):
@@ -213,8 +223,10 @@ def _build(folder, place, header, binary, timeout):
         (work / "inputs.json").write_text(json.dumps(inputs, indent=0))
         for name in ("preamble.tex", "sheet.log", "sheet.fls"):
             (work / name).unlink()
-        if place.exists():            # stale: TeX or the packages changed since it was made
+        if place.exists() and not _still_valid(place):    # stale: TeX or the packages changed since
             _discard(place)
+        # (a valid one there was just put by another run building at once: it is kept, and this one dropped;
+        # discarding it would pull the format from under that run's pdflatex)
         try:
             work.rename(place)
         except OSError:                 # another run put its (equal) format there first

@@ -6,6 +6,7 @@ Each test has its own cache folder (SYMDERIVE_CACHE_DIR) and forgets the formats
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,39 @@ def test_runs_building_at_once_do_not_clash(tmp_path, own_cache):
     (place,) = formats(own_cache)
     assert pdf._still_valid(place)
     assert not [p for p in own_cache.iterdir() if p.name.startswith(".")], "no temporary folder left"
+
+
+def test_a_valid_format_another_run_put_there_is_kept(tmp_path, own_cache):
+    """Two runs building at once: the one finishing second keeps the first one's (equal) format instead of
+    discarding it as stale, which pulled it from under the first run's pdflatex (a CI run was left with none)."""
+    text = PREAMBLE + BODY + "\\end{document}\n"
+    tex = sheet(tmp_path / "a", text)
+    compile_pdf(tex)
+    (place,) = formats(own_cache)
+    before = pdf._identity(place)
+    header = pdf.format_header(tex.read_text())
+    binary, _ = pdf._tex_identity(60)
+    assert pdf._build(own_cache, place, header, binary, 60) == place
+    assert pdf._identity(place) == before, "the format already there is the one kept"
+    assert formats(own_cache) == [place] and not [p for p in own_cache.iterdir() if p.name.startswith(".")]
+
+
+def test_a_format_replaced_meanwhile_is_not_discarded(tmp_path, own_cache, monkeypatch):
+    """When the compile with the format fails because another run replaced the format meanwhile, the plain
+    compile gives the PDF and the new format stays: only the build this run used is discarded."""
+    text = PREAMBLE + BODY + "\\end{document}\n"
+    expected = plain_pdf(tmp_path, text, monkeypatch)
+    compile_pdf(sheet(tmp_path / "a", text))
+    (place,) = formats(own_cache)
+    real = pdf._run
+
+    def replaced_meanwhile(cmd, *args, **kwargs):
+        if "-fmt=sheet" in cmd:                   # another run swaps in its own build, then this one fails
+            fresh = place / "sheet.fmt.new"
+            shutil.copyfile(place / "sheet.fmt", fresh)
+            fresh.replace(place / "sheet.fmt")
+            return subprocess.CompletedProcess(cmd, 1, "", "")
+        return real(cmd, *args, **kwargs)
+    monkeypatch.setattr(pdf, "_run", replaced_meanwhile)
+    assert compile_pdf(sheet(tmp_path / "b", text)).read_bytes() == expected
+    assert formats(own_cache) == [place] and pdf._still_valid(place)
