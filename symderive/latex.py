@@ -181,16 +181,16 @@ def _show(expr, base, names):
     the shipped problems printed 227 distinct expressions 901 times."""
     if isinstance(expr, sp.MatrixBase):
         return matrix(expr, base)
-    shown = _one_fraction(_together_subscripts(for_display(sp.sympify(expr), base)))
+    shown = _subscripts_together(_floors_together(for_display(sp.sympify(expr), base)))
     return _sheet_printer(names).doprint(shown)
 
 
 # One fraction per subscript or floor: (q + P - S j)/D rather than q/D + P/D - S j/D.
-_together_subscripts = sympy_memos.replacer(lambda e: isinstance(e, (sp.floor, sp.ceiling)) and e.args[0].is_Add,
-                                            lambda e: e.func(sp.together(e.args[0])))
-_one_fraction = sympy_memos.replacer(lambda e: isinstance(e, sp.Indexed) and any(
-                                         sp.fraction(sp.together(a))[1] != 1 for a in e.indices),
-                                     lambda e: e.base[tuple(sp.together(a) for a in e.indices)])
+_floors_together = sympy_memos.replacer(lambda e: isinstance(e, (sp.floor, sp.ceiling)) and e.args[0].is_Add,
+                                        lambda e: e.func(sp.together(e.args[0])))
+_subscripts_together = sympy_memos.replacer(lambda e: isinstance(e, sp.Indexed) and any(
+                                                sp.fraction(sp.together(a))[1] != 1 for a in e.indices),
+                                            lambda e: e.base[tuple(sp.together(a) for a in e.indices)])
 
 
 class _MemoPrinter(SheetPrinter):

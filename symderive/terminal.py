@@ -68,7 +68,6 @@ class UnicodePrinter(StrPrinter):
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
 
-
 class _MemoUnicodePrinter(UnicodePrinter):
     """The printer of ``formula``: each subtree's text is kept, as the terminal lines of a run print
     the same subtrees again and again (the sheet's printer has the same memo, ``latex._MemoPrinter``).
@@ -91,6 +90,7 @@ def _subtree_text(expr, nested):
         return UnicodePrinter._print(_MEMO_PRINTER, expr)
     finally:
         _MEMO_PRINTER._print_level = level
+
 
 def formula(value, base=0):
     """One line of Unicode for a SymPy value, indices shown in ``base``.
