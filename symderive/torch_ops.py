@@ -77,7 +77,7 @@ def integer_value(expr, env):
     e = sp.sympify(expr)
     if e.is_Integer:
         return int(e)
-    indices, symbols = _index_atoms(e)
+    indices, symbols, _, _ = _atoms(e)
     subs = {a: sp.Integer(env[a.name]) for a in indices if a.name in env}
     for a in symbols:
         if a in env:
@@ -91,26 +91,19 @@ def integer_value(expr, env):
 
 
 @cacheit
-def _index_atoms(e):
-    """The ``Idx`` and ``Symbol`` atoms of an index expression. Memoized: a check evaluates the same
-    few index expressions at every entry (gn-chain's cross-check walked them 131,936 times, 3.7 of its
-    5.1 profiled seconds).
+def _atoms(e):
+    """(its ``Idx``, its ``Symbol``s, its ``Indexed`` entries, its free symbols that are not entries) of an
+    index expression. Memoized: a check evaluates the same few index expressions at every entry (gn-chain's
+    cross-check walked them 131,936 times, 3.7 of its 5.1 profiled seconds).
 
     >>> from symderive.indices import make_index
-    >>> j, k = make_index('j', 3), sp.Symbol('k', integer=True)
-    >>> indices, symbols = _index_atoms(2 * j + k)
-    >>> indices == (j,), k in symbols, _index_atoms(2 * j + k) == (indices, symbols)
-    (True, True, True)
+    >>> j, k, y = make_index('j', 3), sp.Symbol('k', integer=True), sp.IndexedBase('y')
+    >>> indices, symbols, entries, others = _atoms(2 * j + k + y[j])
+    >>> indices == (j,), k in symbols, entries == (y[j],), sorted(map(str, others))    # y: the entry's label
+    (True, True, True, ['j', 'k', 'y'])
     """
-    return tuple(e.atoms(sp.Idx)), tuple(e.atoms(sp.Symbol))
-
-
-@cacheit
-def _label_atoms(e):
-    """The ``Indexed`` entries of an index expression and its other free symbols (memoized, as
-    ``_index_atoms``)."""
-    entries = tuple(e.atoms(sp.Indexed))
-    return entries, tuple(s for s in e.free_symbols if not isinstance(s, sp.Indexed))
+    return (tuple(e.atoms(sp.Idx)), tuple(e.atoms(sp.Symbol)), tuple(e.atoms(sp.Indexed)),
+            tuple(s for s in e.free_symbols if not isinstance(s, sp.Indexed)))
 
 
 def evaluate(expr, lookup, env, numbers):
@@ -128,7 +121,7 @@ def evaluate(expr, lookup, env, numbers):
         e = sp.sympify(e)
         # An index read from a tensor of labels: z[n, y[n]], δ(q, y[p]), or a scalar label z[o]
         # (a tensor's symbol is real; sizes and indices are integer symbols).
-        entries, others = _label_atoms(e)
+        _, _, entries, others = _atoms(e)
         labels = {a: a.base[tuple(sp.Integer(integer(i)) for i in a.indices)] for a in entries}
         bases = {a.base.label for a in entries}
         labels.update({s: s for s in others if s not in bases
